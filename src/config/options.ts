@@ -1,0 +1,42 @@
+/** Every option meshd takes, as one typed object. Only main.ts reads argv or env. */
+import { DEFAULT_DOMAIN } from '../model/snapshot';
+
+export interface MeshdOptions {
+  configDir: string;
+  host: string;
+  xdsPort: number;
+  debugPort: number;
+  /** Prometheus `/metrics` as istiod serves it on 15014; -1 disables. */
+  monitoringPort: number;
+  domain: string;
+  logLevel: string;
+  /** Push debounce: quiet period and maximum delay. */
+  debounceQuietMs: number;
+  debounceMaxMs: number;
+  /** Check every generated resource against Envoy's validate.rules before serving it. */
+  validateResources: boolean;
+}
+
+export const DEFAULTS: Omit<MeshdOptions, 'configDir'> = {
+  host: '127.0.0.1',
+  xdsPort: 15010,
+  debugPort: 8080,
+  monitoringPort: 15014,
+  domain: DEFAULT_DOMAIN,
+  logLevel: 'info',
+  debounceQuietMs: 100,
+  debounceMaxMs: 10_000,
+  validateResources: true,
+};
+
+export function withDefaults(o: Partial<MeshdOptions> & { configDir: string }): MeshdOptions {
+  const merged: MeshdOptions = { ...DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)), configDir: o.configDir };
+  for (const k of ['xdsPort', 'debugPort'] as const) {
+    const v = merged[k];
+    if (!Number.isInteger(v) || v < 0 || v > 65535) throw new Error(`--${k === 'xdsPort' ? 'xds-port' : 'debug-port'}: ${v} is not a port (0-65535)`);
+  }
+  if (!Number.isInteger(merged.monitoringPort) || merged.monitoringPort < -1 || merged.monitoringPort > 65535) {
+    throw new Error(`--monitoring-port: ${merged.monitoringPort} is not a port (0-65535, or -1 to disable)`);
+  }
+  return merged;
+}

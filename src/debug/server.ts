@@ -1,0 +1,76 @@
+/** Debug HTTP (fastify): /debug/* views, /ready, /metrics. */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { MeshSnapshot } from '../model/snapshot';
+import type { ResourceCache } from '../xds/cache';
+import type { XdsMetrics } from '../xds/metrics';
+import type { EnvoyProtos } from '../xds/protos';
+import type { AdsServer } from '../xds/server';
+import { configDump, configz, registryz, syncz } from './views';
+
+export interface DebugDeps {
+  server: AdsServer;
+  protos: EnvoyProtos;
+  cache: ResourceCache;
+  metrics: XdsMetrics;
+  snapshot: () => MeshSnapshot | undefined;
+  ready: () => boolean;
+}
+
+export function metricsApp(metrics: XdsMetrics): FastifyInstance {
+  const app = Fastify({ logger: false });
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  return app;
+}
+
+export function debugApp(deps: DebugDeps): FastifyInstance {
+  const app = metricsApp(deps.metrics);
+  const snap = (): MeshSnapshot => {
+    const s = deps.snapshot();
+    if (!s) throw Object.assign(new Error('no config loaded yet'), { statusCode: 503 });
+    return s;
+  };
+
+  app.get('/ready', async (_req, reply) => {
+    if (!deps.ready()) return reply.code(503).send('not ready\n');
+    return 'ready\n';
+  });
+
+  app.get('/debug', async () => ({
+    endpoints: ['/debug/config_dump?proxyID=<id>', '/debug/syncz', '/debug/registryz', '/debug/configz', '/debug/push_status', '/debug/connections', '/metrics', '/ready'],
+  }));
+
+  app.get('/debug/syncz', async () => syncz(deps.server.connectionList()));
+  app.get('/debug/connections', async () => syncz(deps.server.connectionList()));
+  app.get('/debug/registryz', async () => registryz(snap()));
+  app.get('/debug/configz', async () => configz(snap()));
+
+  app.get('/debug/push_status', async () => ({
+    version: deps.snapshot()?.version ?? null,
+    last_push: deps.server.lastPush,
+    connected: deps.server.connectionList().length,
+    cache: deps.cache.getStats(),
+    rejected_resources: deps.cache.currentRejections(),
+  }));
+
+  app.get<{ Querystring: { proxyID?: string } }>('/debug/config_dump', async (req, reply) => {
+    const id = req.query.proxyID;
+    if (!id) return reply.code(400).send({ error: 'proxyID is required, e.g. /debug/config_dump?proxyID=sidecar~10.0.0.1~pod.ns~ns.svc.cluster.local' });
+    const conns = deps.server.connectionList();
+    // Accept the full node ID or Istio's short form `<pod>.<namespace>`.
+    const conn = conns.find((c) => c.proxy?.id === id) ?? conns.find((c) => c.proxy && `${c.proxy.podName}.${c.proxy.namespace}` === id);
+    if (!conn) return reply.code(404).send({ error: `proxy ${id} is not connected` });
+    return configDump(deps.server, deps.protos, snap(), conn);
+  });
+
+  return app;
+}
+
+export async function listenApp(app: FastifyInstance, host: string, port: number): Promise<number> {
+  await app.listen({ host, port });
+  const addr = app.server.address();
+  if (addr && typeof addr === 'object') return addr.port;
+  throw new Error('debug server has no address');
+}

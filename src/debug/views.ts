@@ -1,0 +1,122 @@
+/** JSON views of meshd's state for the debug endpoints. Read-only; no private key material. */
+import { generatorsFor } from '../generate';
+import type { MeshSnapshot, ServiceEndpoint } from '../model/snapshot';
+import type { Connection } from '../xds/connection';
+import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE, TypeUrl } from '../xds/protos';
+import type { AdsServer } from '../xds/server';
+
+const SYNCZ_NAMES: Readonly<Record<string, string>> = { CDS: 'cluster', EDS: 'endpoint', LDS: 'listener', RDS: 'route', SDS: 'secret' };
+
+export function syncz(conns: readonly Connection[]): object[] {
+  return conns
+    .filter((c) => c.proxy)
+    .map((c) => {
+      const p = c.proxy;
+      const flat: Record<string, string | undefined> = {};
+      const types: Record<string, object> = {};
+      for (const t of PUSH_ORDER) {
+        const w = c.watches.get(t);
+        if (!w) continue;
+        const short = SHORT_TYPE[t];
+        const key = SYNCZ_NAMES[short] ?? short.toLowerCase();
+        flat[`${key}_sent`] = w.nonceSent;
+        flat[`${key}_acked`] = w.nonceAcked;
+        types[short] = {
+          subscribed: w.names ? [...w.names].sort() : '*',
+          sent_version: w.versionSent,
+          sent_nonce: w.nonceSent,
+          sent_at: w.sentAt,
+          resources: w.resourcesSent,
+          acked_version: w.versionAcked,
+          acked_nonce: w.nonceAcked,
+          acked_at: w.ackedAt,
+          // The state of the latest response: SYNCED, STALE (sent, not answered), or NACKED.
+          status: w.lastNack && w.lastNack.nonce === w.nonceSent ? 'NACKED' : w.nonceAcked === w.nonceSent ? 'SYNCED' : 'STALE',
+          nack_count: w.nackCount,
+          last_nack: w.lastNack,
+        };
+      }
+      return {
+        proxy: p?.id,
+        connection_id: c.id,
+        peer: c.peer,
+        proxy_type: p?.type,
+        generator: p?.generator,
+        namespace: p?.namespace,
+        istio_version: p?.istioVersion ?? '',
+        cluster_id: p?.clusterId ?? '',
+        user_agent: c.userAgent,
+        connected_at: c.connectedAt,
+        ...flat,
+        types,
+      };
+    });
+}
+
+/** Envoy's admin ConfigDump shape for one connected proxy, from what it would be sent now. */
+export function configDump(server: AdsServer, protos: EnvoyProtos, snap: MeshSnapshot, conn: Connection): object {
+  const proxy = conn.proxy;
+  if (!proxy) return { configs: [] };
+  const gens = generatorsFor(proxy);
+  const decoded = (t: TypeUrl): { name: string; body: Record<string, unknown> }[] => {
+    if (!gens[t]) return [];
+    const w = conn.watches.get(t);
+    const names = w ? w.names : t === TypeUrl.Cluster || t === TypeUrl.Listener ? undefined : new Set<string>();
+    return server.generate(snap, proxy, t, { names }).map((r) => ({ name: r.name, body: { '@type': t, ...protos.decode(t, r.bytes) } }));
+  };
+  const versionOf = (t: TypeUrl): string => conn.watches.get(t)?.versionSent ?? '';
+  const updated = (t: TypeUrl): string | undefined => conn.watches.get(t)?.sentAt;
+  return {
+    configs: [
+      {
+        '@type': 'type.googleapis.com/envoy.admin.v3.ClustersConfigDump',
+        version_info: versionOf(TypeUrl.Cluster),
+        dynamic_active_clusters: decoded(TypeUrl.Cluster).map((r) => ({ version_info: versionOf(TypeUrl.Cluster), cluster: r.body, last_updated: updated(TypeUrl.Cluster) })),
+      },
+      {
+        '@type': 'type.googleapis.com/envoy.admin.v3.ListenersConfigDump',
+        version_info: versionOf(TypeUrl.Listener),
+        dynamic_listeners: decoded(TypeUrl.Listener).map((r) => ({
+          name: r.name,
+          active_state: { version_info: versionOf(TypeUrl.Listener), listener: r.body, last_updated: updated(TypeUrl.Listener) },
+        })),
+      },
+      {
+        '@type': 'type.googleapis.com/envoy.admin.v3.RoutesConfigDump',
+        dynamic_route_configs: decoded(TypeUrl.Route).map((r) => ({ version_info: versionOf(TypeUrl.Route), route_config: r.body, last_updated: updated(TypeUrl.Route) })),
+      },
+      {
+        '@type': 'type.googleapis.com/envoy.admin.v3.EndpointsConfigDump',
+        dynamic_endpoint_configs: decoded(TypeUrl.Endpoint).map((r) => ({ version_info: versionOf(TypeUrl.Endpoint), endpoint_config: r.body, last_updated: updated(TypeUrl.Endpoint) })),
+      },
+    ],
+  };
+}
+
+export function registryz(snap: MeshSnapshot): object[] {
+  return snap.services.map((s) => ({
+    hostname: s.hostname,
+    name: s.name,
+    namespace: s.namespace,
+    cluster_ip: s.clusterIP ?? null,
+    selector: s.selector,
+    ports: s.ports.map((p) => ({ name: p.name, port: p.port, target_port: p.targetPort ?? null, protocol: p.protocol })),
+    endpoints: Object.fromEntries(
+      [...(snap.endpoints.get(s.hostname) ?? new Map<number, readonly ServiceEndpoint[]>()).entries()].map(([port, eps]) => [
+        String(port),
+        eps.map((e) => ({ address: `${e.address}:${e.port}`, ready: e.ready, pod: e.pod ?? null, labels: e.labels, locality: e.locality, service_account: e.serviceAccount ?? null })),
+      ]),
+    ),
+  }));
+}
+
+export function configz(snap: MeshSnapshot): object {
+  return {
+    version: snap.version,
+    built_at: snap.builtAt,
+    counts: snap.counts,
+    virtual_services: snap.virtualServices.map((v) => ({ namespace: v.meta.namespace, name: v.meta.name, hosts: v.hosts, spec: v.spec })),
+    destination_rules: snap.destinationRules.map((d) => ({ namespace: d.meta.namespace, name: d.meta.name, host: d.host, spec: d.spec })),
+    errors: snap.errors,
+  };
+}

@@ -1,0 +1,30 @@
+/** LDS for proxyless gRPC clients: one api listener `<fqdn>:<port>` per service port, routed by RDS. */
+import type { GenerateContext, Resource } from './types';
+import { HCM_TYPE, routerFilter, socketAddress } from './util';
+
+export function grpcListeners(ctx: GenerateContext): Resource[] {
+  const out: Resource[] = [];
+  for (const svc of ctx.snap.services) {
+    for (const p of svc.ports) {
+      if (p.protocol === 'UDP') continue;
+      const name = `${svc.hostname}:${p.port}`;
+      if (ctx.names && !ctx.names.has(name)) continue;
+      out.push({
+        name,
+        key: 'grpc',
+        build: () => ({
+          name,
+          address: socketAddress(svc.clusterIP ?? '0.0.0.0', p.port),
+          api_listener: {
+            api_listener: {
+              '@type': HCM_TYPE,
+              rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: name },
+              http_filters: [routerFilter()],
+            },
+          },
+        }),
+      });
+    }
+  }
+  return out;
+}

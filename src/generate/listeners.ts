@@ -1,0 +1,136 @@
+/**
+ * LDS for Envoy sidecars: `virtualOutbound` (15001), `virtualInbound` (15006), and one outbound
+ * listener per service port: `0.0.0.0_<port>` (HTTP, RDS route `<port>`) or `<vip>_<port>` (TCP).
+ */
+import { isHttp } from '../model/protocol';
+import { workloadOf } from '../model/proxy';
+import { inboundPorts } from './inbound';
+import { sidecarRouteNames } from './routes';
+import type { GenerateContext, ProtoObject, Resource } from './types';
+import {
+  HCM_TYPE,
+  INBOUND_PASSTHROUGH_CLUSTER,
+  ORIGINAL_DST_TYPE,
+  PASSTHROUGH_CLUSTER,
+  TCP_PROXY_TYPE,
+  adsConfigSource,
+  inboundClusterName,
+  outboundClusterName,
+  routerFilter,
+  seconds,
+  socketAddress,
+} from './util';
+
+export const VIRTUAL_OUTBOUND_PORT = 15001;
+export const VIRTUAL_INBOUND_PORT = 15006;
+
+function tcpProxy(cluster: string, statPrefix = cluster): ProtoObject {
+  return { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: statPrefix, cluster } };
+}
+
+function outboundHttpListener(port: number): ProtoObject {
+  const name = `0.0.0.0_${port}`;
+  return {
+    name,
+    address: socketAddress('0.0.0.0', port),
+    bind_to_port: { value: false },
+    traffic_direction: 'OUTBOUND',
+    filter_chains: [
+      {
+        filters: [
+          {
+            name: 'envoy.filters.network.http_connection_manager',
+            typed_config: {
+              '@type': HCM_TYPE,
+              stat_prefix: `outbound_${name}`,
+              rds: { config_source: adsConfigSource(), route_config_name: String(port) },
+              http_filters: [routerFilter()],
+              use_remote_address: { value: false },
+              normalize_path: { value: true },
+              path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
+              stream_idle_timeout: seconds(0),
+            },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+function outboundTcpListener(vip: string, port: number, cluster: string): ProtoObject {
+  return {
+    name: `${vip}_${port}`,
+    address: socketAddress(vip, port),
+    bind_to_port: { value: false },
+    traffic_direction: 'OUTBOUND',
+    filter_chains: [{ filters: [tcpProxy(cluster)] }],
+  };
+}
+
+function virtualOutbound(): ProtoObject {
+  return {
+    name: 'virtualOutbound',
+    address: socketAddress('0.0.0.0', VIRTUAL_OUTBOUND_PORT),
+    use_original_dst: { value: true },
+    traffic_direction: 'OUTBOUND',
+    filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(PASSTHROUGH_CLUSTER)] }],
+  };
+}
+
+function virtualInbound(ctx: GenerateContext): ProtoObject {
+  const chains: ProtoObject[] = inboundPorts(ctx).map((p) => {
+    const cluster = inboundClusterName(p.targetPort);
+    const filter = isHttp(p.protocol)
+      ? {
+          name: 'envoy.filters.network.http_connection_manager',
+          typed_config: {
+            '@type': HCM_TYPE,
+            stat_prefix: cluster,
+            route_config: {
+              name: cluster,
+              virtual_hosts: [{ name: `inbound|http|${p.targetPort}`, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: seconds(0), max_grpc_timeout: seconds(0) } }] }],
+              validate_clusters: { value: false },
+            },
+            http_filters: [routerFilter()],
+            use_remote_address: { value: false },
+            forward_client_cert_details: 'APPEND_FORWARD',
+            normalize_path: { value: true },
+          },
+        }
+      : tcpProxy(cluster);
+    return { name: `0.0.0.0_${p.targetPort}`, filter_chain_match: { destination_port: { value: p.targetPort } }, filters: [filter] };
+  });
+  return {
+    name: 'virtualInbound',
+    address: socketAddress('0.0.0.0', VIRTUAL_INBOUND_PORT),
+    traffic_direction: 'INBOUND',
+    listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_TYPE } }],
+    filter_chains: chains,
+    default_filter_chain: { name: 'InboundPassthroughFilterChain', filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER)] },
+    listener_filters_timeout: seconds(0),
+    continue_on_listener_filters_timeout: true,
+  };
+}
+
+export function sidecarListeners(ctx: GenerateContext): Resource[] {
+  const out: Resource[] = [];
+  const want = (n: string): boolean => !ctx.names || ctx.names.has(n);
+  if (want('virtualOutbound')) out.push({ name: 'virtualOutbound', key: '', build: virtualOutbound });
+  if (want('virtualInbound')) {
+    const w = workloadOf(ctx.proxy, ctx.snap);
+    out.push({ name: 'virtualInbound', key: `${ctx.proxy.namespace}/${w?.name ?? ctx.proxy.podName}`, build: () => virtualInbound(ctx) });
+  }
+  for (const port of sidecarRouteNames(ctx.snap)) {
+    const name = `0.0.0.0_${port}`;
+    if (want(name)) out.push({ name, key: '', build: () => outboundHttpListener(port) });
+  }
+  for (const svc of ctx.snap.services) {
+    if (!svc.clusterIP) continue;
+    for (const p of svc.ports) {
+      if (isHttp(p.protocol) || p.protocol === 'UDP') continue;
+      const name = `${svc.clusterIP}_${p.port}`;
+      if (want(name)) out.push({ name, key: '', build: () => outboundTcpListener(svc.clusterIP as string, p.port, outboundClusterName(p.port, '', svc.hostname)) });
+    }
+  }
+  return out;
+}

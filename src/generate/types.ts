@@ -1,0 +1,31 @@
+/** What generators produce: named plain-object resources in Envoy's proto shape. */
+import type { MeshSnapshot } from '../model/snapshot';
+import type { Proxy } from '../model/proxy';
+import type { TypeUrl } from '../xds/protos';
+
+/** A JSON-like value in Envoy's proto field spelling (Any as `{'@type': …}`). */
+export type ProtoValue = string | number | boolean | null | ProtoObject | ProtoValue[];
+export interface ProtoObject {
+  [field: string]: ProtoValue | undefined;
+}
+
+export interface Resource {
+  name: string;
+  /**
+   * Exactly the inputs this resource depends on beyond the snapshot version. Two proxies whose
+   * resources share (snapshot version, type, key) get the same bytes, encoded once.
+   */
+  key: string;
+  build: () => ProtoObject;
+}
+
+export interface GenerateContext {
+  snap: MeshSnapshot;
+  proxy: Proxy;
+  /** Names the proxy asked for; undefined = all (wildcard). */
+  names?: ReadonlySet<string>;
+}
+
+export type Generator = (ctx: GenerateContext) => Resource[];
+
+export type GeneratorTable = Readonly<Partial<Record<TypeUrl, Generator>>>;

@@ -1,0 +1,95 @@
+/**
+ * Small helpers shared by the validators: JSON type guards, field-path building, and an error
+ * sink. Validators read untrusted JSON through these guards and never throw.
+ */
+import type { FieldError } from '../objects';
+
+export type JsonObject = Readonly<Record<string, unknown>>;
+
+export function isRecord(v: unknown): v is JsonObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A JSON type name for messages: `string`, `number`, `boolean`, `array`, `object`, `null`. */
+export function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  return typeof v;
+}
+
+/** `base.key`, or `base["key"]` when the key would make the dotted path ambiguous. */
+export function pathKey(base: string, key: string): string {
+  const simple = /^[A-Za-z0-9_-]+$/.test(key);
+  if (simple) return base ? `${base}.${key}` : key;
+  return `${base}[${JSON.stringify(key)}]`;
+}
+
+export function pathIdx(base: string, i: number): string {
+  return `${base}[${i}]`;
+}
+
+/** Collects field errors; one per validated object. */
+export class Issues {
+  readonly list: FieldError[] = [];
+
+  add(path: string, message: string): void {
+    this.list.push({ path, message });
+  }
+
+  /** Adds `message` when it is a string (the result of a `string | undefined` check). */
+  addIf(path: string, message: string | undefined): void {
+    if (message !== undefined) this.add(path, message);
+  }
+}
+
+// ---- typed reads: undefined when absent or of the wrong type (the schema pass reports types) ----
+
+export function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+export function bool(v: unknown): boolean | undefined {
+  return typeof v === 'boolean' ? v : undefined;
+}
+
+export function rec(v: unknown): JsonObject | undefined {
+  return isRecord(v) ? v : undefined;
+}
+
+export function arr(v: unknown): readonly unknown[] | undefined {
+  return Array.isArray(v) ? v : undefined;
+}
+
+/** The string entries of a map-shaped value (non-string values are skipped). */
+export function stringEntries(v: unknown): Array<[string, string]> {
+  if (!isRecord(v)) return [];
+  return Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string');
+}
+
+/** Elements of an array-shaped value that are strings, with their indexes. */
+export function stringItems(v: unknown): Array<[number, string]> {
+  const a = arr(v) ?? [];
+  const out: Array<[number, string]> = [];
+  a.forEach((x, i) => {
+    if (typeof x === 'string') out.push([i, x]);
+  });
+  return out;
+}
+
+/** Elements of an array-shaped value that are objects, with their indexes. */
+export function recordItems(v: unknown): Array<[number, JsonObject]> {
+  const a = arr(v) ?? [];
+  const out: Array<[number, JsonObject]> = [];
+  a.forEach((x, i) => {
+    if (isRecord(x)) out.push([i, x]);
+  });
+  return out;
+}
+
+export function has(o: JsonObject, key: string): boolean {
+  return o[key] !== undefined && o[key] !== null;
+}

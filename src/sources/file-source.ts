@@ -1,0 +1,143 @@
+/**
+ * Folder source: every *.yaml / *.yml / *.json below a directory, parsed and validated per file,
+ * watched so that an edited, added or removed file becomes a new set of objects.
+ */
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type FSWatcher, watch } from 'chokidar';
+import type { ConfigError, ConfigObject } from '../model/objects';
+import { objectKey } from '../model/objects';
+import { validateObject } from '../model/validate';
+import { parseDocuments } from './parse';
+
+const CONFIG_FILE = /\.(ya?ml|json)$/i;
+
+interface FileResult {
+  objects: ConfigObject[];
+  errors: ConfigError[];
+}
+
+export interface ConfigState {
+  objects: readonly ConfigObject[];
+  errors: readonly ConfigError[];
+}
+
+/** Parse + validate one file's text: valid objects in, invalid ones reported with field paths. */
+export function loadText(text: string, source: string): FileResult {
+  const parsed = parseDocuments(text, source);
+  const objects: ConfigObject[] = [];
+  const errors: ConfigError[] = [...parsed.errors];
+  for (const o of parsed.objects) {
+    const fieldErrors = validateObject(o);
+    if (fieldErrors.length > 0) {
+      errors.push({ source: o.origin.source, document: o.origin.document, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name, errors: fieldErrors });
+    } else {
+      objects.push(o);
+    }
+  }
+  return { objects, errors };
+}
+
+function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (e.name.startsWith('.')) continue;
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile() && CONFIG_FILE.test(e.name)) out.push(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** Emits `change` (with the file that changed) after the initial load. */
+export class FileSource extends EventEmitter {
+  private readonly files = new Map<string, FileResult>();
+  private watcher?: FSWatcher;
+
+  constructor(readonly dir: string) {
+    super();
+  }
+
+  /** Reads everything once. Throws only if the directory itself cannot be read. */
+  load(): void {
+    if (!fs.statSync(this.dir).isDirectory()) throw new Error(`--config-dir ${this.dir}: not a directory`);
+    this.files.clear();
+    for (const f of listFiles(this.dir)) this.readFile(f);
+  }
+
+  async watch(): Promise<void> {
+    this.watcher = watch(this.dir, {
+      ignoreInitial: true,
+      ignored: (p, stats) => path.basename(p).startsWith('.') || (stats?.isFile() === true && !CONFIG_FILE.test(p)),
+      awaitWriteFinish: false,
+    });
+    const onFile = (file: string): void => {
+      if (!CONFIG_FILE.test(file)) return;
+      this.readFile(file);
+      this.emit('change', path.relative(this.dir, file));
+    };
+    const onRemove = (file: string): void => {
+      if (this.files.delete(file)) this.emit('change', path.relative(this.dir, file));
+    };
+    this.watcher.on('add', onFile).on('change', onFile).on('unlink', onRemove);
+    this.watcher.on('unlinkDir', (d: string) => {
+      for (const f of [...this.files.keys()]) if (f.startsWith(d + path.sep)) onRemove(f);
+    });
+    this.watcher.on('error', (err) => this.emit('error', err));
+    await new Promise<void>((resolve) => this.watcher?.once('ready', () => resolve()));
+  }
+
+  async close(): Promise<void> {
+    await this.watcher?.close();
+  }
+
+  private readFile(file: string): void {
+    const source = path.relative(this.dir, file);
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      // Removed between listing and reading, or unreadable: report, keep the rest.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.files.delete(file);
+        return;
+      }
+      this.files.set(file, { objects: [], errors: [{ source, errors: [{ path: '', message: `cannot read file: ${(err as Error).message}` }] }] });
+      return;
+    }
+    this.files.set(file, loadText(text, source));
+  }
+
+  /** All valid objects across files; an object defined twice keeps its first definition. */
+  state(): ConfigState {
+    const seen = new Map<string, ConfigObject>();
+    const objects: ConfigObject[] = [];
+    const errors: ConfigError[] = [];
+    for (const file of [...this.files.keys()].sort()) {
+      const r = this.files.get(file) as FileResult;
+      errors.push(...r.errors);
+      for (const o of r.objects) {
+        const key = objectKey(o.kind, o.metadata.namespace, o.metadata.name);
+        const first = seen.get(key);
+        if (first) {
+          errors.push({
+            source: o.origin.source,
+            document: o.origin.document,
+            kind: o.kind,
+            namespace: o.metadata.namespace,
+            name: o.metadata.name,
+            errors: [{ path: 'metadata.name', message: `duplicate ${o.kind} ${key}: already defined in ${first.origin.source}; this definition is ignored` }],
+          });
+          continue;
+        }
+        seen.set(key, o);
+        objects.push(o);
+      }
+    }
+    return { objects, errors };
+  }
+}

@@ -1,0 +1,51 @@
+/** Istio's control-plane metric names, on a registry owned by one meshd instance. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class XdsMetrics {
+  readonly registry: Registry;
+  readonly connected: Gauge;
+  readonly pushes: Counter;
+  readonly rejects: Counter;
+  readonly expiredNonce: Counter;
+  readonly pushTime: Histogram;
+  readonly convergence: Histogram;
+  readonly configSize: Histogram;
+  readonly internalErrors: Counter;
+  readonly pushTriggers: Counter;
+  readonly invalidObjects: Gauge;
+  readonly rejectedResources: Gauge;
+
+  constructor(registry: Registry = new Registry(), withProcessMetrics = true) {
+    this.registry = registry;
+    const registers = [registry];
+    if (withProcessMetrics) collectDefaultMetrics({ register: registry });
+    this.connected = new Gauge({ name: 'pilot_xds', help: 'Number of endpoints connected to this pilot using XDS.', registers });
+    this.pushes = new Counter({ name: 'pilot_xds_pushes', help: 'Pilot build and send errors for lds, rds, cds and eds.', labelNames: ['type'], registers });
+    this.rejects = new Counter({ name: 'pilot_total_xds_rejects', help: 'Total number of XDS responses from pilot rejected by proxy.', labelNames: ['type'], registers });
+    this.expiredNonce = new Counter({ name: 'pilot_xds_expired_nonce', help: 'Total number of XDS requests with an expired nonce.', labelNames: ['type'], registers });
+    this.pushTime = new Histogram({
+      name: 'pilot_xds_push_time',
+      help: 'Total time in seconds Pilot takes to push lds, rds, cds and eds.',
+      labelNames: ['type'],
+      buckets: [0.01, 0.1, 1, 3, 5, 10, 20, 30],
+      registers,
+    });
+    this.convergence = new Histogram({
+      name: 'pilot_proxy_convergence_time',
+      help: 'Delay in seconds between config change and a proxy receiving all required configuration.',
+      buckets: [0.1, 0.5, 1, 3, 5, 10, 20, 30],
+      registers,
+    });
+    this.configSize = new Histogram({
+      name: 'pilot_xds_config_size_bytes',
+      help: 'Distribution of configuration sizes pushed to clients',
+      labelNames: ['type'],
+      buckets: [1, 10000, 1000000, 4000000, 10000000, 40000000],
+      registers,
+    });
+    this.internalErrors = new Counter({ name: 'pilot_total_xds_internal_errors', help: 'Total number of internal XDS errors in pilot.', registers });
+    this.pushTriggers = new Counter({ name: 'pilot_push_triggers', help: 'Total number of times a push was triggered, labeled by reason for the push.', labelNames: ['type'], registers });
+    this.invalidObjects = new Gauge({ name: 'meshd_config_invalid_objects', help: 'Objects left out of the served config because they are invalid.', registers });
+    this.rejectedResources = new Gauge({ name: 'meshd_xds_rejected_resources', help: 'Generated resources withheld because they failed the Envoy proto check.', registers });
+  }
+}
