@@ -86,15 +86,6 @@ function outboundCluster(svc: MeshService, port: ServicePort, subset: string, dr
       },
     };
   }
-  cluster.metadata = {
-    filter_metadata: {
-      istio: {
-        services: [{ host: svc.hostname, name: svc.name, namespace: svc.namespace }],
-        ...(subset ? { subset } : {}),
-        ...(dr ? { config: `/apis/networking.istio.io/v1/namespaces/${dr.meta.namespace}/destination-rule/${dr.meta.name}` } : {}),
-      },
-    },
-  };
   return cluster;
 }
 

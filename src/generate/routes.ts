@@ -146,7 +146,6 @@ export function virtualServiceRoutes(vs: VirtualServiceConfig, scope: RouteScope
       };
       if (scope.flavor === 'envoy') {
         route.decorator = { operation: `${typeof action.cluster === 'string' ? action.cluster.split('|')[3] : vs.hosts[0]}:${scope.port}/*` };
-        route.metadata = { filter_metadata: { istio: { config: `/apis/networking.istio.io/v1/namespaces/${vs.meta.namespace}/virtual-service/${vs.meta.name}` } } };
       }
       routes.push(route);
     }

@@ -1,13 +1,16 @@
-/** google.protobuf.Struct (as protobufjs decodes it) → plain JS values. */
+/**
+ * google.protobuf.Struct (as protobufjs decodes it) → plain JS values. protobufjs supplies the
+ * Struct family from its own bundled definitions, whose fields are camelCase whatever keepCase says.
+ */
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
 
 interface PbValue {
-  number_value?: number;
-  string_value?: string;
-  bool_value?: boolean;
-  struct_value?: PbStruct;
-  list_value?: { values?: PbValue[] };
+  numberValue?: number;
+  stringValue?: string;
+  boolValue?: boolean;
+  structValue?: PbStruct;
+  listValue?: { values?: PbValue[] };
 }
 export interface PbStruct {
   fields?: Record<string, PbValue>;
@@ -17,11 +20,11 @@ const has = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.c
 
 function valueToJs(v: PbValue): JsonValue {
   // Decoded messages carry only the member that was set as an own property (proto3 oneof).
-  if (has(v, 'string_value')) return v.string_value ?? '';
-  if (has(v, 'number_value')) return v.number_value ?? 0;
-  if (has(v, 'bool_value')) return v.bool_value ?? false;
-  if (has(v, 'struct_value')) return structToJs(v.struct_value);
-  if (has(v, 'list_value')) return (v.list_value?.values ?? []).map(valueToJs);
+  if (has(v, 'stringValue')) return v.stringValue ?? '';
+  if (has(v, 'numberValue')) return v.numberValue ?? 0;
+  if (has(v, 'boolValue')) return v.boolValue ?? false;
+  if (has(v, 'structValue')) return structToJs(v.structValue);
+  if (has(v, 'listValue')) return (v.listValue?.values ?? []).map(valueToJs);
   return null;
 }
 
@@ -29,4 +32,20 @@ export function structToJs(s: PbStruct | undefined | null): { [k: string]: JsonV
   const out: { [k: string]: JsonValue } = {};
   for (const [k, v] of Object.entries(s?.fields ?? {})) out[k] = valueToJs(v);
   return out;
+}
+
+/** Plain JS values → google.protobuf.Struct in protobufjs's field spelling. */
+export function jsToStruct(obj: Readonly<Record<string, JsonValue>>): PbStruct {
+  const fields: Record<string, PbValue> = {};
+  for (const [k, v] of Object.entries(obj)) fields[k] = jsToValue(v);
+  return { fields };
+}
+
+function jsToValue(v: JsonValue): PbValue {
+  if (typeof v === 'string') return { stringValue: v };
+  if (typeof v === 'number') return { numberValue: v };
+  if (typeof v === 'boolean') return { boolValue: v };
+  if (Array.isArray(v)) return { listValue: { values: v.map(jsToValue) } };
+  if (v === null) return {};
+  return { structValue: jsToStruct(v) };
 }

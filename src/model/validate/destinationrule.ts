@@ -1,0 +1,51 @@
+/**
+ * DestinationRule (networking.istio.io), after Istio's ValidateDestinationRule: strict field
+ * set, host, subsets, traffic policies, exportTo and workloadSelector.
+ */
+import type { ConfigObject } from '../objects';
+import { Issues, pathIdx, pathKey, rec, recordItems, str, stringEntries } from './common';
+import { destinationRuleSchema } from './destinationrule-schema';
+import { checkExportTo, checkLabelMap, subsetNameError } from './istio-common';
+import { wildcardDomainError } from './names';
+import { checkSchema } from './schema';
+import { checkTrafficPolicy } from './trafficpolicy';
+
+export function validateDestinationRule(obj: ConfigObject, issues: Issues): void {
+  const spec = rec(obj.body['spec']);
+  if (spec === undefined) {
+    if (obj.body['spec'] === undefined || obj.body['spec'] === null) issues.add('spec', 'spec is required');
+    else checkSchema(obj.body['spec'], destinationRuleSchema, 'spec', issues);
+    return;
+  }
+  checkSchema(spec, destinationRuleSchema, 'spec', issues);
+
+  const host = str(spec['host']);
+  if (spec['host'] === undefined || host === '') issues.add('spec.host', 'host is required');
+  else if (host !== undefined) issues.addIf('spec.host', wildcardDomainError(host));
+
+  checkTrafficPolicy(issues, 'spec.trafficPolicy', spec['trafficPolicy']);
+
+  const names = new Set<string>();
+  for (const [i, subset] of recordItems(spec['subsets'])) {
+    const p = pathIdx('spec.subsets', i);
+    const name = str(subset['name']);
+    if (subset['name'] === undefined || name === '') issues.add(pathKey(p, 'name'), 'subset name is required');
+    else if (name !== undefined) {
+      issues.addIf(pathKey(p, 'name'), subsetNameError(name));
+      if (names.has(name)) issues.add(pathKey(p, 'name'), `duplicate subset name ${JSON.stringify(name)}`);
+      names.add(name);
+    }
+    checkLabelMap(issues, pathKey(p, 'labels'), subset['labels']);
+    checkTrafficPolicy(issues, pathKey(p, 'trafficPolicy'), subset['trafficPolicy']);
+  }
+
+  const selector = rec(spec['workloadSelector']);
+  checkExportTo(issues, 'spec.exportTo', spec['exportTo'], obj.metadata.namespace, selector !== undefined);
+  if (selector !== undefined) {
+    for (const [k, v] of stringEntries(selector['matchLabels'])) {
+      const p = pathKey('spec.workloadSelector.matchLabels', k);
+      if (k === '') issues.add(p, 'empty key is not supported in selector');
+      if (k.includes('*') || v.includes('*')) issues.add(p, `wildcard is not supported in selector: ${JSON.stringify(`${k}=${v}`)}`);
+    }
+  }
+}

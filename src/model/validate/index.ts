@@ -1,0 +1,48 @@
+/**
+ * Validation of one ConfigObject, following Kubernetes' rules for the core kinds and Istio's
+ * pkg/config/validation (plus its CRDs' strict field sets) for networking.istio.io kinds.
+ * Pure: no I/O, never throws on bad input; every problem is a FieldError with a field path.
+ */
+import type { ConfigObject, FieldError } from '../objects';
+import { Issues } from './common';
+import { validateDestinationRule } from './destinationrule';
+import { validateEndpoints } from './endpoints';
+import { validateEndpointSlice } from './endpointslice';
+import { validateMetadata } from './metadata';
+import { validateNamespace } from './namespace';
+import { validatePod } from './pod';
+import { validateService } from './service';
+import { validateVirtualService } from './virtualservice';
+
+export { SERVICE_NAME_LABEL } from './endpointslice';
+export { parseDuration, durationError } from './duration';
+export { re2Error } from './re2';
+
+export function validateObject(obj: ConfigObject): FieldError[] {
+  const issues = new Issues();
+  validateMetadata(obj, issues);
+  switch (obj.kind) {
+    case 'Namespace':
+      validateNamespace(obj, issues);
+      break;
+    case 'Service':
+      validateService(obj, issues);
+      break;
+    case 'Endpoints':
+      validateEndpoints(obj, issues);
+      break;
+    case 'Pod':
+      validatePod(obj, issues);
+      break;
+    case 'EndpointSlice':
+      validateEndpointSlice(obj, issues);
+      break;
+    case 'VirtualService':
+      validateVirtualService(obj, issues);
+      break;
+    case 'DestinationRule':
+      validateDestinationRule(obj, issues);
+      break;
+  }
+  return issues.list;
+}

@@ -1,0 +1,114 @@
+/**
+ * VirtualService (networking.istio.io), after Istio's ValidateVirtualService: strict field set,
+ * hosts, gateways, exportTo, and HTTP / TCP / TLS routes.
+ */
+import type { ConfigObject } from '../objects';
+import { Issues, arr, num, pathIdx, pathKey, rec, recordItems, stringItems, type JsonObject } from './common';
+import { checkHttpRoute, checkRouteDestinations } from './httproute';
+import type { RouteContext } from './httpmatch';
+import { checkExportTo, checkGatewayNames, checkLabelMap, portError } from './istio-common';
+import { isIP, subnetError } from './ip';
+import { hostsOverlap, wildcardDomainError } from './names';
+import { checkSchema } from './schema';
+import { virtualServiceSchema } from './virtualservice-schema';
+
+export function validateVirtualService(obj: ConfigObject, issues: Issues): void {
+  const spec = rec(obj.body['spec']);
+  if (spec === undefined) {
+    if (obj.body['spec'] === undefined || obj.body['spec'] === null) issues.add('spec', 'spec is required');
+    else checkSchema(obj.body['spec'], virtualServiceSchema, 'spec', issues);
+    return;
+  }
+  checkSchema(spec, virtualServiceSchema, 'spec', issues);
+
+  const gateways = stringItems(spec['gateways']).map(([, g]) => g);
+  const gatewayOnly = gateways.length > 0 && !gateways.includes('mesh');
+  const ctx: RouteContext = { gatewayOnly };
+  checkGatewayNames(issues, 'spec.gateways', spec['gateways']);
+  checkHosts(issues, spec, gatewayOnly);
+
+  const http = arr(spec['http']) ?? [];
+  const tcp = arr(spec['tcp']) ?? [];
+  const tls = arr(spec['tls']) ?? [];
+  if (http.length + tcp.length + tls.length === 0) {
+    issues.add('spec', 'http, tcp or tls must be provided in virtual service');
+  }
+  for (const [i, r] of recordItems(http)) checkHttpRoute(issues, pathIdx('spec.http', i), r, ctx);
+  for (const [i, r] of recordItems(tcp)) checkTcpRoute(issues, pathIdx('spec.tcp', i), r);
+  for (const [i, r] of recordItems(tls)) checkTlsRoute(issues, pathIdx('spec.tls', i), r, spec);
+  checkExportTo(issues, 'spec.exportTo', spec['exportTo'], obj.metadata.namespace);
+}
+
+/** Hosts: required (delegate VirtualServices are not supported yet), valid, not overlapping. */
+function checkHosts(issues: Issues, spec: JsonObject, gatewayOnly: boolean): void {
+  const hosts = stringItems(spec['hosts']);
+  if ((arr(spec['hosts'])?.length ?? 0) === 0) {
+    issues.add('spec.hosts', 'virtual service must have at least one host');
+    return;
+  }
+  let allValid = true;
+  for (const [i, host] of hosts) {
+    const err = wildcardDomainError(host);
+    if (err !== undefined && !isIP(host)) {
+      issues.add(pathIdx('spec.hosts', i), err);
+      allValid = false;
+    } else if (host === '*' && !gatewayOnly) {
+      issues.add(pathIdx('spec.hosts', i), 'wildcard host * is not allowed for virtual services bound to the mesh gateway');
+      allValid = false;
+    }
+  }
+  if (!allValid) return;
+  for (let a = 0; a < hosts.length; a++) {
+    for (let b = a + 1; b < hosts.length; b++) {
+      const [, ha = ''] = hosts[a] ?? [];
+      const [ib = 0, hb = ''] = hosts[b] ?? [];
+      if (hostsOverlap(ha, hb)) issues.add(pathIdx('spec.hosts', ib), `duplicate hosts in virtual service: ${ha} & ${hb}`);
+    }
+  }
+}
+
+function checkL4Match(issues: Issues, path: string, m: JsonObject): void {
+  for (const [i, subnet] of stringItems(m['destinationSubnets'])) {
+    issues.addIf(pathIdx(pathKey(path, 'destinationSubnets'), i), subnetError(subnet));
+  }
+  const port = num(m['port']);
+  if (port !== undefined && port !== 0 && Number.isInteger(port)) issues.addIf(pathKey(path, 'port'), portError(port));
+  checkLabelMap(issues, pathKey(path, 'sourceLabels'), m['sourceLabels']);
+  checkGatewayNames(issues, pathKey(path, 'gateways'), m['gateways']);
+}
+
+function checkTcpRoute(issues: Issues, path: string, r: JsonObject): void {
+  for (const [i, m] of recordItems(r['match'])) checkL4Match(issues, pathIdx(pathKey(path, 'match'), i), m);
+  if ((arr(r['route'])?.length ?? 0) === 0) issues.add(pathKey(path, 'route'), 'TCP route is required: add at least one destination');
+  checkRouteDestinations(issues, pathKey(path, 'route'), r['route'], false);
+}
+
+function checkTlsRoute(issues: Issues, path: string, r: JsonObject, spec: JsonObject): void {
+  const hosts = stringItems(spec['hosts']).map(([, h]) => h);
+  if ((arr(r['match'])?.length ?? 0) === 0) issues.add(pathKey(path, 'match'), 'TLS route must have at least one match condition');
+  for (const [i, m] of recordItems(r['match'])) {
+    const p = pathIdx(pathKey(path, 'match'), i);
+    const sni = stringItems(m['sniHosts']);
+    if (sni.length === 0) issues.add(pathKey(p, 'sniHosts'), 'TLS match must have at least one SNI host');
+    for (const [j, h] of sni) {
+      const sp = pathIdx(pathKey(p, 'sniHosts'), j);
+      const err = wildcardDomainError(h);
+      if (err !== undefined && !isIP(h)) issues.add(sp, err);
+      else if (!hosts.some((vh) => sniWithin(h, vh))) {
+        issues.add(sp, `SNI host ${JSON.stringify(h)} is not a compatible subset of any of the virtual service hosts: [${hosts.join(', ')}]`);
+      }
+    }
+    checkL4Match(issues, p, m);
+  }
+  if ((arr(r['route'])?.length ?? 0) === 0) issues.add(pathKey(path, 'route'), 'TLS route is required: add at least one destination');
+  checkRouteDestinations(issues, pathKey(path, 'route'), r['route'], false);
+}
+
+/** host.Name.SubsetOf: `a.foo.com` ⊂ `*.foo.com` ⊂ `*`. */
+function sniWithin(sni: string, host: string): boolean {
+  if (host.startsWith('*')) {
+    const suffix = host.slice(1);
+    return sni.startsWith('*') ? sni.slice(1).endsWith(suffix) : sni.endsWith(suffix);
+  }
+  return sni === host;
+}

@@ -1,0 +1,51 @@
+/**
+ * Golden tests: a config folder + proxies → the CDS/EDS/LDS/RDS each proxy receives, decoded from
+ * the bytes the server would send, as YAML. UPDATE_GOLDEN=1 rewrites the expected files.
+ *
+ * Each case is test/golden/<case>/case.yaml:
+ *   input: <folder relative to the repo root>
+ *   proxies: [{ name, id, metadata }]
+ * and the expected output lives in test/golden/<case>/<proxy name>/{cds,eds,lds,rds}.yaml.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import YAML from 'yaml';
+import { EnvoyProtos } from '../src/xds/protos';
+import { render, snapshotFromDir } from './helpers/render';
+
+const ROOT = path.join(__dirname, '..');
+const GOLDEN = path.join(__dirname, 'golden');
+const update = process.env.UPDATE_GOLDEN === '1';
+const protos = new EnvoyProtos();
+
+interface Case {
+  input: string;
+  proxies: { name: string; id: string; metadata?: Record<string, unknown> }[];
+}
+
+for (const name of fs.readdirSync(GOLDEN).sort()) {
+  const caseFile = path.join(GOLDEN, name, 'case.yaml');
+  if (!fs.existsSync(caseFile)) continue;
+  const c = YAML.parse(fs.readFileSync(caseFile, 'utf8')) as Case;
+  const snap = snapshotFromDir(path.join(ROOT, c.input));
+  for (const p of c.proxies) {
+    test(`golden ${name}/${p.name}`, () => {
+      assert.deepEqual(snap.errors, [], 'golden inputs must be valid');
+      const out = render(protos, snap, p.id, p.metadata ?? {});
+      assert.deepEqual(out.rejected, [], 'every generated resource passes validate.rules');
+      for (const [type, resources] of Object.entries(out.byType)) {
+        const file = path.join(GOLDEN, name, p.name, `${type.toLowerCase()}.yaml`);
+        const actual = YAML.stringify(resources, { sortMapEntries: false, lineWidth: 0 });
+        if (update) {
+          fs.mkdirSync(path.dirname(file), { recursive: true });
+          fs.writeFileSync(file, actual);
+          continue;
+        }
+        assert.ok(fs.existsSync(file), `${path.relative(ROOT, file)} is missing; run with UPDATE_GOLDEN=1 and review it`);
+        assert.equal(actual, fs.readFileSync(file, 'utf8'), `${path.relative(ROOT, file)} differs; if intended, UPDATE_GOLDEN=1 and review the diff`);
+      }
+    });
+  }
+}

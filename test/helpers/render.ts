@@ -1,0 +1,36 @@
+/** Generates, checks and encodes a proxy's resources without a server, as the server would. */
+import { flavorOf, generatorsFor } from '../../src/generate';
+import { buildSnapshot } from '../../src/model/build';
+import { parseProxy, type ProxyMetadata } from '../../src/model/proxy';
+import type { MeshSnapshot } from '../../src/model/snapshot';
+import { FileSource } from '../../src/sources/file-source';
+import { ResourceCache, type RejectedResource } from '../../src/xds/cache';
+import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE } from '../../src/xds/protos';
+import { ResourceValidator } from '../../src/xds/validate-rules';
+
+export function snapshotFromDir(dir: string): MeshSnapshot {
+  const src = new FileSource(dir);
+  src.load();
+  const st = src.state();
+  return buildSnapshot({ objects: st.objects, errors: st.errors, sequence: 1, now: new Date(0), domain: 'cluster.local' });
+}
+
+export interface Rendered {
+  /** Short type (CDS, EDS, LDS, RDS) → decoded resources, as the proxy would receive them. */
+  byType: Record<string, Record<string, unknown>[]>;
+  rejected: RejectedResource[];
+}
+
+export function render(protos: EnvoyProtos, snap: MeshSnapshot, id: string, metadata: ProxyMetadata): Rendered {
+  const proxy = parseProxy(id, metadata);
+  const cache = new ResourceCache(protos, new ResourceValidator(protos));
+  const gens = generatorsFor(proxy);
+  const byType: Record<string, Record<string, unknown>[]> = {};
+  for (const t of PUSH_ORDER) {
+    const gen = gens[t];
+    if (!gen) continue;
+    const enc = cache.encode(snap.version, flavorOf(proxy), t, gen({ snap, proxy }));
+    byType[SHORT_TYPE[t]] = enc.map((r) => protos.decode(t, r.bytes));
+  }
+  return { byType, rejected: cache.currentRejections() };
+}
