@@ -144,6 +144,8 @@ before(async () => {
     configDir: env.fixture.configDir,
     xdsPort: 0,
     debugPort: 0,
+    // The embedded default is istiod's fixed 15014; a free port keeps parallel test files apart.
+    monitoringPort: 0,
     logLevel: process.env['MESHD_LOG_LEVEL'] ?? 'warn',
   });
 });

@@ -18,6 +18,7 @@ export function grpcListeners(ctx: GenerateContext): Resource[] {
           api_listener: {
             api_listener: {
               '@type': HCM_TYPE,
+              stat_prefix: name,
               rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: name },
               http_filters: [routerFilter()],
             },

@@ -130,7 +130,7 @@ export class EnvoyProtos {
   /** Protobuf bytes → plain object in Envoy's JSON shape (Any expanded with `@type`). */
   decode(typeUrl: string, bytes: Uint8Array): Record<string, unknown> {
     const t = this.type(typeUrl);
-    return t.toObject(t.decode(bytes), TO_OBJECT) as Record<string, unknown>;
+    return typeFirst(t.toObject(t.decode(bytes), TO_OBJECT)) as Record<string, unknown>;
   }
 }
 
@@ -142,3 +142,14 @@ export const TO_OBJECT: protobuf.IConversionOptions = {
   json: true,
   oneofs: false,
 };
+
+/** Puts `@type` first in every object, as Envoy prints config, for readable dumps. */
+function typeFirst(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(typeFirst);
+  if (!v || typeof v !== 'object' || v instanceof Uint8Array) return v;
+  const o = v as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  if ('@type' in o) out['@type'] = o['@type'];
+  for (const [k, val] of Object.entries(o)) if (k !== '@type') out[k] = typeFirst(val);
+  return out;
+}

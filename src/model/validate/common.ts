@@ -24,6 +24,11 @@ export function pathKey(base: string, key: string): string {
   return `${base}[${JSON.stringify(key)}]`;
 }
 
+/** `base` plus a literal dotted sub-path of field names, e.g. `subPath(p, 'port.number')`. */
+export function subPath(base: string, fields: string): string {
+  return fields.split('.').reduce(pathKey, base);
+}
+
 export function pathIdx(base: string, i: number): string {
   return `${base}[${i}]`;
 }

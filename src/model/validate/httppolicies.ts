@@ -1,5 +1,5 @@
 /** HTTPRoute sub-policies: redirect, directResponse, retries, rewrite, fault, corsPolicy, percentages. */
-import { Issues, has, num, pathIdx, pathKey, rec, recordItems, str, stringItems } from './common';
+import { Issues, has, num, pathIdx, pathKey, rec, recordItems, str, stringItems , subPath } from './common';
 import { durationError } from './duration';
 import { portError } from './istio-common';
 import { checkStringMatch, regexError } from './stringmatch';
@@ -109,7 +109,7 @@ export function checkRewrite(issues: Issues, path: string, v: unknown): void {
     if (!match || !str(regexRewrite['rewrite'])) {
       issues.add(pathKey(path, 'uriRegexRewrite'), 'uriRegexRewrite requires both match and rewrite');
     }
-    if (match) issues.addIf(pathKey(path, 'uriRegexRewrite.match'), regexError(match));
+    if (match) issues.addIf(subPath(path, 'uriRegexRewrite.match'), regexError(match));
   }
 }
 

@@ -2,7 +2,7 @@
  * Checks shared by VirtualService and DestinationRule, after Istio's pkg/config/validation:
  * destinations, ports, label maps, exportTo, gateway names, header names and values.
  */
-import { Issues, num, pathIdx, pathKey, rec, str, stringEntries, stringItems } from './common';
+import { Issues, num, pathIdx, pathKey, rec, str, stringEntries, stringItems , subPath } from './common';
 import { fqdnError, isIstioDnsLabel, labelKeyError, labelValueError, wildcardDomainError } from './names';
 
 export function portError(n: number): string | undefined {
@@ -47,8 +47,8 @@ export function checkDestination(issues: Issues, path: string, v: unknown): void
   const port = rec(d['port']);
   if (port !== undefined) {
     const n = num(port['number']);
-    if (port['number'] === undefined) issues.add(pathKey(path, 'port.number'), 'port number is required when port is set');
-    else if (n !== undefined && Number.isInteger(n)) issues.addIf(pathKey(path, 'port.number'), portError(n));
+    if (port['number'] === undefined) issues.add(subPath(path, 'port.number'), 'port number is required when port is set');
+    else if (n !== undefined && Number.isInteger(n)) issues.addIf(subPath(path, 'port.number'), portError(n));
   }
 }
 

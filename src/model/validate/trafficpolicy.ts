@@ -1,5 +1,5 @@
 /** DestinationRule TrafficPolicy checks (Istio's validateTrafficPolicy and friends). */
-import { Issues, bool, has, num, pathIdx, pathKey, rec, recordItems, str, type JsonObject } from './common';
+import { Issues, bool, has, num, pathIdx, pathKey, rec, recordItems, str, type JsonObject , subPath } from './common';
 import { checkDuration } from './httppolicies';
 import { portError } from './istio-common';
 import { isIP } from './ip';
@@ -22,7 +22,7 @@ export function checkTrafficPolicy(issues: Issues, path: string, v: unknown): vo
     if (port === undefined) issues.add(pathKey(pp, 'port'), 'port is required in a port traffic policy');
     else {
       const n = num(port['number']);
-      issues.addIf(pathKey(pp, 'port.number'), portError(n ?? 0));
+      issues.addIf(subPath(pp, 'port.number'), portError(n ?? 0));
     }
     if (!['loadBalancer', 'connectionPool', 'outlierDetection', 'tls'].some((k) => has(p, k))) {
       issues.add(pp, 'port traffic policy must have at least one of loadBalancer, connectionPool, outlierDetection or tls');
@@ -32,7 +32,7 @@ export function checkTrafficPolicy(issues: Issues, path: string, v: unknown): vo
   checkTunnel(issues, pathKey(path, 'tunnel'), tp['tunnel']);
   const budget = num(rec(tp['retryBudget'])?.['percent']);
   if (budget !== undefined && (budget < 0 || budget > 100)) {
-    issues.add(pathKey(path, 'retryBudget.percent'), `percent ${budget} is not in range 0..100`);
+    issues.add(subPath(path, 'retryBudget.percent'), `percent ${budget} is not in range 0..100`);
   }
 }
 
@@ -54,14 +54,14 @@ function checkLoadBalancer(issues: Issues, path: string, v: unknown): void {
     const keys = ['httpHeaderName', 'httpCookie', 'useSourceIp', 'httpQueryParameterName'].filter((k) => has(hash, k));
     if (keys.length > 1) issues.add(hp, `set only one hash key (got ${keys.join(', ')})`);
     const cookie = rec(hash['httpCookie']);
-    if (cookie !== undefined && !str(cookie['name'])) issues.add(pathKey(hp, 'httpCookie.name'), 'name required for httpCookie');
-    if (cookie !== undefined) checkDuration(issues, pathKey(hp, 'httpCookie.ttl'), cookie['ttl']);
+    if (cookie !== undefined && !str(cookie['name'])) issues.add(subPath(hp, 'httpCookie.name'), 'name required for httpCookie');
+    if (cookie !== undefined) checkDuration(issues, subPath(hp, 'httpCookie.ttl'), cookie['ttl']);
     const algorithms = ['ringHash', 'maglev', 'minimumRingSize'].filter((k) => has(hash, k));
     if (algorithms.length > 1) issues.add(hp, `set only one of ${algorithms.join(', ')} (minimumRingSize is deprecated; use ringHash)`);
     const maglev = rec(hash['maglev']);
     if (maglev !== undefined) {
       const size = num(maglev['tableSize']) ?? 0;
-      const tp = pathKey(hp, 'maglev.tableSize');
+      const tp = subPath(hp, 'maglev.tableSize');
       if (size === 0) issues.add(tp, 'tableSize must be set for maglev');
       else if (size >= MAGLEV_MAX_TABLE) issues.add(tp, `tableSize must be less than ${MAGLEV_MAX_TABLE} for maglev`);
       else if (!isPrime(size)) issues.add(tp, 'tableSize must be a prime number for maglev');
@@ -77,8 +77,8 @@ function checkLoadBalancer(issues: Issues, path: string, v: unknown): void {
   checkDuration(issues, pathKey(path, 'warmupDurationSecs'), lb['warmupDurationSecs']);
   const warmup = rec(lb['warmup']);
   if (warmup !== undefined) {
-    if (!has(warmup, 'duration')) issues.add(pathKey(path, 'warmup.duration'), 'duration is required');
-    checkDuration(issues, pathKey(path, 'warmup.duration'), warmup['duration']);
+    if (!has(warmup, 'duration')) issues.add(subPath(path, 'warmup.duration'), 'duration is required');
+    checkDuration(issues, subPath(path, 'warmup.duration'), warmup['duration']);
   }
 }
 
