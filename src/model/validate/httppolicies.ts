@@ -1,5 +1,5 @@
 /** HTTPRoute sub-policies: redirect, directResponse, retries, rewrite, fault, corsPolicy, percentages. */
-import { Issues, has, num, pathIdx, pathKey, rec, recordItems, str, stringItems , subPath } from './common';
+import { Issues, has, num, pathIdx, pathKey, rec, recordItems, str, stringItems, subPath } from './common';
 import { durationError } from './duration';
 import { portError } from './istio-common';
 import { checkStringMatch, regexError } from './stringmatch';

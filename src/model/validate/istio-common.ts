@@ -2,7 +2,7 @@
  * Checks shared by VirtualService and DestinationRule, after Istio's pkg/config/validation:
  * destinations, ports, label maps, exportTo, gateway names, header names and values.
  */
-import { Issues, num, pathIdx, pathKey, rec, str, stringEntries, stringItems , subPath } from './common';
+import { Issues, num, pathIdx, pathKey, rec, str, stringEntries, stringItems, subPath } from './common';
 import { fqdnError, isIstioDnsLabel, labelKeyError, labelValueError, wildcardDomainError } from './names';
 
 export function portError(n: number): string | undefined {

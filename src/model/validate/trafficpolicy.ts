@@ -1,5 +1,5 @@
 /** DestinationRule TrafficPolicy checks (Istio's validateTrafficPolicy and friends). */
-import { Issues, bool, has, num, pathIdx, pathKey, rec, recordItems, str, type JsonObject , subPath } from './common';
+import { Issues, bool, has, num, pathIdx, pathKey, rec, recordItems, str, type JsonObject, subPath } from './common';
 import { checkDuration } from './httppolicies';
 import { portError } from './istio-common';
 import { isIP } from './ip';
