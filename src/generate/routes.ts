@@ -30,11 +30,17 @@ function stringMatch(m: StringMatch, ignoreCase = false): ProtoObject {
   return out;
 }
 
-function headerMatcher(name: string, m: StringMatch, invert: boolean): ProtoObject {
+function headerMatcher(name: string, m: StringMatch, invert: boolean, flavor: Flavor): ProtoObject {
   const h: ProtoObject = { name };
   // An empty match (`{}`) means "header present".
   if (m.exact === undefined && m.prefix === undefined && m.regex === undefined) h.present_match = true;
-  else h.string_match = stringMatch(m);
+  else if (flavor === 'grpc') {
+    // gRPC C-core before string_match support (e.g. 1.51) only reads the older matcher fields,
+    // which every gRPC xDS client and Envoy still accept.
+    if (m.exact !== undefined) h.exact_match = m.exact;
+    else if (m.prefix !== undefined) h.prefix_match = m.prefix;
+    else if (m.regex !== undefined) h.safe_regex_match = { regex: m.regex };
+  } else h.string_match = stringMatch(m);
   if (invert) h.invert_match = true;
   return h;
 }
@@ -54,11 +60,11 @@ function routeMatch(m: HTTPMatchRequest | undefined, scope: RouteScope): ProtoOb
   else out.prefix = '/';
   if (m.ignoreUriCase) out.case_sensitive = false;
   const headers: ProtoObject[] = [];
-  for (const [name, sm] of Object.entries(m.headers ?? {})) headers.push(headerMatcher(name, sm, false));
-  for (const [name, sm] of Object.entries(m.withoutHeaders ?? {})) headers.push(headerMatcher(name, sm, true));
-  if (m.method) headers.push(headerMatcher(':method', m.method, false));
-  if (m.authority) headers.push(headerMatcher(':authority', m.authority, false));
-  if (m.scheme) headers.push(headerMatcher(':scheme', m.scheme, false));
+  for (const [name, sm] of Object.entries(m.headers ?? {})) headers.push(headerMatcher(name, sm, false, scope.flavor));
+  for (const [name, sm] of Object.entries(m.withoutHeaders ?? {})) headers.push(headerMatcher(name, sm, true, scope.flavor));
+  if (m.method) headers.push(headerMatcher(':method', m.method, false, scope.flavor));
+  if (m.authority) headers.push(headerMatcher(':authority', m.authority, false, scope.flavor));
+  if (m.scheme) headers.push(headerMatcher(':scheme', m.scheme, false, scope.flavor));
   if (headers.length > 0) out.headers = headers;
   const qp = Object.entries(m.queryParams ?? {}).map(([name, sm]) =>
     sm.exact === undefined && sm.prefix === undefined && sm.regex === undefined ? { name, present_match: true } : { name, string_match: stringMatch(sm) },

@@ -31,7 +31,7 @@ export function loadText(text: string, source: string): FileResult {
   for (const o of parsed.objects) {
     const fieldErrors = validateObject(o);
     if (fieldErrors.length > 0) {
-      errors.push({ source: o.origin.source, document: o.origin.document, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name, errors: fieldErrors });
+      errors.push({ source: o.origin.source, document: o.origin.document, item: o.origin.item, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name, errors: fieldErrors });
     } else {
       objects.push(o);
     }
@@ -127,6 +127,7 @@ export class FileSource extends EventEmitter {
           errors.push({
             source: o.origin.source,
             document: o.origin.document,
+            item: o.origin.item,
             kind: o.kind,
             namespace: o.metadata.namespace,
             name: o.metadata.name,
