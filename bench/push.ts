@@ -62,8 +62,8 @@ async function main(): Promise<void> {
   const clients: AdsClient[] = [];
   const addr = `127.0.0.1:${meshd.xdsPort}`;
   const t0 = performance.now();
-  for (let i = 0; i < P; i++) clients.push(new AdsClient(protos, addr, { id: `sidecar~10.200.${i >> 8}.${i & 255}~app-${i}.ns-${i % 10}~ns-${i % 10}.svc.cluster.local`, metadata: { NAMESPACE: `ns-${i % 10}` } }));
-  for (let i = 0; i < G; i++) clients.push(new AdsClient(protos, addr, { id: `sidecar~10.201.${i >> 8}.${i & 255}~grpc-${i}.ns-${i % 10}~ns-${i % 10}.svc.cluster.local`, metadata: { NAMESPACE: `ns-${i % 10}`, GENERATOR: 'grpc' } }));
+  for (let i = 0; i < P; i++) clients.push(new AdsClient(protos, addr, { id: `sidecar~10.200.${i >> 8}.${i & 255}~app-${i}.ns-${i % 10}~ns-${i % 10}.svc.cluster.local`, metadata: { NAMESPACE: `ns-${i % 10}` } }, 'names'));
+  for (let i = 0; i < G; i++) clients.push(new AdsClient(protos, addr, { id: `sidecar~10.201.${i >> 8}.${i & 255}~grpc-${i}.ns-${i % 10}~ns-${i % 10}.svc.cluster.local`, metadata: { NAMESPACE: `ns-${i % 10}`, GENERATOR: 'grpc' } }, 'names'));
 
   // Subscribe like Envoy: CDS and LDS wildcard, then EDS for the clusters and RDS for the routes.
   await Promise.all(
@@ -71,14 +71,16 @@ async function main(): Promise<void> {
       c.send({ type_url: TypeUrl.Cluster });
       const cds = await c.next(TypeUrl.Cluster, 120_000);
       c.ack(cds);
-      const edsNames = cds.resources.filter((r) => r.type === 'EDS').map((r) => String(r.name));
+      const edsNames = cds.resources.filter((r) => r.type === 'EDS' || r.type === 3).map((r) => String(r.name));
       c.send({ type_url: TypeUrl.Endpoint, resource_names: edsNames });
       c.send({ type_url: TypeUrl.Listener });
       const lds = await c.next(TypeUrl.Listener, 120_000);
       c.ack(lds);
+      // Sidecars route by port (`0.0.0.0_<port>` → `<port>`); gRPC api listeners by their own name.
       const rdsNames = lds.resources.flatMap((l) => {
-        const m = JSON.stringify(l).match(/"route_config_name":"([^"]+)"/g) ?? [];
-        return m.map((s) => s.split('"')[3] as string);
+        const name = String(l.name);
+        if (l.api_listener) return [name];
+        return name.startsWith('0.0.0.0_') ? [name.slice('0.0.0.0_'.length)] : [];
       });
       c.send({ type_url: TypeUrl.Route, resource_names: [...new Set(rdsNames)] });
       c.ack(await c.next(TypeUrl.Endpoint, 120_000), edsNames);
