@@ -16,6 +16,9 @@
  *
  * Run: node --import tsx --test test/e2e-grpc-xds.test.ts
  * With CI=true a missing python3-grpcio fails the C-core tests instead of skipping them.
+ * Debugging: client processes inherit the environment, so GRPC_TRACE=xds_client,xds_resolver
+ * GRPC_VERBOSITY=DEBUG shows both clients' xDS traffic in failure messages (stderr tail);
+ * MESHD_LOG_LEVEL=info shows meshd's log.
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';

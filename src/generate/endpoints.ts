@@ -58,11 +58,19 @@ export function endpointResources(ctx: GenerateContext): Resource[] {
   const names = ctx.names ?? new Set(allEdsClusterNames(ctx));
   const out: Resource[] = [];
   for (const name of [...names].sort()) {
-    const eps = endpointsForCluster(ctx, name);
-    if (!eps) continue;
-    out.push({ name, key: '', build: () => loadAssignment(name, eps) });
+    // Existence is cheap to check; selecting subset endpoints happens only on a cache miss.
+    if (!clusterExists(ctx, name)) continue;
+    out.push({ name, key: '', build: () => loadAssignment(name, endpointsForCluster(ctx, name) ?? []) });
   }
   return out;
+}
+
+function clusterExists(ctx: GenerateContext, clusterName: string): boolean {
+  const parsed = parseOutboundClusterName(clusterName);
+  if (!parsed) return false;
+  const svc = ctx.snap.serviceByHost.get(parsed.host);
+  if (!svc || !svc.ports.some((p) => p.port === parsed.port)) return false;
+  return !parsed.subset || ctx.snap.destinationRuleByHost.get(parsed.host)?.spec.subsets?.some((s) => s.name === parsed.subset) === true;
 }
 
 function allEdsClusterNames(ctx: GenerateContext): string[] {

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Resource } from '../generate/types';
-import type { EnvoyProtos, TypeUrl } from './protos';
+import { type EnvoyProtos, SHORT_TYPE, type TypeUrl } from './protos';
 import type { RuleViolation } from './validate-rules';
 
 export interface EncodedResource {
@@ -64,8 +64,9 @@ export class ResourceCache {
       this.rejectionsVersion = snapVersion;
     }
     const out: EncodedResource[] = [];
+    const prefix = `${snapVersion}|${flavor}|${SHORT_TYPE[typeUrl]}|`;
     for (const r of resources) {
-      const cacheKey = `${snapVersion}|${flavor}|${typeUrl}|${r.name}|${r.key}`;
+      const cacheKey = prefix + r.name + '|' + r.key;
       let entry = this.lru.get(cacheKey);
       if (entry) {
         this.stats.hits++;

@@ -117,8 +117,16 @@ export class EnvoyProtos {
     this.Any = root.lookupType('google.protobuf.Any');
   }
 
+  private readonly types = new Map<string, protobuf.Type>();
+
+  /** Message type by type URL or full name (memoised: protobufjs lookups walk namespaces). */
   type(name: string): protobuf.Type {
-    return this.root.lookupType(messageName(name));
+    let t = this.types.get(name);
+    if (!t) {
+      t = this.root.lookupType(messageName(name));
+      this.types.set(name, t);
+    }
+    return t;
   }
 
   /** Plain object (proto field names, Any as `{'@type': …}`) → protobuf bytes. Throws on bad shape. */
