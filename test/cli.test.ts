@@ -1,0 +1,69 @@
+/** The meshd command line: validate, flag errors, and printing where it listens. */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { test } from 'node:test';
+
+const ROOT = path.join(__dirname, '..');
+const MAIN = path.join(ROOT, 'src', 'main.ts');
+
+function meshd(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('meshd validate accepts the bookinfo example', () => {
+  const r = meshd(['validate', 'examples/bookinfo']);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^\d+ object\(s\) valid$/m);
+});
+
+test('meshd validate names file, object and field path of each error and exits 1', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-cli-'));
+  try {
+    const f = path.join(dir, 'bad.yaml');
+    fs.writeFileSync(
+      f,
+      'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: { name: r, namespace: shop }\nspec:\n  host: reviews\n  subsets:\n  - { name: v1 }\n  - { name: v1 }\n---\napiVersion: v1\nkind: Widget\nmetadata: { name: w }\n',
+    );
+    const r = meshd(['validate', f]);
+    assert.equal(r.status, 1);
+    assert.match(r.stdout, /bad\.yaml: DestinationRule shop\/r: spec\.subsets\[1\]\.name: .*v1/);
+    assert.match(r.stdout, /bad\.yaml: .*kind: .*Widget/);
+    assert.equal(meshd(['validate', path.join(dir, 'missing.yaml')]).status, 1);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('meshd refuses a bad port flag with a clear message', () => {
+  const r = meshd(['--config-dir', 'examples/bookinfo', '--xds-port', '70000']);
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /--xds-port must be a port number/);
+});
+
+test('meshd --config-dir with port 0 prints the ports it chose and serves until SIGTERM', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--log-level', 'warn'], { cwd: ROOT });
+  let out = '';
+  const line = await new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 20_000);
+    child.stdout.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = /meshd listening: .*\n/.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve(m[0]);
+      }
+    });
+  });
+  const m = /xDS 127\.0\.0\.1:(\d+), debug http:\/\/127\.0\.0\.1:(\d+)\/debug/.exec(line);
+  assert.ok(m, line);
+  assert.notEqual(Number(m[1]), 0);
+  const ready = await fetch(`http://127.0.0.1:${m[2]}/ready`);
+  assert.equal(ready.status, 200);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0);
+});

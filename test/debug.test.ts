@@ -1,0 +1,108 @@
+/** Debug HTTP endpoints and metrics against a running meshd serving the bookinfo example. */
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+import pino from 'pino';
+import { type MeshdHandle, startMeshd } from '../src/meshd';
+import { EnvoyProtos, TypeUrl } from '../src/xds/protos';
+import { AdsClient } from './helpers/ads-client';
+
+const protos = new EnvoyProtos();
+const PRODUCTPAGE = 'sidecar~10.244.0.10~productpage-v1.default~default.svc.cluster.local';
+let meshd: MeshdHandle;
+let client: AdsClient;
+
+async function get(p: string, port = meshd.debugPort): Promise<{ status: number; body: string }> {
+  const r = await fetch(`http://127.0.0.1:${port}${p}`);
+  return { status: r.status, body: await r.text() };
+}
+
+before(async () => {
+  meshd = await startMeshd({ configDir: path.join(__dirname, '..', 'examples', 'bookinfo'), xdsPort: 0, debugPort: 0, monitoringPort: 0, logger: pino({ level: 'silent' }) });
+  client = new AdsClient(protos, `127.0.0.1:${meshd.xdsPort}`, { id: PRODUCTPAGE, metadata: { NAMESPACE: 'default', ISTIO_VERSION: '1.24.0' } });
+  client.send({ type_url: TypeUrl.Cluster });
+  client.ack(await client.next(TypeUrl.Cluster));
+  client.send({ type_url: TypeUrl.Listener });
+  client.ack(await client.next(TypeUrl.Listener));
+  client.send({ type_url: TypeUrl.Route, resource_names: ['9080'] });
+  client.ack(await client.next(TypeUrl.Route));
+  client.send({ type_url: TypeUrl.Endpoint, resource_names: ['outbound|9080|v1|reviews.default.svc.cluster.local'] });
+  client.ack(await client.next(TypeUrl.Endpoint));
+});
+
+after(async () => {
+  client.close();
+  await meshd.close();
+});
+
+test('/ready answers 200 once config is loaded and the servers listen', async () => {
+  const r = await get('/ready');
+  assert.equal(r.status, 200);
+});
+
+test('/debug/config_dump has Envoy\'s ConfigDump shape with what the proxy was sent', async () => {
+  const r = await get(`/debug/config_dump?proxyID=${encodeURIComponent(PRODUCTPAGE)}`);
+  assert.equal(r.status, 200);
+  const dump = JSON.parse(r.body) as { configs: Record<string, unknown>[] };
+  const byType = new Map(dump.configs.map((c) => [c['@type'], c]));
+  const clusters = byType.get('type.googleapis.com/envoy.admin.v3.ClustersConfigDump') as { dynamic_active_clusters: { cluster: { name: string; '@type': string } }[] };
+  assert.ok(clusters.dynamic_active_clusters.some((c) => c.cluster.name === 'outbound|9080|v2|reviews.default.svc.cluster.local'));
+  assert.equal(clusters.dynamic_active_clusters[0]?.cluster['@type'], TypeUrl.Cluster);
+  const listeners = byType.get('type.googleapis.com/envoy.admin.v3.ListenersConfigDump') as { dynamic_listeners: { name: string; active_state: { listener: { name: string } } }[] };
+  assert.deepEqual(listeners.dynamic_listeners.map((l) => l.name).sort(), ['0.0.0.0_9080', 'virtualInbound', 'virtualOutbound']);
+  const routes = byType.get('type.googleapis.com/envoy.admin.v3.RoutesConfigDump') as { dynamic_route_configs: { route_config: { name: string; virtual_hosts: { name: string; routes: unknown[] }[] } }[] };
+  assert.equal(routes.dynamic_route_configs.length, 1);
+  const reviews = routes.dynamic_route_configs[0]?.route_config.virtual_hosts.find((v) => v.name === 'reviews.default.svc.cluster.local:9080');
+  assert.ok(JSON.stringify(reviews?.routes).includes('"exact":"jason"'), 'the jason header route is in the dump');
+  const eds = byType.get('type.googleapis.com/envoy.admin.v3.EndpointsConfigDump') as { dynamic_endpoint_configs: { endpoint_config: { cluster_name: string } }[] };
+  assert.deepEqual(eds.dynamic_endpoint_configs.map((e) => e.endpoint_config.cluster_name), ['outbound|9080|v1|reviews.default.svc.cluster.local']);
+  // Istio's short form <pod>.<namespace> works too.
+  assert.equal((await get('/debug/config_dump?proxyID=productpage-v1.default')).status, 200);
+});
+
+test('/debug/config_dump explains a missing or unknown proxyID', async () => {
+  const none = await get('/debug/config_dump');
+  assert.equal(none.status, 400);
+  assert.match(none.body, /proxyID is required/);
+  const unknown = await get('/debug/config_dump?proxyID=nobody.default');
+  assert.equal(unknown.status, 404);
+  assert.match(unknown.body, /not connected/);
+});
+
+test('/debug/syncz lists the proxy with per-type sent and acked state', async () => {
+  const s = JSON.parse((await get('/debug/syncz')).body) as { proxy: string; istio_version: string; types: Record<string, { status: string; resources: number }> }[];
+  const me = s.find((x) => x.proxy === PRODUCTPAGE);
+  assert.ok(me);
+  assert.equal(me.istio_version, '1.24.0');
+  for (const t of ['CDS', 'EDS', 'LDS', 'RDS']) assert.equal(me.types[t]?.status, 'SYNCED', t);
+  assert.equal(me.types.EDS?.resources, 1);
+});
+
+test('/debug/registryz shows services, ports with protocols, and endpoints with pod labels', async () => {
+  const reg = JSON.parse((await get('/debug/registryz')).body) as { hostname: string; ports: { port: number; protocol: string }[]; endpoints: Record<string, { address: string; labels: Record<string, string>; pod: string }[]> }[];
+  const reviews = reg.find((s) => s.hostname === 'reviews.default.svc.cluster.local');
+  assert.ok(reviews);
+  assert.deepEqual(reviews.ports.map((p) => [p.port, p.protocol]), [[9080, 'HTTP']]);
+  const eps = reviews.endpoints['9080'] ?? [];
+  assert.equal(eps.length, 3);
+  assert.deepEqual(eps.map((e) => e.labels.version).sort(), ['v1', 'v2', 'v3']);
+  assert.ok(eps.every((e) => e.pod.startsWith('default/reviews-')));
+});
+
+test('/debug/configz lists accepted config and no errors for the example', async () => {
+  const c = JSON.parse((await get('/debug/configz')).body) as { counts: Record<string, number>; errors: unknown[]; virtual_services: { name: string }[] };
+  assert.equal(c.counts.VirtualService, 4);
+  assert.equal(c.counts.DestinationRule, 4);
+  assert.deepEqual(c.errors, []);
+});
+
+test('/metrics (debug port and monitoring port) uses Istio\'s metric names', async () => {
+  for (const port of [meshd.debugPort, meshd.monitoringPort]) {
+    const m = (await get('/metrics', port)).body;
+    assert.match(m, /^pilot_xds 1$/m);
+    assert.match(m, /^pilot_xds_pushes\{type="cds"\} [1-9]/m);
+    assert.match(m, /^pilot_xds_pushes\{type="rds"\} [1-9]/m);
+    assert.match(m, /^# TYPE pilot_total_xds_rejects counter$/m);
+    assert.match(m, /^# TYPE pilot_proxy_convergence_time histogram$/m);
+  }
+});
