@@ -25,6 +25,11 @@ export interface MeshdHandle {
 
 export type StartOptions = Partial<MeshdOptions> & { configDir: string; logger?: Logger };
 
+/** The content part of a snapshot version (`<sequence>-<hash>`). */
+function contentHash(s: MeshSnapshot): string {
+  return s.version.slice(s.version.indexOf('-') + 1);
+}
+
 function describe(e: ConfigError): string {
   const obj = e.kind ? ` ${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name ?? ''}` : '';
   const doc = e.document !== undefined ? `#${e.document}` : '';
@@ -58,7 +63,9 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const debouncer = new Debouncer<string>({ quietMs: opts.debounceQuietMs, maxMs: opts.debounceMaxMs }, (files, firstAt) => {
     const prev = current;
     const next = rebuild();
-    if (prev && next.version.split('-')[1] === prev.version.split('-')[1] && next.errors.length === prev.errors.length) {
+    // Same objects and same problems (e.g. a file touched, or an invalid object edited into
+    // another invalid one with the same message): keep the snapshot and its encoded resources.
+    if (prev && contentHash(next) === contentHash(prev) && JSON.stringify(next.errors) === JSON.stringify(prev.errors)) {
       log.debug({ files }, 'files changed but config is the same; no push');
       return;
     }
