@@ -14,6 +14,7 @@ import type {
   ServiceSpec,
   VirtualServiceSpec,
 } from './objects';
+import { objectError } from './objects';
 import { protocolOf } from './protocol';
 import {
   type DestinationRuleConfig,
@@ -201,14 +202,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     hosts.forEach((h, i) => {
       const owner = virtualServiceByHost.get(h);
       if (owner) {
-        errors.push({
-          source: o.origin.source,
-          document: o.origin.document,
-          kind: o.kind,
-          namespace: o.metadata.namespace,
-          name: o.metadata.name,
-          errors: [{ path: `spec.hosts[${i}]`, message: `host "${h}" is already routed by VirtualService ${owner.meta.namespace}/${owner.meta.name}; this one is ignored for that host` }],
-        });
+        errors.push(objectError(o, [{ path: `spec.hosts[${i}]`, message: `host "${h}" is already routed by VirtualService ${owner.meta.namespace}/${owner.meta.name}; this one is ignored for that host` }]));
       } else {
         virtualServiceByHost.set(h, vs);
       }
@@ -223,14 +217,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     destinationRules.push(dr);
     const owner = destinationRuleByHost.get(dr.host);
     if (owner) {
-      errors.push({
-        source: o.origin.source,
-        document: o.origin.document,
-        kind: o.kind,
-        namespace: o.metadata.namespace,
-        name: o.metadata.name,
-        errors: [{ path: 'spec.host', message: `host "${dr.host}" already has DestinationRule ${owner.meta.namespace}/${owner.meta.name}; this one is ignored` }],
-      });
+      errors.push(objectError(o, [{ path: 'spec.host', message: `host "${dr.host}" already has DestinationRule ${owner.meta.namespace}/${owner.meta.name}; this one is ignored` }]));
     } else {
       destinationRuleByHost.set(dr.host, dr);
     }

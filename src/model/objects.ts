@@ -225,3 +225,16 @@ export interface DestinationRuleSpec {
   exportTo?: string[];
   workloadSelector?: { matchLabels?: Record<string, string> };
 }
+
+/** A ConfigError naming one object and where it came from. */
+export function objectError(o: ConfigObject, errors: readonly FieldError[]): ConfigError {
+  return {
+    source: o.origin.source,
+    document: o.origin.document,
+    item: o.origin.item,
+    kind: o.kind,
+    namespace: o.metadata.namespace,
+    name: o.metadata.name,
+    errors,
+  };
+}

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import type { ConfigError, ConfigObject } from '../model/objects';
-import { objectKey } from '../model/objects';
+import { objectError, objectKey } from '../model/objects';
 import { validateObject } from '../model/validate';
 import { parseDocuments } from './parse';
 
@@ -31,7 +31,7 @@ export function loadText(text: string, source: string): FileResult {
   for (const o of parsed.objects) {
     const fieldErrors = validateObject(o);
     if (fieldErrors.length > 0) {
-      errors.push({ source: o.origin.source, document: o.origin.document, item: o.origin.item, kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name, errors: fieldErrors });
+      errors.push(objectError(o, fieldErrors));
     } else {
       objects.push(o);
     }
@@ -124,15 +124,7 @@ export class FileSource extends EventEmitter {
         const key = objectKey(o.kind, o.metadata.namespace, o.metadata.name);
         const first = seen.get(key);
         if (first) {
-          errors.push({
-            source: o.origin.source,
-            document: o.origin.document,
-            item: o.origin.item,
-            kind: o.kind,
-            namespace: o.metadata.namespace,
-            name: o.metadata.name,
-            errors: [{ path: 'metadata.name', message: `duplicate ${o.kind} ${key}: already defined in ${first.origin.source}; this definition is ignored` }],
-          });
+          errors.push(objectError(o, [{ path: 'metadata.name', message: `duplicate ${o.kind} ${key}: already defined in ${first.origin.source}; this definition is ignored` }]));
           continue;
         }
         seen.set(key, o);
