@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
-import type { ConfigError, ConfigObject } from '../model/objects';
+import type { ConfigError, ConfigObject, FieldError } from '../model/objects';
 import { objectError, objectKey } from '../model/objects';
 import { validateObject } from '../model/validate';
 import { parseDocuments } from './parse';
@@ -29,7 +29,13 @@ export function loadText(text: string, source: string): FileResult {
   const objects: ConfigObject[] = [];
   const errors: ConfigError[] = [...parsed.errors];
   for (const o of parsed.objects) {
-    const fieldErrors = validateObject(o);
+    let fieldErrors: FieldError[];
+    try {
+      fieldErrors = validateObject(o);
+    } catch (err) {
+      // A validator bug must not take the folder down: leave the object out and say why.
+      fieldErrors = [{ path: '', message: `internal validation error: ${(err as Error).message}` }];
+    }
     if (fieldErrors.length > 0) {
       errors.push(objectError(o, fieldErrors));
     } else {
