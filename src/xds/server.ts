@@ -114,8 +114,14 @@ export class AdsServer {
     for (const conn of [...this.connections.values()]) {
       if (!conn.proxy || !this.connections.has(conn.id)) continue;
       let sent = false;
-      for (const t of PUSH_ORDER) {
-        if (conn.watches.has(t)) sent = this.respond(conn, t, false) || sent;
+      try {
+        for (const t of PUSH_ORDER) {
+          if (conn.watches.has(t)) sent = this.respond(conn, t, false) || sent;
+        }
+      } catch (err) {
+        // One proxy's failure must not stop the push to the others.
+        this.opts.metrics.internalErrors.inc();
+        this.opts.log.error({ err, conn: conn.id, proxy: conn.proxy.id }, 'push to proxy failed');
       }
       if (sent) {
         n++;
