@@ -33,6 +33,16 @@ function defaultCircuitBreakers(): ProtoObject {
   };
 }
 
+/** Upstream HTTP/2 (gRPC and http2 ports). */
+function http2Options(): ProtoObject {
+  return {
+    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+      '@type': HTTP_PROTOCOL_OPTIONS_TYPE,
+      explicit_http_config: { http2_protocol_options: {} },
+    },
+  };
+}
+
 function lbPolicy(policy: TrafficPolicy | undefined): { lb_policy?: string; passthrough: boolean } {
   switch (policy?.loadBalancer?.simple) {
     case 'LEAST_CONN':
@@ -78,14 +88,7 @@ function outboundCluster(svc: MeshService, port: ServicePort, subset: string, dr
   cluster.connect_timeout = seconds(10);
   cluster.circuit_breakers = defaultCircuitBreakers();
   cluster.common_lb_config = {};
-  if (isHttp2(port.protocol)) {
-    cluster.typed_extension_protocol_options = {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-        '@type': HTTP_PROTOCOL_OPTIONS_TYPE,
-        explicit_http_config: { http2_protocol_options: {} },
-      },
-    };
-  }
+  if (isHttp2(port.protocol)) cluster.typed_extension_protocol_options = http2Options();
   return cluster;
 }
 
@@ -140,16 +143,7 @@ export function sidecarClusters(ctx: GenerateContext): Resource[] {
       key: `${ctx.proxy.namespace}/${w?.name ?? ctx.proxy.podName}`,
       build: () => ({
         ...originalDstCluster(name, true),
-        ...(isHttp2(ip.protocol)
-          ? {
-              typed_extension_protocol_options: {
-                'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-                  '@type': HTTP_PROTOCOL_OPTIONS_TYPE,
-                  explicit_http_config: { http2_protocol_options: {} },
-                },
-              },
-            }
-          : {}),
+        ...(isHttp2(ip.protocol) ? { typed_extension_protocol_options: http2Options() } : {}),
       }),
     });
   }
