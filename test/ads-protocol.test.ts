@@ -220,14 +220,10 @@ test('stale nonce is ignored and counted', async () => {
 
 test('push order CDS → EDS → LDS → RDS, and only the types that changed are pushed', async () => {
   const c = client('app-order');
-  c.send({ type_url: TypeUrl.Cluster });
-  c.ack(await c.next(TypeUrl.Cluster));
-  c.send({ type_url: TypeUrl.Listener });
-  c.ack(await c.next(TypeUrl.Listener));
-  c.send({ type_url: TypeUrl.Route, resource_names: ['9080'] });
-  c.ack(await c.next(TypeUrl.Route));
-  c.send({ type_url: TypeUrl.Endpoint, resource_names: ['outbound|9080||reviews.default.svc.cluster.local'] });
-  c.ack(await c.next(TypeUrl.Endpoint));
+  await c.subscribe(TypeUrl.Cluster);
+  await c.subscribe(TypeUrl.Listener);
+  await c.subscribe(TypeUrl.Route, ['9080']);
+  await c.subscribe(TypeUrl.Endpoint, ['outbound|9080||reviews.default.svc.cluster.local']);
   await c.drain(200);
 
   // A new HTTP service on a new port changes clusters, listeners and routes.
@@ -249,9 +245,7 @@ test('push order CDS → EDS → LDS → RDS, and only the types that changed ar
 
 test('reconnect: a new stream carrying an old version and nonce gets full config', async () => {
   const c1 = client('app-re');
-  c1.send({ type_url: TypeUrl.Cluster });
-  const r1 = await c1.next(TypeUrl.Cluster);
-  c1.ack(r1);
+  const r1 = await c1.subscribe(TypeUrl.Cluster);
   c1.close();
   const c2 = client('app-re');
   c2.send({ type_url: TypeUrl.Cluster, version_info: r1.version_info, response_nonce: r1.nonce });

@@ -20,14 +20,10 @@ async function get(p: string, port = meshd.debugPort): Promise<{ status: number;
 before(async () => {
   meshd = await startMeshd({ configDir: path.join(__dirname, '..', 'examples', 'bookinfo'), xdsPort: 0, debugPort: 0, monitoringPort: 0, logger: pino({ level: 'silent' }) });
   client = new AdsClient(protos, `127.0.0.1:${meshd.xdsPort}`, { id: PRODUCTPAGE, metadata: { NAMESPACE: 'default', ISTIO_VERSION: '1.24.0' } });
-  client.send({ type_url: TypeUrl.Cluster });
-  client.ack(await client.next(TypeUrl.Cluster));
-  client.send({ type_url: TypeUrl.Listener });
-  client.ack(await client.next(TypeUrl.Listener));
-  client.send({ type_url: TypeUrl.Route, resource_names: ['9080'] });
-  client.ack(await client.next(TypeUrl.Route));
-  client.send({ type_url: TypeUrl.Endpoint, resource_names: ['outbound|9080|v1|reviews.default.svc.cluster.local'] });
-  client.ack(await client.next(TypeUrl.Endpoint));
+  await client.subscribe(TypeUrl.Cluster);
+  await client.subscribe(TypeUrl.Listener);
+  await client.subscribe(TypeUrl.Route, ['9080']);
+  await client.subscribe(TypeUrl.Endpoint, ['outbound|9080|v1|reviews.default.svc.cluster.local']);
 });
 
 after(async () => {

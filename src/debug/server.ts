@@ -39,11 +39,10 @@ export function debugApp(deps: DebugDeps): FastifyInstance {
   });
 
   app.get('/debug', async () => ({
-    endpoints: ['/debug/config_dump?proxyID=<id>', '/debug/syncz', '/debug/registryz', '/debug/configz', '/debug/push_status', '/debug/connections', '/metrics', '/ready'],
+    endpoints: ['/debug/config_dump?proxyID=<id>', '/debug/syncz', '/debug/registryz', '/debug/configz', '/debug/push_status', '/metrics', '/ready'],
   }));
 
   app.get('/debug/syncz', async () => syncz(deps.server.connectionList()));
-  app.get('/debug/connections', async () => syncz(deps.server.connectionList()));
   app.get('/debug/registryz', async () => registryz(snap()));
   app.get('/debug/configz', async () => configz(snap()));
 

@@ -228,7 +228,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
 
   const hash = createHash('sha256');
   for (const o of [...input.objects].sort((a, b) => (a.kind + byKeyStr(a) < b.kind + byKeyStr(b) ? -1 : 1))) {
-    hash.update(o.kind).update('\0').update(byKeyStr(o)).update('\0').update(JSON.stringify(o.body)).update(JSON.stringify(o.metadata.labels));
+    hash.update(o.kind).update('\0').update(byKeyStr(o)).update('\0').update(JSON.stringify(o.body));
   }
 
   return deepFreeze({

@@ -106,6 +106,10 @@ export class ResourceCache {
     }
   }
 
+  rejectionCount(): number {
+    return this.rejections.size;
+  }
+
   currentRejections(): RejectedResource[] {
     return [...this.rejections.values()];
   }

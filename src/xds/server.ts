@@ -68,11 +68,6 @@ export class AdsServer {
     });
   }
 
-  /** Adds another gRPC service (e.g. the CA) on the same port. */
-  addService(definition: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void {
-    this.server.addService(definition, impl);
-  }
-
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
       const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
@@ -251,7 +246,7 @@ export class AdsServer {
     if (!gen) return [];
     const resources = gen({ snap, proxy, names: w.names });
     const encoded = this.opts.cache.encode(snap.version, flavorOf(proxy), typeUrl, resources);
-    this.opts.metrics.rejectedResources.set(this.opts.cache.currentRejections().length);
+    this.opts.metrics.rejectedResources.set(this.opts.cache.rejectionCount());
     return encoded;
   }
 }

@@ -34,18 +34,3 @@ export function structToJs(s: PbStruct | undefined | null): { [k: string]: JsonV
   return out;
 }
 
-/** Plain JS values → google.protobuf.Struct in protobufjs's field spelling. */
-export function jsToStruct(obj: Readonly<Record<string, JsonValue>>): PbStruct {
-  const fields: Record<string, PbValue> = {};
-  for (const [k, v] of Object.entries(obj)) fields[k] = jsToValue(v);
-  return { fields };
-}
-
-function jsToValue(v: JsonValue): PbValue {
-  if (typeof v === 'string') return { stringValue: v };
-  if (typeof v === 'number') return { numberValue: v };
-  if (typeof v === 'boolean') return { boolValue: v };
-  if (Array.isArray(v)) return { listValue: { values: v.map(jsToValue) } };
-  if (v === null) return {};
-  return { structValue: jsToStruct(v) };
-}

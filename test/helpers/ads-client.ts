@@ -99,6 +99,14 @@ export class AdsClient {
     this.send({ type_url: r.type_url, version_info: '', response_nonce: r.nonce, resource_names: names ?? [], error: message });
   }
 
+  /** Subscribes to a type (wildcard without names), waits for the response and ACKs it. */
+  async subscribe(typeUrl: string, names?: string[], timeoutMs = 5000): Promise<Response> {
+    this.send({ type_url: typeUrl, resource_names: names ?? [] });
+    const r = await this.next(typeUrl, timeoutMs);
+    this.ack(r, names);
+    return r;
+  }
+
   /** The next response (optionally of one type), or an error after timeoutMs. */
   async next(typeUrl?: string, timeoutMs = 5000): Promise<Response> {
     const deadline = Date.now() + timeoutMs;
