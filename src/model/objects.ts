@@ -29,6 +29,10 @@ export const KNOWN_KINDS = {
   EndpointSlice: { group: 'discovery.k8s.io', kind: 'EndpointSlice', namespaced: true },
   VirtualService: { group: 'networking.istio.io', kind: 'VirtualService', namespaced: true },
   DestinationRule: { group: 'networking.istio.io', kind: 'DestinationRule', namespaced: true },
+  ServiceEntry: { group: 'networking.istio.io', kind: 'ServiceEntry', namespaced: true },
+  WorkloadEntry: { group: 'networking.istio.io', kind: 'WorkloadEntry', namespaced: true },
+  Gateway: { group: 'networking.istio.io', kind: 'Gateway', namespaced: true },
+  Secret: { group: '', kind: 'Secret', namespaced: true },
 } as const;
 export type Kind = keyof typeof KNOWN_KINDS;
 
@@ -137,12 +141,6 @@ export interface Destination {
   port?: PortSelector;
 }
 
-export interface HTTPRouteDestination {
-  destination: Destination;
-  weight?: number;
-  headers?: Headers;
-}
-
 export interface HeaderOperations {
   set?: Record<string, string>;
   add?: Record<string, string>;
@@ -152,6 +150,12 @@ export interface HeaderOperations {
 export interface Headers {
   request?: HeaderOperations;
   response?: HeaderOperations;
+}
+
+export interface HTTPRouteDestination {
+  destination: Destination;
+  weight?: number;
+  headers?: Headers;
 }
 
 export interface HTTPMatchRequest {
@@ -168,17 +172,98 @@ export interface HTTPMatchRequest {
   sourceNamespace?: string;
   gateways?: string[];
   ignoreUriCase?: boolean;
+  statPrefix?: string;
+}
+
+export interface Percent {
+  value?: number;
+}
+
+export interface HTTPRedirect {
+  uri?: string;
+  authority?: string;
+  port?: number;
+  derivePort?: 'FROM_PROTOCOL_DEFAULT' | 'FROM_REQUEST_PORT';
+  scheme?: string;
+  redirectCode?: number;
+}
+
+export interface HTTPDirectResponse {
+  status: number;
+  body?: { string?: string; bytes?: string };
+}
+
+export interface HTTPRewrite {
+  uri?: string;
+  authority?: string;
+  uriRegexRewrite?: { match?: string; rewrite?: string };
+}
+
+export interface HTTPRetry {
+  attempts?: number;
+  perTryTimeout?: string;
+  retryOn?: string;
+  retryRemoteLocalities?: boolean;
+  retryIgnorePreviousHosts?: boolean;
+  backoff?: string;
+}
+
+export interface HTTPFaultInjection {
+  delay?: { fixedDelay?: string; exponentialDelay?: string; percent?: number; percentage?: Percent };
+  abort?: { httpStatus?: number; grpcStatus?: string; http2Error?: string; percentage?: Percent };
+}
+
+export interface HTTPMirrorPolicy {
+  destination: Destination;
+  percentage?: Percent;
+}
+
+export interface CorsPolicy {
+  allowOrigin?: string[];
+  allowOrigins?: StringMatch[];
+  allowMethods?: string[];
+  allowHeaders?: string[];
+  exposeHeaders?: string[];
+  maxAge?: string;
+  allowCredentials?: boolean;
+  unmatchedPreflights?: 'UNSPECIFIED' | 'FORWARD' | 'IGNORE';
+}
+
+export interface Delegate {
+  name?: string;
+  namespace?: string;
 }
 
 export interface HTTPRoute {
   name?: string;
   match?: HTTPMatchRequest[];
   route?: HTTPRouteDestination[];
+  redirect?: HTTPRedirect;
+  directResponse?: HTTPDirectResponse;
+  delegate?: Delegate;
+  rewrite?: HTTPRewrite;
   timeout?: string;
+  retries?: HTTPRetry;
+  fault?: HTTPFaultInjection;
+  mirror?: Destination;
+  mirrors?: HTTPMirrorPolicy[];
+  mirrorPercent?: number;
+  mirror_percent?: number;
+  mirrorPercentage?: Percent;
+  corsPolicy?: CorsPolicy;
   headers?: Headers;
 }
 
 export interface L4MatchAttributes {
+  destinationSubnets?: string[];
+  port?: number;
+  sourceLabels?: Record<string, string>;
+  gateways?: string[];
+  sourceNamespace?: string;
+}
+
+export interface TLSMatchAttributes {
+  sniHosts: string[];
   destinationSubnets?: string[];
   port?: number;
   sourceLabels?: Record<string, string>;
@@ -196,10 +281,16 @@ export interface TCPRoute {
   route?: RouteDestination[];
 }
 
+export interface TLSRoute {
+  match: TLSMatchAttributes[];
+  route?: RouteDestination[];
+}
+
 export interface VirtualServiceSpec {
   hosts?: string[];
   gateways?: string[];
   http?: HTTPRoute[];
+  tls?: TLSRoute[];
   tcp?: TCPRoute[];
   exportTo?: string[];
 }
@@ -210,12 +301,92 @@ export interface Subset {
   trafficPolicy?: TrafficPolicy;
 }
 
+export interface ConsistentHashLB {
+  httpHeaderName?: string;
+  httpCookie?: { name: string; path?: string; ttl?: string; attributes?: Array<{ name: string; value?: string }> };
+  useSourceIp?: boolean;
+  httpQueryParameterName?: string;
+  ringHash?: { minimumRingSize?: number };
+  maglev?: { tableSize?: number };
+  minimumRingSize?: number;
+}
+
+export interface LocalityLbSetting {
+  distribute?: Array<{ from?: string; to?: Record<string, number> }>;
+  failover?: Array<{ from?: string; to?: string }>;
+  failoverPriority?: string[];
+  enabled?: boolean;
+}
+
 export interface LoadBalancerSettings {
   simple?: 'UNSPECIFIED' | 'LEAST_CONN' | 'RANDOM' | 'PASSTHROUGH' | 'ROUND_ROBIN' | 'LEAST_REQUEST';
+  consistentHash?: ConsistentHashLB;
+  localityLbSetting?: LocalityLbSetting;
+  warmupDurationSecs?: string;
+  warmup?: { duration?: string; minimumPercent?: number; aggression?: number };
+}
+
+export interface ConnectionPoolSettings {
+  tcp?: {
+    maxConnections?: number;
+    connectTimeout?: string;
+    tcpKeepalive?: { probes?: number; time?: string; interval?: string };
+    maxConnectionDuration?: string;
+    idleTimeout?: string;
+  };
+  http?: {
+    http1MaxPendingRequests?: number;
+    http2MaxRequests?: number;
+    maxRequestsPerConnection?: number;
+    maxRetries?: number;
+    idleTimeout?: string;
+    h2UpgradePolicy?: 'DEFAULT' | 'DO_NOT_UPGRADE' | 'UPGRADE';
+    useClientProtocol?: boolean;
+    maxConcurrentStreams?: number;
+  };
+}
+
+export interface OutlierDetection {
+  splitExternalLocalOriginErrors?: boolean;
+  consecutiveLocalOriginFailures?: number;
+  consecutiveGatewayErrors?: number;
+  consecutive5xxErrors?: number;
+  consecutiveErrors?: number;
+  interval?: string;
+  baseEjectionTime?: string;
+  maxEjectionPercent?: number;
+  minHealthPercent?: number;
+}
+
+export interface ClientTLSSettings {
+  mode?: 'DISABLE' | 'SIMPLE' | 'MUTUAL' | 'ISTIO_MUTUAL';
+  clientCertificate?: string;
+  privateKey?: string;
+  caCertificates?: string;
+  credentialName?: string;
+  subjectAltNames?: string[];
+  sni?: string;
+  insecureSkipVerify?: boolean;
+  caCrl?: string;
+}
+
+export interface PortTrafficPolicy {
+  port?: PortSelector;
+  loadBalancer?: LoadBalancerSettings;
+  connectionPool?: ConnectionPoolSettings;
+  outlierDetection?: OutlierDetection;
+  tls?: ClientTLSSettings;
 }
 
 export interface TrafficPolicy {
   loadBalancer?: LoadBalancerSettings;
+  connectionPool?: ConnectionPoolSettings;
+  outlierDetection?: OutlierDetection;
+  tls?: ClientTLSSettings;
+  portLevelSettings?: PortTrafficPolicy[];
+  tunnel?: { protocol?: string; targetHost?: string; targetPort?: number };
+  proxyProtocol?: { version?: 'V1' | 'V2' };
+  retryBudget?: { percent?: number; minRetryConcurrency?: number };
 }
 
 export interface DestinationRuleSpec {
@@ -224,6 +395,81 @@ export interface DestinationRuleSpec {
   subsets?: Subset[];
   exportTo?: string[];
   workloadSelector?: { matchLabels?: Record<string, string> };
+}
+
+// ---- ServiceEntry / WorkloadEntry ----
+
+export interface IstioPort {
+  number: number;
+  protocol?: string;
+  name: string;
+  targetPort?: number;
+}
+
+export interface WorkloadEntrySpec {
+  address?: string;
+  ports?: Record<string, number>;
+  labels?: Record<string, string>;
+  network?: string;
+  locality?: string;
+  weight?: number;
+  serviceAccount?: string;
+}
+
+export type ServiceEntryResolution = 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN';
+
+export interface ServiceEntrySpec {
+  hosts: string[];
+  addresses?: string[];
+  ports?: IstioPort[];
+  location?: 'MESH_EXTERNAL' | 'MESH_INTERNAL';
+  resolution?: ServiceEntryResolution;
+  endpoints?: WorkloadEntrySpec[];
+  workloadSelector?: { labels?: Record<string, string> };
+  exportTo?: string[];
+  subjectAltNames?: string[];
+}
+
+// ---- Gateway ----
+
+export interface ServerTLSSettings {
+  httpsRedirect?: boolean;
+  mode?: 'PASSTHROUGH' | 'SIMPLE' | 'MUTUAL' | 'AUTO_PASSTHROUGH' | 'ISTIO_MUTUAL' | 'OPTIONAL_MUTUAL';
+  serverCertificate?: string;
+  privateKey?: string;
+  caCertificates?: string;
+  caCrl?: string;
+  credentialName?: string;
+  credentialNames?: string[];
+  subjectAltNames?: string[];
+  verifyCertificateSpki?: string[];
+  verifyCertificateHash?: string[];
+  minProtocolVersion?: 'TLS_AUTO' | 'TLSV1_0' | 'TLSV1_1' | 'TLSV1_2' | 'TLSV1_3';
+  maxProtocolVersion?: 'TLS_AUTO' | 'TLSV1_0' | 'TLSV1_1' | 'TLSV1_2' | 'TLSV1_3';
+  cipherSuites?: string[];
+}
+
+export interface GatewayServer {
+  port: { number: number; protocol: string; name: string; targetPort?: number };
+  bind?: string;
+  hosts: string[];
+  tls?: ServerTLSSettings;
+  defaultEndpoint?: string;
+  name?: string;
+}
+
+export interface GatewaySpec {
+  servers: GatewayServer[];
+  selector?: Record<string, string>;
+}
+
+// ---- Secret (gateway credentials) ----
+
+export interface SecretBody {
+  type?: string;
+  /** base64 values, as Kubernetes stores them. */
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
 }
 
 /** A ConfigError naming one object and where it came from. */
