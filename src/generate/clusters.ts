@@ -1,5 +1,6 @@
 /** CDS: outbound clusters per service port and DestinationRule subset; sidecar specials and inbound. */
 import { isHttp2 } from '../model/protocol';
+import { proxyDestinationRule, visibleServices } from '../model/lookup';
 import { workloadOf } from '../model/proxy';
 import type { DestinationRuleConfig, MeshService, ServicePort } from '../model/snapshot';
 import type { TrafficPolicy } from '../model/objects';
@@ -96,15 +97,17 @@ function outboundCluster(svc: MeshService, port: ServicePort, subset: string, dr
 export function outboundClusters(ctx: GenerateContext, flavor: 'envoy' | 'grpc'): Resource[] {
   const { snap, names } = ctx;
   const out: Resource[] = [];
-  for (const svc of snap.services) {
-    const dr = snap.destinationRuleByHost.get(svc.hostname);
+  for (const svc of visibleServices(snap, ctx.proxy.namespace)) {
+    const dr = proxyDestinationRule(snap, ctx.proxy, svc.hostname);
     const subsets = ['', ...(dr?.spec.subsets ?? []).map((s) => s.name)];
+    // Clusters depend on the rule in effect, which depends on the proxy's namespace and labels.
+    const key = `${flavor}|${dr ? dr.sources.join(',') : ''}`;
     for (const port of svc.ports) {
       if (port.protocol === 'UDP') continue;
       for (const subset of subsets) {
         const name = outboundClusterName(port.port, subset, svc.hostname);
         if (names && !names.has(name)) continue;
-        out.push({ name, key: `${flavor}`, build: () => outboundCluster(svc, port, subset, dr, flavor) });
+        out.push({ name, key, build: () => outboundCluster(svc, port, subset, dr, flavor) });
       }
     }
   }

@@ -1,4 +1,5 @@
 /** EDS: ClusterLoadAssignments for outbound clusters, subsets selected by pod labels. */
+import { proxyDestinationRule, visibleServices } from '../model/lookup';
 import { type ServiceEndpoint, labelsMatch } from '../model/snapshot';
 import type { GenerateContext, ProtoObject, Resource } from './types';
 import { outboundClusterName, parseOutboundClusterName, socketAddress } from './util';
@@ -48,7 +49,7 @@ export function endpointsForCluster(ctx: GenerateContext, clusterName: string): 
   if (!svc || !svc.ports.some((p) => p.port === parsed.port)) return undefined;
   const all = ctx.snap.endpoints.get(parsed.host)?.get(parsed.port) ?? [];
   if (!parsed.subset) return all;
-  const dr = ctx.snap.destinationRuleByHost.get(parsed.host);
+  const dr = proxyDestinationRule(ctx.snap, ctx.proxy, parsed.host);
   const subset = dr?.spec.subsets?.find((s) => s.name === parsed.subset);
   if (!subset) return undefined;
   return all.filter((e) => labelsMatch(subset.labels, e.labels));
@@ -60,7 +61,10 @@ export function endpointResources(ctx: GenerateContext): Resource[] {
   for (const name of [...names].sort()) {
     // Existence is cheap to check; selecting subset endpoints happens only on a cache miss.
     if (!clusterExists(ctx, name)) continue;
-    out.push({ name, key: '', build: () => loadAssignment(name, endpointsForCluster(ctx, name) ?? []) });
+    // A subset's endpoints depend on the DestinationRule in effect for this proxy.
+    const parsed = parseOutboundClusterName(name);
+    const dr = parsed?.subset ? proxyDestinationRule(ctx.snap, ctx.proxy, parsed.host) : undefined;
+    out.push({ name, key: dr ? dr.sources.join(',') : '', build: () => loadAssignment(name, endpointsForCluster(ctx, name) ?? []) });
   }
   return out;
 }
@@ -70,13 +74,13 @@ function clusterExists(ctx: GenerateContext, clusterName: string): boolean {
   if (!parsed) return false;
   const svc = ctx.snap.serviceByHost.get(parsed.host);
   if (!svc || !svc.ports.some((p) => p.port === parsed.port)) return false;
-  return !parsed.subset || ctx.snap.destinationRuleByHost.get(parsed.host)?.spec.subsets?.some((s) => s.name === parsed.subset) === true;
+  return !parsed.subset || proxyDestinationRule(ctx.snap, ctx.proxy, parsed.host)?.spec.subsets?.some((s) => s.name === parsed.subset) === true;
 }
 
 function allEdsClusterNames(ctx: GenerateContext): string[] {
   const names: string[] = [];
-  for (const svc of ctx.snap.services) {
-    const dr = ctx.snap.destinationRuleByHost.get(svc.hostname);
+  for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
+    const dr = proxyDestinationRule(ctx.snap, ctx.proxy, svc.hostname);
     const subsets = ['', ...(dr?.spec.subsets ?? []).map((s) => s.name)];
     for (const p of svc.ports) for (const s of subsets) names.push(outboundClusterName(p.port, s, svc.hostname));
   }

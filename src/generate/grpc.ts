@@ -1,10 +1,11 @@
 /** LDS for proxyless gRPC clients: one api listener `<fqdn>:<port>` per service port, routed by RDS. */
+import { visibleServices } from '../model/lookup';
 import type { GenerateContext, Resource } from './types';
 import { HCM_TYPE, routerFilter, socketAddress } from './util';
 
 export function grpcListeners(ctx: GenerateContext): Resource[] {
   const out: Resource[] = [];
-  for (const svc of ctx.snap.services) {
+  for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
     for (const p of svc.ports) {
       if (p.protocol === 'UDP') continue;
       const name = `${svc.hostname}:${p.port}`;

@@ -3,6 +3,7 @@
  * listener per service port: `0.0.0.0_<port>` (HTTP, RDS route `<port>`) or `<vip>_<port>` (TCP).
  */
 import { isHttp } from '../model/protocol';
+import { visibleServices } from '../model/lookup';
 import { workloadOf } from '../model/proxy';
 import { inboundPorts } from './inbound';
 import { sidecarRouteNames } from './routes';
@@ -120,11 +121,11 @@ export function sidecarListeners(ctx: GenerateContext): Resource[] {
     const w = workloadOf(ctx.proxy, ctx.snap);
     out.push({ name: 'virtualInbound', key: `${ctx.proxy.namespace}/${w?.name ?? ctx.proxy.podName}`, build: () => virtualInbound(ctx) });
   }
-  for (const port of sidecarRouteNames(ctx.snap)) {
+  for (const port of sidecarRouteNames(ctx.snap, ctx.proxy.namespace)) {
     const name = `0.0.0.0_${port}`;
     if (want(name)) out.push({ name, key: '', build: () => outboundHttpListener(port) });
   }
-  for (const svc of ctx.snap.services) {
+  for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
     if (!svc.clusterIP) continue;
     for (const p of svc.ports) {
       if (isHttp(p.protocol) || p.protocol === 'UDP') continue;

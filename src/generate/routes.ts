@@ -6,6 +6,7 @@
 import type { Destination, HTTPMatchRequest, HTTPRoute, StringMatch } from '../model/objects';
 import { isHttp } from '../model/protocol';
 import { proxyLabels } from '../model/proxy';
+import { visibleServices, virtualServiceFor } from '../model/lookup';
 import { type MeshService, type MeshSnapshot, type VirtualServiceConfig, labelsMatch, resolveHost } from '../model/snapshot';
 import type { Proxy } from '../model/proxy';
 import type { GenerateContext, ProtoObject, Resource } from './types';
@@ -174,18 +175,8 @@ function defaultRoute(svc: MeshService, scope: RouteScope): ProtoObject {
 
 /** Routes for a service on a port: its VirtualService's, or the default route to the service. */
 export function serviceRoutes(svc: MeshService, scope: RouteScope): ProtoObject[] {
-  const vs = scope.snap.virtualServiceByHost.get(svc.hostname) ?? wildcardVirtualService(scope.snap, svc.hostname);
+  const vs = virtualServiceFor(scope.snap, scope.proxy.namespace, svc.hostname);
   return vs ? virtualServiceRoutes(vs, scope) : [defaultRoute(svc, scope)];
-}
-
-function wildcardVirtualService(snap: MeshSnapshot, hostname: string): VirtualServiceConfig | undefined {
-  let best: { vs: VirtualServiceConfig; len: number } | undefined;
-  for (const [pattern, vs] of snap.virtualServiceByHost) {
-    if (!pattern.startsWith('*')) continue;
-    const suffix = pattern.slice(1);
-    if ((pattern === '*' || hostname.endsWith(suffix)) && (!best || suffix.length > best.len)) best = { vs, len: suffix.length };
-  }
-  return best?.vs;
 }
 
 /** Domains Istio puts on a sidecar virtual host: FQDN, shorter forms valid in the proxy's namespace, the VIP. */
@@ -204,7 +195,7 @@ export function sidecarRouteConfig(ctx: GenerateContext, port: number): ProtoObj
   const scope: RouteScope = { snap: ctx.snap, proxy: ctx.proxy, flavor: 'envoy', port };
   const used = new Set<string>();
   const virtualHosts: ProtoObject[] = [];
-  for (const svc of ctx.snap.services) {
+  for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
     const sp = svc.ports.find((p) => p.port === port);
     if (!sp || !isHttp(sp.protocol)) continue;
     const domains = sidecarDomains(svc, port, ctx.proxy.namespace, ctx.snap.domain).filter((d) => !used.has(d));
@@ -231,9 +222,9 @@ export function grpcRouteConfig(ctx: GenerateContext, svc: MeshService, port: nu
 }
 
 /** Which route names a sidecar has: one per HTTP service port. */
-export function sidecarRouteNames(snap: MeshSnapshot): number[] {
+export function sidecarRouteNames(snap: MeshSnapshot, ns: string): number[] {
   const ports = new Set<number>();
-  for (const svc of snap.services) for (const p of svc.ports) if (isHttp(p.protocol)) ports.add(p.port);
+  for (const svc of visibleServices(snap, ns)) for (const p of svc.ports) if (isHttp(p.protocol)) ports.add(p.port);
   return [...ports].sort((a, b) => a - b);
 }
 
@@ -245,7 +236,7 @@ function proxyRouteKey(ctx: GenerateContext): string {
 
 export function sidecarRoutes(ctx: GenerateContext): Resource[] {
   const key = proxyRouteKey(ctx);
-  return sidecarRouteNames(ctx.snap)
+  return sidecarRouteNames(ctx.snap, ctx.proxy.namespace)
     .map(String)
     .filter((n) => !ctx.names || ctx.names.has(n))
     .map((name) => ({ name, key, build: () => sidecarRouteConfig(ctx, Number(name)) }));
@@ -254,7 +245,7 @@ export function sidecarRoutes(ctx: GenerateContext): Resource[] {
 export function grpcRoutes(ctx: GenerateContext): Resource[] {
   const key = proxyRouteKey(ctx);
   const out: Resource[] = [];
-  for (const svc of ctx.snap.services) {
+  for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
     for (const p of svc.ports) {
       const name = `${svc.hostname}:${p.port}`;
       if (ctx.names && !ctx.names.has(name)) continue;

@@ -2,7 +2,7 @@
  * The proxy view: who is asking, from the xDS node's id and metadata.
  * Node ID: `<type>~<ip>~<pod>.<ns>~<ns>.svc.<domain>`; metadata as istio-agent sends it.
  */
-import type { MeshSnapshot, Workload } from './snapshot';
+import type { Locality, MeshSnapshot, Workload } from './snapshot';
 
 export type ProxyType = 'sidecar' | 'router';
 export type Generator = 'envoy' | 'grpc';
@@ -32,6 +32,8 @@ export interface Proxy {
   clusterId?: string;
   istioVersion?: string;
   metadata: Readonly<ProxyMetadata>;
+  /** From the xDS node's `locality`, when it sends one. */
+  locality?: Locality;
 }
 
 export class ProxyIdError extends Error {
@@ -46,7 +48,7 @@ function stringMap(v: unknown): Record<string, string> {
   return out;
 }
 
-export function parseProxy(id: string, metadata: ProxyMetadata): Proxy {
+export function parseProxy(id: string, metadata: ProxyMetadata, locality?: { region?: string; zone?: string; sub_zone?: string }): Proxy {
   const parts = id.split('~');
   if (parts.length !== 4) throw new ProxyIdError(`node.id "${id}": want <type>~<ip>~<pod>.<namespace>~<domain>`);
   const [type, ip, podId, dnsDomain] = parts as [string, string, string, string];
@@ -69,6 +71,9 @@ export function parseProxy(id: string, metadata: ProxyMetadata): Proxy {
     clusterId: typeof metadata.CLUSTER_ID === 'string' ? metadata.CLUSTER_ID : undefined,
     istioVersion: typeof metadata.ISTIO_VERSION === 'string' ? metadata.ISTIO_VERSION : undefined,
     metadata,
+    ...(locality && (locality.region || locality.zone || locality.sub_zone)
+      ? { locality: { ...(locality.region ? { region: locality.region } : {}), ...(locality.zone ? { zone: locality.zone } : {}), ...(locality.sub_zone ? { subZone: locality.sub_zone } : {}) } }
+      : {}),
   };
 }
 

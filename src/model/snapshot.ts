@@ -3,7 +3,7 @@
  * A new snapshot is built for every change and swapped in whole; nothing patches one in place.
  * Nothing here knows about Envoy.
  */
-import type { ConfigError, DestinationRuleSpec, ObjectMeta, VirtualServiceSpec } from './objects';
+import type { ConfigError, DestinationRuleSpec, GatewaySpec, ObjectMeta, VirtualServiceSpec } from './objects';
 import type { Protocol } from './protocol';
 
 export interface ServicePort {
@@ -13,16 +13,35 @@ export interface ServicePort {
   protocol: Protocol;
 }
 
+/**
+ * How a client finds a service's endpoints: EDS (Kubernetes services and STATIC ServiceEntries),
+ * DNS (strict DNS, every address), DNS_ROUND_ROBIN (logical DNS, one address at a time), or
+ * PASSTHROUGH (the original destination: ServiceEntry resolution NONE).
+ */
+export type Resolution = 'EDS' | 'DNS' | 'DNS_ROUND_ROBIN' | 'PASSTHROUGH';
+
 export interface MeshService {
+  /** Kubernetes: the Service name. ServiceEntry: the host. */
   name: string;
   namespace: string;
-  /** `<name>.<namespace>.svc.<domain>` */
+  /** `<name>.<namespace>.svc.<domain>`, or the ServiceEntry host (possibly `*.example.com`). */
   hostname: string;
   ports: readonly ServicePort[];
   selector: Readonly<Record<string, string>>;
-  /** Absent for headless services. */
+  /** The first VIP; absent for headless services and ServiceEntries without addresses. */
   clusterIP?: string;
+  /** Every VIP or CIDR (ServiceEntry `addresses`). */
+  addresses: readonly string[];
   labels: Readonly<Record<string, string>>;
+  /** The object it came from. */
+  source: { kind: 'Service' | 'ServiceEntry'; namespace: string; name: string };
+  resolution: Resolution;
+  /** ServiceEntry location MESH_EXTERNAL (the default for ServiceEntries). */
+  meshExternal: boolean;
+  /** Namespaces that see it: `*` (all) or names; empty = none. */
+  exportTo: readonly string[];
+  /** ServiceEntry subjectAltNames, for upstream TLS verification. */
+  subjectAltNames: readonly string[];
 }
 
 export interface Locality {
@@ -41,6 +60,9 @@ export interface ServiceEndpoint {
   pod?: string;
   serviceAccount?: string;
   locality: Locality;
+  /** Relative load-balancing weight (WorkloadEntry / ServiceEntry endpoint `weight`). */
+  weight?: number;
+  network?: string;
 }
 
 export interface Workload {
@@ -51,6 +73,7 @@ export interface Workload {
   serviceAccount: string;
   nodeName?: string;
   containerPorts: readonly { name?: string; port: number }[];
+  locality: Locality;
 }
 
 export interface VirtualServiceConfig {
@@ -58,13 +81,42 @@ export interface VirtualServiceConfig {
   spec: VirtualServiceSpec;
   /** spec.hosts with short names expanded to FQDNs in the object's namespace. */
   hosts: readonly string[];
+  /** spec.gateways as `namespace/name` (short names in the object's namespace); `mesh` kept as is. */
+  gateways: readonly string[];
+  /** Namespaces that see it: `*` or names. */
+  exportTo: readonly string[];
 }
 
+/**
+ * The DestinationRule in effect for one host at one scope: Istio merges rules for the same host
+ * in the same namespace (same workloadSelector), the first keeping its traffic policy and later
+ * ones adding subsets.
+ */
 export interface DestinationRuleConfig {
+  /** Metadata of the first (by namespace/name) of the merged rules. */
   meta: ObjectMeta;
   spec: DestinationRuleSpec;
   /** spec.host expanded to an FQDN in the object's namespace. */
   host: string;
+  exportTo: readonly string[];
+  /** `namespace/name` of every rule merged into this one. */
+  sources: readonly string[];
+}
+
+export interface GatewayConfig {
+  meta: ObjectMeta;
+  spec: GatewaySpec;
+  /** `namespace/name`, as VirtualServices name it. */
+  key: string;
+}
+
+/** TLS material from a Secret: PEM text, decoded. Never logged or shown in debug output. */
+export interface CredentialSecret {
+  namespace: string;
+  name: string;
+  certChain?: string;
+  privateKey?: string;
+  caCert?: string;
 }
 
 export interface MeshSnapshot {
@@ -72,21 +124,41 @@ export interface MeshSnapshot {
   readonly version: string;
   readonly builtAt: string;
   readonly domain: string;
+  /** Istio's config root namespace: its DestinationRules apply mesh-wide as a fallback. */
+  readonly rootNamespace: string;
   readonly namespaces: ReadonlySet<string>;
-  /** Sorted by hostname. */
+  /** Sorted by hostname: Kubernetes Services and ServiceEntry hosts. */
   readonly services: readonly MeshService[];
   readonly serviceByHost: ReadonlyMap<string, MeshService>;
+  /** namespace → the services a proxy there sees (exportTo applied); see `visibleServices`. */
+  readonly servicesVisibleIn: ReadonlyMap<string, readonly MeshService[]>;
+  /** The services exported to every namespace. */
+  readonly publicServices: readonly MeshService[];
   /** hostname → service port number → endpoints (sorted by address, port). */
   readonly endpoints: ReadonlyMap<string, ReadonlyMap<number, readonly ServiceEndpoint[]>>;
   /** `namespace/name` → workload */
   readonly workloads: ReadonlyMap<string, Workload>;
   readonly workloadByIp: ReadonlyMap<string, Workload>;
-  /** Sorted by namespace/name. */
+  /** Sorted by namespace/name, delegates resolved; includes gateway-bound and delegate ones. */
   readonly virtualServices: readonly VirtualServiceConfig[];
-  /** host FQDN → the VirtualService that owns it for sidecars and gRPC clients. */
-  readonly virtualServiceByHost: ReadonlyMap<string, VirtualServiceConfig>;
+  /**
+   * namespace → host → the VirtualService that routes it for sidecars and gRPC clients there:
+   * one in the proxy's own namespace first, then the first visible by namespace/name.
+   */
+  readonly meshVirtualServicesIn: ReadonlyMap<string, ReadonlyMap<string, VirtualServiceConfig>>;
+  /** The same for a namespace with no entry above: only VirtualServices exported everywhere. */
+  readonly publicMeshVirtualServices: ReadonlyMap<string, VirtualServiceConfig>;
+  /** Merged rules, sorted by namespace/name of their first source. */
   readonly destinationRules: readonly DestinationRuleConfig[];
-  readonly destinationRuleByHost: ReadonlyMap<string, DestinationRuleConfig>;
+  /** spec.host (FQDN or wildcard) → merged rules for it, one per namespace and selector. */
+  readonly destinationRulesByHost: ReadonlyMap<string, readonly DestinationRuleConfig[]>;
+  /** The wildcard keys of destinationRulesByHost, longest first. */
+  readonly wildcardDestinationRuleHosts: readonly string[];
+  /** Sorted by namespace/name. */
+  readonly gateways: readonly GatewayConfig[];
+  readonly gatewayByKey: ReadonlyMap<string, GatewayConfig>;
+  /** `namespace/name` → TLS material of Secrets that carry it. */
+  readonly secrets: ReadonlyMap<string, CredentialSecret>;
   /** Objects left out (invalid, unparsable, conflicting), with reasons. */
   readonly errors: readonly ConfigError[];
   /** Counts of accepted objects by kind, for /debug/configz. */
@@ -94,6 +166,7 @@ export interface MeshSnapshot {
 }
 
 export const DEFAULT_DOMAIN = 'cluster.local';
+export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
 
 /** Expands a host as Istio does: a name without dots is `<name>.<ns>.svc.<domain>`. */
 export function resolveHost(host: string, namespace: string, domain: string): string {
@@ -113,4 +186,20 @@ export function labelsMatch(selector: Readonly<Record<string, string>> | undefin
   if (!selector) return true;
   for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) return false;
   return true;
+}
+
+/** Whether config exported to `exportTo` (resolved: `*` or names) is visible in namespace `ns`. */
+export function exportedTo(exportTo: readonly string[], ns: string): boolean {
+  return exportTo.includes('*') || exportTo.includes(ns);
+}
+
+/** Istio's exportTo values resolved for an object in `namespace`: `.` → it, `~` → none, default `*`. */
+export function resolveExportTo(exportTo: readonly string[] | undefined, namespace: string): string[] {
+  if (!exportTo || exportTo.length === 0) return ['*'];
+  const out = new Set<string>();
+  for (const e of exportTo) {
+    if (e === '~') continue;
+    out.add(e === '.' ? namespace : e);
+  }
+  return [...out].sort();
 }

@@ -28,7 +28,7 @@ export interface WatchState {
 
 export interface DiscoveryRequestMsg {
   version_info?: string;
-  node?: { id?: string; cluster?: string; metadata?: unknown; user_agent_name?: string; user_agent_version?: string };
+  node?: { id?: string; cluster?: string; metadata?: unknown; locality?: { region?: string; zone?: string; sub_zone?: string }; user_agent_name?: string; user_agent_version?: string };
   resource_names?: string[];
   type_url?: string;
   response_nonce?: string;

@@ -163,7 +163,7 @@ export class AdsServer {
       }
       let proxy: Proxy;
       try {
-        proxy = parseProxy(id, structToJs(req.node?.metadata as PbStruct | undefined) as ProxyMetadata);
+        proxy = parseProxy(id, structToJs(req.node?.metadata as PbStruct | undefined) as ProxyMetadata, req.node?.locality);
       } catch (err) {
         conn.stream.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message });
         return;

@@ -1,0 +1,104 @@
+/**
+ * Per-proxy views of a snapshot, with Istio's scoping rules: exportTo visibility, which
+ * VirtualService routes a host, which DestinationRule applies, which Gateways select a proxy.
+ * Pure functions of (snapshot, proxy); generators use only these to pick config.
+ */
+import type { Proxy } from './proxy';
+import { proxyLabels, workloadOf } from './proxy';
+import {
+  type DestinationRuleConfig,
+  type GatewayConfig,
+  type Locality,
+  type MeshService,
+  type MeshSnapshot,
+  type VirtualServiceConfig,
+  exportedTo,
+  labelsMatch,
+} from './snapshot';
+
+/** The services a proxy in namespace `ns` sees (sorted by hostname). */
+export function visibleServices(snap: MeshSnapshot, ns: string): readonly MeshService[] {
+  return snap.servicesVisibleIn.get(ns) ?? snap.publicServices;
+}
+
+/** The VirtualService that routes `hostname` for sidecars and gRPC clients in namespace `ns`. */
+export function virtualServiceFor(snap: MeshSnapshot, ns: string, hostname: string): VirtualServiceConfig | undefined {
+  const index = snap.meshVirtualServicesIn.get(ns) ?? snap.publicMeshVirtualServices;
+  const exact = index.get(hostname);
+  if (exact) return exact;
+  // The most specific wildcard host wins.
+  let best: { vs: VirtualServiceConfig; len: number } | undefined;
+  for (const [pattern, vs] of index) {
+    if (!pattern.startsWith('*')) continue;
+    const suffix = pattern.slice(1);
+    if ((pattern === '*' || hostname.endsWith(suffix)) && (!best || suffix.length > best.len)) best = { vs, len: suffix.length };
+  }
+  return best?.vs;
+}
+
+function hostRules(snap: MeshSnapshot, hostname: string): readonly DestinationRuleConfig[] {
+  const exact = snap.destinationRulesByHost.get(hostname);
+  if (exact) return exact;
+  // Longest (most specific) wildcard first.
+  const pattern = snap.wildcardDestinationRuleHosts.find((p) => p === '*' || hostname.endsWith(p.slice(1)));
+  return (pattern !== undefined ? snap.destinationRulesByHost.get(pattern) : undefined) ?? [];
+}
+
+/**
+ * The DestinationRule for `hostname` as seen by a proxy, in Istio's order: a rule in the proxy's
+ * namespace (one whose workloadSelector matches the proxy first), then one exported from the
+ * service's namespace, then one exported from the root namespace.
+ */
+export function destinationRuleFor(
+  snap: MeshSnapshot,
+  proxyNs: string,
+  labels: Readonly<Record<string, string>>,
+  hostname: string,
+): DestinationRuleConfig | undefined {
+  const rules = hostRules(snap, hostname);
+  if (rules.length === 0) return undefined;
+  const local = rules.filter((r) => r.meta.namespace === proxyNs);
+  const selected = local.find((r) => r.spec.workloadSelector?.matchLabels && labelsMatch(r.spec.workloadSelector.matchLabels, labels));
+  if (selected) return selected;
+  const plain = local.find((r) => !r.spec.workloadSelector);
+  if (plain) return plain;
+  const svcNs = snap.serviceByHost.get(hostname)?.namespace;
+  const exported = (ns: string | undefined): DestinationRuleConfig | undefined =>
+    ns === undefined ? undefined : rules.find((r) => r.meta.namespace === ns && !r.spec.workloadSelector && exportedTo(r.exportTo, proxyNs));
+  return exported(svcNs) ?? exported(snap.rootNamespace);
+}
+
+/** `destinationRuleFor` for a proxy. */
+export function proxyDestinationRule(snap: MeshSnapshot, proxy: Proxy, hostname: string): DestinationRuleConfig | undefined {
+  return destinationRuleFor(snap, proxy.namespace, proxyLabels(proxy, snap), hostname);
+}
+
+/** The Gateways whose selector matches a gateway proxy's labels. */
+export function gatewaysFor(snap: MeshSnapshot, proxy: Proxy): GatewayConfig[] {
+  const labels = proxyLabels(proxy, snap);
+  return snap.gateways.filter((g) => {
+    const sel = g.spec.selector ?? {};
+    return Object.keys(sel).length > 0 ? labelsMatch(sel, labels) : g.meta.namespace === proxy.namespace;
+  });
+}
+
+/** The proxy's locality: from the xDS node, else from its pod's labels. */
+export function proxyLocality(proxy: Proxy, snap: MeshSnapshot): Locality {
+  if (proxy.locality && (proxy.locality.region || proxy.locality.zone || proxy.locality.subZone)) return proxy.locality;
+  return workloadOf(proxy, snap)?.locality ?? {};
+}
+
+/** Istio's locality string `region/zone/subzone` (as in WorkloadEntry.locality). */
+export function parseLocality(s: string | undefined): Locality {
+  if (!s) return {};
+  const [region, zone, subZone] = s.split('/');
+  const out: Locality = {};
+  if (region) out.region = region;
+  if (zone) out.zone = zone;
+  if (subZone) out.subZone = subZone;
+  return out;
+}
+
+export function localityString(l: Locality): string {
+  return [l.region ?? '', l.zone ?? '', l.subZone ?? ''].join('/').replace(/\/+$/, '');
+}
