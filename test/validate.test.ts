@@ -293,7 +293,7 @@ test('the bases the invalid cases are built from are valid', () => {
 test('every object in examples/bookinfo is valid', () => {
   const dir = join(__dirname, '..', 'examples', 'bookinfo');
   const files = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
-  assert.deepEqual(files, ['destinationrules.yaml', 'endpointslices.yaml', 'namespace.yaml', 'pods.yaml', 'services.yaml', 'virtualservices.yaml']);
+  assert.deepEqual(files, ['destinationrules.yaml', 'endpointslices.yaml', 'namespace.yaml', 'pods.yaml', 'services.yaml', 'virtualservice-details.yaml', 'virtualservice-productpage.yaml', 'virtualservice-ratings.yaml', 'virtualservice-reviews.yaml']);
   const kinds = new Map<string, number>();
   for (const f of files) {
     const parsed = parseDocuments(readFileSync(join(dir, f), 'utf8'), f);
