@@ -99,12 +99,25 @@ export function registryz(snap: MeshSnapshot): object[] {
     name: s.name,
     namespace: s.namespace,
     cluster_ip: s.clusterIP ?? null,
+    addresses: s.addresses,
+    source: `${s.source.kind}/${s.source.namespace}/${s.source.name}`,
+    resolution: s.resolution,
+    mesh_external: s.meshExternal,
+    export_to: s.exportTo,
     selector: s.selector,
     ports: s.ports.map((p) => ({ name: p.name, port: p.port, target_port: p.targetPort ?? null, protocol: p.protocol })),
     endpoints: Object.fromEntries(
       [...(snap.endpoints.get(s.hostname) ?? new Map<number, readonly ServiceEndpoint[]>()).entries()].map(([port, eps]) => [
         String(port),
-        eps.map((e) => ({ address: `${e.address}:${e.port}`, ready: e.ready, pod: e.pod ?? null, labels: e.labels, locality: e.locality, service_account: e.serviceAccount ?? null })),
+        eps.map((e) => ({
+          address: `${e.address}:${e.port}`,
+          ready: e.ready,
+          pod: e.pod ?? null,
+          labels: e.labels,
+          locality: e.locality,
+          service_account: e.serviceAccount ?? null,
+          ...(e.weight !== undefined ? { weight: e.weight } : {}),
+        })),
       ]),
     ),
   }));
@@ -115,8 +128,12 @@ export function configz(snap: MeshSnapshot): object {
     version: snap.version,
     built_at: snap.builtAt,
     counts: snap.counts,
-    virtual_services: snap.virtualServices.map((v) => ({ namespace: v.meta.namespace, name: v.meta.name, hosts: v.hosts, spec: v.spec })),
-    destination_rules: snap.destinationRules.map((d) => ({ namespace: d.meta.namespace, name: d.meta.name, host: d.host, spec: d.spec })),
+    virtual_services: snap.virtualServices.map((v) => ({ namespace: v.meta.namespace, name: v.meta.name, hosts: v.hosts, gateways: v.gateways, export_to: v.exportTo, spec: v.spec })),
+    // Merged rules: `sources` names every DestinationRule folded into one.
+    destination_rules: snap.destinationRules.map((d) => ({ namespace: d.meta.namespace, name: d.meta.name, host: d.host, export_to: d.exportTo, sources: d.sources, spec: d.spec })),
+    gateways: snap.gateways.map((g) => ({ namespace: g.meta.namespace, name: g.meta.name, spec: g.spec })),
+    // Secrets by name only: their contents never appear in debug output.
+    secrets: [...snap.secrets.values()].map((x) => ({ namespace: x.namespace, name: x.name, has_cert: x.certChain !== undefined, has_key: x.privateKey !== undefined, has_ca: x.caCert !== undefined })),
     errors: snap.errors,
   };
 }
