@@ -3,9 +3,9 @@
  * set, host, subsets, traffic policies, exportTo and workloadSelector.
  */
 import type { ConfigObject } from '../objects';
-import { Issues, pathIdx, pathKey, rec, recordItems, str, stringEntries } from './common';
+import { Issues, pathIdx, pathKey, rec, recordItems, str } from './common';
 import { destinationRuleSchema } from './destinationrule-schema';
-import { checkExportTo, checkLabelMap, subsetNameError } from './istio-common';
+import { checkExportTo, checkLabelMap, checkSelectorLabels, subsetNameError } from './istio-common';
 import { wildcardDomainError } from './names';
 import { checkSchema } from './schema';
 import { checkTrafficPolicy } from './trafficpolicy';
@@ -42,10 +42,6 @@ export function validateDestinationRule(obj: ConfigObject, issues: Issues): void
   const selector = rec(spec['workloadSelector']);
   checkExportTo(issues, 'spec.exportTo', spec['exportTo'], obj.metadata.namespace, selector !== undefined);
   if (selector !== undefined) {
-    for (const [k, v] of stringEntries(selector['matchLabels'])) {
-      const p = pathKey('spec.workloadSelector.matchLabels', k);
-      if (k === '') issues.add(p, 'empty key is not supported in selector');
-      if (k.includes('*') || v.includes('*')) issues.add(p, `wildcard is not supported in selector: ${JSON.stringify(`${k}=${v}`)}`);
-    }
+    checkSelectorLabels(issues, 'spec.workloadSelector.matchLabels', selector['matchLabels']);
   }
 }

@@ -8,11 +8,15 @@ import { Issues } from './common';
 import { validateDestinationRule } from './destinationrule';
 import { validateEndpoints } from './endpoints';
 import { validateEndpointSlice } from './endpointslice';
+import { validateGateway } from './gateway';
 import { validateMetadata } from './metadata';
 import { validateNamespace } from './namespace';
 import { validatePod } from './pod';
+import { validateSecret } from './secret';
 import { validateService } from './service';
+import { validateServiceEntry } from './serviceentry';
 import { validateVirtualService } from './virtualservice';
+import { validateWorkloadEntry } from './workloadentry';
 
 export { SERVICE_NAME_LABEL } from './endpointslice';
 export { parseDuration, durationError } from './duration';
@@ -42,6 +46,18 @@ export function validateObject(obj: ConfigObject): FieldError[] {
       break;
     case 'DestinationRule':
       validateDestinationRule(obj, issues);
+      break;
+    case 'ServiceEntry':
+      validateServiceEntry(obj, issues);
+      break;
+    case 'WorkloadEntry':
+      validateWorkloadEntry(obj, issues);
+      break;
+    case 'Gateway':
+      validateGateway(obj, issues);
+      break;
+    case 'Secret':
+      validateSecret(obj, issues);
       break;
   }
   return issues.list;

@@ -82,6 +82,15 @@ export function checkExportTo(issues: Issues, path: string, v: unknown, namespac
   }
 }
 
+/** Workload selector labels (ValidateAlphaWorkloadSelector): no empty keys, no wildcards. */
+export function checkSelectorLabels(issues: Issues, path: string, v: unknown): void {
+  for (const [k, val] of stringEntries(v)) {
+    const p = pathKey(path, k);
+    if (k === '') issues.add(p, 'empty key is not supported in selector');
+    if (k.includes('*') || val.includes('*')) issues.add(p, `wildcard is not supported in selector: ${JSON.stringify(`${k}=${val}`)}`);
+  }
+}
+
 /** validateGatewayNames: `<namespace>/<name>`, or a legacy FQDN-style name (including `mesh`). */
 export function checkGatewayNames(issues: Issues, path: string, v: unknown): void {
   for (const [i, g] of stringItems(v)) {
