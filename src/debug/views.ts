@@ -1,9 +1,11 @@
 /** JSON views of meshd's state for the debug endpoints. Read-only; no private key material. */
 import { generatorsFor } from '../generate';
+import { credentialReport } from '../generate/secrets';
 import type { MeshSnapshot, ServiceEndpoint } from '../model/snapshot';
 import type { Connection } from '../xds/connection';
 import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE, TypeUrl } from '../xds/protos';
 import type { AdsServer } from '../xds/server';
+import { redactSensitive } from './redact';
 
 const SYNCZ_NAMES: Readonly<Record<string, string>> = { CDS: 'cluster', EDS: 'endpoint', LDS: 'listener', RDS: 'route', SDS: 'secret' };
 
@@ -62,7 +64,8 @@ export function configDump(server: AdsServer, protos: EnvoyProtos, snap: MeshSna
     if (!gens[t]) return [];
     const w = conn.watches.get(t);
     const names = w ? w.names : t === TypeUrl.Cluster || t === TypeUrl.Listener ? undefined : new Set<string>();
-    return server.generate(snap, proxy, t, { names }).map((r) => ({ name: r.name, body: { '@type': t, ...protos.decode(t, r.bytes) } }));
+    // As Envoy's admin does: private keys and other sensitive fields read `[redacted]`.
+    return server.generate(snap, proxy, t, { names }).map((r) => ({ name: r.name, body: { '@type': t, ...redactSensitive(protos, t, protos.decode(t, r.bytes)) } }));
   };
   const versionOf = (t: TypeUrl): string => conn.watches.get(t)?.versionSent ?? '';
   const updated = (t: TypeUrl): string | undefined => conn.watches.get(t)?.sentAt;
@@ -89,6 +92,14 @@ export function configDump(server: AdsServer, protos: EnvoyProtos, snap: MeshSna
         '@type': 'type.googleapis.com/envoy.admin.v3.EndpointsConfigDump',
         dynamic_endpoint_configs: decoded(TypeUrl.Endpoint).map((r) => ({ version_info: versionOf(TypeUrl.Endpoint), endpoint_config: r.body, last_updated: updated(TypeUrl.Endpoint) })),
       },
+      ...(gens[TypeUrl.Secret]
+        ? [
+            {
+              '@type': 'type.googleapis.com/envoy.admin.v3.SecretsConfigDump',
+              dynamic_active_secrets: decoded(TypeUrl.Secret).map((r) => ({ name: r.name, version_info: versionOf(TypeUrl.Secret), last_updated: updated(TypeUrl.Secret), secret: r.body })),
+            },
+          ]
+        : []),
     ],
   };
 }
@@ -132,8 +143,8 @@ export function configz(snap: MeshSnapshot): object {
     // Merged rules: `sources` names every DestinationRule folded into one.
     destination_rules: snap.destinationRules.map((d) => ({ namespace: d.meta.namespace, name: d.meta.name, host: d.host, export_to: d.exportTo, sources: d.sources, spec: d.spec })),
     gateways: snap.gateways.map((g) => ({ namespace: g.meta.namespace, name: g.meta.name, spec: g.spec })),
-    // Secrets by name only: their contents never appear in debug output.
-    secrets: [...snap.secrets.values()].map((x) => ({ namespace: x.namespace, name: x.name, has_cert: x.certChain !== undefined, has_key: x.privateKey !== undefined, has_ca: x.caCert !== undefined })),
+    // Secrets by name, with why one cannot be served: their contents never appear in debug output.
+    secrets: credentialReport(snap),
     errors: snap.errors,
   };
 }

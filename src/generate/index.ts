@@ -1,11 +1,15 @@
-/** Picks the generators for a proxy: Envoy sidecar or proxyless gRPC. */
+/** Picks the generators for a proxy: Envoy sidecar, Envoy gateway (`router~` node IDs) or proxyless gRPC. */
 import type { Proxy } from '../model/proxy';
 import { TypeUrl } from '../xds/protos';
 import { outboundClusters, sidecarClusters } from './clusters';
 import { endpointResources } from './endpoints';
+import { gatewayClusters, gatewayEndpoints } from './gateway/clusters';
+import { gatewayListeners } from './gateway/listeners';
+import { gatewayRoutes } from './gateway/routes';
 import { grpcListeners } from './grpc';
 import { sidecarListeners } from './listeners';
 import { grpcRoutes, sidecarRoutes } from './routes';
+import { secretResources } from './secrets';
 import type { GeneratorTable } from './types';
 
 export const SIDECAR_GENERATORS: GeneratorTable = {
@@ -22,8 +26,18 @@ export const GRPC_GENERATORS: GeneratorTable = {
   [TypeUrl.Route]: grpcRoutes,
 };
 
+/** Gateways: listeners and routes from their Gateways, credentialName certificates over SDS. */
+export const GATEWAY_GENERATORS: GeneratorTable = {
+  [TypeUrl.Cluster]: gatewayClusters,
+  [TypeUrl.Endpoint]: gatewayEndpoints,
+  [TypeUrl.Listener]: gatewayListeners,
+  [TypeUrl.Route]: gatewayRoutes,
+  [TypeUrl.Secret]: secretResources,
+};
+
 export function generatorsFor(proxy: Proxy): GeneratorTable {
-  return proxy.generator === 'grpc' ? GRPC_GENERATORS : SIDECAR_GENERATORS;
+  if (proxy.generator === 'grpc') return GRPC_GENERATORS;
+  return proxy.type === 'router' ? GATEWAY_GENERATORS : SIDECAR_GENERATORS;
 }
 
 /** The flavour part of a cache key: resources of different flavours never share bytes. */

@@ -73,13 +73,13 @@ export function proxyDestinationRule(snap: MeshSnapshot, proxy: Proxy, hostname:
   return destinationRuleFor(snap, proxy.namespace, proxyLabels(proxy, snap), hostname);
 }
 
-/** The Gateways whose selector matches a gateway proxy's labels. */
+/**
+ * The Gateways whose selector matches a gateway proxy's labels, in any namespace (istiod's
+ * default). As in istiod, an empty selector is a subset of every label set: it selects them all.
+ */
 export function gatewaysFor(snap: MeshSnapshot, proxy: Proxy): GatewayConfig[] {
   const labels = proxyLabels(proxy, snap);
-  return snap.gateways.filter((g) => {
-    const sel = g.spec.selector ?? {};
-    return Object.keys(sel).length > 0 ? labelsMatch(sel, labels) : g.meta.namespace === proxy.namespace;
-  });
+  return snap.gateways.filter((g) => labelsMatch(g.spec.selector ?? {}, labels));
 }
 
 /** The proxy's locality: from the xDS node, else from its pod's labels. */

@@ -1,0 +1,170 @@
+/**
+ * SDS for gateway proxies: `credentialName` Secrets as Envoy Secret resources, as istiod serves
+ * them (pilot/pkg/xds/sds.go). `kubernetes://<name>` is the certificate chain and private key of
+ * Secret <name> in the proxy's namespace; `kubernetes://<name>-cacert` the CA bundle, from a
+ * Secret named `<name>-cacert` if there is one, else from `ca.crt` of <name>. A proxy reads only
+ * Secrets of its own namespace. Certificates and keys are parsed for real; a certificate that
+ * does not parse, or a key that does not belong to it, is not served, and the reason (never
+ * the key) is reported. Nothing here logs or returns key material except the Secret itself.
+ */
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import type { CredentialSecret, MeshSnapshot } from '../model/snapshot';
+import { CA_SUFFIX, KUBERNETES_SECRET_PREFIX } from './gateway/tls';
+import type { GenerateContext, ProtoObject, Resource } from './types';
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/** `kubernetes://[ns/]name` → where the Secret lives; undefined for names meshd does not serve. */
+function parseSecretName(resource: string, proxyNamespace: string): { namespace: string; name: string } | undefined {
+  if (!resource.startsWith(KUBERNETES_SECRET_PREFIX)) return undefined;
+  const rest = resource.slice(KUBERNETES_SECRET_PREFIX.length);
+  const slash = rest.indexOf('/');
+  const namespace = slash < 0 ? proxyNamespace : rest.slice(0, slash);
+  const name = slash < 0 ? rest : rest.slice(slash + 1);
+  if (!namespace || !name || name.includes('/')) return undefined;
+  return { namespace, name };
+}
+
+/** Every certificate of a PEM bundle, parsed; throws a message that names no content. */
+function parseCertificates(pem: string, what: string): X509Certificate[] {
+  const blocks = pem.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) throw new Error(`${what}: no PEM certificate found`);
+  return blocks.map((b, i) => {
+    try {
+      return new X509Certificate(b);
+    } catch {
+      throw new Error(`${what}: certificate ${i + 1} of ${blocks.length} is not a valid X.509 certificate`);
+    }
+  });
+}
+
+/** Why a Secret's certificate and key cannot be served, or undefined when they form a valid pair. */
+function certificateProblem(s: CredentialSecret): string | undefined {
+  if (s.certChain === undefined) return 'no certificate (tls.crt or cert)';
+  if (s.privateKey === undefined) return 'no private key (tls.key or key)';
+  let leaf: X509Certificate | undefined;
+  try {
+    leaf = parseCertificates(s.certChain, 'certificate chain')[0];
+  } catch (err) {
+    return (err as Error).message;
+  }
+  let ok = false;
+  try {
+    ok = leaf !== undefined && leaf.checkPrivateKey(createPrivateKey(s.privateKey));
+  } catch {
+    return 'private key: not a valid PEM private key';
+  }
+  return ok ? undefined : 'private key does not belong to the certificate (they are not a key pair)';
+}
+
+/** Why a CA bundle cannot be served, or undefined. */
+function caProblem(pem: string | undefined): string | undefined {
+  if (pem === undefined) return 'no CA certificate (ca.crt or cacert)';
+  try {
+    parseCertificates(pem, 'CA certificate');
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** The Secret that holds the CA of `<name>-cacert` (istiod's GetCaCert: the `-cacert` Secret, else `<name>`). */
+function caSource(snap: MeshSnapshot, namespace: string, name: string): CredentialSecret | undefined {
+  return snap.secrets.get(`${namespace}/${name}`) ?? snap.secrets.get(`${namespace}/${name.slice(0, -CA_SUFFIX.length)}`);
+}
+
+function inline(pem: string): ProtoObject {
+  return { inline_bytes: Buffer.from(pem, 'utf8').toString('base64') };
+}
+
+/** One requested SDS name → its resource, or undefined when it is not served to this proxy. */
+function secretResource(snap: MeshSnapshot, proxyNamespace: string, resource: string): Resource | undefined {
+  const ref = parseSecretName(resource, proxyNamespace);
+  // istiod's authorization: a gateway reads Secrets in its own namespace only.
+  if (!ref || ref.namespace !== proxyNamespace) return undefined;
+  const key = `${ref.namespace}/${ref.name}`;
+  if (ref.name.endsWith(CA_SUFFIX)) {
+    const src = caSource(snap, ref.namespace, ref.name);
+    if (!src) return undefined;
+    return {
+      name: resource,
+      key,
+      build: () => {
+        const problem = caProblem(src.caCert);
+        // Thrown reasons are withheld resources in /debug/push_status; they never quote the Secret.
+        if (problem) throw new Error(`Secret ${src.namespace}/${src.name}: ${problem}`);
+        return { name: resource, validation_context: { trusted_ca: inline(src.caCert ?? '') } };
+      },
+    };
+  }
+  const s = snap.secrets.get(key);
+  if (!s) return undefined;
+  return {
+    name: resource,
+    key,
+    build: () => {
+      const problem = certificateProblem(s);
+      if (problem) throw new Error(`Secret ${s.namespace}/${s.name}: ${problem}`);
+      return { name: resource, tls_certificate: { certificate_chain: inline(s.certChain ?? ''), private_key: inline(s.privateKey ?? '') } };
+    },
+  };
+}
+
+/**
+ * SDS for gateway proxies. Only names asked for are served (Envoy never subscribes to all
+ * Secrets); sidecars and proxyless gRPC get none from here.
+ */
+export function secretResources(ctx: GenerateContext): Resource[] {
+  if (ctx.proxy.type !== 'router' || !ctx.names) return [];
+  const out: Resource[] = [];
+  for (const name of [...ctx.names].sort()) {
+    const r = secretResource(ctx.snap, ctx.proxy.namespace, name);
+    if (r) out.push(r);
+  }
+  return out;
+}
+
+export interface CredentialStatus {
+  namespace: string;
+  name: string;
+  /** Which parts the Secret carries; never their contents. */
+  has_cert: boolean;
+  has_key: boolean;
+  has_ca: boolean;
+  /** Subject and validity of the leaf certificate when it parses. */
+  certificate?: { subject: string; not_before: string; not_after: string; fingerprint256: string };
+  problems: string[];
+}
+
+/** For /debug/configz: each TLS Secret, what it carries, whether it can be served and why not. No key material. */
+export function credentialReport(snap: MeshSnapshot): CredentialStatus[] {
+  return [...snap.secrets.values()].map((s) => {
+    const problems: string[] = [];
+    let certificate: CredentialStatus['certificate'];
+    if (s.certChain !== undefined || s.privateKey !== undefined) {
+      const p = certificateProblem(s);
+      if (p) problems.push(p);
+    }
+    if (s.certChain !== undefined) {
+      try {
+        const leaf = parseCertificates(s.certChain, 'certificate chain')[0];
+        if (leaf) certificate = { subject: leaf.subject, not_before: leaf.validFrom, not_after: leaf.validTo, fingerprint256: leaf.fingerprint256 };
+      } catch {
+        // reported above
+      }
+    }
+    if (s.caCert !== undefined) {
+      const p = caProblem(s.caCert);
+      if (p) problems.push(p);
+    }
+    return {
+      namespace: s.namespace,
+      name: s.name,
+      has_cert: s.certChain !== undefined,
+      has_key: s.privateKey !== undefined,
+      has_ca: s.caCert !== undefined,
+      ...(certificate ? { certificate } : {}),
+      problems,
+    };
+  });
+}
