@@ -1,10 +1,39 @@
-/** CDS: outbound clusters per service port and DestinationRule subset; sidecar specials and inbound. */
+/**
+ * CDS: outbound clusters per service port and DestinationRule subset, with the rule's traffic
+ * policy (cluster-policy.ts, cluster-tls.ts, locality.ts); sidecar specials and inbound.
+ */
 import { isHttp2 } from '../model/protocol';
-import { proxyDestinationRule, visibleServices } from '../model/lookup';
+import { localityString, proxyDestinationRule, visibleServices } from '../model/lookup';
 import { workloadOf } from '../model/proxy';
-import type { DestinationRuleConfig, MeshService, ServicePort } from '../model/snapshot';
-import type { TrafficPolicy } from '../model/objects';
+import {
+  type ClusterDraft,
+  type ClusterFlavor,
+  applyConnectionPool,
+  applyH2Upgrade,
+  applyLoadBalancer,
+  applyOutlierDetection,
+  commonLbConfig,
+  defaultThresholds,
+  grpcCircuitBreakers,
+  grpcOutlierDetection,
+  httpProtocolOptions,
+  setHttp2,
+} from './cluster-policy';
+import {
+  type ClusterTarget,
+  type ProxyPlacement,
+  clusterTarget,
+  flavorOfProxy,
+  groupsToProto,
+  placedGroups,
+  placementPlan,
+  proxyPlacement,
+  serviceAccounts,
+  subsetEndpoints,
+} from './cluster-shape';
+import { applyUpstreamTls, grpcUpstreamTls } from './cluster-tls';
 import { inboundPorts } from './inbound';
+import { wantsLocalityWeightedConfig } from './locality';
 import type { GenerateContext, ProtoObject, Resource } from './types';
 import {
   BLACKHOLE_CLUSTER,
@@ -17,22 +46,8 @@ import {
   seconds,
 } from './util';
 
-const MAX_U32 = 4294967295;
-
-/** Istio's default circuit breaker thresholds: effectively unlimited. */
-function defaultCircuitBreakers(): ProtoObject {
-  return {
-    thresholds: [
-      {
-        max_connections: { value: MAX_U32 },
-        max_pending_requests: { value: MAX_U32 },
-        max_requests: { value: MAX_U32 },
-        max_retries: { value: MAX_U32 },
-        track_remaining: true,
-      },
-    ],
-  };
-}
+/** istiod's mesh default DNS refresh rate (the TTL wins when the answer has one). */
+const DNS_REFRESH_RATE = seconds(60);
 
 /** Upstream HTTP/2 (gRPC and http2 ports). */
 function http2Options(): ProtoObject {
@@ -44,70 +59,101 @@ function http2Options(): ProtoObject {
   };
 }
 
-function lbPolicy(policy: TrafficPolicy | undefined): { lb_policy?: string; passthrough: boolean } {
-  switch (policy?.loadBalancer?.simple) {
-    case 'LEAST_CONN':
-    case 'LEAST_REQUEST':
-      return { lb_policy: 'LEAST_REQUEST', passthrough: false };
-    case 'RANDOM':
-      return { lb_policy: 'RANDOM', passthrough: false };
-    case 'PASSTHROUGH':
-      return { lb_policy: 'CLUSTER_PROVIDED', passthrough: true };
-    default:
-      return { lb_policy: 'ROUND_ROBIN', passthrough: false };
+function defaultCircuitBreakers(): ProtoObject {
+  return { thresholds: [defaultThresholds()] };
+}
+
+/** The inline load assignment of a DNS cluster, or undefined when it has no endpoints (no cluster then, as istiod). */
+function dnsLoadAssignment(ctx: GenerateContext, name: string, t: ClusterTarget, placement: ProxyPlacement | undefined): ProtoObject | undefined {
+  const endpoints = subsetEndpoints(ctx.snap, t.svc, t.port.port, t.dr, t.subset) ?? [];
+  let groups = placedGroups(endpoints, placementPlan(t), placement, { ipOnly: false, withLabels: false });
+  if (t.type === 'LOGICAL_DNS') {
+    // One logical host (validation allows one endpoint for DNS_ROUND_ROBIN; gRPC's only DNS
+    // type gets the first address of the most preferred locality of a DNS entry).
+    const candidates = groups.filter((g) => g.lbEndpoints.length > 0);
+    const first = candidates.reduce<(typeof candidates)[number] | undefined>((best, g) => (!best || g.priority < best.priority ? g : best), undefined);
+    groups = first ? [{ ...first, endpoints: first.endpoints.slice(0, 1), lbEndpoints: first.lbEndpoints.slice(0, 1), priority: 0 }] : [];
   }
+  if (!groups.some((g) => g.lbEndpoints.length > 0)) return undefined;
+  return { cluster_name: name, endpoints: groupsToProto(groups) };
 }
 
-/** The effective policy for a subset: the subset's own settings win over the rule's. */
-function mergedPolicy(dr: DestinationRuleConfig | undefined, subset: string): TrafficPolicy | undefined {
-  if (!dr) return undefined;
-  const top = dr.spec.trafficPolicy;
-  const sub = subset ? dr.spec.subsets?.find((s) => s.name === subset)?.trafficPolicy : undefined;
-  if (!sub) return top;
-  return { ...top, ...sub };
-}
-
-function outboundCluster(svc: MeshService, port: ServicePort, subset: string, dr: DestinationRuleConfig | undefined, flavor: 'envoy' | 'grpc'): ProtoObject {
-  const name = outboundClusterName(port.port, subset, svc.hostname);
-  const lb = lbPolicy(mergedPolicy(dr, subset));
-  if (flavor === 'grpc') {
-    return {
-      name,
-      type: 'EDS',
-      eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: name },
-      lb_policy: lb.passthrough ? 'ROUND_ROBIN' : (lb.lb_policy ?? 'ROUND_ROBIN'),
-    };
+function envoyCluster(ctx: GenerateContext, name: string, t: ClusterTarget, loadAssignment: ProtoObject | undefined): ProtoObject {
+  const d: ClusterDraft = { cluster: { name, type: t.type, common_lb_config: {} } };
+  const c = d.cluster;
+  if (t.type === 'STRICT_DNS' || t.type === 'LOGICAL_DNS') {
+    c.dns_lookup_family = 'V4_ONLY';
+    c.dns_refresh_rate = DNS_REFRESH_RATE;
+    c.respect_dns_ttl = true;
+    if (loadAssignment) c.load_assignment = loadAssignment;
   }
-  const cluster: ProtoObject = lb.passthrough
-    ? { name, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED' }
-    : {
-        name,
-        type: 'EDS',
-        eds_cluster_config: { eds_config: adsConfigSource(), service_name: name },
-        lb_policy: lb.lb_policy,
-      };
-  cluster.connect_timeout = seconds(10);
-  cluster.circuit_breakers = defaultCircuitBreakers();
-  cluster.common_lb_config = {};
-  if (isHttp2(port.protocol)) cluster.typed_extension_protocol_options = http2Options();
-  return cluster;
+  if (isHttp2(t.port.protocol)) setHttp2(d);
+  // Same order as istiod's applyTrafficPolicy: failover depends on outlier detection being set.
+  const p = t.policy;
+  applyConnectionPool(d, p?.connectionPool);
+  applyH2Upgrade(d, p?.connectionPool);
+  applyOutlierDetection(d, p?.outlierDetection);
+  if (wantsLocalityWeightedConfig(placementPlan(t))) commonLbConfig(d).locality_weighted_lb_config = {};
+  applyLoadBalancer(d, p?.loadBalancer, 'envoy');
+  applyUpstreamTls(d, p?.tls, {
+    sni: `outbound_.${t.port.port}_.${t.subset}_.${t.svc.hostname}`,
+    serviceAccounts: serviceAccounts(ctx.snap, t.svc),
+    fromServiceEntry: t.svc.source.kind === 'ServiceEntry',
+    sidecar: ctx.proxy.type === 'sidecar',
+    ruleHasSelector: t.dr?.spec.workloadSelector !== undefined,
+  });
+  if (c.type === 'EDS') c.eds_cluster_config = { eds_config: adsConfigSource(), service_name: name };
+  const http = httpProtocolOptions(d, HTTP_PROTOCOL_OPTIONS_TYPE);
+  if (http) c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': http };
+  return c;
 }
 
-/** Every outbound cluster of the snapshot, as (name, builder) pairs keyed for the cache. */
-export function outboundClusters(ctx: GenerateContext, flavor: 'envoy' | 'grpc'): Resource[] {
-  const { snap, names } = ctx;
+/** Proxyless gRPC: only what gRPC clients implement (lb policy, max_requests, outlier detection, mTLS). */
+function grpcCluster(ctx: GenerateContext, name: string, t: ClusterTarget, loadAssignment: ProtoObject | undefined): ProtoObject {
+  const d: ClusterDraft = { cluster: { name, type: t.type } };
+  const c = d.cluster;
+  if (t.type === 'LOGICAL_DNS') c.load_assignment = loadAssignment;
+  else c.eds_cluster_config = { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: name };
+  applyLoadBalancer(d, t.policy?.loadBalancer, 'grpc');
+  const cb = grpcCircuitBreakers(t.policy?.connectionPool);
+  if (cb) c.circuit_breakers = cb;
+  const od = grpcOutlierDetection(t.policy?.outlierDetection);
+  if (od) c.outlier_detection = od;
+  const ts = grpcUpstreamTls(t.policy?.tls, t.policy?.tls?.mode === 'ISTIO_MUTUAL' ? serviceAccounts(ctx.snap, t.svc) : []);
+  if (ts) c.transport_socket = ts;
+  return c;
+}
+
+/** Every outbound cluster of the snapshot the proxy sees, as (name, builder) pairs keyed for the cache. */
+export function outboundClusters(ctx: GenerateContext, flavor: ClusterFlavor): Resource[] {
+  const { snap, names, proxy } = ctx;
   const out: Resource[] = [];
-  for (const svc of visibleServices(snap, ctx.proxy.namespace)) {
-    const dr = proxyDestinationRule(snap, ctx.proxy, svc.hostname);
+  let placement: ProxyPlacement | undefined;
+  for (const svc of visibleServices(snap, proxy.namespace)) {
+    const dr = proxyDestinationRule(snap, proxy, svc.hostname);
     const subsets = ['', ...(dr?.spec.subsets ?? []).map((s) => s.name)];
     // Clusters depend on the rule in effect, which depends on the proxy's namespace and labels.
-    const key = `${flavor}|${dr ? dr.sources.join(',') : ''}`;
+    const ruleKey = `${flavor}|${dr ? dr.sources.join(',') : ''}`;
     for (const port of svc.ports) {
       if (port.protocol === 'UDP') continue;
       for (const subset of subsets) {
         const name = outboundClusterName(port.port, subset, svc.hostname);
         if (names && !names.has(name)) continue;
-        out.push({ name, key, build: () => outboundCluster(svc, port, subset, dr, flavor) });
+        const t = clusterTarget(svc, port, subset, dr, proxy, flavor);
+        let key = ruleKey;
+        let loadAssignment: ProtoObject | undefined;
+        if (t.type === 'STRICT_DNS' || t.type === 'LOGICAL_DNS') {
+          // Inline endpoints: locality load balancing makes them proxy-relative.
+          const plan = placementPlan(t);
+          if (plan) placement ??= proxyPlacement(snap, proxy);
+          const placed = plan ? placement : undefined;
+          if (placed) key += `|${localityString(placed.locality)}`;
+          loadAssignment = dnsLoadAssignment(ctx, name, t, placed);
+          // A DNS cluster without endpoints is left out, as istiod does.
+          if (!loadAssignment) continue;
+        }
+        const build = flavor === 'grpc' ? () => grpcCluster(ctx, name, t, loadAssignment) : () => envoyCluster(ctx, name, t, loadAssignment);
+        out.push({ name, key, build });
       }
     }
   }
@@ -126,7 +172,7 @@ function originalDstCluster(name: string, bindInbound: boolean): ProtoObject {
 }
 
 export function sidecarClusters(ctx: GenerateContext): Resource[] {
-  const out = outboundClusters(ctx, 'envoy');
+  const out = outboundClusters(ctx, flavorOfProxy(ctx.proxy));
   const want = (n: string): boolean => !ctx.names || ctx.names.has(n);
   if (want(BLACKHOLE_CLUSTER)) {
     out.push({

@@ -1,80 +1,51 @@
-/** EDS: ClusterLoadAssignments for outbound clusters, subsets selected by pod labels. */
-import { proxyDestinationRule, visibleServices } from '../model/lookup';
-import { type ServiceEndpoint, labelsMatch } from '../model/snapshot';
+/**
+ * EDS: ClusterLoadAssignments for outbound EDS clusters. Subsets select endpoints by labels;
+ * endpoints are grouped by locality, with the proxy-relative priorities and weights of locality
+ * load balancing when the DestinationRule makes them apply. DNS and original-destination
+ * clusters get no assignment here.
+ */
+import { localityString, proxyDestinationRule, visibleServices } from '../model/lookup';
+import {
+  type ClusterTarget,
+  type ProxyPlacement,
+  edsTarget,
+  groupsToProto,
+  placedGroups,
+  placementPlan,
+  proxyPlacement,
+  subsetEndpoints,
+} from './cluster-shape';
+import { failoverPriorityKey } from './locality';
 import type { GenerateContext, ProtoObject, Resource } from './types';
-import { outboundClusterName, parseOutboundClusterName, socketAddress } from './util';
+import { outboundClusterName } from './util';
 
-function localityKey(e: ServiceEndpoint): string {
-  return `${e.locality.region ?? ''}/${e.locality.zone ?? ''}/${e.locality.subZone ?? ''}`;
-}
-
-export function loadAssignment(clusterName: string, endpoints: readonly ServiceEndpoint[]): ProtoObject {
-  const groups = new Map<string, ServiceEndpoint[]>();
-  for (const e of endpoints) {
-    if (!e.ready) continue;
-    const k = localityKey(e);
-    const g = groups.get(k) ?? [];
-    g.push(e);
-    groups.set(k, g);
-  }
-  const localities = [...groups.keys()].sort();
-  return {
-    cluster_name: clusterName,
-    endpoints: localities.map((k) => {
-      const eps = groups.get(k) ?? [];
-      const first = eps[0];
-      const locality: ProtoObject = {};
-      if (first?.locality.region) locality.region = first.locality.region;
-      if (first?.locality.zone) locality.zone = first.locality.zone;
-      if (first?.locality.subZone) locality.sub_zone = first.locality.subZone;
-      return {
-        locality,
-        lb_endpoints: eps.map((e) => ({
-          endpoint: { address: socketAddress(e.address, e.port) },
-          health_status: 'HEALTHY',
-          load_balancing_weight: { value: 1 },
-        })),
-        // gRPC clients drop localities without a weight; Envoy ignores it unless locality-weighted.
-        load_balancing_weight: { value: eps.length },
-      };
-    }),
-  };
-}
-
-/** The endpoints behind one outbound cluster name, or undefined if it names nothing we know. */
-export function endpointsForCluster(ctx: GenerateContext, clusterName: string): readonly ServiceEndpoint[] | undefined {
-  const parsed = parseOutboundClusterName(clusterName);
-  if (!parsed) return undefined;
-  const svc = ctx.snap.serviceByHost.get(parsed.host);
-  if (!svc || !svc.ports.some((p) => p.port === parsed.port)) return undefined;
-  const all = ctx.snap.endpoints.get(parsed.host)?.get(parsed.port) ?? [];
-  if (!parsed.subset) return all;
-  const dr = proxyDestinationRule(ctx.snap, ctx.proxy, parsed.host);
-  const subset = dr?.spec.subsets?.find((s) => s.name === parsed.subset);
-  if (!subset) return undefined;
-  return all.filter((e) => labelsMatch(subset.labels, e.labels));
+function clusterLoadAssignment(ctx: GenerateContext, name: string, t: ClusterTarget, placement: ProxyPlacement | undefined): ProtoObject {
+  const endpoints = subsetEndpoints(ctx.snap, t.svc, t.port.port, t.dr, t.subset) ?? [];
+  const groups = placedGroups(endpoints, placementPlan(t), placement, { ipOnly: true, withLabels: true });
+  return groups.length > 0 ? { cluster_name: name, endpoints: groupsToProto(groups) } : { cluster_name: name };
 }
 
 export function endpointResources(ctx: GenerateContext): Resource[] {
   const names = ctx.names ?? new Set(allEdsClusterNames(ctx));
   const out: Resource[] = [];
+  let placement: ProxyPlacement | undefined;
   for (const name of [...names].sort()) {
-    // Existence is cheap to check; selecting subset endpoints happens only on a cache miss.
-    if (!clusterExists(ctx, name)) continue;
-    // A subset's endpoints depend on the DestinationRule in effect for this proxy.
-    const parsed = parseOutboundClusterName(name);
-    const dr = parsed?.subset ? proxyDestinationRule(ctx.snap, ctx.proxy, parsed.host) : undefined;
-    out.push({ name, key: dr ? dr.sources.join(',') : '', build: () => loadAssignment(name, endpointsForCluster(ctx, name) ?? []) });
+    // Which cluster it is and which policy applies is cheap; endpoints are selected on a cache miss.
+    const t = edsTarget(ctx, name);
+    if (!t) continue;
+    // The rule in effect (subsets, locality settings) depends on the proxy's namespace and labels.
+    let key = t.dr ? t.dr.sources.join(',') : '';
+    const plan = placementPlan(t);
+    let placed: ProxyPlacement | undefined;
+    if (plan) {
+      // Only locality load balancing makes endpoints proxy-relative; otherwise they are shared.
+      placement ??= proxyPlacement(ctx.snap, ctx.proxy);
+      placed = placement;
+      key += `|${localityString(placed.locality)}|${failoverPriorityKey(placed.labels, plan.failover ? plan.setting.failoverPriority : undefined)}`;
+    }
+    out.push({ name, key, build: () => clusterLoadAssignment(ctx, name, t, placed) });
   }
   return out;
-}
-
-function clusterExists(ctx: GenerateContext, clusterName: string): boolean {
-  const parsed = parseOutboundClusterName(clusterName);
-  if (!parsed) return false;
-  const svc = ctx.snap.serviceByHost.get(parsed.host);
-  if (!svc || !svc.ports.some((p) => p.port === parsed.port)) return false;
-  return !parsed.subset || proxyDestinationRule(ctx.snap, ctx.proxy, parsed.host)?.spec.subsets?.some((s) => s.name === parsed.subset) === true;
 }
 
 function allEdsClusterNames(ctx: GenerateContext): string[] {

@@ -32,9 +32,13 @@ export interface Backend {
   readonly failed: number;
   /** Request metadata of the most recent call (lower-case keys, string values only). */
   readonly lastMetadata: Readonly<Record<string, string>>;
+  /** Calls being handled right now (received, not yet answered or cancelled). */
+  readonly inFlight: number;
+  /** The most calls ever in flight at once since start or the last `reset()`. */
+  readonly maxInFlight: number;
   /** Replace the behaviour (failure budget restarts from the new `failFirst`). */
   setBehaviour(b: BackendBehaviour): void;
-  /** Zero `calls` and `failed`. */
+  /** Zero `calls` and `failed`; `maxInFlight` restarts from the calls in flight now. */
   reset(): void;
 }
 
@@ -73,6 +77,8 @@ class EchoBackend implements Backend {
   private failCode: grpc.status = grpc.status.UNAVAILABLE;
   private delayMs = 0;
   private metadata: Record<string, string> = {};
+  private active = 0;
+  private peak = 0;
 
   constructor(
     readonly name: string,
@@ -91,6 +97,12 @@ class EchoBackend implements Backend {
   get lastMetadata(): Readonly<Record<string, string>> {
     return this.metadata;
   }
+  get inFlight(): number {
+    return this.active;
+  }
+  get maxInFlight(): number {
+    return this.peak;
+  }
 
   setBehaviour(b: BackendBehaviour): void {
     this.failBudget = Math.max(0, b.failFirst ?? 0);
@@ -101,10 +113,20 @@ class EchoBackend implements Backend {
   reset(): void {
     this.callCount = 0;
     this.failCount = 0;
+    this.peak = this.active;
   }
 
   handle(call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>): void {
     this.callCount++;
+    this.active++;
+    this.peak = Math.max(this.peak, this.active);
+    let done = false;
+    const finish = (): void => {
+      if (!done) {
+        done = true;
+        this.active--;
+      }
+    };
     const md: Record<string, string> = {};
     for (const [k, v] of Object.entries(call.metadata.getMap())) {
       if (typeof v === 'string') md[k] = v;
@@ -117,6 +139,7 @@ class EchoBackend implements Backend {
     }
     const code = this.failCode;
     const answer = (): void => {
+      finish();
       if (fail) {
         callback({ code, details: `${this.name}: injected failure` });
       } else {
@@ -128,7 +151,10 @@ class EchoBackend implements Backend {
     if (this.delayMs > 0) {
       const t = setTimeout(answer, this.delayMs);
       // A cancelled call (client deadline) needs no answer; don't keep the timer around.
-      call.on('cancelled', () => clearTimeout(t));
+      call.on('cancelled', () => {
+        clearTimeout(t);
+        finish();
+      });
     } else {
       answer();
     }

@@ -30,6 +30,7 @@ interface Command {
   deadlineMs?: number;
   concurrency?: number;
   waitForReady?: boolean;
+  staggerMs?: number;
 }
 
 function send(obj: object): void {
@@ -70,9 +71,17 @@ async function runCalls(client: grpc.Client, cmd: Command): Promise<object> {
   const errorSamples: string[] = [];
   let errors = 0;
   let next = 0;
+  const stagger = Math.min(Math.max(0, cmd.staggerMs ?? 0), 1000);
+  let nextStart = 0;
   const worker = async (): Promise<void> => {
     while (next < total) {
       next++;
+      if (stagger > 0) {
+        // Successive calls start at least `stagger` ms apart, whichever worker starts them.
+        const at = Math.max(Date.now(), nextStart);
+        nextStart = at + stagger;
+        if (at > Date.now()) await new Promise((r) => setTimeout(r, at - Date.now()));
+      }
       const r = await callOnce(client, md, deadlineMs, cmd.waitForReady === true);
       if (r.ok) {
         counts[r.who] = (counts[r.who] ?? 0) + 1;

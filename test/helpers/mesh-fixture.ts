@@ -46,6 +46,8 @@ export interface MeshFixture {
   removeFile(name: string): Promise<void>;
   /** Replace the `reviews` VirtualService's `spec.http` (file VS_FILE). */
   writeVirtualService(http: readonly VsRoute[]): Promise<void>;
+  /** Mark one version's endpoint ready or not ready (rewrites the EndpointSlices file). */
+  setEndpointReady(version: string, ready: boolean): Promise<void>;
   /** Remove the whole temporary tree. Safe to call twice. */
   cleanup(): Promise<void>;
 }
@@ -57,6 +59,8 @@ export interface MeshFixtureOptions {
   http?: readonly VsRoute[];
   /** Leave out the VirtualService file entirely. */
   noVirtualService?: boolean;
+  /** Extra Pod labels per version (e.g. topology labels, or labels for custom subsets). */
+  podLabels?: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
 // ---- route builders ----
@@ -103,14 +107,14 @@ function service(): object {
   };
 }
 
-function pod(version: string): object {
+function pod(version: string, extraLabels: Readonly<Record<string, string>> = {}): object {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
       name: `${SERVICE}-${version}`,
       namespace: NAMESPACE,
-      labels: { app: SERVICE, version },
+      labels: { ...extraLabels, app: SERVICE, version },
     },
     spec: {
       serviceAccountName: `bookinfo-${SERVICE}`,
@@ -120,7 +124,7 @@ function pod(version: string): object {
   };
 }
 
-function endpointSlice(version: string, port: number): object {
+function endpointSlice(version: string, port: number, ready = true): object {
   return {
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',
@@ -134,7 +138,7 @@ function endpointSlice(version: string, port: number): object {
     endpoints: [
       {
         addresses: ['127.0.0.1'],
-        conditions: { ready: true, serving: true, terminating: false },
+        conditions: { ready, serving: ready, terminating: false },
         targetRef: { kind: 'Pod', name: `${SERVICE}-${version}`, namespace: NAMESPACE },
       },
     ],
@@ -186,13 +190,16 @@ export async function createMeshFixture(opts: MeshFixtureOptions): Promise<MeshF
   const writeObjects = (name: string, objects: readonly object[]): Promise<void> => writeFile(name, toYaml(objects));
 
   const versions = Object.keys(opts.ports).sort();
+  const notReady = new Set<string>();
+  const writeSlices = (): Promise<void> =>
+    writeObjects(
+      'endpointslices-reviews.yaml',
+      versions.map((v) => endpointSlice(v, opts.ports[v] as number, !notReady.has(v))),
+    );
   try {
     await writeObjects('service-reviews.yaml', [service()]);
-    await writeObjects('pods-reviews.yaml', versions.map(pod));
-    await writeObjects(
-      'endpointslices-reviews.yaml',
-      versions.map((v) => endpointSlice(v, opts.ports[v] as number)),
-    );
+    await writeObjects('pods-reviews.yaml', versions.map((v) => pod(v, opts.podLabels?.[v])));
+    await writeSlices();
     await writeObjects('destinationrule-reviews.yaml', [destinationRule(versions)]);
     if (!opts.noVirtualService) {
       await writeObjects(VS_FILE, [virtualService(opts.http ?? routeAllTo(versions[0] ?? 'v1'))]);
@@ -212,6 +219,12 @@ export async function createMeshFixture(opts: MeshFixtureOptions): Promise<MeshF
     },
     writeVirtualService(http: readonly VsRoute[]): Promise<void> {
       return writeObjects(VS_FILE, [virtualService(http)]);
+    },
+    async setEndpointReady(version: string, ready: boolean): Promise<void> {
+      if (!versions.includes(version)) throw new Error(`no version ${version} (have ${versions.join(', ')})`);
+      if (ready) notReady.delete(version);
+      else notReady.add(version);
+      await writeSlices();
     },
     async cleanup(): Promise<void> {
       await fs.rm(root, { recursive: true, force: true });

@@ -39,6 +39,8 @@ export interface CallCommand {
   concurrency?: number;
   /** Queue calls until the channel is READY instead of failing fast while it connects. */
   waitForReady?: boolean;
+  /** Start successive calls at least this many ms apart (at most 1000). Default 0: at once. */
+  staggerMs?: number;
 }
 
 export interface CallResult {
@@ -60,6 +62,8 @@ export interface XdsClientOptions {
   namespace?: string;
   /** Extra node metadata (merged over the defaults). */
   metadata?: Record<string, unknown>;
+  /** The xDS node's locality (`region`, `zone`, `sub_zone`); default none. */
+  locality?: { region?: string; zone?: string; sub_zone?: string };
   /** Extra environment for the child (e.g. GRPC_TRACE). */
   env?: Record<string, string>;
   /** How long to wait for the child to say it is ready. Default 15 s. */
@@ -86,14 +90,20 @@ export interface Bootstrap {
 }
 
 /** An Istio-style proxyless bootstrap: node ID `sidecar~127.0.0.1~<pod>.<ns>~<ns>.svc.cluster.local`. */
-export function makeBootstrap(xdsPort: number, podName: string, namespace = 'default', extra: Record<string, unknown> = {}): Bootstrap {
+export function makeBootstrap(
+  xdsPort: number,
+  podName: string,
+  namespace = 'default',
+  extra: Record<string, unknown> = {},
+  locality: Record<string, string> = {},
+): Bootstrap {
   return {
     xds_servers: [
       { server_uri: `127.0.0.1:${xdsPort}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] },
     ],
     node: {
       id: `sidecar~127.0.0.1~${podName}.${namespace}~${namespace}.svc.cluster.local`,
-      locality: {},
+      locality: { ...locality },
       metadata: {
         GENERATOR: 'grpc',
         NAMESPACE: namespace,
@@ -217,8 +227,8 @@ class ChildClient implements XdsClient {
     const calls = cmd.calls ?? 1;
     const deadline = cmd.deadlineMs ?? 1000;
     const conc = cmd.concurrency ?? 8;
-    // Worst case: every call runs to its deadline, `conc` at a time; plus slack.
-    const timeoutMs = Math.ceil(calls / conc) * deadline + 10_000;
+    // Worst case: every call runs to its deadline, `conc` at a time, starts staggered; plus slack.
+    const timeoutMs = Math.ceil(calls / conc) * deadline + calls * (cmd.staggerMs ?? 0) + 10_000;
     const r = await this.request({ op: 'calls', ...cmd }, timeoutMs);
     return {
       counts: (r['counts'] as Record<string, number> | undefined) ?? {},
@@ -258,7 +268,8 @@ class ChildClient implements XdsClient {
 async function startChild(impl: ClientImpl, opts: XdsClientOptions): Promise<XdsClient> {
   const podName = opts.podName ?? `client-${randomBytes(3).toString('hex')}`;
   const namespace = opts.namespace ?? 'default';
-  const bootstrap = makeBootstrap(opts.xdsPort, podName, namespace, opts.metadata);
+  const locality = Object.fromEntries(Object.entries(opts.locality ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string'));
+  const bootstrap = makeBootstrap(opts.xdsPort, podName, namespace, opts.metadata, locality);
   const tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'meshd-xds-client-'));
   const bootstrapPath = path.join(tmpDir, 'bootstrap.json');
   await fs.writeFile(bootstrapPath, JSON.stringify(bootstrap, null, 2));

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import threading
+import time
 
 import grpc
 
@@ -44,6 +45,7 @@ def run_calls(who, cmd):
     deadline_s = clamp(float(cmd.get("deadlineMs", 1000)), 1.0, 30000.0) / 1000.0
     concurrency = clamp(int(cmd.get("concurrency", 8)), 1, 64)
     wait_for_ready = bool(cmd.get("waitForReady", False))
+    stagger_s = clamp(float(cmd.get("staggerMs", 0)), 0.0, 1000.0) / 1000.0
     md = [(str(k).lower(), str(v)) for k, v in (cmd.get("metadata") or {}).items()]
     counts = {}
     error_codes = {}
@@ -52,10 +54,12 @@ def run_calls(who, cmd):
     done = 0
     while done < total:
         batch = min(concurrency, total - done)
-        futures = [
-            who.future(b"", timeout=deadline_s, metadata=md, wait_for_ready=wait_for_ready)
-            for _ in range(batch)
-        ]
+        futures = []
+        for i in range(batch):
+            if i > 0 and stagger_s > 0:
+                # successive calls of a batch start stagger_s apart
+                time.sleep(stagger_s)
+            futures.append(who.future(b"", timeout=deadline_s, metadata=md, wait_for_ready=wait_for_ready))
         for f in futures:
             try:
                 name = f.result().decode("utf-8")
