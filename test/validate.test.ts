@@ -101,8 +101,8 @@ const INVALID: Case[] = [
   { name: 'namespace name with upper case', obj: object('Namespace', 'v1', {}, { name: 'Bookinfo', namespace: '' }), path: 'metadata.name', message: 'DNS label' },
   // ---- VirtualService: hosts, gateways, exportTo, shape ----
   { name: 'VirtualService without spec', obj: object('VirtualService', 'networking.istio.io/v1', {}), path: 'spec', message: 'spec is required' },
-  { name: 'VirtualService without hosts', obj: vs({ http: [{ route: [dest()] }] }), path: 'spec.hosts', message: 'at least one host' },
-  { name: 'VirtualService with empty hosts', obj: vs({ hosts: [], http: [{ route: [dest()] }] }), path: 'spec.hosts', message: 'at least one host' },
+  { name: 'delegate (no hosts) bound to a gateway', obj: vs({ gateways: ['istio-system/ingress'], http: [{ route: [dest()] }] }), path: 'spec.gateways', message: 'delegate virtual service must have no gateways' },
+  { name: 'delegate (empty hosts) with a tcp route', obj: vs({ hosts: [], tcp: [{ route: [dest()] }] }), path: 'spec.tcp', message: 'delegate virtual service must have no tcp route' },
   { name: 'hosts not a list', obj: vs({ hosts: 'reviews', http: [{ route: [dest()] }] }), path: 'spec.hosts', message: 'must be a list' },
   { name: 'invalid host', obj: vsRoute({ route: [dest()] }, { hosts: ['reviews_v1'] }), path: 'spec.hosts[0]', message: 'invalid' },
   { name: 'host with numeric top-level domain', obj: vsRoute({ route: [dest()] }, { hosts: ['reviews.123'] }), path: 'spec.hosts[0]', message: 'all-numeric' },
@@ -216,6 +216,7 @@ const VALID: Array<{ name: string; obj: ConfigObject }> = [
   { name: 'redirect only', obj: vsRoute({ redirect: { uri: '/v2', redirectCode: 301 } }) },
   { name: 'directResponse only', obj: vsRoute({ directResponse: { status: 503, body: { string: 'unavailable' } } }) },
   { name: 'delegate at a gateway', obj: vsRoute({ delegate: { name: 'reviews-routes', namespace: 'default' } }, { gateways: ['istio-system/ingress'] }) },
+  { name: 'delegate VirtualService (no hosts, HTTP routes only)', obj: vs({ http: [{ match: [{ uri: { prefix: '/reviews' } }], route: [dest()] }] }) },
   { name: 'RE2 features JavaScript lacks', obj: vsMatch({ uri: { regex: '(?i)^/api/v[0-9]+/(?P<id>[[:alnum:]]+)$' }, authority: { regex: '\\pL+\\.example\\.com' } }) },
   { name: 'header presence and absence matches', obj: vsMatch({ headers: { 'end-user': {} }, withoutHeaders: { 'x-canary': { regex: '*' } }, queryParams: { debug: {} } }) },
   { name: 'upper-case header name (Envoy lower-cases it)', obj: vsMatch({ headers: { 'End-User': { exact: 'jason' } } }) },

@@ -1,7 +1,8 @@
 /** LDS for proxyless gRPC clients: one api listener `<fqdn>:<port>` per service port, routed by RDS. */
 import { visibleServices } from '../model/lookup';
 import type { GenerateContext, Resource } from './types';
-import { HCM_TYPE, routerFilter, socketAddress } from './util';
+import { httpFilters } from './http-filters';
+import { HCM_TYPE, socketAddress } from './util';
 
 export function grpcListeners(ctx: GenerateContext): Resource[] {
   const out: Resource[] = [];
@@ -21,7 +22,7 @@ export function grpcListeners(ctx: GenerateContext): Resource[] {
               '@type': HCM_TYPE,
               stat_prefix: name,
               rds: { config_source: { ads: {}, resource_api_version: 'V3' }, route_config_name: name },
-              http_filters: [routerFilter()],
+              http_filters: httpFilters('grpc'),
             },
           },
         }),

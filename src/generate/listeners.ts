@@ -1,11 +1,13 @@
 /**
- * LDS for Envoy sidecars: `virtualOutbound` (15001), `virtualInbound` (15006), and one outbound
- * listener per service port: `0.0.0.0_<port>` (HTTP, RDS route `<port>`) or `<vip>_<port>` (TCP).
+ * LDS for Envoy sidecars: `virtualOutbound` (15001), `virtualInbound` (15006), and outbound
+ * listeners per service port: `0.0.0.0_<port>` for HTTP (RDS route `<port>`); TCP and TLS ports
+ * in outbound-tcp.ts (`<vip>_<port>`, or `0.0.0.0_<port>` for ServiceEntries without a VIP).
  */
 import { isHttp } from '../model/protocol';
-import { visibleServices } from '../model/lookup';
 import { workloadOf } from '../model/proxy';
+import { httpFilters } from './http-filters';
 import { inboundPorts } from './inbound';
+import { outboundTcpListeners } from './outbound-tcp';
 import { sidecarRouteNames } from './routes';
 import type { GenerateContext, ProtoObject, Resource } from './types';
 import {
@@ -16,7 +18,6 @@ import {
   TCP_PROXY_TYPE,
   adsConfigSource,
   inboundClusterName,
-  outboundClusterName,
   routerFilter,
   seconds,
   socketAddress,
@@ -45,7 +46,7 @@ function outboundHttpListener(port: number): ProtoObject {
               '@type': HCM_TYPE,
               stat_prefix: `outbound_${name}`,
               rds: { config_source: adsConfigSource(), route_config_name: String(port) },
-              http_filters: [routerFilter()],
+              http_filters: httpFilters('sidecar'),
               use_remote_address: { value: false },
               normalize_path: { value: true },
               path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
@@ -55,16 +56,6 @@ function outboundHttpListener(port: number): ProtoObject {
         ],
       },
     ],
-  };
-}
-
-function outboundTcpListener(vip: string, port: number, cluster: string): ProtoObject {
-  return {
-    name: `${vip}_${port}`,
-    address: socketAddress(vip, port),
-    bind_to_port: { value: false },
-    traffic_direction: 'OUTBOUND',
-    filter_chains: [{ filters: [tcpProxy(cluster)] }],
   };
 }
 
@@ -121,17 +112,11 @@ export function sidecarListeners(ctx: GenerateContext): Resource[] {
     const w = workloadOf(ctx.proxy, ctx.snap);
     out.push({ name: 'virtualInbound', key: `${ctx.proxy.namespace}/${w?.name ?? ctx.proxy.podName}`, build: () => virtualInbound(ctx) });
   }
-  for (const port of sidecarRouteNames(ctx.snap, ctx.proxy.namespace)) {
+  const httpPorts = sidecarRouteNames(ctx.snap, ctx.proxy.namespace);
+  for (const port of httpPorts) {
     const name = `0.0.0.0_${port}`;
     if (want(name)) out.push({ name, key: '', build: () => outboundHttpListener(port) });
   }
-  for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
-    if (!svc.clusterIP) continue;
-    for (const p of svc.ports) {
-      if (isHttp(p.protocol) || p.protocol === 'UDP') continue;
-      const name = `${svc.clusterIP}_${p.port}`;
-      if (want(name)) out.push({ name, key: '', build: () => outboundTcpListener(svc.clusterIP as string, p.port, outboundClusterName(p.port, '', svc.hostname)) });
-    }
-  }
+  out.push(...outboundTcpListeners(ctx, new Set(httpPorts)));
   return out;
 }

@@ -65,7 +65,7 @@ function virtualServices(kind: Kinds, domain: string, namespaces: ReadonlySet<st
     raw.push(vs);
     objects.set(o.metadata, o);
   }
-  const list = expandDelegates(raw, errors);
+  const list = expandDelegates(raw, errors, (vs) => objects.get(vs.meta));
   const mesh = list.filter((vs) => isMeshBound(vs) && vs.hosts.length > 0);
   // Two mesh VirtualServices for one host: proxies use the one in their own namespace, else
   // the first by namespace/name.

@@ -65,6 +65,7 @@ const ENTRY_FILES = [
   'envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto',
   'envoy/extensions/upstreams/http/v3/http_protocol_options.proto',
   'envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto',
+  'envoy/extensions/retry/priority/previous_priorities/v3/previous_priorities_config.proto',
   'envoy/admin/v3/config_dump.proto',
   'envoy/service/status/v3/csds.proto',
   'google/protobuf/duration.proto',

@@ -39,11 +39,13 @@ export function validateVirtualService(obj: ConfigObject, issues: Issues): void 
   checkExportTo(issues, 'spec.exportTo', spec['exportTo'], obj.metadata.namespace);
 }
 
-/** Hosts: required (delegate VirtualServices are not supported yet), valid, not overlapping. */
+/** Hosts: valid and not overlapping; none makes a delegate VirtualService, which binds to no gateway and has HTTP routes only. */
 function checkHosts(issues: Issues, spec: JsonObject, gatewayOnly: boolean): void {
   const hosts = stringItems(spec['hosts']);
   if ((arr(spec['hosts'])?.length ?? 0) === 0) {
-    issues.add('spec.hosts', 'virtual service must have at least one host');
+    if ((arr(spec['gateways'])?.length ?? 0) > 0) issues.add('spec.gateways', 'delegate virtual service must have no gateways specified');
+    if ((arr(spec['tls'])?.length ?? 0) > 0) issues.add('spec.tls', 'delegate virtual service must have no tls route specified');
+    if ((arr(spec['tcp'])?.length ?? 0) > 0) issues.add('spec.tcp', 'delegate virtual service must have no tcp route specified');
     return;
   }
   let allValid = true;

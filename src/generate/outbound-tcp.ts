@@ -1,0 +1,217 @@
+/**
+ * Sidecar outbound listeners for non-HTTP service ports (istiod's
+ * buildSidecarOutboundTCPTLSFilterChainOpts): VirtualService `tcp` routes become the tcp_proxy of
+ * the port's filter chain (weighted clusters for several destinations; matches on port,
+ * destinationSubnets, sourceLabels, sourceNamespace, gateways), `tls` routes become filter
+ * chains matched by SNI (`server_names`, read by the tls_inspector listener filter).
+ *
+ * Listener per (address, port): a service with a VIP gets `<vip>_<port>`; a ServiceEntry
+ * without one gets the wildcard `0.0.0.0_<port>`, and one whose address is a CIDR gets a filter
+ * chain on `0.0.0.0_<port>` matched by that range.
+ *
+ * Deviations, kept deliberately simple:
+ * - On a wildcard TCP port, istiod keeps only the first service (a listener conflict); so do we,
+ *   in hostname order. TLS ports share the wildcard listener by SNI (each host's name).
+ * - A wildcard TCP/TLS port that also serves HTTP keeps the HTTP listener (istiod would sniff).
+ * - Headless Kubernetes services (no VIP) get no TCP listener (istiod builds one per endpoint).
+ */
+import type { L4MatchAttributes, RouteDestination, TLSMatchAttributes } from '../model/objects';
+import { isHttp } from '../model/protocol';
+import { proxyLabels } from '../model/proxy';
+import { visibleServices, virtualServiceFor } from '../model/lookup';
+import { type MeshService, type ServicePort, type VirtualServiceConfig, labelsMatch } from '../model/snapshot';
+import { type RouteScope, destinationCluster, gatewayRef, meshScope } from './route-scope';
+import type { GenerateContext, ProtoObject, Resource } from './types';
+import { TCP_PROXY_TYPE, outboundClusterName, socketAddress } from './util';
+
+const TLS_INSPECTOR_TYPE = 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
+
+function isTls(p: ServicePort): boolean {
+  return p.protocol === 'TLS' || p.protocol === 'HTTPS';
+}
+
+interface Target {
+  svc: MeshService;
+  port: ServicePort;
+  /** A CIDR the filter chain must match (ServiceEntry addresses given as a range). */
+  cidr?: string;
+}
+
+interface PendingListener {
+  name: string;
+  address: string;
+  port: number;
+  wildcard: boolean;
+  targets: Target[];
+}
+
+export function tcpProxyFilter(statPrefix: string, spec: { cluster: string } | { weighted: ProtoObject[] }): ProtoObject {
+  const cfg: ProtoObject = { '@type': TCP_PROXY_TYPE, stat_prefix: statPrefix };
+  if ('cluster' in spec) cfg.cluster = spec.cluster;
+  else cfg.weighted_clusters = { clusters: spec.weighted };
+  return { name: 'envoy.filters.network.tcp_proxy', typed_config: cfg };
+}
+
+/** istiod's buildOutboundNetworkFilters: one destination → cluster, several → weighted clusters. */
+function routeFilter(route: readonly RouteDestination[], vs: VirtualServiceConfig, scope: RouteScope): ProtoObject | undefined {
+  const ns = vs.meta.namespace;
+  if (route.length === 1 && route[0]) {
+    const cluster = destinationCluster(route[0].destination, ns, scope);
+    return tcpProxyFilter(cluster, { cluster });
+  }
+  const weighted = route.filter((d) => (d.weight ?? 0) > 0).map((d) => ({ name: destinationCluster(d.destination, ns, scope), weight: d.weight ?? 0 }));
+  if (weighted.length === 0) return undefined;
+  return tcpProxyFilter(`${vs.meta.name}.${ns}`, { weighted });
+}
+
+/** istiod's matchTCP / matchTLS: the static parts of an L4 match, evaluated for this proxy. */
+function l4MatchApplies(m: L4MatchAttributes | TLSMatchAttributes, vsNamespace: string, scope: RouteScope): boolean {
+  const gatewayOk = !m.gateways?.length || m.gateways.some((g) => scope.gateways.has(gatewayRef(g, vsNamespace)));
+  const portOk = !m.port || m.port === scope.port;
+  const nsOk = !m.sourceNamespace || m.sourceNamespace === scope.proxy.namespace;
+  return gatewayOk && portOk && nsOk && labelsMatch(m.sourceLabels, proxyLabels(scope.proxy, scope.snap));
+}
+
+function cidrRange(cidr: string): ProtoObject {
+  const [address = cidr, len] = cidr.split('/');
+  const max = address.includes(':') ? 128 : 32;
+  return { address_prefix: address, prefix_len: { value: len !== undefined ? Number(len) : max } };
+}
+
+function chain(filter: ProtoObject, cidrs: readonly string[], serverNames: readonly string[]): ProtoObject {
+  const fcm: ProtoObject = {};
+  if (cidrs.length > 0) fcm.prefix_ranges = cidrs.map(cidrRange);
+  if (serverNames.length > 0) fcm.server_names = [...serverNames];
+  return { ...(Object.keys(fcm).length > 0 ? { filter_chain_match: fcm } : {}), filters: [filter] };
+}
+
+function defaultFilter(t: Target, scope: RouteScope): ProtoObject {
+  // Same port choice as a route without a port: the service's only port, else this one.
+  const port = t.svc.ports.length === 1 ? (t.svc.ports[0]?.port ?? scope.port) : scope.port;
+  const cluster = outboundClusterName(port, '', t.svc.hostname);
+  return tcpProxyFilter(cluster, { cluster });
+}
+
+/** TLS filter chains for one service port: one per distinct (SNI, subnets) of applicable tls routes, else the default. */
+function tlsChains(t: Target, wildcard: boolean, vs: VirtualServiceConfig | undefined, scope: RouteScope): ProtoObject[] {
+  const out: ProtoObject[] = [];
+  const seen = new Set<string>();
+  const base = t.cidr ? [t.cidr] : [];
+  for (const r of vs?.spec.tls ?? []) {
+    for (const m of r.match) {
+      if (!vs || !l4MatchApplies(m, vs.meta.namespace, scope)) continue;
+      const cidrs = m.destinationSubnets?.length ? m.destinationSubnets : base;
+      const key = JSON.stringify([[...m.sniHosts].sort(), [...cidrs].sort()]);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const filter = routeFilter(r.route ?? [], vs, scope);
+      if (filter) out.push(chain(filter, cidrs, m.sniHosts));
+    }
+  }
+  if (out.length > 0) return out;
+  // No tls route: opaque TLS to the service; without an address of its own, told apart by SNI.
+  return [chain(defaultFilter(t, scope), base, wildcard || t.cidr ? [t.svc.hostname] : [])];
+}
+
+/** TCP filter chains for one service port: the first applicable tcp route without subnets ends the list. */
+function tcpChains(t: Target, vs: VirtualServiceConfig | undefined, scope: RouteScope): ProtoObject[] {
+  const out: ProtoObject[] = [];
+  const base = t.cidr ? [t.cidr] : [];
+  for (const r of vs?.spec.tcp ?? []) {
+    if (!vs) break;
+    const filter = routeFilter(r.route ?? [], vs, scope);
+    if (!r.match || r.match.length === 0) {
+      if (filter) return [...out, chain(filter, base, [])];
+      continue;
+    }
+    const subnets: string[] = [];
+    for (const m of r.match) {
+      if (!l4MatchApplies(m, vs.meta.namespace, scope)) continue;
+      if (!m.destinationSubnets?.length) {
+        if (filter) return [...out, chain(filter, base, [])];
+        break;
+      }
+      subnets.push(...m.destinationSubnets);
+    }
+    if (subnets.length > 0 && filter) out.push(chain(filter, subnets, []));
+  }
+  const sameAsDefault = (c: ProtoObject): boolean => JSON.stringify((c.filter_chain_match as ProtoObject | undefined)?.prefix_ranges ?? []) === JSON.stringify(base.map(cidrRange));
+  // Envoy rejects two chains with one match: the default is left out when a route already took it.
+  if (!out.some(sameAsDefault)) out.push(chain(defaultFilter(t, scope), base, []));
+  return out;
+}
+
+function buildListener(p: PendingListener, ctx: GenerateContext): ProtoObject {
+  const scope = meshScope(ctx.snap, ctx.proxy, 'envoy', p.port);
+  const chains: ProtoObject[] = [];
+  const matches = new Set<string>();
+  for (const t of p.targets) {
+    const vs = virtualServiceFor(ctx.snap, ctx.proxy.namespace, t.svc.hostname);
+    const built = isTls(t.port) ? tlsChains(t, p.wildcard, vs, scope) : tcpChains(t, vs, scope);
+    for (const c of built) {
+      // First come, first served for identical matches (Envoy rejects duplicates).
+      const key = JSON.stringify(c.filter_chain_match ?? {});
+      if (matches.has(key)) continue;
+      matches.add(key);
+      chains.push(c);
+    }
+  }
+  const sni = chains.some((c) => (c.filter_chain_match as ProtoObject | undefined)?.server_names);
+  return {
+    name: p.name,
+    address: socketAddress(p.address, p.port),
+    bind_to_port: { value: false },
+    traffic_direction: 'OUTBOUND',
+    ...(sni ? { listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } }] } : {}),
+    filter_chains: chains,
+  };
+}
+
+/** The per-proxy inputs of a TCP listener: namespace (visibility, VirtualService choice) and which sourceLabels matches fit. */
+function listenerKey(p: PendingListener, ctx: GenerateContext): string {
+  const bits: string[] = [];
+  let labels: Readonly<Record<string, string>> | undefined;
+  for (const t of p.targets) {
+    const vs = virtualServiceFor(ctx.snap, ctx.proxy.namespace, t.svc.hostname);
+    const l4 = [...(vs?.spec.tcp ?? []).flatMap((r) => r.match ?? []), ...(vs?.spec.tls ?? []).flatMap((r) => r.match)];
+    for (const m of l4) {
+      if (!m.sourceLabels) continue;
+      labels ??= proxyLabels(ctx.proxy, ctx.snap);
+      bits.push(labelsMatch(m.sourceLabels, labels) ? '1' : '0');
+    }
+  }
+  return `${ctx.proxy.namespace}|${bits.join('')}`;
+}
+
+/** Outbound TCP/TLS listeners of a sidecar; `httpPorts` are the ports whose wildcard listener is HTTP. */
+export function outboundTcpListeners(ctx: GenerateContext, httpPorts: ReadonlySet<number>): Resource[] {
+  const pending = new Map<string, PendingListener>();
+  const add = (name: string, address: string, t: Target, wildcard: boolean): void => {
+    const l = pending.get(name) ?? { name, address, port: t.port.port, wildcard, targets: [] };
+    l.targets.push(t);
+    pending.set(name, l);
+  };
+  for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
+    for (const port of svc.ports) {
+      if (isHttp(port.protocol) || port.protocol === 'UDP') continue;
+      const vip = svc.clusterIP;
+      if (vip) add(`${vip}_${port.port}`, vip, { svc, port }, false);
+      else if (svc.source.kind === 'ServiceEntry' && !httpPorts.has(port.port)) {
+        const cidrs = svc.addresses.filter((a) => a.includes('/'));
+        if (cidrs.length === 0) add(`0.0.0.0_${port.port}`, '0.0.0.0', { svc, port }, true);
+        for (const cidr of cidrs) add(`0.0.0.0_${port.port}`, '0.0.0.0', { svc, port, cidr }, true);
+      }
+    }
+  }
+  const out: Resource[] = [];
+  for (const p of pending.values()) {
+    if (ctx.names && !ctx.names.has(p.name)) continue;
+    // A wildcard plain-TCP port has room for one destination: the first service keeps it.
+    if (p.wildcard) {
+      const firstTcp = p.targets.find((t) => !t.cidr && !isTls(t.port));
+      p.targets = p.targets.filter((t) => t.cidr || isTls(t.port) || t === firstTcp);
+    }
+    out.push({ name: p.name, key: listenerKey(p, ctx), build: () => buildListener(p, ctx) });
+  }
+  return out;
+}
