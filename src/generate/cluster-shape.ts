@@ -155,6 +155,7 @@ export interface ClusterTarget {
 }
 
 export function clusterTarget(
+  snap: MeshSnapshot,
   svc: MeshService,
   port: ServicePort,
   subset: string,
@@ -162,8 +163,12 @@ export function clusterTarget(
   proxy: Proxy,
   flavor: ClusterFlavor,
 ): ClusterTarget {
-  const policy = clusterPolicy(dr, subset, port.port);
-  return { svc, port, subset, dr, policy, type: discoveryType(svc, proxy, policy, flavor) };
+  // The same for every proxy of a flavour and type that sees the same rule: computed once per snapshot.
+  const key = `ct|${flavor}|${proxy.type}|${dr ? dr.sources.join(',') : ''}|${svc.hostname}|${port.port}|${subset}`;
+  return snap.memo.get(key, () => {
+    const policy = clusterPolicy(dr, subset, port.port);
+    return { svc, port, subset, dr, policy, type: discoveryType(svc, proxy, policy, flavor) };
+  });
 }
 
 /** The target an EDS name stands for, if it names an EDS cluster this proxy has. */
@@ -175,7 +180,7 @@ export function edsTarget(ctx: GenerateContext, clusterName: string): ClusterTar
   if (!svc || !port || port.protocol === 'UDP') return undefined;
   const dr = proxyDestinationRule(ctx.snap, ctx.proxy, svc.hostname);
   if (parsed.subset && !dr?.spec.subsets?.some((s) => s.name === parsed.subset)) return undefined;
-  const t = clusterTarget(svc, port, parsed.subset, dr, ctx.proxy, flavorOfProxy(ctx.proxy));
+  const t = clusterTarget(ctx.snap, svc, port, parsed.subset, dr, ctx.proxy, flavorOfProxy(ctx.proxy));
   return t.type === 'EDS' ? t : undefined;
 }
 

@@ -139,7 +139,7 @@ export function outboundClusters(ctx: GenerateContext, flavor: ClusterFlavor): R
       for (const subset of subsets) {
         const name = outboundClusterName(port.port, subset, svc.hostname);
         if (names && !names.has(name)) continue;
-        const t = clusterTarget(svc, port, subset, dr, proxy, flavor);
+        const t = clusterTarget(snap, svc, port, subset, dr, proxy, flavor);
         let key = ruleKey;
         let loadAssignment: ProtoObject | undefined;
         if (t.type === 'STRICT_DNS' || t.type === 'LOGICAL_DNS') {

@@ -122,24 +122,38 @@ export function routeKey(ctx: GenerateContext, services: readonly MeshService[],
   return `${flavor}|${ns}|${bits.join('')}|${rules.join(';')}`;
 }
 
+/**
+ * A route key depends on the proxy's namespace and labels only: proxies alike in both share it,
+ * so it is computed once per snapshot for each (flavour, namespace, labels, route name).
+ */
+function memoRouteKey(ctx: GenerateContext, flavor: Flavor, labelsKey: string, name: string, services: () => readonly MeshService[]): string {
+  return ctx.snap.memo.get(`rk|${flavor}|${ctx.proxy.namespace}|${labelsKey}|${name}`, () => routeKey(ctx, services(), flavor));
+}
+
+function labelsKeyOf(ctx: GenerateContext): string {
+  return JSON.stringify(Object.entries(proxyLabels(ctx.proxy, ctx.snap)).sort());
+}
+
 export function sidecarRoutes(ctx: GenerateContext): Resource[] {
+  const labelsKey = labelsKeyOf(ctx);
   return sidecarRouteNames(ctx.snap, ctx.proxy.namespace)
     .map(String)
     .filter((n) => !ctx.names || ctx.names.has(n))
     .map((name) => ({
       name,
-      key: routeKey(ctx, httpServicesOn(ctx.snap, ctx.proxy.namespace, Number(name)), 'envoy'),
+      key: memoRouteKey(ctx, 'envoy', labelsKey, name, () => httpServicesOn(ctx.snap, ctx.proxy.namespace, Number(name))),
       build: () => sidecarRouteConfig(ctx, Number(name)),
     }));
 }
 
 export function grpcRoutes(ctx: GenerateContext): Resource[] {
+  const labelsKey = labelsKeyOf(ctx);
   const out: Resource[] = [];
   for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
     for (const p of svc.ports) {
       const name = `${svc.hostname}:${p.port}`;
       if (ctx.names && !ctx.names.has(name)) continue;
-      out.push({ name, key: routeKey(ctx, [svc], 'grpc'), build: () => grpcRouteConfig(ctx, svc, p.port) });
+      out.push({ name, key: memoRouteKey(ctx, 'grpc', labelsKey, name, () => [svc]), build: () => grpcRouteConfig(ctx, svc, p.port) });
     }
   }
   return out;

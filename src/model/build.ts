@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { ConfigError, ConfigObject } from './objects';
 import { buildRouting } from './build-routing';
+import { SnapshotMemo } from './memo';
 import { buildRegistry } from './build-services';
 import { DEFAULT_ROOT_NAMESPACE, type MeshService, type MeshSnapshot, exportedTo } from './snapshot';
 
@@ -72,7 +73,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     hash.update(o.kind).update('\0').update(byKeyStr(o)).update('\0').update(JSON.stringify(o.body));
   }
 
-  return deepFreeze({
+  const snapshot = deepFreeze({
     version: `${input.sequence}-${hash.digest('hex').slice(0, 12)}`,
     builtAt: input.now.toISOString(),
     domain,
@@ -85,6 +86,8 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     errors,
     counts,
   });
+  // The memo fills in as proxies are served; it is the one part of a snapshot that is not frozen.
+  return Object.freeze({ ...snapshot, memo: new SnapshotMemo() });
 }
 
 function byKeyStr(o: ConfigObject): string {

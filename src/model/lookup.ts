@@ -68,9 +68,21 @@ export function destinationRuleFor(
   return exported(svcNs) ?? exported(snap.rootNamespace);
 }
 
-/** `destinationRuleFor` for a proxy. */
+/** Whether any DestinationRule in `ns` has a workloadSelector (then labels pick the rule). */
+function hasSelectorRules(snap: MeshSnapshot, ns: string): boolean {
+  return snap.memo.get(`dr-selectors|${ns}`, () => snap.destinationRules.some((r) => r.meta.namespace === ns && r.spec.workloadSelector !== undefined));
+}
+
+/**
+ * `destinationRuleFor` for a proxy, memoised per snapshot: proxies of one namespace (and, where
+ * a rule there has a workloadSelector, the same labels) get the same answer.
+ */
 export function proxyDestinationRule(snap: MeshSnapshot, proxy: Proxy, hostname: string): DestinationRuleConfig | undefined {
-  return destinationRuleFor(snap, proxy.namespace, proxyLabels(proxy, snap), hostname);
+  if (snap.destinationRules.length === 0) return undefined;
+  const ns = proxy.namespace;
+  const labels = proxyLabels(proxy, snap);
+  const scope = hasSelectorRules(snap, ns) ? JSON.stringify(Object.entries(labels).sort()) : '';
+  return snap.memo.get(`dr|${ns}|${scope}|${hostname}`, () => destinationRuleFor(snap, ns, labels, hostname));
 }
 
 /**

@@ -4,6 +4,7 @@
  * Nothing here knows about Envoy.
  */
 import type { ConfigError, DestinationRuleSpec, GatewaySpec, ObjectMeta, VirtualServiceSpec } from './objects';
+import type { SnapshotMemo } from './memo';
 import type { Protocol } from './protocol';
 
 export interface ServicePort {
@@ -161,6 +162,8 @@ export interface MeshSnapshot {
   readonly secrets: ReadonlyMap<string, CredentialSecret>;
   /** Objects left out (invalid, unparsable, conflicting), with reasons. */
   readonly errors: readonly ConfigError[];
+  /** Per-proxy-class lookups computed once per snapshot (see lookup.ts). */
+  readonly memo: SnapshotMemo;
   /** Counts of accepted objects by kind, for /debug/configz. */
   readonly counts: Readonly<Record<string, number>>;
 }
