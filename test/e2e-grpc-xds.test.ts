@@ -23,6 +23,7 @@
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMeshd, type MeshdHandle } from '../src/main';
+import { closeInOrder } from './helpers/teardown';
 import { startBackends, type BackendSet } from './helpers/backends';
 import {
   createMeshFixture,
@@ -156,21 +157,7 @@ before(async () => {
 after(async () => {
   // Clients first (they hold streams to meshd), then meshd, backends, files. Each step runs
   // even if an earlier one throws.
-  const steps: Array<() => Promise<void>> = [
-    ...clients.map((c) => () => c.close()),
-    async () => env.meshd?.close(),
-    async () => env.backends?.close(),
-    async () => env.fixture?.cleanup(),
-  ];
-  const errors: unknown[] = [];
-  for (const step of steps) {
-    try {
-      await step();
-    } catch (e) {
-      errors.push(e);
-    }
-  }
-  if (errors.length > 0) throw errors[0];
+  await closeInOrder([...clients.map((c) => () => c.close()), () => env.meshd?.close(), () => env.backends?.close(), () => env.fixture?.cleanup()]);
 });
 
 function ready(): Env {

@@ -21,6 +21,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
 import { startMeshd, type MeshdHandle } from '../src/main';
+import { closeInOrder } from './helpers/teardown';
 import { startBackends, type BackendSet } from './helpers/backends';
 import { NAMESPACE, SERVICE, SERVICE_PORT, VS_FILE, createMeshFixture, type MeshFixture } from './helpers/mesh-fixture';
 import {
@@ -133,21 +134,7 @@ before(async () => {
 });
 
 after(async () => {
-  const steps: Array<() => Promise<void>> = [
-    ...clients.map((c) => () => c.close()),
-    async () => env.meshd?.close(),
-    async () => env.backends?.close(),
-    async () => env.fixture?.cleanup(),
-  ];
-  const errors: unknown[] = [];
-  for (const step of steps) {
-    try {
-      await step();
-    } catch (e) {
-      errors.push(e);
-    }
-  }
-  if (errors.length > 0) throw errors[0];
+  await closeInOrder([...clients.map((c) => () => c.close()), () => env.meshd?.close(), () => env.backends?.close(), () => env.fixture?.cleanup()]);
 });
 
 function routingSuite(impl: ClientImpl): void {

@@ -24,6 +24,7 @@
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMeshd, type MeshdHandle } from '../src/main';
+import { closeInOrder } from './helpers/teardown';
 import { startBackends, type BackendSet } from './helpers/backends';
 import { NAMESPACE, SERVICE, SERVICE_PORT, XDS_TARGET as REVIEWS_TARGET, createMeshFixture, type MeshFixture, type VsRoute } from './helpers/mesh-fixture';
 import {
@@ -203,21 +204,7 @@ before(async () => {
 });
 
 after(async () => {
-  const steps: Array<() => Promise<void>> = [
-    ...clients.map((c) => () => c.close()),
-    async () => env.meshd?.close(),
-    async () => env.backends?.close(),
-    async () => env.fixture?.cleanup(),
-  ];
-  const errors: unknown[] = [];
-  for (const step of steps) {
-    try {
-      await step();
-    } catch (e) {
-      errors.push(e);
-    }
-  }
-  if (errors.length > 0) throw errors[0];
+  await closeInOrder([...clients.map((c) => () => c.close()), () => env.meshd?.close(), () => env.backends?.close(), () => env.fixture?.cleanup()]);
 });
 
 const scenario = (s: string): Record<string, string> => ({ 'x-scenario': s });

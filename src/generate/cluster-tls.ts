@@ -7,14 +7,11 @@
 import type { ClientTLSSettings } from '../model/objects';
 import type { ProtoObject } from './types';
 import { type ClusterDraft, isHttp2Draft } from './cluster-policy';
-import { seconds } from './util';
+import { SDS_DEFAULT, SDS_ROOT, agentSds } from './agent-sds';
 
 export const UPSTREAM_TLS_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
 export const TLS_SOCKET_NAME = 'envoy.transport_sockets.tls';
 /** The SDS cluster istio-agent's bootstrap defines. */
-export const SDS_CLUSTER = 'sds-grpc';
-const SDS_DEFAULT = 'default';
-const SDS_ROOT = 'ROOTCA';
 const CA_SUFFIX = '-cacert';
 const ALPN_IN_MESH = ['istio-peer-exchange', 'istio'];
 const ALPN_IN_MESH_H2 = ['istio-peer-exchange', 'istio', 'h2'];
@@ -32,23 +29,6 @@ export interface TlsTarget {
   ruleHasSelector: boolean;
 }
 
-/** An SDS reference served by istio-agent over its local gRPC SDS server. */
-function agentSds(name: string, workloadCert: boolean): ProtoObject {
-  return {
-    name,
-    sds_config: {
-      api_config_source: {
-        api_type: 'GRPC',
-        set_node_on_first_message_only: true,
-        transport_api_version: 'V3',
-        grpc_services: [{ envoy_grpc: { cluster_name: SDS_CLUSTER } }],
-      },
-      resource_api_version: 'V3',
-      // Workload certificates always exist; don't hold the cluster waiting for them.
-      ...(workloadCert ? { initial_fetch_timeout: seconds(0) } : {}),
-    },
-  };
-}
 
 /** A credentialName secret, served over ADS. */
 function credentialSds(name: string): ProtoObject {
@@ -75,10 +55,10 @@ function istioMutual(tls: ClientTLSSettings, t: TlsTarget, h2: boolean): ProtoOb
   return {
     common_tls_context: {
       tls_params: tlsParams(),
-      tls_certificate_sds_secret_configs: [agentSds(SDS_DEFAULT, true)],
+      tls_certificate_sds_secret_configs: [agentSds(SDS_DEFAULT)],
       combined_validation_context: {
         default_validation_context: validation(sans),
-        validation_context_sds_secret_config: agentSds(SDS_ROOT, true),
+        validation_context_sds_secret_config: agentSds(SDS_ROOT),
       },
       alpn_protocols: h2 ? ALPN_IN_MESH_H2 : ALPN_IN_MESH,
     },
@@ -111,13 +91,13 @@ function originate(d: ClusterDraft, tls: ClientTLSSettings, t: TlsTarget, mutual
     if (mutual) {
       // Validation requires both; a half-configured MUTUAL gets no TLS rather than a broken one.
       if (!tls.clientCertificate || !tls.privateKey) return undefined;
-      common.tls_certificate_sds_secret_configs = [agentSds(`file-cert:${tls.clientCertificate}~${tls.privateKey}`, false)];
+      common.tls_certificate_sds_secret_configs = [agentSds(`file-cert:${tls.clientCertificate}~${tls.privateKey}`)];
     }
     if (skipVerify) common.validation_context = {};
     else {
       common.combined_validation_context = {
         default_validation_context: validation(sans, tls.caCrl),
-        validation_context_sds_secret_config: agentSds(`file-root:${tls.caCertificates || 'system'}`, false),
+        validation_context_sds_secret_config: agentSds(`file-root:${tls.caCertificates || 'system'}`),
       };
     }
   }

@@ -5,7 +5,7 @@
  */
 import type { GatewayServer, ServerTLSSettings } from '../../model/objects';
 import type { ProtoObject } from '../types';
-import { seconds } from '../util';
+import { SDS_DEFAULT, SDS_ROOT, agentSds } from '../agent-sds';
 import { isTcpServerWithTlsTermination, tlsMode } from './hosts';
 
 const DOWNSTREAM_TLS_TYPE = 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext';
@@ -15,9 +15,6 @@ export const KUBERNETES_SECRET_PREFIX = 'kubernetes://';
 export const CA_SUFFIX = '-cacert';
 
 /** istio-agent's SDS cluster and its workload certificate / root names. */
-const SDS_CLUSTER = 'sds-grpc';
-const SDS_DEFAULT = 'default';
-const SDS_ROOT = 'ROOTCA';
 
 const ALPN_HTTP: readonly string[] = ['h2', 'http/1.1'];
 /** ISTIO_MUTUAL on a TCP server also offers Istio's metadata exchange. */
@@ -33,20 +30,6 @@ function credentialSds(name: string): ProtoObject {
   return { name: credentialResourceName(name), sds_config: { ads: {}, resource_api_version: 'V3' } };
 }
 
-/** A secret served by istio-agent on `sds-grpc`; workload certificates never time out. */
-function agentSds(name: string): ProtoObject {
-  const source: ProtoObject = {
-    api_config_source: {
-      api_type: 'GRPC',
-      set_node_on_first_message_only: true,
-      transport_api_version: 'V3',
-      grpc_services: [{ envoy_grpc: { cluster_name: SDS_CLUSTER } }],
-    },
-    resource_api_version: 'V3',
-  };
-  if (name === SDS_DEFAULT || name === SDS_ROOT) source.initial_fetch_timeout = seconds(0);
-  return { name, sds_config: source };
-}
 
 function exactSans(sans: readonly string[] | undefined): ProtoObject[] {
   return (sans ?? []).map((s) => ({ exact: s }));
