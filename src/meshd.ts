@@ -1,4 +1,4 @@
-/** Composition: source → model → generate → cache → ADS server, plus debug. */
+/** Composition: source (folder or Kubernetes API) → model → generate → cache → ADS server, plus debug. */
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { type MeshdOptions, withDefaults } from './config/options';
@@ -7,6 +7,10 @@ import { buildSnapshot } from './model/build';
 import type { ConfigError } from './model/objects';
 import type { MeshSnapshot } from './model/snapshot';
 import { FileSource } from './sources/file-source';
+import { loadKubeConfig } from './sources/kube-http';
+import { KubeSource, type KubeSourceOptions } from './sources/kube-source';
+import { type LeaderElectionHandle, type LeaseTimings, leaderIdentity, meshdLeaderTasks, startLeaderElection } from './leader';
+import type { ConfigSource } from './sources/source';
 import { ResourceCache } from './xds/cache';
 import { Debouncer } from './xds/debounce';
 import { XdsMetrics } from './xds/metrics';
@@ -18,12 +22,23 @@ export interface MeshdHandle {
   xdsPort: number;
   debugPort: number;
   monitoringPort: number;
-  /** The snapshot being served. */
+  /** The snapshot being served (none before a Kubernetes source's initial lists are done). */
   snapshot(): MeshSnapshot | undefined;
+  /** What `/ready` answers: true once the first snapshot is served. */
+  ready(): boolean;
+  /** Resolves once ready; rejects if meshd is closed first. */
+  whenReady(): Promise<void>;
+  /** Where config comes from (a FileSource or a KubeSource). */
+  readonly source: ConfigSource;
+  /** With a Kubernetes source: this replica's leader-election identity and state. */
+  leader(): { identity: string; leading: boolean; holder: string } | undefined;
   close(): Promise<void>;
 }
 
-export type StartOptions = Partial<MeshdOptions> & { configDir: string; logger?: Logger };
+/** Kubernetes source tuning (tests shorten these). */
+export type KubeTuning = Pick<KubeSourceOptions, 'backoffInitialMs' | 'backoffMaxMs' | 'missingRetryMs' | 'watchTimeoutSeconds'>;
+
+export type StartOptions = Partial<MeshdOptions> & { logger?: Logger; kube?: KubeTuning; leaseTimings?: Partial<LeaseTimings> };
 
 /** The content part of a snapshot version (`<sequence>-<hash>`). */
 function contentHash(s: MeshSnapshot): string {
@@ -45,20 +60,54 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   let current: MeshSnapshot | undefined;
   let sequence = 0;
   let ready = false;
+  let closed = false;
+  let markReady: () => void = () => undefined;
+  let notReady: (err: Error) => void = () => undefined;
+  const readyPromise = new Promise<void>((resolve, reject) => {
+    markReady = resolve;
+    notReady = reject;
+  });
+  readyPromise.catch(() => undefined);
   const server = new AdsServer({ protos, cache, metrics, log, snapshots: { current: () => current } });
 
-  const source = new FileSource(opts.configDir);
+  const kubeConnection = opts.configDir !== undefined ? undefined : opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : { inCluster: true as const };
+  const kubeConfig = kubeConnection ? loadKubeConfig(kubeConnection) : undefined;
+  const source: ConfigSource = kubeConfig
+    ? new KubeSource({ kubeConfig, log: log.child({ component: 'kube' }), ...input.kube })
+    : new FileSource(opts.configDir as string);
+  // Every replica serves xDS; work that must happen once in the cluster runs on the Lease holder.
+  // (The CA issue adds the root certificate that the leader publishes as istio-ca-root-cert.)
+  const election: LeaderElectionHandle | undefined = kubeConfig
+    ? startLeaderElection({
+        kubeConfig,
+        namespace: opts.podNamespace,
+        identity: leaderIdentity(opts.podName),
+        log,
+        tasks: meshdLeaderTasks({ kubeConfig, log }),
+        timings: input.leaseTimings,
+      })
+    : undefined;
+  // Each problem is logged when it first appears, not again on every rebuild while it lasts.
+  let logged = new Set<string>();
   const rebuild = (): MeshSnapshot => {
     const state = source.state();
     const snap = buildSnapshot({ objects: state.objects, errors: state.errors, sequence: ++sequence, now: new Date(), domain: opts.domain });
     metrics.invalidObjects.set(snap.errors.length);
-    for (const e of snap.errors) log.warn({ source: e.source, kind: e.kind, namespace: e.namespace, name: e.name }, `config left out: ${describe(e)}`);
+    const now = new Set<string>();
+    for (const e of snap.errors) {
+      const line = describe(e);
+      now.add(line);
+      if (!logged.has(line)) log.warn({ source: e.source, kind: e.kind, namespace: e.namespace, name: e.name }, `config left out: ${line}`);
+    }
+    logged = now;
     return snap;
   };
 
-  source.load();
-  current = rebuild();
-  log.info({ version: current.version, counts: current.counts, errors: current.errors.length, dir: opts.configDir }, 'config loaded');
+  if (source instanceof FileSource) {
+    source.load();
+    current = rebuild();
+    log.info({ version: current.version, counts: current.counts, errors: current.errors.length, dir: opts.configDir }, 'config loaded');
+  }
 
   const debouncer = new Debouncer<string>({ quietMs: opts.debounceQuietMs, maxMs: opts.debounceMaxMs }, (files, firstAt) => {
     const prev = current;
@@ -73,9 +122,9 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     log.info({ version: next.version, files, errors: next.errors.length }, 'config changed; pushing');
     void server.push({ snap: next, triggeredAt: firstAt, reason: 'config' });
   });
-  source.on('change', (file: string) => debouncer.add(file));
-  source.on('error', (err: unknown) => log.error({ err }, 'config folder watch error'));
-  await source.watch();
+  source.on('change', (what: string) => debouncer.add(what));
+  source.on('error', (err: unknown) => log.error({ err }, 'config source error'));
+  if (source instanceof FileSource) await source.start();
 
   const apps: FastifyInstance[] = [];
   let xdsPort = 0;
@@ -93,22 +142,48 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     }
   } catch (err) {
     debouncer.stop();
+    await election?.stop();
     await source.close();
     await server.close();
     for (const a of apps) await a.close();
     throw err;
   }
-  ready = true;
   log.info({ xds: `${opts.host}:${xdsPort}`, debug: `http://${opts.host}:${debugPort}`, monitoring: monitoringPort >= 0 ? `http://${opts.host}:${monitoringPort}/metrics` : 'off' }, 'meshd is serving');
+  const becomeReady = (): void => {
+    ready = true;
+    markReady();
+  };
+  if (current) {
+    becomeReady();
+  } else {
+    // Kubernetes: serve (not ready, no config) until every kind's initial list is done, then
+    // build the first snapshot and push it to whoever connected meanwhile.
+    void (async () => {
+      await source.load();
+      await source.start();
+      if (closed) return;
+      current = rebuild();
+      log.info({ version: current.version, counts: current.counts, errors: current.errors.length }, 'config loaded');
+      await server.push({ snap: current, triggeredAt: Date.now(), reason: 'config' });
+      becomeReady();
+    })().catch((err: unknown) => log.error({ err }, 'config source failed to load'));
+  }
 
   return {
     xdsPort,
     debugPort,
     monitoringPort,
     snapshot: () => current,
+    ready: () => ready,
+    whenReady: () => readyPromise,
+    source,
+    leader: () => (election ? { identity: election.identity, leading: election.isLeader(), holder: election.leader() } : undefined),
     close: async () => {
+      closed = true;
       ready = false;
+      notReady(new Error('meshd closed before it was ready'));
       debouncer.stop();
+      await election?.stop();
       await source.close();
       await server.close();
       for (const a of apps) await a.close();

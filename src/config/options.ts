@@ -2,7 +2,12 @@
 import { DEFAULT_DOMAIN } from '../model/snapshot';
 
 export interface MeshdOptions {
-  configDir: string;
+  /** Folder source. Exactly one of configDir, kubeconfig and inCluster is set. */
+  configDir?: string;
+  /** Kubernetes source: the API server and credentials of this kubeconfig file (its current context). */
+  kubeconfig?: string;
+  /** Kubernetes source: the API server of the cluster meshd runs in, with its pod's service account. */
+  inCluster?: boolean;
   host: string;
   xdsPort: number;
   debugPort: number;
@@ -15,9 +20,13 @@ export interface MeshdOptions {
   debounceMaxMs: number;
   /** Check every generated resource against Envoy's validate.rules before serving it. */
   validateResources: boolean;
+  /** This replica's pod (POD_NAME), for its leader-election identity. */
+  podName?: string;
+  /** meshd's own namespace (POD_NAMESPACE): where the leader Lease lives. Default istio-system. */
+  podNamespace?: string;
 }
 
-export const DEFAULTS: Omit<MeshdOptions, 'configDir'> = {
+export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluster'> = {
   host: '127.0.0.1',
   xdsPort: 15010,
   debugPort: 8080,
@@ -29,8 +38,11 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir'> = {
   validateResources: true,
 };
 
-export function withDefaults(o: Partial<MeshdOptions> & { configDir: string }): MeshdOptions {
-  const merged: MeshdOptions = { ...DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)), configDir: o.configDir };
+export function withDefaults(o: Partial<MeshdOptions>): MeshdOptions {
+  const merged: MeshdOptions = { ...DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) };
+  const sources = [merged.configDir !== undefined, merged.kubeconfig !== undefined, merged.inCluster === true].filter(Boolean).length;
+  if (sources === 0) throw new Error('a config source is required: --config-dir DIR or --kubeconfig FILE (or in-cluster config)');
+  if (sources > 1) throw new Error('--config-dir and --kubeconfig (or in-cluster config) are exclusive: pick one config source');
   for (const k of ['xdsPort', 'debugPort'] as const) {
     const v = merged[k];
     if (!Number.isInteger(v) || v < 0 || v > 65535) throw new Error(`--${k === 'xdsPort' ? 'xds-port' : 'debug-port'}: ${v} is not a port (0-65535)`);

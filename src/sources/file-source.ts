@@ -6,10 +6,12 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
-import type { ConfigError, ConfigObject, FieldError } from '../model/objects';
+import type { ConfigError, ConfigObject } from '../model/objects';
 import { objectError, objectKey } from '../model/objects';
-import { validateObject } from '../model/validate';
 import { parseDocuments } from './parse';
+import { type ConfigSource, type ConfigState, validated } from './source';
+
+export type { ConfigState } from './source';
 
 const CONFIG_FILE = /\.(ya?ml|json)$/i;
 
@@ -18,31 +20,9 @@ interface FileResult {
   errors: ConfigError[];
 }
 
-export interface ConfigState {
-  objects: readonly ConfigObject[];
-  errors: readonly ConfigError[];
-}
-
 /** Parse + validate one file's text: valid objects in, invalid ones reported with field paths. */
 export function loadText(text: string, source: string): FileResult {
-  const parsed = parseDocuments(text, source);
-  const objects: ConfigObject[] = [];
-  const errors: ConfigError[] = [...parsed.errors];
-  for (const o of parsed.objects) {
-    let fieldErrors: FieldError[];
-    try {
-      fieldErrors = validateObject(o);
-    } catch (err) {
-      // A validator bug must not take the folder down: leave the object out and say why.
-      fieldErrors = [{ path: '', message: `internal validation error: ${(err as Error).message}` }];
-    }
-    if (fieldErrors.length > 0) {
-      errors.push(objectError(o, fieldErrors));
-    } else {
-      objects.push(o);
-    }
-  }
-  return { objects, errors };
+  return validated(parseDocuments(text, source));
 }
 
 function listFiles(dir: string): string[] {
@@ -60,7 +40,7 @@ function listFiles(dir: string): string[] {
 }
 
 /** Emits `change` (with the file that changed) after the initial load. */
-export class FileSource extends EventEmitter {
+export class FileSource extends EventEmitter implements ConfigSource {
   private readonly files = new Map<string, FileResult>();
   private watcher?: FSWatcher;
 
@@ -95,6 +75,11 @@ export class FileSource extends EventEmitter {
     });
     this.watcher.on('error', (err) => this.emit('error', err));
     await new Promise<void>((resolve) => this.watcher?.once('ready', () => resolve()));
+  }
+
+  /** ConfigSource: follow the folder (same as watch()). */
+  start(): Promise<void> {
+    return this.watch();
   }
 
   async close(): Promise<void> {

@@ -114,10 +114,20 @@ function readDocument(value: unknown, source: string, document: number, result: 
   readObject(value, source, document, undefined, result);
 }
 
-function readObject(value: unknown, source: string, document: number, item: number | undefined, result: ParseResult): void {
+/**
+ * One object that arrived already decoded (from an API rather than a file): the same kind,
+ * apiVersion and metadata rules and error shapes as a document, without a document index.
+ */
+export function parseObject(value: unknown, source: string): ParseResult {
+  const result: ParseResult = { objects: [], errors: [] };
+  readObject(value, source, undefined, undefined, result);
+  return result;
+}
+
+function readObject(value: unknown, source: string, document: number | undefined, item: number | undefined, result: ParseResult): void {
   const prefix = item === undefined ? '' : `items[${item}]`;
   const fail = (errors: FieldError[], who: { kind?: string; namespace?: string; name?: string } = {}): void => {
-    const err: ConfigError = { source, document, ...who, errors: errors.map((e) => ({ ...e, path: fieldPath(prefix, e.path) })) };
+    const err: ConfigError = { source, ...(document === undefined ? {} : { document }), ...who, errors: errors.map((e) => ({ ...e, path: fieldPath(prefix, e.path) })) };
     result.errors.push(item === undefined ? err : { ...err, item });
   };
   if (!isRecord(value)) {
@@ -137,7 +147,7 @@ function readObject(value: unknown, source: string, document: number, item: numb
     apiVersion: head.apiVersion,
     metadata: meta.meta,
     body: clean(value) as JsonObject,
-    origin: item === undefined ? { source, document } : { source, document, item },
+    origin: document === undefined ? { source } : item === undefined ? { source, document } : { source, document, item },
   });
 }
 

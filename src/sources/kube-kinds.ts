@@ -1,0 +1,106 @@
+/**
+ * The Kubernetes kinds meshd watches, and how one API object becomes the ConfigObject the
+ * folder source would produce for the same YAML: only the fields that shape config are
+ * kept, so that writes the mesh cannot see (status, managedFields, resourceVersion,
+ * generation, and annotations where meshd reads none) leave the object — and with it the
+ * snapshot's content hash — unchanged.
+ */
+import { ISTIO_NETWORKING_VERSIONS, type ConfigError, type ConfigObject, type Kind } from '../model/objects';
+import { parseObject } from './parse';
+import { validated } from './source';
+
+export interface KubeKind {
+  kind: Kind;
+  /** API group ('' for core). */
+  group: string;
+  /** Versions to try, preferred first. */
+  versions: readonly string[];
+  /** The resource name in paths. */
+  plural: string;
+  namespaced: boolean;
+  /** Annotations meshd reads (Service: exportTo; Secret: type-specific ones validation checks). */
+  keepAnnotations: boolean;
+}
+
+const core = (kind: Kind, plural: string, namespaced = true, keepAnnotations = false): KubeKind => ({ kind, group: '', versions: ['v1'], plural, namespaced, keepAnnotations });
+const istio = (kind: Kind, plural: string): KubeKind => ({ kind, group: 'networking.istio.io', versions: ISTIO_NETWORKING_VERSIONS, plural, namespaced: true, keepAnnotations: false });
+
+/** Every kind the Kubernetes source watches (Endpoints are not: EndpointSlices replace them). */
+export const KUBE_KINDS: readonly KubeKind[] = [
+  core('Namespace', 'namespaces', false),
+  core('Service', 'services', true, true),
+  { kind: 'EndpointSlice', group: 'discovery.k8s.io', versions: ['v1'], plural: 'endpointslices', namespaced: true, keepAnnotations: false },
+  core('Pod', 'pods'),
+  core('Secret', 'secrets', true, true),
+  istio('VirtualService', 'virtualservices'),
+  istio('DestinationRule', 'destinationrules'),
+  istio('ServiceEntry', 'serviceentries'),
+  istio('WorkloadEntry', 'workloadentries'),
+  istio('Gateway', 'gateways'),
+];
+
+export function apiVersionOf(k: KubeKind, version: string): string {
+  return k.group === '' ? version : `${k.group}/${version}`;
+}
+
+/** Discovery document path for one version of a kind's group. */
+export function discoveryPath(k: KubeKind, version: string): string {
+  return k.group === '' ? `/api/${version}` : `/apis/${k.group}/${version}`;
+}
+
+/** Path of the kind's collection across all namespaces. */
+export function collectionPath(k: KubeKind, version: string): string {
+  return `${discoveryPath(k, version)}/${k.plural}`;
+}
+
+/** `kubernetes:<Kind>/<ns>/<name>` (cluster-scoped: `kubernetes:<Kind>/<name>`). */
+export function originOf(kind: string, namespace: string | undefined, name: string): string {
+  return `kubernetes:${kind}/${namespace ? `${namespace}/` : ''}${name}`;
+}
+
+type Json = Record<string, unknown>;
+
+function isRecord(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Pod status fields the model reads (the IP) and its phase; conditions and times are left out. */
+const POD_STATUS_FIELDS = ['phase', 'podIP', 'podIPs'] as const;
+
+/**
+ * The object as meshd sees it: apiVersion and kind from the informer (list items of built-in
+ * types carry neither), metadata reduced to name, namespace, labels (and annotations where
+ * they matter), no status except a Pod's IPs and phase.
+ */
+export function configView(k: KubeKind, version: string, raw: Json): Json {
+  const { metadata, status, apiVersion: _a, kind: _k, ...rest } = raw;
+  const m = isRecord(metadata) ? metadata : {};
+  const meta: Json = { name: m['name'] };
+  if (k.namespaced) meta['namespace'] = m['namespace'];
+  if (m['labels'] !== undefined && m['labels'] !== null) meta['labels'] = m['labels'];
+  if (k.keepAnnotations && m['annotations'] !== undefined && m['annotations'] !== null) meta['annotations'] = m['annotations'];
+  const out: Json = { apiVersion: apiVersionOf(k, version), kind: k.kind, metadata: meta, ...rest };
+  if (k.kind === 'Pod' && isRecord(status)) {
+    const s: Json = {};
+    for (const f of POD_STATUS_FIELDS) if (status[f] !== undefined && status[f] !== null) s[f] = status[f];
+    out['status'] = s;
+  }
+  return out;
+}
+
+export interface ObjectResult {
+  /** The valid object, or none if it was left out. */
+  object?: ConfigObject;
+  errors: ConfigError[];
+  /** What the result was computed from: equal fingerprints give equal results. */
+  fingerprint: string;
+}
+
+/** One API object → parse and validate exactly as a file's document would be. */
+export function toConfigObject(k: KubeKind, version: string, raw: Json): ObjectResult {
+  const view = configView(k, version, raw);
+  const m = view['metadata'] as Json;
+  const source = originOf(k.kind, typeof m['namespace'] === 'string' ? m['namespace'] : undefined, String(m['name'] ?? ''));
+  const { objects, errors } = validated(parseObject(view, source));
+  return { object: objects[0], errors, fingerprint: JSON.stringify(view) };
+}
