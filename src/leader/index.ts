@@ -1,0 +1,87 @@
+/**
+ * Replicas and leader election. Every meshd replica serves xDS; work that must happen once in the
+ * cluster (today: publishing `istio-ca-root-cert`) runs only on the replica holding the Lease.
+ */
+import { CoordinationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { LEASE_NAMES, LeaderElector, type LeaseTimings, DEFAULT_LEASE_TIMINGS, leaderIdentity } from './lease';
+import { RootCertPublisher } from './root-cert';
+import { type LeaderTask, LeaderTasks } from './tasks';
+
+export { LEASE_NAMES, DEFAULT_LEASE_TIMINGS, LeaderElector, leaderIdentity, type LeaseTimings } from './lease';
+export { LeaderTasks, type LeaderTask } from './tasks';
+export { RootCertPublisher, CA_ROOT_CONFIGMAP, CA_ROOT_KEY, ROOT_CERT_IGNORED_NAMESPACES } from './root-cert';
+
+export const DEFAULT_LEADER_NAMESPACE = 'istio-system';
+
+export interface LeaderElectionOptions {
+  kubeConfig: KubeConfig;
+  /** Namespace of the Lease (meshd's own). Default istio-system. */
+  namespace?: string;
+  /** Lease name. Default istiod's namespace-controller election, `istio-namespace-controller-election`. */
+  leaseName?: string;
+  /** Unique per process; see leaderIdentity(). Default: hostname plus a random suffix. */
+  identity?: string;
+  log: Logger;
+  /** Run while leading, stopped when not. */
+  tasks: readonly LeaderTask[];
+  timings?: Partial<LeaseTimings>;
+  /** Called on every change of leadership of this replica. */
+  onChange?(leading: boolean): void;
+}
+
+export interface LeaderElectionHandle {
+  readonly identity: string;
+  /** True while this replica leads (holds and has recently renewed the Lease). */
+  isLeader(): boolean;
+  /** The holder this replica last saw ('' if none). */
+  leader(): string;
+  /** Steps down (stopping tasks), then releases the Lease unless `release: false`. */
+  stop(opts?: { release?: boolean }): Promise<void>;
+}
+
+export function startLeaderElection(opts: LeaderElectionOptions): LeaderElectionHandle {
+  const namespace = opts.namespace ?? DEFAULT_LEADER_NAMESPACE;
+  const name = opts.leaseName ?? LEASE_NAMES.namespaceController;
+  const identity = opts.identity ?? leaderIdentity();
+  const timings: LeaseTimings = { ...DEFAULT_LEASE_TIMINGS, ...opts.timings };
+  const log = opts.log.child({ component: 'leader' });
+  const tasks = new LeaderTasks(opts.tasks, log);
+  const elector = new LeaderElector({
+    api: opts.kubeConfig.makeApiClient(CoordinationV1Api),
+    namespace,
+    name,
+    identity,
+    timings,
+    log,
+    callbacks: {
+      onStartedLeading: () => {
+        tasks.start();
+        opts.onChange?.(true);
+      },
+      onStoppedLeading: async () => {
+        await tasks.stop();
+        opts.onChange?.(false);
+      },
+      onNewLeader: (holder) => log.info({ lease: `${namespace}/${name}`, holder: holder || '(none)' }, 'leader observed'),
+    },
+  });
+  elector.start();
+  return {
+    identity,
+    isLeader: () => elector.isLeader(),
+    leader: () => elector.leader(),
+    stop: (o) => elector.stop(o),
+  };
+}
+
+/** meshd's leader-only tasks. The root cert publisher runs only when a root PEM is given. */
+export function meshdLeaderTasks(opts: { kubeConfig: KubeConfig; log: Logger; rootCertPem?: string }): LeaderTask[] {
+  const tasks: LeaderTask[] = [];
+  if (opts.rootCertPem && opts.rootCertPem.trim()) {
+    tasks.push(new RootCertPublisher({ kubeConfig: opts.kubeConfig, rootCertPem: opts.rootCertPem, log: opts.log }));
+  } else {
+    opts.log.info('no root certificate given: istio-ca-root-cert is not published');
+  }
+  return tasks;
+}

@@ -1,0 +1,72 @@
+/**
+ * Two meshd replicas on one (fake) Kubernetes API: both serve xDS, exactly one holds the leader
+ * Lease, and when it stops the other takes over.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import pino from 'pino';
+import { type MeshdHandle, startMeshd } from '../src/meshd';
+import { type KubeApiServer, startKubeApiServer } from './helpers/kube-api-server';
+
+const TIMINGS = { leaseDurationMs: 1000, renewDeadlineMs: 600, retryPeriodMs: 150 };
+let api: KubeApiServer;
+const replicas: MeshdHandle[] = [];
+
+async function replica(pod: string): Promise<MeshdHandle> {
+  const m = await startMeshd({
+    kubeconfig: api.kubeconfigPath,
+    podName: pod,
+    podNamespace: 'istio-system',
+    xdsPort: 0,
+    debugPort: 0,
+    monitoringPort: -1,
+    logger: pino({ level: 'silent' }),
+    kube: { backoffInitialMs: 20, backoffMaxMs: 200, missingRetryMs: 200 },
+    leaseTimings: TIMINGS,
+  });
+  replicas.push(m);
+  return m;
+}
+
+async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+before(async () => {
+  api = await startKubeApiServer();
+});
+
+after(async () => {
+  for (const m of replicas) await m.close();
+  await api.close();
+});
+
+test('two replicas: both serve, exactly one leads, the other takes over when it stops', { timeout: 60_000 }, async () => {
+  const a = await replica('istiod-a');
+  const b = await replica('istiod-b');
+  await Promise.all([a.whenReady(), b.whenReady()]);
+  assert.ok(a.xdsPort > 0 && b.xdsPort > 0 && a.xdsPort !== b.xdsPort, 'both replicas serve xDS');
+
+  const leading = (): MeshdHandle[] => [a, b].filter((m) => m.leader()?.leading === true);
+  await until('a leader', () => leading().length === 1);
+  // Sample for a while: never two leaders, and the same one keeps the Lease.
+  const first = leading()[0] as MeshdHandle;
+  for (let i = 0; i < 50; i++) {
+    assert.ok(leading().length <= 1, 'never two leaders');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.deepEqual(leading(), [first], 'the leader keeps renewing');
+  assert.match(first.leader()?.identity ?? '', /^istiod-[ab]/);
+  const lease = api.store.get('coordination.k8s.io/v1', 'Lease', 'istio-system', 'istio-namespace-controller-election') as { spec?: { holderIdentity?: string } } | undefined;
+  assert.equal(lease?.spec?.holderIdentity, first.leader()?.identity, 'the Lease names the leader');
+
+  const other = first === a ? b : a;
+  await first.close();
+  replicas.splice(replicas.indexOf(first), 1);
+  await until('failover', () => other.leader()?.leading === true, 5_000);
+  assert.equal(other.ready(), true, 'the remaining replica still serves');
+});
