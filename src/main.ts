@@ -1,8 +1,11 @@
 /** Composition root: parses flags, starts meshd, stops it on SIGINT/SIGTERM. */
+import * as fs from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULTS } from './config/options';
 import { type MeshdHandle, startMeshd } from './meshd';
 import { validateFiles } from './cli/validate';
+import { bootstrapCommand } from './cli/bootstrap';
+import { kubeInjectCommand } from './cli/kube-inject';
 
 export { startMeshd, type MeshdHandle } from './meshd';
 
@@ -18,6 +21,7 @@ export function program(): Command {
   const cmd = new Command('meshd')
     .description('An Istio control plane: Istio and Kubernetes config in, Envoy xDS out.')
     .option('--config-dir <dir>', 'folder of Kubernetes/Istio YAML or JSON to serve (watched)')
+    .option('--kubeconfig <file>', 'watch the Kubernetes API server of this kubeconfig instead (in a pod, neither flag: in-cluster config)')
     .option('--host <addr>', 'address to listen on', DEFAULTS.host)
     .option('--xds-port <port>', 'gRPC xDS (ADS) port; 0 picks a free port', port('--xds-port'), DEFAULTS.xdsPort)
     .option('--debug-port <port>', 'HTTP debug port (/debug/*, /ready, /metrics); 0 picks a free port', port('--debug-port'), DEFAULTS.debugPort)
@@ -25,11 +29,14 @@ export function program(): Command {
     .option('--domain <domain>', 'cluster DNS domain', DEFAULTS.domain)
     .option('--log-level <level>', 'trace, debug, info, warn, error', DEFAULTS.logLevel)
     .option('--no-validate-resources', 'skip the validate.rules check of generated resources')
-    .action(async (o: { configDir?: string; host: string; xdsPort: number; debugPort: number; monitoringPort: number; domain: string; logLevel: string; validateResources: boolean }) => {
-      if (!o.configDir) {
-        cmd.error('error: --config-dir is required (try: meshd --config-dir examples/bookinfo)');
+    .action(async (o: { configDir?: string; kubeconfig?: string; host: string; xdsPort: number; debugPort: number; monitoringPort: number; domain: string; logLevel: string; validateResources: boolean }) => {
+      if (o.configDir && o.kubeconfig) cmd.error('error: --config-dir and --kubeconfig are exclusive: pick one config source');
+      // Neither flag inside a pod: the cluster's own API server, with the pod's service account.
+      const inCluster = !o.configDir && !o.kubeconfig && Boolean(process.env['KUBERNETES_SERVICE_HOST']);
+      if (!o.configDir && !o.kubeconfig && !inCluster) {
+        cmd.error('error: --config-dir or --kubeconfig is required (try: meshd --config-dir examples/bookinfo)');
       }
-      const handle: MeshdHandle = await startMeshd({ ...o, configDir: o.configDir as string });
+      const handle: MeshdHandle = await startMeshd({ ...o, inCluster: inCluster || undefined });
       process.stdout.write(`meshd listening: xDS ${o.host}:${handle.xdsPort}, debug http://${o.host}:${handle.debugPort}/debug` + (handle.monitoringPort >= 0 ? `, metrics http://${o.host}:${handle.monitoringPort}/metrics` : '') + '\n');
       const stop = (): void => {
         void handle.close().then(() => process.exit(0));
@@ -46,6 +53,8 @@ export function program(): Command {
       process.stdout.write(output);
       process.exitCode = ok ? 0 : 1;
     });
+  cmd.addCommand(bootstrapCommand(process.env, { stdout: process.stdout, stderr: process.stderr }));
+  cmd.addCommand(kubeInjectCommand({ stdout: process.stdout, stderr: process.stderr, stdin: () => fs.readFileSync(0, 'utf8') }));
   return cmd;
 }
 

@@ -1,0 +1,40 @@
+/**
+ * meshctl: the operator CLI (istioctl's counterpart). `kube-inject` injects sidecars into
+ * workload YAML offline; `validate` checks Istio/Kubernetes config as the folder source and the
+ * validating webhook do.
+ */
+import * as fs from 'node:fs';
+import { Command } from 'commander';
+import { kubeInjectCommand } from './kube-inject';
+import { validateFiles } from './validate';
+
+export function meshctl(io = { stdout: process.stdout, stderr: process.stderr, stdin: (): string => fs.readFileSync(0, 'utf8') }): Command {
+  const cmd = new Command('meshctl').description('meshd command line: offline sidecar injection and config validation');
+  cmd.addCommand(kubeInjectCommand(io));
+  cmd
+    .command('validate')
+    .description('check Istio/Kubernetes config files offline; exits 1 if any object is invalid')
+    .option('-f, --filename <file>', 'file or folder to check (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .argument('[files...]', 'more files or folders')
+    .action((files: string[], o: { filename: string[] }) => {
+      const inputs = [...o.filename, ...files];
+      if (inputs.length === 0) {
+        io.stderr.write('validate: give files or folders (-f FILE or as arguments)\n');
+        process.exitCode = 1;
+        return;
+      }
+      const { output, ok } = validateFiles(inputs);
+      io.stdout.write(output);
+      process.exitCode = ok ? 0 : 1;
+    });
+  return cmd;
+}
+
+if (require.main === module) {
+  meshctl()
+    .parseAsync(process.argv)
+    .catch((err: unknown) => {
+      process.stderr.write(`meshctl: ${(err as Error).message}\n`);
+      process.exit(1);
+    });
+}

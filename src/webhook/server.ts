@@ -1,0 +1,124 @@
+/**
+ * The admission webhooks over HTTPS (istiod's 15017): `POST /inject` (mutating: sidecar
+ * injection; also `/inject/*`, the paths Istio's multi-cluster webhook configurations use) and
+ * `POST /validate` (validating: Istio config). Bodies are bounded; anything that is not an
+ * AdmissionReview is answered 400 with a message saying why, never with a crash.
+ */
+import type * as https from 'node:https';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
+import type { Labels } from '../inject';
+import { type InjectionConfig, type InjectionOptions, resolveInjectionOptions } from '../inject/options';
+import type { ConfigObject, FieldError } from '../model/objects';
+import { admitInjection, admitValidation, BadReview, readReview, review } from './admission';
+import { type ServingCertificate, selfSignedServingCertificate, webhookDnsNames } from './certs';
+
+export { type ServingCertificate, selfSignedServingCertificate, webhookDnsNames } from './certs';
+
+/** Kubernetes objects are at most ~1.5 MiB; a review carries the object and the old one. */
+export const DEFAULT_BODY_LIMIT = 6 * 1024 * 1024;
+
+export interface WebhookServerOptions {
+  host: string;
+  /** 15017 in Istio; 0 picks a free port. */
+  port: number;
+  log: Logger;
+  /** Validation of Istio/Kubernetes objects: `validateObject` from the model. */
+  validate: (obj: ConfigObject) => FieldError[];
+  /** The sidecar template's settings (image, discovery address, revision, …). */
+  injection?: InjectionConfig;
+  /** A namespace's labels from the Kubernetes source; undefined when unknown (then the webhook configuration's selectors are trusted). */
+  namespaceLabels?: (namespace: string) => Labels | undefined;
+  /** Serving certificate; by default a self-signed CA and certificate for `dnsNames`. */
+  certificate?: ServingCertificate;
+  /** Defaults to istiod's service names (`istiod.istio-system.svc`, …). */
+  dnsNames?: readonly string[];
+  bodyLimit?: number;
+}
+
+export interface WebhookServerHandle {
+  port: number;
+  /** PEM of the CA that signed the serving certificate: the webhook configurations' caBundle. */
+  readonly caPem: string;
+  /** Serve a new certificate from now on (existing connections keep theirs). */
+  setCertificate(c: ServingCertificate): void;
+  close(): Promise<void>;
+}
+
+function badRequest(reply: FastifyReply, message: string): FastifyReply {
+  return reply.code(400).send({ error: 'Bad Request', message });
+}
+
+export function webhookApp(o: WebhookServerOptions, cert: ServingCertificate, opts: InjectionOptions): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: o.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    https: { key: cert.keyPem, cert: cert.certChainPem },
+  });
+  const { log } = o;
+  // Reviews are JSON; anything else is answered 415 rather than read as a string.
+  app.removeContentTypeParser('text/plain');
+
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    const code = err.statusCode ?? 500;
+    if (code >= 500) log.error({ err }, 'webhook request failed');
+    return reply.code(code).send({ error: code >= 500 ? 'Internal Server Error' : 'Bad Request', message: code >= 500 ? 'internal error' : err.message });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'Not Found', message: `no webhook at ${req.method} ${req.url}; use POST /inject or POST /validate` }));
+
+  const inject = async (req: { body: unknown }, reply: FastifyReply): Promise<unknown> => {
+    let parsed;
+    try {
+      parsed = readReview(req.body);
+    } catch (err) {
+      if (err instanceof BadReview) return badRequest(reply, err.message);
+      throw err;
+    }
+    const out = admitInjection(parsed.request, { opts, ...(o.namespaceLabels ? { namespaceLabels: o.namespaceLabels } : {}) });
+    const r = parsed.request;
+    log.debug({ uid: r.uid, namespace: r.namespace, name: r.name, injected: out.injected, reason: out.reason }, 'sidecar injection');
+    if (!out.response.allowed) log.warn({ uid: r.uid, namespace: r.namespace, reason: out.reason }, 'sidecar injection refused');
+    return review(parsed.apiVersion, out.response);
+  };
+  app.post('/inject', inject);
+  app.post('/inject/*', inject);
+
+  app.post('/validate', async (req, reply) => {
+    let parsed;
+    try {
+      parsed = readReview(req.body);
+    } catch (err) {
+      if (err instanceof BadReview) return badRequest(reply, err.message);
+      throw err;
+    }
+    const response = admitValidation(parsed.request, o.validate);
+    if (!response.allowed) log.info({ uid: parsed.request.uid, namespace: parsed.request.namespace, reason: response.status?.message }, 'config rejected');
+    return review(parsed.apiVersion, response);
+  });
+  app.get('/ready', async () => 'ready\n');
+  return app;
+}
+
+/** Starts the HTTPS webhook server. */
+export async function startWebhookServer(o: WebhookServerOptions): Promise<WebhookServerHandle> {
+  const opts = resolveInjectionOptions(o.injection);
+  let cert = o.certificate ?? selfSignedServingCertificate({ dnsNames: o.dnsNames ?? webhookDnsNames() });
+  const app = webhookApp(o, cert, opts);
+  await app.listen({ host: o.host, port: o.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : o.port;
+  o.log.info({ port, image: opts.image, discoveryAddress: opts.discoveryAddress, revision: opts.revision }, 'webhooks listening (HTTPS): /inject, /validate');
+  return {
+    port,
+    get caPem() {
+      return cert.caBundlePem;
+    },
+    setCertificate(c: ServingCertificate): void {
+      (app.server as https.Server).setSecureContext({ key: c.keyPem, cert: c.certChainPem });
+      cert = c;
+    },
+    close: async () => {
+      await app.close();
+    },
+  };
+}

@@ -1,0 +1,354 @@
+/**
+ * The admission webhooks over real HTTPS: the served certificate verified with the CA the
+ * server hands out, injected pods compared with goldens (the returned JSONPatch applied to the
+ * input), which namespaces and pods are injected, Istio config rejected with the same messages
+ * as `meshd validate`, and garbage answered 400 without taking the server down.
+ */
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as https from 'node:https';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { parse as parseYaml, stringify } from 'yaml';
+import { validateFiles } from '../src/cli/validate';
+import { applyPatch, type Labels, type PatchOp } from '../src/inject';
+import { validateObject } from '../src/model/validate';
+import { selfSignedServingCertificate, startWebhookServer, webhookDnsNames, type WebhookServerHandle } from '../src/webhook/server';
+
+const GOLDEN = path.join(__dirname, 'golden-inject', 'webhook');
+const update = process.env.UPDATE_GOLDEN === '1';
+const SERVICE_NAME = 'istiod.istio-system.svc';
+
+const NAMESPACES: Record<string, Labels> = {
+  default: { 'istio-injection': 'enabled' },
+  enabled: { 'istio-injection': 'enabled' },
+  off: { 'istio-injection': 'disabled' },
+  plain: { team: 'a' },
+  rev: { 'istio.io/rev': 'default' },
+  canary: { 'istio.io/rev': 'canary' },
+  'kube-system': { 'istio-injection': 'enabled' },
+};
+
+let server: WebhookServerHandle;
+
+before(async () => {
+  server = await startWebhookServer({
+    host: '127.0.0.1',
+    port: 0,
+    log: pino({ level: 'silent' }),
+    validate: validateObject,
+    namespaceLabels: (ns) => NAMESPACES[ns],
+    bodyLimit: 256 * 1024,
+  });
+});
+after(async () => {
+  await server?.close();
+});
+
+interface Reply {
+  status: number;
+  body: string;
+  json: Record<string, unknown>;
+}
+
+function post(urlPath: string, body: string, o: { ca?: string | null; servername?: string; contentType?: string; method?: string } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port: server.port,
+        path: urlPath,
+        method: o.method ?? 'POST',
+        servername: o.servername ?? SERVICE_NAME,
+        ...(o.ca === null ? {} : { ca: o.ca ?? server.caPem }),
+        agent: false,
+        timeout: 10_000,
+        headers: { 'content-type': o.contentType ?? 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          let json: Record<string, unknown> = {};
+          try {
+            json = JSON.parse(text) as Record<string, unknown>;
+          } catch {
+            /* not JSON */
+          }
+          resolve({ status: res.statusCode ?? 0, body: text, json });
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+let uids = 0;
+function reviewOf(object: unknown, o: { namespace?: string; operation?: string; kind?: string; group?: string; apiVersion?: string } = {}): string {
+  return JSON.stringify({
+    apiVersion: o.apiVersion ?? 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: `uid-${++uids}`,
+      kind: { group: o.group ?? '', version: 'v1', kind: o.kind ?? 'Pod' },
+      resource: { group: o.group ?? '', version: 'v1', resource: 'pods' },
+      namespace: o.namespace ?? 'default',
+      operation: o.operation ?? 'CREATE',
+      object,
+    },
+  });
+}
+
+interface Response {
+  uid: string;
+  allowed: boolean;
+  patchType?: string;
+  patch?: string;
+  warnings?: string[];
+  status?: { code: number; reason: string; message: string; details?: { causes: Array<{ field: string; message: string }> } };
+}
+
+async function admit(urlPath: string, body: string): Promise<Response> {
+  const r = await post(urlPath, body);
+  assert.equal(r.status, 200, r.body);
+  assert.equal(r.json['kind'], 'AdmissionReview');
+  const resp = r.json['response'] as Response;
+  assert.equal(resp.uid, (JSON.parse(body) as { request: { uid: string } }).request.uid, 'the response carries the request uid');
+  return resp;
+}
+
+function patchOf(resp: Response): PatchOp[] {
+  assert.equal(resp.patchType, 'JSONPatch');
+  return JSON.parse(Buffer.from(resp.patch ?? '', 'base64').toString()) as PatchOp[];
+}
+
+function pod(o: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string>; hostNetwork?: boolean } = {}): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: o.name ?? 'p', labels: o.labels ?? { app: 'p' }, ...(o.annotations ? { annotations: o.annotations } : {}) },
+    spec: { ...(o.hostNetwork ? { hostNetwork: true } : {}), containers: [{ name: 'app', image: 'example.com/app:1' }] },
+  };
+}
+
+describe('TLS', () => {
+  test('the serving certificate verifies with the CA the server exposes, for every istiod service name', async () => {
+    for (const servername of [SERVICE_NAME, `${SERVICE_NAME}.cluster.local`, 'istiod.istio-system', 'istiod']) {
+      const r = await post('/ready', '', { servername, method: 'GET' });
+      assert.equal(r.status, 200, servername);
+    }
+    assert.match(server.caPem, /^-----BEGIN CERTIFICATE-----/);
+  });
+
+  test('a client that does not trust the CA, or expects another name, refuses the connection', async () => {
+    await assert.rejects(post('/ready', '', { ca: null, method: 'GET' }), /self[- ]signed|unable to (get|verify)/i);
+    await assert.rejects(post('/ready', '', { servername: 'example.com', method: 'GET' }), /does not match|altnames/i);
+  });
+
+  test('a replaced certificate is served to new connections, and only its CA verifies it', async () => {
+    const oldCa = server.caPem;
+    const next = selfSignedServingCertificate({ dnsNames: webhookDnsNames() });
+    server.setCertificate(next);
+    assert.equal(server.caPem, next.caBundlePem);
+    assert.equal((await post('/ready', '', { method: 'GET' })).status, 200);
+    await assert.rejects(post('/ready', '', { method: 'GET', ca: oldCa }), /unable to (get|verify)|self[- ]signed|signature failure/i);
+    await assert.rejects(post('/ready', '', { method: 'GET', ca: selfSignedServingCertificate({ dnsNames: ['x'] }).caBundlePem }), /unable to (get|verify)|signature failure/i);
+  });
+});
+
+describe('injection goldens', () => {
+  const cases = fs.readdirSync(GOLDEN).filter((f) => f.endsWith('.yaml') && !f.endsWith('.injected.yaml'));
+  assert.ok(cases.length >= 3, 'golden cases exist');
+  for (const file of cases) {
+    test(file, async () => {
+      const input = parseYaml(fs.readFileSync(path.join(GOLDEN, file), 'utf8')) as Record<string, unknown>;
+      const resp = await admit('/inject', reviewOf(input, { namespace: 'default' }));
+      assert.equal(resp.allowed, true);
+      const patched = applyPatch(input, patchOf(resp));
+      const actual = stringify(patched, { sortMapEntries: true, lineWidth: 0 });
+      const expectedFile = path.join(GOLDEN, file.replace(/\.yaml$/, '.injected.yaml'));
+      if (update) fs.writeFileSync(expectedFile, actual);
+      assert.ok(fs.existsSync(expectedFile), `${path.basename(expectedFile)} is missing; run with UPDATE_GOLDEN=1 and review it`);
+      assert.equal(actual, fs.readFileSync(expectedFile, 'utf8'), `${path.basename(expectedFile)} differs; if intended, UPDATE_GOLDEN=1 and review the diff`);
+    });
+  }
+
+  test('the patch only adds: the pod as sent is kept, istio-init first and istio-proxy last', async () => {
+    const input = parseYaml(fs.readFileSync(path.join(GOLDEN, 'pod-from-deployment.yaml'), 'utf8')) as Record<string, unknown>;
+    const ops = patchOf(await admit('/inject', reviewOf(input)));
+    assert.ok(ops.every((o) => o.op === 'add'), JSON.stringify(ops.map((o) => `${o.op} ${o.path}`)));
+    const paths = ops.map((o) => o.path);
+    assert.ok(paths.includes('/spec/initContainers/0'));
+    assert.ok(paths.includes('/spec/containers/2'));
+    assert.ok(paths.includes('/metadata/annotations/sidecar.istio.io~1status'), 'slashes in keys are escaped (RFC 6901)');
+    const out = applyPatch(input, ops) as { spec: { containers: Array<{ name: string; env?: Array<{ name: string; value?: string }> }> } };
+    const proxy = out.spec.containers.find((c) => c.name === 'istio-proxy');
+    const env = Object.fromEntries((proxy?.env ?? []).map((e) => [e.name, e.value]));
+    assert.equal(env['ISTIO_META_WORKLOAD_NAME'], 'reviews-v2', 'the workload is the Deployment');
+    assert.equal(env['ISTIO_META_OWNER'], 'kubernetes://apis/apps/v1/namespaces/default/deployments/reviews-v2');
+    assert.equal(env['ISTIO_META_APP_CONTAINERS'], 'reviews,log-shipper');
+    assert.deepEqual(JSON.parse(env['PROXY_CONFIG'] ?? ''), { discoveryAddress: 'istiod.istio-system.svc:15012' });
+  });
+});
+
+describe('which pods are injected', () => {
+  const table: Array<[string, string, Record<string, unknown>, boolean]> = [
+    ['namespace istio-injection=enabled', 'enabled', pod(), true],
+    ['enabled namespace, pod annotation inject "false"', 'enabled', pod({ annotations: { 'sidecar.istio.io/inject': 'false' } }), false],
+    ['enabled namespace, pod label inject "false"', 'enabled', pod({ labels: { 'sidecar.istio.io/inject': 'false' } }), false],
+    ['namespace istio-injection=disabled wins over a pod asking', 'off', pod({ labels: { 'sidecar.istio.io/inject': 'true' } }), false],
+    ['unlabelled namespace, pod annotation inject "true"', 'plain', pod({ annotations: { 'sidecar.istio.io/inject': 'true' } }), true],
+    ['unlabelled namespace, pod label inject "true"', 'plain', pod({ labels: { 'sidecar.istio.io/inject': 'true' } }), true],
+    ['unlabelled namespace, pod label istio.io/rev=default', 'plain', pod({ labels: { 'istio.io/rev': 'default' } }), true],
+    ['unlabelled namespace, pod silent', 'plain', pod(), false],
+    ['namespace istio.io/rev=default', 'rev', pod(), true],
+    ['namespace of another revision', 'canary', pod(), false],
+    ['enabled namespace, pod of another revision', 'enabled', pod({ labels: { 'istio.io/rev': 'canary' } }), false],
+    ['hostNetwork pod', 'enabled', pod({ hostNetwork: true }), false],
+    ['already injected pod', 'enabled', pod({ annotations: { 'sidecar.istio.io/status': '{}' } }), false],
+    ['kube-system, even labelled', 'kube-system', pod(), false],
+    ['namespace unknown to meshd (the webhook selectors chose it)', 'elsewhere', pod(), true],
+  ];
+  for (const [name, namespace, object, injected] of table) {
+    test(`${name} → ${injected ? 'injected' : 'not injected'}`, async () => {
+      const resp = await admit('/inject', reviewOf(object, { namespace }));
+      assert.equal(resp.allowed, true);
+      assert.equal(resp.patch !== undefined, injected, JSON.stringify(resp));
+      if (injected) {
+        const out = applyPatch(object, patchOf(resp)) as { spec: { containers: Array<{ name: string }>; initContainers: Array<{ name: string }> } };
+        assert.deepEqual(out.spec.containers.map((c) => c.name), ['app', 'istio-proxy']);
+        assert.deepEqual(out.spec.initContainers.map((c) => c.name), ['istio-init']);
+      }
+    });
+  }
+
+  test('other kinds and operations are allowed untouched', async () => {
+    assert.equal((await admit('/inject', reviewOf(pod(), { operation: 'UPDATE' }))).patch, undefined);
+    const svc = await admit('/inject', reviewOf({ apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: {} }, { kind: 'Service' }));
+    assert.deepEqual([svc.allowed, svc.patch], [true, undefined]);
+  });
+
+  test('a bad injection annotation is refused with its field path', async () => {
+    const resp = await admit('/inject', reviewOf(pod({ annotations: { 'sidecar.istio.io/interceptionMode': 'MAGIC', 'readiness.status.sidecar.istio.io/periodSeconds': 'soon' } })));
+    assert.equal(resp.allowed, false);
+    assert.match(resp.status?.message ?? '', /interceptionMode"\]: must be REDIRECT, TPROXY or NONE \(got "MAGIC"\)/);
+    assert.match(resp.status?.message ?? '', /periodSeconds"\]: must be a non-negative integer \(got "soon"\)/);
+  });
+});
+
+describe('validation', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-webhook-'));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  /** `path: message` lines of `meshd validate` for one object. */
+  function cliMessages(obj: Record<string, unknown>): string[] {
+    const file = path.join(dir, `${uids++}.yaml`);
+    fs.writeFileSync(file, stringify(obj));
+    const { output, ok } = validateFiles([file]);
+    assert.equal(ok, false);
+    const meta = obj['metadata'] as { name: string; namespace: string };
+    const prefix = `${file}: ${obj['kind'] as string} ${meta.namespace}/${meta.name}: `;
+    return output.split('\n').filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length));
+  }
+
+  const invalid: Record<string, unknown>[] = [
+    {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name: 'reviews', namespace: 'shop' },
+      spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews', subset: 'v1' }, weight: 150 }, { destination: { host: '' } }] }] },
+    },
+    {
+      apiVersion: 'networking.istio.io/v1beta1',
+      kind: 'DestinationRule',
+      metadata: { name: 'r', namespace: 'shop' },
+      spec: { host: 'reviews', subsets: [{ name: 'v1' }, { name: 'v1' }], trafficPolicy: { loadBalancer: { simple: 'FASTEST' } } },
+    },
+    {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'gw', namespace: 'shop' },
+      spec: { servers: [{ port: { number: 70000, name: 'http', protocol: 'HTTP' }, hosts: [] }] },
+    },
+  ];
+  for (const obj of invalid) {
+    test(`an invalid ${obj['kind'] as string} is rejected with the messages of meshd validate`, async () => {
+      const want = cliMessages(obj);
+      assert.ok(want.length > 0);
+      const meta = obj['metadata'] as { name: string; namespace: string };
+      const resp = await admit('/validate', reviewOf(obj, { namespace: meta.namespace, group: 'networking.istio.io', kind: obj['kind'] as string }));
+      assert.equal(resp.allowed, false);
+      assert.equal(resp.status?.code, 422);
+      assert.equal(resp.status?.message, `${obj['kind'] as string} ${meta.namespace}/${meta.name} is invalid: ${want.join('; ')}`);
+      assert.deepEqual(resp.status?.details?.causes.map((c) => (c.field ? `${c.field}: ${c.message}` : c.message)), want);
+    });
+  }
+
+  test('a valid object is allowed; the namespace comes from the request when the object has none', async () => {
+    const vs = { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'ok' }, spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews' } }] }] } };
+    const resp = await admit('/validate', reviewOf(vs, { namespace: 'shop', group: 'networking.istio.io', kind: 'VirtualService' }));
+    assert.deepEqual([resp.allowed, resp.status], [true, undefined]);
+  });
+
+  test('an unsupported apiVersion is rejected with the folder source message; unknown kinds pass with a warning; DELETE passes', async () => {
+    const bad = { apiVersion: 'networking.istio.io/v2', kind: 'VirtualService', metadata: { name: 'x', namespace: 'shop' }, spec: {} };
+    const r1 = await admit('/validate', reviewOf(bad, { namespace: 'shop' }));
+    assert.equal(r1.allowed, false);
+    assert.match(r1.status?.message ?? '', /apiVersion: unsupported apiVersion "networking.istio.io\/v2" for kind VirtualService/);
+    const ap = { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
+    const r2 = await admit('/validate', reviewOf(ap, { namespace: 'shop' }));
+    assert.equal(r2.allowed, true);
+    assert.match(r2.warnings?.[0] ?? '', /does not validate kind AuthorizationPolicy/);
+    const r3 = await admit('/validate', reviewOf(null, { namespace: 'shop', operation: 'DELETE' }));
+    assert.equal(r3.allowed, true);
+  });
+});
+
+describe('garbage in', () => {
+  const cases: Array<[string, string, string, string | undefined, RegExp]> = [
+    ['not JSON', '/inject', '{"apiVersion": ', undefined, /JSON/i],
+    ['an empty body', '/validate', '', undefined, /empty/i],
+    ['a JSON array', '/inject', '[1,2]', undefined, /must be an AdmissionReview object \(got array\)/],
+    ['another kind', '/validate', '{"apiVersion":"v1","kind":"Pod"}', undefined, /kind must be AdmissionReview/],
+    ['an old apiVersion', '/inject', '{"apiVersion":"admission.k8s.io/v1alpha1","kind":"AdmissionReview","request":{"uid":"u"}}', undefined, /apiVersion must be/],
+    ['no request', '/inject', '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}', undefined, /request must be an object/],
+    ['no uid', '/validate', '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"object":{}}}', undefined, /request\.uid/],
+    ['a pod without a spec', '/inject', reviewOf({ metadata: { name: 'x' } }), undefined, /^$/],
+    ['text/plain', '/inject', 'hello', 'text/plain', /content-type|Unsupported Media Type/i],
+  ];
+  for (const [name, urlPath, body, contentType, message] of cases) {
+    test(`${name} → 4xx with a clear message`, async () => {
+      const r = await post(urlPath, body, contentType ? { contentType } : {});
+      if (name === 'a pod without a spec') {
+        assert.equal(r.status, 200);
+        const resp = r.json['response'] as Response;
+        assert.equal(resp.allowed, false);
+        assert.match(resp.status?.message ?? '', /must be a Pod with a spec/);
+        return;
+      }
+      assert.ok(r.status === 400 || r.status === 415, `${r.status} ${r.body}`);
+      assert.match(String(r.json['message'] ?? ''), message);
+    });
+  }
+
+  test('a body over the limit → 413; unknown paths → 404; the server still serves afterwards', async () => {
+    const big = await post('/validate', JSON.stringify({ pad: 'x'.repeat(300 * 1024) }));
+    assert.equal(big.status, 413);
+    const missing = await post('/mutate', '{}');
+    assert.equal(missing.status, 404);
+    assert.match(String(missing.json['message']), /POST \/inject or POST \/validate/);
+    const resp = await admit('/inject', reviewOf(pod(), { namespace: 'enabled' }));
+    assert.equal(resp.allowed, true);
+    assert.ok(resp.patch);
+  });
+
+  test('an admission.k8s.io/v1beta1 review is answered in v1beta1', async () => {
+    const r = await post('/inject', reviewOf(pod(), { apiVersion: 'admission.k8s.io/v1beta1', namespace: 'plain' }));
+    assert.equal(r.json['apiVersion'], 'admission.k8s.io/v1beta1');
+  });
+});
