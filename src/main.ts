@@ -26,18 +26,26 @@ export function program(): Command {
     .option('--xds-port <port>', 'gRPC xDS (ADS) port; 0 picks a free port', port('--xds-port'), DEFAULTS.xdsPort)
     .option('--debug-port <port>', 'HTTP debug port (/debug/*, /ready, /metrics); 0 picks a free port', port('--debug-port'), DEFAULTS.debugPort)
     .option('--monitoring-port <port>', 'HTTP /metrics port as istiod; 0 picks, -1 disables', port('--monitoring-port', true), DEFAULTS.monitoringPort)
+    .option('--webhook-port <port>', 'HTTPS admission webhooks (/inject, /validate) as istiod; 0 picks, -1 disables', port('--webhook-port', true), 15017)
     .option('--domain <domain>', 'cluster DNS domain', DEFAULTS.domain)
     .option('--log-level <level>', 'trace, debug, info, warn, error', DEFAULTS.logLevel)
     .option('--no-validate-resources', 'skip the validate.rules check of generated resources')
-    .action(async (o: { configDir?: string; kubeconfig?: string; host: string; xdsPort: number; debugPort: number; monitoringPort: number; domain: string; logLevel: string; validateResources: boolean }) => {
+    .action(async (o: { configDir?: string; kubeconfig?: string; host: string; xdsPort: number; debugPort: number; monitoringPort: number; webhookPort: number; domain: string; logLevel: string; validateResources: boolean }) => {
       if (o.configDir && o.kubeconfig) cmd.error('error: --config-dir and --kubeconfig are exclusive: pick one config source');
       // Neither flag inside a pod: the cluster's own API server, with the pod's service account.
       const inCluster = !o.configDir && !o.kubeconfig && Boolean(process.env['KUBERNETES_SERVICE_HOST']);
       if (!o.configDir && !o.kubeconfig && !inCluster) {
         cmd.error('error: --config-dir or --kubeconfig is required (try: meshd --config-dir examples/bookinfo)');
       }
-      const handle: MeshdHandle = await startMeshd({ ...o, inCluster: inCluster || undefined });
-      process.stdout.write(`meshd listening: xDS ${o.host}:${handle.xdsPort}, debug http://${o.host}:${handle.debugPort}/debug` + (handle.monitoringPort >= 0 ? `, metrics http://${o.host}:${handle.monitoringPort}/metrics` : '') + '\n');
+      // The pod's name and namespace (downward API, as istiod's Deployment sets them).
+      const pod = { podName: process.env['POD_NAME'] || undefined, podNamespace: process.env['POD_NAMESPACE'] || undefined };
+      const handle: MeshdHandle = await startMeshd({ ...o, ...pod, inCluster: inCluster || undefined });
+      process.stdout.write(
+        `meshd listening: xDS ${o.host}:${handle.xdsPort}, debug http://${o.host}:${handle.debugPort}/debug` +
+          (handle.monitoringPort >= 0 ? `, metrics http://${o.host}:${handle.monitoringPort}/metrics` : '') +
+          (handle.webhookPort >= 0 ? `, webhooks https://${o.host}:${handle.webhookPort}` : '') +
+          '\n',
+      );
       const stop = (): void => {
         void handle.close().then(() => process.exit(0));
       };

@@ -10,6 +10,11 @@ import { FileSource } from './sources/file-source';
 import { loadKubeConfig } from './sources/kube-http';
 import { KubeSource, type KubeSourceOptions } from './sources/kube-source';
 import { type LeaderElectionHandle, type LeaseTimings, leaderIdentity, meshdLeaderTasks, startLeaderElection } from './leader';
+import { DEFAULT_LEADER_NAMESPACE } from './leader';
+import { validateObject } from './model/validate';
+import { type WebhookServerHandle, startWebhookServer, webhookDnsNames } from './webhook/server';
+import { servingCertificateFrom } from './webhook/certs';
+import { sharedWebhookCa } from './webhook/shared-ca';
 import type { ConfigSource } from './sources/source';
 import { ResourceCache } from './xds/cache';
 import { Debouncer } from './xds/debounce';
@@ -30,6 +35,10 @@ export interface MeshdHandle {
   whenReady(): Promise<void>;
   /** Where config comes from (a FileSource or a KubeSource). */
   readonly source: ConfigSource;
+  /** The admission webhooks' HTTPS port, or -1 when off. */
+  webhookPort: number;
+  /** The CA the webhook serving certificate chains to (the webhook configurations' caBundle). */
+  webhookCaPem(): string | undefined;
   /** With a Kubernetes source: this replica's leader-election identity and state. */
   leader(): { identity: string; leading: boolean; holder: string } | undefined;
   close(): Promise<void>;
@@ -75,6 +84,8 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const source: ConfigSource = kubeConfig
     ? new KubeSource({ kubeConfig, log: log.child({ component: 'kube' }), ...input.kube })
     : new FileSource(opts.configDir as string);
+  // The webhook CA every replica's serving certificate chains to (Kubernetes: shared through a Secret).
+  let webhookCaPem: string | undefined;
   // Every replica serves xDS; work that must happen once in the cluster runs on the Lease holder.
   // (The CA issue adds the root certificate that the leader publishes as istio-ca-root-cert.)
   const election: LeaderElectionHandle | undefined = kubeConfig
@@ -83,7 +94,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         namespace: opts.podNamespace,
         identity: leaderIdentity(opts.podName),
         log,
-        tasks: meshdLeaderTasks({ kubeConfig, log }),
+        tasks: meshdLeaderTasks({ kubeConfig, log, webhookCaPem: opts.webhookPort >= 0 ? () => webhookCaPem : undefined }),
         timings: input.leaseTimings,
       })
     : undefined;
@@ -130,6 +141,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   let xdsPort = 0;
   let debugPort = 0;
   let monitoringPort = -1;
+  let webhooks: WebhookServerHandle | undefined;
   try {
     xdsPort = await server.listen(opts.host, opts.xdsPort);
     const dbg = debugApp({ server, protos, cache, metrics, snapshot: () => current, ready: () => ready });
@@ -140,8 +152,39 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       apps.push(mon);
       monitoringPort = await listenApp(mon, opts.host, opts.monitoringPort);
     }
+    if (opts.webhookPort >= 0) {
+      const dnsNames = webhookDnsNames('istiod', opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE, opts.domain);
+      webhooks = await startWebhookServer({
+        host: opts.host,
+        port: opts.webhookPort,
+        log: log.child({ component: 'webhook' }),
+        validate: validateObject,
+        injection: { clusterDomain: opts.domain },
+        namespaceLabels: (ns) => current?.namespaceLabels.get(ns),
+        dnsNames,
+      });
+      if (!kubeConfig) webhookCaPem = webhooks.caPem;
+      else {
+        // Until the shared CA is read (the API may still be unreachable), the self-signed one serves.
+        const handle = webhooks;
+        void (async () => {
+          for (let delay = 200; !closed; delay = Math.min(delay * 2, 10_000)) {
+            try {
+              const ca = await sharedWebhookCa(kubeConfig, opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE, log);
+              handle.setCertificate(servingCertificateFrom(ca, { dnsNames }));
+              webhookCaPem = ca.certPem;
+              return;
+            } catch (err) {
+              log.warn({ err: String(err) }, 'webhook CA not available yet; retrying');
+              await new Promise((r) => setTimeout(r, delay));
+            }
+          }
+        })();
+      }
+    }
   } catch (err) {
     debouncer.stop();
+    await webhooks?.close();
     await election?.stop();
     await source.close();
     await server.close();
@@ -177,6 +220,8 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     ready: () => ready,
     whenReady: () => readyPromise,
     source,
+    webhookPort: webhooks?.port ?? -1,
+    webhookCaPem: () => webhookCaPem,
     leader: () => (election ? { identity: election.identity, leading: election.isLeader(), holder: election.leader() } : undefined),
     close: async () => {
       closed = true;
@@ -184,6 +229,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       notReady(new Error('meshd closed before it was ready'));
       debouncer.stop();
       await election?.stop();
+      await webhooks?.close();
       await source.close();
       await server.close();
       for (const a of apps) await a.close();

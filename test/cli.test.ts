@@ -1,5 +1,6 @@
 /** The meshd command line: validate, flag errors, and printing where it listens. */
 import assert from 'node:assert/strict';
+import * as https from 'node:https';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -45,7 +46,7 @@ test('meshd refuses a bad port flag with a clear message', () => {
 });
 
 test('meshd --config-dir with port 0 prints the ports it chose and serves until SIGTERM', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--log-level', 'warn'], { cwd: ROOT });
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--webhook-port', '0', '--log-level', 'warn'], { cwd: ROOT });
   let out = '';
   const line = await new Promise<string>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 20_000);
@@ -63,6 +64,18 @@ test('meshd --config-dir with port 0 prints the ports it chose and serves until 
   assert.notEqual(Number(m[1]), 0);
   const ready = await fetch(`http://127.0.0.1:${m[2]}/ready`);
   assert.equal(ready.status, 200);
+  // The admission webhooks listen over TLS on the port printed (their CA is tested elsewhere).
+  const w = /webhooks https:\/\/127\.0\.0\.1:(\d+)/.exec(line);
+  assert.ok(w && Number(w[1]) > 0, line);
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port: Number(w[1]), path: '/validate', method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end('{}');
+  });
+  assert.equal(status, 400, 'a body that is not an AdmissionReview is refused with 400');
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
   assert.equal(await exited, 0);

@@ -3,6 +3,7 @@
  * Lease, and when it stops the other takes over.
  */
 import assert from 'node:assert/strict';
+import * as tls from 'node:tls';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { type MeshdHandle, startMeshd } from '../src/meshd';
@@ -20,6 +21,7 @@ async function replica(pod: string): Promise<MeshdHandle> {
     xdsPort: 0,
     debugPort: 0,
     monitoringPort: -1,
+    webhookPort: 0,
     logger: pino({ level: 'silent' }),
     kube: { backoffInitialMs: 20, backoffMaxMs: 200, missingRetryMs: 200 },
     leaseTimings: TIMINGS,
@@ -45,6 +47,17 @@ after(async () => {
   await api.close();
 });
 
+/** A TLS handshake with a webhook server, trusting only `ca`, as the API server would. */
+function handshake(port: number, ca: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, ca, servername: 'istiod.istio-system.svc' }, () => {
+      s.end();
+      resolve();
+    });
+    s.on('error', reject);
+  });
+}
+
 test('two replicas: both serve, exactly one leads, the other takes over when it stops', { timeout: 60_000 }, async () => {
   const a = await replica('istiod-a');
   const b = await replica('istiod-b');
@@ -69,4 +82,24 @@ test('two replicas: both serve, exactly one leads, the other takes over when it 
   replicas.splice(replicas.indexOf(first), 1);
   await until('failover', () => other.leader()?.leading === true, 5_000);
   assert.equal(other.ready(), true, 'the remaining replica still serves');
+});
+
+test('replicas share one webhook CA; the leader writes it into the webhook configurations', { timeout: 60_000 }, async () => {
+  const injector = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'istio-sidecar-injector' } };
+  api.store.create({
+    ...injector,
+    webhooks: [{ name: 'namespace.sidecar-injector.istio.io', clientConfig: { service: { name: 'istiod', namespace: 'istio-system', path: '/inject', port: 443 } }, admissionReviewVersions: ['v1'], sideEffects: 'None' }],
+  });
+  const a = await replica('istiod-c');
+  const b = await replica('istiod-d');
+  await until('both replicas read the shared CA', () => a.webhookCaPem() !== undefined && a.webhookCaPem() === b.webhookCaPem());
+  const ca = a.webhookCaPem() as string;
+  // Each replica's serving certificate chains to the shared CA, for the istiod service name
+  // (the shared CA is published only after the replica's certificate is replaced).
+  await handshake(a.webhookPort, ca);
+  await handshake(b.webhookPort, ca);
+  await until('caBundle patched', () => {
+    const cfg = api.store.get('admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration', '', 'istio-sidecar-injector') as { webhooks?: Array<{ clientConfig?: { caBundle?: string } }> } | undefined;
+    return cfg?.webhooks?.[0]?.clientConfig?.caBundle === Buffer.from(ca).toString('base64');
+  });
 });

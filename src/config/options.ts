@@ -20,6 +20,8 @@ export interface MeshdOptions {
   debounceMaxMs: number;
   /** Check every generated resource against Envoy's validate.rules before serving it. */
   validateResources: boolean;
+  /** HTTPS admission webhooks (injection, validation) as istiod serves them on 15017; -1 disables. */
+  webhookPort: number;
   /** This replica's pod (POD_NAME), for its leader-election identity. */
   podName?: string;
   /** meshd's own namespace (POD_NAMESPACE): where the leader Lease lives. Default istio-system. */
@@ -36,6 +38,8 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   debounceQuietMs: 100,
   debounceMaxMs: 10_000,
   validateResources: true,
+  // Off for embedders and tests; the command line turns it on at 15017 as istiod.
+  webhookPort: -1,
 };
 
 export function withDefaults(o: Partial<MeshdOptions>): MeshdOptions {
@@ -49,6 +53,9 @@ export function withDefaults(o: Partial<MeshdOptions>): MeshdOptions {
   }
   if (!Number.isInteger(merged.monitoringPort) || merged.monitoringPort < -1 || merged.monitoringPort > 65535) {
     throw new Error(`--monitoring-port: ${merged.monitoringPort} is not a port (0-65535, or -1 to disable)`);
+  }
+  if (!Number.isInteger(merged.webhookPort) || merged.webhookPort < -1 || merged.webhookPort > 65535) {
+    throw new Error(`--webhook-port: ${merged.webhookPort} is not a port (0-65535, or -1 to disable)`);
   }
   return merged;
 }

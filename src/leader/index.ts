@@ -5,11 +5,13 @@
 import { CoordinationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { LEASE_NAMES, LeaderElector, type LeaseTimings, DEFAULT_LEASE_TIMINGS, leaderIdentity } from './lease';
+import { CaBundlePatcher } from './ca-bundle';
 import { RootCertPublisher } from './root-cert';
 import { type LeaderTask, LeaderTasks } from './tasks';
 
 export { LEASE_NAMES, DEFAULT_LEASE_TIMINGS, LeaderElector, leaderIdentity, type LeaseTimings } from './lease';
 export { LeaderTasks, type LeaderTask } from './tasks';
+export { CaBundlePatcher, INJECTOR_WEBHOOK_CONFIG, VALIDATOR_WEBHOOK_CONFIG } from './ca-bundle';
 export { RootCertPublisher, CA_ROOT_CONFIGMAP, CA_ROOT_KEY, ROOT_CERT_IGNORED_NAMESPACES } from './root-cert';
 
 export const DEFAULT_LEADER_NAMESPACE = 'istio-system';
@@ -76,8 +78,9 @@ export function startLeaderElection(opts: LeaderElectionOptions): LeaderElection
 }
 
 /** meshd's leader-only tasks. The root cert publisher runs only when a root PEM is given. */
-export function meshdLeaderTasks(opts: { kubeConfig: KubeConfig; log: Logger; rootCertPem?: string }): LeaderTask[] {
+export function meshdLeaderTasks(opts: { kubeConfig: KubeConfig; log: Logger; rootCertPem?: string; webhookCaPem?: () => string | undefined }): LeaderTask[] {
   const tasks: LeaderTask[] = [];
+  if (opts.webhookCaPem) tasks.push(new CaBundlePatcher({ kubeConfig: opts.kubeConfig, caPem: opts.webhookCaPem, log: opts.log }));
   if (opts.rootCertPem && opts.rootCertPem.trim()) {
     tasks.push(new RootCertPublisher({ kubeConfig: opts.kubeConfig, rootCertPem: opts.rootCertPem, log: opts.log }));
   } else {

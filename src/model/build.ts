@@ -54,6 +54,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   for (const ns of kind('Namespace')) namespaces.add(ns.metadata.name);
   for (const o of input.objects) if (o.metadata.namespace) namespaces.add(o.metadata.namespace);
 
+  const namespaceLabels = new Map(kind('Namespace').map((n) => [n.metadata.name, n.metadata.labels] as const));
   const registry = buildRegistry(kind, domain, errors);
   const routing = buildRouting(kind, domain, namespaces, errors);
 
@@ -79,6 +80,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     domain,
     rootNamespace: input.rootNamespace ?? DEFAULT_ROOT_NAMESPACE,
     namespaces,
+    namespaceLabels,
     ...registry,
     servicesVisibleIn,
     publicServices,

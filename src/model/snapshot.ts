@@ -128,6 +128,8 @@ export interface MeshSnapshot {
   /** Istio's config root namespace: its DestinationRules apply mesh-wide as a fallback. */
   readonly rootNamespace: string;
   readonly namespaces: ReadonlySet<string>;
+  /** Labels of the Namespace objects (e.g. `istio-injection`), by name. */
+  readonly namespaceLabels: ReadonlyMap<string, Readonly<Record<string, string>>>;
   /** Sorted by hostname: Kubernetes Services and ServiceEntry hosts. */
   readonly services: readonly MeshService[];
   readonly serviceByHost: ReadonlyMap<string, MeshService>;

@@ -48,10 +48,14 @@ function certificate(pub: forge.pki.PublicKey, cn: string, notBefore: Date, days
   return c;
 }
 
-/** A fresh CA and a serving certificate it signed for `dnsNames`. */
-export function selfSignedServingCertificate(o: SelfSignedOptions): ServingCertificate {
-  if (o.dnsNames.length === 0) throw new Error('a serving certificate needs at least one DNS name');
-  const now = o.now ?? new Date();
+/** A CA for webhook serving certificates: PEM certificate and PKCS#8 key. */
+export interface WebhookCa {
+  certPem: string;
+  keyPem: string;
+}
+
+/** A fresh self-signed webhook CA (10 years, as Istio's self-signed root). */
+export function createWebhookCa(now: Date = new Date()): WebhookCa {
   const ca = rsaKey();
   const caCert = certificate(ca.pub, 'meshd webhook CA', now, 3650);
   caCert.setIssuer(caCert.subject.attributes);
@@ -61,7 +65,15 @@ export function selfSignedServingCertificate(o: SelfSignedOptions): ServingCerti
     { name: 'subjectKeyIdentifier' },
   ]);
   caCert.sign(ca.priv, forge.md.sha256.create());
+  return { certPem: forge.pki.certificateToPem(caCert), keyPem: ca.pem };
+}
 
+/** A serving certificate for `dnsNames`, signed by `ca`. */
+export function servingCertificateFrom(ca: WebhookCa, o: SelfSignedOptions): ServingCertificate {
+  if (o.dnsNames.length === 0) throw new Error('a serving certificate needs at least one DNS name');
+  const now = o.now ?? new Date();
+  const caCert = forge.pki.certificateFromPem(ca.certPem);
+  const caKey = forge.pki.privateKeyFromPem(ca.keyPem);
   const leaf = rsaKey();
   const cert = certificate(leaf.pub, o.dnsNames[0] as string, now, o.validityDays ?? 365);
   cert.setIssuer(caCert.subject.attributes);
@@ -73,7 +85,11 @@ export function selfSignedServingCertificate(o: SelfSignedOptions): ServingCerti
     { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
     { name: 'subjectAltName', altNames: o.dnsNames.map((value) => ({ type: 2, value })) },
   ]);
-  cert.sign(ca.priv, forge.md.sha256.create());
-  const caPem = forge.pki.certificateToPem(caCert);
-  return { certChainPem: forge.pki.certificateToPem(cert), keyPem: leaf.pem, caBundlePem: caPem };
+  cert.sign(caKey, forge.md.sha256.create());
+  return { certChainPem: forge.pki.certificateToPem(cert), keyPem: leaf.pem, caBundlePem: ca.certPem };
+}
+
+/** A fresh CA and a serving certificate it signed for `dnsNames`. */
+export function selfSignedServingCertificate(o: SelfSignedOptions): ServingCertificate {
+  return servingCertificateFrom(createWebhookCa(o.now ?? new Date()), o);
 }
