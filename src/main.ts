@@ -4,10 +4,33 @@ import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULTS } from './config/options';
 import { type MeshdHandle, startMeshd } from './meshd';
 import { validateFiles } from './cli/validate';
+import { agentCommand } from './cli/agent';
 import { bootstrapCommand } from './cli/bootstrap';
 import { kubeInjectCommand } from './cli/kube-inject';
 
 export { startMeshd, type MeshdHandle } from './meshd';
+
+interface CliOptions {
+  configDir?: string;
+  kubeconfig?: string;
+  host: string;
+  xdsPort: number;
+  debugPort: number;
+  monitoringPort: number;
+  webhookPort: number;
+  secureXdsPort: number;
+  trustDomain: string;
+  caDir: string;
+  cacerts?: string;
+  jwks?: string;
+  jwtIssuer?: string;
+  jwtAudience?: string[];
+  workloadCertTtl: number;
+  maxWorkloadCertTtl: number;
+  domain: string;
+  logLevel: string;
+  validateResources: boolean;
+}
 
 function port(name: string, allowDisable = false) {
   return (v: string): number => {
@@ -16,6 +39,17 @@ function port(name: string, allowDisable = false) {
     return n;
   };
 }
+
+function seconds(name: string) {
+  return (v: string): number => {
+    const m = /^(\d+)(s|m|h|d)?$/.exec(v.trim());
+    if (!m || Number(m[1]) <= 0) throw new InvalidArgumentError(`${name} must be a positive duration such as 3600, 90m, 24h or 90d`);
+    return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd'];
+  };
+}
+
+/** Where the self-signed root lives on the command line (folder source), relative to the working directory. */
+export const DEFAULT_CA_DIR = '.meshd/ca';
 
 export function program(): Command {
   const cmd = new Command('meshd')
@@ -27,10 +61,19 @@ export function program(): Command {
     .option('--debug-port <port>', 'HTTP debug port (/debug/*, /ready, /metrics); 0 picks a free port', port('--debug-port'), DEFAULTS.debugPort)
     .option('--monitoring-port <port>', 'HTTP /metrics port as istiod; 0 picks, -1 disables', port('--monitoring-port', true), DEFAULTS.monitoringPort)
     .option('--webhook-port <port>', 'HTTPS admission webhooks (/inject, /validate) as istiod; 0 picks, -1 disables', port('--webhook-port', true), 15017)
+    .option('--secure-xds-port <port>', 'xDS and CA over TLS as istiod; 0 picks, -1 disables', port('--secure-xds-port', true), 15012)
+    .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities', DEFAULTS.trustDomain)
+    .option('--ca-dir <dir>', 'folder of the self-signed root (with --config-dir; Kubernetes keeps it in Secret istio-ca-secret)', DEFAULT_CA_DIR)
+    .option('--cacerts <dir>', "plug-in CA folder (istiod's cacerts: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)")
+    .option('--jwks <file|url>', 'accept CSRs with a JWT signed by a key of this JWKS (needs --jwt-issuer, --jwt-audience)')
+    .option('--jwt-issuer <iss>', 'the issuer JWTs must carry')
+    .option('--jwt-audience <aud>', 'an audience JWTs may carry (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--workload-cert-ttl <duration>', 'workload certificate lifetime when none is asked for', seconds('--workload-cert-ttl'), DEFAULTS.workloadCertTtlSeconds)
+    .option('--max-workload-cert-ttl <duration>', 'longest workload certificate lifetime handed out', seconds('--max-workload-cert-ttl'), DEFAULTS.maxWorkloadCertTtlSeconds)
     .option('--domain <domain>', 'cluster DNS domain', DEFAULTS.domain)
     .option('--log-level <level>', 'trace, debug, info, warn, error', DEFAULTS.logLevel)
     .option('--no-validate-resources', 'skip the validate.rules check of generated resources')
-    .action(async (o: { configDir?: string; kubeconfig?: string; host: string; xdsPort: number; debugPort: number; monitoringPort: number; webhookPort: number; domain: string; logLevel: string; validateResources: boolean }) => {
+    .action(async (o: CliOptions) => {
       if (o.configDir && o.kubeconfig) cmd.error('error: --config-dir and --kubeconfig are exclusive: pick one config source');
       // Neither flag inside a pod: the cluster's own API server, with the pod's service account.
       const inCluster = !o.configDir && !o.kubeconfig && Boolean(process.env['KUBERNETES_SERVICE_HOST']);
@@ -39,9 +82,19 @@ export function program(): Command {
       }
       // The pod's name and namespace (downward API, as istiod's Deployment sets them).
       const pod = { podName: process.env['POD_NAME'] || undefined, podNamespace: process.env['POD_NAMESPACE'] || undefined };
-      const handle: MeshdHandle = await startMeshd({ ...o, ...pod, inCluster: inCluster || undefined });
+      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, ...rest } = o;
+      const handle: MeshdHandle = await startMeshd({
+        ...rest,
+        ...pod,
+        inCluster: inCluster || undefined,
+        cacertsDir: cacerts,
+        workloadCertTtlSeconds: workloadCertTtl,
+        maxWorkloadCertTtlSeconds: maxWorkloadCertTtl,
+        jwtAudiences: jwtAudience,
+      });
       process.stdout.write(
         `meshd listening: xDS ${o.host}:${handle.xdsPort}, debug http://${o.host}:${handle.debugPort}/debug` +
+          (handle.secureXdsPort >= 0 ? `, xDS+CA over TLS ${o.host}:${handle.secureXdsPort}` : '') +
           (handle.monitoringPort >= 0 ? `, metrics http://${o.host}:${handle.monitoringPort}/metrics` : '') +
           (handle.webhookPort >= 0 ? `, webhooks https://${o.host}:${handle.webhookPort}` : '') +
           '\n',
@@ -62,6 +115,7 @@ export function program(): Command {
       process.exitCode = ok ? 0 : 1;
     });
   cmd.addCommand(bootstrapCommand(process.env, { stdout: process.stdout, stderr: process.stderr }));
+  cmd.addCommand(agentCommand(process.env, { stderr: process.stderr }));
   cmd.addCommand(kubeInjectCommand({ stdout: process.stdout, stderr: process.stderr, stdin: () => fs.readFileSync(0, 'utf8') }));
   return cmd;
 }

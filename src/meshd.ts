@@ -21,6 +21,8 @@ import { Debouncer } from './xds/debounce';
 import { XdsMetrics } from './xds/metrics';
 import { EnvoyProtos } from './xds/protos';
 import { AdsServer } from './xds/server';
+import { MeshdCa } from './ca/setup';
+import type { CertificateAuthority } from './ca/types';
 import { ResourceValidator } from './xds/validate-rules';
 
 export interface MeshdHandle {
@@ -39,6 +41,12 @@ export interface MeshdHandle {
   webhookPort: number;
   /** The CA the webhook serving certificate chains to (the webhook configurations' caBundle). */
   webhookCaPem(): string | undefined;
+  /** xDS and the CA over TLS (istiod's 15012), or -1 when off. */
+  secureXdsPort: number;
+  /** The CA's root bundle (PEM) that workloads trust; '' until the CA is ready. */
+  caRootPem(): string;
+  /** Resolves once the CA signs (and the 15012 serving certificate is issued). */
+  caReady(): Promise<void>;
   /** With a Kubernetes source: this replica's leader-election identity and state. */
   leader(): { identity: string; leading: boolean; holder: string } | undefined;
   close(): Promise<void>;
@@ -47,7 +55,15 @@ export interface MeshdHandle {
 /** Kubernetes source tuning (tests shorten these). */
 export type KubeTuning = Pick<KubeSourceOptions, 'backoffInitialMs' | 'backoffMaxMs' | 'missingRetryMs' | 'watchTimeoutSeconds'>;
 
-export type StartOptions = Partial<MeshdOptions> & { logger?: Logger; kube?: KubeTuning; leaseTimings?: Partial<LeaseTimings> };
+export type StartOptions = Partial<MeshdOptions> & {
+  logger?: Logger;
+  kube?: KubeTuning;
+  leaseTimings?: Partial<LeaseTimings>;
+  /** Sign with this authority instead of meshd's own (tests, embedders). */
+  certificateAuthority?: CertificateAuthority;
+  /** Lifetime of the 15012 serving certificate (default 24 h; re-issued at half). */
+  servingCertTtlSeconds?: number;
+};
 
 /** The content part of a snapshot version (`<sequence>-<hash>`). */
 function contentHash(s: MeshSnapshot): string {
@@ -86,6 +102,28 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     : new FileSource(opts.configDir as string);
   // The webhook CA every replica's serving certificate chains to (Kubernetes: shared through a Secret).
   let webhookCaPem: string | undefined;
+  // The workload CA: CreateCertificate on the xDS ports; in Kubernetes only the leader creates the root.
+  let leading: () => boolean = () => false;
+  const ca = new MeshdCa({
+    trustDomain: opts.trustDomain,
+    cacertsDir: opts.cacertsDir,
+    caDir: opts.caDir,
+    kubeConfig,
+    namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE,
+    domain: opts.domain,
+    mayWrite: () => leading(),
+    defaultTtlSeconds: opts.workloadCertTtlSeconds,
+    maxTtlSeconds: opts.maxWorkloadCertTtlSeconds,
+    jwks: opts.jwks,
+    jwtIssuer: opts.jwtIssuer,
+    jwtAudiences: opts.jwtAudiences,
+    serving: opts.secureXdsPort >= 0,
+    servingTtlSeconds: input.servingCertTtlSeconds,
+    registry: metrics.registry,
+    log,
+    authority: input.certificateAuthority,
+  });
+  ca.register((def, impl) => server.addService(def, impl));
   // Every replica serves xDS; work that must happen once in the cluster runs on the Lease holder.
   // (The CA issue adds the root certificate that the leader publishes as istio-ca-root-cert.)
   const election: LeaderElectionHandle | undefined = kubeConfig
@@ -94,10 +132,11 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         namespace: opts.podNamespace,
         identity: leaderIdentity(opts.podName),
         log,
-        tasks: meshdLeaderTasks({ kubeConfig, log, webhookCaPem: opts.webhookPort >= 0 ? () => webhookCaPem : undefined }),
+        tasks: [...meshdLeaderTasks({ kubeConfig, log, webhookCaPem: opts.webhookPort >= 0 ? () => webhookCaPem : undefined }), ...ca.leaderTasks],
         timings: input.leaseTimings,
       })
     : undefined;
+  if (election) leading = () => election.isLeader();
   // Each problem is logged when it first appears, not again on every rebuild while it lasts.
   let logged = new Set<string>();
   const rebuild = (): MeshSnapshot => {
@@ -141,9 +180,12 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   let xdsPort = 0;
   let debugPort = 0;
   let monitoringPort = -1;
+  let secureXdsPort = -1;
   let webhooks: WebhookServerHandle | undefined;
   try {
     xdsPort = await server.listen(opts.host, opts.xdsPort);
+    // Connections to 15012 are dropped until the CA has issued the serving certificate.
+    if (ca.serving) secureXdsPort = await server.listen(opts.host, opts.secureXdsPort, ca.serving.credentials());
     const dbg = debugApp({ server, protos, cache, metrics, snapshot: () => current, ready: () => ready });
     apps.push(dbg);
     debugPort = await listenApp(dbg, opts.host, opts.debugPort);
@@ -184,6 +226,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     }
   } catch (err) {
     debouncer.stop();
+    ca.close();
     await webhooks?.close();
     await election?.stop();
     await source.close();
@@ -191,7 +234,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     for (const a of apps) await a.close();
     throw err;
   }
-  log.info({ xds: `${opts.host}:${xdsPort}`, debug: `http://${opts.host}:${debugPort}`, monitoring: monitoringPort >= 0 ? `http://${opts.host}:${monitoringPort}/metrics` : 'off' }, 'meshd is serving');
+  log.info({ xds: `${opts.host}:${xdsPort}`, secureXds: secureXdsPort >= 0 ? `${opts.host}:${secureXdsPort}` : 'off', debug: `http://${opts.host}:${debugPort}`, monitoring: monitoringPort >= 0 ? `http://${opts.host}:${monitoringPort}/metrics` : 'off' }, 'meshd is serving');
   const becomeReady = (): void => {
     ready = true;
     markReady();
@@ -222,12 +265,16 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     source,
     webhookPort: webhooks?.port ?? -1,
     webhookCaPem: () => webhookCaPem,
+    secureXdsPort,
+    caRootPem: () => ca.authority.rootBundlePem(),
+    caReady: () => ca.ready(),
     leader: () => (election ? { identity: election.identity, leading: election.isLeader(), holder: election.leader() } : undefined),
     close: async () => {
       closed = true;
       ready = false;
       notReady(new Error('meshd closed before it was ready'));
       debouncer.stop();
+      ca.close();
       await election?.stop();
       await webhooks?.close();
       await source.close();

@@ -46,7 +46,7 @@ test('meshd refuses a bad port flag with a clear message', () => {
 });
 
 test('meshd --config-dir with port 0 prints the ports it chose and serves until SIGTERM', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--webhook-port', '0', '--log-level', 'warn'], { cwd: ROOT });
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--webhook-port', '0', '--secure-xds-port', '0', '--ca-dir', fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-cli-ca-')), '--log-level', 'warn'], { cwd: ROOT });
   let out = '';
   const line = await new Promise<string>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 20_000);

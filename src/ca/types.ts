@@ -30,6 +30,8 @@ export interface SignRequest {
   csrPem: string;
   /** The identities to put in the URI SAN: exactly those the caller proved. */
   identities: readonly string[];
+  /** DNS names for the SAN: only for meshd's own serving certificate (15012), never from a caller. */
+  dnsNames?: readonly string[];
   /** Requested lifetime; capped at the authority's maximum. */
   ttlSeconds: number;
   /** Defaults to now. */

@@ -26,6 +26,21 @@ export interface MeshdOptions {
   podName?: string;
   /** meshd's own namespace (POD_NAMESPACE): where the leader Lease lives. Default istio-system. */
   podNamespace?: string;
+  /** xDS and the CA over TLS as istiod serves them on 15012; -1 disables. */
+  secureXdsPort: number;
+  /** SPIFFE trust domain of issued identities. */
+  trustDomain: string;
+  /** Self-signed root folder (folder source). Unset: a new root in memory on every start. */
+  caDir?: string;
+  /** Plug-in root folder (`cacerts`); replaces the self-signed root. */
+  cacertsDir?: string;
+  /** JWT authentication of CSRs: a JWKS file or URL, with the issuer and audiences tokens must carry. */
+  jwks?: string;
+  jwtIssuer?: string;
+  jwtAudiences?: string[];
+  /** Workload certificate lifetime when none is asked for, and the longest handed out (seconds). */
+  workloadCertTtlSeconds: number;
+  maxWorkloadCertTtlSeconds: number;
 }
 
 export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluster'> = {
@@ -40,6 +55,11 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   validateResources: true,
   // Off for embedders and tests; the command line turns it on at 15017 as istiod.
   webhookPort: -1,
+  // Off for embedders and tests, as the webhook port; the command line serves 15012.
+  secureXdsPort: -1,
+  trustDomain: 'cluster.local',
+  workloadCertTtlSeconds: 24 * 3600,
+  maxWorkloadCertTtlSeconds: 90 * 24 * 3600,
 };
 
 export function withDefaults(o: Partial<MeshdOptions>): MeshdOptions {
@@ -56,6 +76,17 @@ export function withDefaults(o: Partial<MeshdOptions>): MeshdOptions {
   }
   if (!Number.isInteger(merged.webhookPort) || merged.webhookPort < -1 || merged.webhookPort > 65535) {
     throw new Error(`--webhook-port: ${merged.webhookPort} is not a port (0-65535, or -1 to disable)`);
+  }
+  if (!Number.isInteger(merged.secureXdsPort) || merged.secureXdsPort < -1 || merged.secureXdsPort > 65535) {
+    throw new Error(`--secure-xds-port: ${merged.secureXdsPort} is not a port (0-65535, or -1 to disable)`);
+  }
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(merged.trustDomain)) throw new Error(`--trust-domain: ${JSON.stringify(merged.trustDomain)} is not a DNS-like name`);
+  const { workloadCertTtlSeconds: ttl, maxWorkloadCertTtlSeconds: maxTtl } = merged;
+  if (!Number.isInteger(ttl) || ttl <= 0 || !Number.isInteger(maxTtl) || maxTtl < ttl) {
+    throw new Error(`--workload-cert-ttl ${ttl}s and --max-workload-cert-ttl ${maxTtl}s: both must be positive, and the default no longer than the maximum`);
+  }
+  if (merged.jwks !== undefined && (!merged.jwtIssuer || !merged.jwtAudiences || merged.jwtAudiences.length === 0)) {
+    throw new Error('--jwks needs --jwt-issuer and --jwt-audience');
   }
   return merged;
 }

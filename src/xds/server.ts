@@ -68,11 +68,17 @@ export class AdsServer {
     });
   }
 
-  listen(host: string, port: number): Promise<number> {
+  /** Listens on one more port; every port serves every registered service. Default plaintext. */
+  listen(host: string, port: number, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
     return new Promise((resolve, reject) => {
       const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-      this.server.bindAsync(addr, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+      this.server.bindAsync(addr, credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
     });
+  }
+
+  /** Serves another gRPC service (e.g. the CA) beside ADS, on the same ports. */
+  addService(definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+    this.server.addService(definition, implementation);
   }
 
   async close(): Promise<void> {

@@ -32,7 +32,17 @@ export interface Failure {
   count?: number;
 }
 
+/** A request the generic REST model cannot answer (e.g. POST …/tokenreviews): answered by a test's function. */
+export interface CustomHandler {
+  method: string;
+  /** The exact request path, e.g. `/apis/authentication.k8s.io/v1/tokenreviews`. */
+  path: string;
+  handle(body: unknown): { status: number; body: unknown };
+}
+
 export interface HandlerDeps {
+  /** Consulted (after authentication) before the REST model. */
+  custom?: readonly CustomHandler[];
   store: KubeStore;
   /** Open watches (the handler adds to it; each removes itself when it ends). */
   watches: Set<WatchStream>;
@@ -189,6 +199,18 @@ export function requestHandler(d: HandlerDeps): (req: http.IncomingMessage, res:
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse, u: URL, entry: RequestLogEntry): Promise<number> => {
     const method = req.method ?? 'GET';
     if (req.headers.authorization !== `Bearer ${token}`) throw new KubeApiError(401, 'Unauthorized', 'Unauthorized');
+    const custom = d.custom?.find((c) => c.method === method && c.path === u.pathname);
+    if (custom) {
+      const text = await readBody(req);
+      let parsed: unknown;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        throw new KubeApiError(400, 'BadRequest', 'the request body could not be decoded');
+      }
+      const r = custom.handle(parsed);
+      return send(res, r.status, r.body);
+    }
     const parts = u.pathname.split('/').filter((p) => p !== '');
     if (parts.length === 1 && ['healthz', 'livez', 'readyz'].includes(parts[0] as string)) {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');

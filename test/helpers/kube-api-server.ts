@@ -29,7 +29,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import forge from 'node-forge';
 import { makeCa } from './certs';
-import { type Failure, type RequestLogEntry, requestHandler } from './kube-api-http';
+import { type CustomHandler, type Failure, type RequestLogEntry, requestHandler } from './kube-api-http';
 import { KubeObjectStore } from './kube-api-objects';
 import type { JsonObject } from './kube-api-patch';
 import { type ApiResource, DEFAULT_RESOURCES } from './kube-api-resources';
@@ -40,7 +40,7 @@ export { DEFAULT_RESOURCES, resourcesWithout, resourcesWithVersions, type ApiRes
 export { KubeApiError } from './kube-api-store';
 export type { WatchInfo } from './kube-api-watch';
 export type { KubeObjectStore } from './kube-api-objects';
-export type { Failure, RequestLogEntry } from './kube-api-http';
+export type { CustomHandler, Failure, RequestLogEntry } from './kube-api-http';
 
 export interface KubeApiServerOptions {
   /** Installed resource types; default DEFAULT_RESOURCES. */
@@ -55,6 +55,8 @@ export interface KubeApiServerOptions {
   requireNamespace?: boolean;
   /** The first resourceVersion handed out; default 1000. */
   firstResourceVersion?: number;
+  /** Extra endpoints outside the REST model (e.g. TokenReview), checked before it. */
+  handlers?: readonly CustomHandler[];
 }
 
 export interface KubeApiServer {
@@ -153,7 +155,7 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
   store.subscribe((e) => {
     for (const w of [...watches]) w.deliver(store, e);
   });
-  const onRequest = requestHandler({ store, watches, requests, failures, pages, token, expiredWatchAs: opts.expiredWatchAs, address: () => address });
+  const onRequest = requestHandler({ custom: opts.handlers, store, watches, requests, failures, pages, token, expiredWatchAs: opts.expiredWatchAs, address: () => address });
 
   const server: http.Server = tls ? https.createServer({ cert: tls.cert, key: tls.key }, onRequest) : http.createServer(onRequest);
   server.on('connection', (s: Socket) => {

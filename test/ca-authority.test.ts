@@ -1,0 +1,199 @@
+/**
+ * Signing: workload certificates issued by meshd's CA, checked by parties that are not meshd
+ * (openssl verify / x509 -text, Node's X509Certificate), for every key workloads may use;
+ * refusals for bad CSRs; TTL rules; no private key in any error or log line.
+ */
+import assert from 'node:assert/strict';
+import { X509Certificate, createPublicKey } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { MeshdAuthority } from '../src/ca/authority';
+import { publicKeyFromSpki } from '../src/ca/csr';
+import { children, parseOne } from '../src/ca/der';
+import { FolderRootStore } from '../src/ca/root-store';
+import { CaError } from '../src/ca/types';
+import { type KeySpec, corruptCsrSignature, keyFragments, makeCsr, quietLog, tmpDir, verify, x509Text } from './helpers/ca-openssl';
+import { captureLog } from './helpers/kube-testing';
+
+const ID = 'spiffe://cluster.local/ns/default/sa/reviews';
+const HOUR = 3600;
+const DAY = 24 * HOUR;
+
+/** Certificates hold whole seconds: a `now` without milliseconds makes TTL checks exact. */
+const wholeSecond = (): Date => new Date(Math.floor(Date.now() / 1000) * 1000);
+
+async function refusal(p: Promise<unknown>): Promise<CaError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof CaError, `expected a CaError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected a refusal');
+}
+
+describe('CA signing', { timeout: 120_000 }, () => {
+  const dir = tmpDir();
+  const logs = captureLog('trace');
+  const messages: string[] = [];
+  const csrKeys: string[] = [];
+  let ca: MeshdAuthority;
+
+  before(async () => {
+    ca = await MeshdAuthority.start({ mode: 'self-signed', store: new FolderRootStore(path.join(dir, 'store')), log: logs.log, checkIntervalMs: 0 });
+  });
+  after(() => {
+    ca.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const spec of ['rsa:2048', 'rsa:3072', 'rsa:4096', 'P-256'] as KeySpec[]) {
+    it(`issues a certificate for a ${spec} CSR that openssl and Node verify, naming only the proven identity`, async () => {
+      const { csrPem, keyPem } = makeCsr(dir, spec);
+      csrKeys.push(keyPem);
+      const now = wholeSecond();
+      const { certChainPem } = await ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR, now });
+      assert.equal(certChainPem.length, 2, 'leaf and root');
+      const [leafPem, rootPem] = certChainPem as [string, string];
+      assert.equal(rootPem, ca.rootBundlePem());
+
+      const [ok, out] = verify(dir, { root: rootPem, leaf: leafPem });
+      assert.ok(ok, out);
+
+      const leaf = new X509Certificate(leafPem);
+      const root = new X509Certificate(rootPem);
+      assert.ok(leaf.checkIssued(root) && !root.checkIssued(leaf), 'root issued leaf');
+      assert.ok(leaf.verify(root.publicKey), 'signature verifies with the root key');
+      assert.equal(leaf.subjectAltName, `URI:${ID}`, 'exactly the SPIFFE URI, nothing the CSR asked for');
+      assert.ok(!leaf.subject, 'empty subject');
+      assert.equal(leaf.ca, false);
+      const spki = leaf.publicKey.export({ type: 'spki', format: 'der' });
+      assert.deepEqual(spki, createPublicKey(keyPem).export({ type: 'spki', format: 'der' }), 'the CSR key is certified');
+      // The fast SPKI reader (JWK import) yields exactly the key OpenSSL's decoder reads.
+      assert.deepEqual(publicKeyFromSpki(spki).export({ type: 'spki', format: 'der' }), spki);
+      // Validity: the TTL from now (second resolution), notBefore slightly in the past.
+      assert.equal(Math.round((Date.parse(leaf.validTo) - now.getTime()) / 1000), HOUR);
+      assert.ok(Date.parse(leaf.validFrom) < now.getTime());
+      assert.ok(now.getTime() - Date.parse(leaf.validFrom) <= 5 * 60_000);
+      // Serial: positive, 128 bits of randomness (16 or 17 octets with a sign byte).
+      const tbs = children(children(parseOne(leaf.raw).value)[0]!.value);
+      const serial = tbs[1]!;
+      assert.equal(serial.tag, 0x02);
+      assert.ok(serial.value.length <= 17 && serial.value.length >= 8, 'at most 17 octets');
+      assert.ok((serial.value[0] as number) < 0x80, 'positive');
+      assert.match(leaf.serialNumber, /^[0-9A-F]{16,32}$/);
+
+      const text = x509Text(dir, leafPem);
+      assert.match(text, /Key Usage: critical\s+Digital Signature, Key Encipherment\n/);
+      assert.match(text, /Extended Key Usage:\s*\n\s+TLS Web Server Authentication, TLS Web Client Authentication\n/);
+      assert.match(text, /Basic Constraints: critical\s+CA:FALSE/);
+      assert.match(text, /Subject Alternative Name: critical\s+URI:spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews\n/);
+      assert.match(text, /Authority Key Identifier/);
+      assert.doesNotMatch(text, /evil|attacker|kube-system/);
+      assert.match(text, /Signature Algorithm: sha256WithRSAEncryption/);
+    });
+  }
+
+  it('gives each certificate its own serial and lists several identities in order', async () => {
+    const { csrPem } = makeCsr(dir, 'P-256');
+    const ids = [ID, 'spiffe://cluster.local/ns/default/sa/ratings'];
+    const a = new X509Certificate((await ca.sign({ csrPem, identities: ids, ttlSeconds: HOUR })).certChainPem[0] as string);
+    const b = new X509Certificate((await ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR })).certChainPem[0] as string);
+    assert.notEqual(a.serialNumber, b.serialNumber);
+    assert.equal(a.subjectAltName, ids.map((u) => `URI:${u}`).join(', '));
+    // meshd's own serving certificate also carries DNS names (never taken from a caller's CSR).
+    const own = new X509Certificate((await ca.sign({ csrPem, identities: [ID], dnsNames: ['istiod.istio-system.svc'], ttlSeconds: HOUR })).certChainPem[0] as string);
+    assert.equal(own.subjectAltName, `URI:${ID}, DNS:istiod.istio-system.svc`);
+    const bad = await refusal(ca.sign({ csrPem, identities: [ID], dnsNames: ['bad name'], ttlSeconds: HOUR }));
+    assert.equal(bad.reason, 'id_mismatch');
+  });
+
+  it('applies the default TTL to 0 or negative requests and caps long ones at the maximum', async () => {
+    const { csrPem } = makeCsr(dir, 'P-256');
+    const now = wholeSecond();
+    const ttlOf = async (ttlSeconds: number, c: MeshdAuthority = ca): Promise<number> => {
+      const leaf = new X509Certificate((await c.sign({ csrPem, identities: [ID], ttlSeconds, now })).certChainPem[0] as string);
+      return Math.round((Date.parse(leaf.validTo) - now.getTime()) / 1000);
+    };
+    assert.equal(await ttlOf(0), DAY, '0 → 24 h');
+    assert.equal(await ttlOf(-5), DAY, 'negative → 24 h');
+    assert.equal(await ttlOf(Number.NaN), DAY, 'NaN → 24 h');
+    assert.equal(await ttlOf(7 * DAY), 7 * DAY);
+    assert.equal(await ttlOf(365 * DAY), 90 * DAY, 'capped at 90 days');
+
+    const small = await MeshdAuthority.start({
+      mode: 'self-signed', store: new FolderRootStore(path.join(dir, 'small')), log: quietLog, checkIntervalMs: 0,
+      maxTtlSeconds: 2 * HOUR, defaultTtlSeconds: HOUR, rootTtlSeconds: 3 * HOUR, backdateSeconds: 0,
+    });
+    try {
+      assert.equal(await ttlOf(0, small), HOUR);
+      assert.equal(await ttlOf(10 * HOUR, small), 2 * HOUR);
+      const late = new Date(now.getTime() + 2 * HOUR * 1000);
+      const leaf = new X509Certificate((await small.sign({ csrPem, identities: [ID], ttlSeconds: 2 * HOUR, now: late })).certChainPem[0] as string);
+      assert.equal(leaf.validTo, new X509Certificate(small.rootBundlePem()).validTo, 'never outlives the signing CA');
+    } finally {
+      small.close();
+    }
+  });
+
+  it('refuses a CSR whose signature does not verify', async () => {
+    const { csrPem, keyPem } = makeCsr(dir, 'rsa:2048');
+    csrKeys.push(keyPem);
+    const e = await refusal(ca.sign({ csrPem: corruptCsrSignature(csrPem), identities: [ID], ttlSeconds: HOUR }));
+    assert.equal(e.reason, 'csr_parse_error');
+    assert.equal(e.grpcCode, 3);
+    assert.match(e.message, /signature/);
+    messages.push(e.message);
+    const ec = makeCsr(dir, 'P-256');
+    csrKeys.push(ec.keyPem);
+    messages.push((await refusal(ca.sign({ csrPem: corruptCsrSignature(ec.csrPem), identities: [ID], ttlSeconds: HOUR }))).message);
+  });
+
+  it('refuses malformed CSRs, naming the problem without quoting the input', async () => {
+    for (const csrPem of ['', 'hello', '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n']) {
+      const e = await refusal(ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR }));
+      assert.equal(e.reason, 'csr_parse_error');
+      messages.push(e.message);
+    }
+    // A private key pasted where the CSR belongs.
+    const { keyPem } = makeCsr(dir, 'rsa:2048');
+    csrKeys.push(keyPem);
+    const e = await refusal(ca.sign({ csrPem: keyPem, identities: [ID], ttlSeconds: HOUR }));
+    assert.equal(e.reason, 'csr_parse_error');
+    messages.push(e.message);
+  });
+
+  for (const [spec, why] of [['rsa:1024', /RSA key size 1024/], ['P-384', /curve secp384r1/], ['ed25519', /key type ed25519/]] as const) {
+    it(`refuses a ${spec} CSR as an unsupported key`, async () => {
+      const { csrPem, keyPem } = makeCsr(dir, spec);
+      csrKeys.push(keyPem);
+      const e = await refusal(ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR }));
+      assert.equal(e.reason, 'key_type');
+      assert.equal(e.grpcCode, 3);
+      assert.match(e.message, why);
+      messages.push(e.message);
+    });
+  }
+
+  it('refuses to sign without an authenticated identity, or for one that is not a URI', async () => {
+    const { csrPem } = makeCsr(dir, 'P-256');
+    const none = await refusal(ca.sign({ csrPem, identities: [], ttlSeconds: HOUR }));
+    assert.equal(none.reason, 'authentication_failure');
+    const bad = await refusal(ca.sign({ csrPem, identities: ['not a uri'], ttlSeconds: HOUR }));
+    assert.equal(bad.reason, 'id_mismatch');
+    messages.push(none.message, bad.message);
+  });
+
+  it('puts no private key material in any error message or log line', () => {
+    const caKey = fs.readFileSync(path.join(dir, 'store', 'ca-key.pem'), 'utf8');
+    const fragments = keyFragments(caKey, ...csrKeys);
+    assert.ok(fragments.length > 50 && messages.length >= 10);
+    const logText = JSON.stringify(logs.records());
+    assert.match(logText, /self-signed root ready/, 'the log was captured');
+    for (const text of [...messages, logText]) {
+      assert.doesNotMatch(text, /PRIVATE KEY/);
+      for (const f of fragments) assert.ok(!text.includes(f), 'a private key fragment leaked');
+    }
+  });
+});
