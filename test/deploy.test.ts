@@ -235,6 +235,7 @@ function permissions(objs: Doc[], sa: { name: string; namespace: string }): (ver
 const RESOURCE: Record<Kind, string> = {
   Namespace: 'namespaces', Service: 'services', Endpoints: 'endpoints', Pod: 'pods', EndpointSlice: 'endpointslices', Secret: 'secrets',
   VirtualService: 'virtualservices', DestinationRule: 'destinationrules', ServiceEntry: 'serviceentries', WorkloadEntry: 'workloadentries', Gateway: 'gateways',
+  PeerAuthentication: 'peerauthentications', AuthorizationPolicy: 'authorizationpolicies',
 };
 const WATCH = ['get', 'list', 'watch'];
 

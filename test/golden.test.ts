@@ -4,7 +4,7 @@
  *
  * Each case is test/golden/<case>/case.yaml:
  *   input: <folder relative to the repo root>
- *   proxies: [{ name, id, metadata }]
+ *   proxies: [{ name, id, metadata, names? }]   (names: { LDS: [...] } subscribes by name)
  * and the expected output lives in test/golden/<case>/<proxy name>/{cds,eds,lds,rds}.yaml.
  */
 import assert from 'node:assert/strict';
@@ -22,7 +22,7 @@ const protos = new EnvoyProtos();
 
 interface Case {
   input: string;
-  proxies: { name: string; id: string; metadata?: Record<string, unknown> }[];
+  proxies: { name: string; id: string; metadata?: Record<string, unknown>; names?: Record<string, string[]> }[];
 }
 
 for (const name of fs.readdirSync(GOLDEN).sort()) {
@@ -33,7 +33,7 @@ for (const name of fs.readdirSync(GOLDEN).sort()) {
   for (const p of c.proxies) {
     test(`golden ${name}/${p.name}`, () => {
       assert.deepEqual(snap.errors, [], 'golden inputs must be valid');
-      const out = render(protos, snap, p.id, p.metadata ?? {});
+      const out = render(protos, snap, p.id, p.metadata ?? {}, p.names);
       assert.deepEqual(out.rejected, [], 'every generated resource passes validate.rules');
       for (const [type, resources] of Object.entries(out.byType)) {
         const file = path.join(GOLDEN, name, p.name, `${type.toLowerCase()}.yaml`);

@@ -300,10 +300,15 @@ describe('validation', () => {
     const r1 = await admit('/validate', reviewOf(bad, { namespace: 'shop' }));
     assert.equal(r1.allowed, false);
     assert.match(r1.status?.message ?? '', /apiVersion: unsupported apiVersion "networking.istio.io\/v2" for kind VirtualService/);
-    const ap = { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
-    const r2 = await admit('/validate', reviewOf(ap, { namespace: 'shop' }));
+    const ra = { apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
+    const r2 = await admit('/validate', reviewOf(ra, { namespace: 'shop' }));
     assert.equal(r2.allowed, true);
-    assert.match(r2.warnings?.[0] ?? '', /does not validate kind AuthorizationPolicy/);
+    assert.match(r2.warnings?.[0] ?? '', /does not validate kind RequestAuthentication/);
+    // AuthorizationPolicy is validated now: a DENY without rules is refused with meshd validate's message.
+    const ap = { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'a', namespace: 'shop' }, spec: { action: 'DENY' } };
+    const r4 = await admit('/validate', reviewOf(ap, { namespace: 'shop' }));
+    assert.equal(r4.allowed, false);
+    assert.match(r4.status?.message ?? '', /spec\.rules: DENY action without `rules` is meaningless/);
     const r3 = await admit('/validate', reviewOf(null, { namespace: 'shop', operation: 'DELETE' }));
     assert.equal(r3.allowed, true);
   });

@@ -33,6 +33,7 @@ import {
 } from './cluster-shape';
 import { applyUpstreamTls, grpcUpstreamTls } from './cluster-tls';
 import { inboundPorts } from './inbound';
+import { applyAutoMtls } from './security/auto-mtls';
 import { wantsLocalityWeightedConfig } from './locality';
 import type { GenerateContext, ProtoObject, Resource } from './types';
 import {
@@ -95,13 +96,16 @@ function envoyCluster(ctx: GenerateContext, name: string, t: ClusterTarget, load
   applyOutlierDetection(d, p?.outlierDetection);
   if (wantsLocalityWeightedConfig(placementPlan(t))) commonLbConfig(d).locality_weighted_lb_config = {};
   applyLoadBalancer(d, p?.loadBalancer, 'envoy');
-  applyUpstreamTls(d, p?.tls, {
+  const tlsTarget = {
     sni: `outbound_.${t.port.port}_.${t.subset}_.${t.svc.hostname}`,
     serviceAccounts: serviceAccounts(ctx.snap, t.svc),
     fromServiceEntry: t.svc.source.kind === 'ServiceEntry',
     sidecar: ctx.proxy.type === 'sidecar',
     ruleHasSelector: t.dr?.spec.workloadSelector !== undefined,
-  });
+  };
+  applyUpstreamTls(d, p?.tls, tlsTarget);
+  // No TLS in the rule: istiod's automatic mTLS (ISTIO_MUTUAL to endpoints with sidecars).
+  applyAutoMtls(ctx.snap, d, t.svc, t.port.port, p?.tls, tlsTarget);
   if (c.type === 'EDS') c.eds_cluster_config = { eds_config: adsConfigSource(), service_name: name };
   const http = httpProtocolOptions(d, HTTP_PROTOCOL_OPTIONS_TYPE);
   if (http) c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': http };

@@ -16,12 +16,14 @@ import {
   subsetEndpoints,
 } from './cluster-shape';
 import { failoverPriorityKey } from './locality';
+import { withTlsModeMetadata } from './security/auto-mtls';
 import type { GenerateContext, ProtoObject, Resource } from './types';
 import { outboundClusterName } from './util';
 
 function clusterLoadAssignment(ctx: GenerateContext, name: string, t: ClusterTarget, placement: ProxyPlacement | undefined): ProtoObject {
   const endpoints = subsetEndpoints(ctx.snap, t.svc, t.port.port, t.dr, t.subset) ?? [];
-  const groups = placedGroups(endpoints, placementPlan(t), placement, { ipOnly: true, withLabels: true });
+  // Endpoints with sidecars are marked for the clusters' auto-mTLS transport socket match.
+  const groups = withTlsModeMetadata(ctx.snap, t.svc, placedGroups(endpoints, placementPlan(t), placement, { ipOnly: true, withLabels: true }));
   return groups.length > 0 ? { cluster_name: name, endpoints: groupsToProto(groups) } : { cluster_name: name };
 }
 

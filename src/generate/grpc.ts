@@ -1,11 +1,15 @@
-/** LDS for proxyless gRPC clients: one api listener `<fqdn>:<port>` per service port, routed by RDS. */
+/**
+ * LDS for proxyless gRPC: one api listener `<fqdn>:<port>` per service port (clients), routed by
+ * RDS, and the inbound listeners xDS-enabled servers ask for by name (security/grpc-server.ts).
+ */
 import { visibleServices } from '../model/lookup';
 import type { GenerateContext, Resource } from './types';
 import { httpFilters } from './http-filters';
 import { HCM_TYPE, socketAddress } from './util';
+import { grpcServerListeners } from './security/grpc-server';
 
 export function grpcListeners(ctx: GenerateContext): Resource[] {
-  const out: Resource[] = [];
+  const out: Resource[] = grpcServerListeners(ctx);
   for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
     for (const p of svc.ports) {
       if (p.protocol === 'UDP') continue;

@@ -4,7 +4,10 @@
  * in outbound-tcp.ts (`<vip>_<port>`, or `0.0.0.0_<port>` for ServiceEntries without a VIP).
  */
 import { isHttp } from '../model/protocol';
-import { workloadOf } from '../model/proxy';
+import { proxyLabels, workloadOf } from '../model/proxy';
+import { labelsKey } from './security/authz';
+import { securedInboundChains } from './security/inbound';
+import { needsTlsInspector, tlsInspector } from './security/inbound-tls';
 import { httpFilters } from './http-filters';
 import { inboundPorts } from './inbound';
 import { outboundTcpListeners } from './outbound-tcp';
@@ -70,7 +73,7 @@ function virtualOutbound(): ProtoObject {
 }
 
 function virtualInbound(ctx: GenerateContext): ProtoObject {
-  const chains: ProtoObject[] = inboundPorts(ctx).map((p) => {
+  const chains: ProtoObject[] = inboundPorts(ctx).flatMap((p) => {
     const cluster = inboundClusterName(p.targetPort);
     const filter = isHttp(p.protocol)
       ? {
@@ -90,13 +93,16 @@ function virtualInbound(ctx: GenerateContext): ProtoObject {
           },
         }
       : tcpProxy(cluster);
-    return { name: `0.0.0.0_${p.targetPort}`, filter_chain_match: { destination_port: { value: p.targetPort } }, filters: [filter] };
+    // PeerAuthentication picks the chains (mTLS / plaintext), AuthorizationPolicy adds RBAC.
+    return securedInboundChains(ctx, p, filter, isHttp(p.protocol));
   });
+  const listenerFilters: ProtoObject[] = [{ name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_TYPE } }];
+  if (needsTlsInspector(chains)) listenerFilters.push(tlsInspector());
   return {
     name: 'virtualInbound',
     address: socketAddress('0.0.0.0', VIRTUAL_INBOUND_PORT),
     traffic_direction: 'INBOUND',
-    listener_filters: [{ name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_TYPE } }],
+    listener_filters: listenerFilters,
     filter_chains: chains,
     default_filter_chain: { name: 'InboundPassthroughFilterChain', filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER)] },
     listener_filters_timeout: seconds(0),
@@ -110,7 +116,9 @@ export function sidecarListeners(ctx: GenerateContext): Resource[] {
   if (want('virtualOutbound')) out.push({ name: 'virtualOutbound', key: '', build: virtualOutbound });
   if (want('virtualInbound')) {
     const w = workloadOf(ctx.proxy, ctx.snap);
-    out.push({ name: 'virtualInbound', key: `${ctx.proxy.namespace}/${w?.name ?? ctx.proxy.podName}`, build: () => virtualInbound(ctx) });
+    // Security policies select the workload by labels, so they are part of the key.
+    const key = `${ctx.proxy.namespace}/${w?.name ?? ctx.proxy.podName}|${labelsKey(proxyLabels(ctx.proxy, ctx.snap))}`;
+    out.push({ name: 'virtualInbound', key, build: () => virtualInbound(ctx) });
   }
   const httpPorts = sidecarRouteNames(ctx.snap, ctx.proxy.namespace);
   for (const port of httpPorts) {

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { ConfigError, ConfigObject } from './objects';
 import { buildRouting } from './build-routing';
+import { buildSecurity } from './build-security';
 import { SnapshotMemo } from './memo';
 import { buildRegistry } from './build-services';
 import { DEFAULT_ROOT_NAMESPACE, type MeshService, type MeshSnapshot, exportedTo } from './snapshot';
@@ -57,6 +58,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   const namespaceLabels = new Map(kind('Namespace').map((n) => [n.metadata.name, n.metadata.labels] as const));
   const registry = buildRegistry(kind, domain, errors);
   const routing = buildRouting(kind, domain, namespaces, errors);
+  const security = buildSecurity(kind, errors);
 
   // exportTo: one list per namespace, shared when nothing restricts visibility.
   const publicServices = registry.services.filter((s) => s.exportTo.includes('*'));
@@ -85,6 +87,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     servicesVisibleIn,
     publicServices,
     ...routing,
+    security,
     errors,
     counts,
   });

@@ -33,10 +33,15 @@ export const KNOWN_KINDS = {
   WorkloadEntry: { group: 'networking.istio.io', kind: 'WorkloadEntry', namespaced: true },
   Gateway: { group: 'networking.istio.io', kind: 'Gateway', namespaced: true },
   Secret: { group: '', kind: 'Secret', namespaced: true },
+  PeerAuthentication: { group: 'security.istio.io', kind: 'PeerAuthentication', namespaced: true },
+  AuthorizationPolicy: { group: 'security.istio.io', kind: 'AuthorizationPolicy', namespaced: true },
 } as const;
 export type Kind = keyof typeof KNOWN_KINDS;
 
 export const ISTIO_NETWORKING_VERSIONS: readonly string[] = ['v1', 'v1beta1', 'v1alpha3'];
+
+// Istio security (security.istio.io): spec types live beside this file.
+export * from './objects-security';
 
 /** One object as read from a source, before validation: spec is still untrusted JSON. */
 export interface ConfigObject {

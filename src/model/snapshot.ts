@@ -5,6 +5,7 @@
  */
 import type { ConfigError, DestinationRuleSpec, GatewaySpec, ObjectMeta, VirtualServiceSpec } from './objects';
 import type { SnapshotMemo } from './memo';
+import type { SecurityPolicies } from './build-security';
 import type { Protocol } from './protocol';
 
 export interface ServicePort {
@@ -162,6 +163,8 @@ export interface MeshSnapshot {
   readonly gatewayByKey: ReadonlyMap<string, GatewayConfig>;
   /** `namespace/name` → TLS material of Secrets that carry it. */
   readonly secrets: ReadonlyMap<string, CredentialSecret>;
+  /** PeerAuthentications and AuthorizationPolicies (sorted by namespace/name). */
+  readonly security: SecurityPolicies;
   /** Objects left out (invalid, unparsable, conflicting), with reasons. */
   readonly errors: readonly ConfigError[];
   /** Per-proxy-class lookups computed once per snapshot (see lookup.ts). */

@@ -5,7 +5,7 @@
  * generation, and annotations where meshd reads none) leave the object — and with it the
  * snapshot's content hash — unchanged.
  */
-import { ISTIO_NETWORKING_VERSIONS, type ConfigError, type ConfigObject, type Kind } from '../model/objects';
+import { ISTIO_NETWORKING_VERSIONS, ISTIO_SECURITY_VERSIONS, type ConfigError, type ConfigObject, type Kind } from '../model/objects';
 import { parseObject } from './parse';
 import { validated } from './source';
 
@@ -24,6 +24,7 @@ export interface KubeKind {
 
 const core = (kind: Kind, plural: string, namespaced = true, keepAnnotations = false): KubeKind => ({ kind, group: '', versions: ['v1'], plural, namespaced, keepAnnotations });
 const istio = (kind: Kind, plural: string): KubeKind => ({ kind, group: 'networking.istio.io', versions: ISTIO_NETWORKING_VERSIONS, plural, namespaced: true, keepAnnotations: false });
+const security = (kind: Kind, plural: string): KubeKind => ({ kind, group: 'security.istio.io', versions: ISTIO_SECURITY_VERSIONS, plural, namespaced: true, keepAnnotations: false });
 
 /** Every kind the Kubernetes source watches (Endpoints are not: EndpointSlices replace them). */
 export const KUBE_KINDS: readonly KubeKind[] = [
@@ -37,6 +38,8 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   istio('ServiceEntry', 'serviceentries'),
   istio('WorkloadEntry', 'workloadentries'),
   istio('Gateway', 'gateways'),
+  security('PeerAuthentication', 'peerauthentications'),
+  security('AuthorizationPolicy', 'authorizationpolicies'),
 ];
 
 export function apiVersionOf(k: KubeKind, version: string): string {

@@ -9,6 +9,7 @@
 import { parseAllDocuments } from 'yaml';
 import {
   ISTIO_NETWORKING_VERSIONS,
+  ISTIO_SECURITY_VERSIONS,
   KNOWN_KINDS,
   type ConfigError,
   type ConfigObject,
@@ -29,6 +30,7 @@ const GROUP_VERSIONS: Readonly<Record<string, readonly string[]>> = {
   '': ['v1'],
   'discovery.k8s.io': ['v1'],
   'networking.istio.io': ISTIO_NETWORKING_VERSIONS,
+  'security.istio.io': ISTIO_SECURITY_VERSIONS,
 };
 
 /** The yaml library's alias expansion limit (guards against "billion laughs" documents). */

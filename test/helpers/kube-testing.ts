@@ -135,6 +135,8 @@ export function shopObjects(): Array<Record<string, unknown>> {
       metadata: { name: 'gw', namespace: SHOP },
       spec: { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }] },
     },
+    { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'default', namespace: SHOP }, spec: { mtls: { mode: 'STRICT' } } },
+    { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'web', namespace: SHOP }, spec: { selector: { matchLabels: { app: 'web' } }, rules: [{ to: [{ operation: { methods: ['GET'] } }] }] } },
   ];
 }
 

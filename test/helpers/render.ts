@@ -21,7 +21,8 @@ export interface Rendered {
   rejected: RejectedResource[];
 }
 
-export function render(protos: EnvoyProtos, snap: MeshSnapshot, id: string, metadata: ProxyMetadata): Rendered {
+/** `names`: per short type (`LDS`, …), the resource names a proxy subscribes to; others are wildcard. */
+export function render(protos: EnvoyProtos, snap: MeshSnapshot, id: string, metadata: ProxyMetadata, names: Record<string, string[]> = {}): Rendered {
   const proxy = parseProxy(id, metadata);
   const cache = new ResourceCache(protos, new ResourceValidator(protos));
   const gens = generatorsFor(proxy);
@@ -29,7 +30,8 @@ export function render(protos: EnvoyProtos, snap: MeshSnapshot, id: string, meta
   for (const t of PUSH_ORDER) {
     const gen = gens[t];
     if (!gen) continue;
-    const enc = cache.encode(snap.version, flavorOf(proxy), t, gen({ snap, proxy }));
+    const wanted = names[SHORT_TYPE[t]];
+    const enc = cache.encode(snap.version, flavorOf(proxy), t, gen({ snap, proxy, ...(wanted ? { names: new Set(wanted) } : {}) }));
     byType[SHORT_TYPE[t]] = enc.map((r) => protos.decode(t, r.bytes));
   }
   return { byType, rejected: cache.currentRejections() };

@@ -5,12 +5,14 @@
  */
 import type { ConfigObject, FieldError } from '../objects';
 import { Issues } from './common';
+import { validateAuthorizationPolicy } from './authorizationpolicy';
 import { validateDestinationRule } from './destinationrule';
 import { validateEndpoints } from './endpoints';
 import { validateEndpointSlice } from './endpointslice';
 import { validateGateway } from './gateway';
 import { validateMetadata } from './metadata';
 import { validateNamespace } from './namespace';
+import { validatePeerAuthentication } from './peerauthentication';
 import { validatePod } from './pod';
 import { validateSecret } from './secret';
 import { validateService } from './service';
@@ -58,6 +60,12 @@ export function validateObject(obj: ConfigObject): FieldError[] {
       break;
     case 'Secret':
       validateSecret(obj, issues);
+      break;
+    case 'PeerAuthentication':
+      validatePeerAuthentication(obj, issues);
+      break;
+    case 'AuthorizationPolicy':
+      validateAuthorizationPolicy(obj, issues);
       break;
   }
   return issues.list;

@@ -1,0 +1,31 @@
+/**
+ * Security for a sidecar's virtualInbound: each workload port's chains by its PeerAuthentication
+ * mode, with the workload's AuthorizationPolicies as RBAC filters in front of the HTTP router
+ * (HTTP ports) or the tcp_proxy (other ports).
+ */
+import { proxyLabels } from '../../model/proxy';
+import type { InboundPort } from '../inbound';
+import type { GenerateContext, ProtoObject } from '../types';
+import { rbacHttpFilters, rbacNetworkFilters, workloadPolicies } from './authz';
+import { inboundChains } from './inbound-tls';
+import { mtlsForPort, workloadMtls } from './peer-authn';
+
+/**
+ * The filter chains of one inbound port. `app` is the port's terminal filter: an
+ * HttpConnectionManager (HTTP ports; RBAC goes first in its http_filters) or a tcp_proxy.
+ */
+export function securedInboundChains(ctx: GenerateContext, port: InboundPort, app: ProtoObject, http: boolean): ProtoObject[] {
+  const labels = proxyLabels(ctx.proxy, ctx.snap);
+  const ns = ctx.proxy.namespace;
+  const mode = mtlsForPort(workloadMtls(ctx.snap, ns, labels), port.targetPort);
+  const policies = workloadPolicies(ctx.snap, ns, labels);
+  let filters: ProtoObject[];
+  if (http) {
+    const tc = app.typed_config as ProtoObject;
+    const rest = (tc.http_filters as ProtoObject[] | undefined) ?? [];
+    filters = [{ ...app, typed_config: { ...tc, http_filters: [...rbacHttpFilters(policies), ...rest] } }];
+  } else {
+    filters = [...rbacNetworkFilters(policies), app];
+  }
+  return inboundChains(port.targetPort, mode, http, filters);
+}

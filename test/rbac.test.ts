@@ -1,0 +1,215 @@
+/**
+ * AuthorizationPolicy → Envoy RBAC, field by field, as istiod's authz builder translates them;
+ * and which policies select a workload, in which filter order, with what empty-list semantics.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { AuthzRule, ConfigObject } from '../src/model/objects';
+import { buildSnapshot } from '../src/model/build';
+import { rbacHttpFilters, rbacNetworkFilters, rbacRules, workloadPolicies } from '../src/generate/security/authz';
+import { policyName, rulePolicy } from '../src/generate/security/rbac';
+import { quoteMeta } from '../src/generate/security/matchers';
+import { EnvoyProtos, TypeUrl } from '../src/xds/protos';
+import { ResourceValidator } from '../src/xds/validate-rules';
+
+type P = Record<string, unknown>;
+const and = (...rules: P[]): P => ({ and_rules: { rules } });
+const or = (...rules: P[]): P => ({ or_rules: { rules } });
+const andIds = (...ids: P[]): P => ({ and_ids: { ids } });
+const orIds = (...ids: P[]): P => ({ or_ids: { ids } });
+const ANY_PERM = and({ any: true });
+const ANY_PRINC = andIds({ any: true });
+
+/** One rule's policy on HTTP with ALLOW. */
+const http = (rule: AuthzRule, action: 'ALLOW' | 'DENY' | 'LOG' = 'ALLOW'): P | undefined => rulePolicy(rule, 'ns1', false, action) as P | undefined;
+const tcp = (rule: AuthzRule, action: 'ALLOW' | 'DENY' | 'LOG' = 'ALLOW'): P | undefined => rulePolicy(rule, 'ns1', true, action) as P | undefined;
+const principal = (rule: AuthzRule): P => (http(rule)?.['principals'] as P[])[0] as P;
+const permission = (rule: AuthzRule): P => (http(rule)?.['permissions'] as P[])[0] as P;
+
+test('an empty rule matches everything: any permission, any principal', () => {
+  assert.deepEqual(http({}), { permissions: [ANY_PERM], principals: [ANY_PRINC] });
+});
+
+test('principals: spiffe:// added; exact, prefix, suffix and * as istiod converts them', () => {
+  const auth = (m: P): P => ({ authenticated: { principal_name: m } });
+  assert.deepEqual(principal({ from: [{ source: { principals: ['cluster.local/ns/x/sa/y', 'cluster.local/ns/x/*', '*/sa/admin', '*'] } }] }),
+    andIds(orIds(auth({ exact: 'spiffe://cluster.local/ns/x/sa/y' }), auth({ prefix: 'spiffe://cluster.local/ns/x/' }), auth({ safe_regex: { regex: 'spiffe://.*/sa/admin' } }), auth({ safe_regex: { regex: '.+' } }))));
+  assert.deepEqual(principal({ from: [{ source: { notPrincipals: ['cluster.local/ns/x/sa/y'] } }] }),
+    andIds({ not_id: orIds(auth({ exact: 'spiffe://cluster.local/ns/x/sa/y' })) }));
+});
+
+test('quoteMeta escapes regex metacharacters as Go does', () => {
+  assert.equal(quoteMeta('a.b*c+(d)|[e]{f}^$?\\'), 'a\\.b\\*c\\+\\(d\\)\\|\\[e\\]\\{f\\}\\^\\$\\?\\\\');
+});
+
+test('namespaces and serviceAccounts become regexes over the authenticated principal', () => {
+  const auth = (regex: string): P => ({ authenticated: { principal_name: { safe_regex: { regex } } } });
+  assert.deepEqual(principal({ from: [{ source: { namespaces: ['prod', 'team-*'], notNamespaces: ['kube-system'] } }] }),
+    andIds(orIds(auth('.*/ns/prod/.*'), auth('.*/ns/team-.*/.*')), { not_id: orIds(auth('.*/ns/kube-system/.*')) }));
+  assert.deepEqual(principal({ from: [{ source: { serviceAccounts: ['other/builder', 'local-sa'] } }] }),
+    andIds(orIds(auth('spiffe://.+/ns/other/(.+/|)sa/builder(/.+)?'), auth('spiffe://.+/ns/ns1/(.+/|)sa/local-sa(/.+)?'))));
+});
+
+test('ipBlocks → direct_remote_ip, remoteIpBlocks → remote_ip, with CIDR prefix lengths (plain IPs /32, /128)', () => {
+  assert.deepEqual(principal({ from: [{ source: { ipBlocks: ['10.0.0.0/8', '192.168.1.7'], notIpBlocks: ['10.1.0.0/16'], remoteIpBlocks: ['2001:db8::1'], notRemoteIpBlocks: ['2001:db8::/32'] } }] }),
+    andIds(
+      orIds({ remote_ip: { address_prefix: '2001:db8::1', prefix_len: { value: 128 } } }),
+      { not_id: orIds({ remote_ip: { address_prefix: '2001:db8::', prefix_len: { value: 32 } } }) },
+      orIds({ direct_remote_ip: { address_prefix: '10.0.0.0', prefix_len: { value: 8 } } }, { direct_remote_ip: { address_prefix: '192.168.1.7', prefix_len: { value: 32 } } }),
+      { not_id: orIds({ direct_remote_ip: { address_prefix: '10.1.0.0', prefix_len: { value: 16 } } }) },
+    ));
+});
+
+test('requestPrincipals → istio_authn metadata (HTTP only)', () => {
+  assert.deepEqual(principal({ from: [{ source: { requestPrincipals: ['iss/sub'] } }] }),
+    andIds(orIds({ metadata: { filter: 'istio_authn', path: [{ key: 'request.auth.principal' }], value: { string_match: { exact: 'iss/sub' } } } })));
+});
+
+test('hosts (case-insensitive :authority), methods (:method), paths (exact, prefix /x/*, suffix */x, *), ports', () => {
+  assert.deepEqual(permission({ to: [{ operation: { hosts: ['a.example.com', '*.example.com', 'api.*'], notHosts: ['*'] } }] }), and(
+    or({ header: { name: ':authority', string_match: { exact: 'a.example.com', ignore_case: true } } },
+      { header: { name: ':authority', string_match: { suffix: '.example.com', ignore_case: true } } },
+      { header: { name: ':authority', string_match: { prefix: 'api.', ignore_case: true } } }),
+    { not_rule: or({ header: { name: ':authority', present_match: true } }) },
+  ));
+  assert.deepEqual(permission({ to: [{ operation: { methods: ['GET'], notMethods: ['DELETE'] } }] }),
+    and(or({ header: { name: ':method', string_match: { exact: 'GET' } } }), { not_rule: or({ header: { name: ':method', string_match: { exact: 'DELETE' } } }) }));
+  assert.deepEqual(permission({ to: [{ operation: { paths: ['/exact', '/x/*', '*/x', '*'] } }] }),
+    and(or({ url_path: { path: { exact: '/exact' } } }, { url_path: { path: { prefix: '/x/' } } }, { url_path: { path: { suffix: '/x' } } }, { url_path: { path: { safe_regex: { regex: '.+' } } } })));
+  assert.deepEqual(permission({ to: [{ operation: { ports: ['8080'], notPorts: ['9090'] } }] }),
+    and(or({ destination_port: 8080 }), { not_rule: or({ destination_port: 9090 }) }));
+});
+
+test('operation fields are ANDed in istiod order (hosts, methods, paths, ports), then conditions', () => {
+  const p = permission({ to: [{ operation: { ports: ['1'], paths: ['/p'], methods: ['GET'], hosts: ['h'] } }], when: [{ key: 'destination.port', values: ['2'] }] });
+  const kinds = ((p['and_rules'] as P)['rules'] as P[]).map((r) => Object.keys(((r['or_rules'] as P)['rules'] as P[])[0] as P)[0]);
+  assert.deepEqual(kinds, ['header', 'header', 'url_path', 'destination_port', 'destination_port']);
+});
+
+test('when conditions: each key to its permission or principal, values ORed, notValues negated', () => {
+  const rule: AuthzRule = {
+    when: [
+      { key: 'request.headers[x-user]', values: ['alice', 'bob*'] },
+      { key: 'source.ip', notValues: ['10.0.0.1'] },
+      { key: 'source.namespace', values: ['prod'] },
+      { key: 'source.principal', values: ['cluster.local/ns/a/sa/b'] },
+      { key: 'remote.ip', values: ['1.2.3.0/24'] },
+      { key: 'request.auth.claims[groups][admin]', values: ['yes'] },
+      { key: 'destination.ip', values: ['10.9.0.0/16'] },
+      { key: 'destination.port', values: ['443'] },
+      { key: 'connection.sni', values: ['*.example.com'] },
+    ],
+  };
+  const p = http(rule) as P;
+  assert.deepEqual(p['principals'], [andIds(
+    orIds({ header: { name: 'x-user', string_match: { exact: 'alice' } } }, { header: { name: 'x-user', string_match: { prefix: 'bob' } } }),
+    { not_id: orIds({ direct_remote_ip: { address_prefix: '10.0.0.1', prefix_len: { value: 32 } } }) },
+    orIds({ authenticated: { principal_name: { safe_regex: { regex: '.*/ns/prod/.*' } } } }),
+    orIds({ authenticated: { principal_name: { exact: 'spiffe://cluster.local/ns/a/sa/b' } } }),
+    orIds({ remote_ip: { address_prefix: '1.2.3.0', prefix_len: { value: 24 } } }),
+    orIds({ metadata: { filter: 'istio_authn', path: [{ key: 'request.auth.claims' }, { key: 'groups' }, { key: 'admin' }], value: { list_match: { one_of: { string_match: { exact: 'yes' } } } } } }),
+  )]);
+  assert.deepEqual(p['permissions'], [and(
+    or({ destination_ip: { address_prefix: '10.9.0.0', prefix_len: { value: 16 } } }),
+    or({ destination_port: 443 }),
+    or({ requested_server_name: { suffix: '.example.com' } }),
+  )]);
+});
+
+test('several from / to entries: one principal / permission each (ORed by Envoy)', () => {
+  const p = http({ from: [{ source: { namespaces: ['a'] } }, { source: { namespaces: ['b'] } }], to: [{ operation: { ports: ['1'] } }, { operation: { ports: ['2'] } }] }) as P;
+  assert.equal((p['principals'] as P[]).length, 2);
+  assert.equal((p['permissions'] as P[]).length, 2);
+});
+
+test('TCP: an HTTP-only field drops an ALLOW rule, and is dropped from a DENY or AUDIT rule', () => {
+  for (const rule of [{ to: [{ operation: { methods: ['GET'], ports: ['9000'] } }] }, { to: [{ operation: { paths: ['/x'] } }] }, { to: [{ operation: { hosts: ['h'] } }] },
+    { from: [{ source: { requestPrincipals: ['*'] } }] }, { when: [{ key: 'request.headers[x]', values: ['y'] }] }] as AuthzRule[]) {
+    assert.equal(tcp(rule, 'ALLOW'), undefined, JSON.stringify(rule));
+    assert.ok(http(rule, 'ALLOW'), 'the same rule applies on HTTP');
+  }
+  // DENY keeps the TCP-valid part (deny more): ports stay, methods go.
+  assert.deepEqual(tcp({ to: [{ operation: { methods: ['GET'], ports: ['9000'] } }] }, 'DENY'), { permissions: [and(or({ destination_port: 9000 }))], principals: [ANY_PRINC] });
+  // Nothing TCP-valid left: the rule matches every connection.
+  assert.deepEqual(tcp({ to: [{ operation: { paths: ['/admin'] } }] }, 'LOG'), { permissions: [ANY_PERM], principals: [ANY_PRINC] });
+  // TCP-valid fields translate the same on TCP and HTTP.
+  const rule: AuthzRule = { from: [{ source: { principals: ['a/b'], ipBlocks: ['1.1.1.1'] } }], to: [{ operation: { ports: ['1'] } }] };
+  assert.deepEqual(tcp(rule), http(rule));
+});
+
+test("policy names follow istiod's ns[<ns>]-policy[<name>]-rule[<i>]", () => {
+  assert.equal(policyName('foo', 'bar', 2), 'ns[foo]-policy[bar]-rule[2]');
+});
+
+// ---- selection and filters on a snapshot ----
+
+function ap(name: string, namespace: string, spec: Record<string, unknown>): ConfigObject {
+  const metadata = { name, namespace, labels: {}, annotations: {} };
+  return { kind: 'AuthorizationPolicy', apiVersion: 'security.istio.io/v1', metadata, body: { spec }, origin: { source: 'test' } };
+}
+
+function snap(objects: ConfigObject[]): ReturnType<typeof buildSnapshot> {
+  return buildSnapshot({ objects, errors: [], sequence: 1, now: new Date(0), domain: 'cluster.local' });
+}
+
+test('selection: root namespace and own namespace, selector must match, targetRef never applies to sidecars', () => {
+  const s = snap([
+    ap('mesh', 'istio-system', { action: 'DENY', rules: [{}] }),
+    ap('mesh-selected', 'istio-system', { selector: { matchLabels: { app: 'web' } }, action: 'AUDIT', rules: [{}] }),
+    ap('ns-wide', 'shop', { rules: [{}] }),
+    ap('web-only', 'shop', { selector: { matchLabels: { app: 'web' } }, rules: [{}] }),
+    ap('other-ns', 'other', { action: 'DENY', rules: [{}] }),
+    ap('waypoint', 'shop', { targetRefs: [{ kind: 'Service', group: '', name: 'web' }], action: 'DENY', rules: [{}] }),
+  ]);
+  const names = (p: ReturnType<typeof workloadPolicies>): Record<string, string[]> => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, (v as readonly { meta: { name: string } }[]).map((x) => x.meta.name)]));
+  assert.deepEqual(names(workloadPolicies(s, 'shop', { app: 'web' })), { custom: [], audit: ['mesh-selected'], deny: ['mesh'], allow: ['ns-wide', 'web-only'] });
+  assert.deepEqual(names(workloadPolicies(s, 'shop', { app: 'db' })), { custom: [], audit: [], deny: ['mesh'], allow: ['ns-wide'] });
+  assert.deepEqual(names(workloadPolicies(s, 'other', {})), { custom: [], audit: [], deny: ['mesh', 'other-ns'], allow: [] });
+});
+
+test('filter order AUDIT, DENY, ALLOW; no ALLOW policy → no ALLOW filter; ALLOW policies without surviving rules deny all', () => {
+  const s = snap([
+    ap('allow-get', 'shop', { rules: [{ to: [{ operation: { methods: ['GET'] } }] }] }),
+    ap('deny', 'shop', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['bad'] } }] }] }),
+    ap('audit', 'shop', { action: 'AUDIT', rules: [{}] }),
+  ]);
+  const p = workloadPolicies(s, 'shop', {});
+  const actions = (fs: Record<string, unknown>[]): unknown[] => fs.map((f) => ((f['typed_config'] as P)['rules'] as P)['action']);
+  assert.deepEqual(actions(rbacHttpFilters(p)), ['LOG', 'DENY', 'ALLOW']);
+  assert.deepEqual(actions(rbacHttpFilters(p, true)), ['DENY', 'ALLOW'], 'gRPC servers get no AUDIT (LOG) filter');
+  // On TCP the GET rule cannot apply: the ALLOW filter stays, with no policies (deny all).
+  const tcpAllow = rbacNetworkFilters(p)[2] as P;
+  assert.deepEqual(tcpAllow, { name: 'envoy.filters.network.rbac', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC', rules: { action: 'ALLOW' }, stat_prefix: 'tcp.' } });
+  assert.deepEqual(rbacHttpFilters(workloadPolicies(snap([]), 'shop', {})), [], 'no policies: no filters (allow all)');
+  assert.deepEqual(rbacRules([], 'ALLOW', false), { action: 'ALLOW' });
+});
+
+test('CUSTOM (no extension providers in meshd) denies everything, first, and is reported', () => {
+  const s = snap([ap('ext', 'shop', { action: 'CUSTOM', provider: { name: 'opa' }, rules: [{}] }), ap('allow', 'shop', { rules: [{}] })]);
+  const filters = rbacHttpFilters(workloadPolicies(s, 'shop', {}));
+  assert.deepEqual((filters[0]?.['typed_config'] as P)['rules'], { action: 'DENY', policies: { 'default-deny-all-due-to-bad-CUSTOM-action': { permissions: [{ any: true }], principals: [{ any: true }] } } });
+  assert.equal(s.errors.length, 1);
+  assert.match(s.errors[0]?.errors[0]?.message ?? '', /CUSTOM needs an extension provider/);
+});
+
+test('every translated filter encodes and passes validate.rules (HTTP and network RBAC)', () => {
+  const protos = new EnvoyProtos();
+  const validator = new ResourceValidator(protos);
+  const rule: AuthzRule = {
+    from: [{ source: { principals: ['*'], namespaces: ['a'], ipBlocks: ['1.2.3.4'], requestPrincipals: ['x/*'] } }],
+    to: [{ operation: { hosts: ['*.h'], methods: ['GET'], paths: ['/p/*'], ports: ['80'] } }],
+    when: [{ key: 'request.headers[x]', values: ['*'] }, { key: 'connection.sni', values: ['s'] }],
+  };
+  const s = snap([ap('all', 'shop', { action: 'DENY', rules: [rule] }), ap('allow', 'shop', { rules: [rule] })]);
+  const p = workloadPolicies(s, 'shop', {});
+  const listener = {
+    name: 'l', address: { socket_address: { address: '0.0.0.0', port_value: 1 } },
+    filter_chains: [
+      { filters: [...rbacNetworkFilters(p), { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: 's', cluster: 'c' } }] },
+      { filter_chain_match: { destination_port: { value: 2 } }, filters: [{ name: 'hcm', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', stat_prefix: 's', rds: { config_source: { ads: {} }, route_config_name: 'r' }, http_filters: [...rbacHttpFilters(p), { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }] } }] },
+    ],
+  };
+  assert.deepEqual(validator.validate(TypeUrl.Listener, listener), []);
+  const decoded = protos.decode(TypeUrl.Listener, protos.encode(TypeUrl.Listener, listener));
+  assert.equal(JSON.stringify(decoded).includes('"destination_port":80'), true, 'the port survives encoding');
+});
