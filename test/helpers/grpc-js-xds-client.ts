@@ -1,8 +1,10 @@
 /**
  * Child process: a proxyless gRPC client using @grpc/grpc-js-xds, driven by JSON lines.
  *
- * Run as `node --import tsx test/helpers/grpc-js-xds-client.ts <target>` with
- * GRPC_XDS_BOOTSTRAP set. grpc-js-xds reads and caches its bootstrap once per process,
+ * Run as `node --import tsx test/helpers/grpc-js-xds-client.ts <target> [insecure|xds]` with
+ * GRPC_XDS_BOOTSTRAP set. `xds` uses XdsChannelCredentials (fallback insecure): clusters whose
+ * xDS config carries an UpstreamTlsContext get mTLS from the bootstrap's certificate providers;
+ * the default, `insecure`, never uses TLS. grpc-js-xds reads and caches its bootstrap once per process,
  * which is why each client runs in its own process.
  *
  * It opens ONE channel to <target> and keeps it for its whole life, so routing changes are
@@ -10,7 +12,9 @@
  * xds-clients.ts for the types):
  *   stdout at start:  {"ready": true, "impl": "grpc-js-xds", "target": ...}
  *   stdin:  {"id": 1, "calls": 300, "metadata": {"end-user": "jason"}, "deadlineMs": 1000, "concurrency": 8}
- *   stdout: {"id": 1, "counts": {"reviews-v1": 300}, "errors": 0, "errorCodes": {}, "errorSamples": []}
+ *   stdout: {"id": 1, "counts": {"reviews-v1": 300}, "errors": 0, "errorCodes": {}, "errorSamples": [], "serverSerials": {}}
+ *   ("method" picks another unary method than /meshd.test.Echo/Who; "serverSerials" counts
+ *   successful calls per serial of the server's TLS certificate, empty over plaintext)
  *   stdin:  {"id": 2, "op": "state"}   →  {"id": 2, "state": "READY"}
  * It exits when stdin closes. Only stdout carries protocol; logs go to stderr.
  */
@@ -31,6 +35,7 @@ interface Command {
   concurrency?: number;
   waitForReady?: boolean;
   staggerMs?: number;
+  method?: string;
 }
 
 function send(obj: object): void {
@@ -42,12 +47,13 @@ function callOnce(
   md: Record<string, string>,
   deadlineMs: number,
   waitForReady: boolean,
-): Promise<{ ok: true; who: string } | { ok: false; code: number; message: string }> {
+  method: string = WHO_METHOD,
+): Promise<{ ok: true; who: string; serverSerial?: string } | { ok: false; code: number; message: string }> {
   const metadata = new grpc.Metadata(waitForReady ? { waitForReady: true } : undefined);
   for (const [k, v] of Object.entries(md)) metadata.set(k, v);
   return new Promise((resolve) => {
-    client.makeUnaryRequest<Buffer, Buffer>(
-      WHO_METHOD,
+    const call = client.makeUnaryRequest<Buffer, Buffer>(
+      method,
       (b: Buffer) => b,
       (b: Buffer) => b,
       Buffer.alloc(0),
@@ -55,7 +61,10 @@ function callOnce(
       { deadline: Date.now() + deadlineMs },
       (err, value) => {
         if (err) resolve({ ok: false, code: err.code ?? -1, message: `${err.code} ${err.details ?? err.message}` });
-        else resolve({ ok: true, who: (value ?? Buffer.alloc(0)).toString('utf8') });
+        else {
+          const serverSerial = call.getAuthContext()?.sslPeerCertificate?.serialNumber;
+          resolve({ ok: true, who: (value ?? Buffer.alloc(0)).toString('utf8'), ...(serverSerial ? { serverSerial } : {}) });
+        }
       },
     );
   });
@@ -69,6 +78,7 @@ async function runCalls(client: grpc.Client, cmd: Command): Promise<object> {
   const counts: Record<string, number> = {};
   const errorCodes: Record<string, number> = {};
   const errorSamples: string[] = [];
+  const serverSerials: Record<string, number> = {};
   let errors = 0;
   let next = 0;
   const stagger = Math.min(Math.max(0, cmd.staggerMs ?? 0), 1000);
@@ -82,9 +92,10 @@ async function runCalls(client: grpc.Client, cmd: Command): Promise<object> {
         nextStart = at + stagger;
         if (at > Date.now()) await new Promise((r) => setTimeout(r, at - Date.now()));
       }
-      const r = await callOnce(client, md, deadlineMs, cmd.waitForReady === true);
+      const r = await callOnce(client, md, deadlineMs, cmd.waitForReady === true, cmd.method);
       if (r.ok) {
         counts[r.who] = (counts[r.who] ?? 0) + 1;
+        if (r.serverSerial) serverSerials[r.serverSerial] = (serverSerials[r.serverSerial] ?? 0) + 1;
       } else {
         errors++;
         errorCodes[String(r.code)] = (errorCodes[String(r.code)] ?? 0) + 1;
@@ -93,7 +104,7 @@ async function runCalls(client: grpc.Client, cmd: Command): Promise<object> {
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(total, 1)) }, worker));
-  return { id: cmd.id, counts, errors, errorCodes, errorSamples };
+  return { id: cmd.id, counts, errors, errorCodes, errorSamples, serverSerials };
 }
 
 function main(): void {
@@ -103,7 +114,9 @@ function main(): void {
     process.exit(2);
   }
   grpcXds.register();
-  const client = new grpc.Client(target, grpc.credentials.createInsecure());
+  const insecure = grpc.credentials.createInsecure();
+  const creds = process.argv[3] === 'xds' ? new grpcXds.XdsChannelCredentials(insecure) : insecure;
+  const client = new grpc.Client(target, creds);
   send({ ready: true, impl: 'grpc-js-xds', target });
 
   // Commands run one at a time, in order: the parent waits for each reply anyway.

@@ -41,6 +41,8 @@ export interface CallCommand {
   waitForReady?: boolean;
   /** Start successive calls at least this many ms apart (at most 1000). Default 0: at once. */
   staggerMs?: number;
+  /** The unary method's full path; default `/meshd.test.Echo/Who` (grpc-js-xds client only). */
+  method?: string;
 }
 
 export interface CallResult {
@@ -51,6 +53,8 @@ export interface CallResult {
   errorCodes: Record<string, number>;
   /** Up to 5 distinct `<code> <details>` strings. */
   errorSamples: string[];
+  /** Successful calls per serial of the server's TLS certificate (grpc-js-xds; empty over plaintext). */
+  serverSerials?: Record<string, number>;
 }
 
 export interface XdsClientOptions {
@@ -68,6 +72,16 @@ export interface XdsClientOptions {
   env?: Record<string, string>;
   /** How long to wait for the child to say it is ready. Default 15 s. */
   startTimeoutMs?: number;
+  /**
+   * Use this bootstrap file as it is (e.g. the one a workload's agent wrote) instead of writing
+   * one; `podName`, `namespace`, `metadata` and `locality` are then ignored.
+   */
+  bootstrapFile?: string;
+  /**
+   * `xds`: XdsChannelCredentials with an insecure fallback, so clusters with xDS TLS get mTLS
+   * from the bootstrap's certificate providers (grpc-js-xds client only). Default `insecure`.
+   */
+  credentials?: 'insecure' | 'xds';
 }
 
 export interface XdsClient {
@@ -235,6 +249,7 @@ class ChildClient implements XdsClient {
       errors: typeof r['errors'] === 'number' ? r['errors'] : 0,
       errorCodes: (r['errorCodes'] as Record<string, number> | undefined) ?? {},
       errorSamples: (r['errorSamples'] as string[] | undefined) ?? [],
+      serverSerials: (r['serverSerials'] as Record<string, number> | undefined) ?? {},
     };
   }
 
@@ -269,10 +284,13 @@ async function startChild(impl: ClientImpl, opts: XdsClientOptions): Promise<Xds
   const podName = opts.podName ?? `client-${randomBytes(3).toString('hex')}`;
   const namespace = opts.namespace ?? 'default';
   const locality = Object.fromEntries(Object.entries(opts.locality ?? {}).filter((e): e is [string, string] => typeof e[1] === 'string'));
-  const bootstrap = makeBootstrap(opts.xdsPort, podName, namespace, opts.metadata, locality);
+  if (opts.credentials === 'xds' && impl !== 'grpc-js-xds') throw new Error(`credentials 'xds' are implemented for grpc-js-xds only`);
+  const bootstrap: Pick<Bootstrap, 'node'> = opts.bootstrapFile
+    ? (JSON.parse(await fs.readFile(opts.bootstrapFile, 'utf8')) as Bootstrap)
+    : makeBootstrap(opts.xdsPort, podName, namespace, opts.metadata, locality);
   const tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'meshd-xds-client-'));
-  const bootstrapPath = path.join(tmpDir, 'bootstrap.json');
-  await fs.writeFile(bootstrapPath, JSON.stringify(bootstrap, null, 2));
+  const bootstrapPath = opts.bootstrapFile ?? path.join(tmpDir, 'bootstrap.json');
+  if (!opts.bootstrapFile) await fs.writeFile(bootstrapPath, JSON.stringify(bootstrap, null, 2));
   const target = opts.target ?? XDS_TARGET;
 
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -290,7 +308,7 @@ async function startChild(impl: ClientImpl, opts: XdsClientOptions): Promise<Xds
 
   const child =
     impl === 'grpc-js-xds'
-      ? spawn(process.execPath, ['--import', 'tsx', JS_CLIENT, target], { cwd: REPO_ROOT, env, stdio: 'pipe' })
+      ? spawn(process.execPath, ['--import', 'tsx', JS_CLIENT, target, opts.credentials ?? 'insecure'], { cwd: REPO_ROOT, env, stdio: 'pipe' })
       : spawn(SYSTEM_PYTHON, ['-u', PY_CLIENT, target], { cwd: REPO_ROOT, env, stdio: 'pipe' });
 
   let markReady: (m: Record<string, unknown>) => void = () => undefined;

@@ -52,7 +52,10 @@ function serverListener(ctx: GenerateContext, name: string, host: string, port: 
   const suffix = mode === 'STRICT' ? 'mtls' : 'plaintext';
   const hcm: ProtoObject = {
     '@type': HCM_TYPE,
-    stat_prefix: `inbound_${port}`,
+    // The mode is in the HCM's own bytes: grpc-js-xds 1.14's XdsServer compares only the filters
+    // when a listener changes, so a STRICT <-> DISABLE switch that changed nothing else would not
+    // reach a running server.
+    stat_prefix: `inbound_${suffix}_${port}`,
     route_config: {
       name: 'inbound',
       virtual_hosts: [{ name: 'inbound', domains: ['*'], routes: [{ match: { prefix: '/' }, non_forwarding_action: {} }] }],
