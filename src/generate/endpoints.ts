@@ -4,11 +4,12 @@
  * load balancing when the DestinationRule makes them apply. DNS and original-destination
  * clusters get no assignment here.
  */
-import { localityString, proxyDestinationRule, visibleServices } from '../model/lookup';
+import { destinationRuleScope, localityString, proxyDestinationRule, visibleServices } from '../model/lookup';
 import {
   type ClusterTarget,
   type ProxyPlacement,
   edsTarget,
+  flavorOfProxy,
   groupsToProto,
   placedGroups,
   placementPlan,
@@ -31,13 +32,24 @@ export function endpointResources(ctx: GenerateContext): Resource[] {
   const names = ctx.names ?? new Set(allEdsClusterNames(ctx));
   const out: Resource[] = [];
   let placement: ProxyPlacement | undefined;
+  // Which cluster a name is and which policy applies is the same for every proxy with the same
+  // flavour, type, namespace and rule scope: look it up once per snapshot, by the name itself.
+  const targets = ctx.snap.memo.get(
+    `eds-targets|${flavorOfProxy(ctx.proxy)}|${ctx.proxy.type}|${ctx.proxy.namespace}|${destinationRuleScope(ctx.snap, ctx.proxy)}`,
+    () => new Map<string, { t: ClusterTarget; ruleKey: string; plan: ReturnType<typeof placementPlan> } | null>(),
+  );
   for (const name of [...names].sort()) {
-    // Which cluster it is and which policy applies is cheap; endpoints are selected on a cache miss.
-    const t = edsTarget(ctx, name);
-    if (!t) continue;
-    // The rule in effect (subsets, locality settings) depends on the proxy's namespace and labels.
-    let key = t.dr ? t.dr.sources.join(',') : '';
-    const plan = placementPlan(t);
+    // Endpoints themselves are selected only on a cache miss.
+    let found = targets.get(name);
+    if (found === undefined) {
+      const target = edsTarget(ctx, name);
+      // The rule in effect (subsets, locality settings) depends on the proxy's namespace and labels.
+      found = target ? { t: target, ruleKey: target.dr ? target.dr.sources.join(',') : '', plan: placementPlan(target) } : null;
+      targets.set(name, found);
+    }
+    if (!found) continue;
+    const { t, plan } = found;
+    let key = found.ruleKey;
     let placed: ProxyPlacement | undefined;
     if (plan) {
       // Only locality load balancing makes endpoints proxy-relative; otherwise they are shared.

@@ -81,8 +81,16 @@ export function proxyDestinationRule(snap: MeshSnapshot, proxy: Proxy, hostname:
   if (snap.destinationRules.length === 0) return undefined;
   const ns = proxy.namespace;
   const labels = proxyLabels(proxy, snap);
-  const scope = hasSelectorRules(snap, ns) ? JSON.stringify(Object.entries(labels).sort()) : '';
-  return snap.memo.get(`dr|${ns}|${scope}|${hostname}`, () => destinationRuleFor(snap, ns, labels, hostname));
+  return snap.memo.get(`dr|${ns}|${destinationRuleScope(snap, proxy)}|${hostname}`, () => destinationRuleFor(snap, ns, labels, hostname));
+}
+
+/**
+ * What, besides its namespace, decides which DestinationRules a proxy gets: its labels, but only
+ * where a rule in its namespace has a workloadSelector. Proxies with equal (namespace, scope)
+ * get equal rules.
+ */
+export function destinationRuleScope(snap: MeshSnapshot, proxy: Proxy): string {
+  return hasSelectorRules(snap, proxy.namespace) ? JSON.stringify(Object.entries(proxyLabels(proxy, snap)).sort()) : '';
 }
 
 /**

@@ -7,7 +7,9 @@ export class SnapshotMemo {
   private readonly values = new Map<string, unknown>();
 
   get<T>(key: string, compute: () => T): T {
-    if (this.values.has(key)) return this.values.get(key) as T;
+    // One lookup on a hit (undefined values, rare, take a second to tell "stored" from "absent").
+    const hit = this.values.get(key);
+    if (hit !== undefined || this.values.has(key)) return hit as T;
     const v = compute();
     this.values.set(key, v);
     return v;
