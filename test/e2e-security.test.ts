@@ -36,7 +36,6 @@ import {
 import { closeInOrder } from './helpers/teardown';
 import { runUntil, startGrpcJsXdsClient, type CallResult, type XdsClient } from './helpers/xds-clients';
 
-const OK = 0;
 const PERMISSION_DENIED = 7;
 const UNAVAILABLE = 14;
 const CONVERGE_MS = 15_000;

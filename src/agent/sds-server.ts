@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { DiscoveryRequestMsg, DiscoveryResponseMsg } from '../xds/connection';
+import { type DiscoveryRequestMsg, type DiscoveryResponseMsg, discoveryStreamMethod } from '../xds/connection';
 import { type EnvoyProtos, TypeUrl } from '../xds/protos';
 import type { WorkloadCert } from './cert-manager';
 
@@ -52,18 +52,7 @@ export class SdsServer {
 
   constructor(private readonly opts: SdsServerOptions) {
     const { protos } = opts;
-    const definition: grpc.ServiceDefinition = {
-      StreamSecrets: {
-        path: SDS_PATH,
-        requestStream: true,
-        responseStream: true,
-        originalName: 'streamSecrets',
-        requestSerialize: (v: DiscoveryRequestMsg) => Buffer.from(protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject(v as Record<string, unknown>)).finish()),
-        requestDeserialize: (b: Buffer) => protos.DiscoveryRequest.decode(b) as unknown as DiscoveryRequestMsg,
-        responseSerialize: (v: DiscoveryResponseMsg) => Buffer.from(protos.DiscoveryResponse.encode(v).finish()),
-        responseDeserialize: (b: Buffer) => protos.DiscoveryResponse.decode(b) as unknown as DiscoveryResponseMsg,
-      },
-    };
+    const definition: grpc.ServiceDefinition = { StreamSecrets: discoveryStreamMethod(protos, SDS_PATH, 'streamSecrets') };
     this.server.addService(definition, { StreamSecrets: (stream: SdsStream) => this.handle(stream) });
   }
 

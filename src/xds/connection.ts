@@ -1,7 +1,7 @@
 /** Per-stream ADS state: what each type was asked for, sent, ACKed and NACKed. */
 import type * as grpc from '@grpc/grpc-js';
 import type { Proxy } from '../model/proxy';
-import type { TypeUrl } from './protos';
+import type { EnvoyProtos, TypeUrl } from './protos';
 
 export interface NackRecord {
   version: string;
@@ -79,4 +79,21 @@ export function sameNames(a: Set<string> | undefined, b: Set<string> | undefined
   if (a.size !== b.size) return false;
   for (const n of a) if (!b.has(n)) return false;
   return true;
+}
+
+/**
+ * A bidirectional xDS stream method (ADS, SDS, …) with protobufjs (de)serializers for
+ * DiscoveryRequest/DiscoveryResponse: one definition for servers and test clients alike.
+ */
+export function discoveryStreamMethod(protos: EnvoyProtos, path: string, originalName: string): grpc.MethodDefinition<DiscoveryRequestMsg, DiscoveryResponseMsg> {
+  return {
+    path,
+    requestStream: true,
+    responseStream: true,
+    originalName,
+    requestSerialize: (v: DiscoveryRequestMsg) => Buffer.from(protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject(v as unknown as Record<string, unknown>)).finish()),
+    requestDeserialize: (b: Buffer) => protos.DiscoveryRequest.decode(b) as unknown as DiscoveryRequestMsg,
+    responseSerialize: (v: DiscoveryResponseMsg) => Buffer.from(protos.DiscoveryResponse.encode(v as unknown as Record<string, unknown>).finish()),
+    responseDeserialize: (b: Buffer) => protos.DiscoveryResponse.decode(b) as unknown as DiscoveryResponseMsg,
+  };
 }

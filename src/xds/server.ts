@@ -9,7 +9,7 @@ import { flavorOf, generatorsFor } from '../generate';
 import type { MeshSnapshot } from '../model/snapshot';
 import { type Proxy, type ProxyMetadata, parseProxy } from '../model/proxy';
 import { type EncodedResource, type ResourceCache, setHash } from './cache';
-import { type AdsStream, Connection, type DiscoveryRequestMsg, type DiscoveryResponseMsg, type WatchState, requestedNames, sameNames } from './connection';
+import { type AdsStream, Connection, type DiscoveryRequestMsg, type DiscoveryResponseMsg, type WatchState, discoveryStreamMethod, requestedNames, sameNames } from './connection';
 import type { XdsMetrics } from './metrics';
 import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE, TypeUrl, isTypeUrl } from './protos';
 import { type PbStruct, structToJs } from './struct';
@@ -52,16 +52,7 @@ export class AdsServer {
     this.now = opts.now ?? (() => new Date());
     const { protos } = opts;
     const definition: grpc.ServiceDefinition = {
-      StreamAggregatedResources: {
-        path: ADS_PATH,
-        requestStream: true,
-        responseStream: true,
-        originalName: 'streamAggregatedResources',
-        requestSerialize: (v: DiscoveryRequestMsg) => Buffer.from(protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject(v as Record<string, unknown>)).finish()),
-        requestDeserialize: (b: Buffer) => protos.DiscoveryRequest.decode(b) as unknown as DiscoveryRequestMsg,
-        responseSerialize: (v: DiscoveryResponseMsg) => Buffer.from(protos.DiscoveryResponse.encode(v).finish()),
-        responseDeserialize: (b: Buffer) => protos.DiscoveryResponse.decode(b) as unknown as DiscoveryResponseMsg,
-      },
+      StreamAggregatedResources: discoveryStreamMethod(protos, ADS_PATH, 'streamAggregatedResources'),
     };
     this.server.addService(definition, {
       StreamAggregatedResources: (stream: AdsStream) => this.handleStream(stream),

@@ -1,7 +1,7 @@
 /** A raw ADS client over a real gRPC stream, for protocol tests: send requests, read responses. */
 import * as grpc from '@grpc/grpc-js';
 import { ADS_PATH } from '../../src/xds/server';
-import type { DiscoveryRequestMsg, DiscoveryResponseMsg } from '../../src/xds/connection';
+import { type DiscoveryRequestMsg, type DiscoveryResponseMsg, discoveryStreamMethod } from '../../src/xds/connection';
 import { type EnvoyProtos, TypeUrl } from '../../src/xds/protos';
 
 export interface Response {
@@ -27,17 +27,7 @@ export class AdsClient {
     /** 'names': decode only enough for resource names (benchmarks); 'full': Envoy-shaped JSON. */
     private readonly decodeMode: 'full' | 'names' = 'full',
   ) {
-    const def = {
-      ads: {
-        path: ADS_PATH,
-        requestStream: true,
-        responseStream: true,
-        requestSerialize: (v: DiscoveryRequestMsg) => Buffer.from(protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject(v as Record<string, unknown>)).finish()),
-        requestDeserialize: (b: Buffer) => protos.DiscoveryRequest.decode(b) as unknown as DiscoveryRequestMsg,
-        responseSerialize: (v: DiscoveryResponseMsg) => Buffer.from(protos.DiscoveryResponse.encode(v).finish()),
-        responseDeserialize: (b: Buffer) => protos.DiscoveryResponse.decode(b) as unknown as DiscoveryResponseMsg,
-      },
-    };
+    const def = { ads: discoveryStreamMethod(protos, ADS_PATH, 'streamAggregatedResources') };
     const Ctor = grpc.makeGenericClientConstructor(def, 'ADS');
     this.client = new Ctor(address, grpc.credentials.createInsecure());
     this.call = (this.client as unknown as { ads: () => grpc.ClientDuplexStream<DiscoveryRequestMsg, DiscoveryResponseMsg> }).ads();
