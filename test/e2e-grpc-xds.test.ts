@@ -22,8 +22,9 @@
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { startMeshd, type MeshdHandle } from '../src/main';
+import type { MeshdHandle } from '../src/main';
 import { closeInOrder } from './helpers/teardown';
+import { only, requirePythonGrpc, startE2eMeshd } from './helpers/e2e';
 import { startBackends, type BackendSet } from './helpers/backends';
 import {
   createMeshFixture,
@@ -34,7 +35,6 @@ import {
 } from './helpers/mesh-fixture';
 import {
   fractions,
-  pythonGrpcAvailable,
   runUntil,
   startGrpcCoreClient,
   startGrpcJsXdsClient,
@@ -68,9 +68,6 @@ interface Env {
   meshd: MeshdHandle;
 }
 
-function only(name: string): (r: CallResult) => boolean {
-  return (r) => r.errors === 0 && Object.keys(r.counts).length === 1 && (r.counts[name] ?? 0) > 0;
-}
 
 /** Both sides seen, nothing else, no errors: the split is in effect. */
 function exactly(names: readonly string[]): (r: CallResult) => boolean {
@@ -144,14 +141,7 @@ before(async () => {
     },
     http: routeAllTo('v1'),
   });
-  env.meshd = await startMeshd({
-    configDir: env.fixture.configDir,
-    xdsPort: 0,
-    debugPort: 0,
-    // The embedded default is istiod's fixed 15014; a free port keeps parallel test files apart.
-    monitoringPort: 0,
-    logLevel: process.env['MESHD_LOG_LEVEL'] ?? 'warn',
-  });
+  env.meshd = await startE2eMeshd(env.fixture.configDir);
 });
 
 after(async () => {
@@ -237,16 +227,6 @@ describe('grpc-js-xds client', { timeout: 60_000 }, () => {
 
 // ---- gRPC C-core (python3-grpcio) ----
 
-/** Skip locally when python3-grpcio is missing; fail under CI=true. */
-function requirePythonGrpc(t: TestContext): boolean {
-  const py = pythonGrpcAvailable();
-  if (py.ok) return true;
-  if (process.env['CI'] === 'true') {
-    assert.fail(`gRPC C-core client required under CI=true: ${py.reason} (apt-get install -y python3-grpcio)`);
-  }
-  t.skip(`gRPC C-core client unavailable: ${py.reason} (apt-get install -y python3-grpcio)`);
-  return false;
-}
 
 describe('gRPC C-core client (python3-grpcio)', { timeout: 60_000 }, () => {
   let client: XdsClient | undefined;

@@ -20,15 +20,15 @@
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { status } from '@grpc/grpc-js';
-import { startMeshd, type MeshdHandle } from '../src/main';
+import type { MeshdHandle } from '../src/main';
 import { closeInOrder } from './helpers/teardown';
+import { requirePythonGrpc, startE2eMeshd } from './helpers/e2e';
 import { startBackends, type BackendSet } from './helpers/backends';
 import { NAMESPACE, SERVICE, SERVICE_PORT, VS_FILE, createMeshFixture, type MeshFixture } from './helpers/mesh-fixture';
 import {
   type CallResult,
   type ClientImpl,
   type XdsClient,
-  pythonGrpcAvailable,
   runUntil,
   startGrpcCoreClient,
   startGrpcJsXdsClient,
@@ -110,27 +110,13 @@ function inHalfRange(n: number): boolean {
   return n >= HALF_MIN && n <= HALF_MAX;
 }
 
-/** Skip locally when python3-grpcio is missing; fail under CI=true. */
-function requirePythonGrpc(t: TestContext): boolean {
-  const py = pythonGrpcAvailable();
-  if (py.ok) return true;
-  if (process.env['CI'] === 'true') assert.fail(`gRPC C-core client required under CI=true: ${py.reason} (apt-get install -y python3-grpcio)`);
-  t.skip(`gRPC C-core client unavailable: ${py.reason} (apt-get install -y python3-grpcio)`);
-  return false;
-}
 
 before(async () => {
   env.backends = await startBackends([V1, V2, V3, V4]);
   env.fixture = await createMeshFixture({
     ports: { v1: env.backends.get(V1).port, v2: env.backends.get(V2).port, v3: env.backends.get(V3).port, v4: env.backends.get(V4).port },
   });
-  env.meshd = await startMeshd({
-    configDir: env.fixture.configDir,
-    xdsPort: 0,
-    debugPort: 0,
-    monitoringPort: 0,
-    logLevel: process.env['MESHD_LOG_LEVEL'] ?? 'warn',
-  });
+  env.meshd = await startE2eMeshd(env.fixture.configDir);
 });
 
 after(async () => {

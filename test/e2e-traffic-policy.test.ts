@@ -23,8 +23,9 @@
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { startMeshd, type MeshdHandle } from '../src/main';
+import type { MeshdHandle } from '../src/main';
 import { closeInOrder } from './helpers/teardown';
+import { only, requirePythonGrpc, startE2eMeshd } from './helpers/e2e';
 import { startBackends, type BackendSet } from './helpers/backends';
 import { NAMESPACE, SERVICE, SERVICE_PORT, XDS_TARGET as REVIEWS_TARGET, createMeshFixture, type MeshFixture, type VsRoute } from './helpers/mesh-fixture';
 import {
@@ -32,7 +33,6 @@ import {
   runUntil,
   startGrpcCoreClient,
   startGrpcJsXdsClient,
-  type CallResult,
   type ClientImpl,
   type XdsClient,
 } from './helpers/xds-clients';
@@ -194,13 +194,7 @@ before(async () => {
   await env.fixture.writeObjects('destinationrule-reviews.yaml', [destinationRule()]);
   const b = env.backends;
   await env.fixture.writeObjects('ringhash-details.yaml', ringHashObjects(Object.fromEntries(RH_BACKENDS.map((n) => [n, b.get(n).port]))));
-  env.meshd = await startMeshd({
-    configDir: env.fixture.configDir,
-    xdsPort: 0,
-    debugPort: 0,
-    monitoringPort: 0,
-    logLevel: process.env['MESHD_LOG_LEVEL'] ?? 'warn',
-  });
+  env.meshd = await startE2eMeshd(env.fixture.configDir);
 });
 
 after(async () => {
@@ -209,9 +203,6 @@ after(async () => {
 
 const scenario = (s: string): Record<string, string> => ({ 'x-scenario': s });
 
-function only(name: string): (r: CallResult) => boolean {
-  return (r) => r.errors === 0 && Object.keys(r.counts).length === 1 && (r.counts[name] ?? 0) > 0;
-}
 
 /** `calls` calls that must all reach `want`, checked at the client and at every backend. */
 async function assertAllTo(e: Env, c: XdsClient, want: BackendName, calls: number, metadata: Record<string, string>): Promise<void> {
@@ -305,14 +296,6 @@ async function localityFailover(e: Env, c: XdsClient): Promise<void> {
 
 // ---- clients ----
 
-/** Skip locally when python3-grpcio is missing; fail under CI=true. */
-function requirePythonGrpc(t: TestContext): boolean {
-  const py = pythonGrpcAvailable();
-  if (py.ok) return true;
-  if (process.env['CI'] === 'true') assert.fail(`gRPC C-core client required under CI=true: ${py.reason} (apt-get install -y python3-grpcio)`);
-  t.skip(`gRPC C-core client unavailable: ${py.reason} (apt-get install -y python3-grpcio)`);
-  return false;
-}
 
 /**
  * gRPC C-core 1.51 crashes (SIGSEGV) as soon as a ring-hash cluster is in the route config of a
