@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { type DiscoveryRequestMsg, type DiscoveryResponseMsg, discoveryStreamMethod } from '../xds/connection';
+import { type DiscoveryRequestMsg, type DiscoveryResponseMsg, discoveryStreamMethod, shutdownServer } from '../xds/connection';
 import { type EnvoyProtos, TypeUrl } from '../xds/protos';
 import type { WorkloadCert } from './cert-manager';
 
@@ -69,16 +69,7 @@ export class SdsServer {
 
   async close(): Promise<void> {
     for (const e of this.streams.values()) e.stream.end();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, 2000);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await shutdownServer(this.server);
     if (this.socketPath) fs.rmSync(this.socketPath, { force: true });
   }
 

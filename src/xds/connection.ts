@@ -97,3 +97,17 @@ export function discoveryStreamMethod(protos: EnvoyProtos, path: string, origina
     responseDeserialize: (b: Buffer) => protos.DiscoveryResponse.decode(b) as unknown as DiscoveryResponseMsg,
   };
 }
+
+/** Stops a gRPC server: gracefully, then by force after `graceMs` so a stuck peer cannot hold it. */
+export function shutdownServer(server: grpc.Server, graceMs = 2000): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -9,7 +9,7 @@ import { flavorOf, generatorsFor } from '../generate';
 import type { MeshSnapshot } from '../model/snapshot';
 import { type Proxy, type ProxyMetadata, parseProxy } from '../model/proxy';
 import { type EncodedResource, type ResourceCache, setHash } from './cache';
-import { type AdsStream, Connection, type DiscoveryRequestMsg, type DiscoveryResponseMsg, type WatchState, discoveryStreamMethod, requestedNames, sameNames } from './connection';
+import { type AdsStream, Connection, type DiscoveryRequestMsg, type DiscoveryResponseMsg, type WatchState, discoveryStreamMethod, requestedNames, sameNames, shutdownServer } from './connection';
 import type { XdsMetrics } from './metrics';
 import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE, TypeUrl, isTypeUrl } from './protos';
 import { type PbStruct, structToJs } from './struct';
@@ -74,16 +74,7 @@ export class AdsServer {
 
   async close(): Promise<void> {
     for (const c of this.connections.values()) c.stream.end();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, 2000);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await shutdownServer(this.server);
   }
 
   connectionList(): readonly Connection[] {

@@ -7,17 +7,12 @@ import { Issues, pathIdx, pathKey, rec, recordItems, str } from './common';
 import { destinationRuleSchema } from './destinationrule-schema';
 import { checkExportTo, checkLabelMap, checkSelectorLabels, subsetNameError } from './istio-common';
 import { wildcardDomainError } from './names';
-import { checkSchema } from './schema';
+import { checkSpec } from './schema';
 import { checkTrafficPolicy } from './trafficpolicy';
 
 export function validateDestinationRule(obj: ConfigObject, issues: Issues): void {
-  const spec = rec(obj.body['spec']);
-  if (spec === undefined) {
-    if (obj.body['spec'] === undefined || obj.body['spec'] === null) issues.add('spec', 'spec is required');
-    else checkSchema(obj.body['spec'], destinationRuleSchema, 'spec', issues);
-    return;
-  }
-  checkSchema(spec, destinationRuleSchema, 'spec', issues);
+  const spec = checkSpec(obj.body, destinationRuleSchema, issues);
+  if (spec === undefined) return;
 
   const host = str(spec['host']);
   if (spec['host'] === undefined || host === '') issues.add('spec.host', 'host is required');

@@ -11,7 +11,7 @@ import { checkLabelMap, portError } from './istio-common';
 import { ipError, isIP } from './ip';
 import { isDnsLabel, wildcardDomainError } from './names';
 import { isHttpProtocol, isTlsProtocol, parseProtocol, unsupportedProtocolError } from './protocol';
-import { checkSchema } from './schema';
+import { checkSpec } from './schema';
 import { UNIX_PREFIX, unixAddressError } from './workloadentry';
 
 export function validateGateway(obj: ConfigObject, issues: Issues): void {
@@ -19,13 +19,8 @@ export function validateGateway(obj: ConfigObject, issues: Issues): void {
   if (!isDnsLabel(name)) {
     issues.add('metadata.name', `invalid gateway name ${JSON.stringify(name)}: a Gateway name must be a DNS label (lower-case letters, digits and '-', no dots)`);
   }
-  const spec = rec(obj.body['spec']);
-  if (spec === undefined) {
-    if (obj.body['spec'] === undefined || obj.body['spec'] === null) issues.add('spec', 'spec is required');
-    else checkSchema(obj.body['spec'], gatewaySchema, 'spec', issues);
-    return;
-  }
-  checkSchema(spec, gatewaySchema, 'spec', issues);
+  const spec = checkSpec(obj.body, gatewaySchema, issues);
+  if (spec === undefined) return;
 
   if ((arr(spec['servers'])?.length ?? 0) === 0) issues.add('spec.servers', 'gateway must have at least one server');
   const portNames = new Map<string, number>();

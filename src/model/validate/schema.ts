@@ -124,3 +124,17 @@ function editDistance(a: string, b: string): number {
   }
   return prev[b.length] ?? 0;
 }
+
+/**
+ * An Istio object's `spec`, walked against its schema. Returns it for the semantic checks, or
+ * undefined (after reporting why) when it is missing or not an object.
+ */
+export function checkSpec(body: Readonly<Record<string, unknown>>, schema: Schema, issues: Issues): Readonly<Record<string, unknown>> | undefined {
+  const spec = body['spec'];
+  if (spec === undefined || spec === null) {
+    issues.add('spec', 'spec is required');
+    return undefined;
+  }
+  checkSchema(spec, schema, 'spec', issues);
+  return isRecord(spec) ? spec : undefined;
+}

@@ -9,18 +9,13 @@ import { checkExportTo, checkSelectorLabels, portError } from './istio-common';
 import { subnetError } from './ip';
 import { dnsLabelError, fqdnError, wildcardDomainError } from './names';
 import { isHttpProtocol, isTlsProtocol, parseProtocol, unsupportedProtocolError } from './protocol';
-import { checkSchema } from './schema';
+import { checkSpec } from './schema';
 import { SERVICE_ENTRY_LIMITS, serviceEntrySchema } from './serviceentry-schema';
 import { UNIX_PREFIX, checkMaxSize, checkWorkloadEntry } from './workloadentry';
 
 export function validateServiceEntry(obj: ConfigObject, issues: Issues): void {
-  const spec = rec(obj.body['spec']);
-  if (spec === undefined) {
-    if (obj.body['spec'] === undefined || obj.body['spec'] === null) issues.add('spec', 'spec is required');
-    else checkSchema(obj.body['spec'], serviceEntrySchema, 'spec', issues);
-    return;
-  }
-  checkSchema(spec, serviceEntrySchema, 'spec', issues);
+  const spec = checkSpec(obj.body, serviceEntrySchema, issues);
+  if (spec === undefined) return;
   for (const [field, max] of SERVICE_ENTRY_LIMITS) checkMaxSize(issues, pathKey('spec', field), spec[field], max);
 
   // resolution defaults to NONE (the proto's zero value)

@@ -3,23 +3,18 @@
  * hosts, gateways, exportTo, and HTTP / TCP / TLS routes.
  */
 import type { ConfigObject } from '../objects';
-import { Issues, arr, num, pathIdx, pathKey, rec, recordItems, stringItems, type JsonObject } from './common';
+import { Issues, arr, num, pathIdx, pathKey, recordItems, stringItems, type JsonObject } from './common';
 import { checkHttpRoute, checkRouteDestinations } from './httproute';
 import type { RouteContext } from './httpmatch';
 import { checkExportTo, checkGatewayNames, checkLabelMap, portError } from './istio-common';
 import { isIP, subnetError } from './ip';
 import { hostsOverlap, wildcardDomainError } from './names';
-import { checkSchema } from './schema';
+import { checkSpec } from './schema';
 import { virtualServiceSchema } from './virtualservice-schema';
 
 export function validateVirtualService(obj: ConfigObject, issues: Issues): void {
-  const spec = rec(obj.body['spec']);
-  if (spec === undefined) {
-    if (obj.body['spec'] === undefined || obj.body['spec'] === null) issues.add('spec', 'spec is required');
-    else checkSchema(obj.body['spec'], virtualServiceSchema, 'spec', issues);
-    return;
-  }
-  checkSchema(spec, virtualServiceSchema, 'spec', issues);
+  const spec = checkSpec(obj.body, virtualServiceSchema, issues);
+  if (spec === undefined) return;
 
   const gateways = stringItems(spec['gateways']).map(([, g]) => g);
   const gatewayOnly = gateways.length > 0 && !gateways.includes('mesh');

@@ -7,7 +7,7 @@ import { Issues, isRecord, num, pathKey, rec, str, type JsonObject } from './com
 import { checkLabelMap, portError } from './istio-common';
 import { isIP } from './ip';
 import { dnsLabelError, dnsSubdomainError, fqdnError } from './names';
-import { checkSchema } from './schema';
+import { checkSpec } from './schema';
 import { WORKLOAD_ENTRY_LIMITS, workloadEntrySchema } from './serviceentry-schema';
 
 export const UNIX_PREFIX = 'unix://';
@@ -111,12 +111,7 @@ function localityError(locality: string): string | undefined {
 }
 
 export function validateWorkloadEntry(obj: ConfigObject, issues: Issues): void {
-  const spec = rec(obj.body['spec']);
-  if (spec === undefined) {
-    if (obj.body['spec'] === undefined || obj.body['spec'] === null) issues.add('spec', 'spec is required');
-    else checkSchema(obj.body['spec'], workloadEntrySchema, 'spec', issues);
-    return;
-  }
-  checkSchema(spec, workloadEntrySchema, 'spec', issues);
+  const spec = checkSpec(obj.body, workloadEntrySchema, issues);
+  if (spec === undefined) return;
   checkWorkloadEntry(issues, 'spec', spec, { mode: 'workload' });
 }
