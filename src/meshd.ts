@@ -124,8 +124,8 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     authority: input.certificateAuthority,
   });
   ca.register((def, impl) => server.addService(def, impl));
-  // Every replica serves xDS; work that must happen once in the cluster runs on the Lease holder.
-  // (The CA issue adds the root certificate that the leader publishes as istio-ca-root-cert.)
+  // Every replica serves xDS; work that must happen once in the cluster runs on the Lease holder:
+  // the webhooks' caBundle, and the CA's root Secret and istio-ca-root-cert ConfigMaps.
   const election: LeaderElectionHandle | undefined = kubeConfig
     ? startLeaderElection({
         kubeConfig,

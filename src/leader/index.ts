@@ -81,10 +81,9 @@ export function startLeaderElection(opts: LeaderElectionOptions): LeaderElection
 export function meshdLeaderTasks(opts: { kubeConfig: KubeConfig; log: Logger; rootCertPem?: string; webhookCaPem?: () => string | undefined }): LeaderTask[] {
   const tasks: LeaderTask[] = [];
   if (opts.webhookCaPem) tasks.push(new CaBundlePatcher({ kubeConfig: opts.kubeConfig, caPem: opts.webhookCaPem, log: opts.log }));
+  // meshd itself passes no root here: its CA brings its own publisher (it follows root rotations).
   if (opts.rootCertPem && opts.rootCertPem.trim()) {
     tasks.push(new RootCertPublisher({ kubeConfig: opts.kubeConfig, rootCertPem: opts.rootCertPem, log: opts.log }));
-  } else {
-    opts.log.info('no root certificate given: istio-ca-root-cert is not published');
   }
   return tasks;
 }
