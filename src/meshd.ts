@@ -16,7 +16,7 @@ import { type WebhookServerHandle, startWebhookServer, webhookDnsNames } from '.
 import { servingCertificateFrom } from './webhook/certs';
 import { sharedWebhookCa } from './webhook/shared-ca';
 import type { ConfigSource } from './sources/source';
-import { ResourceCache } from './xds/cache';
+import { ConfigEngine } from './xds/engine';
 import { Debouncer } from './xds/debounce';
 import { XdsMetrics } from './xds/metrics';
 import { EnvoyProtos } from './xds/protos';
@@ -81,7 +81,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const log = input.logger ?? pino({ level: opts.logLevel, base: { app: 'meshd' } });
   const protos = new EnvoyProtos();
   const metrics = new XdsMetrics();
-  const cache = new ResourceCache(protos, opts.validateResources ? new ResourceValidator(protos) : undefined);
+  const engine = new ConfigEngine({ protos, checker: opts.validateResources ? new ResourceValidator(protos) : undefined, log });
   let current: MeshSnapshot | undefined;
   let sequence = 0;
   let ready = false;
@@ -93,7 +93,13 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     notReady = reject;
   });
   readyPromise.catch(() => undefined);
-  const server = new AdsServer({ protos, cache, metrics, log, snapshots: { current: () => current } });
+  const server = new AdsServer({ protos, watcher: engine, metrics, log });
+  // The one place a snapshot becomes the served one: the engine learns it before any push.
+  const serve = (snap: MeshSnapshot): void => {
+    current = snap;
+    engine.setSnapshot(snap);
+    metrics.rejectedResources.set(engine.currentRejections().length);
+  };
 
   const kubeConnection = opts.configDir !== undefined ? undefined : opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : { inCluster: true as const };
   const kubeConfig = kubeConnection ? loadKubeConfig(kubeConnection) : undefined;
@@ -141,7 +147,9 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   let logged = new Set<string>();
   const rebuild = (): MeshSnapshot => {
     const state = source.state();
-    const snap = buildSnapshot({ objects: state.objects, errors: state.errors, sequence: ++sequence, now: new Date(), domain: opts.domain });
+    const started = performance.now();
+    const snap = buildSnapshot({ objects: state.objects, errors: state.errors, sequence: ++sequence, now: new Date(), domain: opts.domain, previous: current });
+    metrics.snapshotBuildTime.observe((performance.now() - started) / 1000);
     metrics.invalidObjects.set(snap.errors.length);
     const now = new Set<string>();
     for (const e of snap.errors) {
@@ -155,11 +163,13 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
 
   if (source instanceof FileSource) {
     source.load();
-    current = rebuild();
-    log.info({ version: current.version, counts: current.counts, errors: current.errors.length, dir: opts.configDir }, 'config loaded');
+    const first = rebuild();
+    serve(first);
+    log.info({ version: first.version, counts: first.counts, errors: first.errors.length, dir: opts.configDir }, 'config loaded');
   }
 
   const debouncer = new Debouncer<string>({ quietMs: opts.debounceQuietMs, maxMs: opts.debounceMaxMs }, (files, firstAt) => {
+    metrics.debounceTime.observe((Date.now() - firstAt) / 1000);
     const prev = current;
     const next = rebuild();
     // Same objects and same problems (e.g. a file touched, or an invalid object edited into
@@ -168,7 +178,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       log.debug({ files }, 'files changed but config is the same; no push');
       return;
     }
-    current = next;
+    serve(next);
     log.info({ version: next.version, files, errors: next.errors.length }, 'config changed; pushing');
     void server.push({ snap: next, triggeredAt: firstAt, reason: 'config' });
   });
@@ -186,7 +196,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     xdsPort = await server.listen(opts.host, opts.xdsPort);
     // Connections to 15012 are dropped until the CA has issued the serving certificate.
     if (ca.serving) secureXdsPort = await server.listen(opts.host, opts.secureXdsPort, ca.serving.credentials());
-    const dbg = debugApp({ server, protos, cache, metrics, snapshot: () => current, ready: () => ready });
+    const dbg = debugApp({ server, protos, engine, metrics, snapshot: () => current, ready: () => ready });
     apps.push(dbg);
     debugPort = await listenApp(dbg, opts.host, opts.debugPort);
     if (opts.monitoringPort >= 0) {
@@ -248,9 +258,10 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       await source.load();
       await source.start();
       if (closed) return;
-      current = rebuild();
-      log.info({ version: current.version, counts: current.counts, errors: current.errors.length }, 'config loaded');
-      await server.push({ snap: current, triggeredAt: Date.now(), reason: 'config' });
+      const first = rebuild();
+      serve(first);
+      log.info({ version: first.version, counts: first.counts, errors: first.errors.length }, 'config loaded');
+      await server.push({ snap: first, triggeredAt: Date.now(), reason: 'config' });
       becomeReady();
     })().catch((err: unknown) => log.error({ err }, 'config source failed to load'));
   }

@@ -145,7 +145,7 @@ test('wildcard CDS: response, ACK recorded in syncz, no resend without change', 
   assert.equal(me.cluster_acked, r.nonce);
 });
 
-test('named EDS subscription returns exactly the names asked, and a changed name set is answered', async () => {
+test('named EDS subscription returns exactly the names asked; a changed name set is answered with what the client lacks', async () => {
   const c = client('app-b');
   const v1 = 'outbound|9080|v1|reviews.default.svc.cluster.local';
   const v2 = 'outbound|9080|v2|reviews.default.svc.cluster.local';
@@ -155,9 +155,16 @@ test('named EDS subscription returns exactly the names asked, and a changed name
   const eps = JSON.stringify(r1.resources[0]);
   assert.ok(eps.includes('10.1.0.1') && !eps.includes('10.1.0.2'), 'subset v1 selects only the v1 pod by its labels');
   c.ack(r1, [v1, v2]);
+  // EDS is not a full-state type: the client keeps v1, so only the newly subscribed v2 is sent.
   const r2 = await c.next(TypeUrl.Endpoint);
-  assert.deepEqual(r2.names.sort(), [v1, v2]);
+  assert.deepEqual(r2.names, [v2]);
   assert.ok(JSON.stringify(r2.resources).includes('10.1.0.2'));
+  // Dropping v1 and asking for it again sends it again: unsubscribed names are forgotten.
+  c.ack(r2, [v2]);
+  assert.deepEqual(await c.drain(200), [], 'an unsubscription alone needs no answer');
+  c.send({ type_url: TypeUrl.Endpoint, resource_names: [v1, v2], response_nonce: r2.nonce, version_info: r2.version_info });
+  const r3 = await c.next(TypeUrl.Endpoint);
+  assert.deepEqual(r3.names, [v1]);
 });
 
 test('NACK: recorded in syncz and metrics, not resent; other proxies unaffected; next change still pushed', async () => {

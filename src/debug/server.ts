@@ -1,7 +1,7 @@
 /** Debug HTTP (fastify): /debug/* views, /ready, /metrics. */
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { MeshSnapshot } from '../model/snapshot';
-import type { ResourceCache } from '../xds/cache';
+import type { ConfigEngine } from '../xds/engine';
 import type { XdsMetrics } from '../xds/metrics';
 import type { EnvoyProtos } from '../xds/protos';
 import type { AdsServer } from '../xds/server';
@@ -10,7 +10,7 @@ import { configDump, configz, registryz, syncz } from './views';
 export interface DebugDeps {
   server: AdsServer;
   protos: EnvoyProtos;
-  cache: ResourceCache;
+  engine: ConfigEngine;
   metrics: XdsMetrics;
   snapshot: () => MeshSnapshot | undefined;
   ready: () => boolean;
@@ -50,8 +50,9 @@ export function debugApp(deps: DebugDeps): FastifyInstance {
     version: deps.snapshot()?.version ?? null,
     last_push: deps.server.lastPush,
     connected: deps.server.connectionList().length,
-    cache: deps.cache.getStats(),
-    rejected_resources: deps.cache.currentRejections(),
+    queued: deps.server.queuedConnections(),
+    engine: deps.engine.stats(),
+    rejected_resources: deps.engine.currentRejections(),
   }));
 
   app.get<{ Querystring: { proxyID?: string } }>('/debug/config_dump', async (req, reply) => {
@@ -61,7 +62,8 @@ export function debugApp(deps: DebugDeps): FastifyInstance {
     // Accept the full node ID or Istio's short form `<pod>.<namespace>`.
     const conn = conns.find((c) => c.proxy?.id === id) ?? conns.find((c) => c.proxy && `${c.proxy.podName}.${c.proxy.namespace}` === id);
     if (!conn) return reply.code(404).send({ error: `proxy ${id} is not connected` });
-    return configDump(deps.server, deps.protos, snap(), conn);
+    snap();
+    return configDump(deps.engine, deps.protos, conn);
   });
 
   return app;

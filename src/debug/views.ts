@@ -1,10 +1,9 @@
 /** JSON views of meshd's state for the debug endpoints. Read-only; no private key material. */
-import { generatorsFor } from '../generate';
 import { credentialReport } from '../generate/secrets';
 import type { MeshSnapshot, ServiceEndpoint } from '../model/snapshot';
 import type { Connection } from '../xds/connection';
 import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE, TypeUrl } from '../xds/protos';
-import type { AdsServer } from '../xds/server';
+import type { XdsWatcher } from '../xds/engine';
 import { redactSensitive } from './redact';
 
 const SYNCZ_NAMES: Readonly<Record<string, string>> = { CDS: 'cluster', EDS: 'endpoint', LDS: 'listener', RDS: 'route', SDS: 'secret' };
@@ -56,16 +55,17 @@ export function syncz(conns: readonly Connection[]): object[] {
 }
 
 /** Envoy's admin ConfigDump shape for one connected proxy, from what it would be sent now. */
-export function configDump(server: AdsServer, protos: EnvoyProtos, snap: MeshSnapshot, conn: Connection): object {
-  const proxy = conn.proxy;
-  if (!proxy) return { configs: [] };
-  const gens = generatorsFor(proxy);
+export function configDump(watcher: XdsWatcher, protos: EnvoyProtos, conn: Connection): object {
+  const handle = conn.handle;
+  if (!handle) return { configs: [] };
   const decoded = (t: TypeUrl): { name: string; body: Record<string, unknown> }[] => {
-    if (!gens[t]) return [];
+    if (!watcher.serves(handle, t)) return [];
     const w = conn.watches.get(t);
     const names = w ? w.names : t === TypeUrl.Cluster || t === TypeUrl.Listener ? undefined : new Set<string>();
+    const all = watcher.resources(handle, t, names).resources;
+    const list = names ? [...names].sort().flatMap((n) => all.get(n) ?? []) : [...all.values()];
     // As Envoy's admin does: private keys and other sensitive fields read `[redacted]`.
-    return server.generate(snap, proxy, t, { names }).map((r) => ({ name: r.name, body: { '@type': t, ...redactSensitive(protos, t, protos.decode(t, r.bytes)) } }));
+    return list.map((r) => ({ name: r.name, body: { '@type': t, ...redactSensitive(protos, t, protos.decode(t, r.bytes)) } }));
   };
   const versionOf = (t: TypeUrl): string => conn.watches.get(t)?.versionSent ?? '';
   const updated = (t: TypeUrl): string | undefined => conn.watches.get(t)?.sentAt;
@@ -92,7 +92,7 @@ export function configDump(server: AdsServer, protos: EnvoyProtos, snap: MeshSna
         '@type': 'type.googleapis.com/envoy.admin.v3.EndpointsConfigDump',
         dynamic_endpoint_configs: decoded(TypeUrl.Endpoint).map((r) => ({ version_info: versionOf(TypeUrl.Endpoint), endpoint_config: r.body, last_updated: updated(TypeUrl.Endpoint) })),
       },
-      ...(gens[TypeUrl.Secret]
+      ...(watcher.serves(handle, TypeUrl.Secret)
         ? [
             {
               '@type': 'type.googleapis.com/envoy.admin.v3.SecretsConfigDump',

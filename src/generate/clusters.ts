@@ -44,8 +44,10 @@ import {
   adsConfigSource,
   inboundClusterName,
   outboundClusterName,
+  parseOutboundClusterName,
   seconds,
 } from './util';
+import type { DestinationRuleConfig, MeshService, ServicePort } from '../model/snapshot';
 
 /** istiod's mesh default DNS refresh rate (the TTL wins when the answer has one). */
 const DNS_REFRESH_RATE = seconds(60);
@@ -128,40 +130,58 @@ function grpcCluster(ctx: GenerateContext, name: string, t: ClusterTarget, loadA
   return c;
 }
 
+/**
+ * One outbound cluster as a resource for this proxy, or undefined when there is none (a DNS
+ * cluster without endpoints is left out, as istiod does).
+ */
+function outboundCluster(ctx: GenerateContext, flavor: ClusterFlavor, svc: MeshService, port: ServicePort, subset: string, dr: DestinationRuleConfig | undefined, placement: () => ProxyPlacement): Resource | undefined {
+  const { snap, proxy } = ctx;
+  const name = outboundClusterName(port.port, subset, svc.hostname);
+  const t = clusterTarget(snap, svc, port, subset, dr, proxy, flavor);
+  let key = `${flavor}|${dr ? dr.sources.join(',') : ''}`;
+  let loadAssignment: ProtoObject | undefined;
+  if (t.type === 'STRICT_DNS' || t.type === 'LOGICAL_DNS') {
+    // Inline endpoints: locality load balancing makes them proxy-relative.
+    const placed = placementPlan(t) ? placement() : undefined;
+    if (placed) key += `|${localityString(placed.locality)}`;
+    loadAssignment = dnsLoadAssignment(ctx, name, t, placed);
+    if (!loadAssignment) return undefined;
+  }
+  const build = flavor === 'grpc' ? () => grpcCluster(ctx, name, t, loadAssignment) : () => envoyCluster(ctx, name, t, loadAssignment);
+  return { name, key, build };
+}
+
 /** Every outbound cluster of the snapshot the proxy sees, as (name, builder) pairs keyed for the cache. */
 export function outboundClusters(ctx: GenerateContext, flavor: ClusterFlavor): Resource[] {
   const { snap, names, proxy } = ctx;
   const out: Resource[] = [];
   let placement: ProxyPlacement | undefined;
+  const placed = (): ProxyPlacement => (placement ??= proxyPlacement(snap, proxy));
   for (const svc of visibleServices(snap, proxy.namespace)) {
     const dr = proxyDestinationRule(snap, proxy, svc.hostname);
     const subsets = ['', ...(dr?.spec.subsets ?? []).map((s) => s.name)];
-    // Clusters depend on the rule in effect, which depends on the proxy's namespace and labels.
-    const ruleKey = `${flavor}|${dr ? dr.sources.join(',') : ''}`;
     for (const port of svc.ports) {
       if (port.protocol === 'UDP') continue;
       for (const subset of subsets) {
-        const name = outboundClusterName(port.port, subset, svc.hostname);
-        if (names && !names.has(name)) continue;
-        const t = clusterTarget(snap, svc, port, subset, dr, proxy, flavor);
-        let key = ruleKey;
-        let loadAssignment: ProtoObject | undefined;
-        if (t.type === 'STRICT_DNS' || t.type === 'LOGICAL_DNS') {
-          // Inline endpoints: locality load balancing makes them proxy-relative.
-          const plan = placementPlan(t);
-          if (plan) placement ??= proxyPlacement(snap, proxy);
-          const placed = plan ? placement : undefined;
-          if (placed) key += `|${localityString(placed.locality)}`;
-          loadAssignment = dnsLoadAssignment(ctx, name, t, placed);
-          // A DNS cluster without endpoints is left out, as istiod does.
-          if (!loadAssignment) continue;
-        }
-        const build = flavor === 'grpc' ? () => grpcCluster(ctx, name, t, loadAssignment) : () => envoyCluster(ctx, name, t, loadAssignment);
-        out.push({ name, key, build });
+        if (names && !names.has(outboundClusterName(port.port, subset, svc.hostname))) continue;
+        const r = outboundCluster(ctx, flavor, svc, port, subset, dr, placed);
+        if (r) out.push(r);
       }
     }
   }
   return out;
+}
+
+/** The outbound cluster `name` (one of `outboundClusters`' names), built directly from its name. */
+export function outboundClusterNamed(ctx: GenerateContext, flavor: ClusterFlavor, name: string): Resource | undefined {
+  const parsed = parseOutboundClusterName(name);
+  if (!parsed) return undefined;
+  const svc = ctx.snap.serviceByHost.get(parsed.host);
+  const port = svc?.ports.find((p) => p.port === parsed.port);
+  if (!svc || !port || port.protocol === 'UDP') return undefined;
+  const dr = proxyDestinationRule(ctx.snap, ctx.proxy, svc.hostname);
+  if (parsed.subset && !dr?.spec.subsets?.some((s) => s.name === parsed.subset)) return undefined;
+  return outboundCluster(ctx, flavor, svc, port, parsed.subset, dr, () => proxyPlacement(ctx.snap, ctx.proxy));
 }
 
 function originalDstCluster(name: string, bindInbound: boolean): ProtoObject {
@@ -176,7 +196,12 @@ function originalDstCluster(name: string, bindInbound: boolean): ProtoObject {
 }
 
 export function sidecarClusters(ctx: GenerateContext): Resource[] {
-  const out = outboundClusters(ctx, flavorOfProxy(ctx.proxy));
+  return [...outboundClusters(ctx, flavorOfProxy(ctx.proxy)), ...sidecarLocalClusters(ctx)];
+}
+
+/** A sidecar's clusters besides the outbound ones: BlackHole, Passthrough and its inbound clusters. */
+export function sidecarLocalClusters(ctx: GenerateContext): Resource[] {
+  const out: Resource[] = [];
   const want = (n: string): boolean => !ctx.names || ctx.names.has(n);
   if (want(BLACKHOLE_CLUSTER)) {
     out.push({

@@ -4,12 +4,11 @@
  * load balancing when the DestinationRule makes them apply. DNS and original-destination
  * clusters get no assignment here.
  */
-import { destinationRuleScope, localityString, proxyDestinationRule, visibleServices } from '../model/lookup';
+import { localityString, proxyDestinationRule, visibleServices } from '../model/lookup';
 import {
   type ClusterTarget,
   type ProxyPlacement,
   edsTarget,
-  flavorOfProxy,
   groupsToProto,
   placedGroups,
   placementPlan,
@@ -32,37 +31,32 @@ export function endpointResources(ctx: GenerateContext): Resource[] {
   const names = ctx.names ?? new Set(allEdsClusterNames(ctx));
   const out: Resource[] = [];
   let placement: ProxyPlacement | undefined;
-  // Which cluster a name is and which policy applies is the same for every proxy with the same
-  // flavour, type, namespace and rule scope: look it up once per snapshot, by the name itself.
-  const targets = ctx.snap.memo.get(
-    `eds-targets|${flavorOfProxy(ctx.proxy)}|${ctx.proxy.type}|${ctx.proxy.namespace}|${destinationRuleScope(ctx.snap, ctx.proxy)}`,
-    () => new Map<string, { t: ClusterTarget; ruleKey: string; plan: ReturnType<typeof placementPlan> } | null>(),
-  );
+  const placed = (): ProxyPlacement => (placement ??= proxyPlacement(ctx.snap, ctx.proxy));
   for (const name of [...names].sort()) {
-    // Endpoints themselves are selected only on a cache miss.
-    let found = targets.get(name);
-    if (found === undefined) {
-      const target = edsTarget(ctx, name);
-      // The rule in effect (subsets, locality settings) depends on the proxy's namespace and labels.
-      found = target ? { t: target, ruleKey: target.dr ? target.dr.sources.join(',') : '', plan: placementPlan(target) } : null;
-      targets.set(name, found);
-    }
-    if (!found) continue;
-    const { t, plan } = found;
-    let key = found.ruleKey;
-    let placed: ProxyPlacement | undefined;
-    if (plan) {
-      // Only locality load balancing makes endpoints proxy-relative; otherwise they are shared.
-      placement ??= proxyPlacement(ctx.snap, ctx.proxy);
-      placed = placement;
-      key += `|${localityString(placed.locality)}|${failoverPriorityKey(placed.labels, plan.failover ? plan.setting.failoverPriority : undefined)}`;
-    }
-    out.push({ name, key, build: () => clusterLoadAssignment(ctx, name, t, placed) });
+    const r = endpointResource(ctx, name, placed);
+    if (r) out.push(r);
   }
   return out;
 }
 
-function allEdsClusterNames(ctx: GenerateContext): string[] {
+/** The ClusterLoadAssignment for EDS cluster `name`, if the proxy has such a cluster. */
+export function endpointResource(ctx: GenerateContext, name: string, placement: () => ProxyPlacement = () => proxyPlacement(ctx.snap, ctx.proxy)): Resource | undefined {
+  const t = edsTarget(ctx, name);
+  if (!t) return undefined;
+  // The rule in effect (subsets, locality settings) depends on the proxy's namespace and labels.
+  let key = t.dr ? t.dr.sources.join(',') : '';
+  const plan = placementPlan(t);
+  let placed: ProxyPlacement | undefined;
+  if (plan) {
+    // Only locality load balancing makes endpoints proxy-relative; otherwise they are shared.
+    placed = placement();
+    key += `|${localityString(placed.locality)}|${failoverPriorityKey(placed.labels, plan.failover ? plan.setting.failoverPriority : undefined)}`;
+  }
+  const where = placed;
+  return { name, key, build: () => clusterLoadAssignment(ctx, name, t, where) };
+}
+
+export function allEdsClusterNames(ctx: GenerateContext): string[] {
   const names: string[] = [];
   for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
     const dr = proxyDestinationRule(ctx.snap, ctx.proxy, svc.hostname);

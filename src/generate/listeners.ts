@@ -111,15 +111,14 @@ function virtualInbound(ctx: GenerateContext): ProtoObject {
 }
 
 export function sidecarListeners(ctx: GenerateContext): Resource[] {
+  return [...sidecarOutboundListeners(ctx), ...sidecarInboundListeners(ctx)];
+}
+
+/** `virtualOutbound` and the outbound listeners per service port: the same for a whole namespace. */
+export function sidecarOutboundListeners(ctx: GenerateContext): Resource[] {
   const out: Resource[] = [];
   const want = (n: string): boolean => !ctx.names || ctx.names.has(n);
   if (want('virtualOutbound')) out.push({ name: 'virtualOutbound', key: '', build: virtualOutbound });
-  if (want('virtualInbound')) {
-    const w = workloadOf(ctx.proxy, ctx.snap);
-    // Security policies select the workload by labels, so they are part of the key.
-    const key = `${ctx.proxy.namespace}/${w?.name ?? ctx.proxy.podName}|${labelsKey(proxyLabels(ctx.proxy, ctx.snap))}`;
-    out.push({ name: 'virtualInbound', key, build: () => virtualInbound(ctx) });
-  }
   const httpPorts = sidecarRouteNames(ctx.snap, ctx.proxy.namespace);
   for (const port of httpPorts) {
     const name = `0.0.0.0_${port}`;
@@ -127,4 +126,13 @@ export function sidecarListeners(ctx: GenerateContext): Resource[] {
   }
   out.push(...outboundTcpListeners(ctx, new Set(httpPorts)));
   return out;
+}
+
+/** `virtualInbound`: the proxy's own workload's ports, with its security policies. */
+export function sidecarInboundListeners(ctx: GenerateContext): Resource[] {
+  if (ctx.names && !ctx.names.has('virtualInbound')) return [];
+  const w = workloadOf(ctx.proxy, ctx.snap);
+  // Security policies select the workload by labels, so they are part of the key.
+  const key = `${ctx.proxy.namespace}/${w?.name ?? ctx.proxy.podName}|${labelsKey(proxyLabels(ctx.proxy, ctx.snap))}`;
+  return [{ name: 'virtualInbound', key, build: () => virtualInbound(ctx) }];
 }

@@ -7,6 +7,7 @@ import type { ConfigError, ConfigObject } from './objects';
 import { buildRouting } from './build-routing';
 import { buildSecurity } from './build-security';
 import { SnapshotMemo } from './memo';
+import { share } from './intern';
 import { buildRegistry } from './build-services';
 import { DEFAULT_ROOT_NAMESPACE, type MeshService, type MeshSnapshot, exportedTo } from './snapshot';
 
@@ -19,6 +20,11 @@ export interface BuildInput {
   domain: string;
   /** Istio's config root namespace (default istio-system). */
   rootNamespace?: string;
+  /**
+   * The snapshot being replaced: every part of the new one that equals its counterpart there is
+   * taken from it (model/intern.ts), so unchanged parts keep their identity across snapshots.
+   */
+  previous?: MeshSnapshot;
 }
 
 function byKey(a: ConfigObject, b: ConfigObject): number {
@@ -76,7 +82,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     hash.update(o.kind).update('\0').update(byKeyStr(o)).update('\0').update(JSON.stringify(o.body));
   }
 
-  const snapshot = deepFreeze({
+  const fields = {
     version: `${input.sequence}-${hash.digest('hex').slice(0, 12)}`,
     builtAt: input.now.toISOString(),
     domain,
@@ -90,9 +96,21 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     security,
     errors,
     counts,
-  });
+  };
+  const snapshot = deepFreeze(input.previous ? shareFields(input.previous, fields) : fields);
   // The memo fills in as proxies are served; it is the one part of a snapshot that is not frozen.
   return Object.freeze({ ...snapshot, memo: new SnapshotMemo() });
+}
+
+/** Map fields first, so the services and objects they hold are shared before the lists that repeat them. */
+function shareFields<T extends object>(previous: MeshSnapshot, fields: T): T {
+  const seen = new Map<unknown, unknown>();
+  const prev = previous as unknown as Record<string, unknown>;
+  const out = { ...fields } as Record<string, unknown>;
+  const keys = Object.keys(out);
+  const order = [...keys.filter((k) => out[k] instanceof Map), ...keys.filter((k) => !(out[k] instanceof Map))];
+  for (const k of order) out[k] = share(prev[k], out[k], seen);
+  return out as T;
 }
 
 function byKeyStr(o: ConfigObject): string {

@@ -1,6 +1,7 @@
 /** Per-stream ADS state: what each type was asked for, sent, ACKed and NACKed. */
 import type * as grpc from '@grpc/grpc-js';
 import type { Proxy } from '../model/proxy';
+import type { ProxyHandle } from './engine';
 import type { EnvoyProtos, TypeUrl } from './protos';
 
 export interface NackRecord {
@@ -15,9 +16,15 @@ export interface WatchState {
   names?: Set<string>;
   versionSent?: string;
   nonceSent?: string;
-  hashSent?: string;
   sentAt?: string;
+  /** Resources in the last response. */
   resourcesSent: number;
+  /** name → content hash of what this client was last sent (delta: its per-resource version). */
+  sent: Map<string, string>;
+  /** The resource set last compared against (identity: unchanged means nothing to do). */
+  lastSet?: object;
+  /** An answer is owed (a new subscription, changed names, a reconnect): respond even if empty. */
+  mustRespond: boolean;
   versionAcked?: string;
   nonceAcked?: string;
   ackedAt?: string;
@@ -42,18 +49,58 @@ export interface DiscoveryResponseMsg {
   nonce: string;
 }
 
+export interface DeltaDiscoveryRequestMsg {
+  node?: DiscoveryRequestMsg['node'];
+  type_url?: string;
+  resource_names_subscribe?: string[];
+  resource_names_unsubscribe?: string[];
+  initial_resource_versions?: Record<string, string>;
+  response_nonce?: string;
+  error_detail?: { code?: number; message?: string };
+}
+
+export interface DeltaDiscoveryResponseMsg {
+  system_version_info: string;
+  resources: { name: string; version: string; resource: { type_url: string; value: Uint8Array } }[];
+  type_url: string;
+  removed_resources: string[];
+  nonce: string;
+}
+
 export type AdsStream = grpc.ServerDuplexStream<DiscoveryRequestMsg, DiscoveryResponseMsg>;
+export type DeltaStream = grpc.ServerDuplexStream<DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg>;
+
+/**
+ * What the server needs of a stream: grpc-js's server duplex stream, or a fake in tests. `write`
+ * calls back once the message has left for the network, which is what flow control counts on.
+ */
+export interface XdsStream<Res> {
+  write(msg: Res, cb: (err?: Error | null) => void): boolean;
+  end(): void;
+  emit(event: 'error', err: { code: number; details: string }): boolean;
+  getPeer(): string;
+}
 
 export class Connection {
   readonly watches = new Map<TypeUrl, WatchState>();
   readonly connectedAt: string;
   proxy?: Proxy;
+  /** The config side's state for this proxy. */
+  handle?: ProxyHandle;
   userAgent = '';
+  /** Bytes written to the stream and not yet sent on to the network. */
+  queuedBytes = 0;
+  /** Pushes wait while queuedBytes is over the limit; the next drain resumes them. */
+  blocked = false;
+  /** When the oldest change not yet delivered to this proxy was seen (convergence time). */
+  pendingSince?: number;
+  closed = false;
   private nonceCounter = 0;
 
   constructor(
     readonly id: string,
-    readonly stream: AdsStream,
+    readonly protocol: 'sotw' | 'delta',
+    readonly stream: XdsStream<DiscoveryResponseMsg> | XdsStream<DeltaDiscoveryResponseMsg>,
     readonly peer: string,
     now: Date,
   ) {
@@ -85,6 +132,21 @@ export function sameNames(a: Set<string> | undefined, b: Set<string> | undefined
  * A bidirectional xDS stream method (ADS, SDS, …) with protobufjs (de)serializers for
  * DiscoveryRequest/DiscoveryResponse: one definition for servers and test clients alike.
  */
+export function deltaStreamMethod(protos: EnvoyProtos, path: string, originalName: string): grpc.MethodDefinition<DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg> {
+  const req = protos.type('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+  const res = protos.type('envoy.service.discovery.v3.DeltaDiscoveryResponse');
+  return {
+    path,
+    requestStream: true,
+    responseStream: true,
+    originalName,
+    requestSerialize: (v: DeltaDiscoveryRequestMsg) => Buffer.from(req.encode(req.fromObject(v as unknown as Record<string, unknown>)).finish()),
+    requestDeserialize: (b: Buffer) => req.toObject(req.decode(b), { defaults: false, arrays: true, objects: true }) as DeltaDiscoveryRequestMsg,
+    responseSerialize: (v: DeltaDiscoveryResponseMsg) => Buffer.from(res.encode(v as unknown as Record<string, unknown>).finish()),
+    responseDeserialize: (b: Buffer) => res.toObject(res.decode(b), { defaults: false, arrays: true, objects: true }) as DeltaDiscoveryResponseMsg,
+  };
+}
+
 export function discoveryStreamMethod(protos: EnvoyProtos, path: string, originalName: string): grpc.MethodDefinition<DiscoveryRequestMsg, DiscoveryResponseMsg> {
   return {
     path,

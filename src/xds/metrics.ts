@@ -14,6 +14,9 @@ export class XdsMetrics {
   readonly pushTriggers: Counter;
   readonly invalidObjects: Gauge;
   readonly rejectedResources: Gauge;
+  readonly sendTime: Histogram;
+  readonly debounceTime: Histogram;
+  readonly snapshotBuildTime: Histogram;
 
   constructor(registry: Registry = new Registry(), withProcessMetrics = true) {
     this.registry = registry;
@@ -45,6 +48,24 @@ export class XdsMetrics {
     });
     this.internalErrors = new Counter({ name: 'pilot_total_xds_internal_errors', help: 'Total number of internal XDS errors in pilot.', registers });
     this.pushTriggers = new Counter({ name: 'pilot_push_triggers', help: 'Total number of times a push was triggered, labeled by reason for the push.', labelNames: ['type'], registers });
+    this.sendTime = new Histogram({
+      name: 'pilot_xds_send_time',
+      help: 'Total time in seconds Pilot takes to send generated configuration.',
+      buckets: [0.001, 0.01, 0.1, 1, 3, 5, 10, 20, 30],
+      registers,
+    });
+    this.debounceTime = new Histogram({
+      name: 'pilot_debounce_time',
+      help: 'Delay in seconds between the first config enters debouncing and the merged push request is pushed into the push queue.',
+      buckets: [0.01, 0.1, 1, 3, 5, 10, 20, 30],
+      registers,
+    });
+    this.snapshotBuildTime = new Histogram({
+      name: 'pilot_pushcontext_init_seconds',
+      help: 'Total time in seconds Pilot takes to init pushContext.',
+      buckets: [0.01, 0.1, 0.5, 1, 3, 5],
+      registers,
+    });
     this.invalidObjects = new Gauge({ name: 'meshd_config_invalid_objects', help: 'Objects left out of the served config because they are invalid.', registers });
     this.rejectedResources = new Gauge({ name: 'meshd_xds_rejected_resources', help: 'Generated resources withheld because they failed the Envoy proto check.', registers });
   }

@@ -1,36 +1,46 @@
 /**
- * ADS, state of the world (envoy.service.discovery.v3.AggregatedDiscoveryService).
- * Versions, nonces, ACK/NACK, wildcard and named subscriptions, pushes in CDS → EDS → LDS → RDS
- * order to every proxy whose resources changed.
+ * The ADS server: state of the world (sotw.ts) and incremental (delta.ts) on one gRPC server,
+ * behind the narrow XdsWatcher interface (engine.ts). Requests only update subscriptions;
+ * responses are computed by the push queue (push-queue.ts), in CDS → EDS → LDS → RDS → SDS order,
+ * for each connection whose config may have changed.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { flavorOf, generatorsFor } from '../generate';
 import type { MeshSnapshot } from '../model/snapshot';
 import { type Proxy, type ProxyMetadata, parseProxy } from '../model/proxy';
-import { type EncodedResource, type ResourceCache, setHash } from './cache';
-import { type AdsStream, Connection, type DiscoveryRequestMsg, type DiscoveryResponseMsg, type WatchState, discoveryStreamMethod, requestedNames, sameNames, shutdownServer } from './connection';
+import {
+  type AdsStream,
+  Connection,
+  type DeltaDiscoveryRequestMsg,
+  type DeltaStream,
+  type DiscoveryRequestMsg,
+  type XdsStream,
+  deltaStreamMethod,
+  discoveryStreamMethod,
+  shutdownServer,
+} from './connection';
+import { deltaRequest, deltaRespond } from './delta';
+import type { XdsWatcher } from './engine';
 import type { XdsMetrics } from './metrics';
-import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE, TypeUrl, isTypeUrl } from './protos';
+import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE } from './protos';
+import { PushQueue } from './push-queue';
+import { type ProtocolDeps, failStream, sotwRequest, sotwRespond } from './sotw';
 import { type PbStruct, structToJs } from './struct';
 
 export const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
-
-const WILDCARD_TYPES: ReadonlySet<TypeUrl> = new Set([TypeUrl.Cluster, TypeUrl.Listener]);
-
-/** The narrow view of the model the server needs. */
-export interface SnapshotSource {
-  current(): MeshSnapshot | undefined;
-}
+export const DELTA_ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources';
 
 export interface AdsServerOptions {
   protos: EnvoyProtos;
-  cache: ResourceCache;
+  watcher: XdsWatcher;
   metrics: XdsMetrics;
   log: Logger;
-  snapshots: SnapshotSource;
   /** The time source; tests may fix it. */
   now?: () => Date;
+  /** Longest run of push work before yielding to the event loop (ms). Default 10. */
+  pushSliceMs?: number;
+  /** Bytes a connection may have queued before its pushes wait for it to drain. Default 8 MiB. */
+  maxQueuedBytes?: number;
 }
 
 export interface PushEvent {
@@ -40,23 +50,50 @@ export interface PushEvent {
   reason: string;
 }
 
+/** A server-side stream as the protocol code sees it (grpc-js's, or a fake in tests). */
+export type ServerStream<Req, Res> = XdsStream<Res> & {
+  on(event: 'data', cb: (req: Req) => void): unknown;
+  on(event: 'end' | 'close' | 'cancelled', cb: () => void): unknown;
+  on(event: 'error', cb: (err: unknown) => void): unknown;
+};
+
 export class AdsServer {
   private readonly connections = new Map<string, Connection>();
   private readonly server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   private connCounter = 0;
-  private pushing: Promise<void> = Promise.resolve();
   private readonly now: () => Date;
+  private readonly queue: PushQueue;
+  private readonly deps: ProtocolDeps;
+  private pushStarted?: { at: number; version: string; reason: string; sent: Set<string> };
   readonly lastPush: { version?: string; reason?: string; at?: string; proxies: number; durationMs: number } = { proxies: 0, durationMs: 0 };
 
   constructor(private readonly opts: AdsServerOptions) {
     this.now = opts.now ?? (() => new Date());
     const { protos } = opts;
-    const definition: grpc.ServiceDefinition = {
-      StreamAggregatedResources: discoveryStreamMethod(protos, ADS_PATH, 'streamAggregatedResources'),
-    };
-    this.server.addService(definition, {
-      StreamAggregatedResources: (stream: AdsStream) => this.handleStream(stream),
+    this.queue = new PushQueue({
+      sliceMs: opts.pushSliceMs ?? 10,
+      maxQueuedBytes: opts.maxQueuedBytes ?? 8 * 1024 * 1024,
+      process: (conn) => this.process(conn),
+      onIdle: () => this.pushDone(),
     });
+    this.deps = {
+      watcher: opts.watcher,
+      metrics: opts.metrics,
+      log: opts.log,
+      now: this.now,
+      enqueue: (conn) => this.queue.add(conn),
+      send: (conn, msg, bytes) => this.send(conn, msg, bytes),
+    };
+    this.server.addService(
+      {
+        StreamAggregatedResources: discoveryStreamMethod(protos, ADS_PATH, 'streamAggregatedResources'),
+        DeltaAggregatedResources: deltaStreamMethod(protos, DELTA_ADS_PATH, 'deltaAggregatedResources'),
+      },
+      {
+        StreamAggregatedResources: (stream: AdsStream) => this.handleSotw(stream),
+        DeltaAggregatedResources: (stream: DeltaStream) => this.handleDelta(stream),
+      },
+    );
   }
 
   /** Listens on one more port; every port serves every registered service. Default plaintext. */
@@ -81,53 +118,58 @@ export class AdsServer {
     return [...this.connections.values()];
   }
 
-  /** Pushes a new snapshot to every connection whose resources changed. Serialised. */
+  /**
+   * A new snapshot is being served (the watcher already has it): every connection is queued to
+   * learn what changed for it. Resolves when the queue has run dry (or only blocked proxies wait).
+   */
   push(ev: PushEvent): Promise<void> {
     this.opts.metrics.pushTriggers.inc({ type: ev.reason });
-    this.pushing = this.pushing.then(() => this.pushAll(ev)).catch((err: unknown) => {
-      this.opts.metrics.internalErrors.inc();
-      this.opts.log.error({ err }, 'push failed');
-    });
-    return this.pushing;
-  }
-
-  private async pushAll(ev: PushEvent): Promise<void> {
-    const start = performance.now();
-    let n = 0;
-    for (const conn of [...this.connections.values()]) {
-      if (!conn.proxy || !this.connections.has(conn.id)) continue;
-      let sent = false;
-      try {
-        for (const t of PUSH_ORDER) {
-          if (conn.watches.has(t)) sent = this.respond(conn, t, false) || sent;
-        }
-      } catch (err) {
-        // One proxy's failure must not stop the push to the others.
-        this.opts.metrics.internalErrors.inc();
-        this.opts.log.error({ err, conn: conn.id, proxy: conn.proxy.id }, 'push to proxy failed');
-      }
-      if (sent) {
-        n++;
-        this.opts.metrics.convergence.observe((Date.now() - ev.triggeredAt) / 1000);
-      }
-      // Let requests and other streams make progress between proxies.
-      if (n % 50 === 49) await new Promise((r) => setImmediate(r));
+    this.pushStarted ??= { at: performance.now(), version: ev.snap.version, reason: ev.reason, sent: new Set() };
+    Object.assign(this.pushStarted, { version: ev.snap.version, reason: ev.reason });
+    for (const conn of this.connections.values()) {
+      if (!conn.handle) continue;
+      conn.pendingSince = Math.min(conn.pendingSince ?? ev.triggeredAt, ev.triggeredAt);
+      this.queue.add(conn);
     }
-    Object.assign(this.lastPush, { version: ev.snap.version, reason: ev.reason, at: this.now().toISOString(), proxies: n, durationMs: performance.now() - start });
+    return this.queue.idle();
   }
 
-  private handleStream(stream: AdsStream): void {
-    const conn = new Connection(`c${++this.connCounter}`, stream, stream.getPeer(), this.now());
-    stream.on('data', (req: DiscoveryRequestMsg) => {
+  /** Connections waiting in the push queue (blocked ones included). */
+  queuedConnections(): number {
+    return this.queue.size;
+  }
+
+  /** Resolves once every queued push that can make progress is done (tests, benchmarks). */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  /** Handles a state-of-the-world stream (grpc-js's, or a fake one in tests). */
+  handleSotw(stream: ServerStream<DiscoveryRequestMsg, unknown>): void {
+    const conn = new Connection(`c${++this.connCounter}`, 'sotw', stream as AdsStream, stream.getPeer(), this.now());
+    this.handle(conn, stream, (req) => sotwRequest(this.deps, conn, req));
+  }
+
+  /** Handles an incremental (delta) stream. */
+  handleDelta(stream: ServerStream<DeltaDiscoveryRequestMsg, unknown>): void {
+    const conn = new Connection(`c${++this.connCounter}`, 'delta', stream as DeltaStream, stream.getPeer(), this.now());
+    this.handle(conn, stream, (req) => deltaRequest(this.deps, conn, req));
+  }
+
+  private handle<Req extends { node?: DiscoveryRequestMsg['node'] }>(conn: Connection, stream: ServerStream<Req, unknown>, onRequest: (req: Req) => void): void {
+    stream.on('data', (req: Req) => {
       try {
-        this.onRequest(conn, req);
+        if (!conn.proxy && !this.identify(conn, req)) return;
+        onRequest(req);
       } catch (err) {
         this.opts.metrics.internalErrors.inc();
         this.opts.log.error({ err, conn: conn.id }, 'failed to handle discovery request');
-        stream.emit('error', { code: grpc.status.INTERNAL, details: 'internal error' });
+        failStream(stream, grpc.status.INTERNAL, 'internal error');
       }
     });
     const done = (): void => {
+      conn.closed = true;
+      this.queue.remove(conn);
       if (this.connections.delete(conn.id)) {
         this.opts.metrics.connected.dec();
         this.opts.log.info({ conn: conn.id, proxy: conn.proxy?.id }, 'ADS stream closed');
@@ -142,99 +184,77 @@ export class AdsServer {
     stream.on('cancelled', done);
   }
 
-  private onRequest(conn: Connection, req: DiscoveryRequestMsg): void {
-    if (!conn.proxy) {
-      const id = req.node?.id;
-      if (!id) {
-        conn.stream.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: 'the first DiscoveryRequest must carry node.id' });
-        return;
-      }
-      let proxy: Proxy;
-      try {
-        proxy = parseProxy(id, structToJs(req.node?.metadata as PbStruct | undefined) as ProxyMetadata, req.node?.locality);
-      } catch (err) {
-        conn.stream.emit('error', { code: grpc.status.INVALID_ARGUMENT, details: (err as Error).message });
-        return;
-      }
-      conn.proxy = proxy;
-      conn.userAgent = `${req.node?.user_agent_name ?? ''}/${req.node?.user_agent_version ?? ''}`;
-      this.connections.set(conn.id, conn);
-      this.opts.metrics.connected.inc();
-      this.opts.log.info({ conn: conn.id, proxy: proxy.id, generator: proxy.generator, peer: conn.peer }, 'ADS stream connected');
+  /** The first request names the proxy; false (and the stream failed) if it cannot. */
+  private identify(conn: Connection, req: { node?: DiscoveryRequestMsg['node'] }): boolean {
+    const id = req.node?.id;
+    if (!id) {
+      failStream(conn.stream, grpc.status.INVALID_ARGUMENT, 'the first DiscoveryRequest must carry node.id');
+      return false;
     }
-    const typeUrl = req.type_url ?? '';
-    if (!isTypeUrl(typeUrl)) {
-      this.opts.log.warn({ conn: conn.id, typeUrl }, 'request for an unsupported type ignored');
-      return;
+    let proxy: Proxy;
+    try {
+      proxy = parseProxy(id, structToJs(req.node?.metadata as PbStruct | undefined) as ProxyMetadata, req.node?.locality);
+    } catch (err) {
+      failStream(conn.stream, grpc.status.INVALID_ARGUMENT, (err as Error).message);
+      return false;
     }
-    const short = SHORT_TYPE[typeUrl].toLowerCase();
-    const names = requestedNames(typeUrl, req.resource_names, WILDCARD_TYPES);
-    const w = conn.watches.get(typeUrl);
-    const nonce = req.response_nonce ?? '';
-
-    if (nonce === '' || !w) {
-      // A new subscription, or a client reconnecting with a nonce of an earlier stream: answer.
-      conn.watches.set(typeUrl, { names, resourcesSent: 0, nackCount: 0, versionAcked: w?.versionAcked });
-      this.respond(conn, typeUrl, true);
-      return;
-    }
-    if (nonce !== w.nonceSent) {
-      // An answer to a response we have since replaced: its content is outdated.
-      this.opts.metrics.expiredNonce.inc({ type: short });
-      this.opts.log.debug({ conn: conn.id, type: short, nonce, current: w.nonceSent }, 'stale nonce ignored');
-      return;
-    }
-    const at = this.now().toISOString();
-    if (req.error_detail && (req.error_detail.code || req.error_detail.message)) {
-      w.lastNack = { version: w.versionSent ?? '', nonce, message: req.error_detail.message ?? '', at };
-      w.nackCount++;
-      this.opts.metrics.rejects.inc({ type: short });
-      this.opts.log.warn({ conn: conn.id, proxy: conn.proxy.id, type: short, version: w.versionSent, error: req.error_detail.message }, 'proxy rejected config (NACK)');
-    } else {
-      w.versionAcked = req.version_info ?? w.versionSent;
-      w.nonceAcked = nonce;
-      w.ackedAt = at;
-    }
-    if (!sameNames(names, w.names)) {
-      w.names = names;
-      this.respond(conn, typeUrl, true);
-    }
-  }
-
-  /** Generates and sends one type to one connection; false if nothing changed and not forced. */
-  private respond(conn: Connection, typeUrl: TypeUrl, force: boolean): boolean {
-    const snap = this.opts.snapshots.current();
-    const proxy = conn.proxy;
-    const w = conn.watches.get(typeUrl);
-    if (!snap || !proxy || !w) return false;
-    const start = performance.now();
-    const resources = this.generate(snap, proxy, typeUrl, w);
-    const hash = setHash(resources);
-    if (!force && hash === w.hashSent) return false;
-    const nonce = conn.nextNonce();
-    const response: DiscoveryResponseMsg = {
-      version_info: snap.version,
-      resources: resources.map((r) => ({ type_url: typeUrl, value: r.bytes })),
-      type_url: typeUrl,
-      nonce,
-    };
-    conn.stream.write(response);
-    Object.assign(w, { versionSent: snap.version, nonceSent: nonce, hashSent: hash, sentAt: this.now().toISOString(), resourcesSent: resources.length });
-    const short = SHORT_TYPE[typeUrl].toLowerCase();
-    this.opts.metrics.pushes.inc({ type: short });
-    this.opts.metrics.pushTime.observe({ type: short }, (performance.now() - start) / 1000);
-    this.opts.metrics.configSize.observe({ type: short }, resources.reduce((s, r) => s + r.bytes.length, 0));
-    this.opts.log.debug({ conn: conn.id, proxy: proxy.id, type: short, version: snap.version, resources: resources.length }, 'pushed');
+    conn.proxy = proxy;
+    conn.handle = this.opts.watcher.attach(proxy);
+    conn.userAgent = `${req.node?.user_agent_name ?? ''}/${req.node?.user_agent_version ?? ''}`;
+    this.connections.set(conn.id, conn);
+    this.opts.metrics.connected.inc();
+    this.opts.log.info({ conn: conn.id, proxy: proxy.id, generator: proxy.generator, protocol: conn.protocol, peer: conn.peer }, 'ADS stream connected');
     return true;
   }
 
-  /** The encoded resources a proxy would get for a type and subscription, right now. */
-  generate(snap: MeshSnapshot, proxy: Proxy, typeUrl: TypeUrl, w: Pick<WatchState, 'names'>): EncodedResource[] {
-    const gen = generatorsFor(proxy)[typeUrl];
-    if (!gen) return [];
-    const resources = gen({ snap, proxy, names: w.names });
-    const encoded = this.opts.cache.encode(snap.version, flavorOf(proxy), typeUrl, resources);
-    this.opts.metrics.rejectedResources.set(this.opts.cache.rejectionCount());
-    return encoded;
+  /** One connection's turn in the push queue: every subscribed type, in push order. */
+  private process(conn: Connection): void {
+    if (conn.closed || !conn.handle) return;
+    const start = performance.now();
+    let sent = false;
+    try {
+      for (const t of PUSH_ORDER) {
+        if (!conn.watches.has(t)) continue;
+        if (conn.queuedBytes > (this.opts.maxQueuedBytes ?? 8 * 1024 * 1024)) {
+          // Not draining: the rest waits for the drain (and then takes the newest config).
+          this.queue.add(conn);
+          break;
+        }
+        const typeStart = performance.now();
+        const wrote = conn.protocol === 'delta' ? deltaRespond(this.deps, conn, t) : sotwRespond(this.deps, conn, t);
+        if (wrote) {
+          sent = true;
+          this.opts.metrics.pushTime.observe({ type: SHORT_TYPE[t].toLowerCase() }, (performance.now() - typeStart) / 1000);
+        }
+      }
+    } catch (err) {
+      // One proxy's failure must not stop the push to the others.
+      this.opts.metrics.internalErrors.inc();
+      this.opts.log.error({ err, conn: conn.id, proxy: conn.proxy?.id }, 'push to proxy failed');
+    }
+    if (sent) {
+      this.pushStarted?.sent.add(conn.id);
+      if (conn.pendingSince !== undefined) this.opts.metrics.convergence.observe((Date.now() - conn.pendingSince) / 1000);
+    }
+    if (!this.queue.has(conn)) conn.pendingSince = undefined;
+    this.opts.metrics.sendTime.observe((performance.now() - start) / 1000);
+  }
+
+  private send(conn: Connection, msg: object, bytes: number): void {
+    const short = SHORT_TYPE[(msg as { type_url: keyof typeof SHORT_TYPE }).type_url]?.toLowerCase() ?? 'unknown';
+    conn.queuedBytes += bytes;
+    (conn.stream as XdsStream<object>).write(msg, () => {
+      conn.queuedBytes -= bytes;
+      this.queue.drained(conn);
+    });
+    this.opts.metrics.pushes.inc({ type: short });
+    this.opts.metrics.configSize.observe({ type: short }, bytes);
+  }
+
+  private pushDone(): void {
+    const p = this.pushStarted;
+    if (!p) return;
+    this.pushStarted = undefined;
+    Object.assign(this.lastPush, { version: p.version, reason: p.reason, at: this.now().toISOString(), proxies: p.sent.size, durationMs: performance.now() - p.at });
   }
 }

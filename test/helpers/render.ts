@@ -1,10 +1,10 @@
 /** Generates, checks and encodes a proxy's resources without a server, as the server would. */
-import { flavorOf, generatorsFor } from '../../src/generate';
 import { buildSnapshot } from '../../src/model/build';
 import { parseProxy, type ProxyMetadata } from '../../src/model/proxy';
 import type { MeshSnapshot } from '../../src/model/snapshot';
 import { FileSource } from '../../src/sources/file-source';
-import { ResourceCache, type RejectedResource } from '../../src/xds/cache';
+import type { RejectedResource } from '../../src/xds/cache';
+import { ConfigEngine } from '../../src/xds/engine';
 import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE } from '../../src/xds/protos';
 import { ResourceValidator } from '../../src/xds/validate-rules';
 
@@ -22,17 +22,19 @@ export interface Rendered {
 }
 
 /** `names`: per short type (`LDS`, …), the resource names a proxy subscribes to; others are wildcard. */
-export function render(protos: EnvoyProtos, snap: MeshSnapshot, id: string, metadata: ProxyMetadata, names: Record<string, string[]> = {}): Rendered {
+export function render(protos: EnvoyProtos, snap: MeshSnapshot, id: string, metadata: ProxyMetadata, names: Record<string, string[]> = {}, engine?: ConfigEngine): Rendered {
   const proxy = parseProxy(id, metadata);
-  const cache = new ResourceCache(protos, new ResourceValidator(protos));
-  const gens = generatorsFor(proxy);
+  const e = engine ?? new ConfigEngine({ protos, checker: new ResourceValidator(protos) });
+  e.setSnapshot(snap);
+  const h = e.attach(proxy);
   const byType: Record<string, Record<string, unknown>[]> = {};
   for (const t of PUSH_ORDER) {
-    const gen = gens[t];
-    if (!gen) continue;
+    if (!e.serves(h, t)) continue;
     const wanted = names[SHORT_TYPE[t]];
-    const enc = cache.encode(snap.version, flavorOf(proxy), t, gen({ snap, proxy, ...(wanted ? { names: new Set(wanted) } : {}) }));
+    const set = wanted ? new Set(wanted) : undefined;
+    const all = e.resources(h, t, set).resources;
+    const enc = set ? [...all.values()].filter((r) => set.has(r.name)) : [...all.values()];
     byType[SHORT_TYPE[t]] = enc.map((r) => protos.decode(t, r.bytes));
   }
-  return { byType, rejected: cache.currentRejections() };
+  return { byType, rejected: e.currentRejections() };
 }

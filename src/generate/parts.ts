@@ -1,0 +1,113 @@
+/**
+ * What each kind of proxy gets, per type, as parts the push engine can reuse separately:
+ * - `named`: a list of names and a builder per name, each resource reused on its own (the many
+ *   outbound clusters, endpoints and routes);
+ * - `list`: a small list built as a whole (a sidecar's own inbound listener and clusters, gateway
+ *   config);
+ * - `requested`: resources only ever sent by name, built for the names asked for (SDS, gateway
+ *   routes, gRPC server listeners).
+ * Parts of one type never share names.
+ */
+import { visibleServices } from '../model/lookup';
+import type { Proxy } from '../model/proxy';
+import { TypeUrl } from '../xds/protos';
+import { outboundClusterNamed, outboundClusters, sidecarLocalClusters } from './clusters';
+import { endpointResource, endpointResources } from './endpoints';
+import { gatewayClusters, gatewayEndpoints } from './gateway/clusters';
+import { gatewayListeners } from './gateway/listeners';
+import { gatewayRoutes } from './gateway/routes';
+import { grpcApiListenerNamed, grpcServicePortNames } from './grpc';
+import { sidecarInboundListeners, sidecarOutboundListeners } from './listeners';
+import { grpcRouteConfig, sidecarRouteConfig, sidecarRouteNames } from './routes';
+import { secretResources } from './secrets';
+import { grpcServerListeners } from './security/grpc-server';
+import type { GenerateContext, Resource } from './types';
+
+export interface NamedPart {
+  kind: 'named';
+  id: string;
+  names(ctx: GenerateContext): Iterable<string>;
+  /** One of `names`' resources; undefined when it turns out to have none. */
+  build(ctx: GenerateContext, name: string): Resource | undefined;
+}
+
+export interface ListPart {
+  kind: 'list';
+  id: string;
+  list(ctx: GenerateContext): Resource[];
+}
+
+export interface RequestedPart {
+  kind: 'requested';
+  id: string;
+  /** Called with `ctx.names` set to the names asked for. */
+  list(ctx: GenerateContext): Resource[];
+}
+
+export type Part = NamedPart | ListPart | RequestedPart;
+
+export type PartTable = Readonly<Partial<Record<TypeUrl, readonly Part[]>>>;
+
+const names = (list: (ctx: GenerateContext) => Resource[]) => (ctx: GenerateContext) => list(ctx).map((r) => r.name);
+
+const edsPart: NamedPart = {
+  kind: 'named',
+  id: 'eds',
+  names: names(endpointResources),
+  build: (ctx, name) => endpointResource(ctx, name),
+};
+
+export const SIDECAR_PARTS: PartTable = {
+  [TypeUrl.Cluster]: [
+    { kind: 'named', id: 'cds-outbound', names: names((ctx) => outboundClusters(ctx, 'envoy')), build: (ctx, name) => outboundClusterNamed(ctx, 'envoy', name) },
+    { kind: 'list', id: 'cds-local', list: sidecarLocalClusters },
+  ],
+  [TypeUrl.Endpoint]: [edsPart],
+  [TypeUrl.Listener]: [
+    { kind: 'list', id: 'lds-outbound', list: sidecarOutboundListeners },
+    { kind: 'list', id: 'lds-inbound', list: sidecarInboundListeners },
+  ],
+  [TypeUrl.Route]: [
+    {
+      kind: 'named',
+      id: 'rds-sidecar',
+      names: (ctx) => sidecarRouteNames(ctx.snap, ctx.proxy.namespace).map(String),
+      build: (ctx, name) => ({ name, key: '', build: () => sidecarRouteConfig(ctx, Number(name)) }),
+    },
+  ],
+};
+
+export const GRPC_PARTS: PartTable = {
+  [TypeUrl.Cluster]: [{ kind: 'named', id: 'cds-grpc', names: names((ctx) => outboundClusters(ctx, 'grpc')), build: (ctx, name) => outboundClusterNamed(ctx, 'grpc', name) }],
+  [TypeUrl.Endpoint]: [edsPart],
+  [TypeUrl.Listener]: [
+    { kind: 'named', id: 'lds-grpc', names: grpcServicePortNames, build: grpcApiListenerNamed },
+    { kind: 'requested', id: 'lds-grpc-server', list: grpcServerListeners },
+  ],
+  [TypeUrl.Route]: [
+    {
+      kind: 'named',
+      id: 'rds-grpc',
+      names: (ctx) => visibleServices(ctx.snap, ctx.proxy.namespace).flatMap((svc) => svc.ports.map((p) => `${svc.hostname}:${p.port}`)),
+      build: (ctx, name) => {
+        const colon = name.lastIndexOf(':');
+        const svc = ctx.snap.serviceByHost.get(name.slice(0, colon));
+        const port = Number(name.slice(colon + 1));
+        return svc && svc.ports.some((p) => p.port === port) ? { name, key: '', build: () => grpcRouteConfig(ctx, svc, port) } : undefined;
+      },
+    },
+  ],
+};
+
+export const GATEWAY_PARTS: PartTable = {
+  [TypeUrl.Cluster]: [{ kind: 'list', id: 'cds-gateway', list: gatewayClusters }],
+  [TypeUrl.Endpoint]: [{ kind: 'list', id: 'eds-gateway', list: gatewayEndpoints }],
+  [TypeUrl.Listener]: [{ kind: 'list', id: 'lds-gateway', list: gatewayListeners }],
+  [TypeUrl.Route]: [{ kind: 'requested', id: 'rds-gateway', list: gatewayRoutes }],
+  [TypeUrl.Secret]: [{ kind: 'requested', id: 'sds-gateway', list: secretResources }],
+};
+
+export function partsFor(proxy: Proxy): PartTable {
+  if (proxy.generator === 'grpc') return GRPC_PARTS;
+  return proxy.type === 'router' ? GATEWAY_PARTS : SIDECAR_PARTS;
+}

@@ -1,0 +1,96 @@
+/**
+ * Incremental xDS (DeltaAggregatedResources), as Envoy and Istio 1.22+ sidecars speak it:
+ * - subscriptions per type: names added and removed by `resource_names_subscribe` and
+ *   `_unsubscribe`; a first request with no names for CDS or LDS, or the name `*`, is a wildcard
+ *   (Envoy's legacy and explicit wildcard);
+ * - each resource carries its own version (the hash of its bytes); a response holds only the
+ *   resources that changed for this client, and `removed_resources` for subscribed ones that
+ *   are gone;
+ * - `initial_resource_versions` on a new stream says what the client already has: unchanged
+ *   resources are not sent again, and ones that no longer exist are removed;
+ * - ACK and NACK by nonce, as in state of the world.
+ */
+import type { Connection, DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg, WatchState } from './connection';
+import { type ProtocolDeps, WILDCARD_TYPES, newWatch, recordAck } from './sotw';
+import { SHORT_TYPE, type TypeUrl, isTypeUrl } from './protos';
+
+export function deltaRequest(deps: ProtocolDeps, conn: Connection, req: DeltaDiscoveryRequestMsg): void {
+  const typeUrl = req.type_url ?? '';
+  if (!isTypeUrl(typeUrl)) {
+    deps.log.warn({ conn: conn.id, typeUrl }, 'request for an unsupported type ignored');
+    return;
+  }
+  const subscribe = req.resource_names_subscribe ?? [];
+  const unsubscribe = req.resource_names_unsubscribe ?? [];
+  let w = conn.watches.get(typeUrl);
+  const nonce = req.response_nonce ?? '';
+  if (!w) {
+    // The first request of a type: no names means a wildcard for CDS and LDS (legacy wildcard).
+    const wildcard = subscribe.includes('*') || (subscribe.length === 0 && WILDCARD_TYPES.has(typeUrl));
+    w = newWatch(wildcard ? undefined : new Set(subscribe.filter((n) => n !== '*')));
+    for (const [name, version] of Object.entries(req.initial_resource_versions ?? {})) w.sent.set(name, version);
+    conn.watches.set(typeUrl, w);
+    deps.enqueue(conn);
+    return;
+  }
+  if (nonce !== '' && !recordAck(deps, conn, typeUrl, w, nonce, undefined, req.error_detail)) {
+    // A stale ACK may still carry subscription changes; they count.
+    if (subscribe.length === 0 && unsubscribe.length === 0) return;
+  }
+  if (subscribe.length > 0 || unsubscribe.length > 0) {
+    changeSubscription(w, subscribe, unsubscribe);
+    w.lastSet = undefined;
+    w.mustRespond = subscribe.length > 0;
+    deps.enqueue(conn);
+  }
+}
+
+function changeSubscription(w: WatchState, subscribe: readonly string[], unsubscribe: readonly string[]): void {
+  for (const n of unsubscribe) {
+    if (n === '*') {
+      if (!w.names) w.names = new Set();
+      continue;
+    }
+    w.names?.delete(n);
+    // Forgotten, so subscribing again sends it again.
+    w.sent.delete(n);
+  }
+  for (const n of subscribe) {
+    if (n === '*') w.names = undefined;
+    else if (w.names) w.names.add(n);
+    // Subscribing to a name the client already has means it wants it again.
+    w.sent.delete(n);
+  }
+}
+
+/** Sends the changes for one type; true if a response was written. */
+export function deltaRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeUrl): boolean {
+  const w = conn.watches.get(typeUrl);
+  const version = deps.watcher.version();
+  if (!w || !conn.handle || version === undefined) return false;
+  const set = deps.watcher.resources(conn.handle, typeUrl, w.names);
+  if (set === w.lastSet && !w.mustRespond) return false;
+  w.lastSet = set;
+  const changed: DeltaDiscoveryResponseMsg['resources'] = [];
+  let bytes = 0;
+  const consider = (name: string): void => {
+    const r = set.resources.get(name);
+    if (!r || w.sent.get(name) === r.hash) return;
+    changed.push({ name, version: r.hash, resource: { type_url: typeUrl, value: r.bytes } });
+    bytes += r.bytes.length;
+  };
+  if (w.names) for (const n of w.names) consider(n);
+  else for (const n of set.resources.keys()) consider(n);
+  const removed: string[] = [];
+  for (const n of w.sent.keys()) if (!set.resources.has(n) && (!w.names || w.names.has(n))) removed.push(n);
+  if (changed.length === 0 && removed.length === 0 && !w.mustRespond) return false;
+  for (const r of changed) w.sent.set(r.name, r.version);
+  for (const n of removed) w.sent.delete(n);
+  w.mustRespond = false;
+  const nonce = conn.nextNonce();
+  const response: DeltaDiscoveryResponseMsg = { system_version_info: version, resources: changed, type_url: typeUrl, removed_resources: removed, nonce };
+  deps.send(conn, response, bytes);
+  Object.assign(w, { versionSent: version, nonceSent: nonce, sentAt: deps.now().toISOString(), resourcesSent: changed.length });
+  deps.log.debug({ conn: conn.id, type: SHORT_TYPE[typeUrl], changed: changed.length, removed: removed.length }, 'delta pushed');
+  return true;
+}

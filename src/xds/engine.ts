@@ -1,0 +1,274 @@
+/**
+ * The push engine: what each proxy gets, per type, for the current snapshot, with work in
+ * proportion to what changed.
+ *
+ * - Generators run against tracked views (incr/views.ts), so every result is stored with exactly
+ *   what it read: parts of the snapshot, and facets of the proxy (namespace, labels, …).
+ * - A result is reused while those reads give the same values (snapshots are interned, so that
+ *   is an identity check), and by every proxy that agrees on the facets read: proxies alike in
+ *   what matters share one computed resource set (a proxy class, found rather than declared).
+ * - A built resource is encoded, checked against validate.rules and hashed once per content.
+ * - A resource that fails its checks keeps its last good version being served.
+ */
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { Logger } from 'pino';
+import { type Part, partsFor } from '../generate/parts';
+import type { GenerateContext, Resource } from '../generate/types';
+import type { Proxy } from '../model/proxy';
+import type { MeshSnapshot } from '../model/snapshot';
+import { Tracker } from '../incr/deps';
+import { type SlotStats, Slots, type Variant } from '../incr/slots';
+import { ProxyFacets, trackedProxy, trackedSnapshot } from '../incr/views';
+import type { EncodedResource, RejectedResource, ResourceChecker } from './cache';
+import type { EnvoyProtos, TypeUrl } from './protos';
+
+/** The resources of one type a proxy gets now. The same object while nothing in it changed. */
+export interface ResourceSet {
+  readonly resources: ReadonlyMap<string, EncodedResource>;
+}
+
+/** The engine's per-proxy state; the server keeps one per connection. */
+export interface ProxyHandle {
+  readonly proxy: Proxy;
+}
+
+/** What the xDS server needs from the config side (go-control-plane's ConfigWatcher idea). */
+export interface XdsWatcher {
+  /** The version of the config being served; undefined before there is any. */
+  version(): string | undefined;
+  attach(proxy: Proxy): ProxyHandle;
+  /** Whether this proxy gets resources of this type at all. */
+  serves(h: ProxyHandle, typeUrl: TypeUrl): boolean;
+  /**
+   * Every resource of `typeUrl` the proxy gets now. `requested` (the names subscribed to, or
+   * undefined for a wildcard) matters only for types served by name alone (SDS, gateway RDS);
+   * callers filter the rest.
+   */
+  resources(h: ProxyHandle, typeUrl: TypeUrl, requested: ReadonlySet<string> | undefined): ResourceSet;
+}
+
+interface ResourceValue {
+  /** What is served: the new build, or the last good one when the new build was rejected. */
+  served?: EncodedResource;
+  rejected?: RejectedResource;
+}
+
+type PartValue = ReadonlyMap<string, EncodedResource>;
+
+class Handle implements ProxyHandle {
+  readonly last = new Map<TypeUrl, { parts: PartValue[]; set: ResourceSet }>();
+  constructor(
+    readonly proxy: Proxy,
+    readonly facets: ProxyFacets,
+    /** The proxy as generators see it: facet reads recorded. */
+    readonly tracked: Proxy,
+  ) {}
+}
+
+export interface EngineOptions {
+  protos: EnvoyProtos;
+  checker?: ResourceChecker;
+  log?: Logger;
+  /** Distinct encoded contents kept for sharing (not a correctness bound). */
+  maxContents?: number;
+  /**
+   * Test mode: every result is also computed from scratch by a fresh engine and compared;
+   * a difference throws. Slow; for tests and diagnosis.
+   */
+  checkFromScratch?: boolean;
+}
+
+export interface EngineStats {
+  parts: SlotStats;
+  resources: SlotStats;
+  contents: { size: number; encoded: number; reused: number };
+  rejected: number;
+}
+
+const EMPTY: PartValue = new Map();
+
+export class ConfigEngine implements XdsWatcher {
+  private readonly tracker = new Tracker();
+  private readonly parts = new Slots<PartValue>();
+  private readonly builds = new Slots<ResourceValue>();
+  private readonly contents: LRUCache<string, EncodedResource | RejectedResource>;
+  private readonly rejections = new Map<string, RejectedResource>();
+  private snap?: MeshSnapshot;
+  private view?: MeshSnapshot;
+  private seq = 0;
+  private encoded = 0;
+  private reused = 0;
+
+  constructor(private readonly opts: EngineOptions) {
+    this.contents = new LRUCache({ max: opts.maxContents ?? 200_000 });
+  }
+
+  /** Serves `snap` from now on. Results not used for two snapshots are dropped. */
+  setSnapshot(snap: MeshSnapshot): void {
+    if (snap === this.snap) return;
+    this.snap = snap;
+    this.view = trackedSnapshot(snap, this.tracker);
+    this.seq++;
+    if (this.seq > 2) {
+      this.parts.prune(this.seq - 2);
+      this.builds.prune(this.seq - 2);
+    }
+  }
+
+  snapshot(): MeshSnapshot | undefined {
+    return this.snap;
+  }
+
+  version(): string | undefined {
+    return this.snap?.version;
+  }
+
+  attach(proxy: Proxy): ProxyHandle {
+    const facets = new ProxyFacets(proxy);
+    return new Handle(proxy, facets, trackedProxy(facets, this.tracker));
+  }
+
+  serves(h: ProxyHandle, typeUrl: TypeUrl): boolean {
+    return partsFor(h.proxy)[typeUrl] !== undefined;
+  }
+
+  resources(ph: ProxyHandle, typeUrl: TypeUrl, requested: ReadonlySet<string> | undefined): ResourceSet {
+    const h = ph as Handle;
+    const snap = this.snap;
+    const parts = partsFor(h.proxy)[typeUrl];
+    if (!snap || !this.view || !parts) return { resources: EMPTY };
+    const values = parts.map((p) => this.partValue(h, typeUrl, p, requested));
+    const last = h.last.get(typeUrl);
+    if (last && last.parts.length === values.length && last.parts.every((v, i) => v === values[i])) return last.set;
+    let resources: PartValue;
+    if (values.length === 1) resources = values[0] ?? EMPTY;
+    else {
+      const merged = new Map<string, EncodedResource>();
+      for (const v of values) for (const [n, r] of v) merged.set(n, r);
+      resources = merged;
+    }
+    const set: ResourceSet = { resources };
+    h.last.set(typeUrl, { parts: values, set });
+    if (this.opts.checkFromScratch) this.compareWithScratch(h.proxy, typeUrl, requested, set);
+    return set;
+  }
+
+  /** Resources that fail their checks now (each keeps its last good version, if it had one). */
+  currentRejections(): RejectedResource[] {
+    return [...this.rejections.values()];
+  }
+
+  stats(): EngineStats {
+    return {
+      parts: this.parts.stats(),
+      resources: this.builds.stats(),
+      contents: { size: this.contents.size, encoded: this.encoded, reused: this.reused },
+      rejected: this.rejections.size,
+    };
+  }
+
+  private ctx(h: Handle, names?: ReadonlySet<string>): GenerateContext {
+    return { snap: this.view as MeshSnapshot, proxy: h.tracked, ...(names ? { names } : {}) };
+  }
+
+  private partValue(h: Handle, typeUrl: TypeUrl, part: Part, requested: ReadonlySet<string> | undefined): PartValue {
+    const snap = this.snap as MeshSnapshot;
+    if (part.kind === 'requested') {
+      // A wildcard asks for everything the part has.
+      const wanted = requested ? [...requested].sort() : undefined;
+      if (wanted?.length === 0) return EMPTY;
+      const key = wanted ? `${part.id}|${wanted.join('\n')}` : `${part.id}|*`;
+      return this.parts.get(key, h.facets, snap, this.seq, (prev) => this.tracker.run(() => this.buildList(typeUrl, part.list(this.ctx(h, wanted && new Set(wanted))), prev))).value;
+    }
+    if (part.kind === 'list') {
+      return this.parts.get(part.id, h.facets, snap, this.seq, (prev) => this.tracker.run(() => this.buildList(typeUrl, part.list(this.ctx(h)), prev))).value;
+    }
+    return this.parts.get(part.id, h.facets, snap, this.seq, (prev) =>
+      this.tracker.run(() => {
+        const ctx = this.ctx(h);
+        const out = new Map<string, EncodedResource>();
+        for (const name of part.names(ctx)) {
+          const rv = this.builds.get(`${part.id}|${name}`, h.facets, snap, this.seq, (prevBuild) => this.tracker.run(() => this.buildOne(typeUrl, part.build(ctx, name), prevBuild)));
+          this.tracker.current?.addGroup(rv.deps);
+          if (rv.value.served) out.set(name, rv.value.served);
+        }
+        return unchanged(prev?.value, out);
+      }),
+    ).value;
+  }
+
+  /** Builds a whole list in the running frame; a rejected resource keeps its previous bytes. */
+  private buildList(typeUrl: TypeUrl, list: Resource[], prev: Variant<PartValue> | undefined): PartValue {
+    const out = new Map<string, EncodedResource>();
+    for (const r of list) {
+      const v = this.encodeResource(typeUrl, r, prev?.value.get(r.name));
+      if (v.served) out.set(r.name, v.served);
+    }
+    return unchanged(prev?.value, out);
+  }
+
+  private buildOne(typeUrl: TypeUrl, r: Resource | undefined, prev: Variant<ResourceValue> | undefined): ResourceValue {
+    if (!r) return {};
+    const v = this.encodeResource(typeUrl, r, prev?.value.served);
+    // The same bytes as before: keep the previous value object, so the part can tell nothing changed.
+    if (prev && v.served === prev.value.served && !v.rejected && !prev.value.rejected) return prev.value;
+    return v;
+  }
+
+  /** Build → encode → hash → (once per content) validate.rules. */
+  private encodeResource(typeUrl: TypeUrl, r: Resource, lastGood: EncodedResource | undefined): ResourceValue {
+    let entry: EncodedResource | RejectedResource;
+    try {
+      const body = r.build();
+      entry = this.encodeBody(typeUrl, r.name, body);
+    } catch (err) {
+      entry = { name: r.name, typeUrl, errors: [{ path: '', message: `generation failed: ${(err as Error).message}` }] };
+    }
+    const rkey = `${typeUrl}|${r.name}`;
+    if ('errors' in entry) {
+      this.rejections.set(rkey, entry);
+      return { served: lastGood, rejected: entry };
+    }
+    this.rejections.delete(rkey);
+    return { served: entry };
+  }
+
+  private encodeBody(typeUrl: TypeUrl, name: string, body: object): EncodedResource | RejectedResource {
+    let bytes: Uint8Array;
+    try {
+      bytes = this.opts.protos.encode(typeUrl, body);
+    } catch (err) {
+      return { name, typeUrl, errors: [{ path: '', message: `encoding failed: ${(err as Error).message}` }] };
+    }
+    const hash = createHash('sha1').update(bytes).digest('hex');
+    const known = this.contents.get(hash);
+    if (known) {
+      this.reused++;
+      return known;
+    }
+    this.encoded++;
+    const errors = this.opts.checker?.validate(typeUrl, body) ?? [];
+    const entry: EncodedResource | RejectedResource = errors.length > 0 ? { name, typeUrl, errors } : { name, bytes, hash };
+    this.contents.set(hash, entry);
+    return entry;
+  }
+
+  private compareWithScratch(proxy: Proxy, typeUrl: TypeUrl, requested: ReadonlySet<string> | undefined, set: ResourceSet): void {
+    const fresh = new ConfigEngine({ ...this.opts, checkFromScratch: false });
+    fresh.setSnapshot(this.snap as MeshSnapshot);
+    const want = fresh.resources(fresh.attach(proxy), typeUrl, requested).resources;
+    const got = set.resources;
+    const diff: string[] = [];
+    for (const [n, r] of want) if (got.get(n)?.hash !== r.hash) diff.push(got.has(n) ? `changed ${n}` : `missing ${n}`);
+    for (const n of got.keys()) if (!want.has(n)) diff.push(`extra ${n}`);
+    if (diff.length > 0) throw new Error(`incremental result differs from a fresh build for ${proxy.id} ${typeUrl}: ${diff.slice(0, 10).join(', ')}`);
+  }
+}
+
+/** `next`, or `prev` when it holds exactly the same entries (so identity says "unchanged"). */
+function unchanged(prev: PartValue | undefined, next: Map<string, EncodedResource>): PartValue {
+  if (!prev || prev.size !== next.size) return next;
+  for (const [n, r] of next) if (prev.get(n) !== r) return next;
+  return prev;
+}

@@ -1,0 +1,127 @@
+/**
+ * State of the world (StreamAggregatedResources): requests update subscriptions and record
+ * ACKs and NACKs; responses are computed later by the push queue (never in the request handler).
+ *
+ * What a response holds (Envoy's "grouping resources into responses"):
+ * - CDS and LDS: every subscribed resource, whenever any of them changed (a missing one is a
+ *   removal for the client);
+ * - EDS, RDS and SDS: only the subscribed resources that changed since this client was sent
+ *   them (the others stay as the client has them), or everything asked for on a new stream.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { type Connection, type DiscoveryRequestMsg, type DiscoveryResponseMsg, type WatchState, type XdsStream, requestedNames, sameNames } from './connection';
+import type { EncodedResource } from './cache';
+import type { XdsWatcher } from './engine';
+import type { XdsMetrics } from './metrics';
+import { SHORT_TYPE, TypeUrl, isTypeUrl } from './protos';
+
+export const WILDCARD_TYPES: ReadonlySet<TypeUrl> = new Set([TypeUrl.Cluster, TypeUrl.Listener]);
+/** Types whose every response must carry the whole subscribed set. */
+const FULL_STATE_TYPES: ReadonlySet<TypeUrl> = new Set([TypeUrl.Cluster, TypeUrl.Listener]);
+
+export interface ProtocolDeps {
+  watcher: XdsWatcher;
+  metrics: XdsMetrics;
+  log: Logger;
+  now: () => Date;
+  /** Queue the connection for the push queue. */
+  enqueue: (conn: Connection) => void;
+  /** Writes a message, counting its bytes as queued until it is on its way. */
+  send: (conn: Connection, msg: object, bytes: number) => void;
+}
+
+export function newWatch(names: Set<string> | undefined, previous?: WatchState): WatchState {
+  return { names, resourcesSent: 0, nackCount: 0, versionAcked: previous?.versionAcked, sent: new Map(), mustRespond: true };
+}
+
+/** Records a NACK or an ACK of the latest response; false if the nonce is stale. */
+export function recordAck(deps: ProtocolDeps, conn: Connection, typeUrl: TypeUrl, w: WatchState, nonce: string, version: string | undefined, error: { code?: number; message?: string } | undefined): boolean {
+  const short = SHORT_TYPE[typeUrl].toLowerCase();
+  if (nonce !== w.nonceSent) {
+    // An answer to a response since replaced: its content is outdated.
+    deps.metrics.expiredNonce.inc({ type: short });
+    deps.log.debug({ conn: conn.id, type: short, nonce, current: w.nonceSent }, 'stale nonce ignored');
+    return false;
+  }
+  const at = deps.now().toISOString();
+  if (error && (error.code || error.message)) {
+    w.lastNack = { version: w.versionSent ?? '', nonce, message: error.message ?? '', at };
+    w.nackCount++;
+    deps.metrics.rejects.inc({ type: short });
+    deps.log.warn({ conn: conn.id, proxy: conn.proxy?.id, type: short, version: w.versionSent, error: error.message }, 'proxy rejected config (NACK)');
+  } else {
+    w.versionAcked = version || w.versionSent;
+    w.nonceAcked = nonce;
+    w.ackedAt = at;
+  }
+  return true;
+}
+
+export function sotwRequest(deps: ProtocolDeps, conn: Connection, req: DiscoveryRequestMsg): void {
+  const typeUrl = req.type_url ?? '';
+  if (!isTypeUrl(typeUrl)) {
+    deps.log.warn({ conn: conn.id, typeUrl }, 'request for an unsupported type ignored');
+    return;
+  }
+  const names = requestedNames(typeUrl, req.resource_names, WILDCARD_TYPES);
+  const w = conn.watches.get(typeUrl);
+  const nonce = req.response_nonce ?? '';
+  if (nonce === '' || !w) {
+    // A new subscription, or a client reconnecting with a nonce of an earlier stream: answer in full.
+    conn.watches.set(typeUrl, newWatch(names, w));
+    deps.enqueue(conn);
+    return;
+  }
+  if (!recordAck(deps, conn, typeUrl, w, nonce, req.version_info, req.error_detail)) return;
+  if (!sameNames(names, w.names)) {
+    // Unsubscribed names are forgotten, so subscribing again sends them again.
+    if (names) for (const n of w.sent.keys()) if (!names.has(n)) w.sent.delete(n);
+    const added = !names || !w.names || [...names].some((n) => !w.names?.has(n));
+    w.names = names;
+    w.lastSet = undefined;
+    // A full-state type owes the new full set; others only what was added (if it exists).
+    w.mustRespond = FULL_STATE_TYPES.has(typeUrl);
+    if (added || w.mustRespond) deps.enqueue(conn);
+  }
+}
+
+/** Sends what changed for one type; true if a response was written. */
+export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeUrl): boolean {
+  const w = conn.watches.get(typeUrl);
+  const version = deps.watcher.version();
+  if (!w || !conn.handle || version === undefined) return false;
+  const set = deps.watcher.resources(conn.handle, typeUrl, w.names);
+  if (set === w.lastSet && !w.mustRespond) return false;
+  w.lastSet = set;
+  const subscribed: EncodedResource[] = [];
+  if (w.names) {
+    for (const n of w.names) {
+      const r = set.resources.get(n);
+      if (r) subscribed.push(r);
+    }
+  } else subscribed.push(...set.resources.values());
+  let out: EncodedResource[];
+  if (FULL_STATE_TYPES.has(typeUrl)) {
+    const same = subscribed.length === w.sent.size && subscribed.every((r) => w.sent.get(r.name) === r.hash);
+    if (same && !w.mustRespond) return false;
+    out = subscribed;
+    w.sent = new Map(subscribed.map((r) => [r.name, r.hash]));
+  } else {
+    out = subscribed.filter((r) => w.sent.get(r.name) !== r.hash);
+    if (out.length === 0 && !w.mustRespond) return false;
+    for (const r of out) w.sent.set(r.name, r.hash);
+  }
+  w.mustRespond = false;
+  const nonce = conn.nextNonce();
+  const response: DiscoveryResponseMsg = { version_info: version, resources: out.map((r) => ({ type_url: typeUrl, value: r.bytes })), type_url: typeUrl, nonce };
+  const bytes = out.reduce((s, r) => s + r.bytes.length, 0);
+  deps.send(conn, response, bytes);
+  Object.assign(w, { versionSent: version, nonceSent: nonce, sentAt: deps.now().toISOString(), resourcesSent: out.length });
+  return true;
+}
+
+/** Ends a stream with a status, as a gRPC error. */
+export function failStream(stream: Pick<XdsStream<unknown>, 'emit'>, code: grpc.status, details: string): void {
+  stream.emit('error', { code, details });
+}
