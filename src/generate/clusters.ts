@@ -148,7 +148,8 @@ function outboundCluster(ctx: GenerateContext, flavor: ClusterFlavor, svc: MeshS
     if (!loadAssignment) return undefined;
   }
   const build = flavor === 'grpc' ? () => grpcCluster(ctx, name, t, loadAssignment) : () => envoyCluster(ctx, name, t, loadAssignment);
-  return { name, key, build };
+  // t is a function of (svc, port, subset, dr, flavor, type); loadAssignment is new per computation.
+  return { name, key, build, inputs: [flavor, t.svc, t.port, t.subset, t.dr, t.type, loadAssignment] };
 }
 
 /** Every outbound cluster of the snapshot the proxy sees, as (name, builder) pairs keyed for the cache. */

@@ -53,7 +53,8 @@ export function endpointResource(ctx: GenerateContext, name: string, placement: 
     key += `|${localityString(placed.locality)}|${failoverPriorityKey(placed.labels, plan.failover ? plan.setting.failoverPriority : undefined)}`;
   }
   const where = placed;
-  return { name, key, build: () => clusterLoadAssignment(ctx, name, t, where) };
+  // t is a function of (svc, port, subset, dr, type); the placement is new per computation.
+  return { name, key, build: () => clusterLoadAssignment(ctx, name, t, where), inputs: [t.svc, t.port, t.subset, t.dr, t.type, where] };
 }
 
 export function allEdsClusterNames(ctx: GenerateContext): string[] {

@@ -17,6 +17,14 @@ export interface Resource {
    */
   key: string;
   build: () => ProtoObject;
+  /**
+   * Every value `build` uses besides the snapshot and proxy it reads through its context (for
+   * example the service and DestinationRule a cluster is built from). When given, proxies whose
+   * resource of this name was computed from identical inputs share one build, even if they
+   * differ in what it took to choose those inputs (their namespace, say). Snapshots are
+   * interned, so an input's identity stands for its content.
+   */
+  inputs?: readonly unknown[];
 }
 
 export interface GenerateContext {

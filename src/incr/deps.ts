@@ -9,12 +9,13 @@
  */
 import type { MeshSnapshot } from '../model/snapshot';
 
-/** A read of snapshot field `field` (whole, or one key of a Map field) that saw `value`. */
+/**
+ * A read of snapshot field `field` that saw `value`: the field itself (`path` empty), or the
+ * entry at `path` of a Map field, through nested Maps (`endpoints` → host → port).
+ */
 export interface InputRead {
   readonly field: string;
-  /** The Map key read; undefined for a read of the whole field (iteration, arrays, scalars). */
-  readonly key: unknown;
-  readonly whole: boolean;
+  readonly path: readonly unknown[];
   readonly value: unknown;
 }
 
@@ -69,26 +70,26 @@ export class DepSet {
 }
 
 export function readInput(snap: MeshSnapshot, r: InputRead): unknown {
-  const v = (snap as unknown as Record<string, unknown>)[r.field];
-  if (r.whole) return v;
-  return (v as ReadonlyMap<unknown, unknown>).get(r.key);
+  let v = (snap as unknown as Record<string, unknown>)[r.field];
+  for (const k of r.path) v = v instanceof Map ? (v as ReadonlyMap<unknown, unknown>).get(k) : undefined;
+  return v;
+}
+
+function pathKey(field: string, path: readonly unknown[]): string {
+  let s = field;
+  for (const k of path) s += `\0${typeof k === 'string' ? k : `${typeof k}:${String(k)}`}`;
+  return s;
 }
 
 /** The reads of one computation while it runs. */
 export class Frame {
-  private readonly inputs = new Map<unknown, Map<unknown, InputRead>>();
-  private readonly wholes = new Map<string, InputRead>();
+  private readonly inputs = new Map<string, InputRead>();
   private readonly groups = new Set<DepSet>();
   private readonly facets = new Map<string, string>();
 
-  readInput(field: string, whole: boolean, key: unknown, value: unknown): void {
-    if (whole) {
-      if (!this.wholes.has(field)) this.wholes.set(field, { field, key: undefined, whole: true, value });
-      return;
-    }
-    let byKey = this.inputs.get(field);
-    if (!byKey) this.inputs.set(field, (byKey = new Map()));
-    if (!byKey.has(key)) byKey.set(key, { field, key, whole: false, value });
+  readInput(field: string, path: readonly unknown[], value: unknown): void {
+    const k = pathKey(field, path);
+    if (!this.inputs.has(k)) this.inputs.set(k, { field, path, value });
   }
 
   addGroup(g: DepSet): void {
@@ -101,9 +102,7 @@ export class Frame {
   }
 
   close(): DepSet {
-    const inputs: InputRead[] = [...this.wholes.values()];
-    for (const byKey of this.inputs.values()) inputs.push(...byKey.values());
-    return new DepSet(inputs, [...this.groups], [...this.facets]);
+    return new DepSet([...this.inputs.values()], [...this.groups], [...this.facets]);
   }
 }
 

@@ -7,27 +7,36 @@ import type { MeshSnapshot } from '../model/snapshot';
 import type { Proxy } from '../model/proxy';
 import { type DepSet, type Tracker } from './deps';
 
-/** A Map field of a snapshot whose lookups are recorded per key and whose iteration is recorded whole. */
+/**
+ * A Map field of a snapshot (or a Map nested in one) whose lookups are recorded per key and
+ * whose iteration is recorded whole. A nested Map comes back tracked too, so reading one host's
+ * endpoints of one port depends on that entry alone.
+ */
 class TrackedMap<K, V> implements ReadonlyMap<K, V> {
   constructor(
     private readonly field: string,
+    private readonly path: readonly unknown[],
     private readonly map: ReadonlyMap<K, V>,
     private readonly tracker: Tracker,
   ) {}
 
   get(key: K): V | undefined {
     const v = this.map.get(key);
-    this.tracker.current?.readInput(this.field, false, key, v);
+    const path = [...this.path, key];
+    if (v instanceof Map) return new TrackedMap(this.field, path, v as ReadonlyMap<unknown, unknown>, this.tracker) as unknown as V;
+    this.tracker.current?.readInput(this.field, path, v);
     return v;
   }
 
   has(key: K): boolean {
     // The model's maps never hold undefined values.
-    return this.get(key) !== undefined;
+    const v = this.map.get(key);
+    this.tracker.current?.readInput(this.field, [...this.path, key], v);
+    return v !== undefined;
   }
 
   private whole(): ReadonlyMap<K, V> {
-    this.tracker.current?.readInput(this.field, true, undefined, this.map);
+    this.tracker.current?.readInput(this.field, this.path, this.map);
     return this.map;
   }
 
@@ -98,10 +107,10 @@ export function trackedSnapshot(snap: MeshSnapshot, tracker: Tracker): MeshSnaps
       if (typeof prop !== 'string') return value;
       if (value instanceof Map) {
         let m = maps.get(prop);
-        if (!m) maps.set(prop, (m = new TrackedMap(prop, value as ReadonlyMap<unknown, unknown>, tracker)));
+        if (!m) maps.set(prop, (m = new TrackedMap(prop, [], value as ReadonlyMap<unknown, unknown>, tracker)));
         return m;
       }
-      tracker.current?.readInput(prop, true, undefined, value);
+      tracker.current?.readInput(prop, [], value);
       return value;
     },
   });

@@ -21,6 +21,7 @@ export interface Routing {
   virtualServices: VirtualServiceConfig[];
   meshVirtualServicesIn: Map<string, Map<string, VirtualServiceConfig>>;
   publicMeshVirtualServices: Map<string, VirtualServiceConfig>;
+  meshVirtualServiceWildcards: Map<string, [string, VirtualServiceConfig][]>;
   destinationRules: DestinationRuleConfig[];
   destinationRulesByHost: Map<string, DestinationRuleConfig[]>;
   wildcardDestinationRuleHosts: string[];
@@ -49,7 +50,7 @@ function meshIndex(list: readonly VirtualServiceConfig[], ns: string | undefined
   return index;
 }
 
-function virtualServices(kind: Kinds, domain: string, namespaces: ReadonlySet<string>, errors: ConfigError[]): Pick<Routing, 'virtualServices' | 'meshVirtualServicesIn' | 'publicMeshVirtualServices'> {
+function virtualServices(kind: Kinds, domain: string, namespaces: ReadonlySet<string>, errors: ConfigError[]): Pick<Routing, 'virtualServices' | 'meshVirtualServicesIn' | 'publicMeshVirtualServices' | 'meshVirtualServiceWildcards'> {
   const objects = new Map<ObjectMeta, ConfigObject>();
   const raw: VirtualServiceConfig[] = [];
   for (const o of kind('VirtualService')) {
@@ -86,7 +87,13 @@ function virtualServices(kind: Kinds, domain: string, namespaces: ReadonlySet<st
   }
   const meshVirtualServicesIn = new Map<string, Map<string, VirtualServiceConfig>>();
   for (const ns of namespaces) meshVirtualServicesIn.set(ns, meshIndex(mesh, ns));
-  return { virtualServices: list, meshVirtualServicesIn, publicMeshVirtualServices: meshIndex(mesh, undefined) };
+  const publicMeshVirtualServices = meshIndex(mesh, undefined);
+  // The wildcard hosts of each index, apart: a lookup that finds no exact host scans these alone.
+  const meshVirtualServiceWildcards = new Map<string, [string, VirtualServiceConfig][]>();
+  const wildcards = (index: Map<string, VirtualServiceConfig>): [string, VirtualServiceConfig][] => [...index].filter(([h]) => h.startsWith('*'));
+  for (const [ns, index] of meshVirtualServicesIn) meshVirtualServiceWildcards.set(ns, wildcards(index));
+  meshVirtualServiceWildcards.set('', wildcards(publicMeshVirtualServices));
+  return { virtualServices: list, meshVirtualServicesIn, publicMeshVirtualServices, meshVirtualServiceWildcards };
 }
 
 /** Istio's DestinationRule merge: same host, namespace and selector → one rule; the first keeps its policy. */

@@ -23,13 +23,13 @@ export function visibleServices(snap: MeshSnapshot, ns: string): readonly MeshSe
 
 /** The VirtualService that routes `hostname` for sidecars and gRPC clients in namespace `ns`. */
 export function virtualServiceFor(snap: MeshSnapshot, ns: string, hostname: string): VirtualServiceConfig | undefined {
-  const index = snap.meshVirtualServicesIn.get(ns) ?? snap.publicMeshVirtualServices;
+  const own = snap.meshVirtualServicesIn.get(ns);
+  const index = own ?? snap.publicMeshVirtualServices;
   const exact = index.get(hostname);
   if (exact) return exact;
   // The most specific wildcard host wins.
   let best: { vs: VirtualServiceConfig; len: number } | undefined;
-  for (const [pattern, vs] of index) {
-    if (!pattern.startsWith('*')) continue;
+  for (const [pattern, vs] of snap.meshVirtualServiceWildcards.get(own ? ns : '') ?? []) {
     const suffix = pattern.slice(1);
     if ((pattern === '*' || hostname.endsWith(suffix)) && (!best || suffix.length > best.len)) best = { vs, len: suffix.length };
   }
@@ -80,8 +80,11 @@ function hasSelectorRules(snap: MeshSnapshot, ns: string): boolean {
 export function proxyDestinationRule(snap: MeshSnapshot, proxy: Proxy, hostname: string): DestinationRuleConfig | undefined {
   if (snap.destinationRules.length === 0) return undefined;
   const ns = proxy.namespace;
-  const labels = proxyLabels(proxy, snap);
-  return snap.memo.get(`dr|${ns}|${destinationRuleScope(snap, proxy)}|${hostname}`, () => destinationRuleFor(snap, ns, labels, hostname));
+  const scope = destinationRuleScope(snap, proxy);
+  // Labels matter only where a rule of the namespace selects workloads (read only then: the
+  // engine shares results between proxies by what they read).
+  const labels = scope ? proxyLabels(proxy, snap) : {};
+  return snap.memo.get(`dr|${ns}|${scope}|${hostname}`, () => destinationRuleFor(snap, ns, labels, hostname));
 }
 
 /**

@@ -152,6 +152,8 @@ export interface MeshSnapshot {
   readonly meshVirtualServicesIn: ReadonlyMap<string, ReadonlyMap<string, VirtualServiceConfig>>;
   /** The same for a namespace with no entry above: only VirtualServices exported everywhere. */
   readonly publicMeshVirtualServices: ReadonlyMap<string, VirtualServiceConfig>;
+  /** The wildcard-host entries of each index above (`''`: the public one), in index order. */
+  readonly meshVirtualServiceWildcards: ReadonlyMap<string, readonly (readonly [string, VirtualServiceConfig])[]>;
   /** Merged rules, sorted by namespace/name of their first source. */
   readonly destinationRules: readonly DestinationRuleConfig[];
   /** spec.host (FQDN or wildcard) → merged rules for it, one per namespace and selector. */

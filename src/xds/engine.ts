@@ -17,7 +17,7 @@ import { type Part, partsFor } from '../generate/parts';
 import type { GenerateContext, Resource } from '../generate/types';
 import type { Proxy } from '../model/proxy';
 import type { MeshSnapshot } from '../model/snapshot';
-import { Tracker } from '../incr/deps';
+import { type DepSet, Tracker } from '../incr/deps';
 import { type SlotStats, Slots, type Variant } from '../incr/slots';
 import { ProxyFacets, trackedProxy, trackedSnapshot } from '../incr/views';
 import type { EncodedResource, RejectedResource, ResourceChecker } from './cache';
@@ -82,6 +82,7 @@ export interface EngineOptions {
 export interface EngineStats {
   parts: SlotStats;
   resources: SlotStats;
+  shared: SlotStats;
   contents: { size: number; encoded: number; reused: number };
   rejected: number;
 }
@@ -92,6 +93,12 @@ export class ConfigEngine implements XdsWatcher {
   private readonly tracker = new Tracker();
   private readonly parts = new Slots<PartValue>();
   private readonly builds = new Slots<ResourceValue>();
+  /** Builds of resources that declare their inputs, shared by every proxy that chose equal inputs. */
+  private readonly shared = new Slots<ResourceValue>();
+  private readonly ids = new WeakMap<object, number>();
+  /** How a named part's value was made: its names and the resource variants, for the next round. */
+  private readonly named = new WeakMap<PartValue, { names: readonly string[]; namesDeps: DepSet; entries: ReadonlyMap<string, Variant<ResourceValue>> }>();
+  private nextId = 0;
   private readonly contents: LRUCache<string, EncodedResource | RejectedResource>;
   private readonly rejections = new Map<string, RejectedResource>();
   private snap?: MeshSnapshot;
@@ -113,6 +120,7 @@ export class ConfigEngine implements XdsWatcher {
     if (this.seq > 2) {
       this.parts.prune(this.seq - 2);
       this.builds.prune(this.seq - 2);
+      this.shared.prune(this.seq - 2);
     }
   }
 
@@ -163,6 +171,7 @@ export class ConfigEngine implements XdsWatcher {
     return {
       parts: this.parts.stats(),
       resources: this.builds.stats(),
+      shared: this.shared.stats(),
       contents: { size: this.contents.size, encoded: this.encoded, reused: this.reused },
       rejected: this.rejections.size,
     };
@@ -187,13 +196,30 @@ export class ConfigEngine implements XdsWatcher {
     return this.parts.get(part.id, h.facets, snap, this.seq, (prev) =>
       this.tracker.run(() => {
         const ctx = this.ctx(h);
+        // The variant being replaced had these facet values too: where its list of names and
+        // its resources still hold, they are taken as they are, without looking them up again.
+        const before = prev ? this.named.get(prev.value) : undefined;
+        let names: readonly string[];
+        let namesDeps: DepSet;
+        if (before && before.namesDeps.holdsIn(snap)) ({ names, namesDeps } = before);
+        else ({ value: names, deps: namesDeps } = this.tracker.run(() => [...part.names(ctx)]));
+        this.tracker.current?.addGroup(namesDeps);
         const out = new Map<string, EncodedResource>();
-        for (const name of part.names(ctx)) {
-          const rv = this.builds.get(`${part.id}|${name}`, h.facets, snap, this.seq, (prevBuild) => this.tracker.run(() => this.buildOne(typeUrl, part.build(ctx, name), prevBuild)));
+        const entries = new Map<string, Variant<ResourceValue>>();
+        for (const name of names) {
+          const old = before?.entries.get(name);
+          const rv =
+            old && old.deps.holdsIn(snap)
+              ? old
+              : this.builds.get(`${part.id}|${name}`, h.facets, snap, this.seq, (prevBuild) => this.tracker.run(() => this.buildOne(h, typeUrl, part.build(ctx, name), prevBuild)));
+          rv.lastUsed = this.seq;
+          entries.set(name, rv);
           this.tracker.current?.addGroup(rv.deps);
           if (rv.value.served) out.set(name, rv.value.served);
         }
-        return unchanged(prev?.value, out);
+        const value = unchanged(prev?.value, out);
+        this.named.set(value, { names, namesDeps, entries });
+        return value;
       }),
     ).value;
   }
@@ -208,12 +234,32 @@ export class ConfigEngine implements XdsWatcher {
     return unchanged(prev?.value, out);
   }
 
-  private buildOne(typeUrl: TypeUrl, r: Resource | undefined, prev: Variant<ResourceValue> | undefined): ResourceValue {
+  private buildOne(h: Handle, typeUrl: TypeUrl, r: Resource | undefined, prev: Variant<ResourceValue> | undefined): ResourceValue {
     if (!r) return {};
+    if (r.inputs) {
+      const inputs = r.inputs;
+      const key = `${typeUrl}|${r.name}|${this.inputsKey(inputs)}`;
+      const v = this.shared.get(key, h.facets, this.snap as MeshSnapshot, this.seq, (prevShared) => this.tracker.run(() => this.buildOne(h, typeUrl, { ...r, inputs: undefined }, prevShared ?? prev)));
+      this.tracker.current?.addGroup(v.deps);
+      return v.value;
+    }
     const v = this.encodeResource(typeUrl, r, prev?.value.served);
     // The same bytes as before: keep the previous value object, so the part can tell nothing changed.
     if (prev && v.served === prev.value.served && !v.rejected && !prev.value.rejected) return prev.value;
     return v;
+  }
+
+  /** Objects by identity (interned, so identity is content), other values by value. */
+  private inputsKey(inputs: readonly unknown[]): string {
+    let s = '';
+    for (const v of inputs) {
+      if (typeof v === 'object' && v !== null) {
+        let id = this.ids.get(v);
+        if (id === undefined) this.ids.set(v, (id = ++this.nextId));
+        s += `#${id}|`;
+      } else s += `${typeof v}:${String(v)}|`;
+    }
+    return s;
   }
 
   /** Build → encode → hash → (once per content) validate.rules. */
