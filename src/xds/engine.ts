@@ -58,6 +58,8 @@ type PartValue = ReadonlyMap<string, EncodedResource>;
 
 class Handle implements ProxyHandle {
   readonly last = new Map<TypeUrl, { parts: PartValue[]; set: ResourceSet }>();
+  /** The part variant this proxy used last, by part key: checked before any lookup. */
+  readonly variants = new Map<string, Variant<PartValue>>();
   constructor(
     readonly proxy: Proxy,
     readonly facets: ProxyFacets,
@@ -182,16 +184,27 @@ export class ConfigEngine implements XdsWatcher {
   }
 
   private partValue(h: Handle, typeUrl: TypeUrl, part: Part, requested: ReadonlySet<string> | undefined): PartValue {
+    const key = part.kind === 'requested' ? `${part.id}|${requested ? [...requested].sort().join('\n') : '*'}` : part.id;
+    const mine = h.variants.get(key);
+    if (mine && mine.deps.holdsIn(this.snap as MeshSnapshot)) {
+      mine.lastUsed = this.seq;
+      return mine.value;
+    }
+    const v = this.partVariant(h, typeUrl, part, requested);
+    h.variants.set(key, v);
+    return v.value;
+  }
+
+  private partVariant(h: Handle, typeUrl: TypeUrl, part: Part, requested: ReadonlySet<string> | undefined): Variant<PartValue> {
     const snap = this.snap as MeshSnapshot;
     if (part.kind === 'requested') {
       // A wildcard asks for everything the part has.
       const wanted = requested ? [...requested].sort() : undefined;
-      if (wanted?.length === 0) return EMPTY;
       const key = wanted ? `${part.id}|${wanted.join('\n')}` : `${part.id}|*`;
-      return this.parts.get(key, h.facets, snap, this.seq, (prev) => this.tracker.run(() => this.buildList(typeUrl, part.list(this.ctx(h, wanted && new Set(wanted))), prev))).value;
+      return this.parts.get(key, h.facets, snap, this.seq, (prev) => this.tracker.run(() => (wanted?.length === 0 ? EMPTY : this.buildList(typeUrl, part.list(this.ctx(h, wanted && new Set(wanted))), prev))));
     }
     if (part.kind === 'list') {
-      return this.parts.get(part.id, h.facets, snap, this.seq, (prev) => this.tracker.run(() => this.buildList(typeUrl, part.list(this.ctx(h)), prev))).value;
+      return this.parts.get(part.id, h.facets, snap, this.seq, (prev) => this.tracker.run(() => this.buildList(typeUrl, part.list(this.ctx(h)), prev)));
     }
     return this.parts.get(part.id, h.facets, snap, this.seq, (prev) =>
       this.tracker.run(() => {
@@ -221,7 +234,7 @@ export class ConfigEngine implements XdsWatcher {
         this.named.set(value, { names, namesDeps, entries });
         return value;
       }),
-    ).value;
+    );
   }
 
   /** Builds a whole list in the running frame; a rejected resource keeps its previous bytes. */
