@@ -134,13 +134,9 @@ export function placedGroups(
 /** spiffe identities of every workload behind the service, plus ServiceEntry subjectAltNames; sorted. */
 export function serviceAccounts(snap: MeshSnapshot, svc: MeshService): string[] {
   const out = new Set<string>(svc.subjectAltNames);
-  for (const eps of snap.endpoints.get(svc.hostname)?.values() ?? []) {
-    for (const e of eps) {
-      if (!e.serviceAccount) continue;
-      const ns = e.pod ? (e.pod.split('/')[0] ?? svc.namespace) : svc.namespace;
-      out.add(`spiffe://${TRUST_DOMAIN}/ns/${ns}/sa/${e.serviceAccount}`);
-    }
-  }
+  // The model keeps them per host apart from the endpoints, so an endpoint change that keeps
+  // the identities leaves every cluster that verifies them untouched.
+  for (const id of snap.serviceAccountsByHost.get(svc.hostname) ?? []) out.add(`spiffe://${TRUST_DOMAIN}/ns/${id}`);
   return [...out].sort();
 }
 

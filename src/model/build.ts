@@ -74,6 +74,20 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     servicesVisibleIn.set(ns, restricted ? registry.services.filter((s) => s.namespace === ns || exportedTo(s.exportTo, ns)) : publicServices);
   }
 
+  const serviceAccountsByHost = new Map<string, string[]>();
+  for (const [host, byPort] of registry.endpoints) {
+    const ids = new Set<string>();
+    const svcNs = registry.serviceByHost.get(host)?.namespace ?? '';
+    for (const eps of byPort.values()) {
+      for (const e of eps) {
+        if (!e.serviceAccount) continue;
+        const ns = e.pod ? (e.pod.split('/')[0] ?? svcNs) : svcNs;
+        ids.add(`${ns}/sa/${e.serviceAccount}`);
+      }
+    }
+    if (ids.size > 0) serviceAccountsByHost.set(host, [...ids].sort());
+  }
+
   const counts: Record<string, number> = {};
   for (const [k, list] of byKind) counts[k] = list.length;
 
@@ -92,6 +106,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     ...registry,
     servicesVisibleIn,
     publicServices,
+    serviceAccountsByHost,
     ...routing,
     security,
     errors,

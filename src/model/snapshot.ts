@@ -140,6 +140,8 @@ export interface MeshSnapshot {
   readonly publicServices: readonly MeshService[];
   /** hostname → service port number → endpoints (sorted by address, port). */
   readonly endpoints: ReadonlyMap<string, ReadonlyMap<number, readonly ServiceEndpoint[]>>;
+  /** hostname → `<namespace>/sa/<serviceAccount>` of the workloads behind its endpoints, sorted. */
+  readonly serviceAccountsByHost: ReadonlyMap<string, readonly string[]>;
   /** `namespace/name` → workload */
   readonly workloads: ReadonlyMap<string, Workload>;
   readonly workloadByIp: ReadonlyMap<string, Workload>;
