@@ -108,7 +108,7 @@ test("bookinfo.sh's kube-inject path: meshd's injector with mesh-plaintext.yaml 
   const proxy = recs(at(dep, 'spec.template.spec.containers'), 'containers').find((c) => c['name'] === 'istio-proxy');
   assert.ok(proxy, 'no istio-proxy injected');
   const env = new Map(recs(proxy['env'], 'env').filter((e) => typeof e['value'] === 'string').map((e) => [String(e['name']), String(e['value'])]));
-  assert.equal(env.get('ISTIO_DELTA_XDS'), 'false');
+  assert.equal(env.get('ISTIO_DELTA_XDS'), undefined, 'sidecars keep their default, delta xDS');
   assert.equal(env.get('CA_ADDR'), 'istiod.istio-system.svc:15010');
   const proxyConfig = rec(JSON.parse(env.get('PROXY_CONFIG') ?? 'null'), 'PROXY_CONFIG');
   assert.equal(proxyConfig['discoveryAddress'], 'istiod.istio-system.svc:15010');

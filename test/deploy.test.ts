@@ -288,7 +288,7 @@ test('the mesh config points proxies at Service istiod: TLS on 15012 when instal
   assert.equal(addressPortName(plain['discoveryAddress']), 'grpc-xds');
   assert.equal(plain['controlPlaneAuthPolicy'], 'NONE');
   assert.equal(addressPortName(at(plain, 'proxyMetadata.CA_ADDR')), 'grpc-xds');
-  assert.equal(at(plain, 'proxyMetadata.ISTIO_DELTA_XDS'), 'false');
+  assert.equal(at(plain, 'proxyMetadata.ISTIO_DELTA_XDS'), undefined, 'meshd serves delta xDS: sidecars keep their default');
   // The same settings as the pod annotation the kind scripts use.
   const lib = /PLAINTEXT_PROXY_CONFIG='([^']+)'/.exec(readDeploy('kind/lib.sh'));
   assert.ok(lib, 'PLAINTEXT_PROXY_CONFIG in kind/lib.sh');

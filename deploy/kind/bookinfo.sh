@@ -80,11 +80,4 @@ if [[ ${failed} -ne 0 ]]; then
   k -n default get events --sort-by=.lastTimestamp | tail -20 || true
   exit 1
 fi
-# Istio 1.22+ sidecars speak delta xDS unless ISTIO_DELTA_XDS=false reaches their environment
-# (from proxyMetadata, by the injector); meshd serves state-of-the-world ADS only, so far.
-delta="$(k -n default get pods -l app=sleep -o jsonpath='{.items[0].spec.containers[?(@.name=="istio-proxy")].env[?(@.name=="ISTIO_DELTA_XDS")].value}')"
-if [[ ${delta} != false ]]; then
-  echo "warning: the injected istio-proxy has no ISTIO_DELTA_XDS=false; Envoy will ask for delta xDS," >&2
-  echo "         which meshd does not serve yet (try INJECT=kube-inject, see deploy/README.md)" >&2
-fi
 log "bookinfo is running with sidecars; next: deploy/kind/check.sh"

@@ -16,7 +16,7 @@ BOOKINFO_URL="https://raw.githubusercontent.com/istio/istio/${ISTIO_VERSION}/sam
 # for why each setting is needed). pilot-agent reads this annotation itself (downward API), and an
 # injector following Istio renders proxyMetadata as the sidecar's environment.
 # shellcheck disable=SC2034 # used by the scripts that source this file
-PLAINTEXT_PROXY_CONFIG='{"discoveryAddress":"istiod.istio-system.svc:15010","controlPlaneAuthPolicy":"NONE","proxyMetadata":{"CA_ADDR":"istiod.istio-system.svc:15010","ISTIO_DELTA_XDS":"false"}}'
+PLAINTEXT_PROXY_CONFIG='{"discoveryAddress":"istiod.istio-system.svc:15010","controlPlaneAuthPolicy":"NONE","proxyMetadata":{"CA_ADDR":"istiod.istio-system.svc:15010"}}'
 export KIND_CLUSTER ISTIO_VERSION MESHD_IMAGE REPO_ROOT DEPLOY EXAMPLES BOOKINFO_URL
 
 # kubectl against the kind cluster only, whatever the current context is.

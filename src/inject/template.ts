@@ -170,8 +170,6 @@ export function sidecarTemplate(input: TemplateInput): { parts: SidecarParts; er
     { name: 'ISTIO_META_MESH_ID', value: opts.meshId },
     ...(opts.istioVersion ? [{ name: 'ISTIO_META_ISTIO_VERSION', value: opts.istioVersion }] : []),
     { name: 'TRUST_DOMAIN', value: opts.trustDomain },
-    // meshd serves state-of-the-world ADS only; Istio 1.22+ agents ask for delta xDS unless told not to.
-    { name: 'ISTIO_DELTA_XDS', value: 'false' },
   ].filter((e) => !overridden.has(e['name'] as string));
   env.push(...metadataEnv);
   const proxy: Json = {
