@@ -4,6 +4,8 @@
  * outlier mapping, cache keys, and which clusters get EDS at all.
  */
 import assert from 'node:assert/strict';
+import { ConfigEngine } from '../src/xds/engine';
+import { EnvoyProtos, TypeUrl } from '../src/xds/protos';
 import { test } from 'node:test';
 import { outboundClusters } from '../src/generate/clusters';
 import { endpointResources } from '../src/generate/endpoints';
@@ -227,16 +229,23 @@ function proxyIn(region: string, type: 'sidecar' | 'router' = 'sidecar') {
   return parseProxy(`${type}~10.1.0.1~client-${region}.shop~shop.svc.cluster.local`, { NAMESPACE: 'shop' }, { region });
 }
 
-test('EDS keys carry the proxy locality only where locality load balancing applies', () => {
+test('EDS depends on the proxy locality only where locality load balancing applies', () => {
   const snap = snapshot();
-  const keys = (region: string): Record<string, string> =>
-    Object.fromEntries(endpointResources({ snap, proxy: proxyIn(region) }).map((r) => [r.name, r.key]));
-  const r1 = keys('r1');
-  const r2 = keys('r2');
+  // One engine for both proxies, as the server has: what it shares, it shares by what was read.
+  const engine = new ConfigEngine({ protos: new EnvoyProtos() });
+  engine.setSnapshot(snap);
+  // The same pod name for both, so they differ in locality alone.
+  const at = (region: string) => parseProxy('sidecar~10.1.0.1~client.shop~shop.svc.cluster.local', { NAMESPACE: 'shop' }, { region });
+  const eds = (region: string): ReadonlyMap<string, { hash: string }> => engine.resources(engine.attach(at(region)), TypeUrl.Endpoint, undefined).resources;
+  const r1 = eds('r1');
+  const computed = engine.stats().resources.computed;
+  const r2 = eds('r2');
   const plain = 'outbound|80||web.shop.svc.cluster.local';
   const failover = 'outbound|80|failover|web.shop.svc.cluster.local';
-  assert.equal(r1[plain], r2[plain], 'no outlier detection: shared between localities');
-  assert.notEqual(r1[failover], r2[failover], 'failover: per locality');
+  assert.equal(r1.get(plain)?.hash, r2.get(plain)?.hash, 'no outlier detection: the same for both localities');
+  assert.notEqual(r1.get(failover)?.hash, r2.get(failover)?.hash, 'failover: per locality');
+  // The second proxy differs in locality only: just the failover assignment was computed again.
+  assert.equal(engine.stats().resources.computed - computed, 1, `of ${[...r2.keys()].join(', ')}`);
   const cla = endpointResources({ snap, proxy: proxyIn('r2'), names: new Set([failover]) })[0]?.build();
   const prio = (cla?.endpoints as ProtoObject[]).map((e) => [(e.locality as ProtoObject).region, e.priority ?? 0]);
   assert.deepEqual(prio, [['r1', 1], ['r2', 0]]);

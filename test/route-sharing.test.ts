@@ -1,12 +1,13 @@
 /**
- * Route cache keys: proxies share encoded RouteConfigurations exactly when the per-proxy inputs
- * agree (namespace, the sourceLabels matches they satisfy, the hashing DestinationRules in
- * effect), and get different ones, with different contents, when they do not.
+ * Sharing of route configurations: the engine reuses one computed RouteConfiguration for proxies
+ * that agree on what its generation read (the namespace; labels only where a sourceLabels match
+ * or a selecting DestinationRule reads them), and proxies that differ there get their own, with
+ * different contents.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { grpcRoutes, sidecarRoutes } from '../src/generate/routes';
-import type { Resource } from '../src/generate/types';
+import { ConfigEngine } from '../src/xds/engine';
+import { EnvoyProtos, TypeUrl } from '../src/xds/protos';
 import { buildSnapshot } from '../src/model/build';
 import { parseProxy } from '../src/model/proxy';
 import type { MeshSnapshot } from '../src/model/snapshot';
@@ -36,16 +37,30 @@ function sidecar(app: string, ns = 'default', generator?: string): ReturnType<ty
   return parseProxy(`sidecar~10.0.0.1~${app}-1.${ns}~${ns}.svc.cluster.local`, { NAMESPACE: ns, LABELS: { app }, ...(generator ? { GENERATOR: generator } : {}) });
 }
 
-function route9080(s: MeshSnapshot, app: string, ns = 'default'): Resource {
-  const r = sidecarRoutes({ snap: s, proxy: sidecar(app, ns) }).find((x) => x.name === '9080');
-  assert.ok(r);
-  return r;
+const protos = new EnvoyProtos();
+
+/** One engine per snapshot, as the server has; `route(...)` → the RouteConfiguration's hash and JSON. */
+function routes(s: MeshSnapshot): { engine: ConfigEngine; route: (app: string, ns?: string, generator?: string, name?: string) => { hash: string; json: string } } {
+  const engine = new ConfigEngine({ protos });
+  engine.setSnapshot(s);
+  const route = (app: string, ns = 'default', generator?: string, name = '9080'): { hash: string; json: string } => {
+    const r = engine.resources(engine.attach(sidecar(app, ns, generator)), TypeUrl.Route, undefined).resources.get(name);
+    assert.ok(r, `route ${name}`);
+    return { hash: r.hash, json: JSON.stringify(protos.decode(TypeUrl.Route, r.bytes)) };
+  };
+  return { engine, route };
 }
 
-test('labels alone do not split the cache; namespaces do', () => {
-  const s = snap(SERVICES);
-  assert.equal(route9080(s, 'a').key, route9080(s, 'b').key);
-  assert.notEqual(route9080(s, 'a').key, route9080(s, 'a', 'other').key);
+const computed = (e: ConfigEngine): number => e.stats().resources.computed + e.stats().shared.computed;
+
+test('labels alone do not split route configurations; namespaces do', () => {
+  const { engine, route } = routes(snap(SERVICES));
+  const a = route('a');
+  const before = computed(engine);
+  assert.equal(route('b').hash, a.hash);
+  assert.equal(computed(engine), before, 'a proxy with other labels in the same namespace reuses the computed routes');
+  route('a', 'other');
+  assert.ok(computed(engine) > before, 'a proxy in another namespace gets its own');
 });
 
 test('a sourceLabels match splits the cache between proxies it does and does not fit', () => {
@@ -61,15 +76,16 @@ spec:
     route: [{ destination: { host: reviews, subset: v2 } }]
   - route: [{ destination: { host: reviews, subset: v1 } }]
 `);
-  const canary = route9080(s, 'canary');
-  const other = route9080(s, 'other');
-  assert.notEqual(canary.key, other.key);
-  assert.equal(other.key, route9080(s, 'third').key, 'proxies the match does not fit share one entry');
-  assert.match(JSON.stringify(canary.build()), /\|v2\|reviews/);
-  assert.doesNotMatch(JSON.stringify(other.build()), /\|v2\|reviews/);
+  const { route } = routes(s);
+  const canary = route('canary');
+  const other = route('other');
+  assert.notEqual(canary.hash, other.hash);
+  assert.equal(other.hash, route('third').hash, 'proxies the match does not fit get the same routes');
+  assert.match(canary.json, /\|v2\|reviews/);
+  assert.doesNotMatch(other.json, /\|v2\|reviews/);
 });
 
-test('a hashing DestinationRule selected by workload labels splits the cache; the key names the rule', () => {
+test('a hashing DestinationRule selected by workload labels splits route configurations', () => {
   const s = snap(`${SERVICES}
 ---
 apiVersion: networking.istio.io/v1
@@ -80,15 +96,15 @@ spec:
   workloadSelector: { matchLabels: { app: sticky } }
   trafficPolicy: { loadBalancer: { consistentHash: { httpHeaderName: x-user } } }
 `);
-  const sticky = route9080(s, 'sticky');
-  const plain = route9080(s, 'plain');
-  assert.notEqual(sticky.key, plain.key);
-  assert.match(sticky.key, /default\/ratings-sticky/);
-  assert.match(JSON.stringify(sticky.build()), /"header_name":"x-user"/);
-  assert.doesNotMatch(JSON.stringify(plain.build()), /hash_policy/);
+  const { route } = routes(s);
+  const sticky = route('sticky');
+  const plain = route('plain');
+  assert.notEqual(sticky.hash, plain.hash);
+  assert.match(sticky.json, /"header_name":"x-user"/);
+  assert.doesNotMatch(plain.json, /hash_policy/);
   // gRPC route configs follow the same rule.
-  const g = (app: string): Resource | undefined =>
-    grpcRoutes({ snap: s, proxy: sidecar(app, 'default', 'grpc') }).find((r) => r.name === 'ratings.default.svc.cluster.local:9080');
-  assert.notEqual(g('sticky')?.key, g('plain')?.key);
-  assert.match(JSON.stringify(g('sticky')?.build()), /"header_name":"x-user"/);
+  const g = (app: string): { hash: string; json: string } => route(app, 'default', 'grpc', 'ratings.default.svc.cluster.local:9080');
+  assert.notEqual(g('sticky').hash, g('plain').hash);
+  assert.match(g('sticky').json, /"header_name":"x-user"/);
+  assert.doesNotMatch(g('plain').json, /hash_policy/);
 });

@@ -3,8 +3,7 @@
  * policy (cluster-policy.ts, cluster-tls.ts, locality.ts); sidecar specials and inbound.
  */
 import { isHttp2 } from '../model/protocol';
-import { localityString, proxyDestinationRule, visibleServices } from '../model/lookup';
-import { workloadOf } from '../model/proxy';
+import { proxyDestinationRule, visibleServices } from '../model/lookup';
 import {
   type ClusterDraft,
   type ClusterFlavor,
@@ -138,21 +137,19 @@ function outboundCluster(ctx: GenerateContext, flavor: ClusterFlavor, svc: MeshS
   const { snap, proxy } = ctx;
   const name = outboundClusterName(port.port, subset, svc.hostname);
   const t = clusterTarget(snap, svc, port, subset, dr, proxy, flavor);
-  let key = `${flavor}|${dr ? dr.sources.join(',') : ''}`;
   let loadAssignment: ProtoObject | undefined;
   if (t.type === 'STRICT_DNS' || t.type === 'LOGICAL_DNS') {
     // Inline endpoints: locality load balancing makes them proxy-relative.
     const placed = placementPlan(t) ? placement() : undefined;
-    if (placed) key += `|${localityString(placed.locality)}`;
     loadAssignment = dnsLoadAssignment(ctx, name, t, placed);
     if (!loadAssignment) return undefined;
   }
   const build = flavor === 'grpc' ? () => grpcCluster(ctx, name, t, loadAssignment) : () => envoyCluster(ctx, name, t, loadAssignment);
   // t is a function of (svc, port, subset, dr, flavor, type); loadAssignment is new per computation.
-  return { name, key, build, inputs: [flavor, t.svc, t.port, t.subset, t.dr, t.type, loadAssignment] };
+  return { name, build, inputs: [flavor, t.svc, t.port, t.subset, t.dr, t.type, loadAssignment] };
 }
 
-/** Every outbound cluster of the snapshot the proxy sees, as (name, builder) pairs keyed for the cache. */
+/** Every outbound cluster of the snapshot the proxy sees, as (name, builder) pairs. */
 export function outboundClusters(ctx: GenerateContext, flavor: ClusterFlavor): Resource[] {
   const { snap, names, proxy } = ctx;
   const out: Resource[] = [];
@@ -207,19 +204,16 @@ export function sidecarLocalClusters(ctx: GenerateContext): Resource[] {
   if (want(BLACKHOLE_CLUSTER)) {
     out.push({
       name: BLACKHOLE_CLUSTER,
-      key: '',
       build: () => ({ name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: seconds(10), load_assignment: { cluster_name: BLACKHOLE_CLUSTER } }),
     });
   }
-  if (want(PASSTHROUGH_CLUSTER)) out.push({ name: PASSTHROUGH_CLUSTER, key: '', build: () => originalDstCluster(PASSTHROUGH_CLUSTER, false) });
-  if (want(INBOUND_PASSTHROUGH_CLUSTER)) out.push({ name: INBOUND_PASSTHROUGH_CLUSTER, key: '', build: () => originalDstCluster(INBOUND_PASSTHROUGH_CLUSTER, true) });
-  const w = workloadOf(ctx.proxy, ctx.snap);
+  if (want(PASSTHROUGH_CLUSTER)) out.push({ name: PASSTHROUGH_CLUSTER, build: () => originalDstCluster(PASSTHROUGH_CLUSTER, false) });
+  if (want(INBOUND_PASSTHROUGH_CLUSTER)) out.push({ name: INBOUND_PASSTHROUGH_CLUSTER, build: () => originalDstCluster(INBOUND_PASSTHROUGH_CLUSTER, true) });
   for (const ip of inboundPorts(ctx)) {
     const name = inboundClusterName(ip.targetPort);
     if (!want(name)) continue;
     out.push({
       name,
-      key: `${ctx.proxy.namespace}/${w?.name ?? ctx.proxy.podName}`,
       build: () => ({
         ...originalDstCluster(name, true),
         ...(isHttp2(ip.protocol) ? { typed_extension_protocol_options: http2Options() } : {}),

@@ -4,7 +4,7 @@
  * load balancing when the DestinationRule makes them apply. DNS and original-destination
  * clusters get no assignment here.
  */
-import { localityString, proxyDestinationRule, visibleServices } from '../model/lookup';
+import { proxyDestinationRule, visibleServices } from '../model/lookup';
 import {
   type ClusterTarget,
   type ProxyPlacement,
@@ -15,7 +15,6 @@ import {
   proxyPlacement,
   subsetEndpoints,
 } from './cluster-shape';
-import { failoverPriorityKey } from './locality';
 import { withTlsModeMetadata } from './security/auto-mtls';
 import type { GenerateContext, ProtoObject, Resource } from './types';
 import { outboundClusterName } from './util';
@@ -43,18 +42,15 @@ export function endpointResources(ctx: GenerateContext): Resource[] {
 export function endpointResource(ctx: GenerateContext, name: string, placement: () => ProxyPlacement = () => proxyPlacement(ctx.snap, ctx.proxy)): Resource | undefined {
   const t = edsTarget(ctx, name);
   if (!t) return undefined;
-  // The rule in effect (subsets, locality settings) depends on the proxy's namespace and labels.
-  let key = t.dr ? t.dr.sources.join(',') : '';
   const plan = placementPlan(t);
   let placed: ProxyPlacement | undefined;
   if (plan) {
     // Only locality load balancing makes endpoints proxy-relative; otherwise they are shared.
     placed = placement();
-    key += `|${localityString(placed.locality)}|${failoverPriorityKey(placed.labels, plan.failover ? plan.setting.failoverPriority : undefined)}`;
   }
   const where = placed;
   // t is a function of (svc, port, subset, dr, type); the placement is new per computation.
-  return { name, key, build: () => clusterLoadAssignment(ctx, name, t, where), inputs: [t.svc, t.port, t.subset, t.dr, t.type, where] };
+  return { name, build: () => clusterLoadAssignment(ctx, name, t, where), inputs: [t.svc, t.port, t.subset, t.dr, t.type, where] };
 }
 
 export function allEdsClusterNames(ctx: GenerateContext): string[] {

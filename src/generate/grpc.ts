@@ -16,7 +16,7 @@ export function grpcListeners(ctx: GenerateContext): Resource[] {
       if (p.protocol === 'UDP') continue;
       const name = `${svc.hostname}:${p.port}`;
       if (ctx.names && !ctx.names.has(name)) continue;
-      out.push({ name, key: 'grpc', build: () => apiListener(svc, p.port) });
+      out.push({ name, build: () => apiListener(svc, p.port) });
     }
   }
   return out;
@@ -59,5 +59,5 @@ export function servicePortNamed(ctx: GenerateContext, name: string): { svc: Mes
 /** The api listener `name` (one of grpcServicePortNames). */
 export function grpcApiListenerNamed(ctx: GenerateContext, name: string): Resource | undefined {
   const sp = servicePortNamed(ctx, name);
-  return sp ? { name, key: 'grpc', build: () => apiListener(sp.svc, sp.port) } : undefined;
+  return sp ? { name, build: () => apiListener(sp.svc, sp.port) } : undefined;
 }

@@ -4,8 +4,6 @@
  * in outbound-tcp.ts (`<vip>_<port>`, or `0.0.0.0_<port>` for ServiceEntries without a VIP).
  */
 import { isHttp } from '../model/protocol';
-import { proxyLabels, workloadOf } from '../model/proxy';
-import { labelsKey } from './security/authz';
 import { securedInboundChains } from './security/inbound';
 import { needsTlsInspector, tlsInspector } from './security/inbound-tls';
 import { httpFilters } from './http-filters';
@@ -118,11 +116,11 @@ export function sidecarListeners(ctx: GenerateContext): Resource[] {
 export function sidecarOutboundListeners(ctx: GenerateContext): Resource[] {
   const out: Resource[] = [];
   const want = (n: string): boolean => !ctx.names || ctx.names.has(n);
-  if (want('virtualOutbound')) out.push({ name: 'virtualOutbound', key: '', build: virtualOutbound });
+  if (want('virtualOutbound')) out.push({ name: 'virtualOutbound', build: virtualOutbound });
   const httpPorts = sidecarRouteNames(ctx.snap, ctx.proxy.namespace);
   for (const port of httpPorts) {
     const name = `0.0.0.0_${port}`;
-    if (want(name)) out.push({ name, key: '', build: () => outboundHttpListener(port) });
+    if (want(name)) out.push({ name, build: () => outboundHttpListener(port) });
   }
   out.push(...outboundTcpListeners(ctx, new Set(httpPorts)));
   return out;
@@ -131,8 +129,5 @@ export function sidecarOutboundListeners(ctx: GenerateContext): Resource[] {
 /** `virtualInbound`: the proxy's own workload's ports, with its security policies. */
 export function sidecarInboundListeners(ctx: GenerateContext): Resource[] {
   if (ctx.names && !ctx.names.has('virtualInbound')) return [];
-  const w = workloadOf(ctx.proxy, ctx.snap);
-  // Security policies select the workload by labels, so they are part of the key.
-  const key = `${ctx.proxy.namespace}/${w?.name ?? ctx.proxy.podName}|${labelsKey(proxyLabels(ctx.proxy, ctx.snap))}`;
-  return [{ name: 'virtualInbound', key, build: () => virtualInbound(ctx) }];
+  return [{ name: 'virtualInbound', build: () => virtualInbound(ctx) }];
 }

@@ -221,8 +221,3 @@ export function topologyLabels(l: Locality, network?: string): Record<string, st
 function endpointTopologyLabels(ep: ServiceEndpoint): Record<string, string> {
   return { ...ep.labels, ...topologyLabels(ep.locality, ep.network) };
 }
-
-/** The proxy's values of the failoverPriority labels: the part of the EDS key they add. */
-export function failoverPriorityKey(proxyLabels: Readonly<Record<string, string>>, priorities: readonly string[] | undefined): string {
-  return (priorities ?? []).map((p) => `${p.split('=')[0]}:${proxyLabels[p.split('=')[0] ?? ''] ?? ''}`).join(' ');
-}

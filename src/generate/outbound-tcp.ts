@@ -167,22 +167,6 @@ function buildListener(p: PendingListener, ctx: GenerateContext): ProtoObject {
   };
 }
 
-/** The per-proxy inputs of a TCP listener: namespace (visibility, VirtualService choice) and which sourceLabels matches fit. */
-function listenerKey(p: PendingListener, ctx: GenerateContext): string {
-  const bits: string[] = [];
-  let labels: Readonly<Record<string, string>> | undefined;
-  for (const t of p.targets) {
-    const vs = virtualServiceFor(ctx.snap, ctx.proxy.namespace, t.svc.hostname);
-    const l4 = [...(vs?.spec.tcp ?? []).flatMap((r) => r.match ?? []), ...(vs?.spec.tls ?? []).flatMap((r) => r.match)];
-    for (const m of l4) {
-      if (!m.sourceLabels) continue;
-      labels ??= proxyLabels(ctx.proxy, ctx.snap);
-      bits.push(labelsMatch(m.sourceLabels, labels) ? '1' : '0');
-    }
-  }
-  return `${ctx.proxy.namespace}|${bits.join('')}`;
-}
-
 /** Outbound TCP/TLS listeners of a sidecar; `httpPorts` are the ports whose wildcard listener is HTTP. */
 export function outboundTcpListeners(ctx: GenerateContext, httpPorts: ReadonlySet<number>): Resource[] {
   const pending = new Map<string, PendingListener>();
@@ -211,7 +195,7 @@ export function outboundTcpListeners(ctx: GenerateContext, httpPorts: ReadonlySe
       const firstTcp = p.targets.find((t) => !t.cidr && !isTls(t.port));
       p.targets = p.targets.filter((t) => t.cidr || isTls(t.port) || t === firstTcp);
     }
-    out.push({ name: p.name, key: listenerKey(p, ctx), build: () => buildListener(p, ctx) });
+    out.push({ name: p.name, build: () => buildListener(p, ctx) });
   }
   return out;
 }

@@ -72,7 +72,7 @@ export const SIDECAR_PARTS: PartTable = {
       kind: 'named',
       id: 'rds-sidecar',
       names: (ctx) => sidecarRouteNames(ctx.snap, ctx.proxy.namespace).map(String),
-      build: (ctx, name) => ({ name, key: '', build: () => sidecarRouteConfig(ctx, Number(name)) }),
+      build: (ctx, name) => ({ name, build: () => sidecarRouteConfig(ctx, Number(name)) }),
     },
   ],
 };
@@ -93,7 +93,7 @@ export const GRPC_PARTS: PartTable = {
         const colon = name.lastIndexOf(':');
         const svc = ctx.snap.serviceByHost.get(name.slice(0, colon));
         const port = Number(name.slice(colon + 1));
-        return svc && svc.ports.some((p) => p.port === port) ? { name, key: '', build: () => grpcRouteConfig(ctx, svc, port) } : undefined;
+        return svc && svc.ports.some((p) => p.port === port) ? { name, build: () => grpcRouteConfig(ctx, svc, port) } : undefined;
       },
     },
   ],

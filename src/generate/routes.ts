@@ -4,12 +4,10 @@
  * from http-route.ts.
  */
 import { isHttp } from '../model/protocol';
-import { proxyLabels } from '../model/proxy';
-import { proxyDestinationRule, visibleServices, virtualServiceFor } from '../model/lookup';
-import { type MeshService, type MeshSnapshot, labelsMatch, resolveHost } from '../model/snapshot';
-import { hasConsistentHash } from './hash-policy';
+import { visibleServices, virtualServiceFor } from '../model/lookup';
+import type { MeshService, MeshSnapshot } from '../model/snapshot';
 import { defaultRoute, virtualServiceRoutes } from './http-route';
-import { type Flavor, type RouteScope, meshScope } from './route-scope';
+import { type RouteScope, meshScope } from './route-scope';
 import type { GenerateContext, ProtoObject, Resource } from './types';
 import { PASSTHROUGH_CLUSTER, seconds } from './util';
 
@@ -84,76 +82,20 @@ export function sidecarRouteNames(snap: MeshSnapshot, ns: string): number[] {
   return [...ports].sort((a, b) => a - b);
 }
 
-/**
- * The per-proxy inputs of the route configs for `services`, beyond the snapshot: the proxy's
- * namespace (short domains, VirtualService choice, sourceNamespace), which sourceLabels
- * matches its labels satisfy, and the DestinationRules (with consistent hashing) in effect for
- * the hosts routed to. Proxies that agree on these share the encoded bytes.
- */
-export function routeKey(ctx: GenerateContext, services: readonly MeshService[], flavor: Flavor): string {
-  const { snap, proxy } = ctx;
-  const ns = proxy.namespace;
-  let labels: Readonly<Record<string, string>> | undefined;
-  const bits: string[] = [];
-  const hosts = new Set<string>();
-  const seen = new Set<object>();
-  for (const svc of services) {
-    const vs = virtualServiceFor(snap, ns, svc.hostname);
-    if (!vs) {
-      hosts.add(svc.hostname);
-      continue;
-    }
-    if (seen.has(vs)) continue;
-    seen.add(vs);
-    for (const r of vs.spec.http ?? []) {
-      for (const m of r.match ?? []) {
-        if (!m.sourceLabels || (m.gateways && m.gateways.length > 0)) continue;
-        labels ??= proxyLabels(proxy, snap);
-        bits.push(labelsMatch(m.sourceLabels, labels) ? '1' : '0');
-      }
-      for (const d of r.route ?? []) hosts.add(resolveHost(d.destination.host, vs.meta.namespace, snap.domain));
-    }
-  }
-  const rules: string[] = [];
-  for (const h of [...hosts].sort()) {
-    const dr = proxyDestinationRule(snap, proxy, h);
-    if (hasConsistentHash(dr)) rules.push(`${h}=${dr?.sources.join(',')}`);
-  }
-  return `${flavor}|${ns}|${bits.join('')}|${rules.join(';')}`;
-}
-
-/**
- * A route key depends on the proxy's namespace and labels only: proxies alike in both share it,
- * so it is computed once per snapshot for each (flavour, namespace, labels, route name).
- */
-function memoRouteKey(ctx: GenerateContext, flavor: Flavor, labelsKey: string, name: string, services: () => readonly MeshService[]): string {
-  return ctx.snap.memo.get(`rk|${flavor}|${ctx.proxy.namespace}|${labelsKey}|${name}`, () => routeKey(ctx, services(), flavor));
-}
-
-function labelsKeyOf(ctx: GenerateContext): string {
-  return JSON.stringify(Object.entries(proxyLabels(ctx.proxy, ctx.snap)).sort());
-}
-
 export function sidecarRoutes(ctx: GenerateContext): Resource[] {
-  const labelsKey = labelsKeyOf(ctx);
   return sidecarRouteNames(ctx.snap, ctx.proxy.namespace)
     .map(String)
     .filter((n) => !ctx.names || ctx.names.has(n))
-    .map((name) => ({
-      name,
-      key: memoRouteKey(ctx, 'envoy', labelsKey, name, () => httpServicesOn(ctx.snap, ctx.proxy.namespace, Number(name))),
-      build: () => sidecarRouteConfig(ctx, Number(name)),
-    }));
+    .map((name) => ({ name, build: () => sidecarRouteConfig(ctx, Number(name)) }));
 }
 
 export function grpcRoutes(ctx: GenerateContext): Resource[] {
-  const labelsKey = labelsKeyOf(ctx);
   const out: Resource[] = [];
   for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
     for (const p of svc.ports) {
       const name = `${svc.hostname}:${p.port}`;
       if (ctx.names && !ctx.names.has(name)) continue;
-      out.push({ name, key: memoRouteKey(ctx, 'grpc', labelsKey, name, () => [svc]), build: () => grpcRouteConfig(ctx, svc, p.port) });
+      out.push({ name, build: () => grpcRouteConfig(ctx, svc, p.port) });
     }
   }
   return out;

@@ -88,7 +88,6 @@ function secretResource(snap: MeshSnapshot, proxyNamespace: string, resource: st
     if (!src) return undefined;
     return {
       name: resource,
-      key,
       build: () => {
         const problem = caProblem(src.caCert);
         // Thrown reasons are withheld resources in /debug/push_status; they never quote the Secret.
@@ -101,7 +100,6 @@ function secretResource(snap: MeshSnapshot, proxyNamespace: string, resource: st
   if (!s) return undefined;
   return {
     name: resource,
-    key,
     build: () => {
       const problem = certificateProblem(s);
       if (problem) throw new Error(`Secret ${s.namespace}/${s.name}: ${problem}`);

@@ -11,11 +11,6 @@ export interface ProtoObject {
 
 export interface Resource {
   name: string;
-  /**
-   * Exactly the inputs this resource depends on beyond the snapshot version. Two proxies whose
-   * resources share (snapshot version, type, key) get the same bytes, encoded once.
-   */
-  key: string;
   build: () => ProtoObject;
   /**
    * Every value `build` uses besides the snapshot and proxy it reads through its context (for

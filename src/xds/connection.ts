@@ -14,6 +14,8 @@ export interface NackRecord {
 export interface WatchState {
   /** undefined = wildcard */
   names?: Set<string>;
+  /** Delta: the names subscribed explicitly, kept while a wildcard is on too. */
+  explicit?: Set<string>;
   versionSent?: string;
   nonceSent?: string;
   sentAt?: string;

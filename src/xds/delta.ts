@@ -27,7 +27,9 @@ export function deltaRequest(deps: ProtocolDeps, conn: Connection, req: DeltaDis
   if (!w) {
     // The first request of a type: no names means a wildcard for CDS and LDS (legacy wildcard).
     const wildcard = subscribe.includes('*') || (subscribe.length === 0 && WILDCARD_TYPES.has(typeUrl));
-    w = newWatch(wildcard ? undefined : new Set(subscribe.filter((n) => n !== '*')));
+    const explicit = new Set(subscribe.filter((n) => n !== '*'));
+    w = newWatch(wildcard ? undefined : new Set(explicit));
+    w.explicit = explicit;
     for (const [name, version] of Object.entries(req.initial_resource_versions ?? {})) w.sent.set(name, version);
     conn.watches.set(typeUrl, w);
     deps.enqueue(conn);
@@ -45,19 +47,30 @@ export function deltaRequest(deps: ProtocolDeps, conn: Connection, req: DeltaDis
   }
 }
 
+/**
+ * Names subscribed explicitly are remembered while a wildcard is on, so leaving the wildcard
+ * (unsubscribing `*`) keeps them, as Envoy expects.
+ */
 function changeSubscription(w: WatchState, subscribe: readonly string[], unsubscribe: readonly string[]): void {
+  const explicit = (w.explicit ??= new Set(w.names ?? []));
   for (const n of unsubscribe) {
     if (n === '*') {
-      if (!w.names) w.names = new Set();
+      if (!w.names) w.names = new Set(explicit);
       continue;
     }
-    w.names?.delete(n);
+    explicit.delete(n);
+    if (!w.names) continue; // still sent under the wildcard
+    w.names.delete(n);
     // Forgotten, so subscribing again sends it again.
     w.sent.delete(n);
   }
   for (const n of subscribe) {
-    if (n === '*') w.names = undefined;
-    else if (w.names) w.names.add(n);
+    if (n === '*') {
+      w.names = undefined;
+      continue;
+    }
+    explicit.add(n);
+    w.names?.add(n);
     // Subscribing to a name the client already has means it wants it again.
     w.sent.delete(n);
   }

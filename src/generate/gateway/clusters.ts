@@ -20,7 +20,7 @@ function sniTargets(ctx: GenerateContext): { name: string; outbound: string }[] 
 function renamed(r: Resource, name: string, rename: (body: ProtoObject) => void): Resource {
   return {
     name,
-    key: r.key,
+    inputs: r.inputs && [...r.inputs, name],
     build: () => {
       const body = r.build();
       rename(body);
@@ -52,7 +52,6 @@ export function gatewayClusters(ctx: GenerateContext): Resource[] {
   if (want(BLACKHOLE_CLUSTER)) {
     out.push({
       name: BLACKHOLE_CLUSTER,
-      key: '',
       build: () => ({ name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: seconds(10), load_assignment: { cluster_name: BLACKHOLE_CLUSTER } }),
     });
   }

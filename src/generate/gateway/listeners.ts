@@ -121,5 +121,5 @@ export function gatewayListeners(ctx: GenerateContext): Resource[] {
   const merged = mergeGateways(ctx.snap, ctx.proxy);
   return planListeners(ctx.snap, ctx.proxy, merged)
     .filter((p) => !ctx.names || ctx.names.has(p.name))
-    .map((p) => ({ name: p.name, key: merged.key, build: () => buildListener(p) }));
+    .map((p) => ({ name: p.name, build: () => buildListener(p) }));
 }

@@ -37,14 +37,14 @@ export interface MergedGateway {
   serversByRouteName: ReadonlyMap<string, readonly MergedServer[]>;
   /** Hosts of AUTO_PASSTHROUGH servers: their SNI-named clusters go to CDS/EDS. */
   autoPassthroughHosts: readonly string[];
-  /** Exactly the per-proxy inputs of this merge, for resource cache keys. */
-  key: string;
 }
 
 /** The Service ports that select this proxy: port → targetPort (istiod's resolvePorts, legacy selector). */
 function servicePortMap(snap: MeshSnapshot, proxy: Proxy, labels: Readonly<Record<string, string>>): Map<number, number> {
   const out = new Map<number, number>();
-  const w = workloadOf(proxy, snap);
+  // The pod is looked up only for a named targetPort: replicas of a gateway then share config.
+  let pod: { w: ReturnType<typeof workloadOf> } | undefined;
+  const workload = (): ReturnType<typeof workloadOf> => (pod ??= { w: workloadOf(proxy, snap) }).w;
   for (const svc of snap.services) {
     if (svc.source.kind !== 'Service' || svc.namespace !== proxy.namespace) continue;
     if (Object.keys(svc.selector).length === 0 || !labelsMatch(svc.selector, labels)) continue;
@@ -52,7 +52,7 @@ function servicePortMap(snap: MeshSnapshot, proxy: Proxy, labels: Readonly<Recor
       if (out.has(p.port)) continue;
       let target = p.port;
       if (typeof p.targetPort === 'number') target = p.targetPort;
-      else if (typeof p.targetPort === 'string') target = w?.containerPorts.find((c) => c.name === p.targetPort)?.port ?? p.port;
+      else if (typeof p.targetPort === 'string') target = workload()?.containerPorts.find((c) => c.name === p.targetPort)?.port ?? p.port;
       out.set(p.port, target);
     }
   }
@@ -84,7 +84,6 @@ export function mergeGateways(snap: MeshSnapshot, proxy: Proxy): MergedGateway {
   const tlsHostsByPort = new Map<number, Map<string, string>>();
   const tlsBinds = new Map<number, Set<string>>();
   const autoHosts = new Set<string>();
-  const used: string[] = [];
   const groupFor = (port: number, protocol: string, bind: string): ServerPortGroup | undefined =>
     groups.find((g) => g.port === port && g.protocol === protocol && g.bind === bind);
 
@@ -95,7 +94,6 @@ export function mergeGateways(snap: MeshSnapshot, proxy: Proxy): MergedGateway {
       const listenPort = portMap.get(server.port.number) ?? server.port.number;
       // Ports below 1024 cannot be bound by an unprivileged pod; istiod skips them.
       if (unprivileged && listenPort < 1024) continue;
-      used.push(`${server.port.number}>${listenPort}`);
       const hosts = sanitizeServerHosts(server.hosts ?? [], gw.meta.namespace);
       const routeName = routeNameFor(server, listenPort, gw);
       const bind = server.bind ?? '';
@@ -150,6 +148,5 @@ export function mergeGateways(snap: MeshSnapshot, proxy: Proxy): MergedGateway {
       else groups.push({ port: listenPort, protocol, bind, servers: [ms] });
     }
   }
-  const key = JSON.stringify([proxy.namespace, Object.entries(labels).sort(), selected.map((g) => g.key), used]);
-  return { groups, serversByRouteName: byRoute, autoPassthroughHosts: [...autoHosts], key };
+  return { groups, serversByRouteName: byRoute, autoPassthroughHosts: [...autoHosts] };
 }

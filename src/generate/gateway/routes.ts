@@ -150,5 +150,5 @@ export function gatewayRoutes(ctx: GenerateContext): Resource[] {
   const merged = mergeGateways(ctx.snap, ctx.proxy);
   // A name the proxy still asks for (a listener draining after its Gateway went away) gets an empty config, as in istiod.
   const names = ctx.names ? [...ctx.names] : [...merged.serversByRouteName.keys()];
-  return names.map((name) => ({ name, key: merged.key, build: () => gatewayRouteConfig(ctx, name, merged.serversByRouteName.get(name)) }));
+  return names.map((name) => ({ name, build: () => gatewayRouteConfig(ctx, name, merged.serversByRouteName.get(name)) }));
 }

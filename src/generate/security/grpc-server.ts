@@ -9,11 +9,11 @@
  * certificates. gRPC cannot do PERMISSIVE: a workload labelled for Istio mTLS gets STRICT (its
  * clients use mTLS), any other plaintext. Ports no service of the workload targets get nothing.
  */
-import { proxyLabels, workloadOf } from '../../model/proxy';
+import { proxyLabels } from '../../model/proxy';
 import { inboundPorts } from '../inbound';
 import type { GenerateContext, ProtoObject, Resource } from '../types';
 import { HCM_TYPE, routerFilter, socketAddress } from '../util';
-import { labelsKey, rbacHttpFilters, workloadPolicies } from './authz';
+import { rbacHttpFilters, workloadPolicies } from './authz';
 import { DOWNSTREAM_TLS_TYPE } from './inbound-tls';
 import { type EffectiveMode, mtlsForPort, workloadMtls } from './peer-authn';
 
@@ -74,16 +74,14 @@ export function grpcServerListeners(ctx: GenerateContext): Resource[] {
   const labels = proxyLabels(ctx.proxy, ctx.snap);
   const ports = new Set(inboundPorts(ctx).map((p) => p.targetPort));
   const merged = workloadMtls(ctx.snap, ctx.proxy.namespace, labels);
-  const w = workloadOf(ctx.proxy, ctx.snap);
   const out: Resource[] = [];
   for (const name of wanted) {
     const hp = splitHostPort(name.slice(GRPC_INBOUND_PREFIX.length));
     if (!hp || !ports.has(hp.port)) continue;
     let mode = mtlsForPort(merged, hp.port);
     if (mode === 'PERMISSIVE') mode = labels[TLS_MODE_LABEL] === 'istio' ? 'STRICT' : 'DISABLE';
-    const key = `${ctx.proxy.namespace}/${w?.name ?? ctx.proxy.podName}|${labelsKey(labels)}|${mode}`;
     const { host, port } = hp;
-    out.push({ name, key, build: () => serverListener(ctx, name, host, port, mode) });
+    out.push({ name, build: () => serverListener(ctx, name, host, port, mode) });
   }
   return out;
 }
