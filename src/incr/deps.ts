@@ -19,33 +19,69 @@ export interface InputRead {
   readonly value: unknown;
 }
 
+/**
+ * A snapshot as dependencies are checked against it: with the one before it and the top-level
+ * fields that differ between the two (interned, so an unchanged field is the same object), a set
+ * that held in the previous snapshot and read none of the changed fields holds without a look.
+ */
+export class Revision {
+  readonly changed: ReadonlySet<string>;
+
+  constructor(
+    readonly snap: MeshSnapshot,
+    readonly prev?: MeshSnapshot,
+  ) {
+    const changed = new Set<string>();
+    if (prev) {
+      const a = prev as unknown as Record<string, unknown>;
+      const b = snap as unknown as Record<string, unknown>;
+      for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) if (a[k] !== b[k]) changed.add(k);
+    }
+    this.changed = changed;
+  }
+}
+
 /** What one computation read: snapshot inputs, nested dependency sets, proxy facets. */
 export class DepSet {
   /** The snapshot this set was last checked against, and the answer. */
   private checkedAgainst?: MeshSnapshot;
   private checkedOk = false;
+  /** Every snapshot field read here or in a nested set. */
+  readonly fields: readonly string[];
 
   constructor(
     readonly inputs: readonly InputRead[],
     readonly groups: readonly DepSet[],
     /** Proxy facets read, as (facet, canonical value) pairs in the order first read. */
     readonly facets: readonly (readonly [string, string])[],
-  ) {}
+  ) {
+    const fields = new Set<string>();
+    for (const r of inputs) fields.add(r.field);
+    for (const g of groups) for (const f of g.fields) fields.add(f);
+    this.fields = [...fields];
+  }
 
-  /** Whether every input read gives the same value in `snap` (checked once per snapshot). */
-  holdsIn(snap: MeshSnapshot): boolean {
+  /** Whether every input read gives the same value in the revision's snapshot (checked once per snapshot). */
+  holdsIn(rev: Revision): boolean {
+    const snap = rev.snap;
     if (this.checkedAgainst === snap) return this.checkedOk;
-    let ok = true;
-    for (const r of this.inputs) {
-      if (readInput(snap, r) !== r.value) {
-        ok = false;
-        break;
-      }
-    }
-    if (ok) for (const g of this.groups) if (!g.holdsIn(snap)) ok = false;
+    let ok: boolean;
+    if (this.checkedAgainst !== undefined && this.checkedAgainst === rev.prev) {
+      // Held or not in the previous snapshot: only reads of changed fields can differ.
+      ok = this.checkedOk && (!this.fields.some((f) => rev.changed.has(f)) || this.recheck(rev, true));
+    } else ok = this.recheck(rev, false);
     this.checkedAgainst = snap;
     this.checkedOk = ok;
     return ok;
+  }
+
+  private recheck(rev: Revision, changedOnly: boolean): boolean {
+    for (const r of this.inputs) {
+      if (changedOnly && !rev.changed.has(r.field)) continue;
+      if (readInput(rev.snap, r) !== r.value) return false;
+    }
+    for (const g of this.groups) if (!g.holdsIn(rev)) return false;
+    return true;
   }
 
   /** Every facet in this set and its groups (for a proxy-facet match). */

@@ -4,8 +4,7 @@
  * facet values the computation read. A variant is reused for a proxy whose facets match and while
  * its snapshot reads still hold; otherwise it is computed again.
  */
-import type { MeshSnapshot } from '../model/snapshot';
-import type { DepSet } from './deps';
+import type { DepSet, Revision } from './deps';
 import type { ProxyFacets } from './views';
 
 export interface Variant<V> {
@@ -71,11 +70,11 @@ export class Slots<V> {
    * else computed. `compute` returns the value and what it read; `previous` is the variant it
    * replaces (for a last good value), if any.
    */
-  get(key: string, facets: ProxyFacets, snap: MeshSnapshot, seq: number, compute: (previous: Variant<V> | undefined) => { value: V; deps: DepSet }): Variant<V> {
+  get(key: string, facets: ProxyFacets, rev: Revision, seq: number, compute: (previous: Variant<V> | undefined) => { value: V; deps: DepSet }): Variant<V> {
     let slot = this.slots.get(key);
     if (!slot) this.slots.set(key, (slot = new Slot()));
     const found = slot.find(facets);
-    if (found && found.deps.holdsIn(snap)) {
+    if (found && found.deps.holdsIn(rev)) {
       found.lastUsed = seq;
       this.hits++;
       return found;

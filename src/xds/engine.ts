@@ -17,7 +17,7 @@ import { type Part, partsFor } from '../generate/parts';
 import type { GenerateContext, Resource } from '../generate/types';
 import type { Proxy } from '../model/proxy';
 import type { MeshSnapshot } from '../model/snapshot';
-import { type DepSet, Tracker } from '../incr/deps';
+import { type DepSet, Revision, Tracker } from '../incr/deps';
 import { type SlotStats, Slots, type Variant } from '../incr/slots';
 import { ProxyFacets, trackedProxy, trackedSnapshot } from '../incr/views';
 import type { EncodedResource, RejectedResource, ResourceChecker } from './cache';
@@ -90,6 +90,8 @@ export interface EngineStats {
 }
 
 const EMPTY: PartValue = new Map();
+/** Snapshots between sweeps of unused results; a result unused for that long is dropped. */
+const PRUNE_EVERY = 8;
 
 export class ConfigEngine implements XdsWatcher {
   private readonly tracker = new Tracker();
@@ -104,6 +106,7 @@ export class ConfigEngine implements XdsWatcher {
   private readonly contents: LRUCache<string, EncodedResource | RejectedResource>;
   private readonly rejections = new Map<string, RejectedResource>();
   private snap?: MeshSnapshot;
+  private rev?: Revision;
   private view?: MeshSnapshot;
   private seq = 0;
   private encoded = 0;
@@ -113,16 +116,20 @@ export class ConfigEngine implements XdsWatcher {
     this.contents = new LRUCache({ max: opts.maxContents ?? 200_000 });
   }
 
-  /** Serves `snap` from now on. Results not used for two snapshots are dropped. */
+  /**
+   * Serves `snap` from now on. Every few snapshots, results no proxy used for a while are
+   * dropped (a sweep costs a pass over all of them, so it does not run on every change).
+   */
   setSnapshot(snap: MeshSnapshot): void {
     if (snap === this.snap) return;
+    this.rev = new Revision(snap, this.snap);
     this.snap = snap;
     this.view = trackedSnapshot(snap, this.tracker);
     this.seq++;
-    if (this.seq > 2) {
-      this.parts.prune(this.seq - 2);
-      this.builds.prune(this.seq - 2);
-      this.shared.prune(this.seq - 2);
+    if (this.seq % PRUNE_EVERY === 0) {
+      this.parts.prune(this.seq - PRUNE_EVERY);
+      this.builds.prune(this.seq - PRUNE_EVERY);
+      this.shared.prune(this.seq - PRUNE_EVERY);
     }
   }
 
@@ -186,7 +193,7 @@ export class ConfigEngine implements XdsWatcher {
   private partValue(h: Handle, typeUrl: TypeUrl, part: Part, requested: ReadonlySet<string> | undefined): PartValue {
     const key = part.kind === 'requested' ? `${part.id}|${requested ? [...requested].sort().join('\n') : '*'}` : part.id;
     const mine = h.variants.get(key);
-    if (mine && mine.deps.holdsIn(this.snap as MeshSnapshot)) {
+    if (mine && mine.deps.holdsIn(this.rev as Revision)) {
       mine.lastUsed = this.seq;
       return mine.value;
     }
@@ -196,7 +203,7 @@ export class ConfigEngine implements XdsWatcher {
   }
 
   private partVariant(h: Handle, typeUrl: TypeUrl, part: Part, requested: ReadonlySet<string> | undefined): Variant<PartValue> {
-    const snap = this.snap as MeshSnapshot;
+    const snap = this.rev as Revision;
     if (part.kind === 'requested') {
       // A wildcard asks for everything the part has.
       const wanted = requested ? [...requested].sort() : undefined;
@@ -252,7 +259,7 @@ export class ConfigEngine implements XdsWatcher {
     if (r.inputs) {
       const inputs = r.inputs;
       const key = `${typeUrl}|${r.name}|${this.inputsKey(inputs)}`;
-      const v = this.shared.get(key, h.facets, this.snap as MeshSnapshot, this.seq, (prevShared) => this.tracker.run(() => this.buildOne(h, typeUrl, { ...r, inputs: undefined }, prevShared ?? prev)));
+      const v = this.shared.get(key, h.facets, this.rev as Revision, this.seq, (prevShared) => this.tracker.run(() => this.buildOne(h, typeUrl, { ...r, inputs: undefined }, prevShared ?? prev)));
       this.tracker.current?.addGroup(v.deps);
       return v.value;
     }
