@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { type MeshdOptions, withDefaults } from './config/options';
 import { debugApp, listenApp, metricsApp } from './debug/server';
 import { buildSnapshot } from './model/build';
-import type { ConfigError } from './model/objects';
+import type { ConfigError, ConfigObject } from './model/objects';
 import type { MeshSnapshot } from './model/snapshot';
 import { FileSource } from './sources/file-source';
 import { loadKubeConfig } from './sources/kube-http';
@@ -145,10 +145,11 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   if (election) leading = () => election.isLeader();
   // Each problem is logged when it first appears, not again on every rebuild while it lasts.
   let logged = new Set<string>();
+  const digests = new WeakMap<ConfigObject, string>();
   const rebuild = (): MeshSnapshot => {
     const state = source.state();
     const started = performance.now();
-    const snap = buildSnapshot({ objects: state.objects, errors: state.errors, sequence: ++sequence, now: new Date(), domain: opts.domain, previous: current });
+    const snap = buildSnapshot({ objects: state.objects, errors: state.errors, sequence: ++sequence, now: new Date(), domain: opts.domain, previous: current, digests });
     metrics.snapshotBuildTime.observe((performance.now() - started) / 1000);
     metrics.invalidObjects.set(snap.errors.length);
     const now = new Set<string>();

@@ -25,6 +25,8 @@ export interface BuildInput {
    * taken from it (model/intern.ts), so unchanged parts keep their identity across snapshots.
    */
   previous?: MeshSnapshot;
+  /** Per-object content digests, kept across builds by the caller (by object identity). */
+  digests?: WeakMap<ConfigObject, string>;
 }
 
 function byKey(a: ConfigObject, b: ConfigObject): number {
@@ -91,10 +93,20 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   const counts: Record<string, number> = {};
   for (const [k, list] of byKind) counts[k] = list.length;
 
+  // The content hash: each object's own digest is kept by identity (sources keep unchanged
+  // objects), so a change costs a hash of the changed objects and a pass over the digests.
+  const digests = input.digests ?? new WeakMap<ConfigObject, string>();
+  const keyed = input.objects.map((o) => {
+    let d = digests.get(o);
+    if (d === undefined) {
+      d = createHash('sha256').update(JSON.stringify(o.body)).digest('base64');
+      digests.set(o, d);
+    }
+    return { key: `${o.kind}\0${byKeyStr(o)}`, d };
+  });
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const hash = createHash('sha256');
-  for (const o of [...input.objects].sort((a, b) => (a.kind + byKeyStr(a) < b.kind + byKeyStr(b) ? -1 : 1))) {
-    hash.update(o.kind).update('\0').update(byKeyStr(o)).update('\0').update(JSON.stringify(o.body));
-  }
+  for (const { key, d } of keyed) hash.update(key).update('\0').update(d);
 
   const fields = {
     version: `${input.sequence}-${hash.digest('hex').slice(0, 12)}`,
