@@ -7,6 +7,8 @@ export interface EncodedResource {
   bytes: Uint8Array;
   /** sha1 of bytes, hex; content identity for change detection. */
   hash: string;
+  /** Names of the resources it points at (a listener's routes, an EDS cluster's assignment). */
+  refs?: readonly string[];
 }
 
 export interface RejectedResource {

@@ -22,6 +22,7 @@ import { type SlotStats, Slots, type Variant } from '../incr/slots';
 import { ProxyFacets, trackedProxy, trackedSnapshot } from '../incr/views';
 import type { EncodedResource, RejectedResource, ResourceChecker } from './cache';
 import type { EnvoyProtos, TypeUrl } from './protos';
+import { REFERENCED, gate, referencesOf } from './gate';
 
 /** The resources of one type a proxy gets now. The same object while nothing in it changed. */
 export interface ResourceSet {
@@ -57,7 +58,8 @@ interface ResourceValue {
 type PartValue = ReadonlyMap<string, EncodedResource>;
 
 class Handle implements ProxyHandle {
-  readonly last = new Map<TypeUrl, { parts: PartValue[]; set: ResourceSet }>();
+  /** By type (and, for types served by name alone, the names asked for). */
+  readonly last = new Map<string, { parts: PartValue[]; set: ResourceSet }>();
   /** The part variant this proxy used last, by part key: checked before any lookup. */
   readonly variants = new Map<string, Variant<PartValue>>();
   constructor(
@@ -156,7 +158,8 @@ export class ConfigEngine implements XdsWatcher {
     const parts = partsFor(h.proxy)[typeUrl];
     if (!snap || !this.view || !parts) return { resources: EMPTY };
     const values = parts.map((p) => this.partValue(h, typeUrl, p, requested));
-    const last = h.last.get(typeUrl);
+    const lastKey = parts.some((p) => p.kind === 'requested') ? `${typeUrl}|${requested ? [...requested].sort().join('\n') : '*'}` : typeUrl;
+    const last = h.last.get(lastKey);
     if (last && last.parts.length === values.length && last.parts.every((v, i) => v === values[i])) return last.set;
     let resources: PartValue;
     if (values.length === 1) resources = values[0] ?? EMPTY;
@@ -165,8 +168,10 @@ export class ConfigEngine implements XdsWatcher {
       for (const v of values) for (const [n, r] of v) merged.set(n, r);
       resources = merged;
     }
+    const dep = REFERENCED[typeUrl];
+    if (dep && this.serves(h, dep)) resources = gate(typeUrl, resources, this.resources(h, dep, undefined).resources, last?.set.resources, this.rejections);
     const set: ResourceSet = { resources };
-    h.last.set(typeUrl, { parts: values, set });
+    h.last.set(lastKey, { parts: values, set });
     if (this.opts.checkFromScratch) this.compareWithScratch(h.proxy, typeUrl, requested, set);
     return set;
   }
@@ -315,7 +320,8 @@ export class ConfigEngine implements XdsWatcher {
     }
     this.encoded++;
     const errors = this.opts.checker?.validate(typeUrl, body) ?? [];
-    const entry: EncodedResource | RejectedResource = errors.length > 0 ? { name, typeUrl, errors } : { name, bytes, hash };
+    const refs = referencesOf(typeUrl, body);
+    const entry: EncodedResource | RejectedResource = errors.length > 0 ? { name, typeUrl, errors } : { name, bytes, hash, ...(refs ? { refs } : {}) };
     this.contents.set(hash, entry);
     return entry;
   }
