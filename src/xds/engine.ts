@@ -160,7 +160,11 @@ export class ConfigEngine implements XdsWatcher {
     const values = parts.map((p) => this.partValue(h, typeUrl, p, requested));
     const lastKey = parts.some((p) => p.kind === 'requested') ? `${typeUrl}|${requested ? [...requested].sort().join('\n') : '*'}` : typeUrl;
     const last = h.last.get(lastKey);
-    if (last && last.parts.length === values.length && last.parts.every((v, i) => v === values[i])) return last.set;
+    if (last && last.parts.length === values.length && last.parts.every((v, i) => v === values[i])) {
+      // Reuse is exactly what the check is for: compare the reused set too.
+      if (this.opts.checkFromScratch) this.compareWithScratch(h.proxy, typeUrl, requested, last.set);
+      return last.set;
+    }
     let resources: PartValue;
     if (values.length === 1) resources = values[0] ?? EMPTY;
     else {
