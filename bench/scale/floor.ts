@@ -5,7 +5,8 @@
  * from meshd, in the same order.
  *  - Cold start: each recorded response is written as soon as the proxy has subscribed to its
  *    type (the first is the answer to the initial subscription, the rest follow in order).
- *  - A change phase: on 'push', every connected proxy gets its recorded responses at once.
+ *  - A change phase: on 'push', every connected proxy gets its recorded responses at once
+ *    (yielding to the event loop every 16 MB written).
  * The time the benchmark clients need against this server is what the transport alone costs.
  */
 import * as grpc from '@grpc/grpc-js';
@@ -108,6 +109,31 @@ function load(msg: Extract<ToFloor, { t: 'load' }>): { responses: number; bytes:
   return { responses, bytes };
 }
 
+/**
+ * Writes each connected proxy's recorded responses of a phase, in order, yielding to the event
+ * loop every 16 MB (as any server pushing to thousands of proxies would) so PINGs are answered.
+ */
+async function push(phase: number): Promise<void> {
+  let proxies = 0;
+  let responses = 0;
+  let sinceYield = 0;
+  for (const [idx, list] of byPhase.get(phase) ?? []) {
+    const p = connected.get(idx);
+    if (!p) continue;
+    proxies++;
+    for (const rec of list) {
+      p.stream.write(join(rec));
+      responses++;
+      sinceYield += rec.bytes;
+    }
+    if (sinceYield >= 16 * 2 ** 20) {
+      sinceYield = 0;
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+  send({ t: 'pushed', phase, proxies, responses });
+}
+
 process.on('message', (msg: ToFloor) => {
   try {
     if (msg.t === 'load') {
@@ -117,18 +143,7 @@ process.on('message', (msg: ToFloor) => {
         else send({ t: 'listening', port, ...stats });
       });
     } else if (msg.t === 'push') {
-      let proxies = 0;
-      let responses = 0;
-      for (const [idx, list] of byPhase.get(msg.phase) ?? []) {
-        const p = connected.get(idx);
-        if (!p) continue;
-        proxies++;
-        for (const rec of list) {
-          p.stream.write(join(rec));
-          responses++;
-        }
-      }
-      send({ t: 'pushed', phase: msg.phase, proxies, responses });
+      void push(msg.phase);
     } else if (msg.t === 'stop') {
       for (const p of connected.values()) p.stream.end();
       server.tryShutdown(() => process.exit(0));

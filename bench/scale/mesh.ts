@@ -2,7 +2,8 @@
  * Generated mesh for the scale benchmark, written as a meshd config folder. Every address is
  * config text in 127.0.0.0/8 (nothing is ever dialled):
  *  - namespaces ns-0..ns-(N-1); Service svc-i in ns-(i % N), ports http 8080 and grpc 9090;
- *    even i exported mesh-wide, odd i namespace-local (networking.istio.io/exportTo: ".");
+ *    half exported mesh-wide, half namespace-local (networking.istio.io/exportTo: "."),
+ *    alternating within each namespace;
  *  - one EndpointSlice per service (eps-<i>.yaml), E endpoints each backed by a Pod svc-i-<k>
  *    (version v1 for even k, v2 for odd k) with the endpoint's address as podIP;
  *  - DestinationRules (subsets v1/v2) for the first --dr services, one file;
@@ -24,13 +25,21 @@ export interface MeshSize {
   grpc: number;
 }
 
-/** Which services the change scenarios edit. */
-export const ROUTE_SERVICE = 0; // exported, has a VirtualService
-export const LOCAL_SERVICE = 1; // namespace-local
-export const EXPORTED_SERVICE = 2; // exported
+/** The service whose VirtualService the route changes edit (exported, has a VirtualService). */
+export const ROUTE_SERVICE = 0;
 
 export const ns = (m: MeshSize, i: number): string => `ns-${i % m.namespaces}`;
-export const isExported = (i: number): boolean => i % 2 === 0;
+/** Half the services are exported; alternating within each namespace (so every namespace has both kinds). */
+export const isExported = (m: MeshSize, i: number): boolean => (i + Math.floor(i / m.namespaces)) % 2 === 0;
+
+/** The services whose EndpointSlices the endpoint changes edit: a namespace-local and an exported one (not svc-0). */
+export function endpointTargets(m: MeshSize): { local: number; exported: number } {
+  const find = (exported: boolean): number => {
+    for (let i = 1; i < m.services; i++) if (isExported(m, i) === exported) return i;
+    throw new Error(`no ${exported ? 'exported' : 'namespace-local'} service besides svc-0; use more --services`);
+  };
+  return { local: find(false), exported: find(true) };
+}
 const b2 = (n: number): string => `${(n >> 8) & 255}.${n & 255}`;
 /** Address of endpoint k of service i; `moved` gives the endpoint a new address (same pod). */
 export const podIp = (i: number, k: number, moved = false): string => (moved ? `127.200.${b2(i)}` : `127.${10 + k}.${b2(i)}`);
@@ -44,7 +53,7 @@ export function atomicWrite(dir: string, file: string, text: string): void {
 }
 
 function serviceYaml(m: MeshSize, i: number): string {
-  const annotations = isExported(i) ? '' : `\n  annotations:\n    networking.istio.io/exportTo: "."`;
+  const annotations = isExported(m, i) ? '' : `\n  annotations:\n    networking.istio.io/exportTo: "."`;
   return `apiVersion: v1
 kind: Service
 metadata:

@@ -63,27 +63,52 @@ export function procFigures(pid: number | undefined): ProcFigures | undefined {
   }
 }
 
+/** Fraction of all CPUs busy over `ms` (from /proc/stat), e.g. to see other load before a run. */
+export async function cpuBusy(ms: number): Promise<number | undefined> {
+  const read = (): number[] | undefined => {
+    try {
+      const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+      const n = line.trim().split(/\s+/).slice(1).map(Number);
+      const idle = (n[3] ?? 0) + (n[4] ?? 0);
+      return [n.reduce((a, b) => a + b, 0), idle];
+    } catch {
+      return undefined;
+    }
+  };
+  const a = read();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = read();
+  if (!a || !b || b[0] === a[0]) return undefined;
+  return 1 - ((b[1] as number) - (a[1] as number)) / ((b[0] as number) - (a[0] as number));
+}
+
 export interface Meshd {
   proc: ChildProcess;
   xds: string;
   debug: string;
-  /** warn/error lines meshd logged (first ones kept). */
+  /** warn/error lines meshd logged and its stderr: the first 10 and the last 10 kept. */
   problems: string[];
+  lastProblems: string[];
   problemCount: number;
   exited: () => string | undefined;
 }
 
 /** Starts `node bin/meshd.js`, reads its ports from stdout and waits for /ready. */
-export async function startMeshd(configDir: string, caDir: string, extra: string[], timeoutMs: number): Promise<Meshd> {
-  const args = [path.join(REPO, 'bin', 'meshd.js'), '--config-dir', configDir, '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--secure-xds-port', '-1', '--webhook-port', '-1', '--log-level', 'warn', '--ca-dir', caDir, ...extra];
+export async function startMeshd(configDir: string, caDir: string, extra: string[], nodeArgs: string[], timeoutMs: number): Promise<Meshd> {
+  const args = [...nodeArgs, path.join(REPO, 'bin', 'meshd.js'), '--config-dir', configDir, '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--secure-xds-port', '-1', '--webhook-port', '-1', '--log-level', 'warn', '--ca-dir', caDir, ...extra];
   const proc = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   let xds: string | undefined;
   let debug: string | undefined;
   let exit: string | undefined;
-  const m: Meshd = { proc, xds: '', debug: '', problems: [], problemCount: 0, exited: () => exit };
+  const m: Meshd = { proc, xds: '', debug: '', problems: [], lastProblems: [], problemCount: 0, exited: () => exit };
   const problem = (line: string): void => {
     m.problemCount++;
-    if (m.problems.length < 10) m.problems.push(line.length > 400 ? `${line.slice(0, 400)}…` : line);
+    const short = line.length > 400 ? `${line.slice(0, 400)}…` : line;
+    if (m.problems.length < 10) m.problems.push(short);
+    else {
+      m.lastProblems.push(short);
+      if (m.lastProblems.length > 10) m.lastProblems.shift();
+    }
   };
   readline.createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
     if (line.startsWith('{')) {
@@ -101,7 +126,7 @@ export async function startMeshd(configDir: string, caDir: string, extra: string
     if (plain) [xds, debug] = [plain[1], plain[2]];
   });
   readline.createInterface({ input: proc.stderr as NodeJS.ReadableStream }).on('line', problem);
-  proc.on('exit', (code, signal) => (exit = `meshd exited (${signal ?? code})`));
+  proc.on('exit', (code, signal) => (exit = `meshd exited (${signal ?? `code ${code}`})`));
   const ports = await waitFor(() => (exit ? exit : xds && debug ? [xds, debug] : undefined), timeoutMs);
   if (!Array.isArray(ports)) {
     proc.kill('SIGKILL');
@@ -140,7 +165,7 @@ export class PingProbe {
   private sentAt?: number;
   private max = 0;
   private stopped = false;
-  pings = 0;
+  private pings = 0;
 
   constructor(private readonly addr: string) {
     this.connect();
@@ -175,13 +200,15 @@ export class PingProbe {
     if (!ok) this.sentAt = undefined;
   }
 
-  /** Largest RTT (ms) since the last reset, counting a ping still in flight. */
-  maxMs(): number {
-    return Math.max(this.max, this.sentAt !== undefined ? performance.now() - this.sentAt : 0);
+  /** Largest RTT (ms) since the last reset, counting a ping still in flight; null if no ping got through. */
+  maxMs(): number | null {
+    const inFlight = this.sentAt !== undefined ? performance.now() - this.sentAt : 0;
+    return this.pings === 0 && inFlight === 0 ? null : Math.max(this.max, inFlight);
   }
 
   reset(): void {
     this.max = 0;
+    this.pings = 0;
   }
 
   close(): void {

@@ -33,9 +33,14 @@ export class RecordingWriter {
 
   constructor(private readonly findRun: RunFinder) {}
 
-  add(phase: number, proxy: number, buf: Buffer): void {
+  private rawBytes = 0;
+
+  /** Keeps a response; past `limitBytes` of raw Buffers it compacts early (bounds memory at scale). */
+  add(phase: number, proxy: number, buf: Buffer, limitBytes = 512 * 2 ** 20): void {
     this.raw.push({ phase, proxy, buf });
     this.recordedBytes += buf.length;
+    this.rawBytes += buf.length;
+    if (this.rawBytes > limitBytes) this.compact();
   }
 
   /** Interns what was recorded so far (call between measured phases). */
@@ -58,6 +63,7 @@ export class RecordingWriter {
       this.records.push({ phase, proxy, head: Buffer.from(buf.subarray(0, run.start)), blob: id, tail: Buffer.from(buf.subarray(run.end)) });
     }
     this.raw = [];
+    this.rawBytes = 0;
   }
 
   /** Writes blobs then records; returns bytes written. */

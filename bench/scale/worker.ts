@@ -95,6 +95,9 @@ class ProxyClient {
     const typeUrl = TYPE_URLS[type] as string;
     if (delta) this.write(codec.deltaRequestBytes({ typeUrl, nonce: r.nonce }));
     else this.write(codec.sotwRequest({ typeUrl, names, version: r.version, nonce: r.nonce }));
+    // A later subscription change of this type carries the last ACKed version and nonce.
+    this.version[type] = r.version;
+    this.nonce[type] = r.nonce;
     this.acked |= 1 << type;
   }
 
