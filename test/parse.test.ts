@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { parseDocuments } from '../src/sources/parse';
 import type { ConfigError } from '../src/model/objects';
 
@@ -214,4 +216,32 @@ test('YAML anchors and merge keys are expanded; alias bombs are refused', () => 
   const b = parseDocuments(`${bomb}apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n`, 'bomb.yaml');
   assert.equal(b.objects.length, 0);
   assert.equal(onlyError(b.errors).document, 0);
+});
+
+test('the fast YAML reader and the careful one read every example and test input alike', () => {
+  const root = path.join(__dirname, '..');
+  const files: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.ya?ml$/.test(e.name)) files.push(p);
+    }
+  };
+  walk(path.join(root, 'examples'));
+  walk(path.join(root, 'deploy'));
+  const edge = [
+    'a: 010\nb: 0o10\nc: 2024-01-01\nd: yes\ne: ~\nf: 1e3\ng: 0x1F\nh: .inf\n',
+    'base: &b { x: 1 }\nuse: { <<: *b, y: 2 }\n',
+    'apiVersion: v1\nkind: Service\nmetadata: { name: a, namespace: b }\nmetadata: { name: dup }\n',
+    '---\n# only a comment\n---\napiVersion: v1\nkind: Namespace\nmetadata: { name: x }\n...\n',
+    'key: !custom value\n',
+    'a: [1, 2\n',
+  ];
+  let compared = 0;
+  for (const text of [...files.map((f) => fs.readFileSync(f, 'utf8')), ...edge]) {
+    assert.deepEqual(parseDocuments(text, 'x.yaml'), parseDocuments(text, 'x.yaml', { careful: true }), text.slice(0, 80));
+    compared++;
+  }
+  assert.ok(compared > 20, `compared ${compared} inputs`);
 });

@@ -6,6 +6,7 @@
  * Every problem becomes a ConfigError naming the file, the 0-based document index (and the
  * `items` index for lists); one bad document never hides the others.
  */
+import * as jsyaml from 'js-yaml';
 import { parseAllDocuments } from 'yaml';
 import {
   ISTIO_NETWORKING_VERSIONS,
@@ -65,8 +66,39 @@ function clean(v: unknown): unknown {
   return v;
 }
 
-export function parseDocuments(text: string, source: string): ParseResult {
+/** YAML 1.2's core schema with merge keys: what the `yaml` library reads with `merge: true`. */
+// js-yaml exports its built-in types at run time; its type declarations leave them out.
+const FAST_SCHEMA = jsyaml.CORE_SCHEMA.extend([(jsyaml as unknown as { types: { merge: jsyaml.Type } }).types.merge]);
+
+/** An anchor or alias anywhere: the careful reader (with its alias expansion limit) reads those. */
+const ANCHOR_OR_ALIAS = /(^|[\s[{,:-])[&*][^\s,\]}]/m;
+
+/**
+ * The fast reader (js-yaml, about ten times quicker on large folders) for well-formed text
+ * without anchors or aliases; undefined sends the text to the careful reader, which reports
+ * every problem per document with its line and column.
+ */
+function fastDocuments(text: string): unknown[] | undefined {
+  if (ANCHOR_OR_ALIAS.test(text)) return undefined;
+  try {
+    const docs: unknown[] = [];
+    jsyaml.loadAll(text, (d) => docs.push(d), { schema: FAST_SCHEMA });
+    return docs;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `careful`: skip the fast reader (tests compare the two). */
+export function parseDocuments(text: string, source: string, opts: { careful?: boolean } = {}): ParseResult {
   const result: ParseResult = { objects: [], errors: [] };
+  const fast = opts.careful ? undefined : fastDocuments(text);
+  if (fast) {
+    fast.forEach((value, document) => {
+      if (value !== null && value !== undefined) readDocument(value, source, document, result);
+    });
+    return result;
+  }
   const docs = parseAllDocuments(text, { merge: true });
   if (!Array.isArray(docs)) return result; // an empty stream
   docs.forEach((doc, document) => {
