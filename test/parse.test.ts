@@ -230,12 +230,14 @@ test('the fast YAML reader and the careful one read every example and test input
   };
   walk(path.join(root, 'examples'));
   walk(path.join(root, 'deploy'));
+  const obj = (spec: string): string => `apiVersion: v1\nkind: Service\nmetadata: { name: a, namespace: b }\nspec:\n${spec}`;
   const edge = [
-    'a: 010\nb: 0o10\nc: 2024-01-01\nd: yes\ne: ~\nf: 1e3\ng: 0x1F\nh: .inf\n',
-    'base: &b { x: 1 }\nuse: { <<: *b, y: 2 }\n',
+    obj('  a: 010\n  b: 0o10\n  c: 2024-01-01\n  d: yes\n  e: ~\n  f: 1e3\n  g: 0x1F\n  h: .inf\n  i: "0777"\n'),
+    obj('  base: &b { x: 1 }\n  use: { <<: *b, y: 2 }\n'),
+    obj('  use: { <<: { x: 1 }, y: 2 }\n'),
     'apiVersion: v1\nkind: Service\nmetadata: { name: a, namespace: b }\nmetadata: { name: dup }\n',
     '---\n# only a comment\n---\napiVersion: v1\nkind: Namespace\nmetadata: { name: x }\n...\n',
-    'key: !custom value\n',
+    obj('  key: !custom value\n'),
     'a: [1, 2\n',
   ];
   let compared = 0;

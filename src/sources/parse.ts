@@ -68,7 +68,7 @@ function clean(v: unknown): unknown {
 
 /** YAML 1.2's core schema with merge keys: what the `yaml` library reads with `merge: true`. */
 // js-yaml exports its built-in types at run time; its type declarations leave them out.
-const FAST_SCHEMA = jsyaml.CORE_SCHEMA.extend([(jsyaml as unknown as { types: { merge: jsyaml.Type } }).types.merge]);
+const FAST_SCHEMA = jsyaml.CORE_SCHEMA.extend({ implicit: [(jsyaml as unknown as { types: { merge: jsyaml.Type } }).types.merge] });
 
 /** An anchor or alias anywhere: the careful reader (with its alias expansion limit) reads those. */
 const ANCHOR_OR_ALIAS = /(^|[\s[{,:-])[&*][^\s,\]}]/m;
