@@ -18,7 +18,7 @@ import { gatewayListeners } from './gateway/listeners';
 import { gatewayRoutes } from './gateway/routes';
 import { grpcApiListenerNamed, grpcServicePortNames } from './grpc';
 import { sidecarInboundListeners, sidecarOutboundListeners } from './listeners';
-import { grpcRouteConfig, sidecarRouteConfig, sidecarRouteNames } from './routes';
+import { grpcRouteConfig, sidecarRouteNames, sidecarRouteResource } from './routes';
 import { secretResources } from './secrets';
 import { grpcServerListeners } from './security/grpc-server';
 import type { GenerateContext, Resource } from './types';
@@ -72,7 +72,7 @@ export const SIDECAR_PARTS: PartTable = {
       kind: 'named',
       id: 'rds-sidecar',
       names: (ctx) => sidecarRouteNames(ctx.snap, ctx.proxy.namespace).map(String),
-      build: (ctx, name) => ({ name, build: () => sidecarRouteConfig(ctx, Number(name)) }),
+      build: (ctx, name) => sidecarRouteResource(ctx, Number(name)),
     },
   ],
 };

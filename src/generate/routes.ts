@@ -8,7 +8,7 @@ import { visibleServices, virtualServiceFor } from '../model/lookup';
 import type { MeshService, MeshSnapshot } from '../model/snapshot';
 import { defaultRoute, virtualServiceRoutes } from './http-route';
 import { type RouteScope, meshScope } from './route-scope';
-import type { GenerateContext, ProtoObject, Resource } from './types';
+import type { CompositeItem, GenerateContext, ProtoObject, Resource } from './types';
 import { PASSTHROUGH_CLUSTER, seconds } from './util';
 
 export type { Flavor, RouteScope } from './route-scope';
@@ -42,27 +42,56 @@ function httpServicesOn(snap: MeshSnapshot, ns: string, port: number): MeshServi
 
 /** Sidecar RouteConfiguration named `<port>`: one virtual host per HTTP service on that port. */
 export function sidecarRouteConfig(ctx: GenerateContext, port: number): ProtoObject {
+  return sidecarRouteResource(ctx, port).build();
+}
+
+const VIRTUAL_HOST_TYPE = 'type.googleapis.com/envoy.config.route.v3.VirtualHost';
+/** RouteConfiguration.virtual_hosts */
+const VIRTUAL_HOSTS_FIELD = 2;
+
+/**
+ * The same, as a composite resource: one virtual host per service, each reused while its own
+ * inputs (the service, its domains, the routes it reads) hold. A changed VirtualService
+ * rebuilds its host's entry, not the port's whole table.
+ */
+export function sidecarRouteResource(ctx: GenerateContext, port: number): Resource {
   const scope = meshScope(ctx.snap, ctx.proxy, 'envoy', port);
   const used = new Set<string>();
-  const virtualHosts: ProtoObject[] = [];
+  const items: CompositeItem[] = [];
   for (const svc of httpServicesOn(ctx.snap, ctx.proxy.namespace, port)) {
+    // A domain goes to the first service that claims it, so the lists are settled here, in order.
     const domains = sidecarDomains(svc, port, ctx.proxy.namespace, ctx.snap.domain).filter((d) => !used.has(d));
     if (domains.length === 0) continue;
     domains.forEach((d) => used.add(d));
-    virtualHosts.push({ name: `${svc.hostname}:${port}`, domains, routes: serviceRoutes(svc, scope), include_request_attempt_count: true });
+    items.push({
+      key: svc.hostname,
+      inputs: [svc, domains.join(' ')],
+      build: () => ({ name: `${svc.hostname}:${port}`, domains, routes: serviceRoutes(svc, scope), include_request_attempt_count: true }),
+    });
   }
-  virtualHosts.push({
-    name: 'allow_any',
-    domains: ['*'],
-    routes: [{ name: 'allow_any', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: seconds(0), max_grpc_timeout: seconds(0) } }],
-    include_request_attempt_count: true,
+  items.push({
+    key: '*',
+    inputs: [],
+    build: () => ({
+      name: 'allow_any',
+      domains: ['*'],
+      routes: [{ name: 'allow_any', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: seconds(0), max_grpc_timeout: seconds(0) } }],
+      include_request_attempt_count: true,
+    }),
   });
-  return {
+  const head = (): ProtoObject => ({
     name: String(port),
-    virtual_hosts: virtualHosts,
     validate_clusters: { value: false },
     max_direct_response_body_size_bytes: { value: MAX_DIRECT_RESPONSE_BODY },
     ignore_port_in_host_matching: true,
+  });
+  return {
+    name: String(port),
+    build: () => {
+      const { name, ...rest } = head();
+      return { name, virtual_hosts: items.map((i) => i.build()), ...rest };
+    },
+    composite: { head, fieldNumber: VIRTUAL_HOSTS_FIELD, itemType: VIRTUAL_HOST_TYPE, items },
   };
 }
 

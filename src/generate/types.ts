@@ -20,6 +20,29 @@ export interface Resource {
    * interned, so an input's identity stands for its content.
    */
   inputs?: readonly unknown[];
+  /**
+   * A large message made of many entries of one repeated field (a RouteConfiguration's virtual
+   * hosts): each entry is built, checked and encoded on its own and reused while its own inputs
+   * hold, so one changed entry does not rebuild, re-check and re-encode the rest. `build` still
+   * returns the whole message (for callers outside the engine).
+   */
+  composite?: Composite;
+}
+
+export interface CompositeItem {
+  /** Unique among the items; with `inputs`, what the item is reused by. */
+  key: string;
+  inputs?: readonly unknown[];
+  build: () => ProtoObject;
+}
+
+export interface Composite {
+  /** The message without the repeated field. */
+  head: () => ProtoObject;
+  /** The repeated field: its proto field number and its message type URL. */
+  fieldNumber: number;
+  itemType: string;
+  items: readonly CompositeItem[];
 }
 
 export interface GenerateContext {

@@ -2,6 +2,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Proxy } from '../model/proxy';
 import type { ProxyHandle } from './engine';
+import { type AnyMsg, type DeltaResourceMsg, deltaBytes, sotwBytes } from './wire';
 import type { EnvoyProtos, TypeUrl } from './protos';
 
 export interface NackRecord {
@@ -46,7 +47,7 @@ export interface DiscoveryRequestMsg {
 
 export interface DiscoveryResponseMsg {
   version_info: string;
-  resources: { type_url: string; value: Uint8Array }[];
+  resources: AnyMsg[];
   type_url: string;
   nonce: string;
 }
@@ -63,7 +64,7 @@ export interface DeltaDiscoveryRequestMsg {
 
 export interface DeltaDiscoveryResponseMsg {
   system_version_info: string;
-  resources: { name: string; version: string; resource: { type_url: string; value: Uint8Array } }[];
+  resources: DeltaResourceMsg[];
   type_url: string;
   removed_resources: string[];
   nonce: string;
@@ -144,7 +145,7 @@ export function deltaStreamMethod(protos: EnvoyProtos, path: string, originalNam
     originalName,
     requestSerialize: (v: DeltaDiscoveryRequestMsg) => Buffer.from(req.encode(req.fromObject(v as unknown as Record<string, unknown>)).finish()),
     requestDeserialize: (b: Buffer) => req.toObject(req.decode(b), { defaults: false, arrays: true, objects: true }) as DeltaDiscoveryRequestMsg,
-    responseSerialize: (v: DeltaDiscoveryResponseMsg) => Buffer.from(res.encode(v as unknown as Record<string, unknown>).finish()),
+    responseSerialize: (v: DeltaDiscoveryResponseMsg) => deltaBytes(v) ?? Buffer.from(res.encode(v as unknown as Record<string, unknown>).finish()),
     responseDeserialize: (b: Buffer) => res.toObject(res.decode(b), { defaults: false, arrays: true, objects: true }) as DeltaDiscoveryResponseMsg,
   };
 }
@@ -157,7 +158,7 @@ export function discoveryStreamMethod(protos: EnvoyProtos, path: string, origina
     originalName,
     requestSerialize: (v: DiscoveryRequestMsg) => Buffer.from(protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject(v as unknown as Record<string, unknown>)).finish()),
     requestDeserialize: (b: Buffer) => protos.DiscoveryRequest.decode(b) as unknown as DiscoveryRequestMsg,
-    responseSerialize: (v: DiscoveryResponseMsg) => Buffer.from(protos.DiscoveryResponse.encode(v as unknown as Record<string, unknown>).finish()),
+    responseSerialize: (v: DiscoveryResponseMsg) => sotwBytes(v) ?? Buffer.from(protos.DiscoveryResponse.encode(v as unknown as Record<string, unknown>).finish()),
     responseDeserialize: (b: Buffer) => protos.DiscoveryResponse.decode(b) as unknown as DiscoveryResponseMsg,
   };
 }

@@ -89,7 +89,7 @@ export function deltaRespond(deps: ProtocolDeps, conn: Connection, typeUrl: Type
   const consider = (name: string): void => {
     const r = set.resources.get(name);
     if (!r || w.sent.get(name) === r.hash) return;
-    changed.push({ name, version: r.hash, resource: { type_url: typeUrl, value: r.bytes } });
+    changed.push(deps.wire.delta(r, typeUrl));
     bytes += r.bytes.length;
   };
   if (w.names) for (const n of w.names) consider(n);

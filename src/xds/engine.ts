@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { type Part, partsFor } from '../generate/parts';
-import type { GenerateContext, Resource } from '../generate/types';
+import type { Composite, GenerateContext, Resource } from '../generate/types';
 import type { Proxy } from '../model/proxy';
 import type { MeshSnapshot } from '../model/snapshot';
 import { type DepSet, Revision, Tracker } from '../incr/deps';
@@ -23,6 +23,8 @@ import { ProxyFacets, trackedProxy, trackedSnapshot } from '../incr/views';
 import type { EncodedResource, RejectedResource, ResourceChecker } from './cache';
 import type { EnvoyProtos, TypeUrl } from './protos';
 import { REFERENCED, gate, referencesOf } from './gate';
+import { concatRepeated } from './composite';
+import type { RuleViolation } from './validate-rules';
 
 /** The resources of one type a proxy gets now. The same object while nothing in it changed. */
 export interface ResourceSet {
@@ -48,6 +50,8 @@ export interface XdsWatcher {
    */
   resources(h: ProxyHandle, typeUrl: TypeUrl, requested: ReadonlySet<string> | undefined): ResourceSet;
 }
+
+type ItemValue = { bytes: Uint8Array } | { errors: readonly RuleViolation[] };
 
 interface ResourceValue {
   /** What is served: the new build, or the last good one when the new build was rejected. */
@@ -87,6 +91,7 @@ export interface EngineStats {
   parts: SlotStats;
   resources: SlotStats;
   shared: SlotStats;
+  items: SlotStats;
   contents: { size: number; encoded: number; reused: number };
   rejected: number;
 }
@@ -101,6 +106,11 @@ export class ConfigEngine implements XdsWatcher {
   private readonly builds = new Slots<ResourceValue>();
   /** Builds of resources that declare their inputs, shared by every proxy that chose equal inputs. */
   private readonly shared = new Slots<ResourceValue>();
+  /** Entries of composite resources (virtual hosts), and their checks by content. */
+  private readonly items = new Slots<ItemValue>();
+  private readonly checkedItems: LRUCache<string, ItemValue>;
+  /** The facets of the proxy whose resources are being built (composite items are looked up by them). */
+  private facetsInProgress?: ProxyFacets;
   private readonly ids = new WeakMap<object, number>();
   /** How a named part's value was made: its names and the resource variants, for the next round. */
   private readonly named = new WeakMap<PartValue, { names: readonly string[]; namesDeps: DepSet; entries: ReadonlyMap<string, Variant<ResourceValue>> }>();
@@ -116,6 +126,7 @@ export class ConfigEngine implements XdsWatcher {
 
   constructor(private readonly opts: EngineOptions) {
     this.contents = new LRUCache({ max: opts.maxContents ?? 200_000 });
+    this.checkedItems = new LRUCache({ max: opts.maxContents ?? 200_000 });
   }
 
   /**
@@ -132,6 +143,7 @@ export class ConfigEngine implements XdsWatcher {
       this.parts.prune(this.seq - PRUNE_EVERY);
       this.builds.prune(this.seq - PRUNE_EVERY);
       this.shared.prune(this.seq - PRUNE_EVERY);
+      this.items.prune(this.seq - PRUNE_EVERY);
     }
   }
 
@@ -157,6 +169,7 @@ export class ConfigEngine implements XdsWatcher {
     const snap = this.snap;
     const parts = partsFor(h.proxy)[typeUrl];
     if (!snap || !this.view || !parts) return { resources: EMPTY };
+    this.facetsInProgress = h.facets;
     const values = parts.map((p) => this.partValue(h, typeUrl, p, requested));
     const lastKey = parts.some((p) => p.kind === 'requested') ? `${typeUrl}|${requested ? [...requested].sort().join('\n') : '*'}` : typeUrl;
     const last = h.last.get(lastKey);
@@ -190,6 +203,7 @@ export class ConfigEngine implements XdsWatcher {
       parts: this.parts.stats(),
       resources: this.builds.stats(),
       shared: this.shared.stats(),
+      items: this.items.stats(),
       contents: { size: this.contents.size, encoded: this.encoded, reused: this.reused },
       rejected: this.rejections.size,
     };
@@ -295,8 +309,7 @@ export class ConfigEngine implements XdsWatcher {
   private encodeResource(typeUrl: TypeUrl, r: Resource, lastGood: EncodedResource | undefined): ResourceValue {
     let entry: EncodedResource | RejectedResource;
     try {
-      const body = r.build();
-      entry = this.encodeBody(typeUrl, r.name, body);
+      entry = r.composite ? this.encodeComposite(typeUrl, r.name, r.composite) : this.encodeBody(typeUrl, r.name, r.build());
     } catch (err) {
       entry = { name: r.name, typeUrl, errors: [{ path: '', message: `generation failed: ${(err as Error).message}` }] };
     }
@@ -309,6 +322,51 @@ export class ConfigEngine implements XdsWatcher {
     return { served: entry };
   }
 
+  /**
+   * Head and items encoded apart and joined as bytes. Each item is built in its own tracked
+   * frame and kept by (resource, item key, inputs) and the proxy facets it read, so an unchanged
+   * item costs a lookup; items are checked once per content.
+   */
+  private encodeComposite(typeUrl: TypeUrl, name: string, c: Composite): EncodedResource | RejectedResource {
+    const head = this.encodeBody(typeUrl, name, c.head());
+    if ('errors' in head) return head;
+    const parts: Uint8Array[] = [];
+    for (const item of c.items) {
+      const key = `${typeUrl}|${name}|${item.key}|${item.inputs ? this.inputsKey(item.inputs) : ''}`;
+      const v = this.items.get(key, this.facetsInProgress as ProxyFacets, this.rev as Revision, this.seq, () => this.tracker.run(() => this.encodeItem(c.itemType, item.build())));
+      this.tracker.current?.addGroup(v.deps);
+      if ('errors' in v.value) return { name, typeUrl, errors: v.value.errors.map((e) => ({ ...e, path: `${item.key}${e.path ? `.${e.path}` : ''}` })) };
+      parts.push(v.value.bytes);
+    }
+    const bytes = concatRepeated(head.bytes, c.fieldNumber, parts);
+    const hash = createHash('sha1').update(bytes).digest('hex');
+    const known = this.contents.get(`${typeUrl}|${hash}`);
+    if (known) {
+      this.reused++;
+      return known;
+    }
+    this.encoded++;
+    const entry: EncodedResource = { name, bytes, hash };
+    this.contents.set(`${typeUrl}|${hash}`, entry);
+    return entry;
+  }
+
+  private encodeItem(itemType: string, body: object): ItemValue {
+    let bytes: Uint8Array;
+    try {
+      bytes = this.opts.protos.encode(itemType, body);
+    } catch (err) {
+      return { errors: [{ path: '', message: `encoding failed: ${(err as Error).message}` }] };
+    }
+    const hash = createHash('sha1').update(bytes).digest('hex');
+    const known = this.checkedItems.get(`${itemType}|${hash}`);
+    if (known) return known;
+    const errors = this.opts.checker?.validate(itemType, body) ?? [];
+    const v: ItemValue = errors.length > 0 ? { errors } : { bytes };
+    this.checkedItems.set(`${itemType}|${hash}`, v);
+    return v;
+  }
+
   private encodeBody(typeUrl: TypeUrl, name: string, body: object): EncodedResource | RejectedResource {
     let bytes: Uint8Array;
     try {
@@ -317,7 +375,7 @@ export class ConfigEngine implements XdsWatcher {
       return { name, typeUrl, errors: [{ path: '', message: `encoding failed: ${(err as Error).message}` }] };
     }
     const hash = createHash('sha1').update(bytes).digest('hex');
-    const known = this.contents.get(hash);
+    const known = this.contents.get(`${typeUrl}|${hash}`);
     if (known) {
       this.reused++;
       return known;
@@ -326,7 +384,7 @@ export class ConfigEngine implements XdsWatcher {
     const errors = this.opts.checker?.validate(typeUrl, body) ?? [];
     const refs = referencesOf(typeUrl, body);
     const entry: EncodedResource | RejectedResource = errors.length > 0 ? { name, typeUrl, errors } : { name, bytes, hash, ...(refs ? { refs } : {}) };
-    this.contents.set(hash, entry);
+    this.contents.set(`${typeUrl}|${hash}`, entry);
     return entry;
   }
 

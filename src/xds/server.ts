@@ -24,6 +24,7 @@ import type { XdsWatcher } from './engine';
 import type { XdsMetrics } from './metrics';
 import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE } from './protos';
 import { PushQueue } from './push-queue';
+import { WireCache } from './wire';
 import { type ProtocolDeps, failStream, sotwRequest, sotwRespond } from './sotw';
 import { type PbStruct, structToJs } from './struct';
 
@@ -82,6 +83,7 @@ export class AdsServer {
       log: opts.log,
       now: this.now,
       enqueue: (conn) => this.queue.add(conn),
+      wire: new WireCache(),
       send: (conn, msg, bytes) => this.send(conn, msg, bytes),
     };
     this.server.addService(

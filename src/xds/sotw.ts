@@ -14,6 +14,7 @@ import { type Connection, type DiscoveryRequestMsg, type DiscoveryResponseMsg, t
 import type { EncodedResource } from './cache';
 import type { XdsWatcher } from './engine';
 import type { XdsMetrics } from './metrics';
+import type { WireCache } from './wire';
 import { SHORT_TYPE, TypeUrl, isTypeUrl } from './protos';
 
 export const WILDCARD_TYPES: ReadonlySet<TypeUrl> = new Set([TypeUrl.Cluster, TypeUrl.Listener]);
@@ -27,6 +28,8 @@ export interface ProtocolDeps {
   now: () => Date;
   /** Queue the connection for the push queue. */
   enqueue: (conn: Connection) => void;
+  /** Wire wrappers of encoded resources, made once each. */
+  wire: WireCache;
   /** Writes a message, counting its bytes as queued until it is on its way. */
   send: (conn: Connection, msg: object, bytes: number) => void;
 }
@@ -114,7 +117,7 @@ export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeU
   }
   w.mustRespond = false;
   const nonce = conn.nextNonce();
-  const response: DiscoveryResponseMsg = { version_info: version, resources: out.map((r) => ({ type_url: typeUrl, value: r.bytes })), type_url: typeUrl, nonce };
+  const response: DiscoveryResponseMsg = { version_info: version, resources: out.map((r) => deps.wire.any(r, typeUrl)), type_url: typeUrl, nonce };
   const bytes = out.reduce((s, r) => s + r.bytes.length, 0);
   deps.send(conn, response, bytes);
   Object.assign(w, { versionSent: version, nonceSent: nonce, sentAt: deps.now().toISOString(), resourcesSent: out.length });

@@ -1,0 +1,105 @@
+/**
+ * Responses are serialised by joining bytes: each resource's `Any` (and, for delta, its
+ * `Resource` wrapper) is encoded once per encoded resource and kept with it, so a push to many
+ * proxies copies bytes instead of re-encoding the same messages through protobufjs for each.
+ * The message objects stay ordinary objects (tests and logs read them); the bytes ride along
+ * under a symbol the serialiser looks for.
+ */
+import type { EncodedResource } from './cache';
+
+export const RAW = Symbol('raw protobuf bytes');
+
+export interface AnyMsg {
+  type_url: string;
+  value: Uint8Array;
+  [RAW]?: Buffer;
+}
+
+export interface DeltaResourceMsg {
+  name: string;
+  version: string;
+  resource: AnyMsg;
+  [RAW]?: Buffer;
+}
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  let v = n;
+  while (v > 0x7f) {
+    out.push((v & 0x7f) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+  return Buffer.from(out);
+}
+
+function lengthDelimited(field: number, bytes: Uint8Array): Buffer[] {
+  return [varint((field << 3) | 2), varint(bytes.length), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)];
+}
+
+function str(field: number, s: string): Buffer[] {
+  return s === '' ? [] : lengthDelimited(field, Buffer.from(s, 'utf8'));
+}
+
+/** The wrappers of encoded resources, made once per resource and type. */
+export class WireCache {
+  // Per type: equal bytes of two types would otherwise share one wrapper.
+  private readonly anys = new Map<string, WeakMap<EncodedResource, AnyMsg>>();
+  private readonly deltas = new Map<string, WeakMap<EncodedResource, DeltaResourceMsg>>();
+
+  private of<V extends object>(m: Map<string, WeakMap<EncodedResource, V>>, typeUrl: string): WeakMap<EncodedResource, V> {
+    let w = m.get(typeUrl);
+    if (!w) m.set(typeUrl, (w = new WeakMap()));
+    return w;
+  }
+
+  any(r: EncodedResource, typeUrl: string): AnyMsg {
+    const anys = this.of(this.anys, typeUrl);
+    let a = anys.get(r);
+    if (!a) {
+      a = { type_url: typeUrl, value: r.bytes };
+      // google.protobuf.Any: type_url = 1, value = 2.
+      Object.defineProperty(a, RAW, { value: Buffer.concat([...str(1, typeUrl), ...lengthDelimited(2, r.bytes)]), enumerable: false });
+      anys.set(r, a);
+    }
+    return a;
+  }
+
+  delta(r: EncodedResource, typeUrl: string): DeltaResourceMsg {
+    const deltas = this.of(this.deltas, typeUrl);
+    let d = deltas.get(r);
+    if (!d) {
+      const resource = this.any(r, typeUrl);
+      d = { name: r.name, version: r.hash, resource };
+      // envoy.service.discovery.v3.Resource: version = 1, resource = 2, name = 3.
+      Object.defineProperty(d, RAW, { value: Buffer.concat([...str(1, r.hash), ...lengthDelimited(2, resource[RAW] as Buffer), ...str(3, r.name)]), enumerable: false });
+      deltas.set(r, d);
+    }
+    return d;
+  }
+}
+
+/** DiscoveryResponse bytes, when every resource carries its bytes; else undefined. */
+export function sotwBytes(m: { version_info: string; resources: readonly AnyMsg[]; type_url: string; nonce: string }): Buffer | undefined {
+  const parts: Buffer[] = [...str(1, m.version_info)];
+  for (const r of m.resources) {
+    const raw = r[RAW];
+    if (!raw) return undefined;
+    parts.push(...lengthDelimited(2, raw));
+  }
+  parts.push(...str(4, m.type_url), ...str(5, m.nonce));
+  return Buffer.concat(parts);
+}
+
+/** DeltaDiscoveryResponse bytes, when every resource carries its bytes; else undefined. */
+export function deltaBytes(m: { system_version_info: string; resources: readonly DeltaResourceMsg[]; type_url: string; removed_resources: readonly string[]; nonce: string }): Buffer | undefined {
+  const parts: Buffer[] = [...str(1, m.system_version_info)];
+  for (const r of m.resources) {
+    const raw = r[RAW];
+    if (!raw) return undefined;
+    parts.push(...lengthDelimited(2, raw));
+  }
+  parts.push(...str(4, m.type_url), ...str(5, m.nonce));
+  for (const n of m.removed_resources) parts.push(...lengthDelimited(6, Buffer.from(n, 'utf8')));
+  return Buffer.concat(parts);
+}
