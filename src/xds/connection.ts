@@ -15,6 +15,8 @@ export interface NackRecord {
 export interface WatchState {
   /** undefined = wildcard */
   names?: Set<string>;
+  /** SotW: the resource names of the last request, as sent (to spot a repeated subscription cheaply). */
+  namesList?: readonly string[];
   /** Delta: the names subscribed explicitly, kept while a wildcard is on too. */
   explicit?: Set<string>;
   versionSent?: string;

@@ -83,7 +83,10 @@ export function deltaRespond(deps: ProtocolDeps, conn: Connection, typeUrl: Type
   if (!w || !conn.handle || version === undefined) return false;
   const set = deps.watcher.resources(conn.handle, typeUrl, w.names);
   if (set === w.lastSet && !w.mustRespond) return false;
+  const from = w.lastSet;
   w.lastSet = set;
+  // When the set replaced the one this client was last compared with, only the changed names matter.
+  const only = set.changed && set.changed.from === from && !w.mustRespond ? set.changed.names : undefined;
   const changed: DeltaDiscoveryResponseMsg['resources'] = [];
   let bytes = 0;
   const consider = (name: string): void => {
@@ -92,10 +95,13 @@ export function deltaRespond(deps: ProtocolDeps, conn: Connection, typeUrl: Type
     changed.push(deps.wire.delta(r, typeUrl));
     bytes += r.bytes.length;
   };
-  if (w.names) for (const n of w.names) consider(n);
+  const subscribed = (n: string): boolean => !w.names || w.names.has(n);
+  if (only) {
+    for (const n of only) if (subscribed(n)) consider(n);
+  } else if (w.names) for (const n of w.names) consider(n);
   else for (const n of set.resources.keys()) consider(n);
   const removed: string[] = [];
-  for (const n of w.sent.keys()) if (!set.resources.has(n) && (!w.names || w.names.has(n))) removed.push(n);
+  for (const n of only ?? w.sent.keys()) if (w.sent.has(n) && !set.resources.has(n) && subscribed(n)) removed.push(n);
   if (changed.length === 0 && removed.length === 0 && !w.mustRespond) return false;
   for (const r of changed) w.sent.set(r.name, r.version);
   for (const n of removed) w.sent.delete(n);

@@ -29,6 +29,11 @@ import type { RuleViolation } from './validate-rules';
 /** The resources of one type a proxy gets now. The same object while nothing in it changed. */
 export interface ResourceSet {
   readonly resources: ReadonlyMap<string, EncodedResource>;
+  /**
+   * The names whose resource differs from `from` (changed, added or removed), when this set
+   * replaced `from` for the proxy: a client that has `from` needs only these looked at.
+   */
+  changed?: { readonly from: ResourceSet; readonly names: readonly string[] };
 }
 
 /** The engine's per-proxy state; the server keeps one per connection. */
@@ -112,6 +117,8 @@ export class ConfigEngine implements XdsWatcher {
   /** The facets of the proxy whose resources are being built (composite items are looked up by them). */
   private facetsInProgress?: ProxyFacets;
   private readonly ids = new WeakMap<object, number>();
+  /** Names that differ between two values of a part (by value pair). */
+  private readonly diffs = new WeakMap<PartValue, WeakMap<PartValue, readonly string[]>>();
   /** How a named part's value was made: its names and the resource variants, for the next round. */
   private readonly named = new WeakMap<PartValue, { names: readonly string[]; namesDeps: DepSet; entries: ReadonlyMap<string, Variant<ResourceValue>> }>();
   private nextId = 0;
@@ -186,11 +193,31 @@ export class ConfigEngine implements XdsWatcher {
       resources = merged;
     }
     const dep = REFERENCED[typeUrl];
-    if (dep && this.serves(h, dep)) resources = gate(typeUrl, resources, this.resources(h, dep, undefined).resources, last?.set.resources, this.rejections);
-    const set: ResourceSet = { resources };
+    const gated = dep && this.serves(h, dep);
+    if (gated) resources = gate(typeUrl, resources, this.resources(h, dep, undefined).resources, last?.set.resources, this.rejections);
+    // What changed, per part, is the same for every proxy whose parts moved from one value to
+    // the next: computed once per pair and shared.
+    const names = last && !gated && last.parts.length === values.length ? values.flatMap((v, i) => this.diff(last.parts[i] as PartValue, v)) : undefined;
+    const set: ResourceSet = names && last ? { resources, changed: { from: last.set, names } } : { resources };
+    // Only one step is kept: the replaced set forgets its own predecessor, so sets never chain.
+    if (last) last.set.changed = undefined;
     h.last.set(lastKey, { parts: values, set });
     if (this.opts.checkFromScratch) this.compareWithScratch(h.proxy, typeUrl, requested, set);
     return set;
+  }
+
+  private diff(a: PartValue, b: PartValue): readonly string[] {
+    if (a === b) return [];
+    let byNext = this.diffs.get(a);
+    if (!byNext) this.diffs.set(a, (byNext = new WeakMap()));
+    let names = byNext.get(b);
+    if (!names) {
+      const out: string[] = [];
+      for (const [n, r] of b) if (a.get(n) !== r) out.push(n);
+      for (const n of a.keys()) if (!b.has(n)) out.push(n);
+      byNext.set(b, (names = out));
+    }
+    return names;
   }
 
   /** Resources that fail their checks now (each keeps its last good version, if it had one). */

@@ -67,16 +67,23 @@ export function sotwRequest(deps: ProtocolDeps, conn: Connection, req: Discovery
     deps.log.warn({ conn: conn.id, typeUrl }, 'request for an unsupported type ignored');
     return;
   }
-  const names = requestedNames(typeUrl, req.resource_names, WILDCARD_TYPES);
+  const list = req.resource_names ?? [];
   const w = conn.watches.get(typeUrl);
   const nonce = req.response_nonce ?? '';
   if (nonce === '' || !w) {
     // A new subscription, or a client reconnecting with a nonce of an earlier stream: answer in full.
-    conn.watches.set(typeUrl, newWatch(names, w));
+    const fresh = newWatch(requestedNames(typeUrl, list, WILDCARD_TYPES), w);
+    fresh.namesList = list;
+    conn.watches.set(typeUrl, fresh);
     deps.enqueue(conn);
     return;
   }
   if (!recordAck(deps, conn, typeUrl, w, nonce, req.version_info, req.error_detail)) return;
+  // An ACK repeats the subscription (thousands of EDS names): the same list, in the same order,
+  // is the same subscription, without building a set.
+  if (sameList(list, w.namesList)) return;
+  w.namesList = list;
+  const names = requestedNames(typeUrl, list, WILDCARD_TYPES);
   if (!sameNames(names, w.names)) {
     // Unsubscribed names are forgotten, so subscribing again sends them again.
     if (names) for (const n of w.sent.keys()) if (!names.has(n)) w.sent.delete(n);
@@ -89,6 +96,12 @@ export function sotwRequest(deps: ProtocolDeps, conn: Connection, req: Discovery
   }
 }
 
+function sameList(a: readonly string[], b: readonly string[] | undefined): boolean {
+  if (!b || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Sends what changed for one type; true if a response was written. */
 export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeUrl): boolean {
   const w = conn.watches.get(typeUrl);
@@ -96,22 +109,31 @@ export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeU
   if (!w || !conn.handle || version === undefined) return false;
   const set = deps.watcher.resources(conn.handle, typeUrl, w.names);
   if (set === w.lastSet && !w.mustRespond) return false;
+  const from = w.lastSet;
   w.lastSet = set;
-  const subscribed: EncodedResource[] = [];
-  if (w.names) {
-    for (const n of w.names) {
-      const r = set.resources.get(n);
-      if (r) subscribed.push(r);
-    }
-  } else subscribed.push(...set.resources.values());
   let out: EncodedResource[];
   if (FULL_STATE_TYPES.has(typeUrl)) {
+    const subscribed: EncodedResource[] = [];
+    if (w.names) {
+      for (const n of w.names) {
+        const r = set.resources.get(n);
+        if (r) subscribed.push(r);
+      }
+    } else subscribed.push(...set.resources.values());
     const same = subscribed.length === w.sent.size && subscribed.every((r) => w.sent.get(r.name) === r.hash);
     if (same && !w.mustRespond) return false;
     out = subscribed;
     w.sent = new Map(subscribed.map((r) => [r.name, r.hash]));
   } else {
-    out = subscribed.filter((r) => w.sent.get(r.name) !== r.hash);
+    // Only what the client lacks: when the set replaced the one this client was last compared
+    // with, only the names that changed between the two need a look.
+    const candidates: Iterable<string> = set.changed && set.changed.from === from && !w.mustRespond ? set.changed.names : (w.names ?? set.resources.keys());
+    out = [];
+    for (const n of candidates) {
+      if (w.names && !w.names.has(n)) continue;
+      const r = set.resources.get(n);
+      if (r && w.sent.get(n) !== r.hash) out.push(r);
+    }
     if (out.length === 0 && !w.mustRespond) return false;
     for (const r of out) w.sent.set(r.name, r.hash);
   }

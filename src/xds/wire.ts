@@ -79,27 +79,76 @@ export class WireCache {
   }
 }
 
+function varintSize(n: number): number {
+  let size = 1;
+  for (let v = n; v > 0x7f; v = Math.floor(v / 128)) size++;
+  return size;
+}
+
+/**
+ * Builds a message from (field, bytes) entries into one buffer, sized first: one allocation and
+ * one copy per entry, however many resources a response carries.
+ */
+class Writer {
+  private readonly entries: [number, Uint8Array][] = [];
+  private size = 0;
+
+  add(field: number, bytes: Uint8Array | undefined): void {
+    if (bytes === undefined) return;
+    this.entries.push([field, bytes]);
+    this.size += varintSize((field << 3) | 2) + varintSize(bytes.length) + bytes.length;
+  }
+
+  addString(field: number, s: string): void {
+    if (s !== '') this.add(field, Buffer.from(s, 'utf8'));
+  }
+
+  finish(): Buffer {
+    const out = Buffer.allocUnsafe(this.size);
+    let at = 0;
+    const putVarint = (n: number): void => {
+      let v = n;
+      while (v > 0x7f) {
+        out[at++] = (v & 0x7f) | 0x80;
+        v = Math.floor(v / 128);
+      }
+      out[at++] = v;
+    };
+    for (const [field, bytes] of this.entries) {
+      putVarint((field << 3) | 2);
+      putVarint(bytes.length);
+      out.set(bytes, at);
+      at += bytes.length;
+    }
+    return out;
+  }
+}
+
 /** DiscoveryResponse bytes, when every resource carries its bytes; else undefined. */
 export function sotwBytes(m: { version_info: string; resources: readonly AnyMsg[]; type_url: string; nonce: string }): Buffer | undefined {
-  const parts: Buffer[] = [...str(1, m.version_info)];
+  const w = new Writer();
+  w.addString(1, m.version_info);
   for (const r of m.resources) {
     const raw = r[RAW];
     if (!raw) return undefined;
-    parts.push(...lengthDelimited(2, raw));
+    w.add(2, raw);
   }
-  parts.push(...str(4, m.type_url), ...str(5, m.nonce));
-  return Buffer.concat(parts);
+  w.addString(4, m.type_url);
+  w.addString(5, m.nonce);
+  return w.finish();
 }
 
 /** DeltaDiscoveryResponse bytes, when every resource carries its bytes; else undefined. */
 export function deltaBytes(m: { system_version_info: string; resources: readonly DeltaResourceMsg[]; type_url: string; removed_resources: readonly string[]; nonce: string }): Buffer | undefined {
-  const parts: Buffer[] = [...str(1, m.system_version_info)];
+  const w = new Writer();
+  w.addString(1, m.system_version_info);
   for (const r of m.resources) {
     const raw = r[RAW];
     if (!raw) return undefined;
-    parts.push(...lengthDelimited(2, raw));
+    w.add(2, raw);
   }
-  parts.push(...str(4, m.type_url), ...str(5, m.nonce));
-  for (const n of m.removed_resources) parts.push(...lengthDelimited(6, Buffer.from(n, 'utf8')));
-  return Buffer.concat(parts);
+  w.addString(4, m.type_url);
+  w.addString(5, m.nonce);
+  for (const n of m.removed_resources) w.add(6, Buffer.from(n, 'utf8'));
+  return w.finish();
 }
