@@ -4,7 +4,7 @@
  * folder; client workers hold one gRPC connection and ADS stream per proxy; the floor server
  * then replays the exact bytes meshd sent, so meshd / floor is what meshd adds over the transport.
  *
- *   npm run bench:scale -- --services 100 --sidecars 100 --grpc 20 --vs 30 --dr 30 --changes 3 --workers 2
+ *   npm run bench -- --services 100 --sidecars 100 --grpc 20 --vs 30 --dr 30 --changes 3 --workers 2
  *
  * Every wait is bounded (--timeout), all traffic stays on 127.0.0.1, and the run exits by itself.
  */
@@ -19,7 +19,7 @@ import { type MeshSize, ROUTE_SERVICE, atomicWrite, endpointTargets, proxySpecs,
 import { type Meshd, PingProbe, buildIfStale, cpuBusy, procFigures, startMeshd, stopChild } from './procs';
 import { type ChangeSample, type Results, type Series, type TargetResult, fmtMs, render } from './report';
 
-const USAGE = `Usage: npm run bench:scale -- [options]
+const USAGE = `Usage: npm run bench -- [options]
   --services N (1000) --endpoints E per service (5) --namespaces N (20) --vs N (300) --dr N (300)
   --sidecars N (1700) --grpc N (300) --changes N (10) --workers N (4) --delta
   --meshd-arg=ARG (repeatable; extra meshd flag, e.g. --meshd-arg=--log-level=error)
@@ -244,7 +244,7 @@ async function main(): Promise<void> {
   if (record) floorResult = await runFloor(w, files, proxies.map((p) => p.id), series, notes);
 
   const results: Results = {
-    command: `npm run bench:scale -- ${process.argv.slice(2).join(' ')}`.trim(),
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? 'unknown', memoryGb: os.totalmem() / 2 ** 30, node: process.version, platform: `${os.platform()} ${os.release()}`, loadAvgAtStart },
     mesh: { ...mesh, changes: CHANGES, workers: int('workers', v.workers, 1), delta },
     proxies: proxies.length,
@@ -319,7 +319,7 @@ main()
     process.exit(0);
   })
   .catch((err: unknown) => {
-    process.stderr.write(`bench:scale failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
     cleanup();
     process.exit(1);
   });

@@ -2,7 +2,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Proxy } from '../model/proxy';
 import type { ProxyHandle } from './engine';
-import { type AnyMsg, type DeltaResourceMsg, deltaBytes, sotwBytes } from './wire';
+import { type AnyMsg, type DeltaResourceMsg, Scratch, deltaBytes, sotwBytes } from './wire';
 import type { EnvoyProtos, TypeUrl } from './protos';
 
 export interface NackRecord {
@@ -140,6 +140,7 @@ export function sameNames(a: Set<string> | undefined, b: Set<string> | undefined
 export function deltaStreamMethod(protos: EnvoyProtos, path: string, originalName: string): grpc.MethodDefinition<DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg> {
   const req = protos.type('envoy.service.discovery.v3.DeltaDiscoveryRequest');
   const res = protos.type('envoy.service.discovery.v3.DeltaDiscoveryResponse');
+  const scratch = new Scratch();
   return {
     path,
     requestStream: true,
@@ -147,12 +148,13 @@ export function deltaStreamMethod(protos: EnvoyProtos, path: string, originalNam
     originalName,
     requestSerialize: (v: DeltaDiscoveryRequestMsg) => Buffer.from(req.encode(req.fromObject(v as unknown as Record<string, unknown>)).finish()),
     requestDeserialize: (b: Buffer) => req.toObject(req.decode(b), { defaults: false, arrays: true, objects: true }) as DeltaDiscoveryRequestMsg,
-    responseSerialize: (v: DeltaDiscoveryResponseMsg) => deltaBytes(v) ?? Buffer.from(res.encode(v as unknown as Record<string, unknown>).finish()),
+    responseSerialize: (v: DeltaDiscoveryResponseMsg) => deltaBytes(v, scratch) ?? Buffer.from(res.encode(v as unknown as Record<string, unknown>).finish()),
     responseDeserialize: (b: Buffer) => res.toObject(res.decode(b), { defaults: false, arrays: true, objects: true }) as DeltaDiscoveryResponseMsg,
   };
 }
 
 export function discoveryStreamMethod(protos: EnvoyProtos, path: string, originalName: string): grpc.MethodDefinition<DiscoveryRequestMsg, DiscoveryResponseMsg> {
+  const scratch = new Scratch();
   return {
     path,
     requestStream: true,
@@ -160,7 +162,7 @@ export function discoveryStreamMethod(protos: EnvoyProtos, path: string, origina
     originalName,
     requestSerialize: (v: DiscoveryRequestMsg) => Buffer.from(protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject(v as unknown as Record<string, unknown>)).finish()),
     requestDeserialize: (b: Buffer) => protos.DiscoveryRequest.decode(b) as unknown as DiscoveryRequestMsg,
-    responseSerialize: (v: DiscoveryResponseMsg) => sotwBytes(v) ?? Buffer.from(protos.DiscoveryResponse.encode(v as unknown as Record<string, unknown>).finish()),
+    responseSerialize: (v: DiscoveryResponseMsg) => sotwBytes(v, scratch) ?? Buffer.from(protos.DiscoveryResponse.encode(v as unknown as Record<string, unknown>).finish()),
     responseDeserialize: (b: Buffer) => protos.DiscoveryResponse.decode(b) as unknown as DiscoveryResponseMsg,
   };
 }

@@ -103,8 +103,8 @@ class Writer {
     if (s !== '') this.add(field, Buffer.from(s, 'utf8'));
   }
 
-  finish(): Buffer {
-    const out = Buffer.allocUnsafe(this.size);
+  finish(scratch?: Scratch): Buffer {
+    const out = scratch ? scratch.take(this.size) : Buffer.allocUnsafe(this.size);
     let at = 0;
     const putVarint = (n: number): void => {
       let v = n;
@@ -124,8 +124,22 @@ class Writer {
   }
 }
 
+/**
+ * One reusable buffer for serialised responses. grpc-js copies a serialised message into its own
+ * framed buffer at once (`serializeMessage`), before the serialiser runs again, so one scratch
+ * buffer per method serves every response: no fresh megabytes per proxy for the collector.
+ */
+export class Scratch {
+  private buf = Buffer.allocUnsafe(0);
+
+  take(size: number): Buffer {
+    if (this.buf.length < size) this.buf = Buffer.allocUnsafe(Math.max(size, this.buf.length * 2));
+    return this.buf.subarray(0, size);
+  }
+}
+
 /** DiscoveryResponse bytes, when every resource carries its bytes; else undefined. */
-export function sotwBytes(m: { version_info: string; resources: readonly AnyMsg[]; type_url: string; nonce: string }): Buffer | undefined {
+export function sotwBytes(m: { version_info: string; resources: readonly AnyMsg[]; type_url: string; nonce: string }, scratch?: Scratch): Buffer | undefined {
   const w = new Writer();
   w.addString(1, m.version_info);
   for (const r of m.resources) {
@@ -135,11 +149,11 @@ export function sotwBytes(m: { version_info: string; resources: readonly AnyMsg[
   }
   w.addString(4, m.type_url);
   w.addString(5, m.nonce);
-  return w.finish();
+  return w.finish(scratch);
 }
 
 /** DeltaDiscoveryResponse bytes, when every resource carries its bytes; else undefined. */
-export function deltaBytes(m: { system_version_info: string; resources: readonly DeltaResourceMsg[]; type_url: string; removed_resources: readonly string[]; nonce: string }): Buffer | undefined {
+export function deltaBytes(m: { system_version_info: string; resources: readonly DeltaResourceMsg[]; type_url: string; removed_resources: readonly string[]; nonce: string }, scratch?: Scratch): Buffer | undefined {
   const w = new Writer();
   w.addString(1, m.system_version_info);
   for (const r of m.resources) {
@@ -150,5 +164,5 @@ export function deltaBytes(m: { system_version_info: string; resources: readonly
   w.addString(4, m.type_url);
   w.addString(5, m.nonce);
   for (const n of m.removed_resources) w.add(6, Buffer.from(n, 'utf8'));
-  return w.finish();
+  return w.finish(scratch);
 }
