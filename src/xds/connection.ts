@@ -1,7 +1,7 @@
 /** Per-stream ADS state: what each type was asked for, sent, ACKed and NACKed. */
 import type * as grpc from '@grpc/grpc-js';
 import type { Proxy } from '../model/proxy';
-import type { ProxyHandle } from './engine';
+import type { ProxyHandle, ResourceSet } from './engine';
 import { type AnyMsg, type DeltaResourceMsg, Scratch, deltaBytes, sotwBytes } from './wire';
 import type { EnvoyProtos, TypeUrl } from './protos';
 
@@ -24,10 +24,10 @@ export interface WatchState {
   sentAt?: string;
   /** Resources in the last response. */
   resourcesSent: number;
-  /** name → content hash of what this client was last sent (delta: its per-resource version). */
-  sent: Map<string, string>;
+  /** name → content hash of what this client has (delta: its per-resource version). */
+  sent: SentState;
   /** The resource set last compared against (identity: unchanged means nothing to do). */
-  lastSet?: object;
+  lastSet?: ResourceSet;
   /** An answer is owed (a new subscription, changed names, a reconnect): respond even if empty. */
   mustRespond: boolean;
   versionAcked?: string;
@@ -36,6 +36,49 @@ export interface WatchState {
   /** The last rejection; cleared from "current" once a later version is ACKed, kept as history. */
   lastNack?: NackRecord;
   nackCount: number;
+}
+
+/**
+ * What a client has, per resource name: a shared map it has every entry of (`base`, typically a
+ * resource set it was brought up to date with) plus the names where it differs. Thousands of
+ * proxies with the same config then share one map instead of keeping a copy each.
+ */
+export class SentState {
+  private base?: ReadonlyMap<string, { hash: string }>;
+  private readonly overlay = new Map<string, string | undefined>();
+
+  get(name: string): string | undefined {
+    return this.overlay.has(name) ? this.overlay.get(name) : this.base?.get(name)?.hash;
+  }
+
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+
+  set(name: string, hash: string): void {
+    if (this.base?.get(name)?.hash === hash) this.overlay.delete(name);
+    else this.overlay.set(name, hash);
+  }
+
+  delete(name: string): void {
+    if (this.base?.has(name)) this.overlay.set(name, undefined);
+    else this.overlay.delete(name);
+  }
+
+  *keys(): IterableIterator<string> {
+    if (this.base) for (const n of this.base.keys()) if (!this.overlay.has(n)) yield n;
+    for (const [n, h] of this.overlay) if (h !== undefined) yield n;
+  }
+
+  /** The client now has `base`'s version of every name it is asked about. */
+  resetTo(base: ReadonlyMap<string, { hash: string }>): void {
+    this.base = base;
+    this.overlay.clear();
+  }
+
+  isExactly(base: ReadonlyMap<string, { hash: string }>): boolean {
+    return this.base === base && this.overlay.size === 0;
+  }
 }
 
 export interface DiscoveryRequestMsg {

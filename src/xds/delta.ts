@@ -101,7 +101,7 @@ export function deltaRespond(deps: ProtocolDeps, conn: Connection, typeUrl: Type
   } else if (w.names) for (const n of w.names) consider(n);
   else for (const n of set.resources.keys()) consider(n);
   const removed: string[] = [];
-  for (const n of only ?? w.sent.keys()) if (w.sent.has(n) && !set.resources.has(n) && subscribed(n)) removed.push(n);
+  for (const n of only ?? [...w.sent.keys()]) if (w.sent.has(n) && !set.resources.has(n) && subscribed(n)) removed.push(n);
   if (changed.length === 0 && removed.length === 0 && !w.mustRespond) return false;
   for (const r of changed) w.sent.set(r.name, r.version);
   for (const n of removed) w.sent.delete(n);

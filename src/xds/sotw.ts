@@ -10,7 +10,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { type Connection, type DiscoveryRequestMsg, type DiscoveryResponseMsg, type WatchState, type XdsStream, requestedNames, sameNames } from './connection';
+import { type Connection, type DiscoveryRequestMsg, type DiscoveryResponseMsg, SentState, type WatchState, type XdsStream, requestedNames, sameNames } from './connection';
 import type { EncodedResource } from './cache';
 import type { XdsWatcher } from './engine';
 import type { XdsMetrics } from './metrics';
@@ -35,7 +35,7 @@ export interface ProtocolDeps {
 }
 
 export function newWatch(names: Set<string> | undefined, previous?: WatchState): WatchState {
-  return { names, resourcesSent: 0, nackCount: 0, versionAcked: previous?.versionAcked, sent: new Map(), mustRespond: true };
+  return { names, resourcesSent: 0, nackCount: 0, versionAcked: previous?.versionAcked, sent: new SentState(), mustRespond: true };
 }
 
 /** Records a NACK or an ACK of the latest response; false if the nonce is stale. */
@@ -85,8 +85,10 @@ export function sotwRequest(deps: ProtocolDeps, conn: Connection, req: Discovery
   w.namesList = list;
   const names = requestedNames(typeUrl, list, WILDCARD_TYPES);
   if (!sameNames(names, w.names)) {
-    // Unsubscribed names are forgotten, so subscribing again sends them again.
-    if (names) for (const n of w.sent.keys()) if (!names.has(n)) w.sent.delete(n);
+    // Unsubscribed names are forgotten, so subscribing again sends them again; newly subscribed
+    // ones are not had, whatever a shared map says.
+    if (names) for (const n of [...w.sent.keys()]) if (!names.has(n)) w.sent.delete(n);
+    if (names && w.names) for (const n of names) if (!w.names.has(n)) w.sent.delete(n);
     const added = !names || !w.names || [...names].some((n) => !w.names?.has(n));
     w.names = names;
     w.lastSet = undefined;
@@ -120,14 +122,22 @@ export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeU
         if (r) subscribed.push(r);
       }
     } else subscribed.push(...set.resources.values());
-    const same = subscribed.length === w.sent.size && subscribed.every((r) => w.sent.get(r.name) === r.hash);
+    if (!w.mustRespond && w.sent.isExactly(set.resources) && !w.names) return false;
+    const had = [...w.sent.keys()];
+    const same = subscribed.length === had.length && subscribed.every((r) => w.sent.get(r.name) === r.hash);
     if (same && !w.mustRespond) return false;
     out = subscribed;
-    w.sent = new Map(subscribed.map((r) => [r.name, r.hash]));
+    if (!w.names) w.sent.resetTo(set.resources);
+    else {
+      // By name: the client has exactly the subscribed ones (few: gRPC listeners and clusters).
+      w.sent = new SentState();
+      for (const r of subscribed) w.sent.set(r.name, r.hash);
+    }
   } else {
     // Only what the client lacks: when the set replaced the one this client was last compared
     // with, only the names that changed between the two need a look.
-    const candidates: Iterable<string> = set.changed && set.changed.from === from && !w.mustRespond ? set.changed.names : (w.names ?? set.resources.keys());
+    const fast = set.changed !== undefined && from !== undefined && set.changed.from === from && !w.mustRespond;
+    const candidates: Iterable<string> = fast && set.changed ? set.changed.names : (w.names ?? set.resources.keys());
     out = [];
     for (const n of candidates) {
       if (w.names && !w.names.has(n)) continue;
@@ -135,7 +145,10 @@ export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeU
       if (r && w.sent.get(n) !== r.hash) out.push(r);
     }
     if (out.length === 0 && !w.mustRespond) return false;
-    for (const r of out) w.sent.set(r.name, r.hash);
+    // After a full look, or a look at what changed from a map the client had exactly, the client
+    // has this set's version of every subscribed name: share the set's map instead of copying it.
+    if (!fast || (from && w.sent.isExactly(from.resources))) w.sent.resetTo(set.resources);
+    else for (const r of out) w.sent.set(r.name, r.hash);
   }
   w.mustRespond = false;
   const nonce = conn.nextNonce();
