@@ -100,5 +100,10 @@ test('/metrics (debug port and monitoring port) uses Istio\'s metric names', asy
     assert.match(m, /^pilot_xds_pushes\{type="rds"\} [1-9]/m);
     assert.match(m, /^# TYPE pilot_total_xds_rejects counter$/m);
     assert.match(m, /^# TYPE pilot_proxy_convergence_time histogram$/m);
+    // The push pipeline's own timings, as istiod names them; a snapshot was built, a push sent.
+    assert.match(m, /^pilot_pushcontext_init_seconds_count [1-9]/m);
+    assert.match(m, /^pilot_xds_send_time_count [1-9]/m);
+    assert.match(m, /^pilot_xds_push_time_count\{type="cds"\} [1-9]/m);
+    assert.match(m, /^# TYPE pilot_debounce_time histogram$/m);
   }
 });
