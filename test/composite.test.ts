@@ -13,7 +13,7 @@ import { ConfigEngine } from '../src/xds/engine';
 import { EnvoyProtos, TypeUrl } from '../src/xds/protos';
 import { ResourceValidator } from '../src/xds/validate-rules';
 import type { EncodedResource } from '../src/xds/cache';
-import { WireCache, deltaBytes, sotwBytes } from '../src/xds/wire';
+import { RequestDecoder, WireCache, deltaBytes, sotwBytes } from '../src/xds/wire';
 
 const protos = new EnvoyProtos();
 const VH = 'type.googleapis.com/envoy.config.route.v3.VirtualHost';
@@ -80,4 +80,26 @@ test('responses joined from cached wrappers decode as protobufjs encodes them', 
   const opts = { defaults: false, arrays: true, longs: Number, bytes: String };
   assert.deepEqual(dt.toObject(dt.decode(draw), opts), dt.toObject(dt.decode(dt.encode(dt.fromObject(delta)).finish()), opts));
   assert.equal(wire.any(rs[0] as EncodedResource, TypeUrl.Cluster), sotw.resources[0], 'one wrapper per resource and type');
+});
+
+test('requests decode as protobufjs decodes them, and equal name lists come back as one shared array', () => {
+  const decoder = new RequestDecoder(protos.root);
+  const req = {
+    version_info: '3-abc',
+    node: { id: 'sidecar~10.0.0.1~a.default~default.svc.cluster.local', metadata: { fields: { NAMESPACE: { string_value: 'default' } } }, locality: { region: 'r1' } },
+    resource_names: Array.from({ length: 500 }, (_, i) => `outbound|80||svc-${i}.default.svc.cluster.local`),
+    type_url: TypeUrl.Endpoint,
+    response_nonce: 'c1-2',
+    error_detail: { code: 3, message: 'rejected: bad' },
+  };
+  const bytes = protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject(req)).finish();
+  const opts = { defaults: false, arrays: true, longs: Number };
+  const mine = decoder.decode(bytes);
+  const theirs = protos.DiscoveryRequest.decode(bytes);
+  assert.deepEqual(JSON.parse(JSON.stringify(protos.DiscoveryRequest.toObject(protos.DiscoveryRequest.fromObject(mine), opts))), JSON.parse(JSON.stringify(protos.DiscoveryRequest.toObject(theirs, opts))));
+  const again = decoder.decode(protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject({ ...req, response_nonce: 'c9-9' })).finish());
+  assert.equal(again.resource_names, mine.resource_names, 'the same subscription is the same array');
+  const other = decoder.decode(protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject({ ...req, resource_names: req.resource_names.slice(1) })).finish());
+  assert.notEqual(other.resource_names, mine.resource_names);
+  assert.equal((other.resource_names as string[]).length, 499);
 });

@@ -2,7 +2,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Proxy } from '../model/proxy';
 import type { ProxyHandle, ResourceSet } from './engine';
-import { type AnyMsg, type DeltaResourceMsg, Scratch, deltaBytes, sotwBytes } from './wire';
+import { type AnyMsg, type DeltaResourceMsg, RequestDecoder, Scratch, deltaBytes, sotwBytes } from './wire';
 import type { EnvoyProtos, TypeUrl } from './protos';
 
 export interface NackRecord {
@@ -84,7 +84,7 @@ export class SentState {
 export interface DiscoveryRequestMsg {
   version_info?: string;
   node?: { id?: string; cluster?: string; metadata?: unknown; locality?: { region?: string; zone?: string; sub_zone?: string }; user_agent_name?: string; user_agent_version?: string };
-  resource_names?: string[];
+  resource_names?: readonly string[];
   type_url?: string;
   response_nonce?: string;
   error_detail?: { code?: number; message?: string };
@@ -198,13 +198,14 @@ export function deltaStreamMethod(protos: EnvoyProtos, path: string, originalNam
 
 export function discoveryStreamMethod(protos: EnvoyProtos, path: string, originalName: string): grpc.MethodDefinition<DiscoveryRequestMsg, DiscoveryResponseMsg> {
   const scratch = new Scratch();
+  const requests = new RequestDecoder(protos.root);
   return {
     path,
     requestStream: true,
     responseStream: true,
     originalName,
     requestSerialize: (v: DiscoveryRequestMsg) => Buffer.from(protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject(v as unknown as Record<string, unknown>)).finish()),
-    requestDeserialize: (b: Buffer) => protos.DiscoveryRequest.decode(b) as unknown as DiscoveryRequestMsg,
+    requestDeserialize: (b: Buffer) => requests.decode(b) as DiscoveryRequestMsg,
     responseSerialize: (v: DiscoveryResponseMsg) => sotwBytes(v, scratch) ?? Buffer.from(protos.DiscoveryResponse.encode(v as unknown as Record<string, unknown>).finish()),
     responseDeserialize: (b: Buffer) => protos.DiscoveryResponse.decode(b) as unknown as DiscoveryResponseMsg,
   };

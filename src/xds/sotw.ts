@@ -99,6 +99,7 @@ export function sotwRequest(deps: ProtocolDeps, conn: Connection, req: Discovery
 }
 
 function sameList(a: readonly string[], b: readonly string[] | undefined): boolean {
+  if (a === b) return true;
   if (!b || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;

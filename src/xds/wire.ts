@@ -5,6 +5,9 @@
  * The message objects stay ordinary objects (tests and logs read them); the bytes ride along
  * under a symbol the serialiser looks for.
  */
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import * as protobuf from 'protobufjs';
 import type { EncodedResource } from './cache';
 
 export const RAW = Symbol('raw protobuf bytes');
@@ -165,4 +168,70 @@ export function deltaBytes(m: { system_version_info: string; resources: readonly
   w.addString(5, m.nonce);
   for (const n of m.removed_resources) w.add(6, Buffer.from(n, 'utf8'));
   return w.finish(scratch);
+}
+
+/**
+ * DiscoveryRequest decoding with shared name lists. Envoy repeats its whole subscription in every
+ * ACK (thousands of EDS cluster names), and proxies alike subscribe alike: the names are decoded
+ * once per distinct list and the same frozen array is handed out again, so an ACK costs a hash
+ * of its bytes and the server sees an unchanged subscription by identity.
+ */
+export class RequestDecoder {
+  private readonly lists = new LRUCache<string, readonly string[]>({ max: 4096 });
+  private readonly node: protobuf.Type;
+  private readonly status: protobuf.Type;
+
+  constructor(root: protobuf.Root) {
+    this.node = root.lookupType('envoy.config.core.v3.Node');
+    this.status = root.lookupType('google.rpc.Status');
+  }
+
+  decode(buf: Uint8Array): Record<string, unknown> {
+    const r = protobuf.Reader.create(buf);
+    const out: Record<string, unknown> = {};
+    const slices: Uint8Array[] = [];
+    while (r.pos < r.len) {
+      const tag = r.uint32();
+      switch (tag >>> 3) {
+        case 1:
+          out.version_info = r.string();
+          break;
+        case 2:
+          out.node = this.node.decode(r, r.uint32());
+          break;
+        case 3: {
+          const len = r.uint32();
+          slices.push(buf.subarray(r.pos, r.pos + len));
+          r.skip(len);
+          break;
+        }
+        case 4:
+          out.type_url = r.string();
+          break;
+        case 5:
+          out.response_nonce = r.string();
+          break;
+        case 6:
+          out.error_detail = this.status.decode(r, r.uint32());
+          break;
+        default:
+          r.skipType(tag & 7);
+      }
+    }
+    out.resource_names = this.names(slices);
+    return out;
+  }
+
+  private names(slices: readonly Uint8Array[]): readonly string[] {
+    if (slices.length === 0) return [];
+    const h = createHash('sha1');
+    for (const s of slices) h.update(String(s.length)).update(':').update(s);
+    const key = h.digest('base64');
+    let list = this.lists.get(key);
+    if (!list) {
+      list = Object.freeze(slices.map((s) => Buffer.from(s.buffer, s.byteOffset, s.byteLength).toString('utf8')));
+      this.lists.set(key, list);
+    }
+    return list;
+  }
 }
