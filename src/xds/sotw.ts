@@ -145,11 +145,12 @@ export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeU
       const r = set.resources.get(n);
       if (r && w.sent.get(n) !== r.hash) out.push(r);
     }
-    if (out.length === 0 && !w.mustRespond) return false;
     // After a full look, or a look at what changed from a map the client had exactly, the client
-    // has this set's version of every subscribed name: share the set's map instead of copying it.
+    // has (once `out` is sent) this set's version of every subscribed name: share the set's map
+    // instead of copying it.
     if (!fast || (from && w.sent.isExactly(from.resources))) w.sent.resetTo(set.resources);
     else for (const r of out) w.sent.set(r.name, r.hash);
+    if (out.length === 0 && !w.mustRespond) return false;
   }
   w.mustRespond = false;
   const nonce = conn.nextNonce();
