@@ -167,8 +167,8 @@ export function clusterTarget(
   });
 }
 
-/** The target an EDS name stands for, if it names an EDS cluster this proxy has. */
-export function edsTarget(ctx: GenerateContext, clusterName: string): ClusterTarget | undefined {
+/** What an outbound cluster name stands for, for this proxy: its service, port, subset and rule. */
+export function outboundNamed(ctx: GenerateContext, clusterName: string): { svc: MeshService; port: ServicePort; subset: string; dr: DestinationRuleConfig | undefined } | undefined {
   const parsed = parseOutboundClusterName(clusterName);
   if (!parsed) return undefined;
   const svc = ctx.snap.serviceByHost.get(parsed.host);
@@ -176,7 +176,14 @@ export function edsTarget(ctx: GenerateContext, clusterName: string): ClusterTar
   if (!svc || !port || port.protocol === 'UDP') return undefined;
   const dr = proxyDestinationRule(ctx.snap, ctx.proxy, svc.hostname);
   if (parsed.subset && !dr?.spec.subsets?.some((s) => s.name === parsed.subset)) return undefined;
-  const t = clusterTarget(ctx.snap, svc, port, parsed.subset, dr, ctx.proxy, flavorOfProxy(ctx.proxy));
+  return { svc, port, subset: parsed.subset, dr };
+}
+
+/** The target an EDS name stands for, if it names an EDS cluster this proxy has. */
+export function edsTarget(ctx: GenerateContext, clusterName: string): ClusterTarget | undefined {
+  const o = outboundNamed(ctx, clusterName);
+  if (!o) return undefined;
+  const t = clusterTarget(ctx.snap, o.svc, o.port, o.subset, o.dr, ctx.proxy, flavorOfProxy(ctx.proxy));
   return t.type === 'EDS' ? t : undefined;
 }
 

@@ -23,6 +23,7 @@ import {
   type ProxyPlacement,
   clusterTarget,
   flavorOfProxy,
+  outboundNamed,
   groupsToProto,
   placedGroups,
   placementPlan,
@@ -43,7 +44,6 @@ import {
   adsConfigSource,
   inboundClusterName,
   outboundClusterName,
-  parseOutboundClusterName,
   seconds,
 } from './util';
 import type { DestinationRuleConfig, MeshService, ServicePort } from '../model/snapshot';
@@ -172,14 +172,8 @@ export function outboundClusters(ctx: GenerateContext, flavor: ClusterFlavor): R
 
 /** The outbound cluster `name` (one of `outboundClusters`' names), built directly from its name. */
 export function outboundClusterNamed(ctx: GenerateContext, flavor: ClusterFlavor, name: string): Resource | undefined {
-  const parsed = parseOutboundClusterName(name);
-  if (!parsed) return undefined;
-  const svc = ctx.snap.serviceByHost.get(parsed.host);
-  const port = svc?.ports.find((p) => p.port === parsed.port);
-  if (!svc || !port || port.protocol === 'UDP') return undefined;
-  const dr = proxyDestinationRule(ctx.snap, ctx.proxy, svc.hostname);
-  if (parsed.subset && !dr?.spec.subsets?.some((s) => s.name === parsed.subset)) return undefined;
-  return outboundCluster(ctx, flavor, svc, port, parsed.subset, dr, () => proxyPlacement(ctx.snap, ctx.proxy));
+  const o = outboundNamed(ctx, name);
+  return o && outboundCluster(ctx, flavor, o.svc, o.port, o.subset, o.dr, () => proxyPlacement(ctx.snap, ctx.proxy));
 }
 
 function originalDstCluster(name: string, bindInbound: boolean): ProtoObject {

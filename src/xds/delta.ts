@@ -11,7 +11,7 @@
  * - ACK and NACK by nonce, as in state of the world.
  */
 import type { Connection, DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg, WatchState } from './connection';
-import { type ProtocolDeps, WILDCARD_TYPES, newWatch, recordAck } from './sotw';
+import { type ProtocolDeps, WILDCARD_TYPES, beginRespond, newWatch, recordAck } from './sotw';
 import { SHORT_TYPE, type TypeUrl, isTypeUrl } from './protos';
 
 export function deltaRequest(deps: ProtocolDeps, conn: Connection, req: DeltaDiscoveryRequestMsg): void {
@@ -78,13 +78,9 @@ function changeSubscription(w: WatchState, subscribe: readonly string[], unsubsc
 
 /** Sends the changes for one type; true if a response was written. */
 export function deltaRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeUrl): boolean {
-  const w = conn.watches.get(typeUrl);
-  const version = deps.watcher.version();
-  if (!w || !conn.handle || version === undefined) return false;
-  const set = deps.watcher.resources(conn.handle, typeUrl, w.names);
-  if (set === w.lastSet && !w.mustRespond) return false;
-  const from = w.lastSet;
-  w.lastSet = set;
+  const begun = beginRespond(deps, conn, typeUrl);
+  if (!begun) return false;
+  const { w, version, set, from } = begun;
   // When the set replaced the one this client was last compared with, only the changed names matter.
   const only = set.changed && set.changed.from === from && !w.mustRespond ? set.changed.names : undefined;
   const changed: DeltaDiscoveryResponseMsg['resources'] = [];

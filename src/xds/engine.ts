@@ -367,52 +367,56 @@ export class ConfigEngine implements XdsWatcher {
     }
     const bytes = concatRepeated(head.bytes, c.fieldNumber, parts);
     const hash = createHash('sha1').update(bytes).digest('hex');
-    const known = this.contents.get(`${typeUrl}|${hash}`);
-    if (known) {
-      this.reused++;
-      return known;
-    }
-    this.encoded++;
-    const entry: EncodedResource = { name, bytes, hash };
-    this.contents.set(`${typeUrl}|${hash}`, entry);
-    return entry;
+    return this.remember(this.contents, `${typeUrl}|${hash}`, () => ({ name, bytes, hash }));
   }
 
   private encodeItem(itemType: string, body: object): ItemValue {
-    let bytes: Uint8Array;
-    try {
-      bytes = this.opts.protos.encode(itemType, body);
-    } catch (err) {
-      return { errors: [{ path: '', message: `encoding failed: ${(err as Error).message}` }] };
-    }
-    const hash = createHash('sha1').update(bytes).digest('hex');
-    const known = this.checkedItems.get(`${itemType}|${hash}`);
-    if (known) return known;
-    const errors = this.opts.checker?.validate(itemType, body) ?? [];
-    const v: ItemValue = errors.length > 0 ? { errors } : { bytes };
-    this.checkedItems.set(`${itemType}|${hash}`, v);
-    return v;
+    return this.encodeChecked(itemType, body, this.checkedItems, (bytes, _hash, errors) => (errors.length > 0 ? { errors } : { bytes }), (message) => ({ errors: [{ path: '', message }] }));
   }
 
   private encodeBody(typeUrl: TypeUrl, name: string, body: object): EncodedResource | RejectedResource {
+    return this.encodeChecked(
+      typeUrl,
+      body,
+      this.contents,
+      (bytes, hash, errors) => {
+        if (errors.length > 0) return { name, typeUrl, errors };
+        const refs = referencesOf(typeUrl, body);
+        return { name, bytes, hash, ...(refs ? { refs } : {}) };
+      },
+      (message) => ({ name, typeUrl, errors: [{ path: '', message }] }),
+    );
+  }
+
+  /** Encode → hash → (once per content, kept in `cache`) check against validate.rules. */
+  private encodeChecked<V extends object>(
+    type: string,
+    body: object,
+    cache: LRUCache<string, V>,
+    make: (bytes: Uint8Array, hash: string, errors: readonly RuleViolation[]) => V,
+    failed: (message: string) => V,
+  ): V {
     let bytes: Uint8Array;
     try {
-      bytes = this.opts.protos.encode(typeUrl, body);
+      bytes = this.opts.protos.encode(type, body);
     } catch (err) {
-      return { name, typeUrl, errors: [{ path: '', message: `encoding failed: ${(err as Error).message}` }] };
+      return failed(`encoding failed: ${(err as Error).message}`);
     }
     const hash = createHash('sha1').update(bytes).digest('hex');
-    const known = this.contents.get(`${typeUrl}|${hash}`);
+    return this.remember(cache, `${type}|${hash}`, () => make(bytes, hash, this.opts.checker?.validate(type, body) ?? []));
+  }
+
+  /** One entry per content key: the first computes it, the rest reuse it (and are counted). */
+  private remember<V extends object>(cache: LRUCache<string, V>, key: string, compute: () => V): V {
+    const known = cache.get(key);
     if (known) {
       this.reused++;
       return known;
     }
     this.encoded++;
-    const errors = this.opts.checker?.validate(typeUrl, body) ?? [];
-    const refs = referencesOf(typeUrl, body);
-    const entry: EncodedResource | RejectedResource = errors.length > 0 ? { name, typeUrl, errors } : { name, bytes, hash, ...(refs ? { refs } : {}) };
-    this.contents.set(`${typeUrl}|${hash}`, entry);
-    return entry;
+    const v = compute();
+    cache.set(key, v);
+    return v;
   }
 
   private compareWithScratch(proxy: Proxy, typeUrl: TypeUrl, requested: ReadonlySet<string> | undefined, set: ResourceSet): void {

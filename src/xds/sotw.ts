@@ -12,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { type Connection, type DiscoveryRequestMsg, type DiscoveryResponseMsg, SentState, type WatchState, type XdsStream, requestedNames, sameNames } from './connection';
 import type { EncodedResource } from './cache';
-import type { XdsWatcher } from './engine';
+import type { ResourceSet, XdsWatcher } from './engine';
 import type { XdsMetrics } from './metrics';
 import type { WireCache } from './wire';
 import { SHORT_TYPE, TypeUrl, isTypeUrl } from './protos';
@@ -105,15 +105,26 @@ function sameList(a: readonly string[], b: readonly string[] | undefined): boole
   return true;
 }
 
-/** Sends what changed for one type; true if a response was written. */
-export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeUrl): boolean {
+/**
+ * The start of a response, in both protocols: the watch, the served version, the resource set
+ * now and the one this client was last compared with; undefined when nothing can have changed.
+ */
+export function beginRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeUrl): { w: WatchState; version: string; set: ResourceSet; from?: ResourceSet } | undefined {
   const w = conn.watches.get(typeUrl);
   const version = deps.watcher.version();
-  if (!w || !conn.handle || version === undefined) return false;
+  if (!w || !conn.handle || version === undefined) return undefined;
   const set = deps.watcher.resources(conn.handle, typeUrl, w.names);
-  if (set === w.lastSet && !w.mustRespond) return false;
+  if (set === w.lastSet && !w.mustRespond) return undefined;
   const from = w.lastSet;
   w.lastSet = set;
+  return { w, version, set, from };
+}
+
+/** Sends what changed for one type; true if a response was written. */
+export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeUrl): boolean {
+  const begun = beginRespond(deps, conn, typeUrl);
+  if (!begun) return false;
+  const { w, version, set, from } = begun;
   let out: EncodedResource[];
   if (FULL_STATE_TYPES.has(typeUrl)) {
     const subscribed: EncodedResource[] = [];

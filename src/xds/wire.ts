@@ -25,25 +25,6 @@ export interface DeltaResourceMsg {
   [RAW]?: Buffer;
 }
 
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  let v = n;
-  while (v > 0x7f) {
-    out.push((v & 0x7f) | 0x80);
-    v = Math.floor(v / 128);
-  }
-  out.push(v);
-  return Buffer.from(out);
-}
-
-function lengthDelimited(field: number, bytes: Uint8Array): Buffer[] {
-  return [varint((field << 3) | 2), varint(bytes.length), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)];
-}
-
-function str(field: number, s: string): Buffer[] {
-  return s === '' ? [] : lengthDelimited(field, Buffer.from(s, 'utf8'));
-}
-
 /** The wrappers of encoded resources, made once per resource and type. */
 export class WireCache {
   // Per type: equal bytes of two types would otherwise share one wrapper.
@@ -62,7 +43,10 @@ export class WireCache {
     if (!a) {
       a = { type_url: typeUrl, value: r.bytes };
       // google.protobuf.Any: type_url = 1, value = 2.
-      Object.defineProperty(a, RAW, { value: Buffer.concat([...str(1, typeUrl), ...lengthDelimited(2, r.bytes)]), enumerable: false });
+      const w = new Writer();
+      w.addString(1, typeUrl);
+      w.add(2, r.bytes);
+      Object.defineProperty(a, RAW, { value: w.finish(), enumerable: false });
       anys.set(r, a);
     }
     return a;
@@ -75,7 +59,11 @@ export class WireCache {
       const resource = this.any(r, typeUrl);
       d = { name: r.name, version: r.hash, resource };
       // envoy.service.discovery.v3.Resource: version = 1, resource = 2, name = 3.
-      Object.defineProperty(d, RAW, { value: Buffer.concat([...str(1, r.hash), ...lengthDelimited(2, resource[RAW] as Buffer), ...str(3, r.name)]), enumerable: false });
+      const w = new Writer();
+      w.addString(1, r.hash);
+      w.add(2, resource[RAW]);
+      w.addString(3, r.name);
+      Object.defineProperty(d, RAW, { value: w.finish(), enumerable: false });
       deltas.set(r, d);
     }
     return d;
@@ -92,9 +80,15 @@ function varintSize(n: number): number {
  * Builds a message from (field, bytes) entries into one buffer, sized first: one allocation and
  * one copy per entry, however many resources a response carries.
  */
-class Writer {
+export class Writer {
+  /** Field 0: bytes written as they are (an already encoded message head). */
   private readonly entries: [number, Uint8Array][] = [];
   private size = 0;
+
+  raw(bytes: Uint8Array): void {
+    this.entries.push([0, bytes]);
+    this.size += bytes.length;
+  }
 
   add(field: number, bytes: Uint8Array | undefined): void {
     if (bytes === undefined) return;
@@ -118,8 +112,10 @@ class Writer {
       out[at++] = v;
     };
     for (const [field, bytes] of this.entries) {
-      putVarint((field << 3) | 2);
-      putVarint(bytes.length);
+      if (field !== 0) {
+        putVarint((field << 3) | 2);
+        putVarint(bytes.length);
+      }
       out.set(bytes, at);
       at += bytes.length;
     }
@@ -141,33 +137,31 @@ export class Scratch {
   }
 }
 
-/** DiscoveryResponse bytes, when every resource carries its bytes; else undefined. */
-export function sotwBytes(m: { version_info: string; resources: readonly AnyMsg[]; type_url: string; nonce: string }, scratch?: Scratch): Buffer | undefined {
+/**
+ * A (Delta)DiscoveryResponse, when every resource carries its bytes (else undefined): both put
+ * the version in field 1, the resources in 2, the type in 4, the nonce in 5; delta adds removed
+ * names in 6.
+ */
+function responseBytes(version: string, resources: readonly { [RAW]?: Buffer }[], typeUrl: string, nonce: string, removed: readonly string[], scratch?: Scratch): Buffer | undefined {
   const w = new Writer();
-  w.addString(1, m.version_info);
-  for (const r of m.resources) {
+  w.addString(1, version);
+  for (const r of resources) {
     const raw = r[RAW];
     if (!raw) return undefined;
     w.add(2, raw);
   }
-  w.addString(4, m.type_url);
-  w.addString(5, m.nonce);
+  w.addString(4, typeUrl);
+  w.addString(5, nonce);
+  for (const n of removed) w.add(6, Buffer.from(n, 'utf8'));
   return w.finish(scratch);
 }
 
-/** DeltaDiscoveryResponse bytes, when every resource carries its bytes; else undefined. */
+export function sotwBytes(m: { version_info: string; resources: readonly AnyMsg[]; type_url: string; nonce: string }, scratch?: Scratch): Buffer | undefined {
+  return responseBytes(m.version_info, m.resources, m.type_url, m.nonce, [], scratch);
+}
+
 export function deltaBytes(m: { system_version_info: string; resources: readonly DeltaResourceMsg[]; type_url: string; removed_resources: readonly string[]; nonce: string }, scratch?: Scratch): Buffer | undefined {
-  const w = new Writer();
-  w.addString(1, m.system_version_info);
-  for (const r of m.resources) {
-    const raw = r[RAW];
-    if (!raw) return undefined;
-    w.add(2, raw);
-  }
-  w.addString(4, m.type_url);
-  w.addString(5, m.nonce);
-  for (const n of m.removed_resources) w.add(6, Buffer.from(n, 'utf8'));
-  return w.finish(scratch);
+  return responseBytes(m.system_version_info, m.resources, m.type_url, m.nonce, m.removed_resources, scratch);
 }
 
 /**
