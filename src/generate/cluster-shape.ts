@@ -187,7 +187,7 @@ export function edsTarget(ctx: GenerateContext, clusterName: string): ClusterTar
   return t.type === 'EDS' ? t : undefined;
 }
 
-/** Whether this cluster's endpoints depend on the proxy's placement (for cache keys). */
+/** The locality load-balancing plan, when the proxy's placement shapes this cluster's endpoints. */
 export function placementPlan(t: ClusterTarget): LocalityLbPlan | undefined {
   return localityLbPlan(t.policy);
 }

@@ -40,9 +40,4 @@ export function generatorsFor(proxy: Proxy): GeneratorTable {
   return proxy.type === 'router' ? GATEWAY_GENERATORS : SIDECAR_GENERATORS;
 }
 
-/** The flavour part of a cache key: resources of different flavours never share bytes. */
-export function flavorOf(proxy: Proxy): string {
-  return proxy.generator === 'grpc' ? 'grpc' : proxy.type;
-}
-
 export type { GenerateContext, Resource, ProtoObject } from './types';
