@@ -98,9 +98,15 @@ export function deltaRespond(deps: ProtocolDeps, conn: Connection, typeUrl: Type
   else for (const n of set.resources.keys()) consider(n);
   const removed: string[] = [];
   for (const n of only ?? [...w.sent.keys()]) if (w.sent.has(n) && !set.resources.has(n) && subscribed(n)) removed.push(n);
+  // As in state of the world: after a full look, or a look at the changes from a map the client
+  // had exactly, the client has (once this is sent) this set's version of every subscribed name,
+  // so its record shares the set's map instead of keeping a copy.
+  if (!only || (from && w.sent.isExactly(from.resources))) w.sent.resetTo(set.resources);
+  else {
+    for (const r of changed) w.sent.set(r.name, r.version);
+    for (const n of removed) w.sent.delete(n);
+  }
   if (changed.length === 0 && removed.length === 0 && !w.mustRespond) return false;
-  for (const r of changed) w.sent.set(r.name, r.version);
-  for (const n of removed) w.sent.delete(n);
   w.mustRespond = false;
   const nonce = conn.nextNonce();
   const response: DeltaDiscoveryResponseMsg = { system_version_info: version, resources: changed, type_url: typeUrl, removed_resources: removed, nonce };
