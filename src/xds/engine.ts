@@ -83,8 +83,9 @@ export interface EngineOptions {
   protos: EnvoyProtos;
   checker?: ResourceChecker;
   log?: Logger;
-  /** Distinct encoded contents kept for sharing (not a correctness bound). */
+  /** Distinct encoded contents kept for sharing, by count and by bytes (not correctness bounds). */
   maxContents?: number;
+  maxContentBytes?: number;
   /**
    * Test mode: every result is also computed from scratch by a fresh engine and compared;
    * a difference throws. Slow; for tests and diagnosis.
@@ -132,8 +133,11 @@ export class ConfigEngine implements XdsWatcher {
   private reused = 0;
 
   constructor(private readonly opts: EngineOptions) {
-    this.contents = new LRUCache({ max: opts.maxContents ?? 200_000 });
-    this.checkedItems = new LRUCache({ max: opts.maxContents ?? 200_000 });
+    // Bounded by bytes too: superseded contents (old route tables) must not pile up; an evicted
+    // entry only costs a re-check the next time the same content is built.
+    const bounds = { max: opts.maxContents ?? 200_000, maxSize: opts.maxContentBytes ?? 128 * 1024 * 1024, sizeCalculation: (v: object) => ('bytes' in v && v.bytes instanceof Uint8Array ? v.bytes.length : 0) + 64 };
+    this.contents = new LRUCache<string, EncodedResource | RejectedResource>(bounds);
+    this.checkedItems = new LRUCache<string, ItemValue>(bounds);
   }
 
   /**
