@@ -108,3 +108,29 @@ spec:
   assert.match(g('sticky').json, /"header_name":"x-user"/);
   assert.doesNotMatch(g('plain').json, /hash_policy/);
 });
+
+test("a namespace's first VirtualService reaches proxies that were served the public index before", () => {
+  const before = snap(SERVICES);
+  const vs = `${SERVICES}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: local-reviews, namespace: lonely }
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  exportTo: [.]
+  http:
+  - route: [{ destination: { host: reviews.default.svc.cluster.local }, weight: 100 }]
+    timeout: 7s
+`;
+  const r = loadText(vs, 'in.yaml');
+  assert.deepEqual(r.errors, []);
+  const after = buildSnapshot({ objects: r.objects, errors: [], sequence: 2, now: new Date(0), domain: 'cluster.local', previous: before });
+  const engine = new ConfigEngine({ protos });
+  engine.setSnapshot(before);
+  const h = engine.attach(sidecar('app', 'lonely'));
+  const route = (): string => JSON.stringify(protos.decode(TypeUrl.Route, engine.resources(h, TypeUrl.Route, undefined).resources.get('9080')?.bytes ?? new Uint8Array()));
+  assert.doesNotMatch(route(), /"seconds":7/);
+  engine.setSnapshot(after);
+  assert.match(route(), /"seconds":7/, 'the namespace now has its own index, with its own VirtualService');
+});

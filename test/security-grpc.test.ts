@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { generatorsFor } from '../src/generate';
+import { ConfigEngine } from '../src/xds/engine';
+import type { Proxy } from '../src/model/proxy';
+import type { MeshSnapshot } from '../src/model/snapshot';
 import { toStruct } from '../src/generate/security/struct';
 import { parseProxy } from '../src/model/proxy';
 import { EnvoyProtos, TypeUrl } from '../src/xds/protos';
@@ -29,13 +31,17 @@ interface Decoder {
 const ROOT = path.join(__dirname, '..');
 const protos = new EnvoyProtos();
 
+/** The bytes the server would send a proxy for one resource, as it subscribes to it by name. */
+function servedBytes(snap: MeshSnapshot, proxy: Proxy, typeUrl: TypeUrl, name: string): Buffer {
+  const engine = new ConfigEngine({ protos });
+  engine.setSnapshot(snap);
+  const r = engine.resources(engine.attach(proxy), typeUrl, new Set([name])).resources.get(name);
+  assert.ok(r, `no ${typeUrl} ${name}`);
+  return Buffer.from(r.bytes);
+}
+
 function listenerBytes(dir: string, id: string, metadata: Record<string, unknown>, name: string): Buffer {
-  const snap = snapshotFromDir(path.join(ROOT, dir));
-  const proxy = parseProxy(id, metadata);
-  const gen = generatorsFor(proxy)[TypeUrl.Listener];
-  const r = gen?.({ snap, proxy, names: new Set([name]) }).find((x) => x.name === name);
-  assert.ok(r, `no listener ${name}`);
-  return Buffer.from(protos.encode(TypeUrl.Listener, r.build()));
+  return servedBytes(snapshotFromDir(path.join(ROOT, dir)), parseProxy(id, metadata), TypeUrl.Listener, name);
 }
 
 function decodeListener(bytes: Buffer, providers: Record<string, unknown>): { name: string; error?: string } {
@@ -79,10 +85,7 @@ test('an AUDIT (LOG) RBAC filter would be refused by grpc-js-xds, which is why g
 test('Struct metadata round-trips: auto-mTLS endpoint metadata and socket matches, through meshd and grpc-js-xds decoders', () => {
   const snap = snapshotFromDir(path.join(ROOT, 'test/golden/security-mtls/in'));
   const proxy = parseProxy('sidecar~10.30.0.10~web-1.web~web.svc.cluster.local', { NAMESPACE: 'web' });
-  const gens = generatorsFor(proxy);
-  const eds = gens[TypeUrl.Endpoint]?.({ snap, proxy, names: new Set(['outbound|8080||cart.shop.svc.cluster.local']) })[0];
-  assert.ok(eds);
-  const bytes = Buffer.from(protos.encode(TypeUrl.Endpoint, eds.build()));
+  const bytes = servedBytes(snap, proxy, TypeUrl.Endpoint, 'outbound|8080||cart.shop.svc.cluster.local');
   // grpc-js-xds's decoder (its own proto loader; Struct is camelCase there too): the value is on the wire.
   const theirs = decodeSingleResource(TypeUrl.Endpoint, bytes) as { endpoints: { lb_endpoints: { metadata: { filter_metadata: Record<string, { fields: Record<string, { stringValue: string }> }> } }[] }[] };
   const md = theirs.endpoints[0]?.lb_endpoints[0]?.metadata.filter_metadata['envoy.transport_socket_match'];
@@ -93,9 +96,7 @@ test('Struct metadata round-trips: auto-mTLS endpoint metadata and socket matche
   const ours = protos.decode(TypeUrl.Endpoint, bytes) as { endpoints: { lb_endpoints: { metadata: { filter_metadata: Record<string, PbStruct> } }[] }[] };
   assert.deepEqual(structToJs(ours.endpoints[0]?.lb_endpoints[0]?.metadata.filter_metadata['envoy.transport_socket_match']), { tlsMode: 'istio' });
   // The cluster's match criteria read back the same.
-  const cds = gens[TypeUrl.Cluster]?.({ snap, proxy, names: new Set(['outbound|8080||cart.shop.svc.cluster.local']) })[0];
-  assert.ok(cds);
-  const cluster = protos.decode(TypeUrl.Cluster, protos.encode(TypeUrl.Cluster, cds.build())) as { transport_socket_matches: { name: string; match: PbStruct }[] };
+  const cluster = protos.decode(TypeUrl.Cluster, servedBytes(snap, proxy, TypeUrl.Cluster, 'outbound|8080||cart.shop.svc.cluster.local')) as { transport_socket_matches: { name: string; match: PbStruct }[] };
   assert.deepEqual(cluster.transport_socket_matches.map((m) => [m.name, structToJs(m.match)]), [['tlsMode-istio', { tlsMode: 'istio' }], ['tlsMode-disabled', {}]]);
 });
 

@@ -1,7 +1,6 @@
 /** What generators produce: named plain-object resources in Envoy's proto shape. */
 import type { MeshSnapshot } from '../model/snapshot';
 import type { Proxy } from '../model/proxy';
-import type { TypeUrl } from '../xds/protos';
 
 /** A JSON-like value in Envoy's proto field spelling (Any as `{'@type': …}`). */
 export type ProtoValue = string | number | boolean | null | ProtoObject | ProtoValue[];
@@ -52,6 +51,3 @@ export interface GenerateContext {
   names?: ReadonlySet<string>;
 }
 
-export type Generator = (ctx: GenerateContext) => Resource[];
-
-export type GeneratorTable = Readonly<Partial<Record<TypeUrl, Generator>>>;

@@ -95,14 +95,6 @@ export class DepSet {
     return [...out];
   }
 
-  /** Number of input reads, including nested groups (each group once). */
-  size(seen = new Set<DepSet>()): number {
-    if (seen.has(this)) return 0;
-    seen.add(this);
-    let n = this.inputs.length;
-    for (const g of this.groups) n += g.size(seen);
-    return n;
-  }
 }
 
 export function readInput(snap: MeshSnapshot, r: InputRead): unknown {

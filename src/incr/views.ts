@@ -5,7 +5,7 @@
  */
 import type { MeshSnapshot } from '../model/snapshot';
 import type { Proxy } from '../model/proxy';
-import { type DepSet, type Tracker } from './deps';
+import type { DepSet, Tracker } from './deps';
 
 /**
  * A Map field of a snapshot (or a Map nested in one) whose lookups are recorded per key and

@@ -115,8 +115,6 @@ export class ConfigEngine implements XdsWatcher {
   /** Entries of composite resources (virtual hosts), and their checks by content. */
   private readonly items = new Slots<ItemValue>();
   private readonly checkedItems: LRUCache<string, ItemValue>;
-  /** The facets of the proxy whose resources are being built (composite items are looked up by them). */
-  private facetsInProgress?: ProxyFacets;
   private readonly ids = new WeakMap<object, number>();
   /** Names that differ between two values of a part (by value pair). */
   private readonly diffs = new WeakMap<PartValue, WeakMap<PartValue, readonly string[]>>();
@@ -180,7 +178,6 @@ export class ConfigEngine implements XdsWatcher {
     const snap = this.snap;
     const parts = partsFor(h.proxy)[typeUrl];
     if (!snap || !this.view || !parts) return { resources: EMPTY };
-    this.facetsInProgress = h.facets;
     const values = parts.map((p) => this.partValue(h, typeUrl, p, requested));
     const lastKey = parts.some((p) => p.kind === 'requested') ? `${typeUrl}|${requested ? [...requested].sort().join('\n') : '*'}` : typeUrl;
     const last = h.last.get(lastKey);
@@ -262,10 +259,10 @@ export class ConfigEngine implements XdsWatcher {
       // A wildcard asks for everything the part has.
       const wanted = requested ? [...requested].sort() : undefined;
       const key = wanted ? `${part.id}|${wanted.join('\n')}` : `${part.id}|*`;
-      return this.parts.get(key, h.facets, snap, this.seq, (prev) => this.tracker.run(() => (wanted?.length === 0 ? EMPTY : this.buildList(typeUrl, part.list(this.ctx(h, wanted && new Set(wanted))), prev))));
+      return this.parts.get(key, h.facets, snap, this.seq, (prev) => this.tracker.run(() => (wanted?.length === 0 ? EMPTY : this.buildList(h, typeUrl, part.list(this.ctx(h, wanted && new Set(wanted))), prev))));
     }
     if (part.kind === 'list') {
-      return this.parts.get(part.id, h.facets, snap, this.seq, (prev) => this.tracker.run(() => this.buildList(typeUrl, part.list(this.ctx(h)), prev)));
+      return this.parts.get(part.id, h.facets, snap, this.seq, (prev) => this.tracker.run(() => this.buildList(h, typeUrl, part.list(this.ctx(h)), prev)));
     }
     return this.parts.get(part.id, h.facets, snap, this.seq, (prev) =>
       this.tracker.run(() => {
@@ -299,10 +296,10 @@ export class ConfigEngine implements XdsWatcher {
   }
 
   /** Builds a whole list in the running frame; a rejected resource keeps its previous bytes. */
-  private buildList(typeUrl: TypeUrl, list: Resource[], prev: Variant<PartValue> | undefined): PartValue {
+  private buildList(h: Handle, typeUrl: TypeUrl, list: Resource[], prev: Variant<PartValue> | undefined): PartValue {
     const out = new Map<string, EncodedResource>();
     for (const r of list) {
-      const v = this.encodeResource(typeUrl, r, prev?.value.get(r.name));
+      const v = this.encodeResource(h, typeUrl, r, prev?.value.get(r.name));
       if (v.served) out.set(r.name, v.served);
     }
     return unchanged(prev?.value, out);
@@ -317,7 +314,7 @@ export class ConfigEngine implements XdsWatcher {
       this.tracker.current?.addGroup(v.deps);
       return v.value;
     }
-    const v = this.encodeResource(typeUrl, r, prev?.value.served);
+    const v = this.encodeResource(h, typeUrl, r, prev?.value.served);
     // The same bytes as before: keep the previous value object, so the part can tell nothing changed.
     if (prev && v.served === prev.value.served && !v.rejected && !prev.value.rejected) return prev.value;
     return v;
@@ -337,10 +334,10 @@ export class ConfigEngine implements XdsWatcher {
   }
 
   /** Build → encode → hash → (once per content) validate.rules. */
-  private encodeResource(typeUrl: TypeUrl, r: Resource, lastGood: EncodedResource | undefined): ResourceValue {
+  private encodeResource(h: Handle, typeUrl: TypeUrl, r: Resource, lastGood: EncodedResource | undefined): ResourceValue {
     let entry: EncodedResource | RejectedResource;
     try {
-      entry = r.composite ? this.encodeComposite(typeUrl, r.name, r.composite) : this.encodeBody(typeUrl, r.name, r.build());
+      entry = r.composite ? this.encodeComposite(h, typeUrl, r.name, r.composite) : this.encodeBody(typeUrl, r.name, r.build());
     } catch (err) {
       entry = { name: r.name, typeUrl, errors: [{ path: '', message: `generation failed: ${(err as Error).message}` }] };
     }
@@ -358,13 +355,13 @@ export class ConfigEngine implements XdsWatcher {
    * frame and kept by (resource, item key, inputs) and the proxy facets it read, so an unchanged
    * item costs a lookup; items are checked once per content.
    */
-  private encodeComposite(typeUrl: TypeUrl, name: string, c: Composite): EncodedResource | RejectedResource {
+  private encodeComposite(h: Handle, typeUrl: TypeUrl, name: string, c: Composite): EncodedResource | RejectedResource {
     const head = this.encodeBody(typeUrl, name, c.head());
     if ('errors' in head) return head;
     const parts: Uint8Array[] = [];
     for (const item of c.items) {
       const key = `${typeUrl}|${name}|${item.key}|${item.inputs ? this.inputsKey(item.inputs) : ''}`;
-      const v = this.items.get(key, this.facetsInProgress as ProxyFacets, this.rev as Revision, this.seq, () => this.tracker.run(() => this.encodeItem(c.itemType, item.build())));
+      const v = this.items.get(key, h.facets, this.rev as Revision, this.seq, () => this.tracker.run(() => this.encodeItem(c.itemType, item.build())));
       this.tracker.current?.addGroup(v.deps);
       if ('errors' in v.value) return { name, typeUrl, errors: v.value.errors.map((e) => ({ ...e, path: `${item.key}${e.path ? `.${e.path}` : ''}` })) };
       parts.push(v.value.bytes);

@@ -20,7 +20,6 @@ function sniTargets(ctx: GenerateContext): { name: string; outbound: string }[] 
 function renamed(r: Resource, name: string, rename: (body: ProtoObject) => void): Resource {
   return {
     name,
-    inputs: r.inputs && [...r.inputs, name],
     build: () => {
       const body = r.build();
       rename(body);
