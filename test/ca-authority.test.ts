@@ -4,16 +4,28 @@
  * refusals for bad CSRs; TTL rules; no private key in any error or log line.
  */
 import assert from 'node:assert/strict';
-import { X509Certificate, createPublicKey } from 'node:crypto';
+import { X509Certificate, createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MeshdAuthority } from '../src/ca/authority';
 import { publicKeyFromSpki } from '../src/ca/csr';
-import { children, parseOne } from '../src/ca/der';
+import { bits, children, ctx, oid, parseOne, seq, toPem, uint } from '../src/ca/der';
 import { FolderRootStore } from '../src/ca/root-store';
 import { CaError } from '../src/ca/types';
-import { type KeySpec, corruptCsrSignature, keyFragments, makeCsr, quietLog, tmpDir, verify, x509Text } from './helpers/ca-openssl';
+import {
+  type KeySpec,
+  corruptCsrSignature,
+  forgedSignatureForExponentOne,
+  keyFragments,
+  makeCsr,
+  quietLog,
+  rsaCsrWithNumbers,
+  rsaModulus,
+  tmpDir,
+  verify,
+  x509Text,
+} from './helpers/ca-openssl';
 import { captureLog } from './helpers/kube-testing';
 
 const ID = 'spiffe://cluster.local/ns/default/sa/reviews';
@@ -48,7 +60,7 @@ describe('CA signing', { timeout: 120_000 }, () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  for (const spec of ['rsa:2048', 'rsa:3072', 'rsa:4096', 'P-256'] as KeySpec[]) {
+  for (const spec of ['rsa:2048', 'rsa:3072', 'rsa:4096', 'P-256', 'P-384'] as KeySpec[]) {
     it(`issues a certificate for a ${spec} CSR that openssl and Node verify, naming only the proven identity`, async () => {
       const { csrPem, keyPem } = makeCsr(dir, spec);
       csrKeys.push(keyPem);
@@ -164,7 +176,7 @@ describe('CA signing', { timeout: 120_000 }, () => {
     messages.push(e.message);
   });
 
-  for (const [spec, why] of [['rsa:1024', /RSA key size 1024/], ['P-384', /curve secp384r1/], ['ed25519', /key type ed25519/]] as const) {
+  for (const [spec, why] of [['rsa:1024', /RSA key size 1024/], ['P-521', /curve secp521r1/], ['secp256k1', /curve secp256k1/], ['ed25519', /key type ed25519/]] as const) {
     it(`refuses a ${spec} CSR as an unsupported key`, async () => {
       const { csrPem, keyPem } = makeCsr(dir, spec);
       csrKeys.push(keyPem);
@@ -175,6 +187,54 @@ describe('CA signing', { timeout: 120_000 }, () => {
       messages.push(e.message);
     });
   }
+
+  it('refuses RSA keys no honest workload has: e = 1 (whose CSR anyone can forge), e = 3, even or huge exponents, even or absurd moduli', async () => {
+    const { keyPem } = makeCsr(dir, 'rsa:2048');
+    csrKeys.push(keyPem);
+    const n = rsaModulus(keyPem);
+    const F4 = Buffer.from([1, 0, 1]);
+    const junk = (): Buffer => Buffer.alloc(256, 0x5a);
+
+    // e = 1: the "signature" is the padded digest itself, made without any private key, and it verifies.
+    const one = rsaCsrWithNumbers(n, Buffer.from([1]), (cri) => forgedSignatureForExponentOne(cri, n.length));
+    const der = Buffer.from(one.replace(/-----[A-Z ]+-----|\s+/g, ''), 'base64');
+    const [cri, , sig] = children(parseOne(der).value) as [{ raw: Buffer }, unknown, { value: Buffer }];
+    const eOne = createPublicKey({ key: { kty: 'RSA', n: n.toString('base64url'), e: 'AQ' }, format: 'jwk' });
+    assert.ok(cryptoVerify('sha256', cri.raw, eOne, sig.value.subarray(1)), 'the forged CSR signature verifies with e = 1');
+
+    const e3 = makeCsr(dir, 'rsa:2048:e3');
+    csrKeys.push(e3.keyPem);
+    const odd8192 = Buffer.alloc(1024, 0xc3);
+    const evenN = Buffer.from(n);
+    evenN[evenN.length - 1] = (evenN[evenN.length - 1] as number) & 0xfe;
+    const cases: Array<[string, string, RegExp]> = [
+      ['e = 1', one, /public exponent 1 is below 65537/],
+      ['e = 3', e3.csrPem, /public exponent 3 is below 65537/],
+      ['even e', rsaCsrWithNumbers(n, Buffer.from([1, 0, 2]), junk), /exponent is even/],
+      ['e > 2^31-1', rsaCsrWithNumbers(n, Buffer.from([1, 0, 0, 0, 1]), junk), /larger than 2\^31-1/],
+      ['even modulus', rsaCsrWithNumbers(evenN, F4, junk), /modulus is even/],
+      ['8192-bit modulus', rsaCsrWithNumbers(odd8192, F4, () => Buffer.alloc(1024, 0x5a)), /RSA key size 8192/],
+      ['2040-bit modulus', rsaCsrWithNumbers(Buffer.concat([Buffer.from([0xc3]), n.subarray(2)]), F4, junk), /RSA key size 2040/],
+    ];
+    for (const [what, csrPem, why] of cases) {
+      const e = await refusal(ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR }));
+      assert.equal(e.reason, 'key_type', `${what}: ${e.message}`);
+      assert.equal(e.grpcCode, 3, what);
+      assert.match(e.message, why, what);
+      messages.push(e.message);
+    }
+  });
+
+  it('refuses an ECDSA key whose point is not on its curve', async () => {
+    const { keyPem } = makeCsr(dir, 'P-256');
+    const spki = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
+    spki[spki.length - 1] = (spki[spki.length - 1] as number) ^ 0x01; // y no longer matches x
+    const cri = seq(uint(Buffer.from([0])), seq(), spki, ctx(0, true, Buffer.alloc(0)));
+    const csrPem = toPem('CERTIFICATE REQUEST', seq(cri, seq(oid('1.2.840.10045.4.3.2')), bits(Buffer.alloc(72, 1))));
+    const e = await refusal(ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR }));
+    assert.equal(e.reason, 'key_type');
+    assert.equal(e.grpcCode, 3);
+  });
 
   it('refuses to sign without an authenticated identity, or for one that is not a URI', async () => {
     const { csrPem } = makeCsr(dir, 'P-256');
