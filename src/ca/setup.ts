@@ -93,6 +93,28 @@ class RootCertTask implements LeaderTask {
   }
 }
 
+const octal = (mode: number): string => `0${mode.toString(8).padStart(3, '0')}`;
+
+/**
+ * Once at start: the self-signed root's folder (`--ca-dir`) is made private (0700) when others can
+ * read it; a plug-in `ca-key.pem` that group or others may read is warned about (meshd does not
+ * change an operator's files or a mounted Secret).
+ */
+async function checkFolderPermissions(store: FolderRootStore, plugin: boolean, log: Logger): Promise<void> {
+  if (plugin) {
+    const mode = await store.keyFileMode();
+    if (mode !== undefined && (mode & 0o044) !== 0) {
+      log.warn(
+        { store: store.description, file: 'ca-key.pem', mode: octal(mode) },
+        'the plug-in CA key is readable by group or others: restrict it to 0600 (or the Secret volume to defaultMode 0400)',
+      );
+    }
+    return;
+  }
+  const was = await store.restrictFolder();
+  if (was !== undefined) log.warn({ store: store.description, mode: octal(was), now: '0700' }, 'the CA folder was open to group or others: made it 0700');
+}
+
 export class MeshdCa {
   readonly authority: PendingAuthority;
   readonly metrics: CaMetrics;
@@ -160,6 +182,7 @@ export class MeshdCa {
           : o.caDir !== undefined
             ? new FolderRootStore(o.caDir)
             : new MemoryRootStore();
+      if (store instanceof FolderRootStore) await checkFolderPermissions(store, plugin, log);
       log.info({ mode: plugin ? 'plugin' : 'self-signed', store: store.description, trustDomain: o.trustDomain, plugin: plugin ? PLUGIN_SECRET : undefined }, 'starting the CA');
       this.owned = await MeshdAuthority.start({
         mode: plugin ? 'plugin' : 'self-signed',
