@@ -19,6 +19,7 @@ interface CliOptions {
   monitoringPort: number;
   webhookPort: number;
   secureXdsPort: number;
+  plaintextCa?: boolean;
   trustDomain: string;
   caDir: string;
   cacerts?: string;
@@ -62,6 +63,7 @@ export function program(): Command {
     .option('--monitoring-port <port>', 'HTTP /metrics port as istiod; 0 picks, -1 disables', port('--monitoring-port', true), DEFAULTS.monitoringPort)
     .option('--webhook-port <port>', 'HTTPS admission webhooks (/inject, /validate) as istiod; 0 picks, -1 disables', port('--webhook-port', true), 15017)
     .option('--secure-xds-port <port>', 'xDS and CA over TLS as istiod; 0 picks, -1 disables', port('--secure-xds-port', true), 15012)
+    .option('--plaintext-ca', 'also serve the CA on the plaintext xDS port (development only: tokens cross the network in clear)')
     .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities', DEFAULTS.trustDomain)
     .option('--ca-dir <dir>', 'folder of the self-signed root (with --config-dir; Kubernetes keeps it in Secret istio-ca-secret)', DEFAULT_CA_DIR)
     .option('--cacerts <dir>', "plug-in CA folder (istiod's cacerts: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)")
@@ -95,6 +97,7 @@ export function program(): Command {
       process.stdout.write(
         `meshd listening: xDS ${o.host}:${handle.xdsPort}, debug http://${o.host}:${handle.debugPort}/debug` +
           (handle.secureXdsPort >= 0 ? `, xDS+CA over TLS ${o.host}:${handle.secureXdsPort}` : '') +
+          (o.plaintextCa ? ` (CA also on plaintext ${o.host}:${handle.xdsPort})` : '') +
           (handle.monitoringPort >= 0 ? `, metrics http://${o.host}:${handle.monitoringPort}/metrics` : '') +
           (handle.webhookPort >= 0 ? `, webhooks https://${o.host}:${handle.webhookPort}` : '') +
           '\n',

@@ -21,6 +21,7 @@ import { Debouncer } from './xds/debounce';
 import { XdsMetrics } from './xds/metrics';
 import { EnvoyProtos } from './xds/protos';
 import { AdsServer } from './xds/server';
+import { SecurePort } from './ca/secure-port';
 import { MeshdCa } from './ca/setup';
 import type { CertificateAuthority } from './ca/types';
 import { ResourceValidator } from './xds/validate-rules';
@@ -108,7 +109,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     : new FileSource(opts.configDir as string);
   // The webhook CA every replica's serving certificate chains to (Kubernetes: shared through a Secret).
   let webhookCaPem: string | undefined;
-  // The workload CA: CreateCertificate on the xDS ports; in Kubernetes only the leader creates the root.
+  // The workload CA: CreateCertificate on 15012 (and 15010 with --plaintext-ca); in Kubernetes only the leader creates the root.
   let leading: () => boolean = () => false;
   const ca = new MeshdCa({
     trustDomain: opts.trustDomain,
@@ -129,7 +130,6 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     log,
     authority: input.certificateAuthority,
   });
-  ca.register((def, impl) => server.addService(def, impl));
   // Every replica serves xDS; work that must happen once in the cluster runs on the Lease holder:
   // the webhooks' caBundle, and the CA's root Secret and istio-ca-root-cert ConfigMaps.
   const election: LeaderElectionHandle | undefined = kubeConfig
@@ -193,10 +193,19 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   let monitoringPort = -1;
   let secureXdsPort = -1;
   let webhooks: WebhookServerHandle | undefined;
+  // 15012's TLS listener keeps every client certificate for the CA's authenticator (see ca/secure-port.ts).
+  const securePort = ca.serving ? new SecurePort({ certificates: ca.serving, log: log.child({ component: 'secure-xds' }) }) : undefined;
   try {
-    xdsPort = await server.listen(opts.host, opts.xdsPort);
+    // As istiod, the CA is not on the plaintext port unless asked for: bearer tokens would cross the network in clear.
+    xdsPort = await server.listen(opts.host, opts.xdsPort, undefined, { extraServices: opts.plaintextCa ? [ca.grpcService()] : [] });
+    if (opts.plaintextCa) {
+      log.warn({ port: xdsPort }, 'the CA (CreateCertificate) is also served on the plaintext xDS port (--plaintext-ca): bearer tokens cross the network in clear; use it for development only');
+    }
     // Connections to 15012 are dropped until the CA has issued the serving certificate.
-    if (ca.serving) secureXdsPort = await server.listen(opts.host, opts.secureXdsPort, ca.serving.credentials());
+    if (securePort) {
+      const injector = server.connectionInjector({ extraServices: [ca.grpcService((peer) => securePort.peerCertificate(peer))] });
+      secureXdsPort = await securePort.listen(opts.host, opts.secureXdsPort, injector);
+    }
     const dbg = debugApp({ server, protos, engine, metrics, snapshot: () => current, ready: () => ready });
     apps.push(dbg);
     debugPort = await listenApp(dbg, opts.host, opts.debugPort);
@@ -242,6 +251,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     await election?.stop();
     await source.close();
     await server.close();
+    await securePort?.close();
     for (const a of apps) await a.close();
     throw err;
   }
@@ -291,6 +301,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       await webhooks?.close();
       await source.close();
       await server.close();
+      await securePort?.close();
       for (const a of apps) await a.close();
     },
   };

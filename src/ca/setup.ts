@@ -16,7 +16,7 @@ import { JwtAuthenticator, KubeTokenAuthenticator, MtlsAuthenticator, spiffeId }
 import { CaMetrics } from './metrics';
 import type { RootMaterial } from './roots';
 import { FolderRootStore, KubeSecretRootStore, PLUGIN_SECRET, type RootStore } from './root-store';
-import { CertificateService, certificateServiceDefinition } from './service';
+import { CertificateService, type PeerCertificateLookup, certificateServiceDefinition } from './service';
 import { ServingCertificate, istiodDnsNames } from './tls-server';
 import { type Authenticator, CaError, type CertificateAuthority, type SignRequest, type SignedCertificate } from './types';
 
@@ -212,9 +212,12 @@ export class MeshdCa {
     return this.readyPromise;
   }
 
-  /** Registers CreateCertificate on a gRPC server (meshd's xDS server: 15010 and 15012). */
-  register(add: (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) => void): void {
-    add(certificateServiceDefinition(), this.service.implementation());
+  /**
+   * CreateCertificate as a gRPC service for one port (meshd serves it on 15012, and on 15010 only
+   * with --plaintext-ca), reading client certificates through `peerCertificates` (the 15012 listener's).
+   */
+  grpcService(peerCertificates?: PeerCertificateLookup): { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation } {
+    return { definition: certificateServiceDefinition(), implementation: this.service.implementation(peerCertificates) };
   }
 
   close(): void {

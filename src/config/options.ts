@@ -28,6 +28,8 @@ export interface MeshdOptions {
   podNamespace?: string;
   /** xDS and the CA over TLS as istiod serves them on 15012; -1 disables. */
   secureXdsPort: number;
+  /** Also serve the CA (CreateCertificate) on the plaintext xDS port, for development: tokens then cross the network in clear. */
+  plaintextCa: boolean;
   /** SPIFFE trust domain of issued identities. */
   trustDomain: string;
   /** Self-signed root folder (folder source). Unset: a new root in memory on every start. */
@@ -57,6 +59,8 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   webhookPort: -1,
   // Off for embedders and tests, as the webhook port; the command line serves 15012.
   secureXdsPort: -1,
+  // As istiod: the CA only over TLS.
+  plaintextCa: false,
   trustDomain: 'cluster.local',
   workloadCertTtlSeconds: 24 * 3600,
   maxWorkloadCertTtlSeconds: 90 * 24 * 3600,

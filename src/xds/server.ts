@@ -1,6 +1,7 @@
 /**
- * The ADS server: state of the world (sotw.ts) and incremental (delta.ts) on one gRPC server,
- * behind the narrow XdsWatcher interface (engine.ts). Requests only update subscriptions;
+ * The ADS server: state of the world (sotw.ts) and incremental (delta.ts) on every port it
+ * listens on (one gRPC server per port, so a port can carry services others do not, as istiod's CA
+ * is on 15012 only), behind the narrow XdsWatcher interface (engine.ts). Requests only update subscriptions;
  * responses are computed by the push queue (push-queue.ts), in CDS → EDS → LDS → RDS → SDS order,
  * for each connection whose config may have changed.
  */
@@ -44,6 +45,17 @@ export interface AdsServerOptions {
   maxQueuedBytes?: number;
 }
 
+/** A gRPC service served beside ADS on some ports only (istiod: the CA on 15012, not on 15010). */
+export interface ExtraService {
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+}
+
+export interface PortOptions {
+  /** Served on this port only, beside ADS. */
+  extraServices?: readonly ExtraService[];
+}
+
 export interface PushEvent {
   snap: MeshSnapshot;
   /** When the change that caused this push was first seen (for convergence time). */
@@ -60,7 +72,9 @@ export type ServerStream<Req, Res> = XdsStream<Res> & {
 
 export class AdsServer {
   private readonly connections = new Map<string, Connection>();
-  private readonly server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+  /** One gRPC server per port, each with its own set of services (ADS on all). */
+  private readonly servers: grpc.Server[] = [];
+  private readonly ads: ExtraService;
   private connCounter = 0;
   private readonly now: () => Date;
   private readonly queue: PushQueue;
@@ -86,34 +100,46 @@ export class AdsServer {
       wire: new WireCache(),
       send: (conn, msg, bytes) => this.send(conn, msg, bytes),
     };
-    this.server.addService(
-      {
+    this.ads = {
+      definition: {
         StreamAggregatedResources: discoveryStreamMethod(protos, ADS_PATH, 'streamAggregatedResources'),
         DeltaAggregatedResources: deltaStreamMethod(protos, DELTA_ADS_PATH, 'deltaAggregatedResources'),
       },
-      {
+      implementation: {
         StreamAggregatedResources: (stream: AdsStream) => this.handleSotw(stream),
         DeltaAggregatedResources: (stream: DeltaStream) => this.handleDelta(stream),
       },
-    );
+    };
   }
 
-  /** Listens on one more port; every port serves every registered service. Default plaintext. */
-  listen(host: string, port: number, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
+  /** A gRPC server for one port: ADS and that port's extra services. */
+  private newServer(o: PortOptions): grpc.Server {
+    const server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+    for (const s of [this.ads, ...(o.extraServices ?? [])]) server.addService(s.definition, s.implementation);
+    this.servers.push(server);
+    return server;
+  }
+
+  /** Listens on one more port (default plaintext), serving ADS and `o.extraServices` there only. */
+  listen(host: string, port: number, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(), o: PortOptions = {}): Promise<number> {
+    const server = this.newServer(o);
     return new Promise((resolve, reject) => {
       const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-      this.server.bindAsync(addr, credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
+      server.bindAsync(addr, credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
     });
   }
 
-  /** Serves another gRPC service (e.g. the CA) beside ADS, on the same ports. */
-  addService(definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
-    this.server.addService(definition, implementation);
+  /**
+   * ADS and `o.extraServices` for connections accepted elsewhere (e.g. the TLS listener of 15012,
+   * which keeps client certificates): inject each established connection.
+   */
+  connectionInjector(o: PortOptions = {}): grpc.ConnectionInjector {
+    return this.newServer(o).createConnectionInjector(grpc.ServerCredentials.createInsecure());
   }
 
   async close(): Promise<void> {
     for (const c of this.connections.values()) c.stream.end();
-    await shutdownServer(this.server);
+    await Promise.all(this.servers.map((s) => shutdownServer(s)));
   }
 
   connectionList(): readonly Connection[] {
