@@ -1,5 +1,6 @@
 /** Composition root: parses flags, starts meshd, stops it on SIGINT/SIGTERM. */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULTS } from './config/options';
 import { type MeshdHandle, startMeshd } from './meshd';
@@ -28,6 +29,7 @@ interface CliOptions {
   jwtAudience?: string[];
   workloadCertTtl: number;
   maxWorkloadCertTtl: number;
+  caSignWorkers: number;
   domain: string;
   logLevel: string;
   validateResources: boolean;
@@ -37,6 +39,14 @@ function port(name: string, allowDisable = false) {
   return (v: string): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < (allowDisable ? -1 : 0) || n > 65535) throw new InvalidArgumentError(`${name} must be a port number 0-65535${allowDisable ? ' or -1' : ''}`);
+    return n;
+  };
+}
+
+function count(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 64) throw new InvalidArgumentError(`${name} must be a whole number 0-64`);
     return n;
   };
 }
@@ -72,6 +82,7 @@ export function program(): Command {
     .option('--jwt-audience <aud>', 'an audience JWTs may carry (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--workload-cert-ttl <duration>', 'workload certificate lifetime when none is asked for', seconds('--workload-cert-ttl'), DEFAULTS.workloadCertTtlSeconds)
     .option('--max-workload-cert-ttl <duration>', 'longest workload certificate lifetime handed out', seconds('--max-workload-cert-ttl'), DEFAULTS.maxWorkloadCertTtlSeconds)
+    .option('--ca-sign-workers <n>', 'worker threads that verify CSRs and sign (0: on the main thread)', count('--ca-sign-workers'), Math.min(4, os.availableParallelism()))
     .option('--domain <domain>', 'cluster DNS domain', DEFAULTS.domain)
     .option('--log-level <level>', 'trace, debug, info, warn, error', DEFAULTS.logLevel)
     .option('--no-validate-resources', 'skip the validate.rules check of generated resources')
@@ -84,7 +95,7 @@ export function program(): Command {
       }
       // The pod's name and namespace (downward API, as istiod's Deployment sets them).
       const pod = { podName: process.env['POD_NAME'] || undefined, podNamespace: process.env['POD_NAMESPACE'] || undefined };
-      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, ...rest } = o;
+      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, caSignWorkers, ...rest } = o;
       const handle: MeshdHandle = await startMeshd({
         ...rest,
         ...pod,
@@ -93,6 +104,7 @@ export function program(): Command {
         workloadCertTtlSeconds: workloadCertTtl,
         maxWorkloadCertTtlSeconds: maxWorkloadCertTtl,
         jwtAudiences: jwtAudience,
+        caSignWorkers,
       });
       process.stdout.write(
         `meshd listening: xDS ${o.host}:${handle.xdsPort}, debug http://${o.host}:${handle.debugPort}/debug` +

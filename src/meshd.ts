@@ -129,6 +129,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     registry: metrics.registry,
     log,
     authority: input.certificateAuthority,
+    signWorkers: opts.caSignWorkers,
   });
   // Every replica serves xDS; work that must happen once in the cluster runs on the Lease holder:
   // the webhooks' caBundle, and the CA's root Secret and istio-ca-root-cert ConfigMaps.

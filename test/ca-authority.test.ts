@@ -19,11 +19,13 @@ import {
   forgedSignatureForExponentOne,
   keyFragments,
   makeCsr,
+  makePluginCa,
   quietLog,
   rsaCsrWithNumbers,
   rsaModulus,
   tmpDir,
   verify,
+  writeCacerts,
   x509Text,
 } from './helpers/ca-openssl';
 import { captureLog } from './helpers/kube-testing';
@@ -255,5 +257,101 @@ describe('CA signing', { timeout: 120_000 }, () => {
       assert.doesNotMatch(text, /PRIVATE KEY/);
       for (const f of fragments) assert.ok(!text.includes(f), 'a private key fragment leaked');
     }
+  });
+});
+
+describe('CA signing on worker threads (signWorkers)', { timeout: 120_000 }, () => {
+  const dir = tmpDir();
+  const logs = captureLog('trace');
+  const keys: string[] = [];
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('issues what the calling thread issues, for P-256, P-384 and RSA CSRs, many at once', async () => {
+    const ca = await MeshdAuthority.start({ mode: 'self-signed', store: new FolderRootStore(path.join(dir, 'store')), log: logs.log, checkIntervalMs: 0, signWorkers: 2 });
+    try {
+      const csrs = (['P-256', 'P-384', 'rsa:2048'] as KeySpec[]).map((spec, i) => makeCsr(dir, spec, `w${i}`));
+      keys.push(...csrs.map((c) => c.keyPem));
+      const root = new X509Certificate(ca.rootBundlePem());
+      const issued = await Promise.all(Array.from({ length: 24 }, (_, i) => ca.sign({ csrPem: (csrs[i % 3] as { csrPem: string }).csrPem, identities: [ID], ttlSeconds: HOUR })));
+      assert.equal(new Set(issued.map((c) => new X509Certificate(c.certChainPem[0] as string).serialNumber)).size, 24, 'a serial each');
+      for (const [i, { certChainPem }] of issued.entries()) {
+        const leaf = new X509Certificate(certChainPem[0] as string);
+        assert.ok(leaf.checkIssued(root) && leaf.verify(root.publicKey), 'signed by the root');
+        assert.equal(leaf.subjectAltName, `URI:${ID}`);
+        assert.deepEqual(leaf.publicKey.export({ type: 'spki', format: 'der' }), createPublicKey((csrs[i % 3] as { keyPem: string }).keyPem).export({ type: 'spki', format: 'der' }));
+        assert.equal(certChainPem[1], ca.rootBundlePem());
+      }
+      const [ok, out] = verify(dir, { root: ca.rootBundlePem(), leaf: issued[1]?.certChainPem[0] as string });
+      assert.ok(ok, out);
+    } finally {
+      ca.close();
+    }
+  });
+
+  it('refuses as the calling thread does: an RSA key with e = 1, a bad signature, no CSR at all', async () => {
+    const ca = await MeshdAuthority.start({ mode: 'self-signed', store: new FolderRootStore(path.join(dir, 'store')), log: logs.log, checkIntervalMs: 0, signWorkers: 1 });
+    try {
+      const { csrPem, keyPem } = makeCsr(dir, 'rsa:2048', 'wbad');
+      keys.push(keyPem);
+      const n = rsaModulus(keyPem);
+      const forged = rsaCsrWithNumbers(n, Buffer.from([1]), (cri) => forgedSignatureForExponentOne(cri, n.length));
+      for (const [pem, reason, why] of [
+        [forged, 'key_type', /public exponent 1/],
+        [corruptCsrSignature(csrPem), 'csr_parse_error', /signature/],
+        ['hello', 'csr_parse_error', /no PEM/],
+      ] as const) {
+        const e = await refusal(ca.sign({ csrPem: pem, identities: [ID], ttlSeconds: HOUR }));
+        assert.equal(e.reason, reason);
+        assert.equal(e.grpcCode, 3);
+        assert.match(e.message, why);
+      }
+      assert.ok((await ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR })).certChainPem.length === 2, 'and signs the good one');
+    } finally {
+      ca.close();
+    }
+  });
+
+  it('refuses at once past its queue (RESOURCE_EXHAUSTED, ca_busy), and signs again once it drains', async () => {
+    const ca = await MeshdAuthority.start({ mode: 'self-signed', store: new FolderRootStore(path.join(dir, 'store')), log: logs.log, checkIntervalMs: 0, signWorkers: 1, signQueue: 2 });
+    try {
+      const { csrPem } = makeCsr(dir, 'P-256', 'wq');
+      const outcomes = await Promise.allSettled(Array.from({ length: 12 }, () => ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR })));
+      const refused = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected').map((o) => o.reason as CaError);
+      assert.equal(outcomes.length - refused.length, 2, 'as many as the queue holds are signed');
+      for (const e of refused) {
+        assert.ok(e instanceof CaError);
+        assert.equal(e.reason, 'ca_busy');
+        assert.equal(e.grpcCode, 8);
+      }
+      assert.equal((await ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR })).certChainPem.length, 2);
+    } finally {
+      ca.close();
+    }
+  });
+
+  it('signs with a replaced plug-in CA from the next request on', async () => {
+    const a = makePluginCa(dir, { name: 'wa', intermediateKey: 'P-256' });
+    const b = makePluginCa(dir, { name: 'wb', intermediateKey: 'rsa:2048' });
+    keys.push(a.caKeyPem, b.caKeyPem);
+    const folder = path.join(dir, 'cacerts');
+    writeCacerts(folder, a);
+    const ca = await MeshdAuthority.start({ mode: 'plugin', store: new FolderRootStore(folder, 10_000), log: logs.log, checkIntervalMs: 0, signWorkers: 2 });
+    try {
+      const { csrPem } = makeCsr(dir, 'P-256', 'wr');
+      const issuerOf = async (): Promise<string> => new X509Certificate((await ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR })).certChainPem[0] as string).issuer;
+      assert.match(await issuerOf(), /CN=wa Intermediate CA/);
+      writeCacerts(folder, b);
+      await ca.check();
+      const after = await Promise.all([issuerOf(), issuerOf(), issuerOf(), issuerOf()]);
+      for (const i of after) assert.match(i, /CN=wb Intermediate CA/);
+    } finally {
+      ca.close();
+    }
+  });
+
+  it('puts no private key in any log line', () => {
+    const text = JSON.stringify(logs.records());
+    assert.doesNotMatch(text, /PRIVATE KEY/);
+    for (const f of keyFragments(...keys, fs.readFileSync(path.join(dir, 'store', 'ca-key.pem'), 'utf8'))) assert.ok(!text.includes(f), 'a key fragment was logged');
   });
 });

@@ -164,7 +164,10 @@ export class CertificateService {
       const e = err instanceof CaError ? err : new CaError('signing_error', 'CSR signing error', grpc.status.INTERNAL);
       if (e.reason === 'csr_parse_error') metrics.csrParsingError.inc();
       else metrics.signError.inc({ error: CaMetrics.signErrorType(e.reason) });
-      log.error({ peer, identity: identities, reason: e.reason, error: err instanceof CaError ? e.message : String((err as Error)?.name ?? 'error') }, 'CSR signing error');
+      const fields = { peer, identity: identities, reason: e.reason, error: err instanceof CaError ? e.message : String((err as Error)?.name ?? 'error') };
+      // The caller's CSR (its signature, its key) is the caller's fault; anything else is the CA's.
+      if (e.reason === 'csr_parse_error' || e.reason === 'key_type') log.warn(fields, 'certificate request refused: bad CSR');
+      else log.error(fields, 'CSR signing error');
       throw e;
     }
     if (chain.length === 0) {

@@ -45,6 +45,8 @@ export interface MeshdCaOptions {
   log: Logger;
   /** Use this authority instead of building one (tests, embedders). */
   authority?: CertificateAuthority;
+  /** Worker threads that verify CSRs and sign; 0 signs on the main thread. */
+  signWorkers?: number;
 }
 
 /** A root store that lives as long as the process (library default without a folder). */
@@ -195,6 +197,7 @@ export class MeshdCa {
         signal: this.abort.signal,
         onRootsChanged: (pem) => this.rootsChanged(pem),
         checkIntervalMs: CA_DEFAULTS.checkIntervalMs,
+        signWorkers: o.signWorkers ?? 0,
       });
       this.authority.inner = this.owned;
     }

@@ -45,6 +45,7 @@ export interface SignedCertificate {
 
 /** Roots and signing. */
 export interface CertificateAuthority {
+  /** Verifies the CSR (structure, key, self-signature: the certificate service does not) and signs. */
   sign(req: SignRequest): Promise<SignedCertificate>;
   /** Every root workloads must trust now (during a rotation, old and new). */
   rootBundlePem(): string;

@@ -40,6 +40,8 @@ export interface MeshdOptions {
   jwks?: string;
   jwtIssuer?: string;
   jwtAudiences?: string[];
+  /** Worker threads that verify CSRs and sign certificates (0: on the main thread, which also serves xDS). */
+  caSignWorkers: number;
   /** Workload certificate lifetime when none is asked for, and the longest handed out (seconds). */
   workloadCertTtlSeconds: number;
   maxWorkloadCertTtlSeconds: number;
@@ -64,6 +66,8 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   trustDomain: 'cluster.local',
   workloadCertTtlSeconds: 24 * 3600,
   maxWorkloadCertTtlSeconds: 90 * 24 * 3600,
+  // Off for embedders and tests; the command line uses the machine's cores.
+  caSignWorkers: 0,
 };
 
 export function withDefaults(o: Partial<MeshdOptions>): MeshdOptions {
@@ -88,6 +92,9 @@ export function withDefaults(o: Partial<MeshdOptions>): MeshdOptions {
   const { workloadCertTtlSeconds: ttl, maxWorkloadCertTtlSeconds: maxTtl } = merged;
   if (!Number.isInteger(ttl) || ttl <= 0 || !Number.isInteger(maxTtl) || maxTtl < ttl) {
     throw new Error(`--workload-cert-ttl ${ttl}s and --max-workload-cert-ttl ${maxTtl}s: both must be positive, and the default no longer than the maximum`);
+  }
+  if (!Number.isInteger(merged.caSignWorkers) || merged.caSignWorkers < 0 || merged.caSignWorkers > 64) {
+    throw new Error(`--ca-sign-workers: ${merged.caSignWorkers} is not a worker count (0-64)`);
   }
   if (merged.jwks !== undefined && (!merged.jwtIssuer || !merged.jwtAudiences || merged.jwtAudiences.length === 0)) {
     throw new Error('--jwks needs --jwt-issuer and --jwt-audience');
