@@ -107,6 +107,7 @@ export class MeshdAuthority implements CertificateAuthority {
     this.trustDomain = this.s.trustDomain;
     this.log = opts.log.child({ component: 'ca' });
     this.pool = this.s.signWorkers > 0 ? new SignPool({ workers: this.s.signWorkers, maxQueue: this.s.signQueue, log: this.log }) : undefined;
+    if (this.pool) this.log.info({ workers: this.s.signWorkers, queue: this.s.signQueue }, 'CSRs are verified and signed on worker threads');
   }
 
   /** Loads (or, self-signed and allowed, creates) the root, then starts watching. */
