@@ -1,16 +1,19 @@
 /**
  * CA signing throughput: certificates per second through MeshdAuthority.sign() (the whole request:
  * parse the CSR, verify its signature, build and sign the certificate) for RSA-2048 and ECDSA P-256
- * CSRs, inline and on signing workers, beside what Node's native crypto allows in the same run:
+ * CSRs, inline and on signing processes, beside what Node's native crypto allows in the same run:
  * bare crypto.verify and crypto.sign loops with the same kinds of keys over buffers of the real
- * sizes. Every sign() gets a CSR for a key it has not seen in the last 256 requests, as a CA does.
- * Each case runs for BENCH_SECONDS (default 3); BENCH_WORKERS sets the pool size (default: the
- * number of cores). Prints JSON (and each case on stderr as it finishes).
+ * sizes, on one thread and on as many threads or processes as the pool has. Every sign() gets a
+ * CSR for a key it has not seen in the last 256 requests, as a CA does. Each case runs for
+ * BENCH_SECONDS (default 3); BENCH_WORKERS sets the pool size (default: the number of cores).
+ * `machineBusyCores` is how many cores the whole machine kept busy during a case (other load
+ * included). Prints JSON (and each case on stderr as it finishes).
  *
  *   npm run bench:ca
  */
 import { type KeyObject, createPublicKey, generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import * as os from 'node:os';
+import { spawn } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import forge from 'node-forge';
 import pino from 'pino';
@@ -67,14 +70,18 @@ interface Result {
   opsPerSec: number;
   usPerOp: number;
   threads: number;
-  /** CPU time of the whole process (every thread) per operation: other load on the machine leaves it alone. */
-  cpuUsPerOp: number;
+  /** Cores the whole machine kept busy meanwhile (this benchmark and anything else running). */
+  machineBusyCores: number;
 }
 
 const results: Result[] = [];
 
-function record(name: string, ops: number, secs: number, threads: number, cpu: NodeJS.CpuUsage): Result {
-  const r = { case: name, ops, opsPerSec: Math.round(ops / secs), usPerOp: Math.round((secs * 1e6) / ops), threads, cpuUsPerOp: Math.round((cpu.user + cpu.system) / ops) };
+/** Milliseconds of CPU the machine has spent busy, all cores. */
+const machineBusyMs = (): number => os.cpus().reduce((a, c) => a + c.times.user + c.times.nice + c.times.sys + c.times.irq, 0);
+
+function record(name: string, ops: number, secs: number, threads: number, busyFrom: number): Result {
+  const machineBusyCores = Math.round(((machineBusyMs() - busyFrom) / 1000 / secs) * 100) / 100;
+  const r = { case: name, ops, opsPerSec: Math.round(ops / secs), usPerOp: Math.round((secs * 1e6) / ops), threads, machineBusyCores };
   process.stderr.write(`${JSON.stringify(r)}\n`);
   results.push(r);
   return r;
@@ -83,7 +90,7 @@ function record(name: string, ops: number, secs: number, threads: number, cpu: N
 /** `fn` back to back on this thread. */
 async function run(name: string, fn: (i: number) => unknown): Promise<Result> {
   for (let i = 0; i < 50; i++) await fn(i); // warm up
-  const cpu = process.cpuUsage();
+  const busy = machineBusyMs();
   const start = performance.now();
   const end = start + SECONDS * 1000;
   let ops = 0;
@@ -91,14 +98,14 @@ async function run(name: string, fn: (i: number) => unknown): Promise<Result> {
     for (let i = 0; i < 10; i++) await fn(ops + i);
     ops += 10;
   }
-  return record(name, ops, (performance.now() - start) / 1000, 1, process.cpuUsage(cpu));
+  return record(name, ops, (performance.now() - start) / 1000, 1, busy);
 }
 
 /** `fn` with `inflight` calls outstanding at all times (the signing workers' case). */
 async function runConcurrent(name: string, fn: (i: number) => Promise<unknown>, inflight: number, threads: number): Promise<Result> {
   await Promise.all(Array.from({ length: inflight }, (_, i) => fn(i))); // warm up (and start the workers)
   let ops = 0;
-  const cpu = process.cpuUsage();
+  const busy = machineBusyMs();
   const start = performance.now();
   const end = start + SECONDS * 1000;
   await Promise.all(
@@ -106,42 +113,63 @@ async function runConcurrent(name: string, fn: (i: number) => Promise<unknown>, 
       while (performance.now() < end) await fn(ops++);
     }),
   );
-  return record(name, ops, (performance.now() - start) / 1000, threads, process.cpuUsage(cpu));
+  return record(name, ops, (performance.now() - start) / 1000, threads, busy);
 }
 
 /**
- * The native floor on `threads` threads at once: each runs a bare P-256 crypto.verify followed by
- * a crypto.sign (same key, buffers of a CSR's and a TBSCertificate's size) for the same time.
+ * Bare native loops on `n` threads or processes at once, all starting together: `pair` is a P-256
+ * crypto.verify with one key (a CSR-sized buffer) then a crypto.sign (TBS-sized), the per-request
+ * floor; `fresh` is a JWK import and first verify of a key not seen in the last 256, what a new CSR
+ * key costs. Threads share one OpenSSL; processes have one each.
  */
-async function bareLoopsInParallel(threads: number, tbsBytes: number): Promise<Result> {
+async function parallelLoops(name: string, n: number, kind: 'threads' | 'processes', loop: 'pair' | 'fresh', tbsBytes: number): Promise<Result> {
   const code = `
-    const { parentPort, workerData } = require('node:worker_threads');
+    const wt = require('node:worker_threads');
+    const send = wt.parentPort ? (m) => wt.parentPort.postMessage(m) : (m) => process.send(m);
+    const once = wt.parentPort ? (f) => wt.parentPort.once('message', f) : (f) => process.once('message', f);
     const c = require('node:crypto');
     const k = c.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const cri = Buffer.alloc(200, 1), tbs = Buffer.alloc(workerData.tbsBytes, 2);
+    const cri = Buffer.alloc(200, 1), tbs = Buffer.alloc(${tbsBytes}, 2);
     const sig = c.sign('sha256', cri, k.privateKey);
-    for (let i = 0; i < 200; i++) { c.verify('sha256', cri, k.publicKey, sig); c.sign('sha256', tbs, k.privateKey); }
-    parentPort.once('message', (startAt) => {
+    const fresh = Array.from({ length: 256 }, () => { const x = c.generateKeyPairSync('ec', { namedCurve: 'P-256' }); return { jwk: x.publicKey.export({ format: 'jwk' }), s: c.sign('sha256', cri, x.privateKey) }; });
+    const op = ${JSON.stringify(loop)} === 'pair'
+      ? () => { c.verify('sha256', cri, k.publicKey, sig); c.sign('sha256', tbs, k.privateKey); }
+      : (i) => { const f = fresh[i % 256]; c.verify('sha256', cri, c.createPublicKey({ key: f.jwk, format: 'jwk' }), f.s); };
+    for (let i = 0; i < 300; i++) op(i);
+    once((startAt) => {
       while (Date.now() < startAt) {}
-      const end = startAt + workerData.seconds * 1000; let n = 0;
-      while (Date.now() < end) { for (let i = 0; i < 10; i++) { c.verify('sha256', cri, k.publicKey, sig); c.sign('sha256', tbs, k.privateKey); } n += 10; }
-      parentPort.postMessage(n);
+      const end = startAt + ${SECONDS * 1000}; let m = 0;
+      while (Date.now() < end) { for (let i = 0; i < 10; i++) op(m + i); m += 10; }
+      send(m);
+      if (!wt.parentPort) process.disconnect();
     });
-    parentPort.postMessage('ready');`;
-  const workers = Array.from({ length: threads }, () => new Worker(code, { eval: true, workerData: { seconds: SECONDS, tbsBytes } }));
-  await Promise.all(workers.map((w) => new Promise((r) => w.once('message', r))));
+    send('ready');`;
+  interface Runner {
+    next(): Promise<unknown>;
+    post(m: number): void;
+    stop(): Promise<unknown>;
+  }
+  const runners: Runner[] = Array.from({ length: n }, () => {
+    if (kind === 'threads') {
+      const w = new Worker(code, { eval: true });
+      return { next: () => new Promise((r) => w.once('message', r)), post: (m) => w.postMessage(m), stop: () => w.terminate() };
+    }
+    const p = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    return { next: () => new Promise((r) => p.once('message', r)), post: (m) => p.send(m), stop: () => new Promise((r) => (p.exitCode !== null ? r(0) : p.once('exit', r))) };
+  });
+  await Promise.all(runners.map((r) => r.next()));
   const startAt = Date.now() + 100;
-  const cpu = process.cpuUsage();
-  const counts = await Promise.all(
-    workers.map((w) => {
-      const done = new Promise<number>((r) => w.once('message', r));
-      w.postMessage(startAt);
+  const busy = machineBusyMs();
+  const counts = (await Promise.all(
+    runners.map((r) => {
+      const done = r.next();
+      r.post(startAt);
       return done;
     }),
-  );
-  const used = process.cpuUsage(cpu);
-  await Promise.all(workers.map((w) => w.terminate()));
-  return record(`bare P-256 verify + sign pairs on ${threads} threads at once`, counts.reduce((a, b) => a + b, 0), SECONDS, threads, used);
+  )) as number[];
+  const result = record(name, counts.reduce((a, b) => a + b, 0), SECONDS + 0.1, n, busy);
+  await Promise.all(runners.map((r) => r.stop()));
+  return result;
 }
 
 /** A self-signed P-256 CA (plug-in style material for the ECDSA-CA rows), written with the DER helpers. */
@@ -227,8 +255,12 @@ async function main(): Promise<void> {
   });
   await run('parseCsr P-256 (parse + verify)', (i) => parseCsr((ecCsrs[i % ecCsrs.length] as Csr).pem));
   const inline = await run('sign() P-256 CSR, P-256 CA, inline (one thread)', (i) => ecdsaCa.sign(ecReq(i)));
-  const pool = await runConcurrent(`sign() P-256 CSR, P-256 CA, ${WORKERS} signing workers`, (i) => pooled.sign(ecReq(i)), 16 * WORKERS, WORKERS);
-  const parallel = await bareLoopsInParallel(WORKERS, tbs.length);
+  const pool = await runConcurrent(`sign() P-256 CSR, P-256 CA, ${WORKERS} signing processes`, (i) => pooled.sign(ecReq(i)), 32 * WORKERS, WORKERS);
+  const parallel = await parallelLoops(`bare P-256 verify + sign pairs on ${WORKERS} processes at once`, WORKERS, 'processes', 'pair', tbs.length);
+  // Why processes: a new key's import and first verify, on threads (one OpenSSL) and on processes.
+  await parallelLoops('P-256 key import + first verify, 1 thread', 1, 'threads', 'fresh', tbs.length);
+  await parallelLoops(`P-256 key import + first verify on ${WORKERS} threads at once`, WORKERS, 'threads', 'fresh', tbs.length);
+  await parallelLoops(`P-256 key import + first verify on ${WORKERS} processes at once`, WORKERS, 'processes', 'fresh', tbs.length);
 
   rsaCa.close();
   ecdsaCa.close();
@@ -239,13 +271,11 @@ async function main(): Promise<void> {
     inlinePerSec: inline.opsPerSec,
     workersPerSec: pool.opsPerSec,
     nativeCeilingPerThread: Math.round(ceiling),
-    nativeCeilingOnWorkers: parallel.opsPerSec,
+    nativeCeilingOnProcesses: parallel.opsPerSec,
     inlineOfCeiling: ratio(inline, ceiling),
     workersOfCeiling: ratio(pool, ceiling),
-    workersOfParallelCeiling: ratio(pool, parallel.opsPerSec),
-    // CPU per certificate, every thread counted: what the workers cost beyond signing inline.
-    inlineCpuUsPerCert: inline.cpuUsPerOp,
-    workersCpuUsPerCert: pool.cpuUsPerOp,
+    workersOfProcessesCeiling: ratio(pool, parallel.opsPerSec),
+    workersMachineBusyCores: pool.machineBusyCores,
   };
   process.stderr.write(`${JSON.stringify(summary)}\n`);
   const cpu = os.cpus()[0]?.model;

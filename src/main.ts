@@ -82,7 +82,7 @@ export function program(): Command {
     .option('--jwt-audience <aud>', 'an audience JWTs may carry (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--workload-cert-ttl <duration>', 'workload certificate lifetime when none is asked for', seconds('--workload-cert-ttl'), DEFAULTS.workloadCertTtlSeconds)
     .option('--max-workload-cert-ttl <duration>', 'longest workload certificate lifetime handed out', seconds('--max-workload-cert-ttl'), DEFAULTS.maxWorkloadCertTtlSeconds)
-    .option('--ca-sign-workers <n>', 'worker threads that verify CSRs and sign (0: on the main thread)', count('--ca-sign-workers'), Math.min(4, os.availableParallelism()))
+    .option('--ca-sign-workers <n>', 'processes that verify CSRs and sign certificates beside meshd (0: on its main thread)', count('--ca-sign-workers'), Math.max(0, Math.min(4, os.availableParallelism() - 1)))
     .option('--domain <domain>', 'cluster DNS domain', DEFAULTS.domain)
     .option('--log-level <level>', 'trace, debug, info, warn, error', DEFAULTS.logLevel)
     .option('--no-validate-resources', 'skip the validate.rules check of generated resources')

@@ -260,7 +260,7 @@ describe('CA signing', { timeout: 120_000 }, () => {
   });
 });
 
-describe('CA signing on worker threads (signWorkers)', { timeout: 120_000 }, () => {
+describe('CA signing in signing processes (signWorkers)', { timeout: 120_000 }, () => {
   const dir = tmpDir();
   const logs = captureLog('trace');
   const keys: string[] = [];

@@ -40,7 +40,7 @@ export interface MeshdOptions {
   jwks?: string;
   jwtIssuer?: string;
   jwtAudiences?: string[];
-  /** Worker threads that verify CSRs and sign certificates (0: on the main thread, which also serves xDS). */
+  /** Signing processes that verify CSRs and sign certificates (0: on the main thread, which also serves xDS). */
   caSignWorkers: number;
   /** Workload certificate lifetime when none is asked for, and the longest handed out (seconds). */
   workloadCertTtlSeconds: number;
@@ -66,7 +66,7 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   trustDomain: 'cluster.local',
   workloadCertTtlSeconds: 24 * 3600,
   maxWorkloadCertTtlSeconds: 90 * 24 * 3600,
-  // Off for embedders and tests; the command line uses the machine's cores.
+  // Off for embedders and tests; the command line uses the cores beside meshd's own.
   caSignWorkers: 0,
 };
 
