@@ -204,3 +204,27 @@ test('bounds: a document over the size limit is refused; the cache holds at most
     r.close();
   }
 });
+
+test('a source named again soon reuses its keys; named again after the refresh interval, it is fetched anew', async () => {
+  const first = ecJwks('first');
+  server.routes.set('/again.json', { body: first });
+  let now = 1_000_000;
+  const { r } = resolver({ refreshIntervalMs: 60_000, now: () => now });
+  try {
+    await r.want([req('/again.json')]);
+    await r.want([]);
+    const hits = server.hits.get('/again.json') ?? 0;
+    server.routes.set('/again.json', { body: ecJwks('second') });
+    now += 30_000;
+    await r.want([req('/again.json')]);
+    assert.equal(server.hits.get('/again.json'), hits, 'not fetched again');
+    assert.equal(r.entries().get(server.url('/again.json'))?.keys, compact(first));
+    await r.want([]);
+    now += 61_000;
+    await r.want([req('/again.json')]);
+    assert.equal(server.hits.get('/again.json'), hits + 1);
+    assert.notEqual(r.entries().get(server.url('/again.json'))?.keys, compact(first));
+  } finally {
+    r.close();
+  }
+});

@@ -140,14 +140,19 @@ export class JwksResolver {
     const same = next.size === this.wanted.size && [...next.keys()].every((k) => this.wanted.has(k)) && over.size === this.over.size;
     if (!same) this.view = undefined;
     if (over.size > this.over.size) this.o.log?.warn({ sources: [...over] }, `more than ${this.opts.maxEntries} JWKS sources are named; ${over.size} are not fetched`);
+    const before = this.wanted;
     this.wanted = next;
     this.over = over;
     for (const k of [...this.failures.keys()]) if (!next.has(k)) this.failures.delete(k);
     const waits: Promise<boolean>[] = [];
+    const now = this.opts.now();
     for (const [key, req] of next) {
       const running = this.inflight.get(key);
+      const doc = this.docs.peek(key);
+      // A source named again after a while keeps no refresh going: older keys are fetched anew.
+      const stale = doc !== undefined && !before.has(key) && now - doc.fetchedAt > this.opts.refreshIntervalMs;
       if (running) waits.push(running);
-      else if (!this.docs.has(key) && !this.failures.has(key)) waits.push(this.fetch(req));
+      else if ((!doc && !this.failures.has(key)) || stale) waits.push(this.fetch(req));
     }
     await Promise.all(waits);
     if (this.failures.size > 0) this.schedule(this.opts.failureIntervalMs);
