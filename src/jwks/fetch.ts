@@ -52,7 +52,8 @@ export function httpsFetcher(opts: HttpsFetcherOptions = {}): TextFetcher {
           reject(new Error(`${u.protocol.slice(0, -1)} is not allowed: JWKS are fetched over https only`));
           return;
         }
-        const req = https.get(u, { ca, signal: controller.signal, headers: { accept: 'application/json' } }, (res) => {
+        // No keep-alive (istiod's DisableKeepAlives): fetches are minutes apart.
+        const req = https.get(u, { ca, agent: false, signal: controller.signal, headers: { accept: 'application/json' } }, (res) => {
           const status = res.statusCode ?? 0;
           if (REDIRECTS.has(status) && res.headers.location) {
             res.resume();

@@ -137,7 +137,7 @@ export class JwksResolver {
     const sorted = [...requests].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const next = new Map(sorted.slice(0, this.opts.maxEntries).map((r) => [r.key, r]));
     const over = new Set(sorted.slice(this.opts.maxEntries).map((r) => r.key));
-    const same = next.size === this.wanted.size && [...next.keys()].every((k) => this.wanted.has(k)) && over.size === this.over.size;
+    const same = next.size === this.wanted.size && [...next.keys()].every((k) => this.wanted.has(k)) && over.size === this.over.size && [...over].every((k) => this.over.has(k));
     if (!same) this.view = undefined;
     if (over.size > this.over.size) this.o.log?.warn({ sources: [...over] }, `more than ${this.opts.maxEntries} JWKS sources are named; ${over.size} are not fetched`);
     const before = this.wanted;
