@@ -26,6 +26,7 @@ interface CliOptions {
   jwks?: string;
   jwtIssuer?: string;
   jwtAudience?: string[];
+  jwksCaFile?: string;
   workloadCertTtl: number;
   maxWorkloadCertTtl: number;
   domain: string;
@@ -73,6 +74,7 @@ export function program(): Command {
     .option('--jwks <file|url>', 'accept CSRs with a JWT signed by a key of this JWKS (needs --jwt-issuer, --jwt-audience)')
     .option('--jwt-issuer <iss>', 'the issuer JWTs must carry')
     .option('--jwt-audience <aud>', 'an audience JWTs may carry (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--jwks-ca-file <file>', 'PEM CAs trusted, besides the system roots, when fetching RequestAuthentication JWKS (https only)')
     .option('--workload-cert-ttl <duration>', 'workload certificate lifetime when none is asked for', seconds('--workload-cert-ttl'), DEFAULTS.workloadCertTtlSeconds)
     .option('--max-workload-cert-ttl <duration>', 'longest workload certificate lifetime handed out', seconds('--max-workload-cert-ttl'), DEFAULTS.maxWorkloadCertTtlSeconds)
     .option('--domain <domain>', 'cluster DNS domain', DEFAULTS.domain)

@@ -1,10 +1,13 @@
 /** Composition: source (folder or Kubernetes API) → model → generate → cache → ADS server, plus debug. */
+import * as fs from 'node:fs';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { type MeshdOptions, withDefaults } from './config/options';
 import { debugApp, listenApp, metricsApp } from './debug/server';
 import { buildSnapshot } from './model/build';
-import type { ConfigError, ConfigObject } from './model/objects';
+import { jwksSources } from './model/build-reqauthn';
+import type { ConfigError, ConfigObject, RequestAuthenticationSpec } from './model/objects';
+import { JwksResolver, type JwksResolverOptions } from './jwks/resolver';
 import type { MeshSnapshot } from './model/snapshot';
 import { FileSource } from './sources/file-source';
 import { loadKubeConfig } from './sources/kube-http';
@@ -65,6 +68,8 @@ export type StartOptions = Partial<MeshdOptions> & {
   certificateAuthority?: CertificateAuthority;
   /** Lifetime of the 15012 serving certificate (default 24 h; re-issued at half). */
   servingCertTtlSeconds?: number;
+  /** JWKS resolver tuning (tests shorten the refresh; embedders may bound the cache). */
+  jwksResolver?: Omit<JwksResolverOptions, 'onChange' | 'log' | 'registry'>;
 };
 
 /** The content part of a snapshot version (`<sequence>-<hash>`). */
@@ -78,8 +83,22 @@ function describe(e: ConfigError): string {
   return `${e.source}${doc}${obj}: ${e.errors.map((f) => (f.path ? `${f.path}: ${f.message}` : f.message)).join('; ')}`;
 }
 
+/** The PEM CAs of `--jwks-ca-file`, or a clear error naming the flag. */
+function readCaFile(file: string): string {
+  let pem: string;
+  try {
+    pem = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`--jwks-ca-file ${file}: ${(err as Error).message}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--jwks-ca-file ${file}: no PEM certificate in it`);
+  return pem;
+}
+
 export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const opts = withDefaults(input);
+  // Read before anything starts, so a bad file fails the start cleanly.
+  const jwksCaPems = opts.jwksCaFile !== undefined ? [readCaFile(opts.jwksCaFile)] : undefined;
   const log = input.logger ?? pino({ level: opts.logLevel, base: { app: 'meshd' } });
   const protos = new EnvoyProtos();
   const metrics = new XdsMetrics();
@@ -157,13 +176,30 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       })
     : undefined;
   if (election) leading = () => election.isLeader();
+  // RequestAuthentication key sets, fetched by meshd (istiod's default) and handed to the model.
+  let onJwksChange: () => void = () => undefined;
+  const jwksResolver = new JwksResolver({
+    ...(jwksCaPems ? { extraCaPems: jwksCaPems } : {}),
+    ...input.jwksResolver,
+    onChange: () => onJwksChange(),
+    log: log.child({ component: 'jwks' }),
+    registry: metrics.registry,
+  });
+  /** Fetches the key sets the current config names and has not fetched yet (bounded by their timeouts). */
+  const fetchJwks = async (): Promise<void> => {
+    const policies = source
+      .state()
+      .objects.filter((o) => o.kind === 'RequestAuthentication')
+      .map((o) => ({ meta: o.metadata, spec: (o.body.spec ?? {}) as RequestAuthenticationSpec }));
+    await jwksResolver.want(jwksSources(policies));
+  };
   // Each problem is logged when it first appears, not again on every rebuild while it lasts.
   let logged = new Set<string>();
   const digests = new WeakMap<ConfigObject, string>();
   const rebuild = (): MeshSnapshot => {
     const state = source.state();
     const started = performance.now();
-    const snap = buildSnapshot({ objects: state.objects, errors: state.errors, sequence: ++sequence, now: new Date(), domain: opts.domain, trustDomain: opts.trustDomain, trustDomainAliases: opts.trustDomainAliases, previous: current, digests });
+    const snap = buildSnapshot({ objects: state.objects, errors: state.errors, sequence: ++sequence, now: new Date(), domain: opts.domain, trustDomain: opts.trustDomain, trustDomainAliases: opts.trustDomainAliases, previous: current, digests, jwks: jwksResolver.entries() });
     metrics.snapshotBuildTime.observe((performance.now() - started) / 1000);
     metrics.invalidObjects.set(snap.errors.length);
     const now = new Set<string>();
@@ -178,25 +214,35 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
 
   if (source instanceof FileSource) {
     source.load();
+    await fetchJwks();
     const first = rebuild();
     serve(first);
     log.info({ version: first.version, counts: first.counts, errors: first.errors.length, dir: opts.configDir }, 'config loaded');
   }
 
+  // Flushes run one at a time: a flush may wait for a newly named JWKS before it builds.
+  let flushing: Promise<void> = Promise.resolve();
   const debouncer = new Debouncer<string>({ quietMs: opts.debounceQuietMs, maxMs: opts.debounceMaxMs }, (files, firstAt) => {
-    metrics.debounceTime.observe((Date.now() - firstAt) / 1000);
-    const prev = current;
-    const next = rebuild();
-    // Same objects and same problems (e.g. a file touched, or an invalid object edited into
-    // another invalid one with the same message): keep the snapshot and its encoded resources.
-    if (prev && contentHash(next) === contentHash(prev) && JSON.stringify(next.errors) === JSON.stringify(prev.errors)) {
-      log.debug({ files }, 'files changed but config is the same; no push');
-      return;
-    }
-    serve(next);
-    log.info({ version: next.version, files, errors: next.errors.length }, 'config changed; pushing');
-    void server.push({ snap: next, triggeredAt: firstAt, reason: 'config' });
+    flushing = flushing
+      .then(async () => {
+        await fetchJwks();
+        if (closed) return;
+        metrics.debounceTime.observe((Date.now() - firstAt) / 1000);
+        const prev = current;
+        const next = rebuild();
+        // Same objects and same problems (e.g. a file touched, or an invalid object edited into
+        // another invalid one with the same message): keep the snapshot and its encoded resources.
+        if (prev && contentHash(next) === contentHash(prev) && JSON.stringify(next.errors) === JSON.stringify(prev.errors)) {
+          log.debug({ files }, 'files changed but config is the same; no push');
+          return;
+        }
+        serve(next);
+        log.info({ version: next.version, files, errors: next.errors.length }, 'config changed; pushing');
+        void server.push({ snap: next, triggeredAt: firstAt, reason: 'config' });
+      })
+      .catch((err: unknown) => log.error({ err }, 'rebuilding config failed'));
   });
+  onJwksChange = () => debouncer.add('jwks');
   source.on('change', (what: string) => debouncer.add(what));
   source.on('error', (err: unknown) => log.error({ err }, 'config source error'));
   if (source instanceof FileSource) await source.start();
@@ -211,7 +257,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     xdsPort = await server.listen(opts.host, opts.xdsPort);
     // Connections to 15012 are dropped until the CA has issued the serving certificate.
     if (ca.serving) secureXdsPort = await server.listen(opts.host, opts.secureXdsPort, ca.serving.credentials());
-    const dbg = debugApp({ server, protos, engine, metrics, snapshot: () => current, ready: () => ready });
+    const dbg = debugApp({ server, protos, engine, metrics, snapshot: () => current, ready: () => ready, jwks: () => jwksResolver.status() });
     apps.push(dbg);
     debugPort = await listenApp(dbg, opts.host, opts.debugPort);
     if (opts.monitoringPort >= 0) {
@@ -251,6 +297,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     }
   } catch (err) {
     debouncer.stop();
+    jwksResolver.close();
     ca.close();
     await webhooks?.close();
     await election?.stop();
@@ -272,6 +319,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     void (async () => {
       await source.load();
       await source.start();
+      await fetchJwks();
       if (closed) return;
       const first = rebuild();
       serve(first);
@@ -300,6 +348,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       ready = false;
       notReady(new Error('meshd closed before it was ready'));
       debouncer.stop();
+      jwksResolver.close();
       ca.close();
       await election?.stop();
       await webhooks?.close();

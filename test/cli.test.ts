@@ -45,6 +45,14 @@ test('meshd refuses a bad port flag with a clear message', () => {
   assert.match(r.stderr, /--xds-port must be a port number/);
 });
 
+test('meshd --jwks-ca-file must name a PEM file of CA certificates', () => {
+  const missing = meshd(['--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--webhook-port', '-1', '--secure-xds-port', '-1', '--jwks-ca-file', '/nonexistent/ca.pem']);
+  assert.notEqual(missing.status, 0);
+  assert.match(missing.stderr, /--jwks-ca-file \/nonexistent\/ca\.pem: ENOENT/);
+  const notPem = meshd(['--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--webhook-port', '-1', '--secure-xds-port', '-1', '--jwks-ca-file', 'package.json']);
+  assert.match(notPem.stderr, /--jwks-ca-file package\.json: no PEM certificate in it/);
+});
+
 test('meshd --config-dir with port 0 prints the ports it chose and serves until SIGTERM', async () => {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--webhook-port', '0', '--secure-xds-port', '0', '--ca-dir', fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-cli-ca-')), '--log-level', 'warn'], { cwd: ROOT });
   let out = '';

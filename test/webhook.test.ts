@@ -300,10 +300,17 @@ describe('validation', () => {
     const r1 = await admit('/validate', reviewOf(bad, { namespace: 'shop' }));
     assert.equal(r1.allowed, false);
     assert.match(r1.status?.message ?? '', /apiVersion: unsupported apiVersion "networking.istio.io\/v2" for kind VirtualService/);
-    const ra = { apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
-    const r2 = await admit('/validate', reviewOf(ra, { namespace: 'shop' }));
+    const sidecar = { apiVersion: 'networking.istio.io/v1', kind: 'Sidecar', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
+    const r2 = await admit('/validate', reviewOf(sidecar, { namespace: 'shop' }));
     assert.equal(r2.allowed, true);
-    assert.match(r2.warnings?.[0] ?? '', /does not validate kind RequestAuthentication/);
+    assert.match(r2.warnings?.[0] ?? '', /does not validate kind Sidecar/);
+    // RequestAuthentication is validated: a JWKS over plain http is refused with its field path.
+    const ra = { apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: { name: 'a', namespace: 'shop' }, spec: { jwtRules: [{ issuer: 'https://idp.example', jwksUri: 'http://idp.example/jwks' }] } };
+    const r5 = await admit('/validate', reviewOf(ra, { namespace: 'shop' }));
+    assert.equal(r5.allowed, false);
+    assert.match(r5.status?.message ?? '', /spec\.jwtRules\[0\]\.jwksUri: jwksUri "http:\/\/idp\.example\/jwks" uses http/);
+    const goodRa = { ...ra, spec: { jwtRules: [{ issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks' }] } };
+    assert.equal((await admit('/validate', reviewOf(goodRa, { namespace: 'shop' }))).allowed, true);
     // AuthorizationPolicy is validated now: a DENY without rules is refused with meshd validate's message.
     const ap = { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'a', namespace: 'shop' }, spec: { action: 'DENY' } };
     const r4 = await admit('/validate', reviewOf(ap, { namespace: 'shop' }));

@@ -43,6 +43,11 @@ export interface MeshdOptions {
   jwks?: string;
   jwtIssuer?: string;
   jwtAudiences?: string[];
+  /**
+   * PEM CA certificates trusted, besides the system roots, when fetching RequestAuthentication
+   * JWKS (istiod reads /cacerts/extra.pem for this).
+   */
+  jwksCaFile?: string;
   /** Workload certificate lifetime when none is asked for, and the longest handed out (seconds). */
   workloadCertTtlSeconds: number;
   maxWorkloadCertTtlSeconds: number;

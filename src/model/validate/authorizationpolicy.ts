@@ -13,12 +13,12 @@ const strings = arrayOf(strSchema);
 const SOURCE_FIELDS = ['principals', 'notPrincipals', 'requestPrincipals', 'notRequestPrincipals', 'namespaces', 'notNamespaces', 'serviceAccounts', 'notServiceAccounts', 'ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks'] as const;
 const OPERATION_FIELDS = ['hosts', 'notHosts', 'ports', 'notPorts', 'methods', 'notMethods', 'paths', 'notPaths'] as const;
 const IP_FIELDS = new Set(['ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks']);
-const targetRef = closed({ group: strSchema, kind: strSchema, name: strSchema, namespace: strSchema });
+export const targetRefSchema = closed({ group: strSchema, kind: strSchema, name: strSchema, namespace: strSchema });
 
 export const authorizationPolicySchema = closed({
   selector: closed({ matchLabels: mapOf(strSchema) }),
-  targetRef,
-  targetRefs: arrayOf(targetRef),
+  targetRef: targetRefSchema,
+  targetRefs: arrayOf(targetRefSchema),
   action: oneOf('ALLOW', 'DENY', 'AUDIT', 'CUSTOM'),
   provider: closed({ name: strSchema }),
   rules: arrayOf(closed({
@@ -94,14 +94,11 @@ function nonEmpty(o: Readonly<Record<string, unknown>>, fields: readonly string[
   return fields.some((f) => (arr(o[f])?.length ?? 0) > 0);
 }
 
-export function validateAuthorizationPolicy(obj: ConfigObject, issues: Issues): void {
-  const raw = obj.body['spec'];
-  // An empty spec is valid: ALLOW with no rules, which denies everything it selects.
-  if (raw === undefined || raw === null) return;
-  checkSchema(raw, authorizationPolicySchema, 'spec', issues);
-  const spec = rec(raw);
-  if (spec === undefined) return;
-  const action = str(spec['action']) ?? 'ALLOW';
+/**
+ * A policy's workload selection (validateOneOfSelectorType, validateWorkloadSelector,
+ * validatePolicyTargetReference(s)), shared by the security.istio.io kinds that take it.
+ */
+export function checkPolicyTargets(issues: Issues, spec: Readonly<Record<string, unknown>>): void {
   const selector = rec(spec['selector']);
   const refs = arr(spec['targetRefs']) ?? [];
   if ([selector !== undefined, spec['targetRef'] !== undefined, refs.length > 0].filter(Boolean).length > 1) {
@@ -117,6 +114,17 @@ export function validateAuthorizationPolicy(obj: ConfigObject, issues: Issues): 
     const gk = `${str(ref['group']) ?? ''}/${str(ref['kind']) ?? ''}`;
     if (!TARGET_KINDS.has(gk)) issues.add(p, `targetRef must be to a Service, ServiceEntry, Gateway or GatewayClass but was ${gk}`);
   }
+}
+
+export function validateAuthorizationPolicy(obj: ConfigObject, issues: Issues): void {
+  const raw = obj.body['spec'];
+  // An empty spec is valid: ALLOW with no rules, which denies everything it selects.
+  if (raw === undefined || raw === null) return;
+  checkSchema(raw, authorizationPolicySchema, 'spec', issues);
+  const spec = rec(raw);
+  if (spec === undefined) return;
+  const action = str(spec['action']) ?? 'ALLOW';
+  checkPolicyTargets(issues, spec);
   const rules = spec['rules'];
   const provider = rec(spec['provider']);
   if (action === 'CUSTOM') {

@@ -14,6 +14,7 @@ import { validateMetadata } from './metadata';
 import { validateNamespace } from './namespace';
 import { validatePeerAuthentication } from './peerauthentication';
 import { validatePod } from './pod';
+import { validateRequestAuthentication } from './requestauthentication';
 import { validateSecret } from './secret';
 import { validateService } from './service';
 import { validateServiceEntry } from './serviceentry';
@@ -66,6 +67,9 @@ export function validateObject(obj: ConfigObject): FieldError[] {
       break;
     case 'AuthorizationPolicy':
       validateAuthorizationPolicy(obj, issues);
+      break;
+    case 'RequestAuthentication':
+      validateRequestAuthentication(obj, issues);
       break;
   }
   return issues.list;
