@@ -116,11 +116,21 @@ function copyTarget(root: string, workdir: string, dest: string, src: string, ma
   return path.join(root, dest.endsWith('/') || many ? path.posix.join(d, path.posix.basename(src)) : d);
 }
 
+/** Whether a user other than the owner can reach `p` (every folder on the way lets others in). */
+function othersCanReach(p: string): boolean {
+  for (let d = path.dirname(fs.realpathSync(p)); ; d = path.dirname(d)) {
+    if ((fs.statSync(d).mode & 0o001) === 0) return false;
+    if (path.dirname(d) === d) return true;
+  }
+}
+
 /**
  * What `npm prune --omit=dev` leaves: the lockfile's top-level packages that are not dev-only,
- * linked from the checkout's installed node_modules.
+ * linked from the checkout's installed node_modules (copied when the image user could not reach
+ * the checkout through the links).
  */
 function prunedNodeModules(dir: string): void {
+  const copy = !othersCanReach(path.join(ROOT, 'node_modules', 'yaml'));
   const lock = JSON.parse(fs.readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
   fs.mkdirSync(dir, { recursive: true });
   for (const [key, info] of Object.entries(lock.packages)) {
@@ -130,7 +140,8 @@ function prunedNodeModules(dir: string): void {
     const real = path.join(ROOT, 'node_modules', name);
     if (!fs.existsSync(real)) continue; // an optional dependency for another platform
     fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
-    fs.symlinkSync(fs.realpathSync(real), path.join(dir, name));
+    if (copy) fs.cpSync(fs.realpathSync(real), path.join(dir, name), { recursive: true, verbatimSymlinks: true });
+    else fs.symlinkSync(fs.realpathSync(real), path.join(dir, name));
   }
 }
 
