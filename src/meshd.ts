@@ -14,7 +14,7 @@ import { loadKubeConfig } from './sources/kube-http';
 import { KubeSource, type KubeSourceOptions } from './sources/kube-source';
 import { type LeaderElectionHandle, type LeaseTimings, leaderIdentity, meshdLeaderTasks, startLeaderElection } from './leader';
 import { DEFAULT_LEADER_NAMESPACE } from './leader';
-import { validateObject } from './model/validate';
+import { checkObject } from './model/validate';
 import { type WebhookServerHandle, startWebhookServer, webhookDnsNames } from './webhook/server';
 import { servingCertificateFrom } from './webhook/certs';
 import { sharedWebhookCa } from './webhook/shared-ca';
@@ -271,7 +271,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         host: opts.host,
         port: opts.webhookPort,
         log: log.child({ component: 'webhook' }),
-        validate: validateObject,
+        validate: checkObject,
         injection: { clusterDomain: opts.domain, trustDomain: opts.trustDomain },
         namespaceLabels: (ns) => current?.namespaceLabels.get(ns),
         dnsNames,

@@ -305,7 +305,7 @@ test('the Dockerfile builds what bin/meshd.js runs, as uid 1337, exposing the De
   const instr = (name: string): string[] => lines.filter((l) => l.startsWith(`${name} `)).map((l) => l.slice(name.length + 1).trim());
   const froms = instr('FROM');
   assert.equal(froms.length, 2, 'a build stage and a runtime stage');
-  for (const f of froms) assert.match(f, /^node:20(-[a-z]+)*-slim\b/);
+  for (const f of froms) assert.match(f, /^node:(22|24)(-[a-z]+)*-slim\b/);
   assert.deepEqual(JSON.parse(instr('ENTRYPOINT').at(-1) ?? 'null'), ['node', 'bin/meshd.js']);
   assert.equal(instr('USER').at(-1), '1337:1337');
   assert.match(lines.join('\n'), /npm ci\b[\s\S]*npm run build/);

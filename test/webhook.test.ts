@@ -14,7 +14,7 @@ import pino from 'pino';
 import { parse as parseYaml, stringify } from 'yaml';
 import { validateFiles } from '../src/cli/validate';
 import { applyPatch, type Labels, type PatchOp } from '../src/inject';
-import { validateObject } from '../src/model/validate';
+import { checkObject } from '../src/model/validate';
 import { selfSignedServingCertificate, startWebhookServer, webhookDnsNames, type WebhookServerHandle } from '../src/webhook/server';
 
 const GOLDEN = path.join(__dirname, 'golden-inject', 'webhook');
@@ -38,7 +38,7 @@ before(async () => {
     host: '127.0.0.1',
     port: 0,
     log: pino({ level: 'silent' }),
-    validate: validateObject,
+    validate: checkObject,
     namespaceLabels: (ns) => NAMESPACES[ns],
     bodyLimit: 256 * 1024,
   });

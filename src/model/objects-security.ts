@@ -32,6 +32,9 @@ export interface AuthzSource {
   notIpBlocks?: string[];
   remoteIpBlocks?: string[];
   notRemoteIpBlocks?: string[];
+  /** Trust domains of the peer's certificate (`source.trustDomain`): exact, `x*`, `*x` or `*`. */
+  trustDomains?: string[];
+  notTrustDomains?: string[];
 }
 
 export interface AuthzOperation {

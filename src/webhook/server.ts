@@ -9,7 +9,8 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import type { Logger } from 'pino';
 import type { Labels } from '../inject';
 import { type InjectionConfig, type InjectionOptions, resolveInjectionOptions } from '../inject/options';
-import type { ConfigObject, FieldError } from '../model/objects';
+import type { ConfigObject } from '../model/objects';
+import type { Validation } from '../model/validate';
 import { admitInjection, admitValidation, BadReview, readReview, review } from './admission';
 import { type ServingCertificate, selfSignedServingCertificate, webhookDnsNames } from './certs';
 
@@ -23,8 +24,8 @@ export interface WebhookServerOptions {
   /** 15017 in Istio; 0 picks a free port. */
   port: number;
   log: Logger;
-  /** Validation of Istio/Kubernetes objects: `validateObject` from the model. */
-  validate: (obj: ConfigObject) => FieldError[];
+  /** Validation of Istio/Kubernetes objects, errors and warnings: `checkObject` from the model. */
+  validate: (obj: ConfigObject) => Validation;
   /** The sidecar template's settings (image, discovery address, revision, …). */
   injection?: InjectionConfig;
   /** A namespace's labels from the Kubernetes source; undefined when unknown (then the webhook configuration's selectors are trusted). */

@@ -8,7 +8,7 @@
 import type { AuthzCondition, AuthzRule } from '../../model/objects';
 import type { ProtoObject } from '../types';
 import { claimIds, nestedClaimNames, requestPrincipalIds } from './jwt-claims';
-import { SPIFFE_PREFIX, cidrRange, headerMatcher, hostMatcher, metadataMatcher, regexMatcher, stringMatcher } from './matchers';
+import { SPIFFE_PREFIX, cidrRange, headerMatcher, hostMatcher, metadataMatcher, quoteMeta, regexMatcher, stringMatcher } from './matchers';
 
 export type RbacAction = 'ALLOW' | 'DENY' | 'LOG';
 
@@ -40,6 +40,17 @@ const princ = (httpOnly: boolean, make: (v: string) => ProtoObject): Gen => ({ k
 const jwtPrinc = (extended: (vs: readonly string[]) => ProtoObject): Gen => ({ kind: 'principal', httpOnly: true, make: (v) => extended([v]), extended });
 const claimGen = (claims: readonly string[]): Gen => jwtPrinc((vs) => claimIds(claims, vs));
 
+/**
+ * A trust domain (exact, `x*`, `*x`, `*` = any) as a matcher on the peer's SPIFFE ID
+ * `spiffe://<trust domain>/...`: the trust domain is what comes before the first slash.
+ */
+function trustDomainMatcher(v: string): ProtoObject {
+  if (v === '*') return regexMatcher(`${quoteMeta(SPIFFE_PREFIX)}[^/]+/.*`);
+  if (v.startsWith('*')) return regexMatcher(`${quoteMeta(SPIFFE_PREFIX)}[^/]*${quoteMeta(v.slice(1))}/.*`);
+  if (v.endsWith('*')) return { prefix: `${SPIFFE_PREFIX}${v.slice(0, -1)}` };
+  return { prefix: `${SPIFFE_PREFIX}${v}/` };
+}
+
 export const GEN = {
   hosts: perm(true, (v) => ({ header: hostMatcher(v) })),
   methods: perm(true, (v) => ({ header: headerMatcher(':method', v) })),
@@ -49,6 +60,7 @@ export const GEN = {
   sni: perm(false, (v) => ({ requested_server_name: stringMatcher(v) })),
   principals: princ(false, (v) => authenticated(stringMatcher(v, SPIFFE_PREFIX))),
   namespaces: princ(false, (v) => authenticated(regexMatcher(`.*/ns/${v.replace(/\*/g, '.*')}/.*`))),
+  trustDomains: princ(false, (v) => authenticated(trustDomainMatcher(v))),
   requestPrincipals: jwtPrinc(requestPrincipalIds),
   ipBlocks: princ(false, (v) => ({ direct_remote_ip: cidrRange(v) })),
   remoteIpBlocks: princ(false, (v) => ({ remote_ip: cidrRange(v) })),
@@ -78,6 +90,7 @@ function conditionGen(key: string, policyNs: string): Gen | undefined {
     case 'source.namespace': return GEN.namespaces;
     case 'source.principal': return GEN.principals;
     case 'source.serviceAccount': return serviceAccountGen(policyNs);
+    case 'source.trustDomain': return GEN.trustDomains;
     case 'request.auth.principal': return GEN.requestPrincipals;
     case 'request.auth.audiences': return claimGen(['aud']);
     case 'request.auth.presenter': return claimGen(['azp']);
@@ -118,6 +131,7 @@ function model(rule: AuthzRule, policyNs: string): { principals: RuleEntry[][]; 
     // istiod's insertFront order leaves: principals, serviceAccounts, requestPrincipals, namespaces, remoteIpBlocks, ipBlocks.
     add('source.principal', GEN.principals, s.principals, s.notPrincipals);
     add('source.serviceAccount', serviceAccountGen(policyNs), s.serviceAccounts, s.notServiceAccounts);
+    add('source.trustDomain', GEN.trustDomains, s.trustDomains, s.notTrustDomains);
     add('request.auth.principal', GEN.requestPrincipals, s.requestPrincipals, s.notRequestPrincipals);
     add('source.namespace', GEN.namespaces, s.namespaces, s.notNamespaces);
     add('remote.ip', GEN.remoteIpBlocks, s.remoteIpBlocks, s.notRemoteIpBlocks);
