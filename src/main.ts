@@ -25,6 +25,7 @@ interface CliOptions {
   jwks?: string;
   jwtIssuer?: string;
   jwtAudience?: string[];
+  jwtMaxLifetime: number;
   workloadCertTtl: number;
   maxWorkloadCertTtl: number;
   domain: string;
@@ -65,9 +66,10 @@ export function program(): Command {
     .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities', DEFAULTS.trustDomain)
     .option('--ca-dir <dir>', 'folder of the self-signed root (with --config-dir; Kubernetes keeps it in Secret istio-ca-secret)', DEFAULT_CA_DIR)
     .option('--cacerts <dir>', "plug-in CA folder (istiod's cacerts: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)")
-    .option('--jwks <file|url>', 'accept CSRs with a JWT signed by a key of this JWKS (needs --jwt-issuer, --jwt-audience)')
+    .option('--jwks <file|url>', 'accept CSRs with a JWT signed by a key of this JWKS, a file or an https:// URL (needs --jwt-issuer, --jwt-audience)')
     .option('--jwt-issuer <iss>', 'the issuer JWTs must carry')
     .option('--jwt-audience <aud>', 'an audience JWTs may carry (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--jwt-max-lifetime <duration>', 'longest JWT lifetime accepted (exp − iat, or exp − now without iat)', seconds('--jwt-max-lifetime'), DEFAULTS.jwtMaxLifetimeSeconds)
     .option('--workload-cert-ttl <duration>', 'workload certificate lifetime when none is asked for', seconds('--workload-cert-ttl'), DEFAULTS.workloadCertTtlSeconds)
     .option('--max-workload-cert-ttl <duration>', 'longest workload certificate lifetime handed out', seconds('--max-workload-cert-ttl'), DEFAULTS.maxWorkloadCertTtlSeconds)
     .option('--domain <domain>', 'cluster DNS domain', DEFAULTS.domain)
@@ -82,7 +84,7 @@ export function program(): Command {
       }
       // The pod's name and namespace (downward API, as istiod's Deployment sets them).
       const pod = { podName: process.env['POD_NAME'] || undefined, podNamespace: process.env['POD_NAMESPACE'] || undefined };
-      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, ...rest } = o;
+      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, jwtMaxLifetime, ...rest } = o;
       const handle: MeshdHandle = await startMeshd({
         ...rest,
         ...pod,
@@ -91,6 +93,7 @@ export function program(): Command {
         workloadCertTtlSeconds: workloadCertTtl,
         maxWorkloadCertTtlSeconds: maxWorkloadCertTtl,
         jwtAudiences: jwtAudience,
+        jwtMaxLifetimeSeconds: jwtMaxLifetime,
       });
       process.stdout.write(
         `meshd listening: xDS ${o.host}:${handle.xdsPort}, debug http://${o.host}:${handle.debugPort}/debug` +

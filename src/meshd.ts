@@ -123,6 +123,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     jwks: opts.jwks,
     jwtIssuer: opts.jwtIssuer,
     jwtAudiences: opts.jwtAudiences,
+    jwtMaxLifetimeSeconds: opts.jwtMaxLifetimeSeconds,
     serving: opts.secureXdsPort >= 0,
     servingTtlSeconds: input.servingCertTtlSeconds,
     registry: metrics.registry,

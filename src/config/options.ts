@@ -1,4 +1,5 @@
 /** Every option meshd takes, as one typed object. Only main.ts reads argv or env. */
+import { JWT_DEFAULTS, jwksSourceProblem } from '../ca/authn/jwt';
 import { DEFAULT_DOMAIN } from '../model/snapshot';
 
 export interface MeshdOptions {
@@ -34,10 +35,12 @@ export interface MeshdOptions {
   caDir?: string;
   /** Plug-in root folder (`cacerts`); replaces the self-signed root. */
   cacertsDir?: string;
-  /** JWT authentication of CSRs: a JWKS file or URL, with the issuer and audiences tokens must carry. */
+  /** JWT authentication of CSRs: a JWKS file or https URL, with the issuer and audiences tokens must carry. */
   jwks?: string;
   jwtIssuer?: string;
   jwtAudiences?: string[];
+  /** Longest JWT lifetime accepted (exp − iat, or exp − now without iat), seconds. */
+  jwtMaxLifetimeSeconds: number;
   /** Workload certificate lifetime when none is asked for, and the longest handed out (seconds). */
   workloadCertTtlSeconds: number;
   maxWorkloadCertTtlSeconds: number;
@@ -60,6 +63,7 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   trustDomain: 'cluster.local',
   workloadCertTtlSeconds: 24 * 3600,
   maxWorkloadCertTtlSeconds: 90 * 24 * 3600,
+  jwtMaxLifetimeSeconds: JWT_DEFAULTS.maxLifetimeSeconds,
 };
 
 export function withDefaults(o: Partial<MeshdOptions>): MeshdOptions {
@@ -87,6 +91,11 @@ export function withDefaults(o: Partial<MeshdOptions>): MeshdOptions {
   }
   if (merged.jwks !== undefined && (!merged.jwtIssuer || !merged.jwtAudiences || merged.jwtAudiences.length === 0)) {
     throw new Error('--jwks needs --jwt-issuer and --jwt-audience');
+  }
+  const jwksProblem = merged.jwks !== undefined ? jwksSourceProblem(merged.jwks) : undefined;
+  if (jwksProblem) throw new Error(jwksProblem);
+  if (!Number.isInteger(merged.jwtMaxLifetimeSeconds) || merged.jwtMaxLifetimeSeconds <= 0) {
+    throw new Error(`--jwt-max-lifetime: ${merged.jwtMaxLifetimeSeconds} is not a positive number of seconds`);
   }
   return merged;
 }
