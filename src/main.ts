@@ -18,6 +18,7 @@ interface CliOptions {
   debugPort: number;
   monitoringPort: number;
   webhookPort: number;
+  customHost?: string;
   secureXdsPort: number;
   trustDomain: string;
   caDir: string;
@@ -62,6 +63,7 @@ export function program(): Command {
     .option('--debug-port <port>', 'HTTP debug port (/debug/*, /ready, /metrics); 0 picks a free port', port('--debug-port'), DEFAULTS.debugPort)
     .option('--monitoring-port <port>', 'HTTP /metrics port as istiod; 0 picks, -1 disables', port('--monitoring-port', true), DEFAULTS.monitoringPort)
     .option('--webhook-port <port>', 'HTTPS admission webhooks (/inject, /validate) as istiod; 0 picks, -1 disables', port('--webhook-port', true), 15017)
+    .option('--custom-host <names>', "extra DNS names (comma-separated) of the webhooks' certificate, so a webhook can be reached by URL; default $ISTIOD_CUSTOM_HOST", process.env['ISTIOD_CUSTOM_HOST'])
     .option('--secure-xds-port <port>', 'xDS and CA over TLS as istiod; 0 picks, -1 disables', port('--secure-xds-port', true), 15012)
     .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities', DEFAULTS.trustDomain)
     .option('--ca-dir <dir>', 'folder of the self-signed root (with --config-dir; Kubernetes keeps it in Secret istio-ca-secret)', DEFAULT_CA_DIR)
@@ -84,7 +86,7 @@ export function program(): Command {
       }
       // The pod's name and namespace (downward API, as istiod's Deployment sets them).
       const pod = { podName: process.env['POD_NAME'] || undefined, podNamespace: process.env['POD_NAMESPACE'] || undefined };
-      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, jwtMaxLifetime, ...rest } = o;
+      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, jwtMaxLifetime, customHost, ...rest } = o;
       const handle: MeshdHandle = await startMeshd({
         ...rest,
         ...pod,
@@ -94,6 +96,7 @@ export function program(): Command {
         maxWorkloadCertTtlSeconds: maxWorkloadCertTtl,
         jwtAudiences: jwtAudience,
         jwtMaxLifetimeSeconds: jwtMaxLifetime,
+        customHosts: (customHost ?? '').split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== ''),
       });
       process.stdout.write(
         `meshd listening: xDS ${o.host}:${handle.xdsPort}, debug http://${o.host}:${handle.debugPort}/debug` +

@@ -23,6 +23,8 @@ export interface MeshdOptions {
   validateResources: boolean;
   /** HTTPS admission webhooks (injection, validation) as istiod serves them on 15017; -1 disables. */
   webhookPort: number;
+  /** Extra DNS names of the webhook serving certificate (istiod's ISTIOD_CUSTOM_HOST). */
+  customHosts: string[];
   /** This replica's pod (POD_NAME), for its leader-election identity. */
   podName?: string;
   /** meshd's own namespace (POD_NAMESPACE): where the leader Lease lives. Default istio-system. */
@@ -58,6 +60,7 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   validateResources: true,
   // Off for embedders and tests; the command line turns it on at 15017 as istiod.
   webhookPort: -1,
+  customHosts: [],
   // Off for embedders and tests, as the webhook port; the command line serves 15012.
   secureXdsPort: -1,
   trustDomain: 'cluster.local',
@@ -65,6 +68,9 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   maxWorkloadCertTtlSeconds: 90 * 24 * 3600,
   jwtMaxLifetimeSeconds: JWT_DEFAULTS.maxLifetimeSeconds,
 };
+
+/** A DNS name for a certificate SAN: lower-case labels of letters, digits and inner hyphens, optionally `*.` first. */
+const DNS_NAME = /^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
 
 export function withDefaults(o: Partial<MeshdOptions>): MeshdOptions {
   const merged: MeshdOptions = { ...DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) };
@@ -83,6 +89,9 @@ export function withDefaults(o: Partial<MeshdOptions>): MeshdOptions {
   }
   if (!Number.isInteger(merged.secureXdsPort) || merged.secureXdsPort < -1 || merged.secureXdsPort > 65535) {
     throw new Error(`--secure-xds-port: ${merged.secureXdsPort} is not a port (0-65535, or -1 to disable)`);
+  }
+  for (const h of merged.customHosts) {
+    if (!DNS_NAME.test(h)) throw new Error(`--custom-host: ${JSON.stringify(h)} is not a DNS name (comma-separated names such as webhook.example.com)`);
   }
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(merged.trustDomain)) throw new Error(`--trust-domain: ${JSON.stringify(merged.trustDomain)} is not a DNS-like name`);
   const { workloadCertTtlSeconds: ttl, maxWorkloadCertTtlSeconds: maxTtl } = merged;
