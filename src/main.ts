@@ -21,6 +21,7 @@ interface CliOptions {
   customHost?: string;
   secureXdsPort: number;
   trustDomain: string;
+  trustDomainAliases: string[];
   caDir: string;
   cacerts?: string;
   jwks?: string;
@@ -56,6 +57,9 @@ export const DEFAULT_CA_DIR = '.meshd/ca';
 export function program(): Command {
   const cmd = new Command('meshd')
     .description('An Istio control plane: Istio and Kubernetes config in, Envoy xDS out.')
+    // A subcommand's options are its own: `meshd agent --trust-domain X` must reach the agent,
+    // not the server's flag of the same name.
+    .enablePositionalOptions()
     .option('--config-dir <dir>', 'folder of Kubernetes/Istio YAML or JSON to serve (watched)')
     .option('--kubeconfig <file>', 'watch the Kubernetes API server of this kubeconfig instead (in a pod, neither flag: in-cluster config)')
     .option('--host <addr>', 'address to listen on', DEFAULTS.host)
@@ -66,6 +70,7 @@ export function program(): Command {
     .option('--custom-host <names>', "extra DNS names (comma-separated) of the webhooks' certificate, so a webhook can be reached by URL; default $ISTIOD_CUSTOM_HOST", process.env['ISTIOD_CUSTOM_HOST'])
     .option('--secure-xds-port <port>', 'xDS and CA over TLS as istiod; 0 picks, -1 disables', port('--secure-xds-port', true), 15012)
     .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities', DEFAULTS.trustDomain)
+    .option('--trust-domain-aliases <domains>', 'comma-separated trust domains that also mean this mesh (MeshConfig trustDomainAliases)', (v: string) => v.split(',').map((d) => d.trim()).filter(Boolean), [] as string[])
     .option('--ca-dir <dir>', 'folder of the self-signed root (with --config-dir; Kubernetes keeps it in Secret istio-ca-secret)', DEFAULT_CA_DIR)
     .option('--cacerts <dir>', "plug-in CA folder (istiod's cacerts: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)")
     .option('--jwks <file|url>', 'accept CSRs with a JWT signed by a key of this JWKS, a file or an https:// URL (needs --jwt-issuer, --jwt-audience)')

@@ -19,6 +19,8 @@ import { Debouncer } from './xds/debounce';
 import { XdsMetrics } from './xds/metrics';
 import { EnvoyProtos } from './xds/protos';
 import { AdsServer } from './xds/server';
+import type { XdsAuth } from './xds/authn';
+import { SecretAccessReviewer } from './ca/secret-access';
 import { MeshdCa } from './ca/setup';
 import type { ServingCertificate } from './ca/tls-server';
 import type { CertificateAuthority } from './ca/types';
@@ -95,7 +97,17 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     notReady = reject;
   });
   readyPromise.catch(() => undefined);
-  const server = new AdsServer({ protos, watcher: engine, metrics, log });
+  // xDS streams over TLS are authenticated by the CA's authenticators (set up below, before any
+  // port listens); with a Kubernetes source, credentials also need RBAC's word.
+  let authenticate: XdsAuth['authenticate'] = () => Promise.reject(new Error('the CA is not set up'));
+  let secretAccess: SecretAccessReviewer | undefined;
+  const server = new AdsServer({
+    protos,
+    watcher: engine,
+    metrics,
+    log,
+    auth: { authenticate: (ctx) => authenticate(ctx), mayReadSecrets: (ns, sa) => (secretAccess ? secretAccess.mayReadSecrets(ns, sa) : Promise.resolve(true)) },
+  });
   // The one place a snapshot becomes the served one: the engine learns it before any push.
   const serve = (snap: MeshSnapshot): void => {
     current = snap;
@@ -131,6 +143,8 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     authority: input.certificateAuthority,
   });
   ca.register((def, impl) => server.addService(def, impl));
+  authenticate = (ctx) => ca.authenticate(ctx);
+  if (kubeConfig) secretAccess = new SecretAccessReviewer({ kubeConfig });
   // Every replica serves xDS; work that must happen once in the cluster runs on the Lease holder:
   // the webhooks' caBundle, and the CA's root Secret and istio-ca-root-cert ConfigMaps.
   const election: LeaderElectionHandle | undefined = kubeConfig
@@ -151,7 +165,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const rebuild = (): MeshSnapshot => {
     const state = source.state();
     const started = performance.now();
-    const snap = buildSnapshot({ objects: state.objects, errors: state.errors, sequence: ++sequence, now: new Date(), domain: opts.domain, previous: current, digests });
+    const snap = buildSnapshot({ objects: state.objects, errors: state.errors, sequence: ++sequence, now: new Date(), domain: opts.domain, trustDomain: opts.trustDomain, trustDomainAliases: opts.trustDomainAliases, previous: current, digests });
     metrics.snapshotBuildTime.observe((performance.now() - started) / 1000);
     metrics.invalidObjects.set(snap.errors.length);
     const now = new Set<string>();
@@ -215,7 +229,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         port: opts.webhookPort,
         log: wlog,
         validate: validateObject,
-        injection: { clusterDomain: opts.domain },
+        injection: { clusterDomain: opts.domain, trustDomain: opts.trustDomain },
         namespaceLabels: (ns) => current?.namespaceLabels.get(ns),
       });
       webhooks = hooks;

@@ -205,7 +205,7 @@ describe('CreateCertificate with JWT and mTLS', () => {
     await refused(call(xds, { csr: 'hello' }, { token }), grpc.status.INVALID_ARGUMENT, /CSR parsing error/);
   });
 
-  test('15012: the serving certificate is for istiod and chains to the root; ADS is served there too', T, async () => {
+  test('15012: the serving certificate is for istiod and chains to the root; ADS is served there too, to a caller that proves who it is', T, async () => {
     const creds = grpc.credentials.createSsl(Buffer.from(root));
     // The serving certificate: istiod's names and identity, from meshd's CA.
     const served = await new Promise<X509Certificate>((resolve, reject) => {
@@ -238,7 +238,10 @@ describe('CreateCertificate with JWT and mTLS', () => {
     };
     const AdsCtor = grpc.makeGenericClientConstructor(def, 'ADS');
     const client = new AdsCtor(xdsTls, creds, { 'grpc.ssl_target_name_override': SERVER_NAME });
-    const stream = (client as unknown as { ads: () => grpc.ClientDuplexStream<object, { type_url: string; resources: unknown[] }> }).ads();
+    // Over TLS a stream must prove who it is, as to istiod: here with the same token in its metadata.
+    const md = new grpc.Metadata();
+    md.set('authorization', `Bearer ${await sign({ sub: REVIEWS })}`);
+    const stream = (client as unknown as { ads: (md: grpc.Metadata) => grpc.ClientDuplexStream<object, { type_url: string; resources: unknown[] }> }).ads(md);
     const first = new Promise<{ type_url: string; resources: unknown[] }>((resolve, reject) => {
       stream.once('data', resolve);
       stream.once('error', reject);

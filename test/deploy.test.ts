@@ -256,6 +256,7 @@ test("RBAC grants istiod's service account every verb meshd needs, on every reso
     ['', 'configmaps', [...WATCH, 'create', 'update']], // istio-ca-root-cert in every namespace
     ['apiextensions.k8s.io', 'customresourcedefinitions', WATCH],
     ['authentication.k8s.io', 'tokenreviews', ['create']], // CSR callers' tokens
+    ['authorization.k8s.io', 'subjectaccessreviews', ['create']], // gateway credentials
     ['admissionregistration.k8s.io', 'mutatingwebhookconfigurations', [...WATCH, 'update', 'patch']], // caBundle
     ['admissionregistration.k8s.io', 'validatingwebhookconfigurations', [...WATCH, 'update', 'patch']],
     ['coordination.k8s.io', 'leases', ['get', 'create', 'update'], NS], // leader election

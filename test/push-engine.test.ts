@@ -7,13 +7,19 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseProxy } from '../src/model/proxy';
+import { type Proxy, type ProxyMetadata, parseProxy } from '../src/model/proxy';
 import type { MeshSnapshot } from '../src/model/snapshot';
 import { ConfigEngine, type ProxyHandle, type ResourceSet } from '../src/xds/engine';
 import { EnvoyProtos, PUSH_ORDER, SHORT_TYPE, type TypeUrl } from '../src/xds/protos';
 import { ResourceValidator } from '../src/xds/validate-rules';
 import { issue, makeCa } from './helpers/certs';
 import { MeshModel, PROXIES, Rng, SnapshotMaker, randomChange } from './helpers/random-mesh';
+
+/** A proxy as the server attaches it once verified: a gateway may be sent its namespace's credentials. */
+function verified(id: string, metadata: ProxyMetadata): Proxy {
+  const p = parseProxy(id, metadata);
+  return p.type === 'router' ? { ...p, credentialNamespace: p.namespace } : p;
+}
 
 const protos = new EnvoyProtos();
 const checker = new ResourceValidator(protos);
@@ -33,7 +39,7 @@ function hashesOf(set: ResourceSet): Hashes {
 }
 
 function attachAll(engine: ConfigEngine): Proxied[] {
-  return PROXIES.map((p) => ({ id: p.id, names: p.names, handle: engine.attach(parseProxy(p.id, p.metadata)) }));
+  return PROXIES.map((p) => ({ id: p.id, names: p.names, handle: engine.attach(verified(p.id, p.metadata)) }));
 }
 
 /** Every served type's resource set, per proxy (id → type → set). */
@@ -55,7 +61,7 @@ function fromScratch(snap: MeshSnapshot): { sets: Map<string, Map<TypeUrl, Hashe
     const fresh = new ConfigEngine({ protos, checker });
     fresh.setSnapshot(snap);
     const byType = new Map<TypeUrl, Hashes>();
-    for (const [t, set] of sets(fresh, [{ id: p.id, names: p.names, handle: fresh.attach(parseProxy(p.id, p.metadata)) }]).get(p.id) ?? []) byType.set(t, hashesOf(set));
+    for (const [t, set] of sets(fresh, [{ id: p.id, names: p.names, handle: fresh.attach(verified(p.id, p.metadata)) }]).get(p.id) ?? []) byType.set(t, hashesOf(set));
     out.set(p.id, byType);
     computed += fresh.stats().resources.computed + fresh.stats().parts.computed;
   }
@@ -223,7 +229,7 @@ test('a Secret whose key is not its certificate\'s pair is withheld, and the las
   const gw = PROXIES.find((p) => p.id.startsWith('router~'));
   assert.ok(gw);
   const sds = [...PUSH_ORDER].find((t) => SHORT_TYPE[t] === 'SDS') as TypeUrl;
-  const h = engine.attach(parseProxy(gw.id, gw.metadata));
+  const h = engine.attach(verified(gw.id, gw.metadata));
   const cred = 'kubernetes://shop-cred';
   const good = engine.resources(h, sds, requested(gw, sds)).resources.get(cred);
   assert.ok(good, 'the valid credential is served');
@@ -240,7 +246,7 @@ test('a Secret whose key is not its certificate\'s pair is withheld, and the las
   // A fresh engine has no last good version: the broken one is not served at all.
   const fresh = new ConfigEngine({ protos, checker });
   fresh.setSnapshot(broken);
-  assert.equal(fresh.resources(fresh.attach(parseProxy(gw.id, gw.metadata)), sds, requested(gw, sds)).resources.has(cred), false);
+  assert.equal(fresh.resources(fresh.attach(verified(gw.id, gw.metadata)), sds, requested(gw, sds)).resources.has(cred), false);
 
   // Fixed with another valid pair: that one is served and the rejection is gone.
   model.credentialOverride = undefined;

@@ -75,7 +75,7 @@ function requireRoot(file: string | undefined): void {
   try {
     parseRoots(pem);
   } catch (err) {
-    throw new Error(`no trusted root: --ca-root-cert ${file}: ${(err as Error).message}`);
+    throw new Error(`no trusted root: --ca-root-cert ${file}: ${(err as Error).message}`, { cause: err });
   }
 }
 

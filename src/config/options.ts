@@ -33,6 +33,11 @@ export interface MeshdOptions {
   secureXdsPort: number;
   /** SPIFFE trust domain of issued identities. */
   trustDomain: string;
+  /**
+   * Other trust domains that mean this mesh (MeshConfig trustDomainAliases): peers whose identities
+   * carry them are accepted, and policies' principals are spelled for them too.
+   */
+  trustDomainAliases: string[];
   /** Self-signed root folder (folder source). Unset: a new root in memory on every start. */
   caDir?: string;
   /** Plug-in root folder (`cacerts`); replaces the self-signed root. */
@@ -64,6 +69,7 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   // Off for embedders and tests, as the webhook port; the command line serves 15012.
   secureXdsPort: -1,
   trustDomain: 'cluster.local',
+  trustDomainAliases: [],
   workloadCertTtlSeconds: 24 * 3600,
   maxWorkloadCertTtlSeconds: 90 * 24 * 3600,
   jwtMaxLifetimeSeconds: JWT_DEFAULTS.maxLifetimeSeconds,
@@ -94,6 +100,9 @@ export function withDefaults(o: Partial<MeshdOptions>): MeshdOptions {
     if (!DNS_NAME.test(h)) throw new Error(`--custom-host: ${JSON.stringify(h)} is not a DNS name (comma-separated names such as webhook.example.com)`);
   }
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(merged.trustDomain)) throw new Error(`--trust-domain: ${JSON.stringify(merged.trustDomain)} is not a DNS-like name`);
+  for (const alias of merged.trustDomainAliases) {
+    if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(alias)) throw new Error(`--trust-domain-aliases: ${JSON.stringify(alias)} is not a DNS-like name`);
+  }
   const { workloadCertTtlSeconds: ttl, maxWorkloadCertTtlSeconds: maxTtl } = merged;
   if (!Number.isInteger(ttl) || ttl <= 0 || !Number.isInteger(maxTtl) || maxTtl < ttl) {
     throw new Error(`--workload-cert-ttl ${ttl}s and --max-workload-cert-ttl ${maxTtl}s: both must be positive, and the default no longer than the maximum`);

@@ -48,6 +48,10 @@ export function syncz(conns: readonly Connection[]): object[] {
         cluster_id: p?.clusterId ?? '',
         user_agent: c.userAgent,
         connected_at: c.connectedAt,
+        // Who the stream proved to be (never a credential), and which credentials it was refused and why.
+        identity: c.identity?.verified ? { id: c.identity.verified.id, via: c.identity.verified.via } : null,
+        ...(c.identity?.credentialsDenied ? { credentials_denied: c.identity.credentialsDenied } : {}),
+        ...(c.secretsDenied.size > 0 ? { secrets_denied: Object.fromEntries([...c.secretsDenied].sort(([a], [b]) => (a < b ? -1 : 1))) } : {}),
         ...flat,
         types,
       };

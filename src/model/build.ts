@@ -9,6 +9,7 @@ import { buildSecurity } from './build-security';
 import { SnapshotMemo } from './memo';
 import { share } from './intern';
 import { buildRegistry } from './build-services';
+import { DEFAULT_TRUST_DOMAIN, trustDomainBundle } from './trust-domain';
 import { DEFAULT_ROOT_NAMESPACE, type MeshService, type MeshSnapshot, exportedTo } from './snapshot';
 
 export interface BuildInput {
@@ -18,6 +19,9 @@ export interface BuildInput {
   sequence: number;
   now: Date;
   domain: string;
+  /** The SPIFFE trust domain of the mesh (default cluster.local) and its aliases. */
+  trustDomain?: string;
+  trustDomainAliases?: readonly string[];
   /** Istio's config root namespace (default istio-system). */
   rootNamespace?: string;
   /**
@@ -66,7 +70,8 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   const namespaceLabels = new Map(kind('Namespace').map((n) => [n.metadata.name, n.metadata.labels] as const));
   const registry = buildRegistry(kind, domain, errors);
   const routing = buildRouting(kind, domain, namespaces, errors);
-  const security = buildSecurity(kind, errors);
+  const trustDomains = trustDomainBundle(input.trustDomain ?? DEFAULT_TRUST_DOMAIN, input.trustDomainAliases);
+  const security = buildSecurity(kind, errors, trustDomains);
 
   // exportTo: one list per namespace, shared when nothing restricts visibility.
   const publicServices = registry.services.filter((s) => s.exportTo.includes('*'));
@@ -112,6 +117,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     version: `${input.sequence}-${hash.digest('hex').slice(0, 12)}`,
     builtAt: input.now.toISOString(),
     domain,
+    trustDomains,
     rootNamespace: input.rootNamespace ?? DEFAULT_ROOT_NAMESPACE,
     namespaces,
     namespaceLabels,

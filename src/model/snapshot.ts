@@ -126,6 +126,8 @@ export interface MeshSnapshot {
   readonly version: string;
   readonly builtAt: string;
   readonly domain: string;
+  /** The mesh's SPIFFE trust domain first, then its aliases (MeshConfig trustDomainAliases). */
+  readonly trustDomains: readonly string[];
   /** Istio's config root namespace: its DestinationRules apply mesh-wide as a fallback. */
   readonly rootNamespace: string;
   readonly namespaces: ReadonlySet<string>;

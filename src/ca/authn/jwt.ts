@@ -115,7 +115,7 @@ export function jwksKeySet(source: string, o: { fetch?: JwksFetch } = {}): JWTVe
   try {
     json = JSON.parse(fs.readFileSync(source, 'utf8'));
   } catch (err) {
-    throw new Error(`--jwks ${source}: cannot read a JWKS (${(err as Error).message})`);
+    throw new Error(`--jwks ${source}: cannot read a JWKS (${(err as Error).message})`, { cause: err });
   }
   if (!json || typeof json !== 'object' || !Array.isArray((json as { keys?: unknown }).keys)) throw new Error(`--jwks ${source}: not a JWKS (no "keys" array)`);
   return createLocalJWKSet(json as Parameters<typeof createLocalJWKSet>[0]);
