@@ -18,6 +18,7 @@ interface CliOptions {
   debugPort: number;
   monitoringPort: number;
   webhookPort: number;
+  customHost?: string;
   secureXdsPort: number;
   trustDomain: string;
   trustDomainAliases: string[];
@@ -27,6 +28,7 @@ interface CliOptions {
   jwtIssuer?: string;
   jwtAudience?: string[];
   jwksCaFile?: string;
+  jwtMaxLifetime: number;
   workloadCertTtl: number;
   maxWorkloadCertTtl: number;
   domain: string;
@@ -66,15 +68,17 @@ export function program(): Command {
     .option('--debug-port <port>', 'HTTP debug port (/debug/*, /ready, /metrics); 0 picks a free port', port('--debug-port'), DEFAULTS.debugPort)
     .option('--monitoring-port <port>', 'HTTP /metrics port as istiod; 0 picks, -1 disables', port('--monitoring-port', true), DEFAULTS.monitoringPort)
     .option('--webhook-port <port>', 'HTTPS admission webhooks (/inject, /validate) as istiod; 0 picks, -1 disables', port('--webhook-port', true), 15017)
+    .option('--custom-host <names>', "extra DNS names (comma-separated) of the webhooks' certificate, so a webhook can be reached by URL; default $ISTIOD_CUSTOM_HOST", process.env['ISTIOD_CUSTOM_HOST'])
     .option('--secure-xds-port <port>', 'xDS and CA over TLS as istiod; 0 picks, -1 disables', port('--secure-xds-port', true), 15012)
     .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities', DEFAULTS.trustDomain)
     .option('--trust-domain-aliases <domains>', 'comma-separated trust domains that also mean this mesh (MeshConfig trustDomainAliases)', (v: string) => v.split(',').map((d) => d.trim()).filter(Boolean), [] as string[])
     .option('--ca-dir <dir>', 'folder of the self-signed root (with --config-dir; Kubernetes keeps it in Secret istio-ca-secret)', DEFAULT_CA_DIR)
     .option('--cacerts <dir>', "plug-in CA folder (istiod's cacerts: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)")
-    .option('--jwks <file|url>', 'accept CSRs with a JWT signed by a key of this JWKS (needs --jwt-issuer, --jwt-audience)')
+    .option('--jwks <file|url>', 'accept CSRs with a JWT signed by a key of this JWKS, a file or an https:// URL (needs --jwt-issuer, --jwt-audience)')
     .option('--jwt-issuer <iss>', 'the issuer JWTs must carry')
     .option('--jwt-audience <aud>', 'an audience JWTs may carry (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .option('--jwks-ca-file <file>', 'PEM CAs trusted, besides the system roots, when fetching RequestAuthentication JWKS (https only)')
+    .option('--jwt-max-lifetime <duration>', 'longest JWT lifetime accepted (exp − iat, or exp − now without iat)', seconds('--jwt-max-lifetime'), DEFAULTS.jwtMaxLifetimeSeconds)
     .option('--workload-cert-ttl <duration>', 'workload certificate lifetime when none is asked for', seconds('--workload-cert-ttl'), DEFAULTS.workloadCertTtlSeconds)
     .option('--max-workload-cert-ttl <duration>', 'longest workload certificate lifetime handed out', seconds('--max-workload-cert-ttl'), DEFAULTS.maxWorkloadCertTtlSeconds)
     .option('--domain <domain>', 'cluster DNS domain', DEFAULTS.domain)
@@ -89,7 +93,7 @@ export function program(): Command {
       }
       // The pod's name and namespace (downward API, as istiod's Deployment sets them).
       const pod = { podName: process.env['POD_NAME'] || undefined, podNamespace: process.env['POD_NAMESPACE'] || undefined };
-      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, ...rest } = o;
+      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, jwtMaxLifetime, customHost, ...rest } = o;
       const handle: MeshdHandle = await startMeshd({
         ...rest,
         ...pod,
@@ -98,6 +102,8 @@ export function program(): Command {
         workloadCertTtlSeconds: workloadCertTtl,
         maxWorkloadCertTtlSeconds: maxWorkloadCertTtl,
         jwtAudiences: jwtAudience,
+        jwtMaxLifetimeSeconds: jwtMaxLifetime,
+        customHosts: (customHost ?? '').split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== ''),
       });
       process.stdout.write(
         `meshd listening: xDS ${o.host}:${handle.xdsPort}, debug http://${o.host}:${handle.debugPort}/debug` +

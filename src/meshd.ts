@@ -15,9 +15,7 @@ import { KubeSource, type KubeSourceOptions } from './sources/kube-source';
 import { type LeaderElectionHandle, type LeaseTimings, leaderIdentity, meshdLeaderTasks, startLeaderElection } from './leader';
 import { DEFAULT_LEADER_NAMESPACE } from './leader';
 import { checkObject } from './model/validate';
-import { type WebhookServerHandle, startWebhookServer, webhookDnsNames } from './webhook/server';
-import { servingCertificateFrom } from './webhook/certs';
-import { sharedWebhookCa } from './webhook/shared-ca';
+import { type WebhookServerHandle, followCertificates, startWebhookServer, webhookServingCertificate } from './webhook/server';
 import type { ConfigSource } from './sources/source';
 import { ConfigEngine } from './xds/engine';
 import { Debouncer } from './xds/debounce';
@@ -27,6 +25,7 @@ import { AdsServer } from './xds/server';
 import type { XdsAuth } from './xds/authn';
 import { SecretAccessReviewer } from './ca/secret-access';
 import { MeshdCa } from './ca/setup';
+import type { ServingCertificate } from './ca/tls-server';
 import type { CertificateAuthority } from './ca/types';
 import { ResourceValidator } from './xds/validate-rules';
 
@@ -44,7 +43,10 @@ export interface MeshdHandle {
   readonly source: ConfigSource;
   /** The admission webhooks' HTTPS port, or -1 when off. */
   webhookPort: number;
-  /** The CA the webhook serving certificate chains to (the webhook configurations' caBundle). */
+  /**
+   * The webhook configurations' caBundle: the CA's root bundle, which the webhook serving
+   * certificate chains to; undefined until this replica's webhooks serve a certificate.
+   */
   webhookCaPem(): string | undefined;
   /** xDS and the CA over TLS (istiod's 15012), or -1 when off. */
   secureXdsPort: number;
@@ -66,7 +68,7 @@ export type StartOptions = Partial<MeshdOptions> & {
   leaseTimings?: Partial<LeaseTimings>;
   /** Sign with this authority instead of meshd's own (tests, embedders). */
   certificateAuthority?: CertificateAuthority;
-  /** Lifetime of the 15012 serving certificate (default 24 h; re-issued at half). */
+  /** Lifetime of the 15012 and webhook serving certificates (default 24 h; re-issued at half). */
   servingCertTtlSeconds?: number;
   /** JWKS resolver tuning (tests shorten the refresh; embedders may bound the cache). */
   jwksResolver?: Omit<JwksResolverOptions, 'onChange' | 'log' | 'registry'>;
@@ -137,8 +139,6 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const source: ConfigSource = kubeConfig
     ? new KubeSource({ kubeConfig, log: log.child({ component: 'kube' }), ...input.kube })
     : new FileSource(opts.configDir as string);
-  // The webhook CA every replica's serving certificate chains to (Kubernetes: shared through a Secret).
-  let webhookCaPem: string | undefined;
   // The workload CA: CreateCertificate on the xDS ports; in Kubernetes only the leader creates the root.
   let leading: () => boolean = () => false;
   const ca = new MeshdCa({
@@ -154,6 +154,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     jwks: opts.jwks,
     jwtIssuer: opts.jwtIssuer,
     jwtAudiences: opts.jwtAudiences,
+    jwtMaxLifetimeSeconds: opts.jwtMaxLifetimeSeconds,
     serving: opts.secureXdsPort >= 0,
     servingTtlSeconds: input.servingCertTtlSeconds,
     registry: metrics.registry,
@@ -171,7 +172,8 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         namespace: opts.podNamespace,
         identity: leaderIdentity(opts.podName),
         log,
-        tasks: [...meshdLeaderTasks({ kubeConfig, log, webhookCaPem: opts.webhookPort >= 0 ? () => webhookCaPem : undefined }), ...ca.leaderTasks],
+        // The webhooks' caBundle is the CA's root bundle: every replica's webhook certificate chains to it.
+        tasks: [...meshdLeaderTasks({ kubeConfig, log, webhookCaPem: opts.webhookPort >= 0 ? () => ca.authority.rootBundlePem() || undefined : undefined }), ...ca.leaderTasks],
         timings: input.leaseTimings,
       })
     : undefined;
@@ -253,6 +255,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   let monitoringPort = -1;
   let secureXdsPort = -1;
   let webhooks: WebhookServerHandle | undefined;
+  let webhookCert: ServingCertificate | undefined;
   try {
     xdsPort = await server.listen(opts.host, opts.xdsPort);
     // Connections to 15012 are dropped until the CA has issued the serving certificate.
@@ -266,39 +269,35 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       monitoringPort = await listenApp(mon, opts.host, opts.monitoringPort);
     }
     if (opts.webhookPort >= 0) {
-      const dnsNames = webhookDnsNames('istiod', opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE, opts.domain);
-      webhooks = await startWebhookServer({
+      const wlog = log.child({ component: 'webhook' });
+      const hooks = await startWebhookServer({
         host: opts.host,
         port: opts.webhookPort,
-        log: log.child({ component: 'webhook' }),
+        log: wlog,
         validate: checkObject,
         injection: { clusterDomain: opts.domain, trustDomain: opts.trustDomain },
         namespaceLabels: (ns) => current?.namespaceLabels.get(ns),
-        dnsNames,
       });
-      if (!kubeConfig) webhookCaPem = webhooks.caPem;
-      else {
-        // Until the shared CA is read (the API may still be unreachable), the self-signed one serves.
-        const handle = webhooks;
-        void (async () => {
-          for (let delay = 200; !closed; delay = Math.min(delay * 2, 10_000)) {
-            try {
-              const ca = await sharedWebhookCa(kubeConfig, opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE, log);
-              handle.setCertificate(servingCertificateFrom(ca, { dnsNames }));
-              webhookCaPem = ca.certPem;
-              return;
-            } catch (err) {
-              log.warn({ err: String(err) }, 'webhook CA not available yet; retrying');
-              await new Promise((r) => setTimeout(r, delay));
-            }
-          }
-        })();
-      }
+      webhooks = hooks;
+      // Issued by meshd's CA for istiod's names and the custom hosts, renewed at half-life; until
+      // the CA signs (in Kubernetes it may wait for the leader's root), handshakes fail.
+      const cert = webhookServingCertificate({
+        ca: ca.authority,
+        namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE,
+        domain: opts.domain,
+        customHosts: opts.customHosts,
+        log: wlog,
+        ...(input.servingCertTtlSeconds !== undefined ? { ttlSeconds: input.servingCertTtlSeconds } : {}),
+      });
+      webhookCert = cert;
+      followCertificates(cert, (c) => hooks.setCertificate(c));
+      void ca.ready().then(() => (closed ? undefined : cert.start()));
     }
   } catch (err) {
     debouncer.stop();
     jwksResolver.close();
     ca.close();
+    webhookCert?.close();
     await webhooks?.close();
     await election?.stop();
     await source.close();
@@ -338,7 +337,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     whenReady: () => readyPromise,
     source,
     webhookPort: webhooks?.port ?? -1,
-    webhookCaPem: () => webhookCaPem,
+    webhookCaPem: () => (webhooks?.hasCertificate() ? ca.authority.rootBundlePem() || undefined : undefined),
     secureXdsPort,
     caRootPem: () => ca.authority.rootBundlePem(),
     caReady: () => ca.ready(),
@@ -350,6 +349,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       debouncer.stop();
       jwksResolver.close();
       ca.close();
+      webhookCert?.close();
       await election?.stop();
       await webhooks?.close();
       await source.close();

@@ -84,7 +84,7 @@ test('two replicas: both serve, exactly one leads, the other takes over when it 
   assert.equal(other.ready(), true, 'the remaining replica still serves');
 });
 
-test('replicas share one webhook CA; the leader writes it into the webhook configurations', { timeout: 60_000 }, async () => {
+test("replicas' webhook certificates come from the shared mesh CA; the leader writes its root into the webhook configurations", { timeout: 60_000 }, async () => {
   const injector = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'istio-sidecar-injector' } };
   api.store.create({
     ...injector,
@@ -92,10 +92,12 @@ test('replicas share one webhook CA; the leader writes it into the webhook confi
   });
   const a = await replica('istiod-c');
   const b = await replica('istiod-d');
-  await until('both replicas read the shared CA', () => a.webhookCaPem() !== undefined && a.webhookCaPem() === b.webhookCaPem());
+  await until('both replicas serve a certificate from the shared CA', () => a.webhookCaPem() !== undefined && a.webhookCaPem() === b.webhookCaPem());
   const ca = a.webhookCaPem() as string;
-  // Each replica's serving certificate chains to the shared CA, for the istiod service name
-  // (the shared CA is published only after the replica's certificate is replaced).
+  // The caBundle is the mesh root (Secret istio-ca-secret, shared by the replicas), and each
+  // replica's serving certificate chains to it for the istiod service name.
+  assert.equal(ca, a.caRootPem());
+  assert.equal(ca, b.caRootPem());
   await handshake(a.webhookPort, ca);
   await handshake(b.webhookPort, ca);
   await until('caBundle patched', () => {

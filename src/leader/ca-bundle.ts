@@ -1,7 +1,8 @@
 /**
  * A leader-only task: keeps `caBundle` of meshd's webhook configurations (istiod's names:
  * MutatingWebhookConfiguration `istio-sidecar-injector`, ValidatingWebhookConfiguration
- * `istio-validator-istio-system`) equal to the webhook CA, as istiod's webhook controller does.
+ * `istio-validator-istio-system`) equal to the mesh CA's root bundle, which every replica's webhook
+ * serving certificate chains to, as istiod's webhook controller does.
  * It checks at start and then periodically, so a configuration applied later (or reset by a
  * `kubectl apply`) is patched too. A configuration that does not exist is skipped quietly.
  */
@@ -15,7 +16,7 @@ export const VALIDATOR_WEBHOOK_CONFIG = 'istio-validator-istio-system';
 
 export interface CaBundlePatcherOptions {
   kubeConfig: KubeConfig;
-  /** The webhook CA; undefined until known (the task waits). */
+  /** The bundle to trust (the CA's roots); undefined until known (the task waits). */
   caPem: () => string | undefined;
   log: Logger;
   /** How often to re-check. Default 30 s. */
