@@ -1,6 +1,6 @@
 /** Composition root: parses flags, starts meshd, stops it on SIGINT/SIGTERM. */
 import * as fs from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULTS } from './config/options';
 import { type MeshdHandle, startMeshd } from './meshd';
 import { validateFiles } from './cli/validate';
@@ -12,6 +12,7 @@ export { startMeshd, type MeshdHandle } from './meshd';
 
 interface CliOptions {
   configDir?: string;
+  configRescanInterval: number;
   kubeconfig?: string;
   host: string;
   xdsPort: number;
@@ -49,6 +50,15 @@ function seconds(name: string) {
   };
 }
 
+/** A duration in milliseconds: `0` (off), `500ms`, `5s`, `2m`; a bare number is seconds. */
+function millis(name: string) {
+  return (v: string): number => {
+    const m = /^(\d+)(ms|s|m|h)?$/.exec(v.trim());
+    if (!m) throw new InvalidArgumentError(`${name} must be a duration such as 0, 500ms, 5s or 1m`);
+    return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  };
+}
+
 /** Where the self-signed root lives on the command line (folder source), relative to the working directory. */
 export const DEFAULT_CA_DIR = '.meshd/ca';
 
@@ -59,6 +69,11 @@ export function program(): Command {
     // not the server's flag of the same name.
     .enablePositionalOptions()
     .option('--config-dir <dir>', 'folder of Kubernetes/Istio YAML or JSON to serve (watched)')
+    .addOption(
+      new Option('--config-rescan-interval <duration>', 'with --config-dir: re-read every file this often and serve changes the watcher missed (0 turns it off)')
+        .argParser(millis('--config-rescan-interval'))
+        .default(DEFAULTS.configRescanIntervalMs, `${DEFAULTS.configRescanIntervalMs / 1000}s`),
+    )
     .option('--kubeconfig <file>', 'watch the Kubernetes API server of this kubeconfig instead (in a pod, neither flag: in-cluster config)')
     .option('--host <addr>', 'address to listen on', DEFAULTS.host)
     .option('--xds-port <port>', 'gRPC xDS (ADS) port; 0 picks a free port', port('--xds-port'), DEFAULTS.xdsPort)
@@ -87,12 +102,13 @@ export function program(): Command {
       }
       // The pod's name and namespace (downward API, as istiod's Deployment sets them).
       const pod = { podName: process.env['POD_NAME'] || undefined, podNamespace: process.env['POD_NAMESPACE'] || undefined };
-      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, ...rest } = o;
+      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, configRescanInterval, ...rest } = o;
       const handle: MeshdHandle = await startMeshd({
         ...rest,
         ...pod,
         inCluster: inCluster || undefined,
         cacertsDir: cacerts,
+        configRescanIntervalMs: configRescanInterval,
         workloadCertTtlSeconds: workloadCertTtl,
         maxWorkloadCertTtlSeconds: maxWorkloadCertTtl,
         jwtAudiences: jwtAudience,

@@ -117,7 +117,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const kubeConfig = kubeConnection ? loadKubeConfig(kubeConnection) : undefined;
   const source: ConfigSource = kubeConfig
     ? new KubeSource({ kubeConfig, log: log.child({ component: 'kube' }), ...input.kube })
-    : new FileSource(opts.configDir as string);
+    : new FileSource(opts.configDir as string, { rescanIntervalMs: opts.configRescanIntervalMs, settleMs: opts.configSettleMs, log: log.child({ component: 'folder' }) });
   // The webhook CA every replica's serving certificate chains to (Kubernetes: shared through a Secret).
   let webhookCaPem: string | undefined;
   // The workload CA: CreateCertificate on the xDS ports; in Kubernetes only the leader creates the root.
