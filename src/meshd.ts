@@ -11,6 +11,7 @@ import { loadKubeConfig } from './sources/kube-http';
 import { KubeSource, type KubeSourceOptions } from './sources/kube-source';
 import { type LeaderElectionHandle, type LeaseTimings, leaderIdentity, meshdLeaderTasks, startLeaderElection } from './leader';
 import { DEFAULT_LEADER_NAMESPACE } from './leader';
+import { abortableDelay } from './leader/tasks';
 import { validateObject } from './model/validate';
 import { type WebhookServerHandle, startWebhookServer, webhookDnsNames } from './webhook/server';
 import { servingCertificateFrom } from './webhook/certs';
@@ -88,6 +89,8 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   let sequence = 0;
   let ready = false;
   let closed = false;
+  // Aborted by close(): retry loops stop sleeping at once.
+  const closing = new AbortController();
   let markReady: () => void = () => undefined;
   let notReady: (err: Error) => void = () => undefined;
   const readyPromise = new Promise<void>((resolve, reject) => {
@@ -242,8 +245,9 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
               webhookCaPem = ca.certPem;
               return;
             } catch (err) {
+              if (closed) return;
               log.warn({ err: String(err) }, 'webhook CA not available yet; retrying');
-              await new Promise((r) => setTimeout(r, delay));
+              await abortableDelay(delay, closing.signal);
             }
           }
         })();
@@ -297,6 +301,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     leader: () => (election ? { identity: election.identity, leading: election.isLeader(), holder: election.leader() } : undefined),
     close: async () => {
       closed = true;
+      closing.abort();
       ready = false;
       notReady(new Error('meshd closed before it was ready'));
       debouncer.stop();
