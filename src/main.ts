@@ -2,7 +2,8 @@
 import * as fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULTS } from './config/options';
-import { type MeshdHandle, startMeshd } from './meshd';
+import { type MeshdHandle, meshdLogger, startMeshd } from './meshd';
+import { BoundedSink } from './cli/log-sink';
 import { validateFiles } from './cli/validate';
 import { agentCommand } from './cli/agent';
 import { bootstrapCommand } from './cli/bootstrap';
@@ -59,6 +60,11 @@ function millis(name: string) {
   };
 }
 
+/** A shutdown that takes longer than this ends the process anyway (exit code 1). */
+export const SHUTDOWN_DEADLINE_MS = 8000;
+/** How long a shutdown waits for the last log lines to leave. */
+export const LOG_DRAIN_MS = 1000;
+
 /** Where the self-signed root lives on the command line (folder source), relative to the working directory. */
 export const DEFAULT_CA_DIR = '.meshd/ca';
 
@@ -103,8 +109,14 @@ export function program(): Command {
       // The pod's name and namespace (downward API, as istiod's Deployment sets them).
       const pod = { podName: process.env['POD_NAME'] || undefined, podNamespace: process.env['POD_NAMESPACE'] || undefined };
       const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, configRescanInterval, ...rest } = o;
+      // Standard output may be a pipe whose reader stalls or dies: logging must never block
+      // serving nor keep a stopping process alive. An unreadable stderr must not crash it either.
+      process.stderr.on('error', () => undefined);
+      const out = new BoundedSink(process.stdout);
+      const logger = meshdLogger(o.logLevel, out);
       const handle: MeshdHandle = await startMeshd({
         ...rest,
+        logger,
         ...pod,
         inCluster: inCluster || undefined,
         cacertsDir: cacerts,
@@ -113,18 +125,46 @@ export function program(): Command {
         maxWorkloadCertTtlSeconds: maxWorkloadCertTtl,
         jwtAudiences: jwtAudience,
       });
-      process.stdout.write(
+      out.write(
         `meshd listening: xDS ${o.host}:${handle.xdsPort}, debug http://${o.host}:${handle.debugPort}/debug` +
           (handle.secureXdsPort >= 0 ? `, xDS+CA over TLS ${o.host}:${handle.secureXdsPort}` : '') +
           (handle.monitoringPort >= 0 ? `, metrics http://${o.host}:${handle.monitoringPort}/metrics` : '') +
           (handle.webhookPort >= 0 ? `, webhooks https://${o.host}:${handle.webhookPort}` : '') +
           '\n',
       );
-      const stop = (): void => {
-        void handle.close().then(() => process.exit(0));
+      // Graceful stop, bounded whatever the API server, the proxies or standard output do; a
+      // second signal ends the process at once.
+      let stopping = false;
+      const stop = (signal: NodeJS.Signals): void => {
+        if (stopping) {
+          process.stderr.write(`meshd: ${signal} again; exiting now\n`);
+          process.exit(1);
+        }
+        stopping = true;
+        const startedAt = Date.now();
+        logger.info({ signal }, 'shutting down');
+        const deadline = setTimeout(() => {
+          process.stderr.write(`meshd: shutdown did not finish within ${SHUTDOWN_DEADLINE_MS} ms; exiting\n`);
+          process.exit(1);
+        }, SHUTDOWN_DEADLINE_MS);
+        let code = 0;
+        void handle
+          .close()
+          .then(
+            () => logger.info({ ms: Date.now() - startedAt }, 'stopped'),
+            (err: unknown) => {
+              code = 1;
+              logger.error({ err }, 'error while stopping');
+            },
+          )
+          .then(() => out.drain(LOG_DRAIN_MS))
+          .then(() => {
+            clearTimeout(deadline);
+            process.exit(code);
+          });
       };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
     });
   cmd
     .command('validate')

@@ -17,6 +17,7 @@ import { type WebhookServerHandle, startWebhookServer, webhookDnsNames } from '.
 import { servingCertificateFrom } from './webhook/certs';
 import { sharedWebhookCa } from './webhook/shared-ca';
 import type { ConfigSource } from './sources/source';
+import { BoundedSink } from './cli/log-sink';
 import { ConfigEngine } from './xds/engine';
 import { Debouncer } from './xds/debounce';
 import { XdsMetrics } from './xds/metrics';
@@ -68,6 +69,11 @@ export type StartOptions = Partial<MeshdOptions> & {
   servingCertTtlSeconds?: number;
 };
 
+/** meshd's logger: JSON lines at `level` to `out` (default: standard output, bounded; see BoundedSink). */
+export function meshdLogger(level: string, out: pino.DestinationStream = new BoundedSink(process.stdout)): Logger {
+  return pino({ level, base: { app: 'meshd' } }, out);
+}
+
 /** The content part of a snapshot version (`<sequence>-<hash>`). */
 function contentHash(s: MeshSnapshot): string {
   return s.version.slice(s.version.indexOf('-') + 1);
@@ -81,7 +87,7 @@ function describe(e: ConfigError): string {
 
 export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const opts = withDefaults(input);
-  const log = input.logger ?? pino({ level: opts.logLevel, base: { app: 'meshd' } });
+  const log = input.logger ?? meshdLogger(opts.logLevel);
   const protos = new EnvoyProtos();
   const metrics = new XdsMetrics();
   const engine = new ConfigEngine({ protos, checker: opts.validateResources ? new ResourceValidator(protos) : undefined, log });
