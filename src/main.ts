@@ -1,8 +1,9 @@
 /** Composition root: parses flags, starts meshd, stops it on SIGINT/SIGTERM. */
 import * as fs from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULTS } from './config/options';
-import { type MeshdHandle, startMeshd } from './meshd';
+import { type MeshdHandle, meshdLogger, startMeshd } from './meshd';
+import { BoundedSink } from './cli/log-sink';
 import { validateFiles } from './cli/validate';
 import { agentCommand } from './cli/agent';
 import { bootstrapCommand } from './cli/bootstrap';
@@ -12,6 +13,7 @@ export { startMeshd, type MeshdHandle } from './meshd';
 
 interface CliOptions {
   configDir?: string;
+  configRescanInterval: number;
   kubeconfig?: string;
   host: string;
   xdsPort: number;
@@ -52,6 +54,20 @@ function seconds(name: string) {
   };
 }
 
+/** A duration in milliseconds: `0` (off), `500ms`, `5s`, `2m`; a bare number is seconds. */
+function millis(name: string) {
+  return (v: string): number => {
+    const m = /^(\d+)(ms|s|m|h)?$/.exec(v.trim());
+    if (!m) throw new InvalidArgumentError(`${name} must be a duration such as 0, 500ms, 5s or 1m`);
+    return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  };
+}
+
+/** A shutdown that takes longer than this ends the process anyway (exit code 1). */
+export const SHUTDOWN_DEADLINE_MS = 8000;
+/** How long a shutdown waits for the last log lines to leave. */
+export const LOG_DRAIN_MS = 1000;
+
 /** Where the self-signed root lives on the command line (folder source), relative to the working directory. */
 export const DEFAULT_CA_DIR = '.meshd/ca';
 
@@ -62,6 +78,11 @@ export function program(): Command {
     // not the server's flag of the same name.
     .enablePositionalOptions()
     .option('--config-dir <dir>', 'folder of Kubernetes/Istio YAML or JSON to serve (watched)')
+    .addOption(
+      new Option('--config-rescan-interval <duration>', 'with --config-dir: re-read every file this often and serve changes the watcher missed (0 turns it off)')
+        .argParser(millis('--config-rescan-interval'))
+        .default(DEFAULTS.configRescanIntervalMs, `${DEFAULTS.configRescanIntervalMs / 1000}s`),
+    )
     .option('--kubeconfig <file>', 'watch the Kubernetes API server of this kubeconfig instead (in a pod, neither flag: in-cluster config)')
     .option('--host <addr>', 'address to listen on', DEFAULTS.host)
     .option('--xds-port <port>', 'gRPC xDS (ADS) port; 0 picks a free port', port('--xds-port'), DEFAULTS.xdsPort)
@@ -93,30 +114,65 @@ export function program(): Command {
       }
       // The pod's name and namespace (downward API, as istiod's Deployment sets them).
       const pod = { podName: process.env['POD_NAME'] || undefined, podNamespace: process.env['POD_NAMESPACE'] || undefined };
-      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, jwtMaxLifetime, customHost, ...rest } = o;
+      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, jwtMaxLifetime, customHost, configRescanInterval, ...rest } = o;
+      // Standard output may be a pipe whose reader stalls or dies: logging must never block
+      // serving nor keep a stopping process alive. An unreadable stderr must not crash it either.
+      process.stderr.on('error', () => undefined);
+      const out = new BoundedSink(process.stdout);
+      const logger = meshdLogger(o.logLevel, out);
       const handle: MeshdHandle = await startMeshd({
         ...rest,
+        logger,
         ...pod,
         inCluster: inCluster || undefined,
         cacertsDir: cacerts,
+        configRescanIntervalMs: configRescanInterval,
         workloadCertTtlSeconds: workloadCertTtl,
         maxWorkloadCertTtlSeconds: maxWorkloadCertTtl,
         jwtAudiences: jwtAudience,
         jwtMaxLifetimeSeconds: jwtMaxLifetime,
         customHosts: (customHost ?? '').split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== ''),
       });
-      process.stdout.write(
+      out.write(
         `meshd listening: xDS ${o.host}:${handle.xdsPort}, debug http://${o.host}:${handle.debugPort}/debug` +
           (handle.secureXdsPort >= 0 ? `, xDS+CA over TLS ${o.host}:${handle.secureXdsPort}` : '') +
           (handle.monitoringPort >= 0 ? `, metrics http://${o.host}:${handle.monitoringPort}/metrics` : '') +
           (handle.webhookPort >= 0 ? `, webhooks https://${o.host}:${handle.webhookPort}` : '') +
           '\n',
       );
-      const stop = (): void => {
-        void handle.close().then(() => process.exit(0));
+      // Graceful stop, bounded whatever the API server, the proxies or standard output do; a
+      // second signal ends the process at once.
+      let stopping = false;
+      const stop = (signal: NodeJS.Signals): void => {
+        if (stopping) {
+          process.stderr.write(`meshd: ${signal} again; exiting now\n`);
+          process.exit(1);
+        }
+        stopping = true;
+        const startedAt = Date.now();
+        logger.info({ signal }, 'shutting down');
+        const deadline = setTimeout(() => {
+          process.stderr.write(`meshd: shutdown did not finish within ${SHUTDOWN_DEADLINE_MS} ms; exiting\n`);
+          process.exit(1);
+        }, SHUTDOWN_DEADLINE_MS);
+        let code = 0;
+        void handle
+          .close()
+          .then(
+            () => logger.info({ ms: Date.now() - startedAt }, 'stopped'),
+            (err: unknown) => {
+              code = 1;
+              logger.error({ err }, 'error while stopping');
+            },
+          )
+          .then(() => out.drain(LOG_DRAIN_MS))
+          .then(() => {
+            clearTimeout(deadline);
+            process.exit(code);
+          });
       };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
     });
   cmd
     .command('validate')

@@ -17,6 +17,7 @@ import { DEFAULT_LEADER_NAMESPACE } from './leader';
 import { checkObject } from './model/validate';
 import { type WebhookServerHandle, followCertificates, startWebhookServer, webhookServingCertificate } from './webhook/server';
 import type { ConfigSource } from './sources/source';
+import { BoundedSink } from './cli/log-sink';
 import { ConfigEngine } from './xds/engine';
 import { Debouncer } from './xds/debounce';
 import { XdsMetrics } from './xds/metrics';
@@ -74,6 +75,11 @@ export type StartOptions = Partial<MeshdOptions> & {
   jwksResolver?: Omit<JwksResolverOptions, 'onChange' | 'log' | 'registry'>;
 };
 
+/** meshd's logger: JSON lines at `level` to `out` (default: standard output, bounded; see BoundedSink). */
+export function meshdLogger(level: string, out: pino.DestinationStream = new BoundedSink(process.stdout)): Logger {
+  return pino({ level, base: { app: 'meshd' } }, out);
+}
+
 /** The content part of a snapshot version (`<sequence>-<hash>`). */
 function contentHash(s: MeshSnapshot): string {
   return s.version.slice(s.version.indexOf('-') + 1);
@@ -101,7 +107,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const opts = withDefaults(input);
   // Read before anything starts, so a bad file fails the start cleanly.
   const jwksCaPems = opts.jwksCaFile !== undefined ? [readCaFile(opts.jwksCaFile)] : undefined;
-  const log = input.logger ?? pino({ level: opts.logLevel, base: { app: 'meshd' } });
+  const log = input.logger ?? meshdLogger(opts.logLevel);
   const protos = new EnvoyProtos();
   const metrics = new XdsMetrics();
   const engine = new ConfigEngine({ protos, checker: opts.validateResources ? new ResourceValidator(protos) : undefined, log });
@@ -138,7 +144,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const kubeConfig = kubeConnection ? loadKubeConfig(kubeConnection) : undefined;
   const source: ConfigSource = kubeConfig
     ? new KubeSource({ kubeConfig, log: log.child({ component: 'kube' }), ...input.kube })
-    : new FileSource(opts.configDir as string);
+    : new FileSource(opts.configDir as string, { rescanIntervalMs: opts.configRescanIntervalMs, settleMs: opts.configSettleMs, log: log.child({ component: 'folder' }) });
   // The workload CA: CreateCertificate on the xDS ports; in Kubernetes only the leader creates the root.
   let leading: () => boolean = () => false;
   const ca = new MeshdCa({

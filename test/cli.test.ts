@@ -44,6 +44,9 @@ test('meshd refuses a bad port flag with a clear message', () => {
   const r = meshd(['--config-dir', 'examples/bookinfo', '--xds-port', '70000']);
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /--xds-port must be a port number/);
+  const d = meshd(['--config-dir', 'examples/bookinfo', '--config-rescan-interval', 'soon']);
+  assert.notEqual(d.status, 0);
+  assert.match(d.stderr, /--config-rescan-interval must be a duration such as 0, 500ms, 5s or 1m/);
 });
 
 test('meshd --jwks-ca-file must name a PEM file of CA certificates', () => {

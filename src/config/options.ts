@@ -16,6 +16,13 @@ export interface MeshdOptions {
   monitoringPort: number;
   domain: string;
   logLevel: string;
+  /**
+   * Folder source: every file is re-read this often and compared by content hash, so a change
+   * whose watch events were lost is still served (0 turns the rescan off).
+   */
+  configRescanIntervalMs: number;
+  /** Folder source: quiet period a rewritten file must stay unchanged before it is read as final. */
+  configSettleMs: number;
   /** Push debounce: quiet period and maximum delay. */
   debounceQuietMs: number;
   debounceMaxMs: number;
@@ -65,6 +72,8 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   monitoringPort: 15014,
   domain: DEFAULT_DOMAIN,
   logLevel: 'info',
+  configRescanIntervalMs: 5000,
+  configSettleMs: 50,
   debounceQuietMs: 100,
   debounceMaxMs: 10_000,
   validateResources: true,
@@ -103,6 +112,10 @@ export function withDefaults(o: Partial<MeshdOptions>): MeshdOptions {
   }
   for (const h of merged.customHosts) {
     if (!DNS_NAME.test(h)) throw new Error(`--custom-host: ${JSON.stringify(h)} is not a DNS name (comma-separated names such as webhook.example.com)`);
+  }
+  for (const k of ['configRescanIntervalMs', 'configSettleMs'] as const) {
+    const v = merged[k];
+    if (!Number.isFinite(v) || v < 0) throw new Error(`${k === 'configRescanIntervalMs' ? '--config-rescan-interval' : 'configSettleMs'}: ${v} must be a duration >= 0`);
   }
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(merged.trustDomain)) throw new Error(`--trust-domain: ${JSON.stringify(merged.trustDomain)} is not a DNS-like name`);
   for (const alias of merged.trustDomainAliases) {
