@@ -83,7 +83,7 @@ test('first certificate over 15012 with a JWT: files, chain to meshd root, key m
 test('the plaintext port 15010 has no CA: an agent sent there is refused (UNIMPLEMENTED) and keeps retrying', { timeout: 30_000 }, async () => {
   const a = await startAgent({
     trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'reviews', keyType: 'ecdsa', ttlSeconds: 3600, retryInitialMs: 100, retryMaxMs: 200,
-    log: log.child({ app: 'agent' }), ca: { address: `127.0.0.1:${meshd.xdsPort}`, plaintext: true, tokenFile },
+    log: log.child({ app: 'agent' }), ca: { address: `127.0.0.1:${meshd.xdsPort}`, plaintext: true, rootCertFile: path.join(dir, 'root.pem'), tokenFile },
   });
   agents.push(a);
   const failures: string[] = [];

@@ -90,8 +90,8 @@ function metric(text: string, name: string): number {
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
-/** The first CDS response on an ADS stream to `address`. */
-async function firstCds(address: string, creds: grpc.ChannelCredentials): Promise<{ type_url: string; resources: unknown[] }> {
+/** The first CDS response on an ADS stream to `address` (with `token` as its bearer credential). */
+async function firstCds(address: string, creds: grpc.ChannelCredentials, token?: string): Promise<{ type_url: string; resources: unknown[] }> {
   const protos = new EnvoyProtos();
   const def = {
     ads: {
@@ -106,7 +106,9 @@ async function firstCds(address: string, creds: grpc.ChannelCredentials): Promis
   };
   const AdsCtor = grpc.makeGenericClientConstructor(def, 'ADS');
   const client = new AdsCtor(address, creds, { 'grpc.ssl_target_name_override': SERVER_NAME });
-  const stream = (client as unknown as { ads: () => grpc.ClientDuplexStream<object, { type_url: string; resources: unknown[] }> }).ads();
+  const md = new grpc.Metadata();
+  if (token) md.set('authorization', `Bearer ${token}`);
+  const stream = (client as unknown as { ads: (md: grpc.Metadata) => grpc.ClientDuplexStream<object, { type_url: string; resources: unknown[] }> }).ads(md);
   const first = new Promise<{ type_url: string; resources: unknown[] }>((resolve, reject) => {
     stream.once('data', resolve);
     stream.once('error', reject);
@@ -256,7 +258,7 @@ describe('CreateCertificate with JWT and mTLS', () => {
     assert.doesNotMatch(log.text(), /plaintext-ca/, 'no plaintext CA warning without the flag');
   });
 
-  test('15012: the serving certificate is for istiod and chains to the root; ADS is served there too', T, async () => {
+  test('15012: the serving certificate is for istiod and chains to the root; ADS is served there too, to a caller that proves who it is', T, async () => {
     const creds = grpc.credentials.createSsl(Buffer.from(root));
     // The serving certificate: istiod's names and identity, from meshd's CA.
     const served = await new Promise<X509Certificate>((resolve, reject) => {
@@ -275,7 +277,8 @@ describe('CreateCertificate with JWT and mTLS', () => {
     const chain = await call(xdsTls, { csr: r.csrPem }, { token: await sign({ sub: REVIEWS }), creds });
     leafChecks(dir, chain, root, r.keyPem, REVIEWS);
     // ADS over TLS: a CDS request is answered with bookinfo's clusters.
-    const res = await firstCds(xdsTls, creds);
+    // Over TLS a stream must prove who it is, as to istiod: here with the same token in its metadata.
+    const res = await firstCds(xdsTls, creds, await sign({ sub: REVIEWS }));
     assert.equal(res.type_url, TypeUrl.Cluster);
     assert.ok(res.resources.length > 0);
   });

@@ -16,6 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tls from 'node:tls';
+import { type CryptoKey, exportJWK, generateKeyPair } from 'jose';
 import pino from 'pino';
 import YAML from 'yaml';
 import { secretResources } from '../src/generate/secrets';
@@ -25,6 +26,8 @@ import { ConfigEngine } from '../src/xds/engine';
 import { EnvoyProtos, TypeUrl } from '../src/xds/protos';
 import { ResourceValidator } from '../src/xds/validate-rules';
 import { AdsClient, type Response } from './helpers/ads-client';
+import { JWT_AUDIENCE, JWT_ISSUER, mintToken } from './helpers/security-mesh';
+import { type WorkloadCert, bearer, tlsChannel, workloadCert } from './helpers/verified-proxy';
 import { type Pem, issue, makeCa, tlsSecretYaml } from './helpers/certs';
 
 const ROOT = path.join(__dirname, '..');
@@ -37,6 +40,8 @@ type J = Record<string, unknown>;
 
 let dir: string;
 let meshd: MeshdHandle;
+let jwtKey: CryptoKey;
+let jwksDir: string;
 const logs: string[] = [];
 const clients: AdsClient[] = [];
 
@@ -50,6 +55,9 @@ const stranger = makeCa('stranger CA');
 const strangerClient = issue(stranger, [], 'stranger');
 const otherNs = issue(ca, ['bookinfo.example.com']);
 const mtlsServer = issue(ca, ['mtls.example.com']);
+const shopCert = issue(ca, ['shop.example.com']);
+const GATEWAY_SA = 'istio-ingressgateway-service-account';
+const INTRUDER_ID = 'router~10.9.9.9~intruder-0.shop~shop.svc.cluster.local';
 const exampleSecret = YAML.parse(fs.readFileSync(path.join(ROOT, 'examples', 'bookinfo-gateway', 'bookinfo-credential.yaml'), 'utf8')) as { stringData: Record<string, string> };
 const example: Pem = { cert: exampleSecret.stringData['tls.crt'] ?? '', key: exampleSecret.stringData['tls.key'] ?? '' };
 
@@ -70,6 +78,8 @@ ${tlsSecretYaml('istio-system', 'mtls-credential', { ...mtlsServer, ca: ca.cert 
 ${tlsSecretYaml('istio-system', 'broken-credential', { cert: serverA.cert, key: serverB.key })}
 ---
 ${tlsSecretYaml('default', 'bookinfo-credential', otherNs)}
+---
+${tlsSecretYaml('shop', 'shop-gw-cert', shopCert)}
 `;
 
 function write(file: string, text: string): void {
@@ -82,10 +92,30 @@ async function http(p: string): Promise<string> {
   return (await fetch(`http://127.0.0.1:${meshd.debugPort}${p}`)).text();
 }
 
-function client(id: string, namespace: string): AdsClient {
-  const c = new AdsClient(protos, `127.0.0.1:${meshd.xdsPort}`, { id, metadata: { NAMESPACE: namespace } });
+/** The workload certificate of `namespace`'s gateway service account, from meshd's CA (one per namespace). */
+const certs = new Map<string, Promise<WorkloadCert>>();
+function gatewayCert(namespace: string, sa = GATEWAY_SA): Promise<WorkloadCert> {
+  const key = `${namespace}/${sa}`;
+  let c = certs.get(key);
+  if (!c) {
+    c = mintToken(jwtKey, sa, namespace).then((token) =>
+      workloadCert({ address: `127.0.0.1:${meshd.secureXdsPort}`, rootPem: meshd.caRootPem(), token, spiffeId: `spiffe://cluster.local/ns/${namespace}/sa/${sa}` }),
+    );
+    certs.set(key, c);
+  }
+  return c;
+}
+
+function track(c: AdsClient): AdsClient {
   clients.push(c);
   return c;
+}
+
+/** A proxy as istio-agent connects it: a gateway over TLS with its workload certificate, a sidecar in plaintext. */
+async function client(id: string, namespace: string): Promise<AdsClient> {
+  if (!id.startsWith('router~')) return track(new AdsClient(protos, `127.0.0.1:${meshd.xdsPort}`, { id, metadata: { NAMESPACE: namespace } }));
+  const tlsOpts = tlsChannel(meshd.caRootPem(), await gatewayCert(namespace));
+  return track(new AdsClient(protos, `127.0.0.1:${meshd.secureXdsPort}`, { id, metadata: { NAMESPACE: namespace } }, 'full', tlsOpts));
 }
 
 const pemOf = (ds: unknown): string => Buffer.from(String((ds as J).inline_bytes), 'base64').toString('utf8');
@@ -132,17 +162,28 @@ before(async () => {
   write('extra.yaml', EXTRA);
   // Every log line meshd writes, at every level, to check that no key material is logged.
   const logger = pino({ level: 'trace' }, { write: (line: string) => void logs.push(line) });
-  meshd = await startMeshd({ configDir: dir, xdsPort: 0, debugPort: 0, monitoringPort: -1, logger });
+  // Gateways prove who they are as istio-agent does: a service-account token (a JWT here) for a
+  // workload certificate, then that certificate on xDS over TLS.
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  jwtKey = privateKey;
+  jwksDir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-gateway-jwks-'));
+  fs.writeFileSync(path.join(jwksDir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
+  meshd = await startMeshd({
+    configDir: dir, xdsPort: 0, secureXdsPort: 0, debugPort: 0, monitoringPort: -1, logger,
+    jwks: path.join(jwksDir, 'jwks.json'), jwtIssuer: JWT_ISSUER, jwtAudiences: [JWT_AUDIENCE],
+  });
+  await meshd.caReady();
 });
 
 after(async () => {
   for (const c of clients) c.close();
   await meshd.close();
   fs.rmSync(dir, { recursive: true, force: true });
+  fs.rmSync(jwksDir, { recursive: true, force: true });
 });
 
 test('a router proxy gets its Gateways as listeners and routes, outbound clusters and endpoints', async () => {
-  const c = client(GW_ID, 'istio-system');
+  const c = await client(GW_ID, 'istio-system');
   const cds = await c.subscribe(TypeUrl.Cluster);
   assert.ok(cds.names.includes(CLUSTER) && cds.names.includes('BlackHoleCluster'));
   assert.ok(!cds.names.some((n) => n.startsWith('inbound|') || n === 'PassthroughCluster'), 'no inbound or passthrough clusters on a gateway');
@@ -169,7 +210,7 @@ test('a router proxy gets its Gateways as listeners and routes, outbound cluster
 });
 
 test('SDS serves kubernetes://<credentialName> with the Secret\'s certificate and key, and they terminate TLS', async () => {
-  const c = client(GW_ID, 'istio-system');
+  const c = await client(GW_ID, 'istio-system');
   const r = await c.subscribe(TypeUrl.Secret, ['kubernetes://bookinfo-credential']);
   assert.deepEqual(r.names, ['kubernetes://bookinfo-credential']);
   const got = tlsCert(r, 'kubernetes://bookinfo-credential');
@@ -182,21 +223,21 @@ test('SDS serves kubernetes://<credentialName> with the Secret\'s certificate an
 });
 
 test('a proxy reads only Secrets of its own namespace; sidecars get no SDS', async () => {
-  const gw = client(GW_ID, 'istio-system');
+  const gw = await client(GW_ID, 'istio-system');
   const r = await gw.subscribe(TypeUrl.Secret, ['kubernetes://default/bookinfo-credential', 'kubernetes://bookinfo-credential', 'kubernetes://istio-system/mtls-credential']);
   assert.deepEqual(r.names.sort(), ['kubernetes://bookinfo-credential', 'kubernetes://istio-system/mtls-credential'], 'default/bookinfo-credential is refused');
   // A gateway in `default` resolves the short name in its own namespace: another certificate.
-  const other = client('router~10.244.0.60~own-gateway-1.default~default.svc.cluster.local', 'default');
+  const other = await client('router~10.244.0.60~own-gateway-1.default~default.svc.cluster.local', 'default');
   const o = await other.subscribe(TypeUrl.Secret, ['kubernetes://bookinfo-credential', 'kubernetes://istio-system/bookinfo-credential']);
   assert.deepEqual(o.names, ['kubernetes://bookinfo-credential']);
   assert.equal(fingerprint(tlsCert(o, 'kubernetes://bookinfo-credential').chain), fingerprint(otherNs.cert));
-  const sidecar = client('sidecar~10.244.0.10~productpage-v1.default~default.svc.cluster.local', 'default');
+  const sidecar = await client('sidecar~10.244.0.10~productpage-v1.default~default.svc.cluster.local', 'default');
   const s = await sidecar.subscribe(TypeUrl.Secret, ['kubernetes://bookinfo-credential']);
   assert.deepEqual(s.names, []);
 });
 
 test('MUTUAL: the -cacert bundle admits a client certificate it signed and not one it did not', async () => {
-  const c = client(GW_ID, 'istio-system');
+  const c = await client(GW_ID, 'istio-system');
   const r = await c.subscribe(TypeUrl.Secret, ['kubernetes://mtls-credential', 'kubernetes://mtls-credential-cacert']);
   const got = tlsCert(r, 'kubernetes://mtls-credential');
   const caRes = r.resources.find((x) => x.name === 'kubernetes://mtls-credential-cacert') as J;
@@ -211,7 +252,7 @@ test('MUTUAL: the -cacert bundle admits a client certificate it signed and not o
 });
 
 test('replacing the Secret file pushes the new certificate over SDS, and nothing else', async () => {
-  const c = client(GW_ID, 'istio-system');
+  const c = await client(GW_ID, 'istio-system');
   for (const t of [TypeUrl.Cluster, TypeUrl.Listener]) await c.subscribe(t);
   await c.subscribe(TypeUrl.Route, ['http.8080', HTTPS_ROUTE]);
   const first = await c.subscribe(TypeUrl.Secret, ['kubernetes://bookinfo-credential']);
@@ -230,7 +271,7 @@ test('replacing the Secret file pushes the new certificate over SDS, and nothing
 });
 
 test('a certificate whose key is not its pair is not served; configz and push_status say why', async () => {
-  const c = client(GW_ID, 'istio-system');
+  const c = await client(GW_ID, 'istio-system');
   const r = await c.subscribe(TypeUrl.Secret, ['kubernetes://broken-credential', 'kubernetes://mtls-credential']);
   assert.deepEqual(r.names, ['kubernetes://mtls-credential']);
   const configz = JSON.parse(await http('/debug/configz')) as { secrets: Array<{ namespace: string; name: string; problems: string[] }> };
@@ -245,7 +286,7 @@ test('a certificate whose key is not its pair is not served; configz and push_st
 test('config_dump shows a gateway\'s secrets with the private key redacted, and no key appears in any debug output or log', async () => {
   // Its own pod name, so config_dump finds this stream and not an earlier one (labels come from the pod IP).
   const id = 'router~10.244.0.50~istio-ingressgateway-dump.istio-system~istio-system.svc.cluster.local';
-  const c = client(id, 'istio-system');
+  const c = await client(id, 'istio-system');
   await c.subscribe(TypeUrl.Listener);
   await c.subscribe(TypeUrl.Secret, ['kubernetes://bookinfo-credential', 'kubernetes://mtls-credential', 'kubernetes://broken-credential']);
   const dump = await http(`/debug/config_dump?proxyID=${encodeURIComponent(id)}`);
@@ -270,7 +311,7 @@ test('config_dump shows a gateway\'s secrets with the private key redacted, and 
 test('every Secret resource passes Envoy validate.rules, and SDS is never wildcard', () => {
   const snap = meshd.snapshot();
   assert.ok(snap);
-  const proxy = parseProxy(GW_ID, { NAMESPACE: 'istio-system' });
+  const proxy = { ...parseProxy(GW_ID, { NAMESPACE: 'istio-system' }), credentialNamespace: 'istio-system' };
   const engine = new ConfigEngine({ protos, checker: new ResourceValidator(protos) });
   engine.setSnapshot(snap);
   const names = new Set(['kubernetes://bookinfo-credential', 'kubernetes://mtls-credential', 'kubernetes://mtls-credential-cacert']);
@@ -278,4 +319,57 @@ test('every Secret resource passes Envoy validate.rules, and SDS is never wildca
   assert.equal(enc.size, 3);
   assert.deepEqual(engine.currentRejections(), []);
   assert.deepEqual(secretResources({ snap, proxy }), [], 'no names asked, no secrets sent');
+});
+
+/** What /debug/syncz says about the stream of `proxyId`. */
+async function synczOf(proxyId: string): Promise<J | undefined> {
+  return (JSON.parse(await http('/debug/syncz')) as J[]).find((x) => x.proxy === proxyId);
+}
+
+const SHOP_SECRET = 'kubernetes://shop-gw-cert';
+
+test('a plaintext client that claims a namespace gets no credential; syncz and the log say why', async () => {
+  const c = track(new AdsClient(protos, `127.0.0.1:${meshd.xdsPort}`, { id: INTRUDER_ID, metadata: { NAMESPACE: 'shop' } }));
+  const r = await c.subscribe(TypeUrl.Secret, [SHOP_SECRET, 'kubernetes://shop/shop-gw-cert']);
+  assert.deepEqual(r.names, [], 'no Secret over plaintext');
+  assert.ok(!JSON.stringify(r.resources).includes('private_key'));
+  const s = await synczOf(INTRUDER_ID);
+  assert.equal(s?.identity, null);
+  assert.match(String(s?.credentials_denied), /plaintext/);
+  assert.match(String((s?.secrets_denied as J)[SHOP_SECRET]), /plaintext/);
+  const line = logs.find((l) => l.includes('credential not served') && l.includes(INTRUDER_ID));
+  assert.ok(line, 'the refusal is logged');
+  assert.match(line, /plaintext/);
+});
+
+test('over TLS without a credential, the stream is refused', async () => {
+  const c = track(new AdsClient(protos, `127.0.0.1:${meshd.secureXdsPort}`, { id: INTRUDER_ID, metadata: { NAMESPACE: 'shop' } }, 'full', tlsChannel(meshd.caRootPem())));
+  await assert.rejects(c.subscribe(TypeUrl.Secret, [SHOP_SECRET]));
+  assert.equal(c.error?.code, 16 /* UNAUTHENTICATED */, c.error?.details);
+  assert.match(c.error?.details ?? '', /no credential/);
+});
+
+test('over TLS with a certificate of another namespace, a proxy that claims `shop` is refused', async () => {
+  const c = track(new AdsClient(protos, `127.0.0.1:${meshd.secureXdsPort}`, { id: INTRUDER_ID, metadata: { NAMESPACE: 'shop' } }, 'full', tlsChannel(meshd.caRootPem(), await gatewayCert('default', 'sleep'))));
+  await assert.rejects(c.subscribe(TypeUrl.Secret, [SHOP_SECRET]));
+  assert.equal(c.error?.code, 7 /* PERMISSION_DENIED */, c.error?.details);
+  assert.match(c.error?.details ?? '', /spiffe:\/\/cluster.local\/ns\/default\/sa\/sleep.*do not match/);
+});
+
+test('the shop gateway, verified by its certificate, gets its credential; by a token in the stream metadata too', async () => {
+  const id = 'router~10.9.9.10~shop-gateway-0.shop~shop.svc.cluster.local';
+  const c = await client(id, 'shop');
+  const r = await c.subscribe(TypeUrl.Secret, [SHOP_SECRET, 'kubernetes://istio-system/bookinfo-credential']);
+  assert.deepEqual(r.names, [SHOP_SECRET], 'its own namespace only');
+  assert.equal(fingerprint(tlsCert(r, SHOP_SECRET).chain), fingerprint(shopCert.cert));
+  const s = await synczOf(id);
+  assert.deepEqual(s?.identity, { id: `spiffe://cluster.local/ns/shop/sa/${GATEWAY_SA}`, via: 'mtls' });
+  assert.match(String((s?.secrets_denied as J)['kubernetes://istio-system/bookinfo-credential']), /outside the verified identity's namespace shop/);
+
+  const byToken = 'router~10.9.9.11~shop-gateway-1.shop~shop.svc.cluster.local';
+  const { credentials, channelOptions } = tlsChannel(meshd.caRootPem());
+  const t = track(new AdsClient(protos, `127.0.0.1:${meshd.secureXdsPort}`, { id: byToken, metadata: { NAMESPACE: 'shop' } }, 'full', { credentials, channelOptions, metadata: bearer(await mintToken(jwtKey, GATEWAY_SA, 'shop')) }));
+  const rt = await t.subscribe(TypeUrl.Secret, [SHOP_SECRET]);
+  assert.deepEqual(rt.names, [SHOP_SECRET]);
+  assert.equal((await synczOf(byToken))?.identity && ((await synczOf(byToken))?.identity as J).via, 'jwt');
 });

@@ -7,13 +7,19 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseProxy } from '../src/model/proxy';
+import { type Proxy, type ProxyMetadata, parseProxy } from '../src/model/proxy';
 import type { MeshSnapshot } from '../src/model/snapshot';
 import { ConfigEngine, type ProxyHandle, type ResourceSet } from '../src/xds/engine';
 import { EnvoyProtos, PUSH_ORDER, SHORT_TYPE, type TypeUrl } from '../src/xds/protos';
 import { ResourceValidator } from '../src/xds/validate-rules';
 import { issue, makeCa } from './helpers/certs';
 import { MeshModel, PROXIES, Rng, SnapshotMaker, randomChange } from './helpers/random-mesh';
+
+/** A proxy as the server attaches it once verified: a gateway may be sent its namespace's credentials. */
+function verified(id: string, metadata: ProxyMetadata): Proxy {
+  const p = parseProxy(id, metadata);
+  return p.type === 'router' ? { ...p, credentialNamespace: p.namespace } : p;
+}
 
 const protos = new EnvoyProtos();
 const checker = new ResourceValidator(protos);
@@ -33,7 +39,7 @@ function hashesOf(set: ResourceSet): Hashes {
 }
 
 function attachAll(engine: ConfigEngine): Proxied[] {
-  return PROXIES.map((p) => ({ id: p.id, names: p.names, handle: engine.attach(parseProxy(p.id, p.metadata)) }));
+  return PROXIES.map((p) => ({ id: p.id, names: p.names, handle: engine.attach(verified(p.id, p.metadata)) }));
 }
 
 /** Every served type's resource set, per proxy (id → type → set). */
@@ -55,7 +61,7 @@ function fromScratch(snap: MeshSnapshot): { sets: Map<string, Map<TypeUrl, Hashe
     const fresh = new ConfigEngine({ protos, checker });
     fresh.setSnapshot(snap);
     const byType = new Map<TypeUrl, Hashes>();
-    for (const [t, set] of sets(fresh, [{ id: p.id, names: p.names, handle: fresh.attach(parseProxy(p.id, p.metadata)) }]).get(p.id) ?? []) byType.set(t, hashesOf(set));
+    for (const [t, set] of sets(fresh, [{ id: p.id, names: p.names, handle: fresh.attach(verified(p.id, p.metadata)) }]).get(p.id) ?? []) byType.set(t, hashesOf(set));
     out.set(p.id, byType);
     computed += fresh.stats().resources.computed + fresh.stats().parts.computed;
   }
@@ -187,6 +193,31 @@ test('a change to a service not exported to a namespace leaves that namespace\'s
   assert.ok(changed[inGamma[0] ?? '']?.includes('CDS'), 'and its clusters changed');
 });
 
+test('a refreshed JWKS rebuilds and changes only the listener of the one workload whose policy names it', () => {
+  const model = new MeshModel(CREDENTIALS);
+  const maker = new SnapshotMaker();
+  const engine = new ConfigEngine({ protos, checker });
+  engine.setSnapshot(maker.build(model));
+  const proxies = attachAll(engine);
+  const before = sets(engine, proxies);
+  const computed = (): number => engine.stats().resources.computed + engine.stats().parts.computed;
+  const work = computed();
+  model.jwks.set('a', { version: 2 });
+  engine.setSnapshot(maker.build(model));
+  const after = sets(engine, proxies);
+  const changed: Record<string, string[]> = {};
+  for (const [id, byType] of before) {
+    const types = [...byType].filter(([t, set]) => after.get(id)?.get(t) !== set).map(([t]) => SHORT_TYPE[t]);
+    if (types.length > 0) changed[id] = types;
+  }
+  const web = 'sidecar~10.0.0.1~web-v1.alpha~alpha.svc.cluster.local';
+  assert.deepEqual(changed, { [web]: ['LDS'] });
+  const lds = [...(after.get(web)?.entries() ?? [])].find(([t]) => SHORT_TYPE[t] === 'LDS');
+  assert.ok(lds && JSON.stringify(protos.decode(lds[0], lds[1].resources.get('virtualInbound')?.bytes ?? new Uint8Array())).includes('a-2'), 'the new keys are inlined');
+  // Work proportional to the change: web's inbound listener (and the part holding it), nothing for the others.
+  assert.ok(computed() - work <= 2, `${computed() - work} results computed for one refreshed JWKS`);
+});
+
 test('an endpoint-only change (an EndpointSlice address) changes EDS and leaves CDS, LDS and RDS identical', () => {
   const books = 'outbound|9080||books.beta.svc.cluster.local';
   let moved = '';
@@ -223,7 +254,7 @@ test('a Secret whose key is not its certificate\'s pair is withheld, and the las
   const gw = PROXIES.find((p) => p.id.startsWith('router~'));
   assert.ok(gw);
   const sds = [...PUSH_ORDER].find((t) => SHORT_TYPE[t] === 'SDS') as TypeUrl;
-  const h = engine.attach(parseProxy(gw.id, gw.metadata));
+  const h = engine.attach(verified(gw.id, gw.metadata));
   const cred = 'kubernetes://shop-cred';
   const good = engine.resources(h, sds, requested(gw, sds)).resources.get(cred);
   assert.ok(good, 'the valid credential is served');
@@ -240,7 +271,7 @@ test('a Secret whose key is not its certificate\'s pair is withheld, and the las
   // A fresh engine has no last good version: the broken one is not served at all.
   const fresh = new ConfigEngine({ protos, checker });
   fresh.setSnapshot(broken);
-  assert.equal(fresh.resources(fresh.attach(parseProxy(gw.id, gw.metadata)), sds, requested(gw, sds)).resources.has(cred), false);
+  assert.equal(fresh.resources(fresh.attach(verified(gw.id, gw.metadata)), sds, requested(gw, sds)).resources.has(cred), false);
 
   // Fixed with another valid pair: that one is served and the rejection is gone.
   model.credentialOverride = undefined;

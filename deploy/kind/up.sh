@@ -29,7 +29,7 @@ k wait --for condition=Established --timeout=60s -f "${DEPLOY}/crds/"
 
 log "installing meshd as istiod (istio-system)"
 k apply -k "${DEPLOY}/"
-# Until meshd has a CA: proxies use plaintext xDS on 15010 (see deploy/README.md).
+# The kind setup: proxies use plaintext xDS on 15010 (see deploy/README.md).
 k apply -f "${DEPLOY}/kind/mesh-plaintext.yaml"
 # Their CA client too (CA_ADDR on 15010), and meshd serves the CA there only with --plaintext-ca
 # (as istiod, it is on 15012 alone by default). A test cluster only: tokens cross in clear.

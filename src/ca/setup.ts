@@ -12,13 +12,13 @@ import type { Registry } from 'prom-client';
 import { RootCertPublisher } from '../leader/root-cert';
 import type { LeaderTask } from '../leader/tasks';
 import { CA_DEFAULTS, MeshdAuthority } from './authority';
-import { JwtAuthenticator, KubeTokenAuthenticator, MtlsAuthenticator, spiffeId } from './authn';
+import { type AuthnContext, JwtAuthenticator, KubeTokenAuthenticator, MtlsAuthenticator, authenticateCaller, spiffeId } from './authn';
 import { CaMetrics } from './metrics';
 import type { RootMaterial } from './roots';
 import { FolderRootStore, KubeSecretRootStore, PLUGIN_SECRET, type RootStore } from './root-store';
 import { CertificateService, type PeerCertificateLookup, certificateServiceDefinition } from './service';
 import { ServingCertificate, istiodDnsNames } from './tls-server';
-import { type Authenticator, CaError, type CertificateAuthority, type SignRequest, type SignedCertificate } from './types';
+import { type Authenticator, CaError, type Caller, type CertificateAuthority, type SignRequest, type SignedCertificate } from './types';
 
 export interface MeshdCaOptions {
   trustDomain: string;
@@ -38,6 +38,8 @@ export interface MeshdCaOptions {
   jwks?: string;
   jwtIssuer?: string;
   jwtAudiences?: readonly string[];
+  /** Longest JWT lifetime accepted (seconds); default 24 h. */
+  jwtMaxLifetimeSeconds?: number;
   /** Issue a serving certificate for port 15012. */
   serving: boolean;
   servingTtlSeconds?: number;
@@ -127,6 +129,7 @@ export class MeshdCa {
   private readonly abort = new AbortController();
   private owned: MeshdAuthority | undefined;
   private readonly readyPromise: Promise<void>;
+  private readonly authenticators: readonly Authenticator[];
 
   constructor(private readonly opts: MeshdCaOptions) {
     const log = opts.log.child({ component: 'ca' });
@@ -150,7 +153,8 @@ export class MeshdCa {
       }),
     ];
     if (opts.kubeConfig) authenticators.push(new KubeTokenAuthenticator({ kubeConfig: opts.kubeConfig, trustDomain: opts.trustDomain, log }));
-    if (opts.jwks) authenticators.push(new JwtAuthenticator({ jwks: opts.jwks, issuer: opts.jwtIssuer ?? '', audiences: opts.jwtAudiences ?? [], trustDomain: opts.trustDomain }));
+    if (opts.jwks) authenticators.push(new JwtAuthenticator({ jwks: opts.jwks, issuer: opts.jwtIssuer ?? '', audiences: opts.jwtAudiences ?? [], trustDomain: opts.trustDomain, maxLifetimeSeconds: opts.jwtMaxLifetimeSeconds }));
+    this.authenticators = authenticators;
     this.service = new CertificateService({
       ca: this.authority,
       authenticators,
@@ -208,6 +212,14 @@ export class MeshdCa {
   private rootsChanged(pem: string): void {
     this.serving?.refreshRoots();
     this.rootTask?.rootsChanged(pem);
+  }
+
+  /**
+   * Proves who a caller is with the CA's authenticators (client certificate, service-account
+   * token, JWT), for other services on the same ports (xDS streams). Throws CaError.
+   */
+  authenticate(ctx: AuthnContext): Promise<Caller> {
+    return authenticateCaller(this.authenticators, ctx);
   }
 
   /** Resolves once the CA signs (and the serving certificate, if any, is issued). */

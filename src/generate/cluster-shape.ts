@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { proxyDestinationRule, proxyLocality } from '../model/lookup';
 import { type Proxy, proxyLabels } from '../model/proxy';
 import type { TrafficPolicy } from '../model/objects';
+import { spiffeIdentities } from '../model/trust-domain';
 import {
   type DestinationRuleConfig,
   type Locality,
@@ -22,8 +23,6 @@ import type { GenerateContext, ProtoObject } from './types';
 import { parseOutboundClusterName, socketAddress } from './util';
 
 export type DiscoveryType = 'EDS' | 'STRICT_DNS' | 'LOGICAL_DNS' | 'ORIGINAL_DST';
-
-export const TRUST_DOMAIN = 'cluster.local';
 
 export function flavorOfProxy(proxy: Proxy): ClusterFlavor {
   return proxy.generator === 'grpc' ? 'grpc' : 'envoy';
@@ -136,7 +135,7 @@ export function serviceAccounts(snap: MeshSnapshot, svc: MeshService): string[] 
   const out = new Set<string>(svc.subjectAltNames);
   // The model keeps them per host apart from the endpoints, so an endpoint change that keeps
   // the identities leaves every cluster that verifies them untouched.
-  for (const id of snap.serviceAccountsByHost.get(svc.hostname) ?? []) out.add(`spiffe://${TRUST_DOMAIN}/ns/${id}`);
+  for (const id of snap.serviceAccountsByHost.get(svc.hostname) ?? []) for (const spiffe of spiffeIdentities(snap.trustDomains, id)) out.add(spiffe);
   return [...out].sort();
 }
 

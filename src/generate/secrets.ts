@@ -2,12 +2,13 @@
  * SDS for gateway proxies: `credentialName` Secrets as Envoy Secret resources, as istiod serves
  * them (pilot/pkg/xds/sds.go). `kubernetes://<name>` is the certificate chain and private key of
  * Secret <name> in the proxy's namespace; `kubernetes://<name>-cacert` the CA bundle, from a
- * Secret named `<name>-cacert` if there is one, else from `ca.crt` of <name>. A proxy reads only
- * Secrets of its own namespace. Certificates and keys are parsed for real; a certificate that
+ * Secret named `<name>-cacert` if there is one, else from `ca.crt` of <name>. Only a proxy whose
+ * identity the server verified reads them, and only Secrets of that identity's namespace. Certificates and keys are parsed for real; a certificate that
  * does not parse, or a key that does not belong to it, is not served, and the reason (never
  * the key) is reported. Nothing here logs or returns key material except the Secret itself.
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
+import type { Proxy } from '../model/proxy';
 import type { CredentialSecret, MeshSnapshot } from '../model/snapshot';
 import { CA_SUFFIX, KUBERNETES_SECRET_PREFIX } from './gateway/tls';
 import type { GenerateContext, ProtoObject, Resource } from './types';
@@ -77,11 +78,24 @@ function inline(pem: string): ProtoObject {
   return { inline_bytes: Buffer.from(pem, 'utf8').toString('base64') };
 }
 
+/**
+ * Why `resource` is not served to `proxy`, or undefined when it may be: istiod's SecretGen
+ * authorization. Only a verified identity gets credentials, only from its own namespace.
+ */
+export function secretDenial(proxy: Pick<Proxy, 'type' | 'namespace' | 'credentialNamespace'>, resource: string, noIdentityReason: string): string | undefined {
+  if (proxy.type !== 'router') return 'only gateway (router) proxies are served credentials by the control plane';
+  const ref = parseSecretName(resource, proxy.namespace);
+  if (!ref) return `not a credential name this control plane serves (want ${KUBERNETES_SECRET_PREFIX}[namespace/]name)`;
+  if (proxy.credentialNamespace === undefined) return noIdentityReason;
+  if (ref.namespace !== proxy.credentialNamespace) return `Secret ${ref.namespace}/${ref.name} is outside the verified identity's namespace ${proxy.credentialNamespace}`;
+  return undefined;
+}
+
 /** One requested SDS name → its resource, or undefined when it is not served to this proxy. */
-function secretResource(snap: MeshSnapshot, proxyNamespace: string, resource: string): Resource | undefined {
-  const ref = parseSecretName(resource, proxyNamespace);
-  // istiod's authorization: a gateway reads Secrets in its own namespace only.
-  if (!ref || ref.namespace !== proxyNamespace) return undefined;
+function secretResource(snap: MeshSnapshot, credentialNamespace: string, resource: string): Resource | undefined {
+  const ref = parseSecretName(resource, credentialNamespace);
+  // istiod's authorization: a verified gateway reads Secrets in its own namespace only.
+  if (!ref || ref.namespace !== credentialNamespace) return undefined;
   const key = `${ref.namespace}/${ref.name}`;
   if (ref.name.endsWith(CA_SUFFIX)) {
     const src = caSource(snap, ref.namespace, ref.name);
@@ -114,9 +128,12 @@ function secretResource(snap: MeshSnapshot, proxyNamespace: string, resource: st
  */
 export function secretResources(ctx: GenerateContext): Resource[] {
   if (ctx.proxy.type !== 'router' || !ctx.names) return [];
+  const credentialNamespace = ctx.proxy.credentialNamespace;
+  // No verified identity: no credential at all (the server reports why).
+  if (credentialNamespace === undefined) return [];
   const out: Resource[] = [];
   for (const name of [...ctx.names].sort()) {
-    const r = secretResource(ctx.snap, ctx.proxy.namespace, name);
+    const r = secretResource(ctx.snap, credentialNamespace, name);
     if (r) out.push(r);
   }
   return out;

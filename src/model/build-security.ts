@@ -5,6 +5,7 @@
  */
 import type { AuthorizationPolicySpec, ConfigError, ConfigObject, ObjectMeta, PeerAuthenticationSpec } from './objects';
 import { objectError } from './objects';
+import { DEFAULT_TRUST_DOMAIN, withTrustDomains } from './trust-domain';
 
 export interface PeerAuthenticationConfig {
   meta: ObjectMeta;
@@ -23,10 +24,11 @@ export interface SecurityPolicies {
 
 export const CUSTOM_DENY_POLICY = 'default-deny-all-due-to-bad-CUSTOM-action';
 
-export function buildSecurity(kind: (k: string) => readonly ConfigObject[], errors: ConfigError[]): SecurityPolicies {
+/** `trustDomains`: the mesh's trust domain and its aliases; policies' principals are spelled for all of them. */
+export function buildSecurity(kind: (k: string) => readonly ConfigObject[], errors: ConfigError[], trustDomains: readonly string[] = [DEFAULT_TRUST_DOMAIN]): SecurityPolicies {
   const peerAuthentications = kind('PeerAuthentication').map((o) => ({ meta: o.metadata, spec: (o.body.spec ?? {}) as PeerAuthenticationSpec }));
   const authorizationPolicies = kind('AuthorizationPolicy').map((o) => {
-    const spec = (o.body.spec ?? {}) as AuthorizationPolicySpec;
+    const spec = withTrustDomains((o.body.spec ?? {}) as AuthorizationPolicySpec, trustDomains);
     if (spec.action === 'CUSTOM') {
       // Kept (it still applies), but reported: meshd has no extension providers.
       errors.push(objectError(o, [{

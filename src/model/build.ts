@@ -5,10 +5,13 @@
 import { createHash } from 'node:crypto';
 import type { ConfigError, ConfigObject } from './objects';
 import { buildRouting } from './build-routing';
+import { buildRequestAuthn } from './build-reqauthn';
 import { buildSecurity } from './build-security';
+import type { JwksEntry } from './jwks';
 import { SnapshotMemo } from './memo';
 import { share } from './intern';
 import { buildRegistry } from './build-services';
+import { DEFAULT_TRUST_DOMAIN, trustDomainBundle } from './trust-domain';
 import { DEFAULT_ROOT_NAMESPACE, type MeshService, type MeshSnapshot, exportedTo } from './snapshot';
 
 export interface BuildInput {
@@ -18,6 +21,9 @@ export interface BuildInput {
   sequence: number;
   now: Date;
   domain: string;
+  /** The SPIFFE trust domain of the mesh (default cluster.local) and its aliases. */
+  trustDomain?: string;
+  trustDomainAliases?: readonly string[];
   /** Istio's config root namespace (default istio-system). */
   rootNamespace?: string;
   /**
@@ -27,6 +33,12 @@ export interface BuildInput {
   previous?: MeshSnapshot;
   /** Per-object content digests, kept across builds by the caller (by object identity). */
   digests?: WeakMap<ConfigObject, string>;
+  /**
+   * Remote JWKS as the JWKS resolver fetched them, by source key (model/jwks.ts). Fetching is
+   * I/O and happens outside; the snapshot only holds what was fetched, so a changed key set is a
+   * snapshot change like any other. Undefined: nothing fetches (remote sources get no keys).
+   */
+  jwks?: ReadonlyMap<string, JwksEntry>;
 }
 
 function byKey(a: ConfigObject, b: ConfigObject): number {
@@ -66,7 +78,9 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   const namespaceLabels = new Map(kind('Namespace').map((n) => [n.metadata.name, n.metadata.labels] as const));
   const registry = buildRegistry(kind, domain, errors);
   const routing = buildRouting(kind, domain, namespaces, errors);
-  const security = buildSecurity(kind, errors);
+  const trustDomains = trustDomainBundle(input.trustDomain ?? DEFAULT_TRUST_DOMAIN, input.trustDomainAliases);
+  const security = buildSecurity(kind, errors, trustDomains);
+  const reqAuthn = buildRequestAuthn(kind, input.jwks, errors);
 
   // exportTo: one list per namespace, shared when nothing restricts visibility.
   const publicServices = registry.services.filter((s) => s.exportTo.includes('*'));
@@ -107,11 +121,14 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const hash = createHash('sha256');
   for (const { key, d } of keyed) hash.update(key).update('\0').update(d);
+  // Fetched key sets are content too: a refreshed JWKS is a new version.
+  for (const [key, e] of reqAuthn.jwks) hash.update(`jwks\0${key}\0${e.keys ?? ''}\0${e.error ?? ''}`);
 
   const fields = {
     version: `${input.sequence}-${hash.digest('hex').slice(0, 12)}`,
     builtAt: input.now.toISOString(),
     domain,
+    trustDomains,
     rootNamespace: input.rootNamespace ?? DEFAULT_ROOT_NAMESPACE,
     namespaces,
     namespaceLabels,
@@ -121,6 +138,8 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     serviceAccountsByHost,
     ...routing,
     security,
+    requestAuthentications: reqAuthn.requestAuthentications,
+    jwks: reqAuthn.jwks,
     errors,
     counts,
   };

@@ -35,6 +35,7 @@ export const KNOWN_KINDS = {
   Secret: { group: '', kind: 'Secret', namespaced: true },
   PeerAuthentication: { group: 'security.istio.io', kind: 'PeerAuthentication', namespaced: true },
   AuthorizationPolicy: { group: 'security.istio.io', kind: 'AuthorizationPolicy', namespaced: true },
+  RequestAuthentication: { group: 'security.istio.io', kind: 'RequestAuthentication', namespaced: true },
 } as const;
 export type Kind = keyof typeof KNOWN_KINDS;
 

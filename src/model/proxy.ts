@@ -34,6 +34,12 @@ export interface Proxy {
   metadata: Readonly<ProxyMetadata>;
   /** From the xDS node's `locality`, when it sends one. */
   locality?: Locality;
+  /**
+   * The namespace whose Secrets this proxy may be sent (gateway credentials over SDS): set by the
+   * xDS server only for an identity verified over TLS that may read Secrets there, never from the
+   * node's own claims.
+   */
+  credentialNamespace?: string;
 }
 
 export class ProxyIdError extends Error {

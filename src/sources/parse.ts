@@ -7,7 +7,6 @@
  * `items` index for lists); one bad document never hides the others.
  */
 import * as jsyaml from 'js-yaml';
-import { parseAllDocuments } from 'yaml';
 import {
   ISTIO_NETWORKING_VERSIONS,
   ISTIO_SECURITY_VERSIONS,
@@ -18,6 +17,7 @@ import {
   type Kind,
   type ObjectMeta,
 } from '../model/objects';
+import { FLOW_COLON, parseYamlDocuments } from './yaml-flow';
 
 export interface ParseResult {
   objects: ConfigObject[];
@@ -79,7 +79,8 @@ const ANCHOR_OR_ALIAS = /(^|[\s[{,:-])[&*][^\s,\]}]/m;
  * every problem per document with its line and column.
  */
 function fastDocuments(text: string): unknown[] | undefined {
-  if (ANCHOR_OR_ALIAS.test(text)) return undefined;
+  // A colon before a flow indicator: the careful reader reads it as Kubernetes does (yaml-flow.ts).
+  if (ANCHOR_OR_ALIAS.test(text) || FLOW_COLON.test(text)) return undefined;
   try {
     const docs: unknown[] = [];
     jsyaml.loadAll(text, (d) => docs.push(d), { schema: FAST_SCHEMA });
@@ -99,8 +100,7 @@ export function parseDocuments(text: string, source: string, opts: { careful?: b
     });
     return result;
   }
-  const docs = parseAllDocuments(text, { merge: true });
-  if (!Array.isArray(docs)) return result; // an empty stream
+  const docs = parseYamlDocuments(text);
   docs.forEach((doc, document) => {
     if (doc.errors.length > 0) {
       result.errors.push({ source, document, errors: doc.errors.map(yamlError) });

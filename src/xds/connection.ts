@@ -1,5 +1,6 @@
 /** Per-stream ADS state: what each type was asked for, sent, ACKed and NACKed. */
 import type * as grpc from '@grpc/grpc-js';
+import type { StreamIdentity } from './authn';
 import type { Proxy } from '../model/proxy';
 import type { ProxyHandle, ResourceSet } from './engine';
 import { type AnyMsg, type DeltaResourceMsg, RequestDecoder, Scratch, deltaBytes, sotwBytes } from './wire';
@@ -136,6 +137,10 @@ export class Connection {
   /** The config side's state for this proxy. */
   handle?: ProxyHandle;
   userAgent = '';
+  /** Who the stream proved to be (TLS), or why it has no identity; set when the proxy is identified. */
+  identity?: StreamIdentity;
+  /** Credential names this proxy asked for and was refused, with the reason (reported once each). */
+  readonly secretsDenied = new Map<string, string>();
   /** Bytes written to the stream and not yet sent on to the network. */
   queuedBytes = 0;
   /** Pushes wait while queuedBytes is over the limit; the next drain resumes them. */

@@ -14,6 +14,7 @@ export class XdsMetrics {
   readonly pushTriggers: Counter;
   readonly invalidObjects: Gauge;
   readonly rejectedResources: Gauge;
+  readonly authFailures: Counter<'reason'>;
   readonly sendTime: Histogram;
   readonly debounceTime: Histogram;
   readonly snapshotBuildTime: Histogram;
@@ -68,5 +69,11 @@ export class XdsMetrics {
     });
     this.invalidObjects = new Gauge({ name: 'meshd_config_invalid_objects', help: 'Objects left out of the served config because they are invalid.', registers });
     this.rejectedResources = new Gauge({ name: 'meshd_xds_rejected_resources', help: 'Generated resources withheld because they failed the Envoy proto check.', registers });
+    this.authFailures = new Counter({
+      name: 'meshd_xds_auth_failures',
+      help: 'xDS streams refused over TLS: no or a failed credential (unauthenticated), or an identity that is not the proxy it speaks for (identity_mismatch).',
+      labelNames: ['reason'],
+      registers,
+    });
   }
 }

@@ -20,10 +20,12 @@ import {
   discoveryStreamMethod,
   shutdownServer,
 } from './connection';
+import { secretDenial } from '../generate/secrets';
+import { type AuthStream, PLAINTEXT_REASON, type ProvedIdentity, StreamAuthError, type StreamIdentity, type XdsAuth, authenticateStream, streamIdentity } from './authn';
 import { deltaRequest, deltaRespond } from './delta';
 import type { XdsWatcher } from './engine';
 import type { XdsMetrics } from './metrics';
-import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE } from './protos';
+import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE, TypeUrl } from './protos';
 import { PushQueue } from './push-queue';
 import { WireCache } from './wire';
 import { type ProtocolDeps, failStream, sotwRequest, sotwRespond } from './sotw';
@@ -43,6 +45,8 @@ export interface AdsServerOptions {
   pushSliceMs?: number;
   /** Bytes a connection may have queued before its pushes wait for it to drain. Default 8 MiB. */
   maxQueuedBytes?: number;
+  /** Authenticates TLS streams and authorizes credentials; absent: no stream has an identity, no credential is served. */
+  auth?: XdsAuth;
 }
 
 /** A gRPC service served beside ADS on some ports only (istiod: the CA on 15012, not on 15010). */
@@ -52,9 +56,17 @@ export interface ExtraService {
 }
 
 export interface PortOptions {
-  /** Served on this port only, beside ADS. */
+  /** Served on this port only, beside ADS (and the services of addService). */
   extraServices?: readonly ExtraService[];
 }
+
+const SERVER_OPTIONS: grpc.ServerOptions = { 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.max_receive_message_length': 16 * 1024 * 1024 };
+
+/** The kind of port a stream came in on. */
+export type Transport = 'plaintext' | 'tls';
+
+/** Requests a stream may send before it is identified; more is a misbehaving client. */
+const MAX_EARLY_REQUESTS = 64;
 
 export interface PushEvent {
   snap: MeshSnapshot;
@@ -72,9 +84,8 @@ export type ServerStream<Req, Res> = XdsStream<Res> & {
 
 export class AdsServer {
   private readonly connections = new Map<string, Connection>();
-  /** One gRPC server per port, each with its own set of services (ADS on all). */
   private readonly servers: grpc.Server[] = [];
-  private readonly ads: ExtraService;
+  private readonly services: ExtraService[] = [];
   private connCounter = 0;
   private readonly now: () => Date;
   private readonly queue: PushQueue;
@@ -84,7 +95,6 @@ export class AdsServer {
 
   constructor(private readonly opts: AdsServerOptions) {
     this.now = opts.now ?? (() => new Date());
-    const { protos } = opts;
     this.queue = new PushQueue({
       sliceMs: opts.pushSliceMs ?? 10,
       maxQueuedBytes: opts.maxQueuedBytes ?? 8 * 1024 * 1024,
@@ -100,29 +110,34 @@ export class AdsServer {
       wire: new WireCache(),
       send: (conn, msg, bytes) => this.send(conn, msg, bytes),
     };
-    this.ads = {
-      definition: {
+  }
+
+  /** A gRPC server for one port: ADS (its streams knowing the port's transport), the services added before, and `o.extraServices`. */
+  private newServer(transport: Transport, o: PortOptions): grpc.Server {
+    const { protos } = this.opts;
+    const server = new grpc.Server(SERVER_OPTIONS);
+    server.addService(
+      {
         StreamAggregatedResources: discoveryStreamMethod(protos, ADS_PATH, 'streamAggregatedResources'),
         DeltaAggregatedResources: deltaStreamMethod(protos, DELTA_ADS_PATH, 'deltaAggregatedResources'),
       },
-      implementation: {
-        StreamAggregatedResources: (stream: AdsStream) => this.handleSotw(stream),
-        DeltaAggregatedResources: (stream: DeltaStream) => this.handleDelta(stream),
+      {
+        StreamAggregatedResources: (stream: AdsStream) => this.handleSotw(stream, transport),
+        DeltaAggregatedResources: (stream: DeltaStream) => this.handleDelta(stream, transport),
       },
-    };
-  }
-
-  /** A gRPC server for one port: ADS and that port's extra services. */
-  private newServer(o: PortOptions): grpc.Server {
-    const server = new grpc.Server({ 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
-    for (const s of [this.ads, ...(o.extraServices ?? [])]) server.addService(s.definition, s.implementation);
+    );
+    for (const s of [...this.services, ...(o.extraServices ?? [])]) server.addService(s.definition, s.implementation);
     this.servers.push(server);
     return server;
   }
 
-  /** Listens on one more port (default plaintext), serving ADS and `o.extraServices` there only. */
+  /**
+   * Listens on one more port, with a gRPC server of its own: ADS, the services added before, and
+   * `o.extraServices` on this port only. Default plaintext. Streams know which kind of port they
+   * came in on (only TLS ones may prove an identity).
+   */
   listen(host: string, port: number, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(), o: PortOptions = {}): Promise<number> {
-    const server = this.newServer(o);
+    const server = this.newServer(credentials._isSecure() ? 'tls' : 'plaintext', o);
     return new Promise((resolve, reject) => {
       const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
       server.bindAsync(addr, credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
@@ -130,11 +145,16 @@ export class AdsServer {
   }
 
   /**
-   * ADS and `o.extraServices` for connections accepted elsewhere (e.g. the TLS listener of 15012,
-   * which keeps client certificates): inject each established connection.
+   * The same for connections accepted elsewhere and injected one by one, e.g. by the TLS listener
+   * of 15012 that keeps client certificates for the CA (`transport` says what they are).
    */
-  connectionInjector(o: PortOptions = {}): grpc.ConnectionInjector {
-    return this.newServer(o).createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  connectionInjector(transport: Transport, o: PortOptions = {}): grpc.ConnectionInjector {
+    return this.newServer(transport, o).createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  }
+
+  /** Serves another gRPC service beside ADS on the ports listened on from now on (all of them). */
+  addService(definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+    this.services.push({ definition, implementation });
   }
 
   async close(): Promise<void> {
@@ -173,27 +193,66 @@ export class AdsServer {
   }
 
   /** Handles a state-of-the-world stream (grpc-js's, or a fake one in tests). */
-  handleSotw(stream: ServerStream<DiscoveryRequestMsg, unknown>): void {
+  handleSotw(stream: ServerStream<DiscoveryRequestMsg, unknown>, transport: Transport = 'plaintext'): void {
     const conn = new Connection(`c${++this.connCounter}`, 'sotw', stream as AdsStream, stream.getPeer(), this.now());
-    this.handle(conn, stream, (req) => sotwRequest(this.deps, conn, req));
+    this.handle(conn, stream, transport, (req) => sotwRequest(this.deps, conn, req));
   }
 
   /** Handles an incremental (delta) stream. */
-  handleDelta(stream: ServerStream<DeltaDiscoveryRequestMsg, unknown>): void {
+  handleDelta(stream: ServerStream<DeltaDiscoveryRequestMsg, unknown>, transport: Transport = 'plaintext'): void {
     const conn = new Connection(`c${++this.connCounter}`, 'delta', stream as DeltaStream, stream.getPeer(), this.now());
-    this.handle(conn, stream, (req) => deltaRequest(this.deps, conn, req));
+    this.handle(conn, stream, transport, (req) => deltaRequest(this.deps, conn, req));
   }
 
-  private handle<Req extends { node?: DiscoveryRequestMsg['node'] }>(conn: Connection, stream: ServerStream<Req, unknown>, onRequest: (req: Req) => void): void {
-    stream.on('data', (req: Req) => {
+  private handle<Req extends { node?: DiscoveryRequestMsg['node'] }>(conn: Connection, stream: ServerStream<Req, unknown>, transport: Transport, onRequest: (req: Req) => void): void {
+    const run = (req: Req): void => {
       try {
-        if (!conn.proxy && !this.identify(conn, req)) return;
         onRequest(req);
+        if (conn.proxy?.type === 'router') this.noteSecretDenials(conn);
       } catch (err) {
         this.opts.metrics.internalErrors.inc();
         this.opts.log.error({ err, conn: conn.id }, 'failed to handle discovery request');
         failStream(stream, grpc.status.INTERNAL, 'internal error');
       }
+    };
+    // A TLS stream is authenticated before its first request is handled; requests that arrive
+    // meanwhile wait, in order. A plaintext stream has no identity and is handled at once.
+    const proving = this.opts.auth && transport === 'tls' ? authenticateStream(stream as AuthStream, this.opts.auth) : undefined;
+    // Swallowed here, reported when the first request is identified.
+    proving?.catch(() => undefined);
+    let early: Req[] | undefined;
+    stream.on('data', (req: Req) => {
+      if (conn.proxy) return run(req);
+      if (early) {
+        if (early.length >= MAX_EARLY_REQUESTS) return failStream(stream, grpc.status.RESOURCE_EXHAUSTED, `more than ${MAX_EARLY_REQUESTS} requests before the stream was authenticated`);
+        early.push(req);
+        return;
+      }
+      const proxy = this.parseNode(conn, req);
+      if (!proxy) return;
+      if (!proving) {
+        this.identify(conn, proxy, req, { credentialsDenied: this.opts.auth ? PLAINTEXT_REASON : 'this server does not authenticate proxies: no credential is served' });
+        return run(req);
+      }
+      early = [req];
+      void proving
+        .then((proved: ProvedIdentity | undefined) => streamIdentity(proxy, proved, this.opts.auth))
+        .then(
+          (identity) => {
+            if (conn.closed) return;
+            this.identify(conn, proxy, req, identity);
+            const queued = early ?? [];
+            early = undefined;
+            for (const r of queued) run(r);
+          },
+          (err: unknown) => {
+            const e = err instanceof StreamAuthError ? err : new StreamAuthError(grpc.status.UNAUTHENTICATED, 'authentication failed');
+            this.opts.metrics.authFailures.inc({ reason: e.code === grpc.status.PERMISSION_DENIED ? 'identity_mismatch' : 'unauthenticated' });
+            this.opts.log.warn({ conn: conn.id, proxy: proxy.id, peer: conn.peer, error: e.message }, 'ADS stream refused');
+            early = undefined;
+            failStream(stream, e.code, e.message);
+          },
+        );
     });
     const done = (): void => {
       conn.closed = true;
@@ -212,27 +271,49 @@ export class AdsServer {
     stream.on('cancelled', done);
   }
 
-  /** The first request names the proxy; false (and the stream failed) if it cannot. */
-  private identify(conn: Connection, req: { node?: DiscoveryRequestMsg['node'] }): boolean {
+  /** The proxy the first request names; undefined (and the stream failed) if it names none. */
+  private parseNode(conn: Connection, req: { node?: DiscoveryRequestMsg['node'] }): Proxy | undefined {
     const id = req.node?.id;
     if (!id) {
       failStream(conn.stream, grpc.status.INVALID_ARGUMENT, 'the first DiscoveryRequest must carry node.id');
-      return false;
+      return undefined;
     }
-    let proxy: Proxy;
     try {
-      proxy = parseProxy(id, structToJs(req.node?.metadata as PbStruct | undefined) as ProxyMetadata, req.node?.locality);
+      return parseProxy(id, structToJs(req.node?.metadata as PbStruct | undefined) as ProxyMetadata, req.node?.locality);
     } catch (err) {
       failStream(conn.stream, grpc.status.INVALID_ARGUMENT, (err as Error).message);
-      return false;
+      return undefined;
     }
+  }
+
+  /** The proxy is known and its identity settled: attach it to the config side. */
+  private identify(conn: Connection, parsed: Proxy, req: { node?: DiscoveryRequestMsg['node'] }, identity: StreamIdentity): void {
+    const credentialNamespace = identity.verified && !identity.credentialsDenied ? identity.verified.namespace : undefined;
+    const proxy: Proxy = credentialNamespace !== undefined ? { ...parsed, credentialNamespace } : parsed;
     conn.proxy = proxy;
+    conn.identity = identity;
     conn.handle = this.opts.watcher.attach(proxy);
     conn.userAgent = `${req.node?.user_agent_name ?? ''}/${req.node?.user_agent_version ?? ''}`;
     this.connections.set(conn.id, conn);
     this.opts.metrics.connected.inc();
-    this.opts.log.info({ conn: conn.id, proxy: proxy.id, generator: proxy.generator, protocol: conn.protocol, peer: conn.peer }, 'ADS stream connected');
-    return true;
+    this.opts.log.info(
+      { conn: conn.id, proxy: proxy.id, generator: proxy.generator, protocol: conn.protocol, peer: conn.peer, identity: identity.verified?.id, via: identity.verified?.via },
+      'ADS stream connected',
+    );
+  }
+
+  /** Each credential name a gateway asks for and is refused is recorded (syncz) and logged once, with the reason. */
+  private noteSecretDenials(conn: Connection): void {
+    const names = conn.watches.get(TypeUrl.Secret)?.names;
+    const proxy = conn.proxy;
+    if (!names || !proxy) return;
+    for (const name of names) {
+      if (conn.secretsDenied.has(name)) continue;
+      const reason = secretDenial(proxy, name, conn.identity?.credentialsDenied ?? PLAINTEXT_REASON);
+      if (!reason) continue;
+      conn.secretsDenied.set(name, reason);
+      this.opts.log.warn({ conn: conn.id, proxy: proxy.id, peer: conn.peer, secret: name, identity: conn.identity?.verified?.id ?? null, reason }, 'credential not served');
+    }
   }
 
   /** One connection's turn in the push queue: every subscribed type, in push order. */

@@ -12,6 +12,12 @@ export interface Response {
   names: string[];
 }
 
+export interface AdsTransport {
+  credentials?: grpc.ChannelCredentials;
+  channelOptions?: grpc.ChannelOptions;
+  metadata?: grpc.Metadata;
+}
+
 export class AdsClient {
   private readonly client: grpc.Client;
   private readonly call: grpc.ClientDuplexStream<DiscoveryRequestMsg, DiscoveryResponseMsg>;
@@ -26,11 +32,13 @@ export class AdsClient {
     readonly node: { id: string; metadata?: Record<string, string> },
     /** 'names': decode only enough for resource names (benchmarks); 'full': Envoy-shaped JSON. */
     private readonly decodeMode: 'full' | 'names' = 'full',
+    /** TLS (with or without a client certificate), channel options, and the stream's metadata (a bearer token). */
+    transport: AdsTransport = {},
   ) {
     const def = { ads: discoveryStreamMethod(protos, ADS_PATH, 'streamAggregatedResources') };
     const Ctor = grpc.makeGenericClientConstructor(def, 'ADS');
-    this.client = new Ctor(address, grpc.credentials.createInsecure());
-    this.call = (this.client as unknown as { ads: () => grpc.ClientDuplexStream<DiscoveryRequestMsg, DiscoveryResponseMsg> }).ads();
+    this.client = new Ctor(address, transport.credentials ?? grpc.credentials.createInsecure(), transport.channelOptions ?? {});
+    this.call = (this.client as unknown as { ads: (md?: grpc.Metadata) => grpc.ClientDuplexStream<DiscoveryRequestMsg, DiscoveryResponseMsg> }).ads(transport.metadata);
     this.call.on('data', (r: DiscoveryResponseMsg) => {
       const resources =
         this.decodeMode === 'full'

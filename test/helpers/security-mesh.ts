@@ -37,8 +37,8 @@ export interface Workload {
 export const ECHO: Workload = { pod: 'echo-0', serviceAccount: 'echo', labels: { app: 'echo', 'security.istio.io/tlsMode': 'istio' } };
 export const SLEEP: Workload = { pod: 'sleep-0', serviceAccount: 'sleep', labels: { app: 'sleep', 'security.istio.io/tlsMode': 'istio' } };
 
-export function spiffe(w: Workload): string {
-  return `spiffe://cluster.local/ns/${NS}/sa/${w.serviceAccount}`;
+export function spiffe(w: Workload, trustDomain = 'cluster.local'): string {
+  return `spiffe://${trustDomain}/ns/${NS}/sa/${w.serviceAccount}`;
 }
 
 /** A free 127.0.0.1 port, found by binding port 0 (XdsServer needs a concrete port to name its listener). */
@@ -102,8 +102,8 @@ export function denyPath(p: string, name = 'deny-who'): object {
 }
 
 /** A service-account token as Kubernetes would mint it for the CA's audience. */
-export function mintToken(key: CryptoKey, sa: string): Promise<string> {
-  return new SignJWT({ sub: `system:serviceaccount:${NS}:${sa}` })
+export function mintToken(key: CryptoKey, sa: string, namespace = NS): Promise<string> {
+  return new SignJWT({ sub: `system:serviceaccount:${namespace}:${sa}` })
     .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
     .setIssuer(JWT_ISSUER)
     .setAudience(JWT_AUDIENCE)
@@ -150,18 +150,20 @@ export interface AgentProcess {
   close(): Promise<void>;
 }
 
-/** `meshd agent` for one workload: first certificate over plaintext 15010 (meshd with plaintextCa) with its JWT. */
-export async function startAgentProcess(o: { dir: string; xdsPort: number; w: Workload; token: string; ttl: string }): Promise<AgentProcess> {
+/** `meshd agent` for one workload: first certificate over plaintext 15010 (meshd with plaintextCa) with its JWT, verified against `rootPem`. */
+export async function startAgentProcess(o: { dir: string; xdsPort: number; w: Workload; token: string; ttl: string; rootPem: string; trustDomain?: string }): Promise<AgentProcess> {
   const dir = path.join(o.dir, o.w.pod);
   fs.mkdirSync(dir, { recursive: true });
   const tokenFile = path.join(dir, 'istio-token');
   fs.writeFileSync(tokenFile, o.token);
+  const rootFile = path.join(dir, 'root-cert.pem');
+  fs.writeFileSync(rootFile, o.rootPem);
   const labelsFile = path.join(dir, 'labels');
   fs.writeFileSync(labelsFile, Object.entries(o.w.labels).map(([k, v]) => `${k}="${v}"`).join('\n') + '\n');
   const certDir = path.join(dir, 'certs');
   const bootstrapFile = path.join(dir, 'grpc-bootstrap.json');
-  const args = ['--import', 'tsx', MAIN, 'agent', '--plaintext', '--ca-address', `127.0.0.1:${o.xdsPort}`, '--token-file', tokenFile, '--labels-file', labelsFile,
-    '--output-dir', certDir, '--grpc-bootstrap', bootstrapFile, '--no-sds', '--cert-ttl', o.ttl];
+  const args = ['--import', 'tsx', MAIN, 'agent', '--plaintext', '--ca-address', `127.0.0.1:${o.xdsPort}`, '--token-file', tokenFile, '--ca-root-cert', rootFile, '--labels-file', labelsFile,
+    '--output-dir', certDir, '--grpc-bootstrap', bootstrapFile, '--no-sds', '--cert-ttl', o.ttl, ...(o.trustDomain ? ['--trust-domain', o.trustDomain] : [])];
   const env = { ...process.env, POD_NAME: o.w.pod, POD_NAMESPACE: NS, SERVICE_ACCOUNT: o.w.serviceAccount, INSTANCE_IP: '127.0.0.1' };
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: 'pipe' });
   const out = { text: '' };

@@ -33,12 +33,17 @@ export function pathIdx(base: string, i: number): string {
   return `${base}[${i}]`;
 }
 
-/** Collects field errors; one per validated object. */
+/** Collects field errors, and Istio's warnings (reported, never refused); one per validated object. */
 export class Issues {
   readonly list: FieldError[] = [];
+  readonly warnings: FieldError[] = [];
 
   add(path: string, message: string): void {
     this.list.push({ path, message });
+  }
+
+  warn(path: string, message: string): void {
+    this.warnings.push({ path, message });
   }
 
   /** Adds `message` when it is a string (the result of a `string | undefined` check). */

@@ -10,10 +10,12 @@ import { validateDestinationRule } from './destinationrule';
 import { validateEndpoints } from './endpoints';
 import { validateEndpointSlice } from './endpointslice';
 import { validateGateway } from './gateway';
+import { validateIstioMetadata } from './istio-metadata';
 import { validateMetadata } from './metadata';
 import { validateNamespace } from './namespace';
 import { validatePeerAuthentication } from './peerauthentication';
 import { validatePod } from './pod';
+import { validateRequestAuthentication } from './requestauthentication';
 import { validateSecret } from './secret';
 import { validateService } from './service';
 import { validateServiceEntry } from './serviceentry';
@@ -24,9 +26,22 @@ export { SERVICE_NAME_LABEL } from './endpointslice';
 export { parseDuration, durationError } from './duration';
 export { re2Error } from './re2';
 
+/** Errors refuse the object; warnings (where Istio warns) are reported and the object is kept. */
+export interface Validation {
+  errors: FieldError[];
+  warnings: FieldError[];
+}
+
+/** The errors only (the sources keep or leave out an object by these). */
 export function validateObject(obj: ConfigObject): FieldError[] {
+  return checkObject(obj).errors;
+}
+
+/** Errors and warnings: what the admission webhook and `meshd validate` report. */
+export function checkObject(obj: ConfigObject): Validation {
   const issues = new Issues();
   validateMetadata(obj, issues);
+  validateIstioMetadata(obj, issues);
   switch (obj.kind) {
     case 'Namespace':
       validateNamespace(obj, issues);
@@ -67,6 +82,9 @@ export function validateObject(obj: ConfigObject): FieldError[] {
     case 'AuthorizationPolicy':
       validateAuthorizationPolicy(obj, issues);
       break;
+    case 'RequestAuthentication':
+      validateRequestAuthentication(obj, issues);
+      break;
   }
-  return issues.list;
+  return { errors: issues.list, warnings: issues.warnings };
 }
