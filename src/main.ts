@@ -114,7 +114,7 @@ export function program(): Command {
     .option('--jwt-max-lifetime <duration>', 'longest JWT lifetime accepted (exp − iat, or exp − now without iat)', seconds('--jwt-max-lifetime'), DEFAULTS.jwtMaxLifetimeSeconds)
     .option('--workload-cert-ttl <duration>', 'workload certificate lifetime when none is asked for', seconds('--workload-cert-ttl'), DEFAULTS.workloadCertTtlSeconds)
     .option('--max-workload-cert-ttl <duration>', 'longest workload certificate lifetime handed out', seconds('--max-workload-cert-ttl'), DEFAULTS.maxWorkloadCertTtlSeconds)
-    .option('--ca-sign-workers <n>', 'processes that verify CSRs and sign certificates beside meshd (0: on its main thread)', count('--ca-sign-workers'), Math.max(0, Math.min(4, os.availableParallelism() - 1)))
+    .option('--ca-sign-workers <n>', 'worker threads that verify CSRs and sign certificates (0: on the main thread)', count('--ca-sign-workers'), Math.max(0, Math.min(4, os.availableParallelism() - 1)))
     .option('--domain <domain>', 'cluster DNS domain', DEFAULTS.domain)
     .option('--log-level <level>', 'trace, debug, info, warn, error', DEFAULTS.logLevel)
     .option('--no-validate-resources', 'skip the validate.rules check of generated resources')
