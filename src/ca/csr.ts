@@ -169,7 +169,7 @@ export function parseCsr(pem: string): ParsedCsr {
   const alg = SIG_ALGS[algOid];
   if (!alg) throw parseError(`unsupported CSR signature algorithm ${algOid}`);
   if (alg[1] !== publicKey.asymmetricKeyType) throw parseError(`CSR signature algorithm ${algOid} does not match its ${keyDescription} key`);
-  let ok = false;
+  let ok: boolean;
   try {
     ok = verify(alg[0], cri, publicKey, signature);
   } catch {
