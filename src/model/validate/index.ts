@@ -3,6 +3,7 @@
  * pkg/config/validation (plus its CRDs' strict field sets) for networking.istio.io kinds.
  * Pure: no I/O, never throws on bad input; every problem is a FieldError with a field path.
  */
+import { DEFAULT_INPUT_LIMITS } from '../../config/limits';
 import type { ConfigObject, FieldError } from '../objects';
 import { Issues } from './common';
 import { validateAuthorizationPolicy } from './authorizationpolicy';
@@ -24,8 +25,12 @@ export { SERVICE_NAME_LABEL } from './endpointslice';
 export { parseDuration, durationError } from './duration';
 export { re2Error } from './re2';
 
-export function validateObject(obj: ConfigObject): FieldError[] {
-  const issues = new Issues();
+/**
+ * At most `maxErrors` field errors are returned, then one saying how many more there were
+ * (the default is the input limit's; the webhook and the sources pass their own).
+ */
+export function validateObject(obj: ConfigObject, maxErrors: number = DEFAULT_INPUT_LIMITS.maxErrorsPerObject): FieldError[] {
+  const issues = new Issues(maxErrors);
   validateMetadata(obj, issues);
   switch (obj.kind) {
     case 'Namespace':
@@ -68,5 +73,5 @@ export function validateObject(obj: ConfigObject): FieldError[] {
       validateAuthorizationPolicy(obj, issues);
       break;
   }
-  return issues.list;
+  return issues.result();
 }
