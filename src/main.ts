@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULTS } from './config/options';
+import { DEFAULT_INPUT_LIMITS, type InputLimits, inputLimits } from './config/limits';
 import { type MeshdHandle, startMeshd } from './meshd';
 import { validateFiles } from './cli/validate';
 import { agentCommand } from './cli/agent';
@@ -31,6 +32,45 @@ interface CliOptions {
   domain: string;
   logLevel: string;
   validateResources: boolean;
+  maxFileBytes: number;
+  maxDocumentsPerFile: number;
+  maxDepth: number;
+  maxAliasNodes: number;
+  maxErrorsPerObject: number;
+}
+
+type LimitFlags = Pick<InputLimits, 'maxFileBytes' | 'maxDocumentsPerFile' | 'maxDepth' | 'maxAliasNodes' | 'maxErrorsPerObject'>;
+
+function count(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} must be a whole number`);
+    return n;
+  };
+}
+
+/** A size: bytes, or with a unit (16Mi, 512Ki, 1Gi; also k, M, G as powers of 1000). */
+function bytes(name: string) {
+  return (v: string): number => {
+    const m = /^(\d+)(Ki|Mi|Gi|k|M|G)?$/.exec(v.trim());
+    if (!m) throw new InvalidArgumentError(`${name} must be a size such as 16777216, 16Mi or 512Ki`);
+    const unit = { Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, k: 1e3, M: 1e6, G: 1e9 }[(m[2] ?? '') as 'Ki'] ?? 1;
+    return Number(m[1]) * unit;
+  };
+}
+
+/** The input limit flags, shared by the server and `meshd validate`. */
+function limitOptions(cmd: Command): Command {
+  return cmd
+    .option('--max-file-bytes <size>', 'largest config file read; a larger one is refused (e.g. 16Mi)', bytes('--max-file-bytes'), DEFAULT_INPUT_LIMITS.maxFileBytes)
+    .option('--max-documents-per-file <n>', "most YAML documents (or List items) in one file; a file with more is refused", count('--max-documents-per-file'), DEFAULT_INPUT_LIMITS.maxDocumentsPerFile)
+    .option('--max-depth <n>', 'deepest nesting of mappings and lists in one object', count('--max-depth'), DEFAULT_INPUT_LIMITS.maxDepth)
+    .option('--max-alias-nodes <n>', 'most nodes (mappings, lists, values) YAML aliases may add by expansion, per file', count('--max-alias-nodes'), DEFAULT_INPUT_LIMITS.maxAliasNodes)
+    .option('--max-errors-per-object <n>', 'most field errors reported per object (then "and N more")', count('--max-errors-per-object'), DEFAULT_INPUT_LIMITS.maxErrorsPerObject);
+}
+
+function limitsOf(o: LimitFlags): Partial<InputLimits> {
+  return { maxFileBytes: o.maxFileBytes, maxDocumentsPerFile: o.maxDocumentsPerFile, maxDepth: o.maxDepth, maxAliasNodes: o.maxAliasNodes, maxErrorsPerObject: o.maxErrorsPerObject };
 }
 
 function port(name: string, allowDisable = false) {
@@ -77,48 +117,50 @@ export function program(): Command {
     .option('--max-workload-cert-ttl <duration>', 'longest workload certificate lifetime handed out', seconds('--max-workload-cert-ttl'), DEFAULTS.maxWorkloadCertTtlSeconds)
     .option('--domain <domain>', 'cluster DNS domain', DEFAULTS.domain)
     .option('--log-level <level>', 'trace, debug, info, warn, error', DEFAULTS.logLevel)
-    .option('--no-validate-resources', 'skip the validate.rules check of generated resources')
-    .action(async (o: CliOptions) => {
-      if (o.configDir && o.kubeconfig) cmd.error('error: --config-dir and --kubeconfig are exclusive: pick one config source');
-      // Neither flag inside a pod: the cluster's own API server, with the pod's service account.
-      const inCluster = !o.configDir && !o.kubeconfig && Boolean(process.env['KUBERNETES_SERVICE_HOST']);
-      if (!o.configDir && !o.kubeconfig && !inCluster) {
-        cmd.error('error: --config-dir or --kubeconfig is required (try: meshd --config-dir examples/bookinfo)');
-      }
-      // The pod's name and namespace (downward API, as istiod's Deployment sets them).
-      const pod = { podName: process.env['POD_NAME'] || undefined, podNamespace: process.env['POD_NAMESPACE'] || undefined };
-      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, ...rest } = o;
-      const handle: MeshdHandle = await startMeshd({
-        ...rest,
-        ...pod,
-        inCluster: inCluster || undefined,
-        cacertsDir: cacerts,
-        workloadCertTtlSeconds: workloadCertTtl,
-        maxWorkloadCertTtlSeconds: maxWorkloadCertTtl,
-        jwtAudiences: jwtAudience,
-      });
-      process.stdout.write(
-        `meshd listening: xDS ${o.host}:${handle.xdsPort}, debug http://${o.host}:${handle.debugPort}/debug` +
-          (handle.secureXdsPort >= 0 ? `, xDS+CA over TLS ${o.host}:${handle.secureXdsPort}` : '') +
-          (handle.monitoringPort >= 0 ? `, metrics http://${o.host}:${handle.monitoringPort}/metrics` : '') +
-          (handle.webhookPort >= 0 ? `, webhooks https://${o.host}:${handle.webhookPort}` : '') +
-          '\n',
-      );
-      const stop = (): void => {
-        void handle.close().then(() => process.exit(0));
-      };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+    .option('--no-validate-resources', 'skip the validate.rules check of generated resources');
+  limitOptions(cmd).action(async (o: CliOptions) => {
+    if (o.configDir && o.kubeconfig) cmd.error('error: --config-dir and --kubeconfig are exclusive: pick one config source');
+    // Neither flag inside a pod: the cluster's own API server, with the pod's service account.
+    const inCluster = !o.configDir && !o.kubeconfig && Boolean(process.env['KUBERNETES_SERVICE_HOST']);
+    if (!o.configDir && !o.kubeconfig && !inCluster) {
+      cmd.error('error: --config-dir or --kubeconfig is required (try: meshd --config-dir examples/bookinfo)');
+    }
+    // The pod's name and namespace (downward API, as istiod's Deployment sets them).
+    const pod = { podName: process.env['POD_NAME'] || undefined, podNamespace: process.env['POD_NAMESPACE'] || undefined };
+    const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, maxFileBytes, maxDocumentsPerFile, maxDepth, maxAliasNodes, maxErrorsPerObject, ...rest } = o;
+    const handle: MeshdHandle = await startMeshd({
+      ...rest,
+      limits: limitsOf({ maxFileBytes, maxDocumentsPerFile, maxDepth, maxAliasNodes, maxErrorsPerObject }),
+      ...pod,
+      inCluster: inCluster || undefined,
+      cacertsDir: cacerts,
+      workloadCertTtlSeconds: workloadCertTtl,
+      maxWorkloadCertTtlSeconds: maxWorkloadCertTtl,
+      jwtAudiences: jwtAudience,
     });
-  cmd
-    .command('validate')
-    .description('check Istio/Kubernetes config files offline; exits 1 if any object is invalid')
-    .argument('<files...>', 'YAML or JSON files or folders')
-    .action((files: string[]) => {
-      const { output, ok } = validateFiles(files);
-      process.stdout.write(output);
-      process.exitCode = ok ? 0 : 1;
-    });
+    process.stdout.write(
+      `meshd listening: xDS ${o.host}:${handle.xdsPort}, debug http://${o.host}:${handle.debugPort}/debug` +
+        (handle.secureXdsPort >= 0 ? `, xDS+CA over TLS ${o.host}:${handle.secureXdsPort}` : '') +
+        (handle.monitoringPort >= 0 ? `, metrics http://${o.host}:${handle.monitoringPort}/metrics` : '') +
+        (handle.webhookPort >= 0 ? `, webhooks https://${o.host}:${handle.webhookPort}` : '') +
+        '\n',
+    );
+    const stop = (): void => {
+      void handle.close().then(() => process.exit(0));
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  limitOptions(
+    cmd
+      .command('validate')
+      .description('check Istio/Kubernetes config files offline; exits 1 if any object is invalid')
+      .argument('<files...>', 'YAML or JSON files or folders'),
+  ).action((files: string[], o: LimitFlags) => {
+    const { output, ok } = validateFiles(files, inputLimits(limitsOf(o)));
+    process.stdout.write(output);
+    process.exitCode = ok ? 0 : 1;
+  });
   cmd.addCommand(bootstrapCommand(process.env, { stdout: process.stdout, stderr: process.stderr }));
   cmd.addCommand(agentCommand(process.env, { stderr: process.stderr }));
   cmd.addCommand(kubeInjectCommand({ stdout: process.stdout, stderr: process.stderr, stdin: () => fs.readFileSync(0, 'utf8') }));

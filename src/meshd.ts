@@ -1,7 +1,9 @@
 /** Composition: source (folder or Kubernetes API) → model → generate → cache → ADS server, plus debug. */
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { type MeshdOptions, withDefaults } from './config/options';
+import { type MeshdOptionsInput, withDefaults } from './config/options';
+import type { InputLimits } from './config/limits';
+import { truncate } from './sources/bounds';
 import { debugApp, listenApp, metricsApp } from './debug/server';
 import { buildSnapshot } from './model/build';
 import type { ConfigError, ConfigObject } from './model/objects';
@@ -57,7 +59,7 @@ export interface MeshdHandle {
 /** Kubernetes source tuning (tests shorten these). */
 export type KubeTuning = Pick<KubeSourceOptions, 'backoffInitialMs' | 'backoffMaxMs' | 'missingRetryMs' | 'watchTimeoutSeconds'>;
 
-export type StartOptions = Partial<MeshdOptions> & {
+export type StartOptions = MeshdOptionsInput & {
   logger?: Logger;
   kube?: KubeTuning;
   leaseTimings?: Partial<LeaseTimings>;
@@ -72,10 +74,28 @@ function contentHash(s: MeshSnapshot): string {
   return s.version.slice(s.version.indexOf('-') + 1);
 }
 
-function describe(e: ConfigError): string {
+/** One line per object left out, no longer than the log line limit (the full list is in /debug/configz). */
+function describe(e: ConfigError, limits: InputLimits): string {
   const obj = e.kind ? ` ${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name ?? ''}` : '';
   const doc = e.document !== undefined ? `#${e.document}` : '';
-  return `${e.source}${doc}${obj}: ${e.errors.map((f) => (f.path ? `${f.path}: ${f.message}` : f.message)).join('; ')}`;
+  return truncate(`${e.source}${doc}${obj}: ${e.errors.map((f) => (f.path ? `${f.path}: ${f.message}` : f.message)).join('; ')}`, limits.maxLogLineLength);
+}
+
+/** Equal problem lists, compared field by field (no string as large as all of them is built). */
+function sameErrors(a: readonly ConfigError[], b: readonly ConfigError[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as ConfigError;
+    const y = b[i] as ConfigError;
+    if (x.source !== y.source || x.document !== y.document || x.item !== y.item || x.kind !== y.kind || x.namespace !== y.namespace || x.name !== y.name) return false;
+    if (x.errors.length !== y.errors.length) return false;
+    for (let j = 0; j < x.errors.length; j++) {
+      const f = x.errors[j];
+      const g = y.errors[j];
+      if (f?.path !== g?.path || f?.message !== g?.message) return false;
+    }
+  }
+  return true;
 }
 
 export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
@@ -116,8 +136,8 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const kubeConnection = opts.configDir !== undefined ? undefined : opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : { inCluster: true as const };
   const kubeConfig = kubeConnection ? loadKubeConfig(kubeConnection) : undefined;
   const source: ConfigSource = kubeConfig
-    ? new KubeSource({ kubeConfig, log: log.child({ component: 'kube' }), ...input.kube })
-    : new FileSource(opts.configDir as string);
+    ? new KubeSource({ kubeConfig, log: log.child({ component: 'kube' }), limits: opts.limits, ...input.kube })
+    : new FileSource(opts.configDir as string, opts.limits);
   // The webhook CA every replica's serving certificate chains to (Kubernetes: shared through a Secret).
   let webhookCaPem: string | undefined;
   // The workload CA: CreateCertificate on the xDS ports; in Kubernetes only the leader creates the root.
@@ -168,7 +188,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     metrics.invalidObjects.set(snap.errors.length);
     const now = new Set<string>();
     for (const e of snap.errors) {
-      const line = describe(e);
+      const line = describe(e, opts.limits);
       now.add(line);
       if (!logged.has(line)) log.warn({ source: e.source, kind: e.kind, namespace: e.namespace, name: e.name }, `config left out: ${line}`);
     }
@@ -186,15 +206,22 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const debouncer = new Debouncer<string>({ quietMs: opts.debounceQuietMs, maxMs: opts.debounceMaxMs }, (files, firstAt) => {
     metrics.debounceTime.observe((Date.now() - firstAt) / 1000);
     const prev = current;
-    const next = rebuild();
+    let next: MeshSnapshot;
+    try {
+      next = rebuild();
+    } catch (err) {
+      // Whatever the input, a failed rebuild must not end the process: keep serving what is served.
+      log.error({ err: truncate(String((err as Error)?.stack ?? err), opts.limits.maxLogLineLength), files: files.slice(0, 20) }, 'config rebuild failed; the served config is kept');
+      return;
+    }
     // Same objects and same problems (e.g. a file touched, or an invalid object edited into
     // another invalid one with the same message): keep the snapshot and its encoded resources.
-    if (prev && contentHash(next) === contentHash(prev) && JSON.stringify(next.errors) === JSON.stringify(prev.errors)) {
+    if (prev && contentHash(next) === contentHash(prev) && sameErrors(next.errors, prev.errors)) {
       log.debug({ files }, 'files changed but config is the same; no push');
       return;
     }
     serve(next);
-    log.info({ version: next.version, files, errors: next.errors.length }, 'config changed; pushing');
+    log.info({ version: next.version, files: files.length > 20 ? [...files.slice(0, 20), `… ${files.length - 20} more`] : files, errors: next.errors.length }, 'config changed; pushing');
     void server.push({ snap: next, triggeredAt: firstAt, reason: 'config' });
   });
   source.on('change', (what: string) => debouncer.add(what));

@@ -1,7 +1,9 @@
 /** `meshd validate FILE...`: the folder source's parse + validation, offline. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadText } from '../sources/file-source';
+import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../config/limits';
+import { fileTooLarge, truncate } from '../sources/bounds';
+import { loadText } from '../sources/load';
 
 function expand(p: string): string[] {
   const st = fs.statSync(p);
@@ -12,7 +14,8 @@ function expand(p: string): string[] {
     .flatMap((e) => (e.isDirectory() ? expand(path.join(p, e.name)) : /\.(ya?ml|json)$/i.test(e.name) ? [path.join(p, e.name)] : []));
 }
 
-export function validateFiles(inputs: readonly string[]): { output: string; ok: boolean } {
+/** Reads each file as the folder source does, under the same limits; never throws on bad input. */
+export function validateFiles(inputs: readonly string[], limits: InputLimits = DEFAULT_INPUT_LIMITS): { output: string; ok: boolean } {
   const lines: string[] = [];
   let ok = true;
   let valid = 0;
@@ -26,12 +29,25 @@ export function validateFiles(inputs: readonly string[]): { output: string; ok: 
       continue;
     }
     for (const f of files) {
-      const r = loadText(fs.readFileSync(f, 'utf8'), f);
+      let r: ReturnType<typeof loadText>;
+      try {
+        const size = fs.statSync(f).size;
+        if (size > limits.maxFileBytes) {
+          lines.push(`${f}: file: ${fileTooLarge(size, limits)}`);
+          ok = false;
+          continue;
+        }
+        r = loadText(fs.readFileSync(f, 'utf8'), f, limits);
+      } catch (err) {
+        lines.push(`${f}: cannot read file: ${(err as Error).message}`);
+        ok = false;
+        continue;
+      }
       valid += r.objects.length;
       for (const e of r.errors) {
         ok = false;
-        const obj = e.kind ? `${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name ?? ''}` : `document ${e.document ?? 0}`;
-        for (const fe of e.errors) lines.push(`${e.source}: ${obj}: ${fe.path ? `${fe.path}: ` : ''}${fe.message}`);
+        const obj = e.kind ? `${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name ?? ''}` : e.document !== undefined ? `document ${e.document}` : 'file';
+        for (const fe of e.errors) lines.push(truncate(`${e.source}: ${obj}: ${fe.path ? `${fe.path}: ` : ''}${fe.message}`, limits.maxLogLineLength));
       }
     }
   }

@@ -6,24 +6,17 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
+import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../config/limits';
 import type { ConfigError, ConfigObject } from '../model/objects';
 import { objectError, objectKey } from '../model/objects';
-import { parseDocuments } from './parse';
-import { type ConfigSource, type ConfigState, validated } from './source';
+import { fileTooLarge } from './bounds';
+import { type FileResult, loadText, loadTextAsync } from './load';
+import type { ConfigSource, ConfigState } from './source';
 
 export type { ConfigState } from './source';
+export { loadText } from './load';
 
 const CONFIG_FILE = /\.(ya?ml|json)$/i;
-
-interface FileResult {
-  objects: ConfigObject[];
-  errors: ConfigError[];
-}
-
-/** Parse + validate one file's text: valid objects in, invalid ones reported with field paths. */
-export function loadText(text: string, source: string): FileResult {
-  return validated(parseDocuments(text, source));
-}
 
 function listFiles(dir: string): string[] {
   const out: string[] = [];
@@ -43,16 +36,21 @@ function listFiles(dir: string): string[] {
 export class FileSource extends EventEmitter implements ConfigSource {
   private readonly files = new Map<string, FileResult>();
   private watcher?: FSWatcher;
+  /** File reads run one after another, in the order asked (a later read of a file wins). */
+  private reads: Promise<void> = Promise.resolve();
 
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    private readonly limits: InputLimits = DEFAULT_INPUT_LIMITS,
+  ) {
     super();
   }
 
-  /** Reads everything once. Throws only if the directory itself cannot be read. */
+  /** Reads everything once, before anything is served. Throws only if the directory itself cannot be read. */
   load(): void {
     if (!fs.statSync(this.dir).isDirectory()) throw new Error(`--config-dir ${this.dir}: not a directory`);
     this.files.clear();
-    for (const f of listFiles(this.dir)) this.readFile(f);
+    for (const f of listFiles(this.dir)) this.readSync(f);
   }
 
   async watch(): Promise<void> {
@@ -63,11 +61,13 @@ export class FileSource extends EventEmitter implements ConfigSource {
     });
     const onFile = (file: string): void => {
       if (!CONFIG_FILE.test(file)) return;
-      this.readFile(file);
-      this.emit('change', path.relative(this.dir, file));
+      void this.readFile(file).then(() => this.emit('change', path.relative(this.dir, file)));
     };
     const onRemove = (file: string): void => {
-      if (this.files.delete(file)) this.emit('change', path.relative(this.dir, file));
+      // After the reads asked before it, so that a read in progress cannot bring the file back.
+      void this.queue(async () => {
+        if (this.files.delete(file)) this.emit('change', path.relative(this.dir, file));
+      });
     };
     this.watcher.on('add', onFile).on('change', onFile).on('unlink', onRemove);
     this.watcher.on('unlinkDir', (d: string) => {
@@ -86,21 +86,55 @@ export class FileSource extends EventEmitter implements ConfigSource {
     await this.watcher?.close();
   }
 
-  private readFile(file: string): void {
+  private queue(work: () => Promise<void>): Promise<void> {
+    const next = this.reads.then(work);
+    this.reads = next.catch(() => undefined);
+    return next;
+  }
+
+  /** A changed file, parsed in slices (the event loop keeps turning); reads run in order. */
+  private readFile(file: string): Promise<void> {
+    return this.queue(async () => {
+      const source = path.relative(this.dir, file);
+      let text: string;
+      try {
+        if (this.tooLarge(file, source, (await fs.promises.stat(file)).size)) return;
+        text = await fs.promises.readFile(file, 'utf8');
+      } catch (err) {
+        this.unreadable(file, source, err);
+        return;
+      }
+      this.files.set(file, await loadTextAsync(text, source, this.limits));
+    });
+  }
+
+  private readSync(file: string): void {
     const source = path.relative(this.dir, file);
     let text: string;
     try {
+      if (this.tooLarge(file, source, fs.statSync(file).size)) return;
       text = fs.readFileSync(file, 'utf8');
     } catch (err) {
-      // Removed between listing and reading, or unreadable: report, keep the rest.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        this.files.delete(file);
-        return;
-      }
-      this.files.set(file, { objects: [], errors: [{ source, errors: [{ path: '', message: `cannot read file: ${(err as Error).message}` }] }] });
+      this.unreadable(file, source, err);
       return;
     }
-    this.files.set(file, loadText(text, source));
+    this.files.set(file, loadText(text, source, this.limits));
+  }
+
+  /** A file over the size limit is refused unread. */
+  private tooLarge(file: string, source: string, size: number): boolean {
+    if (size <= this.limits.maxFileBytes) return false;
+    this.files.set(file, { objects: [], errors: [{ source, errors: [{ path: '', message: fileTooLarge(size, this.limits) }] }] });
+    return true;
+  }
+
+  private unreadable(file: string, source: string, err: unknown): void {
+    // Removed between listing and reading, or unreadable: report, keep the rest.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      this.files.delete(file);
+      return;
+    }
+    this.files.set(file, { objects: [], errors: [{ source, errors: [{ path: '', message: `cannot read file: ${(err as Error).message}` }] }] });
   }
 
   /** All valid objects across files; an object defined twice keeps its first definition. */
