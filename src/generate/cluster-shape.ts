@@ -69,12 +69,20 @@ export function lbEndpoint(e: ServiceEndpoint): ProtoObject {
   };
 }
 
-/** Ready endpoints grouped by locality, sorted by locality as istiod does. */
+/**
+ * Ready endpoints grouped by locality, sorted by locality as istiod does. An address and port
+ * appears once (the first): sources that name the same workload twice (a WorkloadEntry and a
+ * pod, two ServiceEntry endpoints) must not make a ClusterLoadAssignment clients refuse.
+ */
 export function localityGroups(endpoints: readonly ServiceEndpoint[], ipOnly: boolean): LocalityGroup[] {
   const groups = new Map<string, LocalityGroup>();
+  const seen = new Set<string>();
   for (const e of endpoints) {
     // EDS carries addresses only; hostnames belong to DNS clusters.
     if (!e.ready || (ipOnly && isIP(e.address) === 0)) continue;
+    const key = `${e.address}|${e.port}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
     const k = localityKey(e.locality);
     let g = groups.get(k);
     if (!g) groups.set(k, (g = { locality: e.locality, endpoints: [], lbEndpoints: [], weight: 0, priority: 0 }));

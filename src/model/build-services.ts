@@ -185,7 +185,20 @@ export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[]
     locality: zone && !w?.locality.zone ? { ...w?.locality, zone } : (w?.locality ?? {}),
   });
 
-  // Kubernetes endpoints: EndpointSlices first; legacy Endpoints only for services without slices.
+  // Kubernetes endpoints, one per address and service port as istiod keeps them: an address in
+  // two slices of a Service (a pod moving between slices, or a mistake) is sent once, else
+  // clients refuse the whole ClusterLoadAssignment. A ready copy wins; else the first slice's.
+  const kubeEndpoints = new Map<string, Map<number, Map<string, ServiceEndpoint>>>();
+  const addKube = (host: string, port: number, ep: ServiceEndpoint): void => {
+    let byPort = kubeEndpoints.get(host);
+    if (!byPort) kubeEndpoints.set(host, (byPort = new Map()));
+    let byAddress = byPort.get(port);
+    if (!byAddress) byPort.set(port, (byAddress = new Map()));
+    const prev = byAddress.get(ep.address);
+    if (!prev || (!prev.ready && ep.ready)) byAddress.set(ep.address, ep);
+  };
+
+  // EndpointSlices first; legacy Endpoints only for services without slices.
   const withSlices = new Set<string>();
   for (const o of kind('EndpointSlice')) {
     const svcName = o.metadata.labels[SERVICE_NAME_LABEL];
@@ -199,7 +212,7 @@ export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[]
       if (!slicePort || slicePort.port === undefined) continue;
       for (const e of spec.endpoints ?? []) {
         const ready = e.conditions?.ready !== false;
-        for (const address of e.addresses) add(svc.hostname, sp.port, podEndpoint(address, slicePort.port, ready, podOf(o.metadata.namespace, e.targetRef, address), e.zone));
+        for (const address of e.addresses) addKube(svc.hostname, sp.port, podEndpoint(address, slicePort.port, ready, podOf(o.metadata.namespace, e.targetRef, address), e.zone));
       }
     }
   }
@@ -211,11 +224,12 @@ export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[]
       for (const sp of svc.ports) {
         const p = (subset.ports ?? []).find((x) => (x.name ?? '') === sp.name);
         if (!p) continue;
-        for (const a of subset.addresses ?? []) add(svc.hostname, sp.port, podEndpoint(a.ip, p.port, true, podOf(o.metadata.namespace, a.targetRef, a.ip)));
-        for (const a of subset.notReadyAddresses ?? []) add(svc.hostname, sp.port, podEndpoint(a.ip, p.port, false, podOf(o.metadata.namespace, a.targetRef, a.ip)));
+        for (const a of subset.addresses ?? []) addKube(svc.hostname, sp.port, podEndpoint(a.ip, p.port, true, podOf(o.metadata.namespace, a.targetRef, a.ip)));
+        for (const a of subset.notReadyAddresses ?? []) addKube(svc.hostname, sp.port, podEndpoint(a.ip, p.port, false, podOf(o.metadata.namespace, a.targetRef, a.ip)));
       }
     }
   }
+  for (const [host, byPort] of kubeEndpoints) for (const [port, byAddress] of byPort) for (const ep of byAddress.values()) add(host, port, ep);
 
   // WorkloadEntries join Kubernetes Services (by selector) and ServiceEntries (by workloadSelector)
   // in their own namespace.
