@@ -204,7 +204,7 @@ metadata: {name: reviews, namespace: default}
 spec:
   ports: [{name: grpc, port: 9080}]
 ---
-${shape('one-address-two-slices.yaml').replace(/fuzz-svc-0/g, 'reviews').replace(/namespace: fuzz/g, 'namespace: default')}
+${shape('one-address-two-slices.yaml').replace(/fuzz-svc-3/g, 'reviews').replace(/namespace: fuzz/g, 'namespace: default')}
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice

@@ -27,15 +27,19 @@ function meta(name: string, extra: Obj = {}): Obj {
   return { name, namespace: FUZZ_NAMESPACE, labels: { app: 'fuzz', version: 'v1' }, ...extra };
 }
 
+/** The service a second client dials: EndpointSlices reach it, routes and rules do not (but by chance). */
+export const EDS_ONLY_SERVICE = FUZZ_SERVICES - 1;
+
 function bases(i: number, k: number): Obj[] {
-  const host = fuzzHost(k);
+  const slicesFor = fuzzHost(k);
+  const host = fuzzHost(k % EDS_ONLY_SERVICE);
   const ip = `10.77.${k}.${(i % 250) + 1}`;
   return [
     { apiVersion: 'v1', kind: 'Service', metadata: meta(`svc-${i}`), spec: { selector: { app: 'fuzz' }, clusterIP: `10.96.77.${(i % 250) + 1}`, ports: [{ name: 'grpc', port: 9080, targetPort: 9080, protocol: 'TCP' }, { name: 'http-web', port: 8080 }] } },
     {
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
-      metadata: meta(`es-${i}`, { labels: { 'kubernetes.io/service-name': host } }),
+      metadata: meta(`es-${i}`, { labels: { 'kubernetes.io/service-name': slicesFor } }),
       addressType: 'IPv4',
       ports: [{ name: 'grpc', port: 9080, protocol: 'TCP' }],
       endpoints: [{ addresses: [ip], conditions: { ready: true }, targetRef: { kind: 'Pod', name: `pod-${i}`, namespace: FUZZ_NAMESPACE }, zone: 'z1' }],
@@ -173,7 +177,8 @@ function mutate(r: Rng, o: Obj, donors: readonly Obj[]): void {
       if (!Array.isArray(c)) setKey(c, 'k'.repeat(r.chance(0.1) ? 100_000 : 1 + r.int(300)), scalar(r));
       break;
     case 8: // names, namespaces and hosts point elsewhere
-      if (key !== undefined) put(key, r.pick([fuzzHost(r.int(FUZZ_SERVICES)), `${fuzzHost(r.int(FUZZ_SERVICES))}.${FUZZ_NAMESPACE}.svc.cluster.local`, '*', 'reviews', 'default', 'mesh', r.pick(ODD_STRINGS)]));
+      // (Not the EDS-only service: a route for it would hide its own endpoints from its client.)
+      if (key !== undefined) put(key, r.pick([fuzzHost(r.int(EDS_ONLY_SERVICE)), `${fuzzHost(r.int(EDS_ONLY_SERVICE))}.${FUZZ_NAMESPACE}.svc.cluster.local`, '*', 'reviews', 'default', 'mesh', r.pick(ODD_STRINGS)]));
       break;
     default: // a number out of range
       if (key !== undefined) put(key, r.pick(ODD_NUMBERS));
@@ -306,7 +311,7 @@ export const SHAPES: readonly Shape[] = [
       [0, 1]
         .map(
           (n) =>
-            `apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: twice-${n}\n  namespace: ${FUZZ_NAMESPACE}\n  labels: {kubernetes.io/service-name: ${fuzzHost(0)}}\naddressType: IPv4\nports: [{name: grpc, port: 9080}]\nendpoints:\n- addresses: [10.79.0.1]\n  conditions: {ready: true}\n`,
+            `apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: twice-${n}\n  namespace: ${FUZZ_NAMESPACE}\n  labels: {kubernetes.io/service-name: ${fuzzHost(EDS_ONLY_SERVICE)}}\naddressType: IPv4\nports: [{name: grpc, port: 9080}]\nendpoints:\n- addresses: [10.79.0.1]\n  conditions: {ready: true}\n`,
         )
         .join('---\n'),
   },
