@@ -57,7 +57,11 @@ export interface ChaosReport {
   readyFailures: string[];
   readyMaxMs: number;
   readyP99Ms: number;
+  /** What the run was doing when /ready was slowest. */
+  readySlowestAt: string;
   meshdPeakRssMb: number;
+  /** meshd's V8 heap in use (MB) at each checkpoint: after warm-up, then every `checkEvery` files. */
+  heapUsedMb: number[];
   meshdExit?: string;
   logBytes: number;
   longestLogLine: number;
@@ -127,16 +131,24 @@ function peakRssMb(pid: number | undefined): number {
   }
 }
 
+async function heapUsedMb(port: number): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(20_000) });
+  const m = /^nodejs_heap_size_used_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(await res.text());
+  return m ? Math.round(Number(m[1]) / 1024 / 1024) : 0;
+}
+
 async function getJson(port: number, p: string): Promise<unknown> {
   const res = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(20_000) });
   return res.json();
 }
 
 /** Polls /ready every `intervalMs` until stopped; records every latency and every failure. */
-function readyPoller(port: number, intervalMs: number): { stop: () => Promise<{ latencies: number[]; failures: string[] }> } {
+function readyPoller(port: number, intervalMs: number, where: () => string): { stop: () => Promise<{ latencies: number[]; failures: string[]; slowest: string }> } {
   const latencies: number[] = [];
   const failures: string[] = [];
   let running = true;
+  let slowest = '';
+  let max = 0;
   const loop = (async () => {
     while (running) {
       const t0 = performance.now();
@@ -147,7 +159,12 @@ function readyPoller(port: number, intervalMs: number): { stop: () => Promise<{ 
       } catch (err) {
         failures.push(String((err as Error).message ?? err));
       }
-      latencies.push(performance.now() - t0);
+      const ms = performance.now() - t0;
+      latencies.push(ms);
+      if (ms > max) {
+        max = ms;
+        slowest = where();
+      }
       await new Promise((r) => setTimeout(r, intervalMs));
     }
   })();
@@ -155,7 +172,7 @@ function readyPoller(port: number, intervalMs: number): { stop: () => Promise<{ 
     stop: async () => {
       running = false;
       await loop;
-      return { latencies, failures };
+      return { latencies, failures, slowest };
     },
   };
 }
@@ -207,7 +224,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     readyFailures: [],
     readyMaxMs: 0,
     readyP99Ms: 0,
+    readySlowestAt: '',
     meshdPeakRssMb: 0,
+    heapUsedMb: [],
     logBytes: 0,
     longestLogLine: 0,
     nacks: [],
@@ -237,7 +256,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     // EndpointSlices reach (so its ClusterLoadAssignment is not hidden behind subsets).
     const fuzzed = [0, EDS_ONLY_SERVICE].map((k) => startGrpcJsXdsClient({ xdsPort: m.xdsPort, target: `xds:///${fuzzHost(k)}.${FUZZ_NAMESPACE}.svc.cluster.local:9080` }));
     for (const c of await Promise.all(fuzzed)) clients.push(c);
-    poller = readyPoller(m.debugPort, 50);
+    let doing = 'warm-up';
+    poller = readyPoller(m.debugPort, 50, () => doing);
 
     const alive = (): void => {
       const e = m.exited();
@@ -252,6 +272,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       // client took every resource it was sent.
       await Promise.all(clients.slice(1).map((c) => c.run({ calls: 2, deadlineMs: 500 }).catch(() => undefined)));
       for (const n of await nacks(m.debugPort)) if (!report.nacks.includes(n)) report.nacks.push(n);
+      report.heapUsedMb.push(await heapUsedMb(m.debugPort));
     };
     // Warm up: the baseline route works before anything is fuzzed.
     await checkpoint();
@@ -286,6 +307,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           report.validateProblems.push(`kube path, ${k.kind} (seed ${opts.seed}, file ${f}): threw ${(err as Error).message}`);
         }
       }
+      doing = `file ${f}`;
       await fixture.writeFile(name, text);
       written.add(name);
       report.objects += count;
@@ -293,6 +315,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       for (const shape of shapeAt.get(f) ?? []) {
         const t = shape.text();
         fs.writeFileSync(path.join(shapeDir, shape.name), t);
+        doing = `file ${f}, shape ${shape.name}`;
         await fixture.writeFile(`zz-shape-${shape.name}`, t);
         report.shapes++;
         say(`file ${f}: shape ${shape.name} (${t.length} characters)`);
@@ -301,10 +324,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       await new Promise((r) => setTimeout(r, 120));
       if ((f + 1) % checkEvery === 0) {
         await checkpoint();
-        say(`${report.objects} objects in ${report.files} files; meshd ${peakRssMb(m.child.pid)} MB peak; NACKs ${report.nacks.length}; baseline failures ${report.baselineFailures.length}`);
+        say(`${report.objects} objects in ${report.files} files; meshd ${peakRssMb(m.child.pid)} MB peak RSS, ${report.heapUsedMb[report.heapUsedMb.length - 1] ?? 0} MB heap in use; NACKs ${report.nacks.length}; baseline failures ${report.baselineFailures.length}`);
       }
     }
 
+    doing = 'waiting for the last files to be served';
     // Quiescence: a marker object is served once everything written before it was read.
     const marker = `chaos-done-${opts.seed}`;
     await fixture.writeFile('zz-zz-marker.yaml', `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ${marker}, namespace: ${FUZZ_NAMESPACE}}\nspec:\n  hosts: [marker.example.com]\n  http:\n  - route:\n    - destination: {host: marker.example.com}\n`);
@@ -338,7 +362,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     if (longestCli > DEFAULT_INPUT_LIMITS.maxLogLineLength) report.validateProblems.push(`meshd validate printed a line of ${longestCli} characters`);
     alive();
   } finally {
-    const polled = poller ? await poller.stop() : { latencies: [], failures: [] };
+    const polled = poller ? await poller.stop() : { latencies: [], failures: [], slowest: '' };
+    report.readySlowestAt = polled.slowest;
     report.readyPolls = polled.latencies.length;
     report.readyFailures = polled.failures.slice(0, 20);
     const sorted = [...polled.latencies].sort((a, b) => a - b);
@@ -368,8 +393,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 export function describeReport(r: ChaosReport): string {
   return [
     `seed ${r.seed}: ${r.objects} fuzzed objects in ${r.files} files, plus ${r.shapes} shapes, in ${r.seconds} s`,
-    `meshd: ${r.meshdExit ?? 'still running at the end'}; peak RSS ${r.meshdPeakRssMb} MB; log ${(r.logBytes / 1024).toFixed(0)} KiB, longest line ${r.longestLogLine} characters`,
-    `/ready: ${r.readyPolls} polls, ${r.readyFailures.length} failed, max ${r.readyMaxMs} ms, p99 ${r.readyP99Ms} ms`,
+    `meshd: ${r.meshdExit ?? 'still running at the end'}; peak RSS ${r.meshdPeakRssMb} MB; heap in use ${r.heapUsedMb[0] ?? 0} MB after warm-up, at most ${Math.max(0, ...r.heapUsedMb)} MB, ${r.heapUsedMb[r.heapUsedMb.length - 1] ?? 0} MB at the end; log ${(r.logBytes / 1024).toFixed(0)} KiB, longest line ${r.longestLogLine} characters`,
+    `/ready: ${r.readyPolls} polls, ${r.readyFailures.length} failed, max ${r.readyMaxMs} ms (${r.readySlowestAt}), p99 ${r.readyP99Ms} ms`,
     `clients: ${r.baselineCalls} baseline calls, ${r.baselineFailures.length} failed; NACKs: ${r.nacks.length}`,
     `in process: ${r.parsedInProcess} files through the folder parser, ${r.kubePathObjects} objects through the Kubernetes path`,
     `problems: shapes ${r.shapeProblems.length}, validate ${r.validateProblems.length}`,

@@ -163,8 +163,7 @@ function mutate(r: Rng, o: Obj, donors: readonly Obj[]): void {
     case 5: // a value from another kind (type confusion)
       if (key !== undefined) {
         const d = r.pick(donors);
-        const dv = Object.values(d);
-        put(key, r.pick(dv));
+        put(key, structuredClone(r.pick(Object.values(d))));
       }
       break;
     case 6: // a list becomes a mapping and back
