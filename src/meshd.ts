@@ -252,7 +252,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         host: opts.host,
         port: opts.webhookPort,
         log: log.child({ component: 'webhook' }),
-        validate: validateObject,
+        validate: (o) => validateObject(o, opts.limits.maxErrorsPerObject),
         injection: { clusterDomain: opts.domain, trustDomain: opts.trustDomain },
         namespaceLabels: (ns) => current?.namespaceLabels.get(ns),
         dnsNames,
