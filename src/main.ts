@@ -1,9 +1,10 @@
 /** Composition root: parses flags, starts meshd, stops it on SIGINT/SIGTERM. */
 import * as fs from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULTS } from './config/options';
 import { DEFAULT_INPUT_LIMITS, type InputLimits, inputLimits } from './config/limits';
-import { type MeshdHandle, startMeshd } from './meshd';
+import { type MeshdHandle, meshdLogger, startMeshd } from './meshd';
+import { BoundedSink } from './cli/log-sink';
 import { validateFiles } from './cli/validate';
 import { agentCommand } from './cli/agent';
 import { bootstrapCommand } from './cli/bootstrap';
@@ -13,12 +14,14 @@ export { startMeshd, type MeshdHandle } from './meshd';
 
 interface CliOptions {
   configDir?: string;
+  configRescanInterval: number;
   kubeconfig?: string;
   host: string;
   xdsPort: number;
   debugPort: number;
   monitoringPort: number;
   webhookPort: number;
+  customHost?: string;
   secureXdsPort: number;
   trustDomain: string;
   trustDomainAliases: string[];
@@ -27,6 +30,8 @@ interface CliOptions {
   jwks?: string;
   jwtIssuer?: string;
   jwtAudience?: string[];
+  jwksCaFile?: string;
+  jwtMaxLifetime: number;
   workloadCertTtl: number;
   maxWorkloadCertTtl: number;
   domain: string;
@@ -63,7 +68,7 @@ function bytes(name: string) {
 function limitOptions(cmd: Command): Command {
   return cmd
     .option('--max-file-bytes <size>', 'largest config file read; a larger one is refused (e.g. 16Mi)', bytes('--max-file-bytes'), DEFAULT_INPUT_LIMITS.maxFileBytes)
-    .option('--max-documents-per-file <n>', "most YAML documents (or List items) in one file; a file with more is refused", count('--max-documents-per-file'), DEFAULT_INPUT_LIMITS.maxDocumentsPerFile)
+    .option('--max-documents-per-file <n>', 'most YAML documents (or List items) in one file; a file with more is refused', count('--max-documents-per-file'), DEFAULT_INPUT_LIMITS.maxDocumentsPerFile)
     .option('--max-depth <n>', 'deepest nesting of mappings and lists in one object', count('--max-depth'), DEFAULT_INPUT_LIMITS.maxDepth)
     .option('--max-alias-nodes <n>', 'most nodes (mappings, lists, values) YAML aliases may add by expansion, per file', count('--max-alias-nodes'), DEFAULT_INPUT_LIMITS.maxAliasNodes)
     .option('--max-errors-per-object <n>', 'most field errors reported per object (then "and N more")', count('--max-errors-per-object'), DEFAULT_INPUT_LIMITS.maxErrorsPerObject);
@@ -89,6 +94,20 @@ function seconds(name: string) {
   };
 }
 
+/** A duration in milliseconds: `0` (off), `500ms`, `5s`, `2m`; a bare number is seconds. */
+function millis(name: string) {
+  return (v: string): number => {
+    const m = /^(\d+)(ms|s|m|h)?$/.exec(v.trim());
+    if (!m) throw new InvalidArgumentError(`${name} must be a duration such as 0, 500ms, 5s or 1m`);
+    return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  };
+}
+
+/** A shutdown that takes longer than this ends the process anyway (exit code 1). */
+export const SHUTDOWN_DEADLINE_MS = 8000;
+/** How long a shutdown waits for the last log lines to leave. */
+export const LOG_DRAIN_MS = 1000;
+
 /** Where the self-signed root lives on the command line (folder source), relative to the working directory. */
 export const DEFAULT_CA_DIR = '.meshd/ca';
 
@@ -99,58 +118,104 @@ export function program(): Command {
     // not the server's flag of the same name.
     .enablePositionalOptions()
     .option('--config-dir <dir>', 'folder of Kubernetes/Istio YAML or JSON to serve (watched)')
+    .addOption(
+      new Option('--config-rescan-interval <duration>', 'with --config-dir: re-read every file this often and serve changes the watcher missed (0 turns it off)')
+        .argParser(millis('--config-rescan-interval'))
+        .default(DEFAULTS.configRescanIntervalMs, `${DEFAULTS.configRescanIntervalMs / 1000}s`),
+    )
     .option('--kubeconfig <file>', 'watch the Kubernetes API server of this kubeconfig instead (in a pod, neither flag: in-cluster config)')
     .option('--host <addr>', 'address to listen on', DEFAULTS.host)
     .option('--xds-port <port>', 'gRPC xDS (ADS) port; 0 picks a free port', port('--xds-port'), DEFAULTS.xdsPort)
     .option('--debug-port <port>', 'HTTP debug port (/debug/*, /ready, /metrics); 0 picks a free port', port('--debug-port'), DEFAULTS.debugPort)
     .option('--monitoring-port <port>', 'HTTP /metrics port as istiod; 0 picks, -1 disables', port('--monitoring-port', true), DEFAULTS.monitoringPort)
     .option('--webhook-port <port>', 'HTTPS admission webhooks (/inject, /validate) as istiod; 0 picks, -1 disables', port('--webhook-port', true), 15017)
+    .option('--custom-host <names>', "extra DNS names (comma-separated) of the webhooks' certificate, so a webhook can be reached by URL; default $ISTIOD_CUSTOM_HOST", process.env['ISTIOD_CUSTOM_HOST'])
     .option('--secure-xds-port <port>', 'xDS and CA over TLS as istiod; 0 picks, -1 disables', port('--secure-xds-port', true), 15012)
     .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities', DEFAULTS.trustDomain)
     .option('--trust-domain-aliases <domains>', 'comma-separated trust domains that also mean this mesh (MeshConfig trustDomainAliases)', (v: string) => v.split(',').map((d) => d.trim()).filter(Boolean), [] as string[])
     .option('--ca-dir <dir>', 'folder of the self-signed root (with --config-dir; Kubernetes keeps it in Secret istio-ca-secret)', DEFAULT_CA_DIR)
     .option('--cacerts <dir>', "plug-in CA folder (istiod's cacerts: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem)")
-    .option('--jwks <file|url>', 'accept CSRs with a JWT signed by a key of this JWKS (needs --jwt-issuer, --jwt-audience)')
+    .option('--jwks <file|url>', 'accept CSRs with a JWT signed by a key of this JWKS, a file or an https:// URL (needs --jwt-issuer, --jwt-audience)')
     .option('--jwt-issuer <iss>', 'the issuer JWTs must carry')
     .option('--jwt-audience <aud>', 'an audience JWTs may carry (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--jwks-ca-file <file>', 'PEM CAs trusted, besides the system roots, when fetching RequestAuthentication JWKS (https only)')
+    .option('--jwt-max-lifetime <duration>', 'longest JWT lifetime accepted (exp − iat, or exp − now without iat)', seconds('--jwt-max-lifetime'), DEFAULTS.jwtMaxLifetimeSeconds)
     .option('--workload-cert-ttl <duration>', 'workload certificate lifetime when none is asked for', seconds('--workload-cert-ttl'), DEFAULTS.workloadCertTtlSeconds)
     .option('--max-workload-cert-ttl <duration>', 'longest workload certificate lifetime handed out', seconds('--max-workload-cert-ttl'), DEFAULTS.maxWorkloadCertTtlSeconds)
     .option('--domain <domain>', 'cluster DNS domain', DEFAULTS.domain)
     .option('--log-level <level>', 'trace, debug, info, warn, error', DEFAULTS.logLevel)
     .option('--no-validate-resources', 'skip the validate.rules check of generated resources');
-  limitOptions(cmd).action(async (o: CliOptions) => {
-    if (o.configDir && o.kubeconfig) cmd.error('error: --config-dir and --kubeconfig are exclusive: pick one config source');
-    // Neither flag inside a pod: the cluster's own API server, with the pod's service account.
-    const inCluster = !o.configDir && !o.kubeconfig && Boolean(process.env['KUBERNETES_SERVICE_HOST']);
-    if (!o.configDir && !o.kubeconfig && !inCluster) {
-      cmd.error('error: --config-dir or --kubeconfig is required (try: meshd --config-dir examples/bookinfo)');
-    }
-    // The pod's name and namespace (downward API, as istiod's Deployment sets them).
-    const pod = { podName: process.env['POD_NAME'] || undefined, podNamespace: process.env['POD_NAMESPACE'] || undefined };
-    const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, maxFileBytes, maxDocumentsPerFile, maxDepth, maxAliasNodes, maxErrorsPerObject, ...rest } = o;
-    const handle: MeshdHandle = await startMeshd({
-      ...rest,
-      limits: limitsOf({ maxFileBytes, maxDocumentsPerFile, maxDepth, maxAliasNodes, maxErrorsPerObject }),
-      ...pod,
-      inCluster: inCluster || undefined,
-      cacertsDir: cacerts,
-      workloadCertTtlSeconds: workloadCertTtl,
-      maxWorkloadCertTtlSeconds: maxWorkloadCertTtl,
-      jwtAudiences: jwtAudience,
+  limitOptions(cmd)
+    .action(async (o: CliOptions) => {
+      if (o.configDir && o.kubeconfig) cmd.error('error: --config-dir and --kubeconfig are exclusive: pick one config source');
+      // Neither flag inside a pod: the cluster's own API server, with the pod's service account.
+      const inCluster = !o.configDir && !o.kubeconfig && Boolean(process.env['KUBERNETES_SERVICE_HOST']);
+      if (!o.configDir && !o.kubeconfig && !inCluster) {
+        cmd.error('error: --config-dir or --kubeconfig is required (try: meshd --config-dir examples/bookinfo)');
+      }
+      // The pod's name and namespace (downward API, as istiod's Deployment sets them).
+      const pod = { podName: process.env['POD_NAME'] || undefined, podNamespace: process.env['POD_NAMESPACE'] || undefined };
+      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, jwtMaxLifetime, customHost, configRescanInterval, maxFileBytes, maxDocumentsPerFile, maxDepth, maxAliasNodes, maxErrorsPerObject, ...rest } = o;
+      // Standard output may be a pipe whose reader stalls or dies: logging must never block
+      // serving nor keep a stopping process alive. An unreadable stderr must not crash it either.
+      process.stderr.on('error', () => undefined);
+      const out = new BoundedSink(process.stdout);
+      const logger = meshdLogger(o.logLevel, out);
+      const handle: MeshdHandle = await startMeshd({
+        ...rest,
+        limits: limitsOf({ maxFileBytes, maxDocumentsPerFile, maxDepth, maxAliasNodes, maxErrorsPerObject }),
+        logger,
+        ...pod,
+        inCluster: inCluster || undefined,
+        cacertsDir: cacerts,
+        configRescanIntervalMs: configRescanInterval,
+        workloadCertTtlSeconds: workloadCertTtl,
+        maxWorkloadCertTtlSeconds: maxWorkloadCertTtl,
+        jwtAudiences: jwtAudience,
+        jwtMaxLifetimeSeconds: jwtMaxLifetime,
+        customHosts: (customHost ?? '').split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== ''),
+      });
+      out.write(
+        `meshd listening: xDS ${o.host}:${handle.xdsPort}, debug http://${o.host}:${handle.debugPort}/debug` +
+          (handle.secureXdsPort >= 0 ? `, xDS+CA over TLS ${o.host}:${handle.secureXdsPort}` : '') +
+          (handle.monitoringPort >= 0 ? `, metrics http://${o.host}:${handle.monitoringPort}/metrics` : '') +
+          (handle.webhookPort >= 0 ? `, webhooks https://${o.host}:${handle.webhookPort}` : '') +
+          '\n',
+      );
+      // Graceful stop, bounded whatever the API server, the proxies or standard output do; a
+      // second signal ends the process at once.
+      let stopping = false;
+      const stop = (signal: NodeJS.Signals): void => {
+        if (stopping) {
+          process.stderr.write(`meshd: ${signal} again; exiting now\n`);
+          process.exit(1);
+        }
+        stopping = true;
+        const startedAt = Date.now();
+        logger.info({ signal }, 'shutting down');
+        const deadline = setTimeout(() => {
+          process.stderr.write(`meshd: shutdown did not finish within ${SHUTDOWN_DEADLINE_MS} ms; exiting\n`);
+          process.exit(1);
+        }, SHUTDOWN_DEADLINE_MS);
+        let code = 0;
+        void handle
+          .close()
+          .then(
+            () => logger.info({ ms: Date.now() - startedAt }, 'stopped'),
+            (err: unknown) => {
+              code = 1;
+              logger.error({ err }, 'error while stopping');
+            },
+          )
+          .then(() => out.drain(LOG_DRAIN_MS))
+          .then(() => {
+            clearTimeout(deadline);
+            process.exit(code);
+          });
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
     });
-    process.stdout.write(
-      `meshd listening: xDS ${o.host}:${handle.xdsPort}, debug http://${o.host}:${handle.debugPort}/debug` +
-        (handle.secureXdsPort >= 0 ? `, xDS+CA over TLS ${o.host}:${handle.secureXdsPort}` : '') +
-        (handle.monitoringPort >= 0 ? `, metrics http://${o.host}:${handle.monitoringPort}/metrics` : '') +
-        (handle.webhookPort >= 0 ? `, webhooks https://${o.host}:${handle.webhookPort}` : '') +
-        '\n',
-    );
-    const stop = (): void => {
-      void handle.close().then(() => process.exit(0));
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
   limitOptions(
     cmd
       .command('validate')

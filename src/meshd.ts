@@ -1,4 +1,5 @@
 /** Composition: source (folder or Kubernetes API) → model → generate → cache → ADS server, plus debug. */
+import * as fs from 'node:fs';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { type MeshdOptionsInput, withDefaults } from './config/options';
@@ -6,18 +7,19 @@ import type { InputLimits } from './config/limits';
 import { truncate } from './sources/bounds';
 import { debugApp, listenApp, metricsApp } from './debug/server';
 import { buildSnapshot } from './model/build';
-import type { ConfigError, ConfigObject } from './model/objects';
+import { jwksSources } from './model/build-reqauthn';
+import type { ConfigError, ConfigObject, RequestAuthenticationSpec } from './model/objects';
+import { JwksResolver, type JwksResolverOptions } from './jwks/resolver';
 import type { MeshSnapshot } from './model/snapshot';
 import { FileSource } from './sources/file-source';
 import { loadKubeConfig } from './sources/kube-http';
 import { KubeSource, type KubeSourceOptions } from './sources/kube-source';
 import { type LeaderElectionHandle, type LeaseTimings, leaderIdentity, meshdLeaderTasks, startLeaderElection } from './leader';
 import { DEFAULT_LEADER_NAMESPACE } from './leader';
-import { validateObject } from './model/validate';
-import { type WebhookServerHandle, startWebhookServer, webhookDnsNames } from './webhook/server';
-import { servingCertificateFrom } from './webhook/certs';
-import { sharedWebhookCa } from './webhook/shared-ca';
+import { checkObject } from './model/validate';
+import { type WebhookServerHandle, followCertificates, startWebhookServer, webhookServingCertificate } from './webhook/server';
 import type { ConfigSource } from './sources/source';
+import { BoundedSink } from './cli/log-sink';
 import { ConfigEngine } from './xds/engine';
 import { Debouncer } from './xds/debounce';
 import { XdsMetrics } from './xds/metrics';
@@ -26,6 +28,7 @@ import { AdsServer } from './xds/server';
 import type { XdsAuth } from './xds/authn';
 import { SecretAccessReviewer } from './ca/secret-access';
 import { MeshdCa } from './ca/setup';
+import type { ServingCertificate } from './ca/tls-server';
 import type { CertificateAuthority } from './ca/types';
 import { ResourceValidator } from './xds/validate-rules';
 
@@ -43,7 +46,10 @@ export interface MeshdHandle {
   readonly source: ConfigSource;
   /** The admission webhooks' HTTPS port, or -1 when off. */
   webhookPort: number;
-  /** The CA the webhook serving certificate chains to (the webhook configurations' caBundle). */
+  /**
+   * The webhook configurations' caBundle: the CA's root bundle, which the webhook serving
+   * certificate chains to; undefined until this replica's webhooks serve a certificate.
+   */
   webhookCaPem(): string | undefined;
   /** xDS and the CA over TLS (istiod's 15012), or -1 when off. */
   secureXdsPort: number;
@@ -65,9 +71,16 @@ export type StartOptions = MeshdOptionsInput & {
   leaseTimings?: Partial<LeaseTimings>;
   /** Sign with this authority instead of meshd's own (tests, embedders). */
   certificateAuthority?: CertificateAuthority;
-  /** Lifetime of the 15012 serving certificate (default 24 h; re-issued at half). */
+  /** Lifetime of the 15012 and webhook serving certificates (default 24 h; re-issued at half). */
   servingCertTtlSeconds?: number;
+  /** JWKS resolver tuning (tests shorten the refresh; embedders may bound the cache). */
+  jwksResolver?: Omit<JwksResolverOptions, 'onChange' | 'log' | 'registry'>;
 };
+
+/** meshd's logger: JSON lines at `level` to `out` (default: standard output, bounded; see BoundedSink). */
+export function meshdLogger(level: string, out: pino.DestinationStream = new BoundedSink(process.stdout)): Logger {
+  return pino({ level, base: { app: 'meshd' } }, out);
+}
 
 /** The content part of a snapshot version (`<sequence>-<hash>`). */
 function contentHash(s: MeshSnapshot): string {
@@ -98,9 +111,23 @@ function sameErrors(a: readonly ConfigError[], b: readonly ConfigError[]): boole
   return true;
 }
 
+/** The PEM CAs of `--jwks-ca-file`, or a clear error naming the flag. */
+function readCaFile(file: string): string {
+  let pem: string;
+  try {
+    pem = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`--jwks-ca-file ${file}: ${(err as Error).message}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--jwks-ca-file ${file}: no PEM certificate in it`);
+  return pem;
+}
+
 export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const opts = withDefaults(input);
-  const log = input.logger ?? pino({ level: opts.logLevel, base: { app: 'meshd' } });
+  // Read before anything starts, so a bad file fails the start cleanly.
+  const jwksCaPems = opts.jwksCaFile !== undefined ? [readCaFile(opts.jwksCaFile)] : undefined;
+  const log = input.logger ?? meshdLogger(opts.logLevel);
   const protos = new EnvoyProtos();
   const metrics = new XdsMetrics();
   const engine = new ConfigEngine({ protos, checker: opts.validateResources ? new ResourceValidator(protos) : undefined, log });
@@ -137,9 +164,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const kubeConfig = kubeConnection ? loadKubeConfig(kubeConnection) : undefined;
   const source: ConfigSource = kubeConfig
     ? new KubeSource({ kubeConfig, log: log.child({ component: 'kube' }), limits: opts.limits, ...input.kube })
-    : new FileSource(opts.configDir as string, opts.limits);
-  // The webhook CA every replica's serving certificate chains to (Kubernetes: shared through a Secret).
-  let webhookCaPem: string | undefined;
+    : new FileSource(opts.configDir as string, { rescanIntervalMs: opts.configRescanIntervalMs, settleMs: opts.configSettleMs, log: log.child({ component: 'folder' }), limits: opts.limits });
   // The workload CA: CreateCertificate on the xDS ports; in Kubernetes only the leader creates the root.
   let leading: () => boolean = () => false;
   const ca = new MeshdCa({
@@ -155,6 +180,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     jwks: opts.jwks,
     jwtIssuer: opts.jwtIssuer,
     jwtAudiences: opts.jwtAudiences,
+    jwtMaxLifetimeSeconds: opts.jwtMaxLifetimeSeconds,
     serving: opts.secureXdsPort >= 0,
     servingTtlSeconds: input.servingCertTtlSeconds,
     registry: metrics.registry,
@@ -172,18 +198,36 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         namespace: opts.podNamespace,
         identity: leaderIdentity(opts.podName),
         log,
-        tasks: [...meshdLeaderTasks({ kubeConfig, log, webhookCaPem: opts.webhookPort >= 0 ? () => webhookCaPem : undefined }), ...ca.leaderTasks],
+        // The webhooks' caBundle is the CA's root bundle: every replica's webhook certificate chains to it.
+        tasks: [...meshdLeaderTasks({ kubeConfig, log, webhookCaPem: opts.webhookPort >= 0 ? () => ca.authority.rootBundlePem() || undefined : undefined }), ...ca.leaderTasks],
         timings: input.leaseTimings,
       })
     : undefined;
   if (election) leading = () => election.isLeader();
+  // RequestAuthentication key sets, fetched by meshd (istiod's default) and handed to the model.
+  let onJwksChange: () => void = () => undefined;
+  const jwksResolver = new JwksResolver({
+    ...(jwksCaPems ? { extraCaPems: jwksCaPems } : {}),
+    ...input.jwksResolver,
+    onChange: () => onJwksChange(),
+    log: log.child({ component: 'jwks' }),
+    registry: metrics.registry,
+  });
+  /** Fetches the key sets the current config names and has not fetched yet (bounded by their timeouts). */
+  const fetchJwks = async (): Promise<void> => {
+    const policies = source
+      .state()
+      .objects.filter((o) => o.kind === 'RequestAuthentication')
+      .map((o) => ({ meta: o.metadata, spec: (o.body.spec ?? {}) as RequestAuthenticationSpec }));
+    await jwksResolver.want(jwksSources(policies));
+  };
   // Each problem is logged when it first appears, not again on every rebuild while it lasts.
   let logged = new Set<string>();
   const digests = new WeakMap<ConfigObject, string>();
   const rebuild = (): MeshSnapshot => {
     const state = source.state();
     const started = performance.now();
-    const snap = buildSnapshot({ objects: state.objects, errors: state.errors, sequence: ++sequence, now: new Date(), domain: opts.domain, trustDomain: opts.trustDomain, trustDomainAliases: opts.trustDomainAliases, previous: current, digests });
+    const snap = buildSnapshot({ objects: state.objects, errors: state.errors, sequence: ++sequence, now: new Date(), domain: opts.domain, trustDomain: opts.trustDomain, trustDomainAliases: opts.trustDomainAliases, previous: current, digests, jwks: jwksResolver.entries() });
     metrics.snapshotBuildTime.observe((performance.now() - started) / 1000);
     metrics.invalidObjects.set(snap.errors.length);
     const now = new Set<string>();
@@ -198,32 +242,36 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
 
   if (source instanceof FileSource) {
     source.load();
+    await fetchJwks();
     const first = rebuild();
     serve(first);
     log.info({ version: first.version, counts: first.counts, errors: first.errors.length, dir: opts.configDir }, 'config loaded');
   }
 
+  // Flushes run one at a time: a flush may wait for a newly named JWKS before it builds.
+  let flushing: Promise<void> = Promise.resolve();
   const debouncer = new Debouncer<string>({ quietMs: opts.debounceQuietMs, maxMs: opts.debounceMaxMs }, (files, firstAt) => {
-    metrics.debounceTime.observe((Date.now() - firstAt) / 1000);
-    const prev = current;
-    let next: MeshSnapshot;
-    try {
-      next = rebuild();
-    } catch (err) {
-      // Whatever the input, a failed rebuild must not end the process: keep serving what is served.
-      log.error({ err: truncate(String((err as Error)?.stack ?? err), opts.limits.maxLogLineLength), files: files.slice(0, 20) }, 'config rebuild failed; the served config is kept');
-      return;
-    }
-    // Same objects and same problems (e.g. a file touched, or an invalid object edited into
-    // another invalid one with the same message): keep the snapshot and its encoded resources.
-    if (prev && contentHash(next) === contentHash(prev) && sameErrors(next.errors, prev.errors)) {
-      log.debug({ files }, 'files changed but config is the same; no push');
-      return;
-    }
-    serve(next);
-    log.info({ version: next.version, files: files.length > 20 ? [...files.slice(0, 20), `… ${files.length - 20} more`] : files, errors: next.errors.length }, 'config changed; pushing');
-    void server.push({ snap: next, triggeredAt: firstAt, reason: 'config' });
+    flushing = flushing
+      .then(async () => {
+        await fetchJwks();
+        if (closed) return;
+        metrics.debounceTime.observe((Date.now() - firstAt) / 1000);
+        const prev = current;
+        const next = rebuild();
+        // Same objects and same problems (e.g. a file touched, or an invalid object edited into
+        // another invalid one with the same message): keep the snapshot and its encoded resources.
+        if (prev && contentHash(next) === contentHash(prev) && sameErrors(next.errors, prev.errors)) {
+          log.debug({ files }, 'files changed but config is the same; no push');
+          return;
+        }
+        serve(next);
+        log.info({ version: next.version, files: files.length > 20 ? [...files.slice(0, 20), `… ${files.length - 20} more`] : files, errors: next.errors.length }, 'config changed; pushing');
+        void server.push({ snap: next, triggeredAt: firstAt, reason: 'config' });
+      })
+      // Whatever the input, a failed rebuild must not end the process: what is served stays.
+      .catch((err: unknown) => log.error({ err: truncate(String((err as Error)?.stack ?? err), opts.limits.maxLogLineLength) }, 'rebuilding config failed; the served config is kept'));
   });
+  onJwksChange = () => debouncer.add('jwks');
   source.on('change', (what: string) => debouncer.add(what));
   source.on('error', (err: unknown) => log.error({ err }, 'config source error'));
   if (source instanceof FileSource) await source.start();
@@ -234,11 +282,12 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   let monitoringPort = -1;
   let secureXdsPort = -1;
   let webhooks: WebhookServerHandle | undefined;
+  let webhookCert: ServingCertificate | undefined;
   try {
     xdsPort = await server.listen(opts.host, opts.xdsPort);
     // Connections to 15012 are dropped until the CA has issued the serving certificate.
     if (ca.serving) secureXdsPort = await server.listen(opts.host, opts.secureXdsPort, ca.serving.credentials());
-    const dbg = debugApp({ server, protos, engine, metrics, snapshot: () => current, ready: () => ready });
+    const dbg = debugApp({ server, protos, engine, metrics, snapshot: () => current, ready: () => ready, jwks: () => jwksResolver.status() });
     apps.push(dbg);
     debugPort = await listenApp(dbg, opts.host, opts.debugPort);
     if (opts.monitoringPort >= 0) {
@@ -247,38 +296,35 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       monitoringPort = await listenApp(mon, opts.host, opts.monitoringPort);
     }
     if (opts.webhookPort >= 0) {
-      const dnsNames = webhookDnsNames('istiod', opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE, opts.domain);
-      webhooks = await startWebhookServer({
+      const wlog = log.child({ component: 'webhook' });
+      const hooks = await startWebhookServer({
         host: opts.host,
         port: opts.webhookPort,
-        log: log.child({ component: 'webhook' }),
-        validate: (o) => validateObject(o, opts.limits.maxErrorsPerObject),
+        log: wlog,
+        validate: (o) => checkObject(o, opts.limits.maxErrorsPerObject),
         injection: { clusterDomain: opts.domain, trustDomain: opts.trustDomain },
         namespaceLabels: (ns) => current?.namespaceLabels.get(ns),
-        dnsNames,
       });
-      if (!kubeConfig) webhookCaPem = webhooks.caPem;
-      else {
-        // Until the shared CA is read (the API may still be unreachable), the self-signed one serves.
-        const handle = webhooks;
-        void (async () => {
-          for (let delay = 200; !closed; delay = Math.min(delay * 2, 10_000)) {
-            try {
-              const ca = await sharedWebhookCa(kubeConfig, opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE, log);
-              handle.setCertificate(servingCertificateFrom(ca, { dnsNames }));
-              webhookCaPem = ca.certPem;
-              return;
-            } catch (err) {
-              log.warn({ err: String(err) }, 'webhook CA not available yet; retrying');
-              await new Promise((r) => setTimeout(r, delay));
-            }
-          }
-        })();
-      }
+      webhooks = hooks;
+      // Issued by meshd's CA for istiod's names and the custom hosts, renewed at half-life; until
+      // the CA signs (in Kubernetes it may wait for the leader's root), handshakes fail.
+      const cert = webhookServingCertificate({
+        ca: ca.authority,
+        namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE,
+        domain: opts.domain,
+        customHosts: opts.customHosts,
+        log: wlog,
+        ...(input.servingCertTtlSeconds !== undefined ? { ttlSeconds: input.servingCertTtlSeconds } : {}),
+      });
+      webhookCert = cert;
+      followCertificates(cert, (c) => hooks.setCertificate(c));
+      void ca.ready().then(() => (closed ? undefined : cert.start()));
     }
   } catch (err) {
     debouncer.stop();
+    jwksResolver.close();
     ca.close();
+    webhookCert?.close();
     await webhooks?.close();
     await election?.stop();
     await source.close();
@@ -299,6 +345,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     void (async () => {
       await source.load();
       await source.start();
+      await fetchJwks();
       if (closed) return;
       const first = rebuild();
       serve(first);
@@ -317,7 +364,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     whenReady: () => readyPromise,
     source,
     webhookPort: webhooks?.port ?? -1,
-    webhookCaPem: () => webhookCaPem,
+    webhookCaPem: () => (webhooks?.hasCertificate() ? ca.authority.rootBundlePem() || undefined : undefined),
     secureXdsPort,
     caRootPem: () => ca.authority.rootBundlePem(),
     caReady: () => ca.ready(),
@@ -327,7 +374,9 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       ready = false;
       notReady(new Error('meshd closed before it was ready'));
       debouncer.stop();
+      jwksResolver.close();
       ca.close();
+      webhookCert?.close();
       await election?.stop();
       await webhooks?.close();
       await source.close();

@@ -67,7 +67,7 @@ function verifies(cert: WorkloadCert, name: string): void {
 test('first certificate over 15010 with a JWT: files, chain to meshd root, key matches', { timeout: 30_000 }, async () => {
   const a = await startAgent({
     trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'reviews', keyType: 'ecdsa', ttlSeconds: 3600, log: log.child({ app: 'agent' }),
-    ca: { address: `127.0.0.1:${meshd.xdsPort}`, plaintext: true, tokenFile }, outputDir: path.join(dir, 'certs'),
+    ca: { address: `127.0.0.1:${meshd.xdsPort}`, plaintext: true, rootCertFile: path.join(dir, 'root.pem'), tokenFile }, outputDir: path.join(dir, 'certs'),
   });
   agents.push(a);
   const c = await a.ready();

@@ -16,11 +16,11 @@ import { type AgentHandle, type AgentOptions, startAgent } from '../src/agent/ag
 import { CaClient } from '../src/agent/ca-client';
 import { type CertEvent, CertManager, type Signer, type WorkloadCert } from '../src/agent/cert-manager';
 import { generateKeyAndCsr } from '../src/agent/csr';
-import { SDS_PATH } from '../src/agent/sds-server';
+import { SDS_PATH, SdsServer } from '../src/agent/sds-server';
 import { buildBootstrap } from '../src/cli/bootstrap';
 import type { DiscoveryRequestMsg, DiscoveryResponseMsg } from '../src/xds/connection';
 import { EnvoyProtos, TypeUrl } from '../src/xds/protos';
-import { FakeCa, spkiOf } from './helpers/agent-fake-ca';
+import { FakeCa, type FakeCaAnswer, spkiOf } from './helpers/agent-fake-ca';
 
 const ID = 'spiffe://cluster.local/ns/default/sa/reviews';
 const TOKEN = 'reviews-token';
@@ -57,17 +57,20 @@ async function fakeCa(tls = false): Promise<{ ca: FakeCa; port: number }> {
 }
 
 let n = 0;
-/** An agent for `reviews` in `default`, with a token file; over TLS when `tlsRootPem` is given. */
-async function agent(port: number, extra: Partial<AgentOptions> & { log: pino.Logger }, tlsRootPem?: string): Promise<{ a: AgentHandle; dir: string; tokenFile: string; events: CertEvent[] }> {
+/**
+ * An agent for `reviews` in `default`, with a token file and the fake CA's root as its configured
+ * root (`--ca-root-cert`); over TLS when `tls` is set.
+ */
+async function agent(port: number, extra: Partial<AgentOptions> & { log: pino.Logger }, rootPem: string, tls = false): Promise<{ a: AgentHandle; dir: string; tokenFile: string; events: CertEvent[] }> {
   const dir = path.join(tmp, `a${++n}`);
   fs.mkdirSync(dir);
   const tokenFile = path.join(dir, 'istio-token');
   fs.writeFileSync(tokenFile, `${TOKEN}\n`);
   const rootCertFile = path.join(dir, 'ca-root.pem');
-  if (tlsRootPem) fs.writeFileSync(rootCertFile, tlsRootPem);
-  const caOpts: AgentOptions['ca'] = tlsRootPem
+  fs.writeFileSync(rootCertFile, rootPem);
+  const caOpts: AgentOptions['ca'] = tls
     ? { address: `127.0.0.1:${port}`, plaintext: false, rootCertFile, serverName: 'istiod.istio-system.svc', tokenFile }
-    : { address: `127.0.0.1:${port}`, plaintext: true, tokenFile, clusterId: 'Kubernetes' };
+    : { address: `127.0.0.1:${port}`, plaintext: true, rootCertFile, tokenFile, clusterId: 'Kubernetes' };
   const a = await startAgent({
     trustDomain: 'cluster.local',
     namespace: 'default',
@@ -100,6 +103,9 @@ function nextRotation(a: AgentHandle, pred: (c: WorkloadCert) => boolean = () =>
   });
 }
 
+/** The versions of every rotation seen so far. */
+const rotatedVersions = (events: readonly CertEvent[]): number[] => events.flatMap((e) => (e.type === 'rotated' ? [e.cert.version] : []));
+
 function openssl(args: string[], input?: string): { ok: boolean; out: string } {
   const r = spawnSync('openssl', args, { encoding: 'utf8', input, timeout: 10_000 });
   return { ok: r.status === 0, out: `${r.stdout}${r.stderr}` };
@@ -120,10 +126,10 @@ test('CSRs (ECDSA P-256 and RSA 2048) carry the SPIFFE URI SAN and verify with o
 });
 
 test('renewal is due when half the lifetime is left (Istio SECRET_GRACE_PERIOD_RATIO)', () => {
-  const m = new CertManager({ signer: { sign: () => Promise.reject(new Error('unused')) }, spiffeId: ID, keyType: 'ecdsa', ttlSeconds: 10, graceJitter: 0, log: pino({ level: 'silent' }), now: () => 1000 });
+  const m = new CertManager({ signer: { sign: () => Promise.reject(new Error('unused')) }, spiffeId: ID, keyType: 'ecdsa', ttlSeconds: 10, graceJitter: 0, trustedRootsPem: () => undefined, log: pino({ level: 'silent' }), now: () => 1000 });
   const c = { receivedAt: new Date(0), notAfter: new Date(10_000) } as WorkloadCert;
   assert.equal(m.renewDelayMs(c), 4000); // due at 5 s; now is 1 s
-  const j = new CertManager({ signer: { sign: () => Promise.reject(new Error('unused')) }, spiffeId: ID, keyType: 'ecdsa', ttlSeconds: 10, graceJitter: 0.01, random: () => 1, log: pino({ level: 'silent' }), now: () => 0 });
+  const j = new CertManager({ signer: { sign: () => Promise.reject(new Error('unused')) }, spiffeId: ID, keyType: 'ecdsa', ttlSeconds: 10, graceJitter: 0.01, random: () => 1, trustedRootsPem: () => undefined, log: pino({ level: 'silent' }), now: () => 0 });
   assert.equal(j.renewDelayMs(c), 4900); // +1 % of the lifetime earlier at most
 });
 
@@ -138,7 +144,7 @@ test('files: chain verifies with openssl, key matches and is 0600; gRPC and Envo
     keyType: 'rsa',
     grpcBootstrap: { file: path.join(tmp, 'grpc', 'bootstrap.json'), xdsAddress: `127.0.0.1:${port}`, plaintext: true, node },
     envoyBootstrap: { file: path.join(tmp, 'envoy', 'envoy-rev.json'), bootstrap: boot },
-  });
+  }, ca.root.pem);
   const cert = await a.ready();
   const certs = path.join(dir, 'certs');
   const chain = fs.readFileSync(path.join(certs, 'cert-chain.pem'), 'utf8');
@@ -172,7 +178,7 @@ test('files: chain verifies with openssl, key matches and is 0600; gRPC and Envo
 test('rotation at half-life: two rotations, a new key and serial each time, files follow; renewals over TLS prove themselves by mTLS', { timeout: 30_000 }, async () => {
   const { ca, port } = await fakeCa(true);
   const cap = capture();
-  const { a, dir, tokenFile, events } = await agent(port, { log: cap.log, ttlSeconds: 4 }, ca.root.pem);
+  const { a, dir, tokenFile, events } = await agent(port, { log: cap.log, ttlSeconds: 4 }, ca.root.pem, true);
   const first = await a.ready();
   // From now on only the current certificate can prove who we are.
   fs.rmSync(tokenFile);
@@ -202,7 +208,7 @@ test('rotation at half-life: two rotations, a new key and serial each time, file
 test('a failing CA: the current certificate is kept, requests are retried with backoff, then rotation resumes', { timeout: 30_000 }, async () => {
   const { ca, port } = await fakeCa();
   const cap = capture();
-  const { a, dir, events } = await agent(port, { log: cap.log, ttlSeconds: 4 });
+  const { a, dir, events } = await agent(port, { log: cap.log, ttlSeconds: 4 }, ca.root.pem);
   const first = await a.ready();
   ca.failing = true;
   const fails = await new Promise<Extract<CertEvent, { type: 'failed' }>[]>((resolve) => {
@@ -244,7 +250,7 @@ test('an answer for another key or another identity is refused, and the error ho
   for (const [what, signer, re] of cases) {
     const cap = capture();
     const keys: string[] = [other.keyPem];
-    const m = new CertManager({ signer: { sign: (c) => ((keys.push(c.csrPem), signer.sign(c))) }, spiffeId: ID, keyType: 'ecdsa', ttlSeconds: 60, retryInitialMs: 60_000, log: cap.log });
+    const m = new CertManager({ signer: { sign: (c) => ((keys.push(c.csrPem), signer.sign(c))) }, spiffeId: ID, keyType: 'ecdsa', ttlSeconds: 60, retryInitialMs: 60_000, trustedRootsPem: () => ca.root.pem, log: cap.log });
     const failed = new Promise<Extract<CertEvent, { type: 'failed' }>>((resolve) => m.on((e) => void (e.type === 'failed' && resolve(e))));
     m.start();
     const f = await failed;
@@ -253,6 +259,92 @@ test('an answer for another key or another identity is refused, and the error ho
     assert.equal(m.current(), undefined, what);
     assertNoKeys(cap.text() + f.error, [other.keyPem]);
   }
+});
+
+test('plaintext: a chain that does not lead to the configured root is refused with a clear log line, and the agent keeps its certificate', { timeout: 30_000 }, async () => {
+  const { ca, port } = await fakeCa();
+  const cap = capture();
+  const { a, dir, events } = await agent(port, { log: cap.log, ttlSeconds: 4 }, ca.root.pem);
+  const first = await a.ready();
+  const chainFile = path.join(dir, 'certs', 'cert-chain.pem');
+  const failures = (): Extract<CertEvent, { type: 'failed' }>[] => events.filter((e): e is Extract<CertEvent, { type: 'failed' }> => e.type === 'failed');
+  const cases: Array<[FakeCaAnswer, RegExp]> = [
+    // The answer ends in a root of its own: the last certificate is not trusted for being last.
+    ['foreign-root', /^the CA's chain does not verify against the configured root \(--ca-root-cert\): the chain does not lead to a configured root: its last certificate \(subject "O=meshd agent test root".*\) is neither a configured root nor signed by one$/],
+    // The answer ends in the real root, but the foreign intermediate (same name) was not signed by it.
+    ['claims-our-root', /^the CA's chain does not verify against the configured root \(--ca-root-cert\): certificate 2 of the chain \(subject "O=meshd agent test intermediate".*\) is not signed by certificate 3/],
+  ];
+  for (const [answer, re] of cases) {
+    ca.answer = answer;
+    const before = failures().length;
+    // Two refusals in a row, or (the defect) a rotation to the foreign certificate.
+    await new Promise<void>((resolve) => {
+      const off = a.certs.on(() => {
+        if (failures().length >= before + 2 || rotatedVersions(events).some((v) => v > 1)) {
+          off();
+          resolve();
+        }
+      });
+    });
+    assert.deepEqual(rotatedVersions(events), [1], `${answer}: the foreign certificate was taken`);
+    const f = failures()[before] as Extract<CertEvent, { type: 'failed' }>;
+    assert.match(f.error, re, answer);
+    assert.equal(f.keptVersion, 1, answer);
+    assert.equal(a.certs.current()?.serialNumber, first.serialNumber, `${answer}: the previous certificate stays in use`);
+    assert.equal(fs.readFileSync(chainFile, 'utf8'), first.certChainPem, `${answer}: the files keep the previous certificate`);
+    assert.equal(fs.readFileSync(path.join(dir, 'certs', 'root-cert.pem'), 'utf8'), ca.root.pem, `${answer}: the trusted root is still the configured one`);
+  }
+  const refused = cap.text().split('\n').filter((l) => l.includes("refused the CA's certificate; keeping the current certificate and retrying"));
+  assert.ok(refused.length >= 4, cap.text());
+  const line = JSON.parse(refused[0] as string) as Record<string, unknown>;
+  assert.equal(line['level'], 50, 'logged as an error');
+  assert.equal(line['keptSerial'], first.serialNumber);
+  assert.match(String(line['error']), /does not verify against the configured root/);
+  assert.ok(rotatedVersions(events).every((v) => v === 1), 'no foreign certificate was ever taken');
+  // The real chain again: rotation resumes.
+  ca.answer = 'good';
+  const second = await nextRotation(a);
+  assert.equal(second.version, 2);
+  assertNoKeys(cap.text(), [first.keyPem, second.keyPem]);
+});
+
+test('the agent refuses to start without a readable root, over plaintext as over TLS', { timeout: 30_000 }, async () => {
+  const { port } = await fakeCa();
+  const dir = path.join(tmp, 'noroot');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'token'), TOKEN);
+  fs.writeFileSync(path.join(dir, 'garbage.pem'), 'not a certificate\n');
+  const base = { trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'reviews', keyType: 'ecdsa' as const, ttlSeconds: 3600, log: pino({ level: 'silent' }), protos };
+  for (const plaintext of [true, false]) {
+    const ca = { address: `127.0.0.1:${port}`, plaintext, tokenFile: path.join(dir, 'token') };
+    await assert.rejects(startAgent({ ...base, ca }), /^Error: no trusted root: --ca-root-cert is required \(the agent verifies every certificate chain the CA returns against it\); mount ConfigMap istio-ca-root-cert there/);
+    await assert.rejects(startAgent({ ...base, ca: { ...ca, rootCertFile: path.join(dir, 'missing.pem') } }), /no trusted root: --ca-root-cert .*missing\.pem cannot be read/);
+    await assert.rejects(startAgent({ ...base, ca: { ...ca, rootCertFile: path.join(dir, 'garbage.pem') } }), /no trusted root: --ca-root-cert .*garbage\.pem: the configured root bundle holds no certificate/);
+  }
+});
+
+test('the SDS socket is 0600 even under umask 000, bound in a private folder first, and serves', { timeout: 30_000 }, async () => {
+  const parent = path.join(tmp, 'umask');
+  const sock = path.join(parent, 'run', 'socket');
+  const previous = process.umask(0);
+  let server: SdsServer | undefined;
+  try {
+    server = new SdsServer({ protos, log: pino({ level: 'silent' }), current: () => undefined });
+    await server.listen(sock);
+  } finally {
+    process.umask(previous);
+  }
+  cleanups.push(() => server?.close());
+  assert.equal(fs.statSync(sock).mode & 0o777, 0o600, 'only the agent user may connect');
+  assert.ok(fs.statSync(sock).isSocket());
+  assert.equal(fs.statSync(path.dirname(sock)).mode & 0o777, 0o700, 'a folder the agent creates is private too');
+  assert.deepEqual(fs.readdirSync(path.dirname(sock)), ['socket'], 'the staging folder is gone');
+  // It serves on its final path.
+  const client = new grpc.Client(`unix:${sock}`, grpc.credentials.createInsecure());
+  cleanups.push(() => client.close());
+  await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 5000, (err) => (err ? reject(err) : resolve())));
+  await server.close();
+  assert.equal(fs.existsSync(sock), false, 'removed on close');
 });
 
 /** An Envoy-like SDS stream: send requests, await responses in order. */
@@ -290,7 +382,7 @@ test('SDS over a Unix socket: default and ROOTCA, ACKs, and a new default after 
   const { ca, port } = await fakeCa();
   const cap = capture();
   const sock = path.join(tmp, 'sds', 'socket');
-  const { a } = await agent(port, { log: cap.log, ttlSeconds: 4, sdsSocket: sock });
+  const { a } = await agent(port, { log: cap.log, ttlSeconds: 4, sdsSocket: sock }, ca.root.pem);
   const client = new grpc.Client(`unix:${sock}`, grpc.credentials.createInsecure());
   cleanups.push(() => client.close());
   const node = { id: 'sidecar~10.0.0.9~reviews-v1-1.default~default.svc.cluster.local' };
@@ -344,8 +436,9 @@ test('meshd agent (CLI): flags and environment, files written, SIGTERM stops it 
   const dir = path.join(tmp, 'cli');
   fs.mkdirSync(dir);
   fs.writeFileSync(path.join(dir, 'token'), TOKEN);
+  fs.writeFileSync(path.join(dir, 'root-cert.pem'), ca.root.pem);
   const sock = path.join(dir, 'sds.sock');
-  const args = ['--import', 'tsx', path.join(__dirname, '..', 'src', 'main.ts'), '--log-level', 'debug', 'agent', '--plaintext', '--ca-address', `127.0.0.1:${port}`, '--token-file', path.join(dir, 'token'),
+  const args = ['--import', 'tsx', path.join(__dirname, '..', 'src', 'main.ts'), '--log-level', 'debug', 'agent', '--plaintext', '--ca-address', `127.0.0.1:${port}`, '--token-file', path.join(dir, 'token'), '--ca-root-cert', path.join(dir, 'root-cert.pem'),
     '--output-dir', path.join(dir, 'certs'), '--grpc-bootstrap', path.join(dir, 'grpc.json'), '--sds-socket', sock, '--cert-ttl', '1h30m', '--key-type', 'rsa', '--labels-file', path.join(dir, 'none')];
   const child = spawn(process.execPath, args, { cwd: path.join(__dirname, '..'), env: { ...process.env, POD_NAMESPACE: 'default', SERVICE_ACCOUNT: 'reviews', POD_NAME: 'reviews-v1-1', INSTANCE_IP: '10.0.0.9' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

@@ -20,10 +20,10 @@ import {
 } from './helpers/deploy-manifests';
 
 const NS = 'istio-system';
-const SECURITY_KINDS = ['PeerAuthentication', 'AuthorizationPolicy'];
+const SECURITY_KINDS = ['PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication'];
 const SECURITY_VERSIONS = ['v1', 'v1beta1'];
 /** Istio's short names, from its CRDs. */
-const SHORT_NAMES: Record<string, string> = { VirtualService: 'vs', DestinationRule: 'dr', ServiceEntry: 'se', WorkloadEntry: 'we', Gateway: 'gw', PeerAuthentication: 'pa', AuthorizationPolicy: 'ap' };
+const SHORT_NAMES: Record<string, string> = { VirtualService: 'vs', DestinationRule: 'dr', ServiceEntry: 'se', WorkloadEntry: 'we', Gateway: 'gw', PeerAuthentication: 'pa', AuthorizationPolicy: 'ap', RequestAuthentication: 'ra' };
 /** istiod's Service ports: name, port, targetPort. */
 const ISTIOD_PORTS: Array<[string, number, number]> = [['grpc-xds', 15010, 15010], ['https-dns', 15012, 15012], ['https-webhook', 443, 15017], ['http-monitoring', 15014, 15014]];
 
@@ -111,6 +111,7 @@ test('the CRDs are exactly the Istio kinds meshd reads, served in the versions i
   assert.deepEqual(cols('ServiceEntry'), ['Hosts', 'Location', 'Resolution', 'Age']);
   assert.deepEqual(cols('AuthorizationPolicy'), ['Action', 'Age']);
   assert.deepEqual(cols('PeerAuthentication'), ['Mode', 'Age']);
+  assert.deepEqual(cols('RequestAuthentication'), ['Age']);
 });
 
 test("Service istiod exposes istiod's ports under istiod's names and selects the Deployment's pods", () => {
@@ -235,7 +236,7 @@ function permissions(objs: Doc[], sa: { name: string; namespace: string }): (ver
 const RESOURCE: Record<Kind, string> = {
   Namespace: 'namespaces', Service: 'services', Endpoints: 'endpoints', Pod: 'pods', EndpointSlice: 'endpointslices', Secret: 'secrets',
   VirtualService: 'virtualservices', DestinationRule: 'destinationrules', ServiceEntry: 'serviceentries', WorkloadEntry: 'workloadentries', Gateway: 'gateways',
-  PeerAuthentication: 'peerauthentications', AuthorizationPolicy: 'authorizationpolicies',
+  PeerAuthentication: 'peerauthentications', AuthorizationPolicy: 'authorizationpolicies', RequestAuthentication: 'requestauthentications',
 };
 const WATCH = ['get', 'list', 'watch'];
 
@@ -304,7 +305,7 @@ test('the Dockerfile builds what bin/meshd.js runs, as uid 1337, exposing the De
   const instr = (name: string): string[] => lines.filter((l) => l.startsWith(`${name} `)).map((l) => l.slice(name.length + 1).trim());
   const froms = instr('FROM');
   assert.equal(froms.length, 2, 'a build stage and a runtime stage');
-  for (const f of froms) assert.match(f, /^node:20(-[a-z]+)*-slim\b/);
+  for (const f of froms) assert.match(f, /^node:(22|24)(-[a-z]+)*-slim\b/);
   assert.deepEqual(JSON.parse(instr('ENTRYPOINT').at(-1) ?? 'null'), ['node', 'bin/meshd.js']);
   assert.equal(instr('USER').at(-1), '1337:1337');
   assert.match(lines.join('\n'), /npm ci\b[\s\S]*npm run build/);

@@ -246,8 +246,6 @@ function routingSuite(impl: ClientImpl): void {
         { name: 'query', match: [{ queryParams: { q: { exact: '1' } } }], route: [dest('v2')] },
         {
           name: 'everything-else',
-          // gRPC C-core never matches an absent header with an inverted value matcher, so every
-          // call here carries x-mode.
           match: [{ uri: { prefix: '/MESHD.test.echo/' }, ignoreUriCase: true, withoutHeaders: { 'x-mode': { regex: 'other.*' } } }],
           rewrite: { uri: '/meshd.test.Echo/' },
           headers: { request: { set: { 'x-a': '1' } }, response: { remove: ['x-b'] } },
@@ -268,6 +266,34 @@ function routingSuite(impl: ClientImpl): void {
       const rest = await c.run({ calls: 20, metadata: { 'x-mode': 'plain' } });
       assert.deepEqual({ counts: rest.counts, errors: rest.errors }, { counts: { [V1]: 20 }, errors: 0 }, `${impl} other calls: ${JSON.stringify(rest)}`);
       assertBackends({ [V1]: 20 }, `${impl}: the other calls reach v1 only (no mirroring in gRPC)`);
+    });
+
+    /*
+     * Istio's withoutHeaders matches a call whose header is absent, or present with another
+     * value. gRPC-Go and C-core never match an absent header with an inverted value matcher
+     * (they ignore treat_missing_header_as_empty), so meshd gives gRPC clients the rule as one
+     * route per way it can hold: "absent" (present_match inverted) and "present and not equal".
+     */
+    test('withoutHeaders: a call without the header, or with another value, matches; the excluded value falls through', { timeout: TEST_TIMEOUT }, async (t) => {
+      const c = await get(t);
+      if (!c) return;
+      await applyRoutes(c, [
+        { name: 'not-canary', match: [{ withoutHeaders: { 'x-canary': { exact: 'yes' }, 'x-tier': { prefix: 'gold' } } }], route: [dest('v2')] },
+        { name: 'rest', route: [dest('v1')] },
+      ]);
+      const cases: Array<[Record<string, string>, string]> = [
+        [{}, V2],
+        [{ 'x-canary': 'no' }, V2],
+        [{ 'x-tier': 'silver' }, V2],
+        [{ 'x-canary': 'no', 'x-tier': 'bronze' }, V2],
+        [{ 'x-canary': 'yes' }, V1],
+        [{ 'x-tier': 'gold-plus' }, V1],
+        [{ 'x-canary': 'no', 'x-tier': 'gold' }, V1],
+      ];
+      for (const [metadata, want] of cases) {
+        const r = await c.run({ calls: 5, metadata });
+        assert.deepEqual({ counts: r.counts, errors: r.errors }, { counts: { [want]: 5 }, errors: 0 }, `${impl} ${JSON.stringify(metadata)}: ${JSON.stringify(r)}`);
+      }
     });
 
     test('weights 0/100 → 50/50 → 100/0 shift traffic on the same channel', { timeout: TEST_TIMEOUT }, async (t) => {

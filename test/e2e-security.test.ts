@@ -88,8 +88,8 @@ before(async () => {
   await meshd.caReady();
   const agents = dir + '/agents';
   [serverAgent, clientAgent] = await Promise.all([
-    startAgentProcess({ dir: agents, xdsPort: meshd.xdsPort, w: ECHO, token: await mintToken(privateKey, ECHO.serviceAccount), ttl: CERT_TTL }),
-    startAgentProcess({ dir: agents, xdsPort: meshd.xdsPort, w: SLEEP, token: await mintToken(privateKey, SLEEP.serviceAccount), ttl: CERT_TTL }),
+    startAgentProcess({ dir: agents, xdsPort: meshd.xdsPort, w: ECHO, token: await mintToken(privateKey, ECHO.serviceAccount), ttl: CERT_TTL, rootPem: meshd.caRootPem() }),
+    startAgentProcess({ dir: agents, xdsPort: meshd.xdsPort, w: SLEEP, token: await mintToken(privateKey, SLEEP.serviceAccount), ttl: CERT_TTL, rootPem: meshd.caRootPem() }),
   ]);
   const sample = (): void => {
     try {

@@ -46,8 +46,8 @@ before(async () => {
   await meshd.caReady();
   const agents = path.join(dir, 'agents');
   [serverAgent, clientAgent] = await Promise.all([
-    startAgentProcess({ dir: agents, xdsPort: meshd.xdsPort, w: ECHO, token: await mintToken(privateKey, ECHO.serviceAccount), ttl: '1h', trustDomain: TD }),
-    startAgentProcess({ dir: agents, xdsPort: meshd.xdsPort, w: SLEEP, token: await mintToken(privateKey, SLEEP.serviceAccount), ttl: '1h', trustDomain: TD }),
+    startAgentProcess({ dir: agents, xdsPort: meshd.xdsPort, w: ECHO, token: await mintToken(privateKey, ECHO.serviceAccount), ttl: '1h', trustDomain: TD, rootPem: meshd.caRootPem() }),
+    startAgentProcess({ dir: agents, xdsPort: meshd.xdsPort, w: SLEEP, token: await mintToken(privateKey, SLEEP.serviceAccount), ttl: '1h', trustDomain: TD, rootPem: meshd.caRootPem() }),
   ]);
   server = await startXdsServerProcess({ port, bootstrapFile: serverAgent.bootstrapFile });
   client = await startGrpcJsXdsClient({ xdsPort: meshd.xdsPort, target: ECHO_TARGET, bootstrapFile: clientAgent.bootstrapFile, credentials: 'xds' });

@@ -24,6 +24,8 @@ const shared = new ConfigEngine({ protos, checker });
 
 interface Case {
   input: string;
+  /** Fetched JWKS by source key: file paths relative to the repo root. */
+  jwks?: Record<string, string>;
   proxies: { name: string; id: string; metadata?: Record<string, unknown>; names?: Record<string, string[]> }[];
 }
 
@@ -32,7 +34,7 @@ for (const name of fs.readdirSync(GOLDEN).sort()) {
   const file = path.join(GOLDEN, name, 'case.yaml');
   if (!fs.existsSync(file)) continue;
   const c = YAML.parse(fs.readFileSync(file, 'utf8')) as Case;
-  cases.push({ name, c, snap: snapshotFromDir(path.join(ROOT, c.input)) });
+  cases.push({ name, c, snap: snapshotFromDir(path.join(ROOT, c.input), c.jwks, ROOT) });
 }
 
 test('there are golden cases to render', () => {

@@ -22,6 +22,8 @@ const protos = new EnvoyProtos();
 
 interface Case {
   input: string;
+  /** Fetched JWKS by source key: file paths relative to the repo root. */
+  jwks?: Record<string, string>;
   proxies: { name: string; id: string; metadata?: Record<string, unknown>; names?: Record<string, string[]> }[];
 }
 
@@ -29,7 +31,7 @@ for (const name of fs.readdirSync(GOLDEN).sort()) {
   const caseFile = path.join(GOLDEN, name, 'case.yaml');
   if (!fs.existsSync(caseFile)) continue;
   const c = YAML.parse(fs.readFileSync(caseFile, 'utf8')) as Case;
-  const snap = snapshotFromDir(path.join(ROOT, c.input));
+  const snap = snapshotFromDir(path.join(ROOT, c.input), c.jwks, ROOT);
   for (const p of c.proxies) {
     test(`golden ${name}/${p.name}`, () => {
       assert.deepEqual(snap.errors, [], 'golden inputs must be valid');

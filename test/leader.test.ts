@@ -4,11 +4,13 @@
  * publishes istio-ca-root-cert.
  */
 import assert from 'node:assert/strict';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import { test } from 'node:test';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import pino from 'pino';
 import {
+  CaBundlePatcher,
   CA_ROOT_CONFIGMAP,
   CA_ROOT_KEY,
   type LeaderElectionHandle,
@@ -281,6 +283,19 @@ test('without a root certificate there is no leader task; bad timings are refuse
   assert.throws(() => new RootCertPublisher({ kubeConfig: kc, rootCertPem: ' ', log }), /empty/);
 });
 
+test('a leader task that ignores its signal is left behind after the stop timeout, with a warning', async () => {
+  const warnings: string[] = [];
+  const watched = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(String((JSON.parse(line) as { msg?: string }).msg)) });
+  const stuck: LeaderTask = { name: 'stuck', run: () => new Promise<void>(() => undefined) };
+  const tasks = new LeaderTasks([stuck], watched, { stopTimeoutMs: 100 });
+  tasks.start();
+  const t0 = performance.now();
+  await tasks.stop();
+  const took = performance.now() - t0;
+  assert.ok(took >= 90 && took < 1000, `stop() took ${Math.round(took)} ms`);
+  assert.ok(warnings.some((w) => /did not stop in time/.test(w)), warnings.join('\n'));
+});
+
 test('leader tasks run while leading, are aborted on stop, and restart after a failure', async () => {
   const events: string[] = [];
   let runs = 0;
@@ -301,4 +316,112 @@ test('leader tasks run while leading, are aborted on stop, and restart after a f
   await tasks.stop();
   assert.deepEqual(events, ['start 1', 'start 2', 'aborted']);
   assert.equal(tasks.active(), false);
+});
+
+/**
+ * An HTTP proxy to the API server that holds every request whose path matches `hold` (a round
+ * "in flight") until release(); other requests, watches included, pass straight through.
+ */
+async function holdingProxy(target: string, hold: RegExp): Promise<{ url: string; held(): number; release(): void; close(): Promise<void> }> {
+  const waiting: Array<() => void> = [];
+  let held = 0;
+  let released = false;
+  const sockets = new Set<net.Socket>();
+  const srv = http.createServer((req, res) => {
+    const forward = (): void => {
+      const up = http.request(`${target}${req.url ?? '/'}`, { method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    };
+    if (!released && hold.test(req.url ?? '')) {
+      held++;
+      waiting.push(forward);
+    } else forward();
+  });
+  srv.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(srv.address() as net.AddressInfo).port}`,
+    held: () => held,
+    release: () => {
+      released = true;
+      for (const f of waiting.splice(0)) f();
+    },
+    close: async () => {
+      const closed = new Promise<void>((r) => srv.close(() => r()));
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
+  };
+}
+
+/**
+ * The leader runs both leader tasks against an API server that has not answered their first
+ * round (the caBundle read, the root publisher's lists) when it is told to stop. `answerAfterMs`:
+ * the held requests are answered that long after stop() (undefined: never).
+ */
+async function stepDownWhileTasksWait(answerAfterMs: number | undefined): Promise<void> {
+  const server = await startKubeApiServer();
+  server.store.create({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: 'istio-sidecar-injector' },
+    webhooks: [{ name: 'namespace.sidecar-injector.istio.io', clientConfig: { service: { name: 'istiod', namespace: NS, path: '/inject', port: 443 } }, admissionReviewVersions: ['v1'], sideEffects: 'None' }],
+  });
+  server.store.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } });
+  const proxy = await holdingProxy(server.url, /mutatingwebhookconfigurations|\/configmaps|\/namespaces\?|\/namespaces$/);
+  const kc = kubeConfig(server, proxy.url);
+  // A 30 s lease: the follower can take over within the bounds below only if the Lease is released.
+  const timings: LeaseTimings = { leaseDurationMs: 30_000, renewDeadlineMs: 20_000, retryPeriodMs: 200 };
+  let steppedDownAt: number | undefined;
+  // Tasks that ignore their signal are cut off after 1 s with a warning: there must be none.
+  const warnings: string[] = [];
+  const watched = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(String((JSON.parse(line) as { msg?: string }).msg)) });
+  const a = startLeaderElection({
+    kubeConfig: kc,
+    namespace: NS,
+    identity: 'meshd-a',
+    log: watched,
+    timings,
+    tasks: [new CaBundlePatcher({ kubeConfig: kc, caPem: () => PEM_A, log }), new RootCertPublisher({ kubeConfig: kc, rootCertPem: PEM_A, log })],
+    onChange: (leading) => {
+      if (!leading) steppedDownAt = performance.now();
+    },
+  });
+  let b: LeaderElectionHandle | undefined;
+  let answer: NodeJS.Timeout | undefined;
+  try {
+    await waitFor('a to lead with both tasks waiting on the API server', () => a.isLeader() && proxy.held() >= 3);
+    b = replica(kubeConfig(server), 'meshd-b', timings);
+    const follower = b;
+    await waitFor('b to observe a', () => follower.leader() === 'meshd-a');
+    const t0 = performance.now();
+    if (answerAfterMs !== undefined) answer = setTimeout(() => proxy.release(), answerAfterMs);
+    const stopped = a.stop().then(() => performance.now());
+    // Fail in seconds, not after the 30 s a stuck task would take.
+    const stoppedAt = await Promise.race([stopped, new Promise<number>((r) => setTimeout(() => r(Number.NaN), 5000))]);
+    assert.ok(steppedDownAt !== undefined && steppedDownAt - t0 < 1000, `the leader tasks stopped within 1 s of stop() (${steppedDownAt === undefined ? 'not at all' : `${Math.round(steppedDownAt - t0)} ms`})`);
+    assert.ok(stoppedAt - t0 < 2000, `stop() (step down and release) took ${Number.isNaN(stoppedAt) ? 'over 5 s' : `${Math.round(stoppedAt - t0)} ms`}`);
+    assert.equal(lease(server).holderIdentity, '', 'the Lease was released');
+    assert.deepEqual(warnings.filter((w) => /did not stop/.test(w)), [], 'every task honoured its signal');
+    await waitFor('b to take over', () => follower.isLeader(), 5000);
+  } finally {
+    clearTimeout(answer);
+    proxy.release();
+    await closeInOrder([() => a.stop(), () => b?.stop(), () => proxy.close(), () => server.close()]);
+  }
+}
+
+test('a leader whose tasks wait on an API round that is answered late steps down within a second and releases the Lease', async () => {
+  await stepDownWhileTasksWait(200);
+});
+
+test('a leader whose tasks wait on an API round that is never answered steps down within a second and releases the Lease', async () => {
+  await stepDownWhileTasksWait(undefined);
 });

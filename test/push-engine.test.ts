@@ -193,6 +193,31 @@ test('a change to a service not exported to a namespace leaves that namespace\'s
   assert.ok(changed[inGamma[0] ?? '']?.includes('CDS'), 'and its clusters changed');
 });
 
+test('a refreshed JWKS rebuilds and changes only the listener of the one workload whose policy names it', () => {
+  const model = new MeshModel(CREDENTIALS);
+  const maker = new SnapshotMaker();
+  const engine = new ConfigEngine({ protos, checker });
+  engine.setSnapshot(maker.build(model));
+  const proxies = attachAll(engine);
+  const before = sets(engine, proxies);
+  const computed = (): number => engine.stats().resources.computed + engine.stats().parts.computed;
+  const work = computed();
+  model.jwks.set('a', { version: 2 });
+  engine.setSnapshot(maker.build(model));
+  const after = sets(engine, proxies);
+  const changed: Record<string, string[]> = {};
+  for (const [id, byType] of before) {
+    const types = [...byType].filter(([t, set]) => after.get(id)?.get(t) !== set).map(([t]) => SHORT_TYPE[t]);
+    if (types.length > 0) changed[id] = types;
+  }
+  const web = 'sidecar~10.0.0.1~web-v1.alpha~alpha.svc.cluster.local';
+  assert.deepEqual(changed, { [web]: ['LDS'] });
+  const lds = [...(after.get(web)?.entries() ?? [])].find(([t]) => SHORT_TYPE[t] === 'LDS');
+  assert.ok(lds && JSON.stringify(protos.decode(lds[0], lds[1].resources.get('virtualInbound')?.bytes ?? new Uint8Array())).includes('a-2'), 'the new keys are inlined');
+  // Work proportional to the change: web's inbound listener (and the part holding it), nothing for the others.
+  assert.ok(computed() - work <= 2, `${computed() - work} results computed for one refreshed JWKS`);
+});
+
 test('an endpoint-only change (an EndpointSlice address) changes EDS and leaves CDS, LDS and RDS identical', () => {
   const books = 'outbound|9080||books.beta.svc.cluster.local';
   let moved = '';

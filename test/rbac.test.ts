@@ -60,9 +60,51 @@ test('ipBlocks → direct_remote_ip, remoteIpBlocks → remote_ip, with CIDR pre
     ));
 });
 
-test('requestPrincipals → istio_authn metadata (HTTP only)', () => {
-  assert.deepEqual(principal({ from: [{ source: { requestPrincipals: ['iss/sub'] } }] }),
-    andIds(orIds({ metadata: { filter: 'istio_authn', path: [{ key: 'request.auth.principal' }], value: { string_match: { exact: 'iss/sub' } } } })));
+// The JWT payload Envoy's jwt_authn filter leaves in dynamic metadata, as istiod matches it.
+const claim = (path: string[], value: P): P => ({ metadata: { filter: 'envoy.filters.http.jwt_authn', path: ['payload', ...path].map((key) => ({ key })), value } });
+const iss = (m: P): P => claim(['iss'], { string_match: m });
+const sub = (m: P): P => claim(['sub'], { string_match: m });
+const ANY = { safe_regex: { regex: '.+' } };
+/** A claim matching a value whether it is a string or a list (istiod's MetadataListValueMatcherForJWTClaims). */
+const listOrValue = (path: string[], v: P): P => claim(path, { or_match: { value_matchers: [{ list_match: { one_of: v } }, v] } });
+
+test('requestPrincipals → iss AND sub on the jwt_authn payload, split at the last "/", wildcards as istiod', () => {
+  const one = (v: string): P => principal({ from: [{ source: { requestPrincipals: [v] } }] });
+  assert.deepEqual(one('https://accounts.example.com/user-1'), andIds(andIds(iss({ exact: 'https://accounts.example.com' }), sub({ exact: 'user-1' }))));
+  assert.deepEqual(one('*'), andIds(andIds(iss(ANY), sub(ANY))));
+  assert.deepEqual(one('https://accounts.example.com/*'), andIds(andIds(iss({ exact: 'https://accounts.example.com' }), sub(ANY))));
+  assert.deepEqual(one('https://accounts.example.com/team-*'), andIds(andIds(iss({ exact: 'https://accounts.example.com' }), sub({ prefix: 'team-' }))));
+  assert.deepEqual(one('*.example.com/admin'), andIds(andIds(iss({ suffix: '.example.com' }), sub({ exact: 'admin' }))));
+  assert.deepEqual(one('*/admin'), andIds(andIds(iss(ANY), sub({ exact: 'admin' }))));
+  // No "/": a leading * matches the subject's end under any issuer, a trailing * the issuer's start.
+  assert.deepEqual(one('*@example.com'), andIds(andIds(iss(ANY), sub({ suffix: '@example.com' }))));
+  assert.deepEqual(one('issuer-*'), andIds(andIds(iss({ prefix: 'issuer-' }), sub(ANY))));
+  // A URL issuer always has a "/": its last segment is taken for the subject, as istiod does.
+  assert.deepEqual(one('https://acc*'), andIds(andIds(iss({ exact: 'https:/' }), sub({ prefix: 'acc' }))));
+  assert.deepEqual(one('issuer-only'), andIds(andIds(iss({ exact: 'issuer-only' }), sub({ exact: '' }))));
+});
+
+test('several requestPrincipals are ORed; notRequestPrincipals is one not_id of all of them', () => {
+  const p = principal({ from: [{ source: { requestPrincipals: ['a/x', 'b/y'], notRequestPrincipals: ['c/z'] } }] });
+  assert.deepEqual(p, andIds(
+    orIds(andIds(iss({ exact: 'a' }), sub({ exact: 'x' })), andIds(iss({ exact: 'b' }), sub({ exact: 'y' }))),
+    { not_id: andIds(iss({ exact: 'c' }), sub({ exact: 'z' })) },
+  ));
+  // request.auth.principal in `when` is the same generator, after the from fields.
+  const w = principal({ when: [{ key: 'request.auth.principal', values: ['a/x'], notValues: ['*'] }] });
+  assert.deepEqual(w, andIds(andIds(iss({ exact: 'a' }), sub({ exact: 'x' })), { not_id: andIds(iss(ANY), sub(ANY)) }));
+});
+
+test('request.auth.claims (nested), audiences and presenter match a string or any list element', () => {
+  const when = (key: string, values?: string[], notValues?: string[]): P => principal({ when: [{ key, ...(values ? { values } : {}), ...(notValues ? { notValues } : {}) }] });
+  assert.deepEqual(when('request.auth.claims[groups]', ['admin']), andIds(listOrValue(['groups'], { string_match: { exact: 'admin' } })));
+  assert.deepEqual(when('request.auth.claims[realm_access][roles]', ['ops', 'dev-*']),
+    andIds(listOrValue(['realm_access', 'roles'], { or_match: { value_matchers: [{ string_match: { exact: 'ops' } }, { string_match: { prefix: 'dev-' } }] } })));
+  // One bracketed name with a dot is one claim (the name as written), not a path.
+  assert.deepEqual(when('request.auth.claims[example.com/tier]', ['gold']), andIds(listOrValue(['example.com/tier'], { string_match: { exact: 'gold' } })));
+  assert.deepEqual(when('request.auth.audiences', ['api', '*.example.com']),
+    andIds(listOrValue(['aud'], { or_match: { value_matchers: [{ string_match: { exact: 'api' } }, { string_match: { suffix: '.example.com' } }] } })));
+  assert.deepEqual(when('request.auth.presenter', undefined, ['untrusted-client']), andIds({ not_id: listOrValue(['azp'], { string_match: { exact: 'untrusted-client' } }) }));
 });
 
 test('hosts (case-insensitive :authority), methods (:method), paths (exact, prefix /x/*, suffix */x, *), ports', () => {
@@ -107,7 +149,7 @@ test('when conditions: each key to its permission or principal, values ORed, not
     orIds({ authenticated: { principal_name: { safe_regex: { regex: '.*/ns/prod/.*' } } } }),
     orIds({ authenticated: { principal_name: { exact: 'spiffe://cluster.local/ns/a/sa/b' } } }),
     orIds({ remote_ip: { address_prefix: '1.2.3.0', prefix_len: { value: 24 } } }),
-    orIds({ metadata: { filter: 'istio_authn', path: [{ key: 'request.auth.claims' }, { key: 'groups' }, { key: 'admin' }], value: { list_match: { one_of: { string_match: { exact: 'yes' } } } } } }),
+    listOrValue(['groups', 'admin'], { string_match: { exact: 'yes' } }),
   )]);
   assert.deepEqual(p['permissions'], [and(
     or({ destination_ip: { address_prefix: '10.9.0.0', prefix_len: { value: 16 } } }),
@@ -198,7 +240,10 @@ test('every translated filter encodes and passes validate.rules (HTTP and networ
   const rule: AuthzRule = {
     from: [{ source: { principals: ['*'], namespaces: ['a'], ipBlocks: ['1.2.3.4'], requestPrincipals: ['x/*'] } }],
     to: [{ operation: { hosts: ['*.h'], methods: ['GET'], paths: ['/p/*'], ports: ['80'] } }],
-    when: [{ key: 'request.headers[x]', values: ['*'] }, { key: 'connection.sni', values: ['s'] }],
+    when: [
+      { key: 'request.headers[x]', values: ['*'] }, { key: 'connection.sni', values: ['s'] }, { key: 'request.auth.claims[a][b]', values: ['x', 'y*'] },
+      { key: 'request.auth.audiences', notValues: ['z'] }, { key: 'request.auth.principal', values: ['*', 'i/s'] },
+    ],
   };
   const s = snap([ap('all', 'shop', { action: 'DENY', rules: [rule] }), ap('allow', 'shop', { rules: [rule] })]);
   const p = workloadPolicies(s, 'shop', {});

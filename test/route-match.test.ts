@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { virtualServiceRoutes } from '../src/generate/http-route';
-import { routeMatch } from '../src/generate/route-match';
+import { MAX_GRPC_WITHOUT_HEADERS, routeMatch, routeMatches } from '../src/generate/route-match';
 import { buildSnapshot } from '../src/model/build';
 import { parseProxy } from '../src/model/proxy';
 import { loadText } from '../src/sources/file-source';
@@ -67,4 +67,27 @@ spec:
   assert.deepEqual(clusters(['mesh']), ['outbound|9080|v1|reviews.default.svc.cluster.local']);
   // The short name in the match resolves in the VirtualService's namespace.
   assert.deepEqual(clusters(['default/ingress']), ['outbound|9080|edge|reviews.default.svc.cluster.local', 'outbound|9080|v1|reviews.default.svc.cluster.local']);
+});
+
+test('withoutHeaders for gRPC: one route per way each value condition holds (absent, or present and not matching)', () => {
+  const m = { headers: { 'x-user': { exact: 'jason' } }, withoutHeaders: { 'x-canary': { exact: 'yes' }, 'x-tier': { prefix: 'gold' } } };
+  // Envoy keeps one route and treats a missing header as empty.
+  const envoy = routeMatches(m, 'envoy');
+  assert.equal(envoy.length, 1);
+  const grpc = routeMatches(m, 'grpc');
+  const names = (h: Record<string, unknown>[]): string[] =>
+    h.map((x) => `${String(x['name'])}:${x['present_match'] ? 'present' : String(x['exact_match'] ?? x['prefix_match'])}${x['invert_match'] ? ':not' : ''}`);
+  assert.deepEqual(grpc.map((r) => names(r.headers as Record<string, unknown>[])), [
+    ['x-canary:present', 'x-canary:yes:not', 'x-tier:present', 'x-tier:gold:not', 'x-user:jason'],
+    ['x-canary:present:not', 'x-tier:present', 'x-tier:gold:not', 'x-user:jason'],
+    ['x-canary:present', 'x-canary:yes:not', 'x-tier:present:not', 'x-user:jason'],
+    ['x-canary:present:not', 'x-tier:present:not', 'x-user:jason'],
+  ]);
+  for (const r of grpc) for (const h of r.headers as Record<string, unknown>[]) assert.equal(h['treat_missing_header_as_empty'], undefined);
+  // Presence conditions need no split: every gRPC client inverts present_match alike.
+  assert.equal(routeMatches({ withoutHeaders: { 'x-canary': {} } }, 'grpc').length, 1);
+  // Past the bound the compact form stays (no route explosion).
+  const many = Object.fromEntries(Array.from({ length: MAX_GRPC_WITHOUT_HEADERS + 1 }, (_, i) => [`x-h${i}`, { exact: 'v' }]));
+  assert.equal(routeMatches({ withoutHeaders: many }, 'grpc').length, 1);
+  assert.equal(routeMatches({ withoutHeaders: Object.fromEntries(Object.entries(many).slice(1)) }, 'grpc').length, 2 ** MAX_GRPC_WITHOUT_HEADERS);
 });

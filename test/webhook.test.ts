@@ -1,6 +1,6 @@
 /**
- * The admission webhooks over real HTTPS: the served certificate verified with the CA the
- * server hands out, injected pods compared with goldens (the returned JSONPatch applied to the
+ * The admission webhooks over real HTTPS: the served certificate, issued by a real meshd CA,
+ * verified with that CA's root; injected pods compared with goldens (the returned JSONPatch applied to the
  * input), which namespaces and pods are injected, Istio config rejected with the same messages
  * as `meshd validate`, and garbage answered 400 without taking the server down.
  */
@@ -14,8 +14,11 @@ import pino from 'pino';
 import { parse as parseYaml, stringify } from 'yaml';
 import { validateFiles } from '../src/cli/validate';
 import { applyPatch, type Labels, type PatchOp } from '../src/inject';
-import { validateObject } from '../src/model/validate';
-import { selfSignedServingCertificate, startWebhookServer, webhookDnsNames, type WebhookServerHandle } from '../src/webhook/server';
+import { checkObject } from '../src/model/validate';
+import { MeshdAuthority } from '../src/ca/authority';
+import { FolderRootStore } from '../src/ca/root-store';
+import type { ServingCertificate } from '../src/ca/tls-server';
+import { followCertificates, startWebhookServer, webhookServingCertificate, type WebhookServerHandle } from '../src/webhook/server';
 
 const GOLDEN = path.join(__dirname, 'golden-inject', 'webhook');
 const update = process.env.UPDATE_GOLDEN === '1';
@@ -32,19 +35,58 @@ const NAMESPACES: Record<string, Labels> = {
 };
 
 let server: WebhookServerHandle;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-webhook-'));
+const quiet = pino({ level: 'silent' });
+const authorities: MeshdAuthority[] = [];
+const issuers: ServingCertificate[] = [];
+/** The root that the served certificate chains to (the webhook configurations' caBundle). */
+let rootPem: string;
+
+/** A self-signed meshd CA in its own folder. */
+async function authority(name: string): Promise<MeshdAuthority> {
+  const a = await MeshdAuthority.start({ mode: 'self-signed', store: new FolderRootStore(path.join(tmp, name)), log: quiet, checkIntervalMs: 0 });
+  authorities.push(a);
+  return a;
+}
+
+/** The webhook certificate issuer for istiod's names in istio-system, started (first certificate issued). */
+async function issuer(ca: MeshdAuthority, customHosts: readonly string[] = []): Promise<ServingCertificate> {
+  const i = webhookServingCertificate({ ca, namespace: 'istio-system', domain: 'cluster.local', customHosts, log: quiet });
+  issuers.push(i);
+  await i.start();
+  return i;
+}
+
+/** Serves `i`'s certificates on `s`; resolves (with the function that stops) once the first is served. */
+function serveFrom(i: ServingCertificate, s: WebhookServerHandle): Promise<() => void> {
+  return new Promise((resolve) => {
+    let first = true;
+    const stop = followCertificates(i, (c) => {
+      s.setCertificate(c);
+      if (first) resolve(stop);
+      first = false;
+    });
+  });
+}
 
 before(async () => {
+  const ca = await authority('ca');
+  rootPem = ca.rootBundlePem();
   server = await startWebhookServer({
     host: '127.0.0.1',
     port: 0,
-    log: pino({ level: 'silent' }),
-    validate: validateObject,
+    log: quiet,
+    validate: checkObject,
     namespaceLabels: (ns) => NAMESPACES[ns],
     bodyLimit: 256 * 1024,
   });
+  await serveFrom(await issuer(ca), server);
 });
 after(async () => {
   await server?.close();
+  for (const i of issuers) i.close();
+  for (const a of authorities) a.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 interface Reply {
@@ -53,16 +95,16 @@ interface Reply {
   json: Record<string, unknown>;
 }
 
-function post(urlPath: string, body: string, o: { ca?: string | null; servername?: string; contentType?: string; method?: string } = {}): Promise<Reply> {
+function post(urlPath: string, body: string, o: { ca?: string | null; servername?: string; contentType?: string; method?: string; port?: number } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       {
         host: '127.0.0.1',
-        port: server.port,
+        port: o.port ?? server.port,
         path: urlPath,
         method: o.method ?? 'POST',
         servername: o.servername ?? SERVICE_NAME,
-        ...(o.ca === null ? {} : { ca: o.ca ?? server.caPem }),
+        ...(o.ca === null ? {} : { ca: o.ca ?? rootPem }),
         agent: false,
         timeout: 10_000,
         headers: { 'content-type': o.contentType ?? 'application/json', 'content-length': Buffer.byteLength(body) },
@@ -137,27 +179,43 @@ function pod(o: { name?: string; labels?: Record<string, string>; annotations?: 
 }
 
 describe('TLS', () => {
-  test('the serving certificate verifies with the CA the server exposes, for every istiod service name', async () => {
+  test("the serving certificate, issued by the mesh CA, verifies with the CA's root for every istiod service name", async () => {
     for (const servername of [SERVICE_NAME, `${SERVICE_NAME}.cluster.local`, 'istiod.istio-system', 'istiod']) {
       const r = await post('/ready', '', { servername, method: 'GET' });
       assert.equal(r.status, 200, servername);
     }
-    assert.match(server.caPem, /^-----BEGIN CERTIFICATE-----/);
+    assert.equal(server.hasCertificate(), true);
   });
 
-  test('a client that does not trust the CA, or expects another name, refuses the connection', async () => {
+  test('a client that does not trust the root, or expects another name, refuses the connection', async () => {
     await assert.rejects(post('/ready', '', { ca: null, method: 'GET' }), /self[- ]signed|unable to (get|verify)/i);
     await assert.rejects(post('/ready', '', { servername: 'example.com', method: 'GET' }), /does not match|altnames/i);
   });
 
-  test('a replaced certificate is served to new connections, and only its CA verifies it', async () => {
-    const oldCa = server.caPem;
-    const next = selfSignedServingCertificate({ dnsNames: webhookDnsNames() });
-    server.setCertificate(next);
-    assert.equal(server.caPem, next.caBundlePem);
+  test('a replaced certificate is served to new connections, and only its root verifies it', async () => {
+    const other = await authority('other');
+    const stop = await serveFrom(await issuer(other), server);
+    try {
+      assert.equal((await post('/ready', '', { method: 'GET', ca: other.rootBundlePem() })).status, 200);
+      await assert.rejects(post('/ready', '', { method: 'GET', ca: rootPem }), /unable to (get|verify)|self[- ]signed|signature failure/i);
+    } finally {
+      stop();
+      // Back to the first CA's certificate for the tests that follow.
+      (await serveFrom(issuers[0] as ServingCertificate, server))();
+    }
     assert.equal((await post('/ready', '', { method: 'GET' })).status, 200);
-    await assert.rejects(post('/ready', '', { method: 'GET', ca: oldCa }), /unable to (get|verify)|self[- ]signed|signature failure/i);
-    await assert.rejects(post('/ready', '', { method: 'GET', ca: selfSignedServingCertificate({ dnsNames: ['x'] }).caBundlePem }), /unable to (get|verify)|signature failure/i);
+  });
+
+  test('before its first certificate the server refuses handshakes and keeps running; then it serves', async () => {
+    const bare = await startWebhookServer({ host: '127.0.0.1', port: 0, log: quiet, validate: checkObject });
+    try {
+      assert.equal(bare.hasCertificate(), false);
+      await assert.rejects(post('/ready', '', { method: 'GET', port: bare.port }), /handshake|alert|socket hang up|ECONNRESET/i);
+      (await serveFrom(issuers[0] as ServingCertificate, bare))();
+      assert.equal((await post('/ready', '', { method: 'GET', port: bare.port })).status, 200);
+    } finally {
+      await bare.close();
+    }
   });
 });
 
@@ -300,10 +358,17 @@ describe('validation', () => {
     const r1 = await admit('/validate', reviewOf(bad, { namespace: 'shop' }));
     assert.equal(r1.allowed, false);
     assert.match(r1.status?.message ?? '', /apiVersion: unsupported apiVersion "networking.istio.io\/v2" for kind VirtualService/);
-    const ra = { apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
-    const r2 = await admit('/validate', reviewOf(ra, { namespace: 'shop' }));
+    const sidecar = { apiVersion: 'networking.istio.io/v1', kind: 'Sidecar', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
+    const r2 = await admit('/validate', reviewOf(sidecar, { namespace: 'shop' }));
     assert.equal(r2.allowed, true);
-    assert.match(r2.warnings?.[0] ?? '', /does not validate kind RequestAuthentication/);
+    assert.match(r2.warnings?.[0] ?? '', /does not validate kind Sidecar/);
+    // RequestAuthentication is validated: a JWKS over plain http is refused with its field path.
+    const ra = { apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: { name: 'a', namespace: 'shop' }, spec: { jwtRules: [{ issuer: 'https://idp.example', jwksUri: 'http://idp.example/jwks' }] } };
+    const r5 = await admit('/validate', reviewOf(ra, { namespace: 'shop' }));
+    assert.equal(r5.allowed, false);
+    assert.match(r5.status?.message ?? '', /spec\.jwtRules\[0\]\.jwksUri: jwksUri "http:\/\/idp\.example\/jwks" uses http/);
+    const goodRa = { ...ra, spec: { jwtRules: [{ issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks' }] } };
+    assert.equal((await admit('/validate', reviewOf(goodRa, { namespace: 'shop' }))).allowed, true);
     // AuthorizationPolicy is validated now: a DENY without rules is refused with meshd validate's message.
     const ap = { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'a', namespace: 'shop' }, spec: { action: 'DENY' } };
     const r4 = await admit('/validate', reviewOf(ap, { namespace: 'shop' }));

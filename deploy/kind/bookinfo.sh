@@ -25,11 +25,11 @@ APPS=(details-v1 ratings-v1 reviews-v1 reviews-v2 reviews-v3 productpage-v1 slee
 log "labelling namespace default for sidecar injection"
 k label namespace default istio-injection=enabled --overwrite
 
-# Injected pods mount ConfigMap istio-ca-root-cert (as with istiod). meshd publishes it once it
-# has a CA; until then a throwaway self-signed certificate stands in, so the volume mounts. With
-# the plaintext mesh config (mesh-plaintext.yaml) nothing verifies against it.
+# Injected pods mount ConfigMap istio-ca-root-cert (as with istiod). meshd's leader publishes it in
+# every namespace; if it is not there yet, a throwaway self-signed certificate stands in so the
+# volume mounts, and the leader puts the mesh's root back over it.
 if ! k -n default get configmap istio-ca-root-cert >/dev/null 2>&1; then
-  log "no istio-ca-root-cert in default yet: creating a placeholder (meshd has no CA yet)"
+  log "no istio-ca-root-cert in default yet: creating a placeholder until meshd's leader publishes it"
   tmp="$(mktemp -d)"
   trap 'rm -rf "${tmp}"' EXIT
   openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/O=meshd kind placeholder/CN=root" \
@@ -45,7 +45,7 @@ if [[ ${INJECT} == kube-inject ]]; then
 else
   k apply -f "${DEPLOY}/kind/sleep.yaml"
   k apply -f "${BOOKINFO_URL}"
-  # Plaintext xDS until meshd has a CA: the same proxy.istio.io/config as sleep.yaml carries.
+  # Plaintext xDS, as the kind setup runs: the same proxy.istio.io/config as sleep.yaml carries.
   patch="$(printf '{"spec":{"template":{"metadata":{"annotations":{"proxy.istio.io/config":%s}}}}}' \
     "$(printf '%s' "${PLAINTEXT_PROXY_CONFIG}" | sed 's/\\/\\\\/g; s/"/\\"/g; s/^/"/; s/$/"/')")"
   for app in "${APPS[@]}"; do

@@ -12,7 +12,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DEPLOY="${REPO_ROOT}/deploy"
 EXAMPLES="${REPO_ROOT}/examples"
 BOOKINFO_URL="https://raw.githubusercontent.com/istio/istio/${ISTIO_VERSION}/samples/bookinfo/platform/kube/bookinfo.yaml"
-# Until meshd has a CA: each sidecar talks to meshd in plaintext on 15010 (see mesh-plaintext.yaml
+# The kind setup: each sidecar talks to meshd in plaintext on 15010 (see mesh-plaintext.yaml
 # for why each setting is needed). pilot-agent reads this annotation itself (downward API), and an
 # injector following Istio renders proxyMetadata as the sidecar's environment.
 # shellcheck disable=SC2034 # used by the scripts that source this file

@@ -29,7 +29,7 @@ k wait --for condition=Established --timeout=60s -f "${DEPLOY}/crds/"
 
 log "installing meshd as istiod (istio-system)"
 k apply -k "${DEPLOY}/"
-# Until meshd has a CA: proxies use plaintext xDS on 15010 (see deploy/README.md).
+# The kind setup: proxies use plaintext xDS on 15010 (see deploy/README.md).
 k apply -f "${DEPLOY}/kind/mesh-plaintext.yaml"
 # The image tag does not change between builds: restart so a rebuilt image is picked up.
 k -n istio-system rollout restart deployment/istiod

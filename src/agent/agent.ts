@@ -12,6 +12,7 @@ import { CertManager, type CertEvent, type Signer, type WorkloadCert, describeCe
 import { type KeyType, spiffeId } from './csr';
 import { buildGrpcBootstrap, type GrpcBootstrapInput, writeCertFiles, writeFileAtomic } from './files';
 import { SdsServer } from './sds-server';
+import { parseRoots } from './verify-chain';
 
 export interface AgentOptions {
   trustDomain: string;
@@ -19,7 +20,11 @@ export interface AgentOptions {
   serviceAccount: string;
   keyType: KeyType;
   ttlSeconds: number;
-  /** The CA: address and credentials (ignored when `signer` is given). */
+  /**
+   * The CA: address and credentials (ignored when `signer` is given), and `rootCertFile`, the
+   * trusted root bundle (Istio's istio-ca-root-cert), which is always required: it verifies the
+   * CA's TLS certificate and every chain the CA returns, over TLS or plaintext.
+   */
   ca: { address: string; plaintext: boolean; rootCertFile?: string; serverName?: string; tokenFile?: string; clusterId?: string };
   /** Overrides the CA client (tests, or another CA). */
   signer?: Signer;
@@ -58,9 +63,26 @@ function readOptional(file: string | undefined): string | undefined {
   }
 }
 
+/**
+ * The configured root, checked once at start: without one the agent could not tell its CA's
+ * chain from anyone else's (on plaintext, from whoever is on the path), so it refuses to start.
+ */
+function requireRoot(file: string | undefined): void {
+  const where = 'mount ConfigMap istio-ca-root-cert there, as Istio does, or name the mesh root with --ca-root-cert';
+  if (!file) throw new Error(`no trusted root: --ca-root-cert is required (the agent verifies every certificate chain the CA returns against it); ${where}`);
+  const pem = readOptional(file);
+  if (pem === undefined) throw new Error(`no trusted root: --ca-root-cert ${file} cannot be read (the agent verifies every certificate chain the CA returns against it); ${where}`);
+  try {
+    parseRoots(pem);
+  } catch (err) {
+    throw new Error(`no trusted root: --ca-root-cert ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
   const { log } = opts;
   const identity = spiffeId(opts.trustDomain, opts.namespace, opts.serviceAccount);
+  requireRoot(opts.ca.rootCertFile);
   const rootFromFile = (): string | undefined => readOptional(opts.ca.rootCertFile);
   const signer: Signer =
     opts.signer ??
@@ -78,7 +100,7 @@ export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
     keyType: opts.keyType,
     ttlSeconds: opts.ttlSeconds,
     log,
-    fallbackRootPem: rootFromFile,
+    trustedRootsPem: rootFromFile,
     ...(opts.graceRatio !== undefined ? { graceRatio: opts.graceRatio } : {}),
     ...(opts.graceJitter !== undefined ? { graceJitter: opts.graceJitter } : {}),
     ...(opts.retryInitialMs !== undefined ? { retryInitialMs: opts.retryInitialMs } : {}),

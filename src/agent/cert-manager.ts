@@ -3,11 +3,13 @@
  * CSR, a signed chain from the CA, and a renewal when half the certificate's lifetime is left
  * (SECRET_GRACE_PERIOD_RATIO 0.5, with a small jitter). A failed request is retried with
  * exponential backoff while the current certificate stays in use; it is replaced only by a new
- * one that checks out (the leaf holds the key we made and our SPIFFE ID).
+ * one that checks out: the leaf holds the key we made and exactly our SPIFFE ID, and it chains
+ * through the returned intermediates to a configured root (verify-chain.ts).
  */
 import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { type KeyType, generateKeyAndCsr, keyMatchesCert } from './csr';
+import { parseRoots, pemBlocks, verifyChain } from './verify-chain';
 
 /** One issued certificate and its key. `keyPem` is secret: never log this object whole. */
 export interface WorkloadCert {
@@ -18,7 +20,7 @@ export interface WorkloadCert {
   /** The chain as one PEM file (cert-chain.pem). */
   certChainPem: string;
   keyPem: string;
-  /** The root to trust (root-cert.pem, SDS ROOTCA). */
+  /** The roots to trust (root-cert.pem, SDS ROOTCA): the configured bundle the chain was verified against. */
   rootPem: string;
   serialNumber: string;
   notBefore: Date;
@@ -50,8 +52,11 @@ export interface CertManagerOptions {
   /** First retry delay after a failure, doubling up to retryMaxMs (defaults 1 s, 30 s). */
   retryInitialMs?: number;
   retryMaxMs?: number;
-  /** Root to trust when the CA's chain has a single certificate. */
-  fallbackRootPem?: () => string | undefined;
+  /**
+   * The configured roots (PEM bundle), read at every answer (the file follows the ConfigMap).
+   * Every chain the CA returns must lead to one of them; without any, every answer is refused.
+   */
+  trustedRootsPem: () => string | undefined;
   log: Logger;
   now?: () => number;
   random?: () => number;
@@ -61,7 +66,15 @@ export type CertEvent =
   | { type: 'rotated'; cert: WorkloadCert; previous?: WorkloadCert }
   | { type: 'failed'; error: string; attempt: number; retryInMs: number; keptVersion?: number };
 
-const certMatchesIdentity = (x: X509Certificate, id: string): boolean => (x.subjectAltName ?? '').split(/,\s*/).includes(`URI:${id}`);
+/** The CA answered, but with a certificate the agent will not use. */
+class RefusedAnswer extends Error {}
+
+/** The URI SANs of a certificate. */
+const uriSans = (x: X509Certificate): string[] =>
+  (x.subjectAltName ?? '')
+    .split(/,\s*/)
+    .filter((n) => n.startsWith('URI:'))
+    .map((n) => n.slice(4));
 
 export class CertManager {
   private cert?: WorkloadCert;
@@ -155,26 +168,46 @@ export class CertManager {
       const base = this.opts.retryInitialMs ?? 1000;
       const retryInMs = Math.min(this.opts.retryMaxMs ?? 30_000, base * 2 ** (this.attempt - 1));
       const error = err instanceof Error ? err.message : String(err);
-      log.warn({ identity: this.opts.spiffeId, attempt: this.attempt, retryInMs, error, keptSerial: previous?.serialNumber }, 'certificate request failed; keeping the current certificate and retrying');
+      if (err instanceof RefusedAnswer) {
+        log.error({ identity: this.opts.spiffeId, attempt: this.attempt, retryInMs, error, keptSerial: previous?.serialNumber }, "refused the CA's certificate; keeping the current certificate and retrying");
+      } else {
+        log.warn({ identity: this.opts.spiffeId, attempt: this.attempt, retryInMs, error, keptSerial: previous?.serialNumber }, 'certificate request failed; keeping the current certificate and retrying');
+      }
       this.emit({ type: 'failed', error, attempt: this.attempt, retryInMs, ...(previous ? { keptVersion: previous.version } : {}) });
       this.schedule(retryInMs);
     }
   }
 
-  /** Validates the CA's answer against what we asked for. Errors name no key material. */
+  /**
+   * Validates the CA's answer against what we asked for and what we trust. Errors say which check
+   * failed and name certificates by subject and serial, never key material.
+   */
   private check(chain: readonly string[], keyPem: string, version: number): WorkloadCert {
-    const pems = chain.map((p) => p.trim() + '\n');
+    // One element may hold several certificates; split them so every link is checked.
+    const pems = chain.flatMap((p) => {
+      const blocks = pemBlocks(p);
+      return blocks.length > 0 ? blocks : [p.trim() + '\n'];
+    });
+    if (pems.length === 0) throw new RefusedAnswer('the CA returned no certificate');
+    const certs = pems.map((p, i) => {
+      try {
+        return new X509Certificate(p);
+      } catch {
+        throw new RefusedAnswer(`the CA returned a ${i === 0 ? 'leaf' : `chain element ${i + 1}`} that is not a PEM certificate`);
+      }
+    });
     const leafPem = pems[0] as string;
-    let leaf: X509Certificate;
+    const leaf = certs[0] as X509Certificate;
+    if (!keyMatchesCert(keyPem, leafPem)) throw new RefusedAnswer('the CA returned a certificate for another key');
+    const uris = uriSans(leaf);
+    if (uris.length !== 1 || uris[0] !== this.opts.spiffeId) throw new RefusedAnswer(`the CA returned a certificate without the identity ${this.opts.spiffeId} alone (SANs: ${leaf.subjectAltName ?? 'none'})`);
+    const rootPem = this.opts.trustedRootsPem();
+    if (!rootPem || !rootPem.trim()) throw new RefusedAnswer('no trusted root is configured (--ca-root-cert): the CA\'s chain cannot be verified');
     try {
-      leaf = new X509Certificate(leafPem);
-    } catch {
-      throw new Error('the CA returned a leaf that is not a PEM certificate');
+      verifyChain(certs, parseRoots(rootPem), this.now());
+    } catch (err) {
+      throw new RefusedAnswer(`the CA's chain does not verify against the configured root (--ca-root-cert): ${(err as Error).message}`);
     }
-    if (!keyMatchesCert(keyPem, leafPem)) throw new Error('the CA returned a certificate for another key');
-    if (!certMatchesIdentity(leaf, this.opts.spiffeId)) throw new Error(`the CA returned a certificate without the identity ${this.opts.spiffeId} (SANs: ${leaf.subjectAltName ?? 'none'})`);
-    const rootPem = pems.length > 1 ? (pems[pems.length - 1] as string) : this.opts.fallbackRootPem?.();
-    if (!rootPem) throw new Error('the CA returned no root and none is configured (--ca-root-cert)');
     return {
       version,
       chainPem: pems,

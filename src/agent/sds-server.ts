@@ -56,15 +56,40 @@ export class SdsServer {
     this.server.addService(definition, { StreamSecrets: (stream: SdsStream) => this.handle(stream) });
   }
 
-  /** Listens on the Unix socket `socketPath` (its folder is created; a stale socket is removed). */
-  listen(socketPath: string): Promise<void> {
+  /**
+   * Listens on the Unix socket `socketPath`, mode 0600 whatever the umask: the socket hands out the
+   * workload's private key, so only the agent's user (Envoy runs as the same one) may connect.
+   * Missing folders are created 0700; a stale socket is replaced.
+   *
+   * bind(2) creates the socket file with 0777 & ~umask, and a chmod after it leaves a window in
+   * which another user could connect. Changing the umask around bind would be process-wide state
+   * that other code (and other async work) sees meanwhile. So the socket is bound inside a fresh
+   * 0700 folder beside its final path (mkdtemp: no one else can reach anything inside), chmodded
+   * 0600 there, then renamed into place (atomic on one filesystem; the bound socket follows the
+   * file). From the first moment anyone else can reach the path, it is 0600.
+   */
+  async listen(socketPath: string): Promise<void> {
     const abs = path.resolve(socketPath);
-    fs.mkdirSync(path.dirname(abs), { recursive: true });
-    fs.rmSync(abs, { force: true });
-    this.socketPath = abs;
-    return new Promise((resolve, reject) => {
-      this.server.bindAsync(`unix:${abs}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
-    });
+    const dir = path.dirname(abs);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // A short name: Unix socket paths are limited to 107 bytes.
+    const privateDir = fs.mkdtempSync(path.join(dir, '.s'));
+    const staged = path.join(privateDir, 's');
+    let bound = false;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server.bindAsync(`unix:${staged}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
+      });
+      bound = true;
+      fs.chmodSync(staged, 0o600);
+      fs.renameSync(staged, abs);
+      this.socketPath = abs;
+    } catch (err) {
+      if (bound) this.server.forceShutdown();
+      throw err;
+    } finally {
+      fs.rmSync(privateDir, { recursive: true, force: true });
+    }
   }
 
   async close(): Promise<void> {

@@ -38,6 +38,8 @@ export interface MeshdCaOptions {
   jwks?: string;
   jwtIssuer?: string;
   jwtAudiences?: readonly string[];
+  /** Longest JWT lifetime accepted (seconds); default 24 h. */
+  jwtMaxLifetimeSeconds?: number;
   /** Issue a serving certificate for port 15012. */
   serving: boolean;
   servingTtlSeconds?: number;
@@ -127,7 +129,7 @@ export class MeshdCa {
       }),
     ];
     if (opts.kubeConfig) authenticators.push(new KubeTokenAuthenticator({ kubeConfig: opts.kubeConfig, trustDomain: opts.trustDomain, log }));
-    if (opts.jwks) authenticators.push(new JwtAuthenticator({ jwks: opts.jwks, issuer: opts.jwtIssuer ?? '', audiences: opts.jwtAudiences ?? [], trustDomain: opts.trustDomain }));
+    if (opts.jwks) authenticators.push(new JwtAuthenticator({ jwks: opts.jwks, issuer: opts.jwtIssuer ?? '', audiences: opts.jwtAudiences ?? [], trustDomain: opts.trustDomain, maxLifetimeSeconds: opts.jwtMaxLifetimeSeconds }));
     this.authenticators = authenticators;
     this.service = new CertificateService({
       ca: this.authority,

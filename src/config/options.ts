@@ -1,4 +1,5 @@
 /** Every option meshd takes, as one typed object. Only main.ts reads argv or env. */
+import { JWT_DEFAULTS, jwksSourceProblem } from '../ca/authn/jwt';
 import { DEFAULT_DOMAIN } from '../model/snapshot';
 import { DEFAULT_INPUT_LIMITS, type InputLimits, inputLimits } from './limits';
 
@@ -16,6 +17,13 @@ export interface MeshdOptions {
   monitoringPort: number;
   domain: string;
   logLevel: string;
+  /**
+   * Folder source: every file is re-read this often and compared by content hash, so a change
+   * whose watch events were lost is still served (0 turns the rescan off).
+   */
+  configRescanIntervalMs: number;
+  /** Folder source: quiet period a rewritten file must stay unchanged before it is read as final. */
+  configSettleMs: number;
   /** Push debounce: quiet period and maximum delay. */
   debounceQuietMs: number;
   debounceMaxMs: number;
@@ -23,6 +31,8 @@ export interface MeshdOptions {
   validateResources: boolean;
   /** HTTPS admission webhooks (injection, validation) as istiod serves them on 15017; -1 disables. */
   webhookPort: number;
+  /** Extra DNS names of the webhook serving certificate (istiod's ISTIOD_CUSTOM_HOST). */
+  customHosts: string[];
   /** This replica's pod (POD_NAME), for its leader-election identity. */
   podName?: string;
   /** meshd's own namespace (POD_NAMESPACE): where the leader Lease lives. Default istio-system. */
@@ -40,10 +50,17 @@ export interface MeshdOptions {
   caDir?: string;
   /** Plug-in root folder (`cacerts`); replaces the self-signed root. */
   cacertsDir?: string;
-  /** JWT authentication of CSRs: a JWKS file or URL, with the issuer and audiences tokens must carry. */
+  /** JWT authentication of CSRs: a JWKS file or https URL, with the issuer and audiences tokens must carry. */
   jwks?: string;
   jwtIssuer?: string;
   jwtAudiences?: string[];
+  /**
+   * PEM CA certificates trusted, besides the system roots, when fetching RequestAuthentication
+   * JWKS (istiod reads /cacerts/extra.pem for this).
+   */
+  jwksCaFile?: string;
+  /** Longest JWT lifetime accepted (exp − iat, or exp − now without iat), seconds. */
+  jwtMaxLifetimeSeconds: number;
   /** Workload certificate lifetime when none is asked for, and the longest handed out (seconds). */
   workloadCertTtlSeconds: number;
   maxWorkloadCertTtlSeconds: number;
@@ -61,19 +78,26 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   monitoringPort: 15014,
   domain: DEFAULT_DOMAIN,
   logLevel: 'info',
+  configRescanIntervalMs: 5000,
+  configSettleMs: 50,
   debounceQuietMs: 100,
   debounceMaxMs: 10_000,
   validateResources: true,
   // Off for embedders and tests; the command line turns it on at 15017 as istiod.
   webhookPort: -1,
+  customHosts: [],
   // Off for embedders and tests, as the webhook port; the command line serves 15012.
   secureXdsPort: -1,
   trustDomain: 'cluster.local',
   trustDomainAliases: [],
   workloadCertTtlSeconds: 24 * 3600,
   maxWorkloadCertTtlSeconds: 90 * 24 * 3600,
+  jwtMaxLifetimeSeconds: JWT_DEFAULTS.maxLifetimeSeconds,
   limits: DEFAULT_INPUT_LIMITS,
 };
+
+/** A DNS name for a certificate SAN: lower-case labels of letters, digits and inner hyphens, optionally `*.` first. */
+const DNS_NAME = /^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
 
 export function withDefaults(o: MeshdOptionsInput): MeshdOptions {
   const { limits, ...rest } = o;
@@ -94,6 +118,13 @@ export function withDefaults(o: MeshdOptionsInput): MeshdOptions {
   if (!Number.isInteger(merged.secureXdsPort) || merged.secureXdsPort < -1 || merged.secureXdsPort > 65535) {
     throw new Error(`--secure-xds-port: ${merged.secureXdsPort} is not a port (0-65535, or -1 to disable)`);
   }
+  for (const h of merged.customHosts) {
+    if (!DNS_NAME.test(h)) throw new Error(`--custom-host: ${JSON.stringify(h)} is not a DNS name (comma-separated names such as webhook.example.com)`);
+  }
+  for (const k of ['configRescanIntervalMs', 'configSettleMs'] as const) {
+    const v = merged[k];
+    if (!Number.isFinite(v) || v < 0) throw new Error(`${k === 'configRescanIntervalMs' ? '--config-rescan-interval' : 'configSettleMs'}: ${v} must be a duration >= 0`);
+  }
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(merged.trustDomain)) throw new Error(`--trust-domain: ${JSON.stringify(merged.trustDomain)} is not a DNS-like name`);
   for (const alias of merged.trustDomainAliases) {
     if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(alias)) throw new Error(`--trust-domain-aliases: ${JSON.stringify(alias)} is not a DNS-like name`);
@@ -104,6 +135,11 @@ export function withDefaults(o: MeshdOptionsInput): MeshdOptions {
   }
   if (merged.jwks !== undefined && (!merged.jwtIssuer || !merged.jwtAudiences || merged.jwtAudiences.length === 0)) {
     throw new Error('--jwks needs --jwt-issuer and --jwt-audience');
+  }
+  const jwksProblem = merged.jwks !== undefined ? jwksSourceProblem(merged.jwks) : undefined;
+  if (jwksProblem) throw new Error(jwksProblem);
+  if (!Number.isInteger(merged.jwtMaxLifetimeSeconds) || merged.jwtMaxLifetimeSeconds <= 0) {
+    throw new Error(`--jwt-max-lifetime: ${merged.jwtMaxLifetimeSeconds} is not a positive number of seconds`);
   }
   return merged;
 }

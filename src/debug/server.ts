@@ -14,6 +14,8 @@ export interface DebugDeps {
   metrics: XdsMetrics;
   snapshot: () => MeshSnapshot | undefined;
   ready: () => boolean;
+  /** The JWKS resolver's sources and cache, for /debug/configz. */
+  jwks?: () => object;
 }
 
 export function metricsApp(metrics: XdsMetrics): FastifyInstance {
@@ -44,7 +46,7 @@ export function debugApp(deps: DebugDeps): FastifyInstance {
 
   app.get('/debug/syncz', async () => syncz(deps.server.connectionList()));
   app.get('/debug/registryz', async () => registryz(snap()));
-  app.get('/debug/configz', async () => configz(snap()));
+  app.get('/debug/configz', async () => ({ ...configz(snap()), ...(deps.jwks ? { jwks: deps.jwks() } : {}) }));
 
   app.get('/debug/push_status', async () => ({
     version: deps.snapshot()?.version ?? null,

@@ -1,5 +1,6 @@
 /** JSON views of meshd's state for the debug endpoints. Read-only; no private key material. */
 import { credentialReport } from '../generate/secrets';
+import { jwksSourceOf } from '../model/jwks';
 import type { MeshSnapshot, ServiceEndpoint } from '../model/snapshot';
 import type { Connection } from '../xds/connection';
 import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE, TypeUrl } from '../xds/protos';
@@ -138,6 +139,22 @@ export function registryz(snap: MeshSnapshot): object[] {
   }));
 }
 
+/** Each RequestAuthentication's rules, with where their keys come from and whether they are served. */
+function requestAuthentications(snap: MeshSnapshot): object[] {
+  return snap.requestAuthentications.map((p) => ({
+    namespace: p.meta.namespace,
+    name: p.meta.name,
+    ...(p.spec.selector ? { selector: p.spec.selector.matchLabels ?? {} } : {}),
+    ...(p.spec.targetRef || p.spec.targetRefs ? { target_refs: p.spec.targetRefs ?? [p.spec.targetRef] } : {}),
+    jwt_rules: (p.spec.jwtRules ?? []).map((r) => {
+      const src = jwksSourceOf(r);
+      const e = src ? snap.jwks.get(src.key) : undefined;
+      const keys = !src ? 'inline' : e?.keys !== undefined ? (e.error !== undefined ? 'stale' : 'fetched') : 'reject-all (not fetched)';
+      return { issuer: r.issuer ?? '', audiences: r.audiences ?? [], jwks_source: src ? src.url : 'inline', keys, ...(e?.error !== undefined ? { error: e.error } : {}) };
+    }),
+  }));
+}
+
 export function configz(snap: MeshSnapshot): object {
   return {
     version: snap.version,
@@ -149,6 +166,7 @@ export function configz(snap: MeshSnapshot): object {
     gateways: snap.gateways.map((g) => ({ namespace: g.meta.namespace, name: g.meta.name, spec: g.spec })),
     // Secrets by name, with why one cannot be served: their contents never appear in debug output.
     secrets: credentialReport(snap),
+    request_authentications: requestAuthentications(snap),
     errors: snap.errors,
   };
 }

@@ -9,7 +9,7 @@ import type { MeshService, VirtualServiceConfig } from '../model/snapshot';
 import { CORS_FILTER_NAME, FAULT_FILTER_NAME } from './http-filters';
 import { hashPolicy, serviceConsistentHash } from './hash-policy';
 import { defaultForwardAction, directResponseAction, forwardAction, redirectAction } from './route-action';
-import { isCatchAll, matchApplies, routeMatch } from './route-match';
+import { isCatchAll, matchApplies, routeMatches } from './route-match';
 import { HTTP_FAULT_TYPE, appendHeaderOps, corsPolicy, headerOperations, httpFault } from './route-policies';
 import type { RouteScope } from './route-scope';
 import type { ProtoObject } from './types';
@@ -114,15 +114,14 @@ export function virtualServiceRoutes(vs: VirtualServiceConfig, scope: RouteScope
     const matches = r.match && r.match.length > 0 ? r.match : [undefined];
     for (const m of matches) {
       if (!matchApplies(m, vs.meta.namespace, scope)) continue;
-      const match = routeMatch(m, scope.flavor);
-      if (!match) continue;
-      const route = translateRoute(r, m, match, vs, scope, placeholder);
-      if (!route) continue;
-      routes.push(route);
-      if (isCatchAll(match)) {
-        catchAll = true;
-        break;
+      // Usually one; for gRPC, withoutHeaders may take several (see routeMatches).
+      for (const match of routeMatches(m, scope.flavor)) {
+        const route = translateRoute(r, m, match, vs, scope, placeholder);
+        if (!route) continue;
+        routes.push(route);
+        if (isCatchAll(match)) catchAll = true;
       }
+      if (catchAll) break;
     }
     if (catchAll || !r.match || r.match.length === 0) break;
   }

@@ -109,6 +109,44 @@ export function routeMatch(m: HTTPMatchRequest | undefined, flavor: Flavor): Pro
   return out;
 }
 
+/**
+ * The most inverted value matchers one gRPC match is expanded for (2^n routes); past that the
+ * match keeps the single-route form, which grpc-js evaluates as Istio does and Go and C-core do not.
+ */
+export const MAX_GRPC_WITHOUT_HEADERS = 6;
+
+const isInvertedValue = (h: ProtoObject): boolean => h.invert_match === true && h.present_match !== true;
+
+/**
+ * Istio match → the Envoy RouteMatches that together express it; [] when it can never match.
+ *
+ * One, except for gRPC clients and `withoutHeaders` with a value: Istio matches a request whose
+ * header is absent or present with another value, but gRPC-Go and C-core never match an absent
+ * header with an inverted value matcher (they ignore treat_missing_header_as_empty; only grpc-js
+ * lets it through). So each such condition is split into "absent" (`present_match` inverted) and
+ * "present and not matching" (`present_match`, then the inverted value matcher), and the match
+ * into one route per combination. The combinations exclude each other, so their order does not
+ * matter, and all three gRPC implementations evaluate every one of them alike.
+ */
+export function routeMatches(m: HTTPMatchRequest | undefined, flavor: Flavor): ProtoObject[] {
+  const base = routeMatch(m, flavor);
+  if (!base) return [];
+  const headers = (base.headers as ProtoObject[] | undefined) ?? [];
+  const inverted = headers.filter(isInvertedValue);
+  if (flavor !== 'grpc' || inverted.length === 0 || inverted.length > MAX_GRPC_WITHOUT_HEADERS) return [base];
+  const out: ProtoObject[] = [];
+  for (let combo = 0; combo < 1 << inverted.length; combo++) {
+    const expanded = headers.flatMap((h): ProtoObject[] => {
+      const i = inverted.indexOf(h);
+      if (i < 0) return [h];
+      const absent = (combo >> i) & 1;
+      return absent ? [{ name: h.name, present_match: true, invert_match: true }] : [{ name: h.name, present_match: true }, h];
+    });
+    out.push({ ...base, headers: expanded });
+  }
+  return out;
+}
+
 /** istiod's IsCatchAllRoute: `/` (or `.*`) with no header or query conditions; later routes are unreachable. */
 export function isCatchAll(match: ProtoObject): boolean {
   const pathAll = match.prefix === '/' || (match.safe_regex as ProtoObject | undefined)?.regex === '.*';

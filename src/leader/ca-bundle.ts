@@ -1,21 +1,22 @@
 /**
  * A leader-only task: keeps `caBundle` of meshd's webhook configurations (istiod's names:
  * MutatingWebhookConfiguration `istio-sidecar-injector`, ValidatingWebhookConfiguration
- * `istio-validator-istio-system`) equal to the webhook CA, as istiod's webhook controller does.
+ * `istio-validator-istio-system`) equal to the mesh CA's root bundle, which every replica's webhook
+ * serving certificate chains to, as istiod's webhook controller does.
  * It checks at start and then periodically, so a configuration applied later (or reset by a
  * `kubectl apply`) is patched too. A configuration that does not exist is skipped quietly.
  */
 import { AdmissionregistrationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { statusOf } from './lease';
-import type { LeaderTask } from './tasks';
+import { type LeaderTask, abortableDelay, unlessAborted } from './tasks';
 
 export const INJECTOR_WEBHOOK_CONFIG = 'istio-sidecar-injector';
 export const VALIDATOR_WEBHOOK_CONFIG = 'istio-validator-istio-system';
 
 export interface CaBundlePatcherOptions {
   kubeConfig: KubeConfig;
-  /** The webhook CA; undefined until known (the task waits). */
+  /** The bundle to trust (the CA's roots); undefined until known (the task waits). */
   caPem: () => string | undefined;
   log: Logger;
   /** How often to re-check. Default 30 s. */
@@ -27,16 +28,6 @@ type Api = Pick<
   'readMutatingWebhookConfiguration' | 'replaceMutatingWebhookConfiguration' | 'readValidatingWebhookConfiguration' | 'replaceValidatingWebhookConfiguration'
 >;
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(t);
-      resolve();
-    }, { once: true });
-  });
-}
-
 export class CaBundlePatcher implements LeaderTask {
   readonly name = 'webhook caBundle';
 
@@ -47,32 +38,40 @@ export class CaBundlePatcher implements LeaderTask {
     while (!signal.aborted) {
       const pem = this.opts.caPem();
       if (pem === undefined) {
-        await sleep(500, signal);
+        await abortableDelay(500, signal);
         continue;
       }
-      const bundle = Buffer.from(pem).toString('base64');
-      await this.patch('MutatingWebhookConfiguration', INJECTOR_WEBHOOK_CONFIG, bundle, async () => {
-        const c = await api.readMutatingWebhookConfiguration({ name: INJECTOR_WEBHOOK_CONFIG });
-        return { webhooks: c.webhooks ?? [], save: async () => void (await api.replaceMutatingWebhookConfiguration({ name: INJECTOR_WEBHOOK_CONFIG, body: c })) };
-      });
-      await this.patch('ValidatingWebhookConfiguration', VALIDATOR_WEBHOOK_CONFIG, bundle, async () => {
-        const c = await api.readValidatingWebhookConfiguration({ name: VALIDATOR_WEBHOOK_CONFIG });
-        return { webhooks: c.webhooks ?? [], save: async () => void (await api.replaceValidatingWebhookConfiguration({ name: VALIDATOR_WEBHOOK_CONFIG, body: c })) };
-      });
-      await sleep(this.opts.intervalMs ?? 30_000, signal);
+      // A round still in flight when leadership ends is left to finish on its own: stepping down
+      // (and releasing the Lease) does not wait for the API server.
+      await unlessAborted(this.round(api, Buffer.from(pem).toString('base64'), signal), signal);
+      await abortableDelay(this.opts.intervalMs ?? 30_000, signal);
     }
+  }
+
+  private async round(api: Api, bundle: string, signal: AbortSignal): Promise<void> {
+    await this.patch('MutatingWebhookConfiguration', INJECTOR_WEBHOOK_CONFIG, bundle, signal, async () => {
+      const c = await api.readMutatingWebhookConfiguration({ name: INJECTOR_WEBHOOK_CONFIG });
+      return { webhooks: c.webhooks ?? [], save: async () => void (await api.replaceMutatingWebhookConfiguration({ name: INJECTOR_WEBHOOK_CONFIG, body: c })) };
+    });
+    await this.patch('ValidatingWebhookConfiguration', VALIDATOR_WEBHOOK_CONFIG, bundle, signal, async () => {
+      const c = await api.readValidatingWebhookConfiguration({ name: VALIDATOR_WEBHOOK_CONFIG });
+      return { webhooks: c.webhooks ?? [], save: async () => void (await api.replaceValidatingWebhookConfiguration({ name: VALIDATOR_WEBHOOK_CONFIG, body: c })) };
+    });
   }
 
   private async patch(
     kind: string,
     name: string,
     bundle: string,
+    signal: AbortSignal,
     load: () => Promise<{ webhooks: Array<{ clientConfig: { caBundle?: string } }>; save: () => Promise<void> }>,
   ): Promise<void> {
     try {
+      if (signal.aborted) return;
       const { webhooks, save } = await load();
       const stale = webhooks.filter((w) => w.clientConfig.caBundle !== bundle);
-      if (stale.length === 0) return;
+      // No longer leading: whoever leads now writes it.
+      if (stale.length === 0 || signal.aborted) return;
       for (const w of stale) w.clientConfig.caBundle = bundle;
       await save();
       this.opts.log.info({ kind, name, webhooks: stale.length }, 'patched webhook caBundle');

@@ -115,6 +115,11 @@ const sameRecord = (a: LeaseRecord, b: LeaseRecord): boolean =>
 
 class Timeout extends Error {}
 
+/** On stop, how long a Lease request already sent may still take before it is given up. */
+export const STOP_GRACE_MS = 1000;
+/** The longest a graceful release may take (bounded by the renew deadline too). */
+export const RELEASE_TIMEOUT_MS = 2000;
+
 export class LeaderElector {
   private readonly api: LeaseApi;
   private readonly timings: LeaseTimings;
@@ -128,6 +133,8 @@ export class LeaderElector {
   /** Time the last successful acquire or renew was *sent*: leadership is counted from there. */
   private renewedAt = 0;
   private stopped = false;
+  /** Aborted by stop(): a request in flight then gets STOP_GRACE_MS at most. */
+  private readonly stopping = new AbortController();
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
 
@@ -165,6 +172,7 @@ export class LeaderElector {
     const release = opts.release ?? true;
     if (this.stopped) return this.loop;
     this.stopped = true;
+    this.stopping.abort();
     this.wake?.();
     await this.loop;
     if (release) await this.release();
@@ -211,13 +219,26 @@ export class LeaderElector {
     return false;
   }
 
-  /** tryAcquireOrRenew, bounded by `timeoutMs`. A 409 is retried once straight away. */
+  /**
+   * tryAcquireOrRenew, bounded by `timeoutMs` (and by STOP_GRACE_MS once stop() is called). A 409
+   * is retried once straight away.
+   */
   private async attempt(timeoutMs: number): Promise<boolean> {
     const sentAt = this.now();
     let timer: NodeJS.Timeout | undefined;
+    let giveUp: (err: Error) => void = () => undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Timeout(`no answer within ${Math.round(timeoutMs)} ms`)), Math.max(timeoutMs, 1));
+      giveUp = reject;
     });
+    const deadline = performance.now() + Math.max(timeoutMs, 1);
+    const expireIn = (ms: number, why: string): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => giveUp(new Timeout(why)), Math.max(ms, 1));
+    };
+    expireIn(timeoutMs, `no answer within ${Math.round(timeoutMs)} ms`);
+    const onStop = (): void => expireIn(Math.min(deadline - performance.now(), STOP_GRACE_MS), 'stopping: no answer in time');
+    if (this.stopping.signal.aborted) onStop();
+    else this.stopping.signal.addEventListener('abort', onStop, { once: true });
     try {
       for (let tries = 0; ; tries++) {
         try {
@@ -237,6 +258,7 @@ export class LeaderElector {
       }
     } finally {
       clearTimeout(timer);
+      this.stopping.signal.removeEventListener('abort', onStop);
     }
   }
 
@@ -319,7 +341,7 @@ export class LeaderElector {
     if (!this.lease || this.observed?.holder !== identity) return;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Timeout('release timed out')), this.timings.renewDeadlineMs);
+      timer = setTimeout(() => reject(new Timeout('release timed out')), Math.min(this.timings.renewDeadlineMs, RELEASE_TIMEOUT_MS));
     });
     const write = async (base: V1Lease): Promise<void> => {
       const stamp = new V1MicroTime(this.now());

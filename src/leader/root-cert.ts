@@ -8,7 +8,7 @@
 import { CoreV1Api, type KubeConfig, ListWatch, type V1ConfigMap, type V1Namespace, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { statusOf } from './lease';
-import type { LeaderTask } from './tasks';
+import { type LeaderTask, abortableDelay, unlessAborted, whenAborted } from './tasks';
 
 export const CA_ROOT_CONFIGMAP = 'istio-ca-root-cert';
 export const CA_ROOT_KEY = 'root-cert.pem';
@@ -28,6 +28,9 @@ export interface RootCertPublisherOptions {
   /** Delay before restarting a watch that failed. Default 1 s. */
   rewatchDelayMs?: number;
 }
+
+/** How long a stopping publisher waits for a ConfigMap write already sent. */
+const QUEUE_CLOSE_GRACE_MS = 500;
 
 type ApiCore = Pick<CoreV1Api, 'listNamespace' | 'listConfigMapForAllNamespaces' | 'readNamespacedConfigMap' | 'createNamespacedConfigMap' | 'replaceNamespacedConfigMap'>;
 
@@ -107,18 +110,24 @@ export class RootCertPublisher implements LeaderTask {
       for (const ns of namespaces.list()) enqueueNamespace(ns);
     };
     try {
-      await Promise.all([configMaps.start(), namespaces.start()]);
-      if (!signal.aborted) log.info({ namespaces: namespaces.list().length }, `publishing ${CA_ROOT_CONFIGMAP} to every namespace`);
-      await new Promise<void>((resolve) => {
-        if (signal.aborted) resolve();
-        else signal.addEventListener('abort', () => resolve(), { once: true });
-      });
+      // The initial lists may hang on a slow API server: stepping down does not wait for them.
+      const starting = Promise.all([configMaps.start(), namespaces.start()]);
+      if ((await unlessAborted(starting.then(() => true), signal)) !== true) {
+        // A list that answers after all would start its watch: stop the informers again then.
+        void starting.then(
+          () => Promise.all([namespaces.stop(), configMaps.stop()]),
+          () => undefined,
+        );
+        return;
+      }
+      log.info({ namespaces: namespaces.list().length }, `publishing ${CA_ROOT_CONFIGMAP} to every namespace`);
+      await whenAborted(signal);
     } finally {
       this.resyncAll = undefined;
       for (const t of timers) clearTimeout(t);
       await namespaces.stop();
       await configMaps.stop();
-      await queue.close();
+      await queue.close(QUEUE_CLOSE_GRACE_MS);
     }
   }
 }
@@ -201,12 +210,16 @@ class KeyQueue {
     });
   }
 
-  async close(): Promise<void> {
+  /** Drops what is pending; waits for a write in flight for at most `graceMs`. */
+  async close(graceMs: number): Promise<void> {
     this.closed = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.pending.clear();
-    await this.worker;
+    if (!this.worker) return;
+    const timeout = new AbortController();
+    await Promise.race([this.worker, abortableDelay(graceMs, timeout.signal)]);
+    timeout.abort();
   }
 
   private async drain(): Promise<void> {

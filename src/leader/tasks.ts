@@ -16,16 +16,21 @@ interface Running {
   done: Promise<void>;
 }
 
+/** How long stop() waits for aborted tasks before it steps down without them. */
+export const DEFAULT_TASK_STOP_TIMEOUT_MS = 1000;
+
 export class LeaderTasks {
   private running: Running[] = [];
   private readonly restartDelayMs: number;
+  private readonly stopTimeoutMs: number;
 
   constructor(
     private readonly tasks: readonly LeaderTask[],
     private readonly log: Logger,
-    opts: { restartDelayMs?: number } = {},
+    opts: { restartDelayMs?: number; stopTimeoutMs?: number } = {},
   ) {
     this.restartDelayMs = opts.restartDelayMs ?? 1000;
+    this.stopTimeoutMs = opts.stopTimeoutMs ?? DEFAULT_TASK_STOP_TIMEOUT_MS;
   }
 
   get size(): number {
@@ -45,12 +50,20 @@ export class LeaderTasks {
     });
   }
 
-  /** Aborts every task and waits for all of them to return. */
+  /**
+   * Aborts every task and waits for them to return, for at most `stopTimeoutMs`: a task that does
+   * not honour its signal is logged and left behind rather than holding up the handover.
+   */
   async stop(): Promise<void> {
     const running = this.running;
     this.running = [];
     for (const r of running) r.controller.abort();
-    await Promise.all(running.map((r) => r.done));
+    const late = new Set(running.map((_, i) => i));
+    const all = Promise.all(running.map((r, i) => r.done.then(() => void late.delete(i))));
+    const timeout = new AbortController();
+    await Promise.race([all, abortableDelay(this.stopTimeoutMs, timeout.signal)]);
+    timeout.abort();
+    for (const i of late) this.log.warn({ task: this.tasks[i]?.name, timeoutMs: this.stopTimeoutMs }, 'leader task did not stop in time; stepping down without waiting for it');
   }
 
   private async keepRunning(task: LeaderTask, signal: AbortSignal): Promise<void> {
@@ -84,5 +97,39 @@ export function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
     };
     const t = setTimeout(done, ms);
     signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Resolves when `signal` aborts (at once if it has). */
+export function whenAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+/**
+ * `work`'s result, or undefined as soon as `signal` aborts. The work itself cannot be cancelled
+ * (client-node takes no signal): it finishes in the background and its outcome is dropped.
+ */
+export function unlessAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.resolve(undefined);
+  }
+  return new Promise<T | undefined>((resolve, reject) => {
+    const onAbort = (): void => {
+      work.catch(() => undefined);
+      resolve(undefined);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
   });
 }

@@ -5,7 +5,9 @@
 import { createHash } from 'node:crypto';
 import type { ConfigError, ConfigObject } from './objects';
 import { buildRouting } from './build-routing';
+import { buildRequestAuthn } from './build-reqauthn';
 import { buildSecurity } from './build-security';
+import type { JwksEntry } from './jwks';
 import { SnapshotMemo } from './memo';
 import { share } from './intern';
 import { buildRegistry } from './build-services';
@@ -31,6 +33,12 @@ export interface BuildInput {
   previous?: MeshSnapshot;
   /** Per-object content digests, kept across builds by the caller (by object identity). */
   digests?: WeakMap<ConfigObject, string>;
+  /**
+   * Remote JWKS as the JWKS resolver fetched them, by source key (model/jwks.ts). Fetching is
+   * I/O and happens outside; the snapshot only holds what was fetched, so a changed key set is a
+   * snapshot change like any other. Undefined: nothing fetches (remote sources get no keys).
+   */
+  jwks?: ReadonlyMap<string, JwksEntry>;
 }
 
 function byKey(a: ConfigObject, b: ConfigObject): number {
@@ -72,6 +80,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   const routing = buildRouting(kind, domain, namespaces, errors);
   const trustDomains = trustDomainBundle(input.trustDomain ?? DEFAULT_TRUST_DOMAIN, input.trustDomainAliases);
   const security = buildSecurity(kind, errors, trustDomains);
+  const reqAuthn = buildRequestAuthn(kind, input.jwks, errors);
 
   // exportTo: one list per namespace, shared when nothing restricts visibility.
   const publicServices = registry.services.filter((s) => s.exportTo.includes('*'));
@@ -112,6 +121,8 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const hash = createHash('sha256');
   for (const { key, d } of keyed) hash.update(key).update('\0').update(d);
+  // Fetched key sets are content too: a refreshed JWKS is a new version.
+  for (const [key, e] of reqAuthn.jwks) hash.update(`jwks\0${key}\0${e.keys ?? ''}\0${e.error ?? ''}`);
 
   const fields = {
     version: `${input.sequence}-${hash.digest('hex').slice(0, 12)}`,
@@ -127,6 +138,8 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     serviceAccountsByHost,
     ...routing,
     security,
+    requestAuthentications: reqAuthn.requestAuthentications,
+    jwks: reqAuthn.jwks,
     errors,
     counts,
   };

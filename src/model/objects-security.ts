@@ -1,6 +1,7 @@
 /**
- * Istio security objects (security.istio.io v1 / v1beta1) as typed records: PeerAuthentication
- * and AuthorizationPolicy, with the fields meshd reads. Validation guarantees these shapes.
+ * Istio security objects (security.istio.io v1 / v1beta1) as typed records: PeerAuthentication,
+ * AuthorizationPolicy and RequestAuthentication, with the fields meshd reads. Validation
+ * guarantees these shapes.
  */
 
 export const ISTIO_SECURITY_VERSIONS: readonly string[] = ['v1', 'v1beta1'];
@@ -31,6 +32,9 @@ export interface AuthzSource {
   notIpBlocks?: string[];
   remoteIpBlocks?: string[];
   notRemoteIpBlocks?: string[];
+  /** Trust domains of the peer's certificate (`source.trustDomain`): exact, `x*`, `*x` or `*`. */
+  trustDomains?: string[];
+  notTrustDomains?: string[];
 }
 
 export interface AuthzOperation {
@@ -72,4 +76,43 @@ export interface AuthorizationPolicySpec {
   action?: AuthzAction;
   provider?: { name?: string };
   rules?: AuthzRule[];
+}
+
+/** Where a JWT is looked for in a request: a header, with the prefix stripped from its value. */
+export interface JWTHeader {
+  name: string;
+  prefix?: string;
+}
+
+export interface ClaimToHeader {
+  header: string;
+  claim: string;
+}
+
+/** One issuer a RequestAuthentication accepts tokens from (Istio's JWTRule). */
+export interface JWTRule {
+  issuer?: string;
+  audiences?: string[];
+  jwksUri?: string;
+  /** The CRD's other spelling of jwksUri (the proto field name); the model reads jwksUri. */
+  jwks_uri?: string;
+  /** An inline JWKS document (JSON). */
+  jwks?: string;
+  fromHeaders?: JWTHeader[];
+  fromParams?: string[];
+  fromCookies?: string[];
+  outputPayloadToHeader?: string;
+  outputClaimToHeaders?: ClaimToHeader[];
+  forwardOriginalToken?: boolean;
+  /** How long fetching the JWKS may take (Go duration, default 5s). */
+  timeout?: string;
+  /** Claims whose space-separated string values are split into lists for matching. */
+  spaceDelimitedClaims?: string[];
+}
+
+export interface RequestAuthenticationSpec {
+  selector?: WorkloadSelectorSpec;
+  targetRef?: PolicyTargetReference;
+  targetRefs?: PolicyTargetReference[];
+  jwtRules?: JWTRule[];
 }

@@ -35,6 +35,7 @@ export const KNOWN_KINDS = {
   Secret: { group: '', kind: 'Secret', namespaced: true },
   PeerAuthentication: { group: 'security.istio.io', kind: 'PeerAuthentication', namespaced: true },
   AuthorizationPolicy: { group: 'security.istio.io', kind: 'AuthorizationPolicy', namespaced: true },
+  RequestAuthentication: { group: 'security.istio.io', kind: 'RequestAuthentication', namespaced: true },
 } as const;
 export type Kind = keyof typeof KNOWN_KINDS;
 
@@ -72,6 +73,8 @@ export interface ConfigError {
   /** Index in `items` when the document was a `kind: List` (or `*List`). */
   item?: number;
   kind?: string;
+  /** The apiVersion the object gave, when it was left out for its kind or apiVersion. */
+  apiVersion?: string;
   namespace?: string;
   name?: string;
   errors: readonly FieldError[];

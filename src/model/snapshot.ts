@@ -6,6 +6,8 @@
 import type { ConfigError, DestinationRuleSpec, GatewaySpec, ObjectMeta, VirtualServiceSpec } from './objects';
 import type { SnapshotMemo } from './memo';
 import type { SecurityPolicies } from './build-security';
+import type { RequestAuthenticationConfig } from './build-reqauthn';
+import type { JwksEntry } from './jwks';
 import type { Protocol } from './protocol';
 
 export interface ServicePort {
@@ -171,6 +173,10 @@ export interface MeshSnapshot {
   readonly secrets: ReadonlyMap<string, CredentialSecret>;
   /** PeerAuthentications and AuthorizationPolicies (sorted by namespace/name). */
   readonly security: SecurityPolicies;
+  /** RequestAuthentications (sorted by namespace/name); apart from `security`, so they change alone. */
+  readonly requestAuthentications: readonly RequestAuthenticationConfig[];
+  /** Remote JWKS by source key (model/jwks.ts), as last fetched; only sources a policy names. */
+  readonly jwks: ReadonlyMap<string, JwksEntry>;
   /** Objects left out (invalid, unparsable, conflicting), with reasons. */
   readonly errors: readonly ConfigError[];
   /** Per-proxy-class lookups computed once per snapshot (see lookup.ts). */

@@ -167,6 +167,7 @@ export function boundErrors(errors: readonly ConfigError[], limits: Pick<InputLi
     if (e.kind !== undefined) out.kind = truncate(e.kind, max);
     if (e.namespace !== undefined) out.namespace = truncate(e.namespace, max);
     if (e.name !== undefined) out.name = truncate(e.name, max);
+    if (e.apiVersion !== undefined) out.apiVersion = truncate(e.apiVersion, max);
     return out;
   });
 }

@@ -1,15 +1,26 @@
 /**
  * Folder source: every *.yaml / *.yml / *.json below a directory, parsed and validated per file,
  * watched so that an edited, added or removed file becomes a new set of objects.
+ *
+ * A file rewritten in place (`cp`, an editor, `cat >`) can be seen half-written, and events can
+ * come late, merged or not at all, so an event is only a hint to look: the file is read
+ * until two reads a quiet period apart agree on size, mtime and content hash with no event in
+ * between (an event during a read makes another read). A read that would take objects away (an
+ * empty file, fewer objects, new errors) is held a while longer to see whether the write is still
+ * under way; if it stays, it is served and a warning says so. Content equal to what is served
+ * changes nothing. A periodic rescan re-reads every file and compares content hashes, so a change
+ * whose events were all lost is still picked up.
  */
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type FSWatcher, watch } from 'chokidar';
+import type { Logger } from 'pino';
 import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../config/limits';
 import type { ConfigError, ConfigObject } from '../model/objects';
 import { objectError, objectKey } from '../model/objects';
 import { fileTooLarge } from './bounds';
+import { DirWatcher } from './dir-watch';
+import { type Observation, contentHash, observe, pause, sameObservation } from './file-settle';
 import { type FileResult, loadText, loadTextAsync } from './load';
 import type { ConfigSource, ConfigState } from './source';
 
@@ -17,6 +28,48 @@ export type { ConfigState } from './source';
 export { loadText } from './load';
 
 const CONFIG_FILE = /\.(ya?ml|json)$/i;
+
+/** What is served for one file, and the hash of the content it came from. */
+interface Committed extends FileResult {
+  hash: string;
+}
+
+export interface FileSourceOptions {
+  /** Quiet period between the two reads that must agree before a file is taken. Default 50 ms. */
+  settleMs?: number;
+  /** How long a read that would take objects away is held before it is served. Default 500 ms. */
+  suspectHoldMs?: number;
+  /** A file still changing after this long is served as last read (settling goes on). Default 2 s. */
+  maxSettleMs?: number;
+  /** Re-read every file this often and pick up changes the watcher missed; 0 turns it off. Default 5 s. */
+  rescanIntervalMs?: number;
+  /** Watch the folder for events (default). Off, only the rescan sees changes (file systems without inotify). */
+  watch?: boolean;
+  log?: Logger;
+  /** What one file may cost (size, documents, depth, aliases, errors); default DEFAULT_INPUT_LIMITS. */
+  limits?: InputLimits;
+}
+
+export const FILE_SOURCE_DEFAULTS: Readonly<Required<Omit<FileSourceOptions, 'log' | 'watch' | 'limits'>>> = Object.freeze({
+  settleMs: 50,
+  suspectHoldMs: 500,
+  maxSettleMs: 2000,
+  rescanIntervalMs: 5000,
+});
+
+/** What the folder source has done, for tests and operators. */
+export interface FileSourceStats {
+  /** Rescans completed. */
+  rescans: number;
+  /** Files a rescan found changed (or added, or removed) without the watcher having said so. */
+  foundByRescan: number;
+  /** Reads held because they would have taken objects away. */
+  held: number;
+}
+
+function isConfigName(name: string): boolean {
+  return !name.startsWith('.') && CONFIG_FILE.test(name);
+}
 
 function listFiles(dir: string): string[] {
   const out: string[] = [];
@@ -32,49 +85,95 @@ function listFiles(dir: string): string[] {
   return out;
 }
 
+/** As listFiles, without blocking; a folder removed during the walk is skipped. */
+async function listFilesAsync(dir: string, top = true): Promise<string[]> {
+  let entries: fs.Dirent[];
+  try {
+    entries = await fs.promises.readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if (!top && (err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const out: string[] = [];
+  for (const e of entries) {
+    if (e.name.startsWith('.')) continue;
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await listFilesAsync(p, false)));
+    else if (e.isFile() && CONFIG_FILE.test(e.name)) out.push(p);
+  }
+  return out;
+}
+
+/** Why a new read of a file looks like a write still under way, or undefined. */
+function doubtAbout(served: FileResult | undefined, next: FileResult): string | undefined {
+  if (!served || served.objects.length === 0) return undefined;
+  const defined = next.objects.length + next.errors.filter((e) => e.kind !== undefined).length;
+  if (defined < served.objects.length) return `now defines ${defined} object(s) (had ${served.objects.length})`;
+  if (next.errors.length > served.errors.length) return `now has ${next.errors.length} error(s) (had ${served.errors.length})`;
+  return undefined;
+}
+
+interface Settling {
+  /** A watch event (or a rescan) asked for another look since the last read started. */
+  dirty: boolean;
+  done: Promise<void>;
+  /** Ends a hold early: the writer is still at it, so look again now. */
+  wake?: () => void;
+}
+
 /** Emits `change` (with the file that changed) after the initial load. */
 export class FileSource extends EventEmitter implements ConfigSource {
-  private readonly files = new Map<string, FileResult>();
-  private watcher?: FSWatcher;
-  /** File reads run one after another, in the order asked (a later read of a file wins). */
-  private reads: Promise<void> = Promise.resolve();
+  private readonly files = new Map<string, Committed>();
+  private readonly settling = new Map<string, Settling>();
+  private readonly opts: Required<Omit<FileSourceOptions, 'log' | 'watch' | 'limits'>>;
+  private readonly limits: InputLimits;
+  private readonly log: Logger | undefined;
+  private readonly watchEvents: boolean;
+  private readonly stopping = new AbortController();
+  private readonly counters: FileSourceStats = { rescans: 0, foundByRescan: 0, held: 0 };
+  private watcher?: DirWatcher;
+  private rescanTimer?: NodeJS.Timeout;
+  private rescanning?: Promise<void>;
 
   constructor(
     readonly dir: string,
-    private readonly limits: InputLimits = DEFAULT_INPUT_LIMITS,
+    options: FileSourceOptions = {},
   ) {
     super();
+    const given = Object.fromEntries(Object.entries(options).filter(([k, v]) => v !== undefined && k !== 'log' && k !== 'watch' && k !== 'limits'));
+    this.opts = { ...FILE_SOURCE_DEFAULTS, ...given };
+    for (const [k, v] of Object.entries(this.opts)) {
+      if (!Number.isFinite(v) || v < 0) throw new Error(`folder source: ${k} must be a number >= 0 (got ${v})`);
+    }
+    this.log = options.log;
+    this.limits = options.limits ?? DEFAULT_INPUT_LIMITS;
+    this.watchEvents = options.watch ?? true;
   }
 
-  /** Reads everything once, before anything is served. Throws only if the directory itself cannot be read. */
+  /** Reads everything once. Throws only if the directory itself cannot be read. */
   load(): void {
     if (!fs.statSync(this.dir).isDirectory()) throw new Error(`--config-dir ${this.dir}: not a directory`);
     this.files.clear();
-    for (const f of listFiles(this.dir)) this.readSync(f);
+    for (const f of listFiles(this.dir)) this.readFileNow(f);
   }
 
   async watch(): Promise<void> {
-    this.watcher = watch(this.dir, {
-      ignoreInitial: true,
-      ignored: (p, stats) => path.basename(p).startsWith('.') || (stats?.isFile() === true && !CONFIG_FILE.test(p)),
-      awaitWriteFinish: false,
-    });
-    const onFile = (file: string): void => {
-      if (!CONFIG_FILE.test(file)) return;
-      void this.readFile(file).then(() => this.emit('change', path.relative(this.dir, file)));
-    };
-    const onRemove = (file: string): void => {
-      // After the reads asked before it, so that a read in progress cannot bring the file back.
-      void this.queue(async () => {
-        if (this.files.delete(file)) this.emit('change', path.relative(this.dir, file));
+    if (this.watcher || this.rescanTimer || this.rescanning) return;
+    if (this.watchEvents) {
+      this.watcher = new DirWatcher(this.dir, {
+        file: (p) => {
+          if (isConfigName(path.basename(p))) this.look(p);
+        },
+        dir: (d) => void this.lookBelow(d),
+        error: (err) => this.fail(err),
       });
-    };
-    this.watcher.on('add', onFile).on('change', onFile).on('unlink', onRemove);
-    this.watcher.on('unlinkDir', (d: string) => {
-      for (const f of [...this.files.keys()]) if (f.startsWith(d + path.sep)) onRemove(f);
+      this.watcher.start();
+    }
+    // Whatever changed between load() and the watches being set up had no event: look now.
+    this.rescanning = this.rescan().finally(() => {
+      this.rescanning = undefined;
+      this.scheduleRescan();
     });
-    this.watcher.on('error', (err) => this.emit('error', err));
-    await new Promise<void>((resolve) => this.watcher?.once('ready', () => resolve()));
   }
 
   /** ConfigSource: follow the folder (same as watch()). */
@@ -83,58 +182,209 @@ export class FileSource extends EventEmitter implements ConfigSource {
   }
 
   async close(): Promise<void> {
-    await this.watcher?.close();
+    this.stopping.abort();
+    clearTimeout(this.rescanTimer);
+    this.watcher?.close();
+    await this.rescanning;
+    await Promise.all([...this.settling.values()].map((s) => s.done));
   }
 
-  private queue(work: () => Promise<void>): Promise<void> {
-    const next = this.reads.then(work);
-    this.reads = next.catch(() => undefined);
-    return next;
+  stats(): FileSourceStats {
+    return { ...this.counters };
   }
 
-  /** A changed file, parsed in slices (the event loop keeps turning); reads run in order. */
-  private readFile(file: string): Promise<void> {
-    return this.queue(async () => {
-      const source = path.relative(this.dir, file);
-      let text: string;
-      try {
-        if (this.tooLarge(file, source, (await fs.promises.stat(file)).size)) return;
-        text = await fs.promises.readFile(file, 'utf8');
-      } catch (err) {
-        this.unreadable(file, source, err);
+  /** Resolves once no file is being settled and no rescan runs (tests). */
+  async idle(): Promise<void> {
+    while (this.settling.size > 0 || this.rescanning) {
+      await Promise.all([...this.settling.values()].map((s) => s.done));
+      await this.rescanning;
+    }
+  }
+
+  /** Re-reads every file now and picks up what changed; resolves when that is settled. */
+  async rescanNow(): Promise<void> {
+    await this.rescan();
+    await this.idle();
+  }
+
+  /** Startup read: synchronous, taken as it is (the first rescan after start() corrects a torn read). */
+  private readFileNow(file: string): void {
+    const source = path.relative(this.dir, file);
+    let buf: Buffer;
+    try {
+      const size = fs.statSync(file).size;
+      if (size > this.limits.maxFileBytes) {
+        // Refused unread; the hash is what observe() gives an oversized file.
+        this.files.set(file, { ...oversized(source, size, this.limits), hash: `oversized-${size}` });
         return;
       }
-      this.files.set(file, await loadTextAsync(text, source, this.limits));
-    });
-  }
-
-  private readSync(file: string): void {
-    const source = path.relative(this.dir, file);
-    let text: string;
-    try {
-      if (this.tooLarge(file, source, fs.statSync(file).size)) return;
-      text = fs.readFileSync(file, 'utf8');
+      buf = fs.readFileSync(file);
     } catch (err) {
-      this.unreadable(file, source, err);
+      // Removed between listing and reading, or unreadable: report, keep the rest.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.files.delete(file);
+        return;
+      }
+      this.files.set(file, { ...unreadable(source, err as Error), hash: `error-${(err as NodeJS.ErrnoException).code ?? 'unknown'}` });
       return;
     }
-    this.files.set(file, loadText(text, source, this.limits));
+    this.files.set(file, { ...loadText(buf.toString('utf8'), source, this.limits), hash: contentHash(buf) });
   }
 
-  /** A file over the size limit is refused unread. */
-  private tooLarge(file: string, source: string, size: number): boolean {
-    if (size <= this.limits.maxFileBytes) return false;
-    this.files.set(file, { objects: [], errors: [{ source, errors: [{ path: '', message: fileTooLarge(size, this.limits) }] }] });
-    return true;
+  /** A directory appeared or vanished: look at every file known or found below it. */
+  private async lookBelow(d: string): Promise<void> {
+    for (const f of this.files.keys()) if (f.startsWith(d + path.sep)) this.look(f);
+    let found: string[] = [];
+    try {
+      found = await listFilesAsync(d, false);
+    } catch (err) {
+      this.fail(err);
+    }
+    for (const f of found) this.look(f);
   }
 
-  private unreadable(file: string, source: string, err: unknown): void {
-    // Removed between listing and reading, or unreadable: report, keep the rest.
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      this.files.delete(file);
+  /** Something may have changed in `file`: settle it (again, if it is being settled). */
+  private look(file: string): void {
+    if (this.stopping.signal.aborted) return;
+    const running = this.settling.get(file);
+    if (running) {
+      running.dirty = true;
+      running.wake?.();
       return;
     }
-    this.files.set(file, { objects: [], errors: [{ source, errors: [{ path: '', message: `cannot read file: ${(err as Error).message}` }] }] });
+    const entry: Settling = { dirty: false, done: Promise.resolve() };
+    this.settling.set(file, entry);
+    entry.done = this.settle(file, entry)
+      .catch((err: unknown) => this.fail(err))
+      .finally(() => {
+        this.settling.delete(file);
+        if (entry.dirty) this.look(file);
+      });
+  }
+
+  private async settle(file: string, entry: Settling): Promise<void> {
+    const { signal } = this.stopping;
+    let since = Date.now();
+    let prev: Observation | undefined;
+    let held: string | undefined;
+    for (;;) {
+      const eventSincePrev = entry.dirty;
+      entry.dirty = false;
+      const obs = await observe(file, this.limits.maxFileBytes);
+      if (signal.aborted) return;
+      if (prev && !eventSincePrev && sameObservation(prev, obs)) {
+        const next = await this.parse(file, obs);
+        if (signal.aborted) return;
+        const doubt = next ? doubtAbout(this.files.get(file), next) : undefined;
+        if (doubt === undefined || held === obs.hash) {
+          this.commit(file, obs, next, doubt);
+          return;
+        }
+        // Looks like a write under way: give it time to finish before serving it.
+        held = obs.hash;
+        this.counters.held++;
+        this.log?.debug({ file: path.relative(this.dir, file), doubt }, 'config file looks half-written; waiting');
+        prev = obs;
+        await this.hold(entry);
+        continue;
+      }
+      if (Date.now() - since >= this.opts.maxSettleMs && !obs.torn) {
+        // Written to without pause: serve what is there now (unless it takes objects away), keep watching.
+        const next = await this.parse(file, obs);
+        if (signal.aborted) return;
+        if (!next || doubtAbout(this.files.get(file), next) === undefined) this.commit(file, obs, next, undefined);
+        since = Date.now();
+      }
+      prev = obs;
+      await pause(this.opts.settleMs, signal);
+      if (signal.aborted) return;
+    }
+  }
+
+  /** Waits the suspect hold, or less if an event for the file comes (or the source closes). */
+  private async hold(entry: Settling): Promise<void> {
+    const woken = new AbortController();
+    const wake = (): void => woken.abort();
+    entry.wake = wake;
+    this.stopping.signal.addEventListener('abort', wake, { once: true });
+    try {
+      if (!entry.dirty) await pause(this.opts.suspectHoldMs, woken.signal);
+    } finally {
+      entry.wake = undefined;
+      this.stopping.signal.removeEventListener('abort', wake);
+    }
+  }
+
+  /** The file's objects, parsed a slice at a time (the event loop keeps turning); undefined when it is gone. */
+  private async parse(file: string, obs: Observation): Promise<FileResult | undefined> {
+    if (!obs.exists) return undefined;
+    const source = path.relative(this.dir, file);
+    if (obs.error !== undefined) return unreadable(source, new Error(obs.error));
+    if (obs.oversized) return oversized(source, obs.size, this.limits);
+    return loadTextAsync(obs.text, source, this.limits);
+  }
+
+  private commit(file: string, obs: Observation, next: FileResult | undefined, doubt: string | undefined): void {
+    const source = path.relative(this.dir, file);
+    if (!next) {
+      if (this.files.delete(file)) this.emit('change', source);
+      return;
+    }
+    if (this.files.get(file)?.hash === obs.hash) return; // same content: nothing to push
+    this.files.set(file, { ...next, hash: obs.hash });
+    if (doubt !== undefined) {
+      this.log?.warn({ file: source, holdMs: this.opts.suspectHoldMs }, `config file ${source} ${doubt} and stayed so; serving it as it is`);
+    }
+    this.emit('change', source);
+  }
+
+  private scheduleRescan(): void {
+    if (this.opts.rescanIntervalMs <= 0 || this.stopping.signal.aborted) return;
+    this.rescanTimer = setTimeout(() => {
+      this.rescanning = this.rescan().finally(() => {
+        this.rescanning = undefined;
+        this.scheduleRescan();
+      });
+    }, this.opts.rescanIntervalMs);
+    this.rescanTimer.unref();
+  }
+
+  /** Compares every file's content hash with what is served; settles those that differ. */
+  private async rescan(): Promise<void> {
+    let listed: string[];
+    try {
+      listed = await listFilesAsync(this.dir);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    const found: string[] = [];
+    const consider = (f: string): void => {
+      if (this.stopping.signal.aborted || this.settling.has(f)) return;
+      found.push(path.relative(this.dir, f));
+      this.look(f);
+    };
+    const seen = new Set(listed);
+    for (const f of listed) {
+      if (this.stopping.signal.aborted) return;
+      if (this.settling.has(f)) continue;
+      const served = this.files.get(f);
+      if (served) {
+        const obs = await observe(f, this.limits.maxFileBytes);
+        if (!obs.torn && obs.hash === served.hash) continue;
+      }
+      consider(f);
+    }
+    for (const f of [...this.files.keys()]) if (!seen.has(f)) consider(f);
+    this.counters.rescans++;
+    this.counters.foundByRescan += found.length;
+    if (found.length > 0) this.log?.info({ files: found }, 'rescan: files changed without a watch event; reading them');
+  }
+
+  /** An `error` event when someone listens (an unheard one would throw), else a log line. */
+  private fail(err: unknown): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else this.log?.error({ err }, 'folder source error');
   }
 
   /** All valid objects across files; an object defined twice keeps its first definition. */
@@ -158,4 +408,12 @@ export class FileSource extends EventEmitter implements ConfigSource {
     }
     return { objects, errors };
   }
+}
+
+function unreadable(source: string, err: Error): FileResult {
+  return { objects: [], errors: [{ source, errors: [{ path: '', message: `cannot read file: ${err.message}` }] }] };
+}
+
+function oversized(source: string, size: number, limits: InputLimits): FileResult {
+  return { objects: [], errors: [{ source, errors: [{ path: '', message: fileTooLarge(size, limits) }] }] };
 }

@@ -42,6 +42,7 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   istio('Gateway', 'gateways'),
   security('PeerAuthentication', 'peerauthentications'),
   security('AuthorizationPolicy', 'authorizationpolicies'),
+  security('RequestAuthentication', 'requestauthentications'),
 ];
 
 export function apiVersionOf(k: KubeKind, version: string): string {

@@ -216,7 +216,7 @@ export function parseObject(value: unknown, source: string, limits: InputLimits 
 
 function readObject(value: unknown, source: string, document: number | undefined, item: number | undefined, result: ParseResult): void {
   const prefix = item === undefined ? '' : `items[${item}]`;
-  const fail = (errors: FieldError[], who: { kind?: string; namespace?: string; name?: string } = {}): void => {
+  const fail = (errors: FieldError[], who: { kind?: string; namespace?: string; name?: string; apiVersion?: string } = {}): void => {
     const err: ConfigError = { source, ...(document === undefined ? {} : { document }), ...who, errors: errors.map((e) => ({ ...e, path: fieldPath(prefix, e.path) })) };
     result.errors.push(item === undefined ? err : { ...err, item });
   };
@@ -226,7 +226,7 @@ function readObject(value: unknown, source: string, document: number | undefined
   }
   const head = readKind(value);
   const meta = readMetadata(value['metadata'], head.kind);
-  const who = { kind: head.kindName, namespace: meta.meta?.namespace, name: meta.meta?.name };
+  const who = { kind: head.kindName, namespace: meta.meta?.namespace, name: meta.meta?.name, ...(head.errors.length > 0 && head.apiVersion !== '' ? { apiVersion: head.apiVersion } : {}) };
   const errors = [...head.errors, ...meta.errors];
   if (errors.length > 0 || head.kind === undefined || meta.meta === undefined) {
     fail(errors, who);

@@ -12,11 +12,11 @@
  * shared graph, never by expanding it).
  */
 import * as jsyaml from 'js-yaml';
-import { parseAllDocuments } from 'yaml';
 import type { InputLimits } from '../config/limits';
 import { LIMIT_FLAGS } from '../config/limits';
 import type { FieldError } from '../model/objects';
 import { checkTree, sharedCost } from './bounds';
+import { FLOW_COLON, parseYamlDocuments } from './yaml-flow';
 import { scanYaml, type YamlScan, type YamlSegment } from './yaml-scan';
 
 /**
@@ -45,7 +45,8 @@ export interface ReadOptions {
 
 const DEFAULT_READER_DEPTH = 200;
 const DEFAULT_BATCH_CHARS = 64 * 1024;
-const DEFAULT_CAREFUL_MAX_CHARS = 1024 * 1024;
+/** Enough for any object the API server stores (~1.5 MiB); the careful reader needs ~60 bytes per byte. */
+const DEFAULT_CAREFUL_MAX_CHARS = 2 * 1024 * 1024;
 
 /** YAML 1.2's core schema with merge keys: what the `yaml` library reads with `merge: true`. */
 // js-yaml exports its built-in types at run time; its type declarations leave them out.
@@ -127,7 +128,10 @@ export class YamlReader {
 
   private decode(b: Batch): DecodedDocument[] {
     const text = this.text.slice(b.start, b.end);
-    if (!this.opts.careful) {
+    // A colon right before a flow indicator: the careful reader reads it as Kubernetes does
+    // (yaml-flow.ts); past its size limit, js-yaml reads it as YAML 1.2 does.
+    const kubernetesFlow = FLOW_COLON.test(text) && text.length <= this.carefulMaxChars;
+    if (!this.opts.careful && !kubernetesFlow) {
       const fast = fastDocuments(text);
       if (fast && fast.length === b.documents) return fast.map((value, i) => ({ document: b.document + i, value }));
       if (b.segments.length > 1) {
@@ -191,9 +195,7 @@ function fastError(text: string, lineOffset: number): FieldError {
 }
 
 function carefulDocuments(text: string, b: Batch): DecodedDocument[] {
-  const docs = parseAllDocuments(text, { merge: true });
-  if (!Array.isArray(docs)) return []; // an empty stream
-  return docs.map((doc, i) => {
+  return parseYamlDocuments(text).map((doc, i) => {
     const document = b.document + i;
     if (doc.errors.length > 0) return { document, errors: doc.errors.map((e) => yamlError(e, b.line)) };
     try {

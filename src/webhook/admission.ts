@@ -8,6 +8,7 @@ import { createPatch } from '../inject/jsonpatch';
 import type { InjectionOptions } from '../inject/options';
 import { type Json, isRecord, rec, str, workloadOfPod } from '../inject/workload';
 import { type ConfigObject, type FieldError, KNOWN_KINDS } from '../model/objects';
+import type { Validation } from '../model/validate';
 import { parseObject } from '../sources/parse';
 
 export const REVIEW_VERSIONS: readonly string[] = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'];
@@ -134,8 +135,12 @@ export function admitInjection(req: AdmissionRequest, deps: InjectDeps): InjectO
   };
 }
 
-/** The validating webhook: the folder source's parse and `validate` on the object; invalid → denied. */
-export function admitValidation(req: AdmissionRequest, validate: (obj: ConfigObject) => FieldError[]): AdmissionResponse {
+/**
+ * The validating webhook: the folder source's parse and `validate` on the object; invalid →
+ * denied. Warnings (where Istio warns) come back in the response's `warnings`, which kubectl
+ * prints, whether the object is admitted or not.
+ */
+export function admitValidation(req: AdmissionRequest, validate: (obj: ConfigObject) => Validation): AdmissionResponse {
   if (req.operation === 'DELETE' || req.operation === 'CONNECT') return { uid: req.uid, allowed: true };
   const obj = req.object;
   if (!isRecord(obj)) return deny(req.uid, 400, 'BadRequest', `request.object must be an object (got ${typeName(obj)})`);
@@ -151,17 +156,19 @@ export function admitValidation(req: AdmissionRequest, validate: (obj: ConfigObj
   const label = `${kind || 'object'} ${req.namespace || str(meta?.['namespace']) ? `${req.namespace || str(meta?.['namespace'])}/` : ''}${who.name ?? ''}`.trim();
   const first = parsed.errors[0];
   let errors: FieldError[];
+  let warnings: FieldError[] = [];
   if (first) {
     errors = [...first.errors];
   } else {
     const o = parsed.objects[0];
     if (!o) return deny(req.uid, 400, 'BadRequest', 'request.object is empty');
     try {
-      errors = validate(o);
+      ({ errors, warnings } = validate(o));
     } catch (err) {
       errors = [{ path: '', message: `internal validation error: ${(err as Error).message}` }];
     }
   }
-  if (errors.length === 0) return { uid: req.uid, allowed: true };
-  return deny(req.uid, 422, 'Invalid', `${label} is invalid: ${describeErrors(errors).join('; ')}`, errors, who);
+  const warned = warnings.length > 0 ? { warnings: describeErrors(warnings) } : {};
+  if (errors.length === 0) return { uid: req.uid, allowed: true, ...warned };
+  return { ...deny(req.uid, 422, 'Invalid', `${label} is invalid: ${describeErrors(errors).join('; ')}`, errors, who), ...warned };
 }

@@ -2,18 +2,21 @@
  * The admission webhooks over HTTPS (istiod's 15017): `POST /inject` (mutating: sidecar
  * injection; also `/inject/*`, the paths Istio's multi-cluster webhook configurations use) and
  * `POST /validate` (validating: Istio config). Bodies are bounded; anything that is not an
- * AdmissionReview is answered 400 with a message saying why, never with a crash.
+ * AdmissionReview is answered 400 with a message saying why, never with a crash. The serving
+ * certificate comes from meshd's CA (certs.ts); until the first one arrives, TLS handshakes fail
+ * (as on 15012) and the API server retries.
  */
 import type * as https from 'node:https';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { Labels } from '../inject';
 import { type InjectionConfig, type InjectionOptions, resolveInjectionOptions } from '../inject/options';
-import type { ConfigObject, FieldError } from '../model/objects';
+import type { ConfigObject } from '../model/objects';
+import type { Validation } from '../model/validate';
 import { admitInjection, admitValidation, BadReview, readReview, review } from './admission';
-import { type ServingCertificate, selfSignedServingCertificate, webhookDnsNames } from './certs';
+import type { WebhookCertificate } from './certs';
 
-export { type ServingCertificate, selfSignedServingCertificate, webhookDnsNames } from './certs';
+export { type WebhookCertificate, followCertificates, webhookCertificateNames, webhookDnsNames, webhookServingCertificate } from './certs';
 
 /** Kubernetes objects are at most ~1.5 MiB; a review carries the object and the old one. */
 export const DEFAULT_BODY_LIMIT = 6 * 1024 * 1024;
@@ -23,25 +26,23 @@ export interface WebhookServerOptions {
   /** 15017 in Istio; 0 picks a free port. */
   port: number;
   log: Logger;
-  /** Validation of Istio/Kubernetes objects: `validateObject` from the model. */
-  validate: (obj: ConfigObject) => FieldError[];
+  /** Validation of Istio/Kubernetes objects, errors and warnings: `checkObject` from the model. */
+  validate: (obj: ConfigObject) => Validation;
   /** The sidecar template's settings (image, discovery address, revision, …). */
   injection?: InjectionConfig;
   /** A namespace's labels from the Kubernetes source; undefined when unknown (then the webhook configuration's selectors are trusted). */
   namespaceLabels?: (namespace: string) => Labels | undefined;
-  /** Serving certificate; by default a self-signed CA and certificate for `dnsNames`. */
-  certificate?: ServingCertificate;
-  /** Defaults to istiod's service names (`istiod.istio-system.svc`, …). */
-  dnsNames?: readonly string[];
+  /** The first serving certificate, if already known; else none is served until `setCertificate`. */
+  certificate?: WebhookCertificate;
   bodyLimit?: number;
 }
 
 export interface WebhookServerHandle {
   port: number;
-  /** PEM of the CA that signed the serving certificate: the webhook configurations' caBundle. */
-  readonly caPem: string;
   /** Serve a new certificate from now on (existing connections keep theirs). */
-  setCertificate(c: ServingCertificate): void;
+  setCertificate(c: WebhookCertificate): void;
+  /** Whether a certificate is served (TLS handshakes fail before the first). */
+  hasCertificate(): boolean;
   close(): Promise<void>;
 }
 
@@ -49,11 +50,12 @@ function badRequest(reply: FastifyReply, message: string): FastifyReply {
   return reply.code(400).send({ error: 'Bad Request', message });
 }
 
-export function webhookApp(o: WebhookServerOptions, cert: ServingCertificate, opts: InjectionOptions): FastifyInstance {
+export function webhookApp(o: WebhookServerOptions, cert: WebhookCertificate | undefined, opts: InjectionOptions): FastifyInstance {
   const app = Fastify({
     logger: false,
     bodyLimit: o.bodyLimit ?? DEFAULT_BODY_LIMIT,
-    https: { key: cert.keyPem, cert: cert.certChainPem },
+    // Without a certificate yet, handshakes fail until setSecureContext gives one.
+    https: cert ? { key: cert.keyPem, cert: cert.certChainPem } : {},
   });
   const { log } = o;
   // Reviews are JSON; anything else is answered 415 rather than read as a string.
@@ -102,21 +104,19 @@ export function webhookApp(o: WebhookServerOptions, cert: ServingCertificate, op
 /** Starts the HTTPS webhook server. */
 export async function startWebhookServer(o: WebhookServerOptions): Promise<WebhookServerHandle> {
   const opts = resolveInjectionOptions(o.injection);
-  let cert = o.certificate ?? selfSignedServingCertificate({ dnsNames: o.dnsNames ?? webhookDnsNames() });
-  const app = webhookApp(o, cert, opts);
+  let serving = o.certificate !== undefined;
+  const app = webhookApp(o, o.certificate, opts);
   await app.listen({ host: o.host, port: o.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : o.port;
   o.log.info({ port, image: opts.image, discoveryAddress: opts.discoveryAddress, revision: opts.revision }, 'webhooks listening (HTTPS): /inject, /validate');
   return {
     port,
-    get caPem() {
-      return cert.caBundlePem;
-    },
-    setCertificate(c: ServingCertificate): void {
+    setCertificate(c: WebhookCertificate): void {
       (app.server as https.Server).setSecureContext({ key: c.keyPem, cert: c.certChainPem });
-      cert = c;
+      serving = true;
     },
+    hasCertificate: () => serving,
     close: async () => {
       await app.close();
     },

@@ -3,7 +3,8 @@
  * a self-signed root and an intermediate (ECDSA P-256), leaves for whatever key the CSR holds
  * (X.509 assembled with node-forge's ASN.1, signed with Node's crypto), the requested lifetime
  * honoured, and the identity taken from what the caller proved (a known bearer token, or a TLS
- * client certificate chaining to the root), never from the CSR. It can be told to fail.
+ * client certificate chaining to the root), never from the CSR. It can be told to fail, or to
+ * answer with a chain from a foreign CA (an impostor on the path, or a compromised CA).
  */
 import { createPublicKey, generateKeyPairSync, type KeyObject, randomBytes, sign, X509Certificate } from 'node:crypto';
 import * as path from 'node:path';
@@ -76,9 +77,20 @@ export interface FakeCaCall {
   clusterId?: string;
 }
 
+/**
+ * How the CA answers: `good`, its own chain; `foreign-root`, a leaf from a foreign intermediate
+ * with that intermediate and the foreign root; `claims-our-root`, the same leaf and foreign
+ * intermediate but ending with the real root (last, as if it were the issuer).
+ */
+export type FakeCaAnswer = 'good' | 'foreign-root' | 'claims-our-root';
+
 export class FakeCa {
   readonly root = newCa('meshd agent test root', 'self');
   readonly intermediate = newCa('meshd agent test intermediate', this.root);
+  /** The same subjects as root and intermediate, other keys. */
+  readonly foreignRoot = newCa('meshd agent test root', 'self');
+  readonly foreignIntermediate = newCa('meshd agent test intermediate', this.foreignRoot);
+  answer: FakeCaAnswer = 'good';
   readonly calls: FakeCaCall[] = [];
   /** Bearer token → identity it proves. */
   readonly tokens = new Map<string, string>();
@@ -143,8 +155,10 @@ export class FakeCa {
     const clusterId = call.request.metadata?.fields?.['ClusterID']?.stringValue;
     this.calls.push({ via, identity, ttlSeconds: ttl, csrPem: call.request.csr, ...(clusterId ? { clusterId } : {}) });
     const now = Date.now();
-    const leaf = certificate({ issuer: this.intermediate, subject: undefined, spki: csrSpki(call.request.csr), notBefore: new Date(now - 1000), notAfter: new Date(now + ttl * 1000), ca: false, uri: identity });
-    cb(null, { cert_chain: [leaf, this.intermediate.pem, this.root.pem] });
+    const issuer = this.answer === 'good' ? this.intermediate : this.foreignIntermediate;
+    const leaf = certificate({ issuer, subject: undefined, spki: csrSpki(call.request.csr), notBefore: new Date(now - 1000), notAfter: new Date(now + ttl * 1000), ca: false, uri: identity });
+    const rootPem = this.answer === 'foreign-root' ? this.foreignRoot.pem : this.root.pem;
+    cb(null, { cert_chain: [leaf, issuer.pem, rootPem] });
   }
 }
 

@@ -44,8 +44,8 @@ export function makeCa(cn = 'meshd test CA'): Pem & { forgeCert: forge.pki.Certi
   return { cert: forge.pki.certificateToPem(c), key: keyPem, forgeCert: c, forgeKey: priv };
 }
 
-/** A leaf certificate for `dnsNames` signed by `ca` (server and client use). */
-export function issue(ca: ReturnType<typeof makeCa>, dnsNames: string[], cn = dnsNames[0] ?? 'client'): Pem {
+/** A leaf certificate for `dnsNames` (and `ips`) signed by `ca` (server and client use). */
+export function issue(ca: ReturnType<typeof makeCa>, dnsNames: string[], cn = dnsNames[0] ?? 'client', ips: string[] = []): Pem {
   const { pub, keyPem } = keyPair();
   const c = baseCert(pub, cn);
   c.setIssuer(ca.forgeCert.subject.attributes);
@@ -53,7 +53,7 @@ export function issue(ca: ReturnType<typeof makeCa>, dnsNames: string[], cn = dn
     { name: 'basicConstraints', cA: false },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
-    ...(dnsNames.length > 0 ? [{ name: 'subjectAltName', altNames: dnsNames.map((value) => ({ type: 2, value })) }] : []),
+    ...(dnsNames.length + ips.length > 0 ? [{ name: 'subjectAltName', altNames: [...dnsNames.map((value) => ({ type: 2, value })), ...ips.map((ip) => ({ type: 7, ip }))] }] : []),
   ]);
   c.sign(ca.forgeKey, forge.md.sha256.create());
   return { cert: forge.pki.certificateToPem(c), key: keyPem };

@@ -137,6 +137,7 @@ export function shopObjects(): Array<Record<string, unknown>> {
     },
     { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'default', namespace: SHOP }, spec: { mtls: { mode: 'STRICT' } } },
     { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'web', namespace: SHOP }, spec: { selector: { matchLabels: { app: 'web' } }, rules: [{ to: [{ operation: { methods: ['GET'] } }] }] } },
+    { apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: { name: 'web', namespace: SHOP }, spec: { selector: { matchLabels: { app: 'web' } }, jwtRules: [{ issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks' }] } },
   ];
 }
 

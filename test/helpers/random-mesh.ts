@@ -4,13 +4,15 @@
  * Three namespaces of services with HTTP, gRPC and TCP ports; pods labelled version v1/v2 and
  * security.istio.io/tlsMode; EndpointSlices naming their pods; DestinationRules with subsets and
  * traffic policies (one with a workloadSelector); VirtualServices with header matches, weights
- * and sourceLabels; a ServiceEntry; PeerAuthentications; an AuthorizationPolicy; and an ingress
+ * and sourceLabels; a ServiceEntry; PeerAuthentications; an AuthorizationPolicy; RequestAuthentications
+ * (with the JWKS a resolver would have fetched, which change on their own); and an ingress
  * Gateway with a TLS credential. Every object is rendered as text and parsed with loadText, as
  * the folder source does (every object must be valid), and every snapshot is built with
  * `previous` (interned).
  */
 import { buildSnapshot } from '../../src/model/build';
 import type { ConfigObject } from '../../src/model/objects';
+import type { JwksEntry } from '../../src/model/jwks';
 import type { MeshSnapshot } from '../../src/model/snapshot';
 import { loadText } from '../../src/sources/file-source';
 import type { Pem } from './certs';
@@ -113,6 +115,13 @@ export class MeshModel {
   readonly vss = new Map<string, VsState>();
   readonly peerAuth = new Map<string, string>([['istio-system', 'PERMISSIVE'], ['alpha', 'STRICT']]);
   authz: { paths: string[]; action: 'ALLOW' | 'DENY' } | undefined = { paths: ['/api/*'], action: 'ALLOW' };
+  /** RequestAuthentications by namespace/name: who they select and which issuers (JWKS sources) they name. */
+  readonly reqAuthn = new Map<string, { ns: string; name: string; app?: string; issuers: string[] }>([
+    ['alpha/web-jwt', { ns: 'alpha', name: 'web-jwt', app: 'web', issuers: ['a'] }],
+    ['istio-system/mesh-jwt', { ns: 'istio-system', name: 'mesh-jwt', issuers: ['mesh'] }],
+  ]);
+  /** What the JWKS resolver has for each issuer's source: a key set (by version) or an error. */
+  readonly jwks = new Map<string, { version: number } | { error: string }>([['a', { version: 1 }], ['mesh', { version: 1 }], ['b', { version: 1 }]]);
   entry = { port: 443, exportTo: ['*'] };
   gatewayHosts = ['shop.example.com'];
   gatewayVsTarget = 'web';
@@ -267,10 +276,29 @@ export class MeshModel {
       metadata: meta('alpha', 'shop'),
       spec: { hosts: this.gatewayHosts, gateways: ['istio-system/ingress'], http: [{ match: [{ uri: { prefix: '/cart' } }], route: [{ destination: { host: 'cart' } }] }, { route: [{ destination: { host: this.gatewayVsTarget } }] }] },
     });
+    for (const ra of this.reqAuthn.values()) {
+      out.push({
+        apiVersion: 'security.istio.io/v1',
+        kind: 'RequestAuthentication',
+        metadata: meta(ra.ns, ra.name),
+        spec: { ...(ra.app ? { selector: { matchLabels: { app: ra.app } } } : {}), jwtRules: ra.issuers.map((i) => ({ issuer: `https://${i}.example`, jwksUri: jwksUri(i) })) },
+      });
+    }
     const cred = this.credentialOverride ?? this.credentials[this.credential];
     if (cred) out.push({ apiVersion: 'v1', kind: 'Secret', metadata: meta('istio-system', 'shop-cred'), type: 'Opaque', stringData: { 'tls.crt': cred.cert, 'tls.key': cred.key, 'ca.crt': cred.ca } });
     return out;
   }
+
+  /** The JWKS entries a resolver would hand to buildSnapshot. */
+  jwksEntries(): Map<string, JwksEntry> {
+    const out = new Map<string, JwksEntry>();
+    for (const [issuer, e] of this.jwks) out.set(jwksUri(issuer), 'error' in e ? { error: e.error } : { keys: `{"keys":[{"kty":"oct","kid":"${issuer}-${e.version}","k":"a2V5"}]}` });
+    return out;
+  }
+}
+
+function jwksUri(issuer: string): string {
+  return `https://${issuer}.example/keys`;
 }
 
 /** Parses objects as the folder source would (cached by text) and builds interned snapshots. */
@@ -293,7 +321,7 @@ export class SnapshotMaker {
       objects.push(...parsed);
     });
     // Model-level problems (e.g. two DestinationRules merged for one host) are part of the mesh.
-    const snap = buildSnapshot({ objects, errors: [], sequence: ++this.seq, now: new Date(0), domain: 'cluster.local', ...(interned && this.last ? { previous: this.last } : {}) });
+    const snap = buildSnapshot({ objects, errors: [], sequence: ++this.seq, now: new Date(0), domain: 'cluster.local', jwks: model.jwksEntries(), ...(interned && this.last ? { previous: this.last } : {}) });
     this.last = snap;
     return snap;
   }
@@ -423,6 +451,25 @@ export function randomChange(m: MeshModel, r: Rng): string {
     () => {
       m.credential = (m.credential + 1) % m.credentials.length;
       return `gateway credential ${m.credential}`;
+    },
+    () => {
+      const key = r.pick(['alpha/web-jwt', 'istio-system/mesh-jwt', 'beta/books-jwt']);
+      const [ns = '', name = ''] = key.split('/');
+      if (m.reqAuthn.has(key) && r.chance(0.3)) {
+        m.reqAuthn.delete(key);
+        return `request authentication ${key} deleted`;
+      }
+      const ra = { ns, name, ...(ns === 'istio-system' && r.chance(0.5) ? {} : { app: r.pick(['web', 'cart', 'books']) }), issuers: r.pick([['a'], ['b'], ['a', 'b'], ['mesh']]) };
+      m.reqAuthn.set(key, ra);
+      return `request authentication ${key}: app=${ra.app} issuers=${ra.issuers.join(',')}`;
+    },
+    () => {
+      // The resolver refreshed a source: new keys, or a failure (keys kept or none).
+      const issuer = r.pick(['a', 'b', 'mesh']);
+      const e = m.jwks.get(issuer);
+      const next = r.chance(0.25) ? { error: r.pick(['status 503', 'connect ECONNREFUSED']) } : { version: e && 'version' in e ? e.version + 1 : 1 };
+      m.jwks.set(issuer, next);
+      return `jwks ${issuer} → ${JSON.stringify(next)}`;
     },
   ];
   for (;;) {

@@ -1,5 +1,8 @@
 /** Generates, checks and encodes a proxy's resources without a server, as the server would. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { buildSnapshot } from '../../src/model/build';
+import { type JwksEntry, parseJwks } from '../../src/model/jwks';
 import { parseProxy, type ProxyMetadata } from '../../src/model/proxy';
 import type { MeshSnapshot } from '../../src/model/snapshot';
 import { FileSource } from '../../src/sources/file-source';
@@ -8,11 +11,26 @@ import { ConfigEngine } from '../../src/xds/engine';
 import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE } from '../../src/xds/protos';
 import { ResourceValidator } from '../../src/xds/validate-rules';
 
-export function snapshotFromDir(dir: string): MeshSnapshot {
+/**
+ * `jwks`: what the JWKS resolver would have fetched, as source key → file (relative to `root`)
+ * holding the JWKS document.
+ */
+export function snapshotFromDir(dir: string, jwks?: Record<string, string>, root = ''): MeshSnapshot {
   const src = new FileSource(dir);
   src.load();
   const st = src.state();
-  return buildSnapshot({ objects: st.objects, errors: st.errors, sequence: 1, now: new Date(0), domain: 'cluster.local' });
+  return buildSnapshot({ objects: st.objects, errors: st.errors, sequence: 1, now: new Date(0), domain: 'cluster.local', ...(jwks ? { jwks: jwksFromFiles(jwks, root) } : {}) });
+}
+
+/** Source key → JWKS file, read and checked as the resolver checks what it fetches. */
+export function jwksFromFiles(files: Record<string, string>, root: string): Map<string, JwksEntry> {
+  const out = new Map<string, JwksEntry>();
+  for (const [key, file] of Object.entries(files)) {
+    const r = parseJwks(fs.readFileSync(path.join(root, file), 'utf8'));
+    if ('error' in r) throw new Error(`${file}: ${r.error}`);
+    out.set(key, { keys: r.json });
+  }
+  return out;
 }
 
 export interface Rendered {

@@ -150,17 +150,19 @@ export interface AgentProcess {
   close(): Promise<void>;
 }
 
-/** `meshd agent` for one workload: first certificate over plaintext 15010 with its JWT. */
-export async function startAgentProcess(o: { dir: string; xdsPort: number; w: Workload; token: string; ttl: string; trustDomain?: string }): Promise<AgentProcess> {
+/** `meshd agent` for one workload: first certificate over plaintext 15010 with its JWT, verified against `rootPem`. */
+export async function startAgentProcess(o: { dir: string; xdsPort: number; w: Workload; token: string; ttl: string; rootPem: string; trustDomain?: string }): Promise<AgentProcess> {
   const dir = path.join(o.dir, o.w.pod);
   fs.mkdirSync(dir, { recursive: true });
   const tokenFile = path.join(dir, 'istio-token');
   fs.writeFileSync(tokenFile, o.token);
+  const rootFile = path.join(dir, 'root-cert.pem');
+  fs.writeFileSync(rootFile, o.rootPem);
   const labelsFile = path.join(dir, 'labels');
   fs.writeFileSync(labelsFile, Object.entries(o.w.labels).map(([k, v]) => `${k}="${v}"`).join('\n') + '\n');
   const certDir = path.join(dir, 'certs');
   const bootstrapFile = path.join(dir, 'grpc-bootstrap.json');
-  const args = ['--import', 'tsx', MAIN, 'agent', '--plaintext', '--ca-address', `127.0.0.1:${o.xdsPort}`, '--token-file', tokenFile, '--labels-file', labelsFile,
+  const args = ['--import', 'tsx', MAIN, 'agent', '--plaintext', '--ca-address', `127.0.0.1:${o.xdsPort}`, '--token-file', tokenFile, '--ca-root-cert', rootFile, '--labels-file', labelsFile,
     '--output-dir', certDir, '--grpc-bootstrap', bootstrapFile, '--no-sds', '--cert-ttl', o.ttl, ...(o.trustDomain ? ['--trust-domain', o.trustDomain] : [])];
   const env = { ...process.env, POD_NAME: o.w.pod, POD_NAMESPACE: NS, SERVICE_ACCOUNT: o.w.serviceAccount, INSTANCE_IP: '127.0.0.1' };
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: 'pipe' });

@@ -3,10 +3,13 @@
  * port the merged servers listen on. HTTP servers share one HCM with RDS `http.<port>`; each
  * HTTPS server that terminates TLS gets a filter chain matched by SNI, its own TLS context and
  * RDS `https.<port>.<portName>.<gateway>.<namespace>`; TCP, TLS and passthrough servers get
- * tcp_proxy chains. A port whose servers yield no filter chain gets no listener.
+ * tcp_proxy chains. A port whose servers yield no filter chain gets no listener. The gateway's
+ * RequestAuthentications become a jwt_authn filter in front of every HTTP chain.
  */
 import type { MeshSnapshot } from '../../model/snapshot';
 import type { Proxy } from '../../model/proxy';
+import { proxyLabels } from '../../model/proxy';
+import { jwtAuthnFilter } from '../security/jwt';
 import { httpFilters } from '../http-filters';
 import type { GenerateContext, ProtoObject, Resource } from '../types';
 import { HCM_TYPE, adsConfigSource, seconds, socketAddress } from '../util';
@@ -31,15 +34,18 @@ interface ListenerPlan {
   chains: ChainPlan[];
 }
 
-/** The HCM of a gateway server: the client's address is the one that counts, and client certs are sanitised. */
-function gatewayHcm(statPrefix: string, routeName: string): ProtoObject {
+/**
+ * The HCM of a gateway server: the client's address is the one that counts, and client certs
+ * are sanitised. `authn`: the gateway's jwt_authn filter, first in the chain as istiod puts it.
+ */
+function gatewayHcm(statPrefix: string, routeName: string, authn: readonly ProtoObject[]): ProtoObject {
   return {
     name: 'envoy.filters.network.http_connection_manager',
     typed_config: {
       '@type': HCM_TYPE,
       stat_prefix: statPrefix,
       rds: { config_source: adsConfigSource(), route_config_name: routeName },
-      http_filters: httpFilters('gateway'),
+      http_filters: [...authn, ...httpFilters('gateway')],
       use_remote_address: { value: true },
       xff_num_trusted_hops: 0,
       forward_client_cert_details: 'SANITIZE_SET',
@@ -83,7 +89,7 @@ function planListeners(snap: MeshSnapshot, proxy: Proxy, merged: MergedGateway):
   return plans.filter((p) => p.chains.length > 0);
 }
 
-function filterChain(plan: ListenerPlan, c: ChainPlan): ProtoObject {
+function filterChain(plan: ListenerPlan, c: ChainPlan, authn: readonly ProtoObject[]): ProtoObject {
   const out: ProtoObject = {};
   // `*` among the SNI names means "any name": no server_names match at all.
   const sni = c.sniHosts.includes('*') ? [] : [...c.sniHosts].sort();
@@ -98,7 +104,7 @@ function filterChain(plan: ListenerPlan, c: ChainPlan): ProtoObject {
     // HTTPS chains use the server's name as stat prefix when it has one; istiod ends the
     // computed prefix with `;`, the delimiter its stats tag extraction expects.
     const statPrefix = c.terminate && c.server.server.name ? c.server.server.name : `outbound_${plan.name};`;
-    out.filters = [gatewayHcm(statPrefix, c.routeName)];
+    out.filters = [gatewayHcm(statPrefix, c.routeName, authn)];
   } else out.filters = c.network ?? [];
   return out;
 }
@@ -108,18 +114,24 @@ function listenerAddress(bind: string, port: number): ProtoObject {
   return bind.startsWith(UNIX_PREFIX) ? { pipe: { path: bind.slice(UNIX_PREFIX.length) } } : socketAddress(bind, port);
 }
 
-function buildListener(plan: ListenerPlan): ProtoObject {
+function buildListener(plan: ListenerPlan, authn: readonly ProtoObject[]): ProtoObject {
   const listener: ProtoObject = { name: plan.name, address: listenerAddress(plan.bind, plan.port), traffic_direction: 'OUTBOUND' };
   // SNI or ALPN matching needs the TLS inspector to read the ClientHello first.
   const inspect = plan.chains.some((c) => c.sniHosts.length > 0 || c.terminate);
   if (inspect) listener.listener_filters = [tlsInspector()];
-  listener.filter_chains = plan.chains.map((c) => filterChain(plan, c));
+  listener.filter_chains = plan.chains.map((c) => filterChain(plan, c, authn));
   return listener;
+}
+
+/** RequestAuthentications of the gateway's workload; the route cache is cleared so routes can match claims. */
+function gatewayAuthn(ctx: GenerateContext): ProtoObject[] {
+  const jwt = jwtAuthnFilter(ctx.snap, ctx.proxy.namespace, proxyLabels(ctx.proxy, ctx.snap), true);
+  return jwt ? [jwt] : [];
 }
 
 export function gatewayListeners(ctx: GenerateContext): Resource[] {
   const merged = mergeGateways(ctx.snap, ctx.proxy);
   return planListeners(ctx.snap, ctx.proxy, merged)
     .filter((p) => !ctx.names || ctx.names.has(p.name))
-    .map((p) => ({ name: p.name, build: () => buildListener(p) }));
+    .map((p) => ({ name: p.name, build: () => buildListener(p, gatewayAuthn(ctx)) }));
 }

@@ -1,13 +1,15 @@
 /**
  * Security for a sidecar's virtualInbound: each workload port's chains by its PeerAuthentication
  * mode, with the workload's AuthorizationPolicies as RBAC filters in front of the HTTP router
- * (HTTP ports) or the tcp_proxy (other ports).
+ * (HTTP ports) or the tcp_proxy (other ports), and on HTTP ports its RequestAuthentications as
+ * the jwt_authn filter before RBAC.
  */
 import { proxyLabels } from '../../model/proxy';
 import type { InboundPort } from '../inbound';
 import type { GenerateContext, ProtoObject } from '../types';
 import { rbacHttpFilters, rbacNetworkFilters, workloadPolicies } from './authz';
 import { inboundChains } from './inbound-tls';
+import { jwtAuthnFilter } from './jwt';
 import { mtlsForPort, workloadMtls } from './peer-authn';
 
 /**
@@ -23,7 +25,12 @@ export function securedInboundChains(ctx: GenerateContext, port: InboundPort, ap
   if (http) {
     const tc = app.typed_config as ProtoObject;
     const rest = (tc.http_filters as ProtoObject[] | undefined) ?? [];
-    filters = [{ ...app, typed_config: { ...tc, http_filters: [...rbacHttpFilters(policies), ...rest] } }];
+    const rbac = rbacHttpFilters(policies);
+    // istiod's order: the CUSTOM authorization filter, then authentication (JWT), then RBAC.
+    const custom = policies.custom.length > 0 ? 1 : 0;
+    const jwt = jwtAuthnFilter(ctx.snap, ns, labels, false);
+    const pre = [...rbac.slice(0, custom), ...(jwt ? [jwt] : []), ...rbac.slice(custom)];
+    filters = [{ ...app, typed_config: { ...tc, http_filters: [...pre, ...rest] } }];
   } else {
     filters = [...rbacNetworkFilters(policies), app];
   }

@@ -7,15 +7,20 @@
  */
 import type { AuthzCondition, AuthzRule } from '../../model/objects';
 import type { ProtoObject } from '../types';
-import { SPIFFE_PREFIX, cidrRange, headerMatcher, hostMatcher, metadataMatcher, regexMatcher, stringMatcher } from './matchers';
+import { claimIds, nestedClaimNames, requestPrincipalIds } from './jwt-claims';
+import { SPIFFE_PREFIX, cidrRange, headerMatcher, hostMatcher, metadataMatcher, quoteMeta, regexMatcher, stringMatcher } from './matchers';
 
 export type RbacAction = 'ALLOW' | 'DENY' | 'LOG';
 
-/** A generator turns one value into a permission or a principal; `httpOnly` ones fail on TCP. */
+/**
+ * A generator turns one value into a permission or a principal; `httpOnly` ones fail on TCP.
+ * `extended` ones (istiod's extendedGenerator) turn all values of a field into one matcher.
+ */
 interface Gen {
   kind: 'permission' | 'principal';
   httpOnly: boolean;
   make: (value: string) => ProtoObject;
+  extended?: (values: readonly string[]) => ProtoObject;
 }
 
 interface RuleEntry {
@@ -29,9 +34,22 @@ interface RuleEntry {
 class HttpOnlyOnTcp extends Error {}
 
 const authenticated = (m: ProtoObject): ProtoObject => ({ authenticated: { principal_name: m } });
-const istioAuthn = (path: string[], value: ProtoObject): ProtoObject => ({ metadata: metadataMatcher('istio_authn', path, value) });
 const perm = (httpOnly: boolean, make: (v: string) => ProtoObject): Gen => ({ kind: 'permission', httpOnly, make });
 const princ = (httpOnly: boolean, make: (v: string) => ProtoObject): Gen => ({ kind: 'principal', httpOnly, make });
+/** An HTTP-only principal on the JWT payload, from all values at once (jwt-claims.ts). */
+const jwtPrinc = (extended: (vs: readonly string[]) => ProtoObject): Gen => ({ kind: 'principal', httpOnly: true, make: (v) => extended([v]), extended });
+const claimGen = (claims: readonly string[]): Gen => jwtPrinc((vs) => claimIds(claims, vs));
+
+/**
+ * A trust domain (exact, `x*`, `*x`, `*` = any) as a matcher on the peer's SPIFFE ID
+ * `spiffe://<trust domain>/...`: the trust domain is what comes before the first slash.
+ */
+function trustDomainMatcher(v: string): ProtoObject {
+  if (v === '*') return regexMatcher(`${quoteMeta(SPIFFE_PREFIX)}[^/]+/.*`);
+  if (v.startsWith('*')) return regexMatcher(`${quoteMeta(SPIFFE_PREFIX)}[^/]*${quoteMeta(v.slice(1))}/.*`);
+  if (v.endsWith('*')) return { prefix: `${SPIFFE_PREFIX}${v.slice(0, -1)}` };
+  return { prefix: `${SPIFFE_PREFIX}${v}/` };
+}
 
 export const GEN = {
   hosts: perm(true, (v) => ({ header: hostMatcher(v) })),
@@ -42,7 +60,8 @@ export const GEN = {
   sni: perm(false, (v) => ({ requested_server_name: stringMatcher(v) })),
   principals: princ(false, (v) => authenticated(stringMatcher(v, SPIFFE_PREFIX))),
   namespaces: princ(false, (v) => authenticated(regexMatcher(`.*/ns/${v.replace(/\*/g, '.*')}/.*`))),
-  requestPrincipals: princ(true, (v) => istioAuthn(['request.auth.principal'], { string_match: stringMatcher(v) })),
+  trustDomains: princ(false, (v) => authenticated(trustDomainMatcher(v))),
+  requestPrincipals: jwtPrinc(requestPrincipalIds),
   ipBlocks: princ(false, (v) => ({ direct_remote_ip: cidrRange(v) })),
   remoteIpBlocks: princ(false, (v) => ({ remote_ip: cidrRange(v) })),
 } as const;
@@ -71,18 +90,16 @@ function conditionGen(key: string, policyNs: string): Gen | undefined {
     case 'source.namespace': return GEN.namespaces;
     case 'source.principal': return GEN.principals;
     case 'source.serviceAccount': return serviceAccountGen(policyNs);
+    case 'source.trustDomain': return GEN.trustDomains;
     case 'request.auth.principal': return GEN.requestPrincipals;
-    case 'request.auth.audiences': return princ(true, (v) => istioAuthn(['request.auth.audiences'], { string_match: stringMatcher(v) }));
-    case 'request.auth.presenter': return princ(true, (v) => istioAuthn(['request.auth.presenter'], { string_match: stringMatcher(v) }));
+    case 'request.auth.audiences': return claimGen(['aud']);
+    case 'request.auth.presenter': return claimGen(['azp']);
   }
   if (key.startsWith('request.headers[')) {
     const name = bracketed(key, 'request.headers')[0] ?? '';
     return princ(true, (v) => ({ header: headerMatcher(name, v) }));
   }
-  if (key.startsWith('request.auth.claims[')) {
-    const path = ['request.auth.claims', ...bracketed(key, 'request.auth.claims')];
-    return princ(true, (v) => istioAuthn(path, { list_match: { one_of: { string_match: stringMatcher(v) } } }));
-  }
+  if (key.startsWith('request.auth.claims[')) return claimGen(nestedClaimNames(key.slice('request.auth.claims'.length)));
   if (key.startsWith('experimental.envoy.filters.')) {
     const inner = key.slice('experimental.'.length, -1);
     const open = inner.indexOf('[');
@@ -114,6 +131,7 @@ function model(rule: AuthzRule, policyNs: string): { principals: RuleEntry[][]; 
     // istiod's insertFront order leaves: principals, serviceAccounts, requestPrincipals, namespaces, remoteIpBlocks, ipBlocks.
     add('source.principal', GEN.principals, s.principals, s.notPrincipals);
     add('source.serviceAccount', serviceAccountGen(policyNs), s.serviceAccounts, s.notServiceAccounts);
+    add('source.trustDomain', GEN.trustDomains, s.trustDomains, s.notTrustDomains);
     add('request.auth.principal', GEN.requestPrincipals, s.requestPrincipals, s.notRequestPrincipals);
     add('source.namespace', GEN.namespaces, s.namespaces, s.notNamespaces);
     add('remote.ip', GEN.remoteIpBlocks, s.remoteIpBlocks, s.notRemoteIpBlocks);
@@ -143,6 +161,11 @@ function translate(list: RuleEntry[], forTCP: boolean, action: RbacAction, kind:
     if (forTCP && e.gen.httpOnly) {
       // ALLOW: the rule goes (never allow more); DENY/AUDIT: the field goes (deny more).
       if (action === 'ALLOW') throw new HttpOnlyOnTcp(`"${e.key}" is HTTP only`);
+      continue;
+    }
+    if (e.gen.extended) {
+      if (e.values.length > 0) out.push(e.gen.extended(e.values));
+      if (e.notValues.length > 0) out.push({ [not]: e.gen.extended(e.notValues) });
       continue;
     }
     if (e.values.length > 0) out.push({ [or]: set(e.values.map(e.gen.make)) });

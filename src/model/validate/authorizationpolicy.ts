@@ -1,7 +1,8 @@
 /**
  * AuthorizationPolicy (security.istio.io), after Istio's ValidateAuthorizationPolicy and
  * security.ValidateAttribute: action and provider, one of selector / targetRef(s), non-empty
- * from/to/source/operation, IPs, ports, empty values, and `when` keys.
+ * from/to/source/operation, IPs, ports, empty values, and `when` keys. Warns, as Istio does, of a
+ * DENY rule made only of HTTP attributes (it denies every TCP connection in its scope).
  */
 import type { ConfigObject } from '../objects';
 import { Issues, arr, isRecord, pathIdx, pathKey, rec, recordItems, str, stringItems } from './common';
@@ -10,15 +11,20 @@ import { checkSelectorLabels } from './istio-common';
 import { arrayOf, checkSchema, closed, mapOf, oneOf, str as strSchema } from './schema';
 
 const strings = arrayOf(strSchema);
-const SOURCE_FIELDS = ['principals', 'notPrincipals', 'requestPrincipals', 'notRequestPrincipals', 'namespaces', 'notNamespaces', 'serviceAccounts', 'notServiceAccounts', 'ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks'] as const;
+const SOURCE_FIELDS = [
+  'principals', 'notPrincipals', 'requestPrincipals', 'notRequestPrincipals', 'namespaces', 'notNamespaces', 'serviceAccounts', 'notServiceAccounts',
+  'ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks', 'trustDomains', 'notTrustDomains',
+] as const;
+/** Source fields a TCP filter chain can evaluate (Istio's tcpRulesInFrom); requestPrincipals need HTTP. */
+const TCP_SOURCE_FIELDS = SOURCE_FIELDS.filter((f) => f !== 'requestPrincipals' && f !== 'notRequestPrincipals');
 const OPERATION_FIELDS = ['hosts', 'notHosts', 'ports', 'notPorts', 'methods', 'notMethods', 'paths', 'notPaths'] as const;
 const IP_FIELDS = new Set(['ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks']);
-const targetRef = closed({ group: strSchema, kind: strSchema, name: strSchema, namespace: strSchema });
+export const targetRefSchema = closed({ group: strSchema, kind: strSchema, name: strSchema, namespace: strSchema });
 
 export const authorizationPolicySchema = closed({
   selector: closed({ matchLabels: mapOf(strSchema) }),
-  targetRef,
-  targetRefs: arrayOf(targetRef),
+  targetRef: targetRefSchema,
+  targetRefs: arrayOf(targetRefSchema),
   action: oneOf('ALLOW', 'DENY', 'AUDIT', 'CUSTOM'),
   provider: closed({ name: strSchema }),
   rules: arrayOf(closed({
@@ -61,6 +67,7 @@ function conditionError(key: string, values: readonly string[]): string | undefi
     case 'source.namespace':
     case 'source.principal':
     case 'source.serviceAccount':
+    case 'source.trustDomain':
     case 'request.auth.principal':
     case 'request.auth.audiences':
     case 'request.auth.presenter':
@@ -94,14 +101,11 @@ function nonEmpty(o: Readonly<Record<string, unknown>>, fields: readonly string[
   return fields.some((f) => (arr(o[f])?.length ?? 0) > 0);
 }
 
-export function validateAuthorizationPolicy(obj: ConfigObject, issues: Issues): void {
-  const raw = obj.body['spec'];
-  // An empty spec is valid: ALLOW with no rules, which denies everything it selects.
-  if (raw === undefined || raw === null) return;
-  checkSchema(raw, authorizationPolicySchema, 'spec', issues);
-  const spec = rec(raw);
-  if (spec === undefined) return;
-  const action = str(spec['action']) ?? 'ALLOW';
+/**
+ * A policy's workload selection (validateOneOfSelectorType, validateWorkloadSelector,
+ * validatePolicyTargetReference(s)), shared by the security.istio.io kinds that take it.
+ */
+export function checkPolicyTargets(issues: Issues, spec: Readonly<Record<string, unknown>>): void {
   const selector = rec(spec['selector']);
   const refs = arr(spec['targetRefs']) ?? [];
   if ([selector !== undefined, spec['targetRef'] !== undefined, refs.length > 0].filter(Boolean).length > 1) {
@@ -117,6 +121,17 @@ export function validateAuthorizationPolicy(obj: ConfigObject, issues: Issues): 
     const gk = `${str(ref['group']) ?? ''}/${str(ref['kind']) ?? ''}`;
     if (!TARGET_KINDS.has(gk)) issues.add(p, `targetRef must be to a Service, ServiceEntry, Gateway or GatewayClass but was ${gk}`);
   }
+}
+
+export function validateAuthorizationPolicy(obj: ConfigObject, issues: Issues): void {
+  const raw = obj.body['spec'];
+  // An empty spec is valid: ALLOW with no rules, which denies everything it selects.
+  if (raw === undefined || raw === null) return;
+  checkSchema(raw, authorizationPolicySchema, 'spec', issues);
+  const spec = rec(raw);
+  if (spec === undefined) return;
+  const action = str(spec['action']) ?? 'ALLOW';
+  checkPolicyTargets(issues, spec);
   const rules = spec['rules'];
   const provider = rec(spec['provider']);
   if (action === 'CUSTOM') {
@@ -135,6 +150,11 @@ export function validateAuthorizationPolicy(obj: ConfigObject, issues: Issues): 
       return;
     }
     if (Array.isArray(rule['from']) && rule['from'].length === 0) issues.add(pathKey(rp, 'from'), `\`from\` must not be empty, found at rule ${i}`);
+    // Istio's warning: a DENY rule of HTTP-only attributes denies all traffic to TCP ports.
+    let fromExists = false;
+    let toExists = false;
+    let tcpInFrom = false;
+    let tcpInTo = false;
     for (const [j, from] of recordItems(rule['from'])) {
       const fp = pathIdx(pathKey(rp, 'from'), j);
       const src = rec(from['source']);
@@ -143,6 +163,8 @@ export function validateAuthorizationPolicy(obj: ConfigObject, issues: Issues): 
         continue;
       }
       const sp = pathKey(fp, 'source');
+      fromExists = true;
+      if (TCP_SOURCE_FIELDS.some((f) => Array.isArray(src[f]))) tcpInFrom = true;
       if (!nonEmpty(src, SOURCE_FIELDS)) issues.add(sp, `\`from.source\` must not be empty, found at rule ${i}`);
       if (nonEmpty(src, ['principals', 'notPrincipals', 'namespaces', 'notNamespaces']) && nonEmpty(src, ['serviceAccounts', 'notServiceAccounts'])) {
         issues.add(sp, `cannot set serviceAccounts with namespaces or principals, found at rule ${i}`);
@@ -158,6 +180,8 @@ export function validateAuthorizationPolicy(obj: ConfigObject, issues: Issues): 
         continue;
       }
       const opp = pathKey(tp, 'operation');
+      toExists = true;
+      if (Array.isArray(op['ports']) || Array.isArray(op['notPorts'])) tcpInTo = true;
       if (!nonEmpty(op, OPERATION_FIELDS)) issues.add(opp, `\`to.operation\` must not be empty, found at rule ${i}`);
       for (const f of OPERATION_FIELDS) checkValues(issues, pathKey(opp, f), f, op[f]);
     }
@@ -176,6 +200,9 @@ export function validateAuthorizationPolicy(obj: ConfigObject, issues: Issues): 
       }
       if (values.length > 0) issues.addIf(pathKey(cp, 'values'), prefixed(`invalid \`value\` for \`key\` ${key}`, conditionError(key, values)));
       if (notValues.length > 0) issues.addIf(pathKey(cp, 'notValues'), prefixed(`invalid \`notValue\` for \`key\` ${key}`, conditionError(key, notValues)));
+    }
+    if (action === 'DENY' && ((fromExists && !toExists && !tcpInFrom) || (toExists && !tcpInTo))) {
+      issues.warn(rp, 'configured AuthorizationPolicy will deny all traffic to TCP ports under its scope due to the use of only HTTP attributes in a DENY rule; it is recommended to explicitly specify the port');
     }
   });
 }

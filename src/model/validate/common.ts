@@ -45,13 +45,16 @@ export function pathIdx(base: string, i: number): string {
 }
 
 /**
- * Collects field errors; one per validated object. Keeps at most `max` (the rest are counted:
- * one bad list of thousands of items must not make millions of errors).
+ * Collects field errors, and Istio's warnings (reported, never refused); one per validated
+ * object. Keeps at most `max` of each (the rest are counted: one bad list of thousands of items
+ * must not make millions of errors).
  */
 export class Issues {
   readonly list: FieldError[] = [];
+  readonly warnings: FieldError[] = [];
   /** Every error added, kept or not. */
   count = 0;
+  private warningCount = 0;
 
   constructor(readonly max = Infinity) {}
 
@@ -80,6 +83,17 @@ export class Issues {
     const more = this.count - this.list.length;
     if (more === 0 && !this.stopped) return this.list;
     return [...this.list, { path: '', message: moreErrors(Math.max(more, 1), this.max, this.stopped) }];
+  }
+
+  warn(path: string, message: string): void {
+    this.warningCount++;
+    if (this.warnings.length < this.max) this.warnings.push({ path, message });
+  }
+
+  /** The kept warnings, and a last one saying how many more there were. */
+  warningsResult(): FieldError[] {
+    const more = this.warningCount - this.warnings.length;
+    return more > 0 ? [...this.warnings, { path: '', message: `and ${more} more warning${more === 1 ? '' : 's'} (only the first ${this.max} are kept)` }] : this.warnings;
   }
 
   /** Adds `message` when it is a string (the result of a `string | undefined` check). */

@@ -49,6 +49,8 @@ const connectionPool = closed({
     h2UpgradePolicy: oneOf('DEFAULT', 'DO_NOT_UPGRADE', 'UPGRADE'),
     useClientProtocol: bool,
     maxConcurrentStreams: i32,
+    // HTTP/2 PINGs on upstream connections: how often, and how long to wait for the answer.
+    http2KeepAlive: closed({ interval: str, timeout: str }),
   }),
 });
 

@@ -11,10 +11,12 @@ import { validateDestinationRule } from './destinationrule';
 import { validateEndpoints } from './endpoints';
 import { validateEndpointSlice } from './endpointslice';
 import { validateGateway } from './gateway';
+import { validateIstioMetadata } from './istio-metadata';
 import { validateMetadata } from './metadata';
 import { validateNamespace } from './namespace';
 import { validatePeerAuthentication } from './peerauthentication';
 import { validatePod } from './pod';
+import { validateRequestAuthentication } from './requestauthentication';
 import { validateSecret } from './secret';
 import { validateService } from './service';
 import { validateServiceEntry } from './serviceentry';
@@ -25,13 +27,25 @@ export { SERVICE_NAME_LABEL } from './endpointslice';
 export { parseDuration, durationError } from './duration';
 export { re2Error } from './re2';
 
+/** Errors refuse the object; warnings (where Istio warns) are reported and the object is kept. */
+export interface Validation {
+  errors: FieldError[];
+  warnings: FieldError[];
+}
+
 /**
- * At most `maxErrors` field errors are returned, then one saying how many more there were
- * (the default is the input limit's; the webhook and the sources pass their own).
+ * The errors only (the sources keep or leave out an object by these): at most `maxErrors`, then
+ * one saying how many more there were (the default is the input limit's; the sources pass theirs).
  */
 export function validateObject(obj: ConfigObject, maxErrors: number = DEFAULT_INPUT_LIMITS.maxErrorsPerObject): FieldError[] {
+  return checkObject(obj, maxErrors).errors;
+}
+
+/** Errors and warnings (each bounded as above): what the admission webhook and `meshd validate` report. */
+export function checkObject(obj: ConfigObject, maxErrors: number = DEFAULT_INPUT_LIMITS.maxErrorsPerObject): Validation {
   const issues = new Issues(maxErrors);
   validateMetadata(obj, issues);
+  validateIstioMetadata(obj, issues);
   switch (obj.kind) {
     case 'Namespace':
       validateNamespace(obj, issues);
@@ -72,6 +86,9 @@ export function validateObject(obj: ConfigObject, maxErrors: number = DEFAULT_IN
     case 'AuthorizationPolicy':
       validateAuthorizationPolicy(obj, issues);
       break;
+    case 'RequestAuthentication':
+      validateRequestAuthentication(obj, issues);
+      break;
   }
-  return issues.result();
+  return { errors: issues.result(), warnings: issues.warningsResult() };
 }

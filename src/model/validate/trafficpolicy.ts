@@ -1,5 +1,5 @@
 /** DestinationRule TrafficPolicy checks (Istio's validateTrafficPolicy and friends). */
-import { Issues, bool, has, num, pathIdx, pathKey, rec, recordItems, str, type JsonObject, subPath } from './common';
+import { Issues, arr, bool, has, num, pathIdx, pathKey, rec, recordItems, str, type JsonObject, subPath } from './common';
 import { checkDuration } from './httppolicies';
 import { portError } from './istio-common';
 import { isIP } from './ip';
@@ -79,6 +79,13 @@ function checkLoadBalancer(issues: Issues, path: string, v: unknown): void {
   if (warmup !== undefined) {
     if (!has(warmup, 'duration')) issues.add(subPath(path, 'warmup.duration'), 'duration is required');
     checkDuration(issues, subPath(path, 'warmup.duration'), warmup['duration']);
+    const minimum = num(warmup['minimumPercent']);
+    if (minimum !== undefined && minimum > 100) issues.add(subPath(path, 'warmup.minimumPercent'), `minimumPercent value should be less than or equal to 100 (got ${minimum})`);
+    const aggression = num(warmup['aggression']);
+    if (aggression !== undefined && aggression < 1) issues.add(subPath(path, 'warmup.aggression'), `aggression should be greater than or equal to 1 (got ${aggression})`);
+  }
+  if (hash !== undefined && has(hash, 'minimumRingSize')) {
+    issues.warn(subPath(path, 'consistentHash.minimumRingSize'), "consistent hash minimumRingSize is deprecated, use consistentHash's ringHash configuration instead");
   }
 }
 
@@ -109,6 +116,8 @@ function checkConnectionPool(issues: Issues, path: string, v: unknown): void {
     if (http['h2UpgradePolicy'] === 'UPGRADE' && bool(http['useClientProtocol']) === true) {
       issues.add(hp, 'useClientProtocol must not be true when h2UpgradePolicy is UPGRADE');
     }
+    const ka = rec(http['http2KeepAlive']);
+    if (ka !== undefined) for (const f of ['interval', 'timeout']) checkDuration(issues, subPath(hp, `http2KeepAlive.${f}`), ka[f]);
   }
   if (tcp !== undefined) {
     const tcpPath = pathKey(path, 'tcp');
@@ -124,6 +133,9 @@ function checkConnectionPool(issues: Issues, path: string, v: unknown): void {
 function checkOutlierDetection(issues: Issues, path: string, v: unknown): void {
   const od = rec(v);
   if (od === undefined) return;
+  if ((num(od['consecutiveErrors']) ?? 0) !== 0) {
+    issues.warn(pathKey(path, 'consecutiveErrors'), 'outlier detection consecutive errors is deprecated, use consecutiveGatewayErrors or consecutive5xxErrors instead');
+  }
   checkDuration(issues, pathKey(path, 'baseEjectionTime'), od['baseEjectionTime']);
   checkDuration(issues, pathKey(path, 'interval'), od['interval']);
   if (bool(od['splitExternalLocalOriginErrors']) !== true && (num(od['consecutiveLocalOriginFailures']) ?? 0) > 0) {
@@ -139,6 +151,15 @@ function checkClientTls(issues: Issues, path: string, v: unknown): void {
   const tls = rec(v);
   if (tls === undefined) return;
   const mode = str(tls['mode']);
+  if (bool(tls['insecureSkipVerify']) === true) {
+    // Istio's ValidateTLS: skipping verification contradicts the settings that configure it.
+    // MUTUAL's credentialName also carries the client certificate, so only SIMPLE refuses it.
+    const verifying = ['caCertificates', ...(mode === 'SIMPLE' ? ['credentialName'] : [])].filter((k) => str(tls[k]));
+    if ((arr(tls['subjectAltNames'])?.length ?? 0) > 0) verifying.push('subjectAltNames');
+    if ((mode === 'SIMPLE' || mode === 'MUTUAL') && verifying.length > 0) {
+      issues.add(pathKey(path, 'insecureSkipVerify'), `cannot set ${verifying.join(', ')} when insecureSkipVerify is true`);
+    }
+  }
   const fileFields = ['clientCertificate', 'privateKey', 'caCertificates', 'caCrl'].filter((k) => str(tls[k]));
   if ((mode === 'SIMPLE' || mode === 'MUTUAL') && str(tls['credentialName'])) {
     if (fileFields.length > 0) issues.add(path, `cannot set ${fileFields.join(', ')} when credentialName is set`);
