@@ -188,15 +188,16 @@ export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[]
   // Kubernetes endpoints, one per address for each service port as istiod keeps them: an address
   // in two slices of a Service (a pod moving between slices, or a mistake) is sent once, else
   // clients refuse the whole ClusterLoadAssignment. A ready copy wins; else the first slice's.
-  // The key holds the endpoint's port too: pods sharing an IP (host network, or every test
-  // backend on 127.0.0.1) on different ports are different endpoints.
+  // The key holds the endpoint's port and pod too: pods sharing an IP (host network, or every
+  // test backend on 127.0.0.1) are different endpoints, each in its own subsets; where they are
+  // the same address and port, the ClusterLoadAssignment still sends it once (cluster-shape.ts).
   const kubeEndpoints = new Map<string, Map<number, Map<string, ServiceEndpoint>>>();
   const addKube = (host: string, port: number, ep: ServiceEndpoint): void => {
     let byPort = kubeEndpoints.get(host);
     if (!byPort) kubeEndpoints.set(host, (byPort = new Map()));
     let byAddress = byPort.get(port);
     if (!byAddress) byPort.set(port, (byAddress = new Map()));
-    const key = `${ep.address}|${ep.port}`;
+    const key = `${ep.address}|${ep.port}|${ep.pod ?? ''}`;
     const prev = byAddress.get(key);
     if (!prev || (!prev.ready && ep.ready)) byAddress.set(key, ep);
   };
