@@ -20,6 +20,8 @@ import { parseDocuments, parseDocumentsAsync, parseObject } from '../src/sources
 import { scanYaml } from '../src/sources/yaml-scan';
 import { EnvoyProtos } from '../src/xds/protos';
 import { Fuzzer, SHAPES } from './helpers/fuzz';
+import { startKubeApiServer } from './helpers/kube-api-server';
+import { kubeSource } from './helpers/kube-testing';
 import { render } from './helpers/render';
 
 const ROOT = path.join(__dirname, '..');
@@ -318,3 +320,24 @@ function realDepth(v: unknown): number {
   const kids = Array.isArray(v) ? v : Object.values(v);
   return 1 + Math.max(0, ...kids.map(realDepth));
 }
+
+test('defect: through the Kubernetes list/watch protocol, __proto__ keys and 2,000-deep nesting are refused and the rest is served', { timeout: 30_000 }, async (t) => {
+  const api = await startKubeApiServer();
+  const s = kubeSource(api, { kinds: KUBE_KINDS.filter((k) => ['Service', 'VirtualService'].includes(k.kind)) });
+  t.after(async () => {
+    await s.src.close();
+    await api.close();
+  });
+  // As the API server stores them: JSON, with `__proto__` an own key and deep nesting (the fake
+  // server itself stringifies objects, so this stays within what its JSON.stringify takes).
+  api.store.create(JSON.parse(shape('routes-under-proto.json').replace(/"fuzz"/g, '"shop"')) as object);
+  api.store.create(JSON.parse(`{"apiVersion":"v1","kind":"Service","metadata":{"name":"deep","namespace":"shop"},"spec":{"ports":${'['.repeat(2000)}${']'.repeat(2000)}}}`) as object);
+  api.store.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'fine', namespace: 'shop' }, spec: { ports: [{ name: 'http', port: 80 }] } });
+  await s.src.load();
+  const st = s.src.state();
+  assert.deepEqual(st.objects.map((o) => `${o.kind}/${o.metadata.name}`), ['Service/fine']);
+  const m = messages(st.errors);
+  assert.match(m, /^spec\.__proto__: the key "__proto__" is not allowed$/m);
+  assert.match(m, /^spec\.ports(\[0\])+: nested deeper than 64 levels/m);
+  assert.deepEqual(st.errors.map((e) => e.source).sort(), ['kubernetes:Service/shop/deep', 'kubernetes:VirtualService/shop/proto']);
+});
