@@ -49,7 +49,8 @@ export class ProxyIdError extends Error {
 function stringMap(v: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (v && typeof v === 'object') {
-    for (const [k, val] of Object.entries(v as Record<string, unknown>)) if (typeof val === 'string') out[k] = val;
+    // `__proto__` from a client would set the object's prototype, not a label: it is not a label.
+    for (const [k, val] of Object.entries(v as Record<string, unknown>)) if (typeof val === 'string' && k !== '__proto__') out[k] = val;
   }
   return out;
 }
