@@ -375,7 +375,13 @@ function sdsStream(client: grpc.Client): { send: (r: DiscoveryRequestMsg) => voi
   };
 }
 
-const secretOf = (r: DiscoveryResponseMsg, i = 0): Record<string, any> => protos.decode(TypeUrl.Secret, (r.resources[i] as { value: Uint8Array }).value);
+/** The fields of an SDS Secret the test reads. */
+interface SdsSecret {
+  name: string;
+  tls_certificate: { certificate_chain: { inline_bytes: string }; private_key: { inline_bytes: string } };
+  validation_context: { trusted_ca: { inline_bytes: string } };
+}
+const secretOf = (r: DiscoveryResponseMsg, i = 0): SdsSecret => protos.decode(TypeUrl.Secret, (r.resources[i] as { value: Uint8Array }).value) as unknown as SdsSecret;
 const pemOf = (b64: string): string => Buffer.from(b64, 'base64').toString('utf8');
 
 test('SDS over a Unix socket: default and ROOTCA, ACKs, and a new default after rotation', { timeout: 30_000 }, async () => {

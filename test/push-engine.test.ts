@@ -105,7 +105,10 @@ test('incremental == from scratch over 70 random changes of a generated mesh, wi
         if (previous && !sameHashes(previous.get(id)?.get(t), w)) any = true;
       }
     }
-    if (previous) any ? changedOutputs++ : unchangedOutputs++;
+    if (previous) {
+      if (any) changedOutputs++;
+      else unchangedOutputs++;
+    }
     previous = want.sets;
   };
   compare(0, 'initial');

@@ -242,6 +242,8 @@ export class KindWatcher {
   private run(version: string): void {
     this.version = version;
     const path = collectionPath(this.kind, version);
+    // Assigned once, below: the watch's closure is made before it.
+    // eslint-disable-next-line prefer-const
     let lw: ListWatch<KubernetesObject> | undefined;
     const watch = new SourceWatch(this.o.kc, this, () => lw);
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {

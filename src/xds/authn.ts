@@ -126,7 +126,7 @@ export async function streamIdentity(proxy: Proxy, proved: ProvedIdentity | unde
   if (!proved) return { credentialsDenied: PLAINTEXT_REASON };
   const verified = matchIdentity(proxy, proved);
   if (auth?.mayReadSecrets) {
-    let allowed = false;
+    let allowed: boolean;
     try {
       allowed = await auth.mayReadSecrets(verified.namespace, verified.serviceAccount);
     } catch (err) {

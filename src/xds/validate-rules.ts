@@ -83,7 +83,7 @@ export class ResourceValidator {
     let t = this.typeUrls.get(url);
     if (t === undefined) {
       const name = url.slice(url.lastIndexOf('/') + 1);
-      let found: protobuf.ReflectionObject | null = null;
+      let found: protobuf.ReflectionObject | null;
       try {
         found = name === '' ? null : this.root.lookup(name);
       } catch {

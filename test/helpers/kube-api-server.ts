@@ -207,7 +207,10 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     },
     dropWatches(o = {}) {
       const all = [...watches];
-      for (const w of all) (o.graceful ? w.end() : w.cut());
+      for (const w of all) {
+        if (o.graceful) w.end();
+        else w.cut();
+      }
       return all.length;
     },
     sendBookmarks() {

@@ -78,7 +78,7 @@ function checkJwtRule(issues: Issues, rp: string, rule: Readonly<Record<string, 
     if (uri !== '') issues.add(rp, 'only one of jwksUri or jwks can be set (istiod would ignore jwksUri)');
   } else if (uri === '' && issuer !== '') {
     // No keys given: they are found by OpenID discovery below the issuer, which must be https.
-    let https = false;
+    let https: boolean;
     try {
       https = new URL(issuer).protocol === 'https:';
     } catch {
