@@ -1,24 +1,33 @@
 /**
- * CA signing throughput: certificates per second through MeshdAuthority.sign() for RSA-2048 and
- * ECDSA P-256 CSRs, beside the bare signature (Node's crypto.sign over a buffer the size of a
- * workload TBSCertificate) with the same CA key in the same run, CSR parsing alone, and node-forge
- * signing the same kind of certificate. Each case runs for BENCH_SECONDS (default 3). Prints JSON.
+ * CA signing throughput: certificates per second through MeshdAuthority.sign() (the whole request:
+ * parse the CSR, verify its signature, build and sign the certificate) for RSA-2048 and ECDSA P-256
+ * CSRs, inline and on signing processes, beside what Node's native crypto allows in the same run:
+ * bare crypto.verify and crypto.sign loops with the same kinds of keys over buffers of the real
+ * sizes, on one thread and on as many threads or processes as the pool has. Every sign() gets a
+ * CSR for a key it has not seen in the last 256 requests, as a CA does. Each case runs for
+ * BENCH_SECONDS (default 3); BENCH_WORKERS sets the pool size (default: the number of cores).
+ * `machineBusyCores` is how many cores the whole machine kept busy during a case (other load
+ * included). Prints JSON (and each case on stderr as it finishes).
  *
  *   npm run bench:ca
  */
-import { type KeyObject, createPublicKey, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
+import { type KeyObject, createPublicKey, generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import * as os from 'node:os';
+import { spawn } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import forge from 'node-forge';
 import pino from 'pino';
 import { MeshdAuthority } from '../src/ca/authority';
-import { parseCsr } from '../src/ca/csr';
+import { parseCsr, publicKeyFromSpki } from '../src/ca/csr';
 import { bits, bool, ctx, octets, oid, seq, time, tlv, toPem, uint } from '../src/ca/der';
 import { type RootMaterial, loadSigningCa } from '../src/ca/roots';
 import type { RootStore } from '../src/ca/root-store';
 import { leafTbs, signatureAlgorithm, signTbs } from '../src/ca/sign';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const WORKERS = Number(process.env.BENCH_WORKERS ?? os.availableParallelism());
 const ID = 'spiffe://cluster.local/ns/default/sa/reviews';
+const DISTINCT_CSRS = 256;
 
 class MemoryStore implements RootStore {
   readonly description = 'memory';
@@ -31,35 +40,136 @@ class MemoryStore implements RootStore {
   }
 }
 
+interface Csr {
+  pem: string;
+  /** CertificationRequestInfo and its signature, for the bare verify loop. */
+  cri: Buffer;
+  signature: Buffer;
+  spki: Buffer;
+}
+
 /** A PKCS#10 CSR for `key` (empty subject, no attributes), written with the CA's DER helpers. */
-function csrFor(privateKey: KeyObject, publicKey: KeyObject): string {
+function csrFor(privateKey: KeyObject, publicKey: KeyObject): Csr {
   const spki = publicKey.export({ type: 'spki', format: 'der' });
   const cri = seq(uint(Buffer.from([0])), seq(), spki, ctx(0, true, Buffer.alloc(0)));
   const alg = signatureAlgorithm(privateKey);
   if (!alg) throw new Error('unsupported key');
-  return toPem('CERTIFICATE REQUEST', seq(cri, alg.algorithmDer, bits(cryptoSign(alg.hash, cri, privateKey))));
+  const signature = cryptoSign(alg.hash, cri, privateKey);
+  return { pem: toPem('CERTIFICATE REQUEST', seq(cri, alg.algorithmDer, bits(signature))), cri, signature, spki };
 }
+
+const csrsFor = (n: number, make: () => { privateKey: KeyObject; publicKey: KeyObject }): Csr[] =>
+  Array.from({ length: n }, () => {
+    const k = make();
+    return csrFor(k.privateKey, k.publicKey);
+  });
 
 interface Result {
   case: string;
   ops: number;
   opsPerSec: number;
   usPerOp: number;
+  threads: number;
+  /** Cores the whole machine kept busy meanwhile (this benchmark and anything else running). */
+  machineBusyCores: number;
 }
 
-async function run(name: string, fn: () => unknown): Promise<Result> {
-  for (let i = 0; i < 20; i++) await fn(); // warm up
-  const end = performance.now() + SECONDS * 1000;
+const results: Result[] = [];
+
+/** Milliseconds of CPU the machine has spent busy, all cores. */
+const machineBusyMs = (): number => os.cpus().reduce((a, c) => a + c.times.user + c.times.nice + c.times.sys + c.times.irq, 0);
+
+function record(name: string, ops: number, secs: number, threads: number, busyFrom: number): Result {
+  const machineBusyCores = Math.round(((machineBusyMs() - busyFrom) / 1000 / secs) * 100) / 100;
+  const r = { case: name, ops, opsPerSec: Math.round(ops / secs), usPerOp: Math.round((secs * 1e6) / ops), threads, machineBusyCores };
+  process.stderr.write(`${JSON.stringify(r)}\n`);
+  results.push(r);
+  return r;
+}
+
+/** `fn` back to back on this thread. */
+async function run(name: string, fn: (i: number) => unknown): Promise<Result> {
+  for (let i = 0; i < 50; i++) await fn(i); // warm up
+  const busy = machineBusyMs();
   const start = performance.now();
+  const end = start + SECONDS * 1000;
   let ops = 0;
   while (performance.now() < end) {
-    for (let i = 0; i < 10; i++) await fn();
+    for (let i = 0; i < 10; i++) await fn(ops + i);
     ops += 10;
   }
-  const secs = (performance.now() - start) / 1000;
-  const r = { case: name, ops, opsPerSec: Math.round(ops / secs), usPerOp: Math.round((secs * 1e6) / ops) };
-  process.stderr.write(`${JSON.stringify(r)}\n`);
-  return r;
+  return record(name, ops, (performance.now() - start) / 1000, 1, busy);
+}
+
+/** `fn` with `inflight` calls outstanding at all times (the signing workers' case). */
+async function runConcurrent(name: string, fn: (i: number) => Promise<unknown>, inflight: number, threads: number): Promise<Result> {
+  await Promise.all(Array.from({ length: inflight }, (_, i) => fn(i))); // warm up (and start the workers)
+  let ops = 0;
+  const busy = machineBusyMs();
+  const start = performance.now();
+  const end = start + SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: inflight }, async () => {
+      while (performance.now() < end) await fn(ops++);
+    }),
+  );
+  return record(name, ops, (performance.now() - start) / 1000, threads, busy);
+}
+
+/**
+ * Bare native loops on `n` threads or processes at once, all starting together: `pair` is a P-256
+ * crypto.verify with one key (a CSR-sized buffer) then a crypto.sign (TBS-sized), the per-request
+ * floor; `fresh` is a JWK import and first verify of a key not seen in the last 256, what a new CSR
+ * key costs. Threads share one OpenSSL; processes have one each.
+ */
+async function parallelLoops(name: string, n: number, kind: 'threads' | 'processes', loop: 'pair' | 'fresh', tbsBytes: number): Promise<Result> {
+  const code = `
+    const wt = require('node:worker_threads');
+    const send = wt.parentPort ? (m) => wt.parentPort.postMessage(m) : (m) => process.send(m);
+    const once = wt.parentPort ? (f) => wt.parentPort.once('message', f) : (f) => process.once('message', f);
+    const c = require('node:crypto');
+    const k = c.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const cri = Buffer.alloc(200, 1), tbs = Buffer.alloc(${tbsBytes}, 2);
+    const sig = c.sign('sha256', cri, k.privateKey);
+    const fresh = Array.from({ length: 256 }, () => { const x = c.generateKeyPairSync('ec', { namedCurve: 'P-256' }); return { jwk: x.publicKey.export({ format: 'jwk' }), s: c.sign('sha256', cri, x.privateKey) }; });
+    const op = ${JSON.stringify(loop)} === 'pair'
+      ? () => { c.verify('sha256', cri, k.publicKey, sig); c.sign('sha256', tbs, k.privateKey); }
+      : (i) => { const f = fresh[i % 256]; c.verify('sha256', cri, c.createPublicKey({ key: f.jwk, format: 'jwk' }), f.s); };
+    for (let i = 0; i < 300; i++) op(i);
+    once((startAt) => {
+      while (Date.now() < startAt) {}
+      const end = startAt + ${SECONDS * 1000}; let m = 0;
+      while (Date.now() < end) { for (let i = 0; i < 10; i++) op(m + i); m += 10; }
+      send(m);
+      if (!wt.parentPort) process.disconnect();
+    });
+    send('ready');`;
+  interface Runner {
+    next(): Promise<unknown>;
+    post(m: number): void;
+    stop(): Promise<unknown>;
+  }
+  const runners: Runner[] = Array.from({ length: n }, () => {
+    if (kind === 'threads') {
+      const w = new Worker(code, { eval: true });
+      return { next: () => new Promise((r) => w.once('message', r)), post: (m) => w.postMessage(m), stop: () => w.terminate() };
+    }
+    const p = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    return { next: () => new Promise((r) => p.once('message', r)), post: (m) => p.send(m), stop: () => new Promise((r) => (p.exitCode !== null ? r(0) : p.once('exit', r))) };
+  });
+  await Promise.all(runners.map((r) => r.next()));
+  const startAt = Date.now() + 100;
+  const busy = machineBusyMs();
+  const counts = (await Promise.all(
+    runners.map((r) => {
+      const done = r.next();
+      r.post(startAt);
+      return done;
+    }),
+  )) as number[];
+  const result = record(name, counts.reduce((a, b) => a + b, 0), SECONDS + 0.1, n, busy);
+  await Promise.all(runners.map((r) => r.stop()));
+  return result;
 }
 
 /** A self-signed P-256 CA (plug-in style material for the ECDSA-CA rows), written with the DER helpers. */
@@ -84,29 +194,33 @@ function ecCa(): RootMaterial {
   return { caCertPem: certPem, caKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), rootCertPem: certPem, certChainPem: '' };
 }
 
+const ratio = (a: Result, perSec: number): number => Math.round((a.opsPerSec / perSec) * 100) / 100;
+
 async function main(): Promise<void> {
   const log = pino({ level: 'silent' });
   const rsaStore = new MemoryStore();
-  const ecStore = new MemoryStore(ecCa());
+  const ecMaterial = ecCa();
   const rsaCa = await MeshdAuthority.start({ mode: 'self-signed', store: rsaStore, log, checkIntervalMs: 0 });
-  const ecdsaCa = await MeshdAuthority.start({ mode: 'plugin', store: ecStore, log, checkIntervalMs: 0 });
-  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const rsaCsr = csrFor(rsa.privateKey, rsa.publicKey);
-  const ecCsr = csrFor(ec.privateKey, ec.publicKey);
-  const req = (csrPem: string): { csrPem: string; identities: string[]; ttlSeconds: number } => ({ csrPem, identities: [ID], ttlSeconds: 86_400 });
+  const ecdsaCa = await MeshdAuthority.start({ mode: 'plugin', store: new MemoryStore(ecMaterial), log, checkIntervalMs: 0 });
+  const pooled = await MeshdAuthority.start({ mode: 'plugin', store: new MemoryStore(ecMaterial), log, checkIntervalMs: 0, signWorkers: WORKERS, signQueue: 4096 });
+  const rsaCsrs = csrsFor(32, () => generateKeyPairSync('rsa', { modulusLength: 2048 }));
+  const ecCsrs = csrsFor(DISTINCT_CSRS, () => generateKeyPairSync('ec', { namedCurve: 'P-256' }));
+  const req = (c: Csr): { csrPem: string; identities: string[]; ttlSeconds: number } => ({ csrPem: c.pem, identities: [ID], ttlSeconds: 86_400 });
+  const rsaReq = (i: number): ReturnType<typeof req> => req(rsaCsrs[i % rsaCsrs.length] as Csr);
+  const ecReq = (i: number): ReturnType<typeof req> => req(ecCsrs[i % ecCsrs.length] as Csr);
 
-  // The bare signature over a buffer the size of a real TBSCertificate, with the CAs' own keys.
+  // Bare signatures over a buffer the size of a real TBSCertificate, with the CAs' own keys.
   const issuer = loadSigningCa(rsaStore.m as RootMaterial).issuer;
   const rsaCaKey: KeyObject = issuer.key;
-  const ecCaKey: KeyObject = loadSigningCa(ecStore.m as RootMaterial).issuer.key;
-  const leafSpki = parseCsr(rsaCsr).spki;
-  const leafOpts = { spki: leafSpki, uris: [ID], notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000) };
+  const ecCaKey: KeyObject = loadSigningCa(ecMaterial).issuer.key;
+  const leafOpts = { spki: (ecCsrs[0] as Csr).spki, uris: [ID], notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000) };
   const tbs = leafTbs(issuer, leafOpts);
+  const first = ecCsrs[0] as Csr;
+  const firstKey = publicKeyFromSpki(first.spki);
 
   // node-forge doing the same job (RSA only: forge cannot handle ECDSA keys).
   const forgeCaKey = forge.pki.privateKeyFromPem(rsaCaKey.export({ type: 'pkcs8', format: 'pem' }).toString());
-  const forgeLeafKey = forge.pki.publicKeyFromPem(rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString());
+  const forgeLeafKey = forge.pki.publicKeyFromPem(publicKeyFromSpki((rsaCsrs[0] as Csr).spki).export({ type: 'spki', format: 'pem' }).toString());
   const forgeIssuer = forge.pki.certificateFromPem(rsaCa.signingCertPem());
   const forgeSign = (): void => {
     const c = forge.pki.createCertificate();
@@ -124,20 +238,48 @@ async function main(): Promise<void> {
     c.sign(forgeCaKey, forge.md.sha256.create());
   };
 
-  const results: Result[] = [];
-  results.push(await run('sign() RSA-2048 CSR, RSA-2048 CA', () => rsaCa.sign(req(rsaCsr))));
-  results.push(await run('sign() P-256 CSR, RSA-2048 CA', () => rsaCa.sign(req(ecCsr))));
-  results.push(await run('bare crypto.sign RSA-2048 (sha256, TBS-sized)', () => cryptoSign('sha256', tbs, rsaCaKey)));
-  results.push(await run('sign() RSA-2048 CSR, P-256 CA', () => ecdsaCa.sign(req(rsaCsr))));
-  results.push(await run('sign() P-256 CSR, P-256 CA', () => ecdsaCa.sign(req(ecCsr))));
-  results.push(await run('bare crypto.sign P-256 (sha256, TBS-sized)', () => cryptoSign('sha256', tbs, ecCaKey)));
-  results.push(await run('parseCsr RSA-2048 (parse + verify)', () => parseCsr(rsaCsr)));
-  results.push(await run('parseCsr P-256 (parse + verify)', () => parseCsr(ecCsr)));
-  results.push(await run('TBS build + crypto.sign RSA-2048 (no CSR parsing)', () => signTbs(issuer, leafTbs(issuer, leafOpts))));
-  results.push(await run('node-forge cert.sign RSA-2048 (same certificate)', forgeSign));
+  await run('sign() RSA-2048 CSR, RSA-2048 CA', (i) => rsaCa.sign(rsaReq(i)));
+  await run('sign() P-256 CSR, RSA-2048 CA', (i) => rsaCa.sign(ecReq(i)));
+  await run('bare crypto.sign RSA-2048 (sha256, TBS-sized)', () => cryptoSign('sha256', tbs, rsaCaKey));
+  await run('sign() RSA-2048 CSR, P-256 CA', (i) => ecdsaCa.sign(rsaReq(i)));
+  await run('parseCsr RSA-2048 (parse + verify)', (i) => parseCsr((rsaCsrs[i % rsaCsrs.length] as Csr).pem));
+  await run('TBS build + crypto.sign RSA-2048 (no CSR parsing)', () => signTbs(issuer, leafTbs(issuer, leafOpts)));
+  await run('node-forge cert.sign RSA-2048 (same certificate)', forgeSign);
+
+  // P-256 CSR, P-256 CA: the whole request against the native ceiling.
+  const bareVerify = await run('bare crypto.verify P-256 (one key, CSR-sized)', () => cryptoVerify('sha256', first.cri, firstKey, first.signature));
+  const bareSign = await run('bare crypto.sign P-256 (sha256, TBS-sized)', () => cryptoSign('sha256', tbs, ecCaKey));
+  await run('P-256 key import + first verify (a new key each time)', (i) => {
+    const c = ecCsrs[i % ecCsrs.length] as Csr;
+    return cryptoVerify('sha256', c.cri, publicKeyFromSpki(c.spki), c.signature);
+  });
+  await run('parseCsr P-256 (parse + verify)', (i) => parseCsr((ecCsrs[i % ecCsrs.length] as Csr).pem));
+  const inline = await run('sign() P-256 CSR, P-256 CA, inline (one thread)', (i) => ecdsaCa.sign(ecReq(i)));
+  const pool = await runConcurrent(`sign() P-256 CSR, P-256 CA, ${WORKERS} signing processes`, (i) => pooled.sign(ecReq(i)), 32 * WORKERS, WORKERS);
+  const parallel = await parallelLoops(`bare P-256 verify + sign pairs on ${WORKERS} processes at once`, WORKERS, 'processes', 'pair', tbs.length);
+  // Why processes: a new key's import and first verify, on threads (one OpenSSL) and on processes.
+  await parallelLoops('P-256 key import + first verify, 1 thread', 1, 'threads', 'fresh', tbs.length);
+  await parallelLoops(`P-256 key import + first verify on ${WORKERS} threads at once`, WORKERS, 'threads', 'fresh', tbs.length);
+  await parallelLoops(`P-256 key import + first verify on ${WORKERS} processes at once`, WORKERS, 'processes', 'fresh', tbs.length);
+
   rsaCa.close();
   ecdsaCa.close();
-  process.stdout.write(`${JSON.stringify({ node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model, secondsPerCase: SECONDS, tbsBytes: tbs.length, results }, null, 2)}\n`);
+  pooled.close();
+  // What one thread of native crypto allows per request: one verify and one sign.
+  const ceiling = 1 / (1 / bareVerify.opsPerSec + 1 / bareSign.opsPerSec);
+  const summary = {
+    inlinePerSec: inline.opsPerSec,
+    workersPerSec: pool.opsPerSec,
+    nativeCeilingPerThread: Math.round(ceiling),
+    nativeCeilingOnProcesses: parallel.opsPerSec,
+    inlineOfCeiling: ratio(inline, ceiling),
+    workersOfCeiling: ratio(pool, ceiling),
+    workersOfProcessesCeiling: ratio(pool, parallel.opsPerSec),
+    workersMachineBusyCores: pool.machineBusyCores,
+  };
+  process.stderr.write(`${JSON.stringify(summary)}\n`);
+  const cpu = os.cpus()[0]?.model;
+  process.stdout.write(`${JSON.stringify({ node: process.version, cpus: os.cpus().length, cpu, secondsPerCase: SECONDS, workers: WORKERS, tbsBytes: tbs.length, results, summary }, null, 2)}\n`);
 }
 
 void main();

@@ -1,5 +1,6 @@
 /** Composition root: parses flags, starts meshd, stops it on SIGINT/SIGTERM. */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULTS } from './config/options';
 import { DEFAULT_INPUT_LIMITS, type InputLimits, inputLimits } from './config/limits';
@@ -23,6 +24,7 @@ interface CliOptions {
   webhookPort: number;
   customHost?: string;
   secureXdsPort: number;
+  plaintextCa?: boolean;
   trustDomain: string;
   trustDomainAliases: string[];
   caDir: string;
@@ -34,6 +36,7 @@ interface CliOptions {
   jwtMaxLifetime: number;
   workloadCertTtl: number;
   maxWorkloadCertTtl: number;
+  caSignWorkers: number;
   domain: string;
   logLevel: string;
   validateResources: boolean;
@@ -86,6 +89,15 @@ function port(name: string, allowDisable = false) {
   };
 }
 
+/** A whole number of processes or threads, 0-64. */
+function smallCount(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 64) throw new InvalidArgumentError(`${name} must be a whole number 0-64`);
+    return n;
+  };
+}
+
 function seconds(name: string) {
   return (v: string): number => {
     const m = /^(\d+)(s|m|h|d)?$/.exec(v.trim());
@@ -131,6 +143,7 @@ export function program(): Command {
     .option('--webhook-port <port>', 'HTTPS admission webhooks (/inject, /validate) as istiod; 0 picks, -1 disables', port('--webhook-port', true), 15017)
     .option('--custom-host <names>', "extra DNS names (comma-separated) of the webhooks' certificate, so a webhook can be reached by URL; default $ISTIOD_CUSTOM_HOST", process.env['ISTIOD_CUSTOM_HOST'])
     .option('--secure-xds-port <port>', 'xDS and CA over TLS as istiod; 0 picks, -1 disables', port('--secure-xds-port', true), 15012)
+    .option('--plaintext-ca', 'also serve the CA on the plaintext xDS port (development only: tokens cross the network in clear)')
     .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities', DEFAULTS.trustDomain)
     .option('--trust-domain-aliases <domains>', 'comma-separated trust domains that also mean this mesh (MeshConfig trustDomainAliases)', (v: string) => v.split(',').map((d) => d.trim()).filter(Boolean), [] as string[])
     .option('--ca-dir <dir>', 'folder of the self-signed root (with --config-dir; Kubernetes keeps it in Secret istio-ca-secret)', DEFAULT_CA_DIR)
@@ -142,6 +155,7 @@ export function program(): Command {
     .option('--jwt-max-lifetime <duration>', 'longest JWT lifetime accepted (exp − iat, or exp − now without iat)', seconds('--jwt-max-lifetime'), DEFAULTS.jwtMaxLifetimeSeconds)
     .option('--workload-cert-ttl <duration>', 'workload certificate lifetime when none is asked for', seconds('--workload-cert-ttl'), DEFAULTS.workloadCertTtlSeconds)
     .option('--max-workload-cert-ttl <duration>', 'longest workload certificate lifetime handed out', seconds('--max-workload-cert-ttl'), DEFAULTS.maxWorkloadCertTtlSeconds)
+    .option('--ca-sign-workers <n>', 'processes that verify CSRs and sign certificates beside meshd (0: on its main thread)', smallCount('--ca-sign-workers'), Math.max(0, Math.min(4, os.availableParallelism() - 1)))
     .option('--domain <domain>', 'cluster DNS domain', DEFAULTS.domain)
     .option('--log-level <level>', 'trace, debug, info, warn, error', DEFAULTS.logLevel)
     .option('--no-validate-resources', 'skip the validate.rules check of generated resources');
@@ -155,7 +169,7 @@ export function program(): Command {
       }
       // The pod's name and namespace (downward API, as istiod's Deployment sets them).
       const pod = { podName: process.env['POD_NAME'] || undefined, podNamespace: process.env['POD_NAMESPACE'] || undefined };
-      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, jwtMaxLifetime, customHost, configRescanInterval, maxFileBytes, maxDocumentsPerFile, maxDepth, maxAliasNodes, maxErrorsPerObject, ...rest } = o;
+      const { cacerts, workloadCertTtl, maxWorkloadCertTtl, jwtAudience, jwtMaxLifetime, customHost, configRescanInterval, caSignWorkers, maxFileBytes, maxDocumentsPerFile, maxDepth, maxAliasNodes, maxErrorsPerObject, ...rest } = o;
       // Standard output may be a pipe whose reader stalls or dies: logging must never block
       // serving nor keep a stopping process alive. An unreadable stderr must not crash it either.
       process.stderr.on('error', () => undefined);
@@ -174,10 +188,12 @@ export function program(): Command {
         jwtAudiences: jwtAudience,
         jwtMaxLifetimeSeconds: jwtMaxLifetime,
         customHosts: (customHost ?? '').split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== ''),
+        caSignWorkers,
       });
       out.write(
         `meshd listening: xDS ${o.host}:${handle.xdsPort}, debug http://${o.host}:${handle.debugPort}/debug` +
           (handle.secureXdsPort >= 0 ? `, xDS+CA over TLS ${o.host}:${handle.secureXdsPort}` : '') +
+          (o.plaintextCa ? ` (CA also on plaintext ${o.host}:${handle.xdsPort})` : '') +
           (handle.monitoringPort >= 0 ? `, metrics http://${o.host}:${handle.monitoringPort}/metrics` : '') +
           (handle.webhookPort >= 0 ? `, webhooks https://${o.host}:${handle.webhookPort}` : '') +
           '\n',

@@ -27,6 +27,7 @@ import { EnvoyProtos } from './xds/protos';
 import { AdsServer } from './xds/server';
 import type { XdsAuth } from './xds/authn';
 import { SecretAccessReviewer } from './ca/secret-access';
+import { SecurePort } from './ca/secure-port';
 import { MeshdCa } from './ca/setup';
 import type { ServingCertificate } from './ca/tls-server';
 import type { CertificateAuthority } from './ca/types';
@@ -165,7 +166,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const source: ConfigSource = kubeConfig
     ? new KubeSource({ kubeConfig, log: log.child({ component: 'kube' }), limits: opts.limits, ...input.kube })
     : new FileSource(opts.configDir as string, { rescanIntervalMs: opts.configRescanIntervalMs, settleMs: opts.configSettleMs, log: log.child({ component: 'folder' }), limits: opts.limits });
-  // The workload CA: CreateCertificate on the xDS ports; in Kubernetes only the leader creates the root.
+  // The workload CA: CreateCertificate on 15012 (and 15010 with --plaintext-ca); in Kubernetes only the leader creates the root.
   let leading: () => boolean = () => false;
   const ca = new MeshdCa({
     trustDomain: opts.trustDomain,
@@ -186,8 +187,8 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     registry: metrics.registry,
     log,
     authority: input.certificateAuthority,
+    signWorkers: opts.caSignWorkers,
   });
-  ca.register((def, impl) => server.addService(def, impl));
   authenticate = (ctx) => ca.authenticate(ctx);
   if (kubeConfig) secretAccess = new SecretAccessReviewer({ kubeConfig });
   // Every replica serves xDS; work that must happen once in the cluster runs on the Lease holder:
@@ -283,10 +284,19 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   let secureXdsPort = -1;
   let webhooks: WebhookServerHandle | undefined;
   let webhookCert: ServingCertificate | undefined;
+  // 15012's TLS listener keeps every client certificate for the CA's authenticator (see ca/secure-port.ts).
+  const securePort = ca.serving ? new SecurePort({ certificates: ca.serving, log: log.child({ component: 'secure-xds' }) }) : undefined;
   try {
-    xdsPort = await server.listen(opts.host, opts.xdsPort);
+    // As istiod, the CA is not on the plaintext port unless asked for: bearer tokens would cross the network in clear.
+    xdsPort = await server.listen(opts.host, opts.xdsPort, undefined, { extraServices: opts.plaintextCa ? [ca.grpcService()] : [] });
+    if (opts.plaintextCa) {
+      log.warn({ port: xdsPort }, 'the CA (CreateCertificate) is also served on the plaintext xDS port (--plaintext-ca): bearer tokens cross the network in clear; use it for development only');
+    }
     // Connections to 15012 are dropped until the CA has issued the serving certificate.
-    if (ca.serving) secureXdsPort = await server.listen(opts.host, opts.secureXdsPort, ca.serving.credentials());
+    if (securePort) {
+      const injector = server.connectionInjector('tls', { extraServices: [ca.grpcService((peer) => securePort.peerCertificate(peer))] });
+      secureXdsPort = await securePort.listen(opts.host, opts.secureXdsPort, injector);
+    }
     const dbg = debugApp({ server, protos, engine, metrics, snapshot: () => current, ready: () => ready, jwks: () => jwksResolver.status() });
     apps.push(dbg);
     debugPort = await listenApp(dbg, opts.host, opts.debugPort);
@@ -329,6 +339,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     await election?.stop();
     await source.close();
     await server.close();
+    await securePort?.close();
     for (const a of apps) await a.close();
     throw err;
   }
@@ -381,6 +392,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       await webhooks?.close();
       await source.close();
       await server.close();
+      await securePort?.close();
       for (const a of apps) await a.close();
     },
   };

@@ -1,7 +1,8 @@
 /**
  * `meshd agent` against meshd's own CA (started with startMeshd, JWTs checked against a JWKS made
- * with jose): a first certificate over plaintext 15010 with a bearer token, then renewals over TLS
- * 15012 proved by mTLS alone, with chains that openssl verifies against meshd's root.
+ * with jose): a first certificate over TLS 15012 with a bearer token, then renewals proved by mTLS
+ * alone, with chains that openssl verifies against meshd's root. The plaintext port has no CA
+ * (as istiod): an agent sent there is refused and retries.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -64,18 +65,32 @@ function verifies(cert: WorkloadCert, name: string): void {
   assert.equal(cert.rootPem, meshd.caRootPem());
 }
 
-test('first certificate over 15010 with a JWT: files, chain to meshd root, key matches', { timeout: 30_000 }, async () => {
+test('first certificate over 15012 with a JWT: files, chain to meshd root, key matches', { timeout: 30_000 }, async () => {
   const a = await startAgent({
     trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'reviews', keyType: 'ecdsa', ttlSeconds: 3600, log: log.child({ app: 'agent' }),
-    ca: { address: `127.0.0.1:${meshd.xdsPort}`, plaintext: true, rootCertFile: path.join(dir, 'root.pem'), tokenFile }, outputDir: path.join(dir, 'certs'),
+    ca: { address: `127.0.0.1:${meshd.secureXdsPort}`, plaintext: false, rootCertFile: path.join(dir, 'root.pem'), serverName: 'istiod.istio-system.svc', tokenFile },
+    outputDir: path.join(dir, 'certs'),
   });
   agents.push(a);
   const c = await a.ready();
-  verifies(c, 'plain');
+  verifies(c, 'first');
   assert.ok(spkiOf(fs.readFileSync(path.join(dir, 'certs', 'key.pem'), 'utf8')).equals(spkiOf(c.chainPem[0] as string)));
   assert.equal(fs.statSync(path.join(dir, 'certs', 'key.pem')).mode & 0o777, 0o600);
   const lifetime = c.notAfter.getTime() - c.notBefore.getTime();
   assert.ok(lifetime <= 3600_000 + 120_000 && lifetime >= 3600_000 - 120_000, `lifetime ${lifetime} ms`);
+});
+
+test('the plaintext port 15010 has no CA: an agent sent there is refused (UNIMPLEMENTED) and keeps retrying', { timeout: 30_000 }, async () => {
+  const a = await startAgent({
+    trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'reviews', keyType: 'ecdsa', ttlSeconds: 3600, retryInitialMs: 100, retryMaxMs: 200,
+    log: log.child({ app: 'agent' }), ca: { address: `127.0.0.1:${meshd.xdsPort}`, plaintext: true, rootCertFile: path.join(dir, 'root.pem'), tokenFile },
+  });
+  agents.push(a);
+  const failures: string[] = [];
+  await new Promise<void>((resolve) => a.certs.on((e) => void (e.type === 'failed' && failures.push(e.error) >= 2 && resolve())));
+  await a.close();
+  for (const f of failures) assert.match(f, /UNIMPLEMENTED/);
+  assert.equal(a.certs.current(), undefined, 'no certificate over plaintext');
 });
 
 test('over 15012: token first, then two renewals by mTLS alone; no agent key in any log', { timeout: 40_000 }, async () => {

@@ -4,16 +4,30 @@
  * refusals for bad CSRs; TTL rules; no private key in any error or log line.
  */
 import assert from 'node:assert/strict';
-import { X509Certificate, createPublicKey } from 'node:crypto';
+import { X509Certificate, createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MeshdAuthority } from '../src/ca/authority';
 import { publicKeyFromSpki } from '../src/ca/csr';
-import { children, parseOne } from '../src/ca/der';
+import { bits, children, ctx, oid, parseOne, seq, toPem, uint } from '../src/ca/der';
 import { FolderRootStore } from '../src/ca/root-store';
 import { CaError } from '../src/ca/types';
-import { type KeySpec, corruptCsrSignature, keyFragments, makeCsr, quietLog, tmpDir, verify, x509Text } from './helpers/ca-openssl';
+import {
+  type KeySpec,
+  corruptCsrSignature,
+  forgedSignatureForExponentOne,
+  keyFragments,
+  makeCsr,
+  makePluginCa,
+  quietLog,
+  rsaCsrWithNumbers,
+  rsaModulus,
+  tmpDir,
+  verify,
+  writeCacerts,
+  x509Text,
+} from './helpers/ca-openssl';
 import { captureLog } from './helpers/kube-testing';
 
 const ID = 'spiffe://cluster.local/ns/default/sa/reviews';
@@ -48,7 +62,7 @@ describe('CA signing', { timeout: 120_000 }, () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  for (const spec of ['rsa:2048', 'rsa:3072', 'rsa:4096', 'P-256'] as KeySpec[]) {
+  for (const spec of ['rsa:2048', 'rsa:3072', 'rsa:4096', 'P-256', 'P-384'] as KeySpec[]) {
     it(`issues a certificate for a ${spec} CSR that openssl and Node verify, naming only the proven identity`, async () => {
       const { csrPem, keyPem } = makeCsr(dir, spec);
       csrKeys.push(keyPem);
@@ -164,7 +178,7 @@ describe('CA signing', { timeout: 120_000 }, () => {
     messages.push(e.message);
   });
 
-  for (const [spec, why] of [['rsa:1024', /RSA key size 1024/], ['P-384', /curve secp384r1/], ['ed25519', /key type ed25519/]] as const) {
+  for (const [spec, why] of [['rsa:1024', /RSA key size 1024/], ['P-521', /curve secp521r1/], ['secp256k1', /curve secp256k1/], ['ed25519', /key type ed25519/]] as const) {
     it(`refuses a ${spec} CSR as an unsupported key`, async () => {
       const { csrPem, keyPem } = makeCsr(dir, spec);
       csrKeys.push(keyPem);
@@ -175,6 +189,54 @@ describe('CA signing', { timeout: 120_000 }, () => {
       messages.push(e.message);
     });
   }
+
+  it('refuses RSA keys no honest workload has: e = 1 (whose CSR anyone can forge), e = 3, even or huge exponents, even or absurd moduli', async () => {
+    const { keyPem } = makeCsr(dir, 'rsa:2048');
+    csrKeys.push(keyPem);
+    const n = rsaModulus(keyPem);
+    const F4 = Buffer.from([1, 0, 1]);
+    const junk = (): Buffer => Buffer.alloc(256, 0x5a);
+
+    // e = 1: the "signature" is the padded digest itself, made without any private key, and it verifies.
+    const one = rsaCsrWithNumbers(n, Buffer.from([1]), (cri) => forgedSignatureForExponentOne(cri, n.length));
+    const der = Buffer.from(one.replace(/-----[A-Z ]+-----|\s+/g, ''), 'base64');
+    const [cri, , sig] = children(parseOne(der).value) as [{ raw: Buffer }, unknown, { value: Buffer }];
+    const eOne = createPublicKey({ key: { kty: 'RSA', n: n.toString('base64url'), e: 'AQ' }, format: 'jwk' });
+    assert.ok(cryptoVerify('sha256', cri.raw, eOne, sig.value.subarray(1)), 'the forged CSR signature verifies with e = 1');
+
+    const e3 = makeCsr(dir, 'rsa:2048:e3');
+    csrKeys.push(e3.keyPem);
+    const odd8192 = Buffer.alloc(1024, 0xc3);
+    const evenN = Buffer.from(n);
+    evenN[evenN.length - 1] = (evenN[evenN.length - 1] as number) & 0xfe;
+    const cases: Array<[string, string, RegExp]> = [
+      ['e = 1', one, /public exponent 1 is below 65537/],
+      ['e = 3', e3.csrPem, /public exponent 3 is below 65537/],
+      ['even e', rsaCsrWithNumbers(n, Buffer.from([1, 0, 2]), junk), /exponent is even/],
+      ['e > 2^31-1', rsaCsrWithNumbers(n, Buffer.from([1, 0, 0, 0, 1]), junk), /larger than 2\^31-1/],
+      ['even modulus', rsaCsrWithNumbers(evenN, F4, junk), /modulus is even/],
+      ['8192-bit modulus', rsaCsrWithNumbers(odd8192, F4, () => Buffer.alloc(1024, 0x5a)), /RSA key size 8192/],
+      ['2040-bit modulus', rsaCsrWithNumbers(Buffer.concat([Buffer.from([0xc3]), n.subarray(2)]), F4, junk), /RSA key size 2040/],
+    ];
+    for (const [what, csrPem, why] of cases) {
+      const e = await refusal(ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR }));
+      assert.equal(e.reason, 'key_type', `${what}: ${e.message}`);
+      assert.equal(e.grpcCode, 3, what);
+      assert.match(e.message, why, what);
+      messages.push(e.message);
+    }
+  });
+
+  it('refuses an ECDSA key whose point is not on its curve', async () => {
+    const { keyPem } = makeCsr(dir, 'P-256');
+    const spki = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
+    spki[spki.length - 1] = (spki[spki.length - 1] as number) ^ 0x01; // y no longer matches x
+    const cri = seq(uint(Buffer.from([0])), seq(), spki, ctx(0, true, Buffer.alloc(0)));
+    const csrPem = toPem('CERTIFICATE REQUEST', seq(cri, seq(oid('1.2.840.10045.4.3.2')), bits(Buffer.alloc(72, 1))));
+    const e = await refusal(ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR }));
+    assert.equal(e.reason, 'key_type');
+    assert.equal(e.grpcCode, 3);
+  });
 
   it('refuses to sign without an authenticated identity, or for one that is not a URI', async () => {
     const { csrPem } = makeCsr(dir, 'P-256');
@@ -195,5 +257,101 @@ describe('CA signing', { timeout: 120_000 }, () => {
       assert.doesNotMatch(text, /PRIVATE KEY/);
       for (const f of fragments) assert.ok(!text.includes(f), 'a private key fragment leaked');
     }
+  });
+});
+
+describe('CA signing in signing processes (signWorkers)', { timeout: 120_000 }, () => {
+  const dir = tmpDir();
+  const logs = captureLog('trace');
+  const keys: string[] = [];
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('issues what the calling thread issues, for P-256, P-384 and RSA CSRs, many at once', async () => {
+    const ca = await MeshdAuthority.start({ mode: 'self-signed', store: new FolderRootStore(path.join(dir, 'store')), log: logs.log, checkIntervalMs: 0, signWorkers: 2 });
+    try {
+      const csrs = (['P-256', 'P-384', 'rsa:2048'] as KeySpec[]).map((spec, i) => makeCsr(dir, spec, `w${i}`));
+      keys.push(...csrs.map((c) => c.keyPem));
+      const root = new X509Certificate(ca.rootBundlePem());
+      const issued = await Promise.all(Array.from({ length: 24 }, (_, i) => ca.sign({ csrPem: (csrs[i % 3] as { csrPem: string }).csrPem, identities: [ID], ttlSeconds: HOUR })));
+      assert.equal(new Set(issued.map((c) => new X509Certificate(c.certChainPem[0] as string).serialNumber)).size, 24, 'a serial each');
+      for (const [i, { certChainPem }] of issued.entries()) {
+        const leaf = new X509Certificate(certChainPem[0] as string);
+        assert.ok(leaf.checkIssued(root) && leaf.verify(root.publicKey), 'signed by the root');
+        assert.equal(leaf.subjectAltName, `URI:${ID}`);
+        assert.deepEqual(leaf.publicKey.export({ type: 'spki', format: 'der' }), createPublicKey((csrs[i % 3] as { keyPem: string }).keyPem).export({ type: 'spki', format: 'der' }));
+        assert.equal(certChainPem[1], ca.rootBundlePem());
+      }
+      const [ok, out] = verify(dir, { root: ca.rootBundlePem(), leaf: issued[1]?.certChainPem[0] as string });
+      assert.ok(ok, out);
+    } finally {
+      ca.close();
+    }
+  });
+
+  it('refuses as the calling thread does: an RSA key with e = 1, a bad signature, no CSR at all', async () => {
+    const ca = await MeshdAuthority.start({ mode: 'self-signed', store: new FolderRootStore(path.join(dir, 'store')), log: logs.log, checkIntervalMs: 0, signWorkers: 1 });
+    try {
+      const { csrPem, keyPem } = makeCsr(dir, 'rsa:2048', 'wbad');
+      keys.push(keyPem);
+      const n = rsaModulus(keyPem);
+      const forged = rsaCsrWithNumbers(n, Buffer.from([1]), (cri) => forgedSignatureForExponentOne(cri, n.length));
+      for (const [pem, reason, why] of [
+        [forged, 'key_type', /public exponent 1/],
+        [corruptCsrSignature(csrPem), 'csr_parse_error', /signature/],
+        ['hello', 'csr_parse_error', /no PEM/],
+      ] as const) {
+        const e = await refusal(ca.sign({ csrPem: pem, identities: [ID], ttlSeconds: HOUR }));
+        assert.equal(e.reason, reason);
+        assert.equal(e.grpcCode, 3);
+        assert.match(e.message, why);
+      }
+      assert.ok((await ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR })).certChainPem.length === 2, 'and signs the good one');
+    } finally {
+      ca.close();
+    }
+  });
+
+  it('refuses at once past its queue (RESOURCE_EXHAUSTED, ca_busy), and signs again once it drains', async () => {
+    const ca = await MeshdAuthority.start({ mode: 'self-signed', store: new FolderRootStore(path.join(dir, 'store')), log: logs.log, checkIntervalMs: 0, signWorkers: 1, signQueue: 2 });
+    try {
+      const { csrPem } = makeCsr(dir, 'P-256', 'wq');
+      const outcomes = await Promise.allSettled(Array.from({ length: 12 }, () => ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR })));
+      const refused = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected').map((o) => o.reason as CaError);
+      assert.equal(outcomes.length - refused.length, 2, 'as many as the queue holds are signed');
+      for (const e of refused) {
+        assert.ok(e instanceof CaError);
+        assert.equal(e.reason, 'ca_busy');
+        assert.equal(e.grpcCode, 8);
+      }
+      assert.equal((await ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR })).certChainPem.length, 2);
+    } finally {
+      ca.close();
+    }
+  });
+
+  it('signs with a replaced plug-in CA from the next request on', async () => {
+    const a = makePluginCa(dir, { name: 'wa', intermediateKey: 'P-256' });
+    const b = makePluginCa(dir, { name: 'wb', intermediateKey: 'rsa:2048' });
+    keys.push(a.caKeyPem, b.caKeyPem);
+    const folder = path.join(dir, 'cacerts');
+    writeCacerts(folder, a);
+    const ca = await MeshdAuthority.start({ mode: 'plugin', store: new FolderRootStore(folder, 10_000), log: logs.log, checkIntervalMs: 0, signWorkers: 2 });
+    try {
+      const { csrPem } = makeCsr(dir, 'P-256', 'wr');
+      const issuerOf = async (): Promise<string> => new X509Certificate((await ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR })).certChainPem[0] as string).issuer;
+      assert.match(await issuerOf(), /CN=wa Intermediate CA/);
+      writeCacerts(folder, b);
+      await ca.check();
+      const after = await Promise.all([issuerOf(), issuerOf(), issuerOf(), issuerOf()]);
+      for (const i of after) assert.match(i, /CN=wb Intermediate CA/);
+    } finally {
+      ca.close();
+    }
+  });
+
+  it('puts no private key in any log line', () => {
+    const text = JSON.stringify(logs.records());
+    assert.doesNotMatch(text, /PRIVATE KEY/);
+    for (const f of keyFragments(...keys, fs.readFileSync(path.join(dir, 'store', 'ca-key.pem'), 'utf8'))) assert.ok(!text.includes(f), 'a key fragment was logged');
   });
 });

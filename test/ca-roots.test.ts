@@ -1,8 +1,9 @@
 /**
  * The CA's roots: a plug-in CA made by openssl (root + intermediate, `cacerts` layout) and its
  * replacement without a restart; the self-signed root persisted and reloaded; rotation with an
- * overlap in the trust bundle; the `istio-ca-secret` Secret written by the leader only, over the
- * real Kubernetes protocol. Certificates are checked with openssl verify.
+ * overlap in the trust bundle; key files never written through a planted symlink, `--ca-dir` made
+ * private, a readable plug-in key warned about; the `istio-ca-secret` Secret written by the leader
+ * only, over the real Kubernetes protocol. Certificates are checked with openssl verify.
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
@@ -10,9 +11,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { CoreV1Api } from '@kubernetes/client-node';
+import { Registry } from 'prom-client';
 import { MeshdAuthority } from '../src/ca/authority';
 import { certsFromPem } from '../src/ca/roots';
 import { CA_SECRET_TYPE, FolderRootStore, KubeSecretRootStore, type RootStore } from '../src/ca/root-store';
+import { MeshdCa } from '../src/ca/setup';
 import { loadKubeConfig } from '../src/sources/kube-http';
 import { keyFragments, makeCsr, makePluginCa, quietLog, tmpDir, verify, writeCacerts, x509Text } from './helpers/ca-openssl';
 import { startKubeApiServer } from './helpers/kube-api-server';
@@ -156,6 +159,88 @@ describe('self-signed root', { timeout: 60_000 }, () => {
     } finally {
       ca.close();
     }
+  });
+});
+
+describe('key files and folder permissions', { timeout: 60_000 }, () => {
+  it('never writes a key through a symlink planted at the temporary name', async () => {
+    const folder = path.join(dir, 'planted');
+    fs.mkdirSync(folder, { mode: 0o700 });
+    const victim = path.join(dir, 'victim.txt');
+    fs.writeFileSync(victim, 'untouched\n', { mode: 0o644 });
+    // Where a writer that reuses a predictable temporary name would write (and chmod) the key.
+    const planted = path.join(folder, `ca-key.pem.tmp-${process.pid}`);
+    fs.symlinkSync(victim, planted);
+    const ca = await MeshdAuthority.start({ mode: 'self-signed', store: new FolderRootStore(folder), log: quietLog, checkIntervalMs: 0 });
+    ca.close();
+    assert.equal(fs.readFileSync(victim, 'utf8'), 'untouched\n', 'the key went through the symlink');
+    assert.equal(fs.statSync(victim).mode & 0o777, 0o644, 'the symlink target was chmod-ed');
+    const key = path.join(folder, 'ca-key.pem');
+    assert.ok(fs.lstatSync(key).isFile(), 'ca-key.pem is a regular file');
+    assert.equal(fs.statSync(key).mode & 0o777, 0o600);
+    assert.match(fs.readFileSync(key, 'utf8'), /PRIVATE KEY/);
+    assert.equal(fs.readlinkSync(planted), victim, 'the planted link is left alone');
+    assert.deepEqual(fs.readdirSync(folder).filter((f) => f.includes('.tmp-') && path.join(folder, f) !== planted), [], 'no temporary files left');
+  });
+
+  const meshdCa = (o: { caDir?: string; cacertsDir?: string }, log: ReturnType<typeof captureLog>['log']): MeshdCa =>
+    new MeshdCa({
+      trustDomain: 'cluster.local', namespace: 'istio-system', domain: 'cluster.local', mayWrite: () => true, defaultTtlSeconds: 3600, maxTtlSeconds: 86_400,
+      serving: false, registry: new Registry(), log, ...o,
+    });
+  const warnings = (logs: ReturnType<typeof captureLog>, re: RegExp): Array<Record<string, unknown>> => logs.records().filter((r) => r['level'] === 40 && re.test(String(r['msg'])));
+
+  it('makes an existing --ca-dir open to others 0700 at start, and says so; a private one is left as it is', async () => {
+    const folder = path.join(dir, 'open-ca-dir');
+    fs.mkdirSync(folder);
+    fs.chmodSync(folder, 0o755);
+    const logs = captureLog('info');
+    const ca = meshdCa({ caDir: folder }, logs.log);
+    await ca.ready();
+    ca.close();
+    assert.equal(fs.statSync(folder).mode & 0o777, 0o700);
+    const w = warnings(logs, /CA folder was open to group or others/);
+    assert.equal(w.length, 1, JSON.stringify(logs.records()));
+    assert.equal(w[0]?.['mode'], '0755');
+
+    const again = captureLog('info');
+    const second = meshdCa({ caDir: folder }, again.log);
+    await second.ready();
+    second.close();
+    assert.equal(warnings(again, /CA folder/).length, 0, 'already private: nothing to say');
+  });
+
+  it('warns once at start about a plug-in ca-key.pem that group or others can read', async () => {
+    const a = makePluginCa(dir, { name: 'perm-a', intermediateKey: 'P-256' });
+    const b = makePluginCa(dir, { name: 'perm-b', intermediateKey: 'P-256' });
+    const folder = path.join(dir, 'cacerts-open');
+    writeCacerts(folder, a);
+    fs.chmodSync(path.join(folder, 'ca-key.pem'), 0o644);
+    const logs = captureLog('info');
+    const ca = meshdCa({ cacertsDir: folder }, logs.log);
+    try {
+      await ca.ready();
+      // A replaced CA is read without another warning.
+      writeCacerts(folder, b);
+      fs.chmodSync(path.join(folder, 'ca-key.pem'), 0o640);
+      await waitFor(() => ca.authority.rootBundlePem() === new X509Certificate(b.rootCertPem).toString(), 'the replaced plug-in CA', 20_000);
+    } finally {
+      ca.close();
+    }
+    const w = warnings(logs, /plug-in CA key is readable by group or others/);
+    assert.equal(w.length, 1, JSON.stringify(logs.records()));
+    assert.equal(w[0]?.['mode'], '0644');
+    assert.equal(fs.statSync(path.join(folder, 'ca-key.pem')).mode & 0o777, 0o640, "the operator's file is not changed");
+    const logText = JSON.stringify(logs.records());
+    for (const f of keyFragments(a.caKeyPem, b.caKeyPem)) assert.ok(!logText.includes(f), 'a key fragment was logged');
+
+    const quiet = path.join(dir, 'cacerts-private');
+    writeCacerts(quiet, a);
+    const logs2 = captureLog('info');
+    const ok = meshdCa({ cacertsDir: quiet }, logs2.log);
+    await ok.ready();
+    ok.close();
+    assert.equal(warnings(logs2, /plug-in CA key/).length, 0, 'a 0600 key is not warned about');
   });
 });
 

@@ -1,12 +1,13 @@
 /**
  * The certificate service end to end: a real grpc-js client calls
- * `istio.v1.auth.IstioCertificateService/CreateCertificate` on a running meshd (15010 plaintext and
- * 15012 TLS) with CSRs made by openssl. A JWT from a JWKS the test makes yields a chain whose leaf
- * carries exactly the caller's SPIFFE ID and verifies to the root with `openssl verify`; other
- * identities, missing, forged, expired and misaddressed tokens are refused; renewal over mTLS
- * works with an issued certificate and not with an expired or foreign one; ADS is served on
- * 15012 too; the Kubernetes TokenReview path works against the fake API server; every outcome is
- * counted in istiod's metrics; no token, CSR or key text reaches the log.
+ * `istio.v1.auth.IstioCertificateService/CreateCertificate` on a running meshd over TLS (15012)
+ * with CSRs made by openssl. A JWT from a JWKS the test makes yields a chain whose leaf carries
+ * exactly the caller's SPIFFE ID and verifies to the root with `openssl verify`; other identities,
+ * missing, forged, expired and misaddressed tokens are refused, and so is an RSA key with e = 1;
+ * renewal over mTLS works with an issued certificate, and an expired or foreign one is refused
+ * for what it is; ADS is served on 15012 too; the plaintext port (15010) has no CA unless
+ * `plaintextCa` is set; the Kubernetes TokenReview path works against the fake API server; every
+ * outcome is counted in istiod's metrics; no token, CSR or key text reaches the log.
  */
 import assert from 'node:assert/strict';
 import { X509Certificate, createPublicKey } from 'node:crypto';
@@ -24,7 +25,7 @@ import { type MeshdHandle, startMeshd } from '../src/meshd';
 import { EnvoyProtos } from '../src/xds/protos';
 import { ADS_PATH } from '../src/xds/server';
 import { TypeUrl } from '../src/xds/protos';
-import { keyFragments, openssl, tmpDir, verify } from './helpers/ca-openssl';
+import { forgedSignatureForExponentOne, keyFragments, openssl, rsaCsrWithNumbers, rsaModulus, tmpDir, verify } from './helpers/ca-openssl';
 import { startKubeApiServer, type KubeApiServer } from './helpers/kube-api-server';
 import { closeInOrder } from './helpers/teardown';
 
@@ -89,6 +90,38 @@ function metric(text: string, name: string): number {
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
+/** The first CDS response on an ADS stream to `address` (with `token` as its bearer credential). */
+async function firstCds(address: string, creds: grpc.ChannelCredentials, token?: string): Promise<{ type_url: string; resources: unknown[] }> {
+  const protos = new EnvoyProtos();
+  const def = {
+    ads: {
+      path: ADS_PATH,
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: (v: object) => Buffer.from(protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject(v as Record<string, unknown>)).finish()),
+      requestDeserialize: (b: Buffer) => b,
+      responseSerialize: (v: Buffer) => v,
+      responseDeserialize: (b: Buffer) => protos.DiscoveryResponse.decode(b) as unknown as { type_url: string; resources: unknown[] },
+    },
+  };
+  const AdsCtor = grpc.makeGenericClientConstructor(def, 'ADS');
+  const client = new AdsCtor(address, creds, { 'grpc.ssl_target_name_override': SERVER_NAME });
+  const md = new grpc.Metadata();
+  if (token) md.set('authorization', `Bearer ${token}`);
+  const stream = (client as unknown as { ads: (md: grpc.Metadata) => grpc.ClientDuplexStream<object, { type_url: string; resources: unknown[] }> }).ads(md);
+  const first = new Promise<{ type_url: string; resources: unknown[] }>((resolve, reject) => {
+    stream.once('data', resolve);
+    stream.once('error', reject);
+  });
+  stream.write({ node: { id: 'sidecar~10.0.0.9~reviews-v1-1.default~default.svc.cluster.local', metadata: { fields: { NAMESPACE: { string_value: 'default' } } } }, type_url: TypeUrl.Cluster });
+  try {
+    return await first;
+  } finally {
+    stream.cancel();
+    client.close();
+  }
+}
+
 function leafChecks(dir: string, chain: string[], root: string, keyPem: string, identity: string): X509Certificate {
   assert.ok(chain.length >= 2, 'leaf and root');
   for (const c of chain) assert.equal(c.match(/BEGIN CERTIFICATE/g)?.length, 1, 'one certificate per element');
@@ -113,6 +146,8 @@ describe('CreateCertificate with JWT and mTLS', () => {
   let root: string;
   let issued: { chain: string[]; keyPem: string } | undefined;
   const mtlsAuthenticator = (): MtlsAuthenticator => new MtlsAuthenticator({ trustDomain: 'cluster.local', roots: () => root });
+  /** CreateCertificate on 15012, with TLS against meshd's root (and no client certificate unless `creds` says so). */
+  const caCall = (req: object, o: Parameters<typeof call>[2] = {}): Promise<string[]> => call(xdsTls, req, { creds: grpc.credentials.createSsl(Buffer.from(root)), ...o });
 
   before(async () => {
     const { privateKey, publicKey } = await generateKeyPair('ES256');
@@ -162,7 +197,7 @@ describe('CreateCertificate with JWT and mTLS', () => {
   test('a valid JWT gets a chain for exactly its SPIFFE ID, verified to the root by openssl', T, async () => {
     const r = csr(dir, 'reviews', REVIEWS);
     secrets.push(...keyFragments(r.keyPem));
-    const chain = await call(xds, { csr: r.csrPem, validity_duration: 3600 }, { token: await sign({ sub: REVIEWS }) });
+    const chain = await caCall({ csr: r.csrPem, validity_duration: 3600 }, { token: await sign({ sub: REVIEWS }) });
     const leaf = leafChecks(dir, chain, root, r.keyPem, REVIEWS);
     const life = (Date.parse(leaf.validTo) - Date.now()) / 1000;
     assert.ok(life > 3500 && life <= 3600, `asked 1 h, got ${life}s`);
@@ -172,37 +207,55 @@ describe('CreateCertificate with JWT and mTLS', () => {
   test('identity from kubernetes.io claims or a service-account sub; a CSR without SAN; TTL capped at the maximum', T, async () => {
     const r = csr(dir, 'nosan');
     const token = await sign({ sub: 'someone', 'kubernetes.io': { namespace: 'bookinfo', serviceaccount: { name: 'ratings' } } });
-    const chain = await call(xds, { csr: r.csrPem, validity_duration: 365 * 86400 }, { token });
+    const chain = await caCall({ csr: r.csrPem, validity_duration: 365 * 86400 }, { token });
     const leaf = leafChecks(dir, chain, root, r.keyPem, 'spiffe://cluster.local/ns/bookinfo/sa/ratings');
     const life = (Date.parse(leaf.validTo) - Date.now()) / 1000;
     assert.ok(life > 2 * 86400 - 60 && life <= 2 * 86400, `capped at 2 d, got ${life}s`);
-    const sa = await call(xds, { csr: r.csrPem }, { token: await sign({ sub: 'system:serviceaccount:default:details' }) });
+    const sa = await caCall({ csr: r.csrPem }, { token: await sign({ sub: 'system:serviceaccount:default:details' }) });
     assert.equal(new X509Certificate(sa[0] as string).subjectAltName, 'URI:spiffe://cluster.local/ns/default/sa/details');
   });
 
   test('a CSR or ImpersonatedIdentity for another identity is refused (PERMISSION_DENIED)', T, async () => {
     const token = await sign({ sub: REVIEWS });
     const admin = csr(dir, 'admin', 'spiffe://cluster.local/ns/kube-system/sa/admin');
-    await refused(call(xds, { csr: admin.csrPem }, { token }), grpc.status.PERMISSION_DENIED, /asks for spiffe:\/\/cluster.local\/ns\/kube-system\/sa\/admin.*proved spiffe:\/\/cluster.local\/ns\/default\/sa\/reviews/);
+    await refused(caCall({ csr: admin.csrPem }, { token }), grpc.status.PERMISSION_DENIED, /asks for spiffe:\/\/cluster.local\/ns\/kube-system\/sa\/admin.*proved spiffe:\/\/cluster.local\/ns\/default\/sa\/reviews/);
     const plain = csr(dir, 'plain');
     const req = { csr: plain.csrPem, metadata: { fields: { ImpersonatedIdentity: { stringValue: 'spiffe://cluster.local/ns/kube-system/sa/admin' } } } };
-    await refused(call(xds, req, { token }), grpc.status.PERMISSION_DENIED, /ImpersonatedIdentity/);
+    await refused(caCall(req, { token }), grpc.status.PERMISSION_DENIED, /ImpersonatedIdentity/);
   });
 
   test('missing, forged, expired and misaddressed tokens are refused (UNAUTHENTICATED)', T, async () => {
     const r = csr(dir, 'anon', REVIEWS);
-    await refused(call(xds, { csr: r.csrPem }), grpc.status.UNAUTHENTICATED, /no credential/);
-    await refused(call(xds, { csr: r.csrPem }, { token: await forge() }), grpc.status.UNAUTHENTICATED, /signature does not verify/);
-    await refused(call(xds, { csr: r.csrPem }, { token: await sign({ sub: REVIEWS }, { exp: Math.floor(Date.now() / 1000) - 3600 }) }), grpc.status.UNAUTHENTICATED, /expired/);
-    await refused(call(xds, { csr: r.csrPem }, { token: await sign({ sub: REVIEWS }, { aud: 'someone-else' }) }), grpc.status.UNAUTHENTICATED, /"aud" claim/);
-    await refused(call(xds, { csr: r.csrPem }, { token: await sign({ sub: REVIEWS }, { iss: 'https://evil' }) }), grpc.status.UNAUTHENTICATED, /"iss" claim/);
-    await refused(call(xds, { csr: r.csrPem }, { token: await sign({ sub: 'spiffe://other.domain/ns/default/sa/reviews' }) }), grpc.status.UNAUTHENTICATED, /trust domain other.domain/);
-    await refused(call(xds, { csr: r.csrPem }, { token: 'not-a-jwt-at-all' }), grpc.status.UNAUTHENTICATED, /not a valid signed JWT/);
+    await refused(caCall({ csr: r.csrPem }), grpc.status.UNAUTHENTICATED, /no credential/);
+    await refused(caCall({ csr: r.csrPem }, { token: await forge() }), grpc.status.UNAUTHENTICATED, /signature does not verify/);
+    await refused(caCall({ csr: r.csrPem }, { token: await sign({ sub: REVIEWS }, { exp: Math.floor(Date.now() / 1000) - 3600 }) }), grpc.status.UNAUTHENTICATED, /expired/);
+    await refused(caCall({ csr: r.csrPem }, { token: await sign({ sub: REVIEWS }, { aud: 'someone-else' }) }), grpc.status.UNAUTHENTICATED, /"aud" claim/);
+    await refused(caCall({ csr: r.csrPem }, { token: await sign({ sub: REVIEWS }, { iss: 'https://evil' }) }), grpc.status.UNAUTHENTICATED, /"iss" claim/);
+    await refused(caCall({ csr: r.csrPem }, { token: await sign({ sub: 'spiffe://other.domain/ns/default/sa/reviews' }) }), grpc.status.UNAUTHENTICATED, /trust domain other.domain/);
+    await refused(caCall({ csr: r.csrPem }, { token: 'not-a-jwt-at-all' }), grpc.status.UNAUTHENTICATED, /not a valid signed JWT/);
   });
 
   test('a malformed CSR is refused (INVALID_ARGUMENT)', T, async () => {
     const token = await sign({ sub: REVIEWS });
-    await refused(call(xds, { csr: 'hello' }, { token }), grpc.status.INVALID_ARGUMENT, /CSR parsing error/);
+    await refused(caCall({ csr: 'hello' }, { token }), grpc.status.INVALID_ARGUMENT, /CSR parsing error/);
+  });
+
+  test('a CSR for an RSA key with public exponent 1 (its signature forged without a private key) is refused (INVALID_ARGUMENT)', T, async () => {
+    // Any RSA modulus will do (an attacker needs no key for it); this one is openssl's.
+    openssl(['genrsa', '-out', 'e1.key', '2048'], dir);
+    const keyPem = fs.readFileSync(path.join(dir, 'e1.key'), 'utf8');
+    secrets.push(...keyFragments(keyPem));
+    const n = rsaModulus(keyPem);
+    const forged = rsaCsrWithNumbers(n, Buffer.from([1]), (cri) => forgedSignatureForExponentOne(cri, n.length));
+    await refused(caCall({ csr: forged }, { token: await sign({ sub: REVIEWS }) }), grpc.status.INVALID_ARGUMENT, /public exponent 1 is below 65537/);
+  });
+
+  test('the plaintext port (15010) does not serve the CA: UNIMPLEMENTED, as from a server without the service; ADS still answers there', T, async () => {
+    const r = csr(dir, 'plain15010', REVIEWS);
+    await refused(call(xds, { csr: r.csrPem }, { token: await sign({ sub: REVIEWS }) }), grpc.status.UNIMPLEMENTED, /CreateCertificate/);
+    const res = await firstCds(xds, grpc.credentials.createInsecure());
+    assert.equal(res.type_url, TypeUrl.Cluster);
+    assert.doesNotMatch(log.text(), /plaintext-ca/, 'no plaintext CA warning without the flag');
   });
 
   test('15012: the serving certificate is for istiod and chains to the root; ADS is served there too, to a caller that proves who it is', T, async () => {
@@ -224,37 +277,13 @@ describe('CreateCertificate with JWT and mTLS', () => {
     const chain = await call(xdsTls, { csr: r.csrPem }, { token: await sign({ sub: REVIEWS }), creds });
     leafChecks(dir, chain, root, r.keyPem, REVIEWS);
     // ADS over TLS: a CDS request is answered with bookinfo's clusters.
-    const protos = new EnvoyProtos();
-    const def = {
-      ads: {
-        path: ADS_PATH,
-        requestStream: true,
-        responseStream: true,
-        requestSerialize: (v: object) => Buffer.from(protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject(v as Record<string, unknown>)).finish()),
-        requestDeserialize: (b: Buffer) => b,
-        responseSerialize: (v: Buffer) => v,
-        responseDeserialize: (b: Buffer) => protos.DiscoveryResponse.decode(b) as unknown as { type_url: string; resources: unknown[] },
-      },
-    };
-    const AdsCtor = grpc.makeGenericClientConstructor(def, 'ADS');
-    const client = new AdsCtor(xdsTls, creds, { 'grpc.ssl_target_name_override': SERVER_NAME });
     // Over TLS a stream must prove who it is, as to istiod: here with the same token in its metadata.
-    const md = new grpc.Metadata();
-    md.set('authorization', `Bearer ${await sign({ sub: REVIEWS })}`);
-    const stream = (client as unknown as { ads: (md: grpc.Metadata) => grpc.ClientDuplexStream<object, { type_url: string; resources: unknown[] }> }).ads(md);
-    const first = new Promise<{ type_url: string; resources: unknown[] }>((resolve, reject) => {
-      stream.once('data', resolve);
-      stream.once('error', reject);
-    });
-    stream.write({ node: { id: 'sidecar~10.0.0.9~reviews-v1-1.default~default.svc.cluster.local', metadata: { fields: { NAMESPACE: { string_value: 'default' } } } }, type_url: TypeUrl.Cluster });
-    const res = await first;
+    const res = await firstCds(xdsTls, creds, await sign({ sub: REVIEWS }));
     assert.equal(res.type_url, TypeUrl.Cluster);
     assert.ok(res.resources.length > 0);
-    stream.cancel();
-    client.close();
   });
 
-  test('renewal over mTLS on 15012 with the issued certificate; an expired or foreign certificate is refused', T, async () => {
+  test('renewal over mTLS on 15012 with the issued certificate; an expired or foreign certificate is refused as such', T, async () => {
     assert.ok(issued, 'the first test issued a certificate');
     const renew = csr(dir, 'renew', REVIEWS);
     const mtls = (certChain: string, keyPem: string): grpc.ChannelCredentials => grpc.credentials.createSsl(Buffer.from(root), Buffer.from(keyPem), Buffer.from(certChain));
@@ -266,20 +295,28 @@ describe('CreateCertificate with JWT and mTLS', () => {
 
     // A certificate that expires within a second.
     const short = csr(dir, 'short', REVIEWS);
-    const shortChain = await call(xds, { csr: short.csrPem, validity_duration: 1 }, { token: await sign({ sub: REVIEWS }) });
+    const shortChain = await caCall({ csr: short.csrPem, validity_duration: 1 }, { token: await sign({ sub: REVIEWS }) });
     await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(new X509Certificate(shortChain[0] as string).validTo) - Date.now()) + 1200));
-    // TLS checks client certificates against the roots; grpc-js shows the service only those that pass.
-    await refused(call(xdsTls, { csr: renew.csrPem }, { creds: mtls(shortChain[0] as string, short.keyPem) }), grpc.status.UNAUTHENTICATED, /no credential.*unexpired workload certificate/);
-    // The authenticator's own check (defence in depth) refuses it too.
+    // The service sees the certificate TLS could not verify, and says why it is refused.
+    const expiredAt = new Date(new X509Certificate(shortChain[0] as string).validTo).toISOString();
+    await refused(
+      call(xdsTls, { csr: renew.csrPem }, { creds: mtls(shortChain[0] as string, short.keyPem) }),
+      grpc.status.UNAUTHENTICATED,
+      new RegExp(`mtls: the client certificate expired at ${expiredAt.replace(/[.]/g, '\\.')}`),
+    );
     await refused(mtlsAuthenticator().authenticate({ metadata: {}, peerCertificatePem: shortChain[0] }), grpc.status.UNAUTHENTICATED, /expired at/);
+    // A valid token still wins over an expired certificate (the authenticators are tried in turn).
+    leafChecks(dir, await call(xdsTls, { csr: renew.csrPem }, { creds: mtls(shortChain[0] as string, short.keyPem), token: await sign({ sub: REVIEWS }) }), root, renew.keyPem, REVIEWS);
 
     // The same SPIFFE ID from a CA meshd does not trust.
     openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'evil-ca.key', '-out', 'evil-ca.pem', '-days', '1', '-subj', '/CN=evil', '-addext', 'basicConstraints=critical,CA:TRUE'], dir);
     fs.writeFileSync(path.join(dir, 'ext.cnf'), `subjectAltName=URI:${REVIEWS}\nextendedKeyUsage=clientAuth,serverAuth\n`);
     openssl(['x509', '-req', '-in', 'renew.csr', '-CA', 'evil-ca.pem', '-CAkey', 'evil-ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'evil-leaf.pem'], dir);
     const evil = fs.readFileSync(path.join(dir, 'evil-leaf.pem'), 'utf8');
-    await refused(call(xdsTls, { csr: renew.csrPem }, { creds: mtls(evil, renew.keyPem) }), grpc.status.UNAUTHENTICATED, /no credential/);
+    await refused(call(xdsTls, { csr: renew.csrPem }, { creds: mtls(evil, renew.keyPem) }), grpc.status.UNAUTHENTICATED, /mtls: the client certificate does not chain to the mesh's root certificate/);
     await refused(mtlsAuthenticator().authenticate({ metadata: {}, peerCertificatePem: evil }), grpc.status.UNAUTHENTICATED, /does not chain to the mesh's root/);
+    const refusals = log.text().split('\n').filter((l) => l.includes('authentication failed')).map((l) => JSON.parse(l) as { reason: string; error: string });
+    assert.deepEqual(refusals.slice(-2).map((r) => r.reason), ['expired_certificate', 'untrusted_certificate'], 'logged as what they are');
     const ok = await mtlsAuthenticator().authenticate({ metadata: {}, peerCertificatePem: issued.chain[0] });
     assert.deepEqual(ok, { identities: [REVIEWS], via: 'mtls' });
     secrets.push(...keyFragments(short.keyPem, renew.keyPem, fs.readFileSync(path.join(dir, 'evil-ca.key'), 'utf8')));
@@ -289,14 +326,19 @@ describe('CreateCertificate with JWT and mTLS', () => {
     const m = await metricsText(meshd);
     const get = (name: string): number => metric(m, name);
     const reason = (r: string): number => Number(/ (\S+)$/.exec(m.split('\n').find((l) => l.startsWith(`citadel_server_authentication_failure_count{reason="${r}"}`)) ?? ' 0')?.[1]);
-    // Successes: 1 + 2 + 1 (TLS) + 1 (renewal) + 1 (short) = 6.
-    assert.equal(get('citadel_server_success_cert_issuance_count'), 6, m);
+    // Successes: 1 + 2 + 1 (TLS) + 1 (renewal) + 1 (short) + 1 (token beside an expired certificate) = 7.
+    assert.equal(get('citadel_server_success_cert_issuance_count'), 7, m);
     assert.equal(reason('id_mismatch'), 3);
-    assert.equal(reason('no_credential'), 3); // no token; expired and foreign client certificates
+    assert.equal(reason('no_credential'), 1); // no token, no certificate
+    assert.equal(reason('expired_certificate'), 1);
+    assert.equal(reason('untrusted_certificate'), 1); // the foreign CA's certificate
     assert.equal(reason('invalid_token'), 5); // forged, aud, iss, trust domain, garbage
     assert.equal(reason('expired_token'), 1);
     assert.equal(get('citadel_server_csr_parsing_err_count'), 1);
-    assert.equal(get('citadel_server_csr_count'), 6 + 3 + 1 + 5 + 1 + 1 + 1 + 1);
+    assert.match(m, /citadel_server_csr_sign_err_count\{error="CSR_ERROR"\} 1\n/, 'the e = 1 key');
+    // The UNIMPLEMENTED call on 15010 never reached the service.
+    // 7 issued, 3 id_mismatch, 1 no_credential, 5 invalid_token, 1 expired_token, 1 parse error, 1 e = 1 key, 1 expired and 1 foreign certificate.
+    assert.equal(get('citadel_server_csr_count'), 7 + 3 + 1 + 5 + 1 + 1 + 1 + 1 + 1);
   });
 
   test('no token, CSR or private key text in the log', T, () => {
@@ -359,7 +401,7 @@ describe('CreateCertificate with a Kubernetes service-account token (TokenReview
 
   test('a reviewed token gets its service account identity; the root is kept in istio-ca-secret and published', T, async () => {
     const r = csr(dir, 'ratings', 'spiffe://cluster.local/ns/bookinfo/sa/ratings');
-    const chain = await call(`127.0.0.1:${meshd.xdsPort}`, { csr: r.csrPem }, { token: GOOD });
+    const chain = await call(`127.0.0.1:${meshd.secureXdsPort}`, { csr: r.csrPem }, { token: GOOD, creds: grpc.credentials.createSsl(Buffer.from(meshd.caRootPem())) });
     leafChecks(dir, chain, meshd.caRootPem(), r.keyPem, 'spiffe://cluster.local/ns/bookinfo/sa/ratings');
     assert.deepEqual(reviews.at(-1)?.audiences, ['istio-ca']);
     assert.ok(api.store.get('v1', 'Secret', 'istio-system', 'istio-ca-secret'), 'the self-signed root is kept in istio-ca-secret');
@@ -392,8 +434,56 @@ describe('CreateCertificate with a Kubernetes service-account token (TokenReview
   test('a token the API server rejects is refused without echoing it', T, async () => {
     const r = csr(dir, 'bad', 'spiffe://cluster.local/ns/bookinfo/sa/ratings');
     const bad = 'kube-token-stolen-9876543210fedcba';
-    const details = await refused(call(`127.0.0.1:${meshd.xdsPort}`, { csr: r.csrPem }, { token: bad }), grpc.status.UNAUTHENTICATED, /did not accept the token/);
+    const tlsCreds = grpc.credentials.createSsl(Buffer.from(meshd.caRootPem()));
+    const details = await refused(call(`127.0.0.1:${meshd.secureXdsPort}`, { csr: r.csrPem }, { token: bad, creds: tlsCreds }), grpc.status.UNAUTHENTICATED, /did not accept the token/);
     assert.ok(!details.includes(bad));
     assert.ok(!log.text().includes(bad) && !log.text().includes(GOOD), 'no token in the log');
+  });
+});
+
+describe('plaintextCa (--plaintext-ca): the CA on the plaintext port too, for development', () => {
+  const dir = tmpDir('meshd-ca-plain-');
+  const log = captureLog();
+  let meshd: MeshdHandle;
+  let token: string;
+
+  before(async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    fs.writeFileSync(path.join(dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
+    token = await new SignJWT({ sub: REVIEWS }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('1h').sign(privateKey);
+    meshd = await startMeshd({
+      configDir: path.join(__dirname, '..', 'examples', 'bookinfo'),
+      xdsPort: 0,
+      secureXdsPort: -1,
+      plaintextCa: true,
+      caSignWorkers: 1,
+      debugPort: 0,
+      monitoringPort: -1,
+      jwks: path.join(dir, 'jwks.json'),
+      jwtIssuer: ISSUER,
+      jwtAudiences: [AUDIENCE],
+      logger: log.logger,
+    });
+    await meshd.caReady();
+  });
+  after(async () => {
+    await meshd?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('CreateCertificate answers on 15010 with a token (signed in a signing process), and meshd warned at start that tokens cross in clear', T, async () => {
+    const r = csr(dir, 'plain', REVIEWS);
+    const chain = await call(`127.0.0.1:${meshd.xdsPort}`, { csr: r.csrPem }, { token });
+    leafChecks(dir, chain, meshd.caRootPem(), r.keyPem, REVIEWS);
+    const warning = log
+      .text()
+      .split('\n')
+      .filter((l) => l.includes('--plaintext-ca'))
+      .map((l) => JSON.parse(l) as { level: number; port: number });
+    assert.equal(warning.length, 1, 'one warning, at start');
+    assert.equal(warning[0]?.level, 40);
+    assert.equal(warning[0]?.port, meshd.xdsPort);
+    assert.ok(!log.text().includes(token), 'no token in the log');
+    assert.match(log.text(), /"workers":1,.*CSRs are verified and signed in separate signing processes/);
   });
 });

@@ -326,3 +326,16 @@ test('the Dockerfile builds what bin/meshd.js runs, as uid 1337, exposing the De
   assert.deepEqual(exposed, containerPorts);
   assert.ok(filesUnder(DEPLOY, (n) => n === 'Dockerfile').length === 1);
 });
+
+test("kind's sidecars reach the CA over plaintext 15010, so up.sh turns on meshd's --plaintext-ca; the installed Deployment keeps the CA on 15012 only", () => {
+  const kind = documents('kind/mesh-plaintext.yaml');
+  const plain = rec(rec(parseYaml(String(at(one(kind, 'ConfigMap', 'istio', NS), 'data.mesh'))), 'mesh')['defaultConfig'], 'defaultConfig');
+  assert.match(String(at(plain, 'proxyMetadata.CA_ADDR')), /:15010$/);
+  const up = readDeploy('kind/up.sh');
+  assert.match(up, /"path":"\/spec\/template\/spec\/containers\/0\/args\/-","value":"--plaintext-ca"/, 'up.sh adds --plaintext-ca to the Deployment');
+  assert.ok(up.indexOf('--plaintext-ca') > up.indexOf('apply -k'), 'after the manifests are applied');
+  assert.ok(!strs(meshdContainer(installed())['args'], 'args').includes('--plaintext-ca'), 'the installed Deployment does not serve the CA in plaintext');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /--plaintext-ca/);
+});

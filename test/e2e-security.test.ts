@@ -81,7 +81,9 @@ before(async () => {
   writeConfig('mesh.yaml', meshObjects(port));
   writeConfig('peerauthentication.yaml', [peerAuthentication('STRICT')]);
   meshd = await startMeshd({
-    configDir, xdsPort: 0, secureXdsPort: -1, debugPort: 0, monitoringPort: -1,
+    // The agents get their certificates over plaintext 15010, beside their plaintext xDS: the
+    // development flag (this test is about mTLS between workloads, not the CA's transport).
+    configDir, xdsPort: 0, secureXdsPort: -1, plaintextCa: true, debugPort: 0, monitoringPort: -1,
     caDir: path.join(dir, 'ca'), jwks: path.join(dir, 'jwks.json'), jwtIssuer: JWT_ISSUER, jwtAudiences: [JWT_AUDIENCE],
     logger: pino({ level: 'info' }, { write: (l: string) => void logLines.push(l) }),
   });

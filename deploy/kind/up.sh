@@ -31,6 +31,12 @@ log "installing meshd as istiod (istio-system)"
 k apply -k "${DEPLOY}/"
 # The kind setup: proxies use plaintext xDS on 15010 (see deploy/README.md).
 k apply -f "${DEPLOY}/kind/mesh-plaintext.yaml"
+# Their CA client too (CA_ADDR on 15010), and meshd serves the CA there only with --plaintext-ca
+# (as istiod, it is on 15012 alone by default). A test cluster only: tokens cross in clear.
+if ! k -n istio-system get deployment istiod -o jsonpath='{.spec.template.spec.containers[0].args}' | grep -q -- '--plaintext-ca'; then
+  k -n istio-system patch deployment istiod --type=json \
+    -p '[{"op":"add","path":"/spec/template/spec/containers/0/args/-","value":"--plaintext-ca"}]'
+fi
 # The image tag does not change between builds: restart so a rebuilt image is picked up.
 k -n istio-system rollout restart deployment/istiod
 if ! k -n istio-system rollout status deployment/istiod --timeout=180s; then

@@ -12,11 +12,11 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
-import { parseCsr } from './csr';
 import { toPem } from './der';
+import { issueFromCsr } from './issue';
 import { type RootMaterial, RootMaterialError, type SigningCa, generateSelfSignedRoot, loadSigningCa, pemOf, rotationDue, selfSignedBundle } from './roots';
 import type { RootStore } from './root-store';
-import { issueLeaf } from './sign';
+import { SignPool } from './sign-pool';
 import { CaError, type CertificateAuthority, type SignRequest, type SignedCertificate } from './types';
 
 const DAY = 86_400;
@@ -30,6 +30,8 @@ export const CA_DEFAULTS = Object.freeze({
   checkIntervalMs: 60_000,
   waitPollMs: 1_000,
   backdateSeconds: 120,
+  signWorkers: 0,
+  signQueue: 1024,
 });
 
 const GRPC = { INVALID_ARGUMENT: 3, INTERNAL: 13, UNAVAILABLE: 14, UNAUTHENTICATED: 16 } as const;
@@ -56,6 +58,10 @@ export interface AuthorityOptions {
   waitPollMs?: number;
   /** Leaf notBefore is this far in the past (clock skew). */
   backdateSeconds?: number;
+  /** Signing processes that verify CSRs and sign (sign-pool.ts); 0 (the default) signs on the calling thread. */
+  signWorkers?: number;
+  /** With signing processes: requests in flight before new ones are refused (RESOURCE_EXHAUSTED). Default 1024. */
+  signQueue?: number;
   /** The clock; default the system's. */
   now?: () => Date;
   /** Called with the new bundle whenever it changes (e.g. to republish istio-ca-root-cert). */
@@ -86,6 +92,7 @@ export class MeshdAuthority implements CertificateAuthority {
   private checking: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
+  private readonly pool: SignPool | undefined;
 
   private constructor(private readonly opts: AuthorityOptions) {
     const o = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as Partial<AuthorityOptions>;
@@ -99,6 +106,8 @@ export class MeshdAuthority implements CertificateAuthority {
     } as Settings;
     this.trustDomain = this.s.trustDomain;
     this.log = opts.log.child({ component: 'ca' });
+    this.pool = this.s.signWorkers > 0 ? new SignPool({ workers: this.s.signWorkers, maxQueue: this.s.signQueue, log: this.log }) : undefined;
+    if (this.pool) this.log.info({ workers: this.s.signWorkers, queue: this.s.signQueue }, 'CSRs are verified and signed in separate signing processes');
   }
 
   /** Loads (or, self-signed and allowed, creates) the root, then starts watching. */
@@ -156,6 +165,7 @@ export class MeshdAuthority implements CertificateAuthority {
     const signing = loadSigningCa(m);
     this.material = m;
     this.signing = signing;
+    this.pool?.setIssuer(signing.issuer);
     this.log.info(
       { mode: this.s.mode, store: this.opts.store.description, subject: signing.cert.subject, notAfter: signing.notAfter.toISOString(), roots: signing.roots.length },
       'CA material loaded',
@@ -231,19 +241,15 @@ export class MeshdAuthority implements CertificateAuthority {
         throw new CaError('id_mismatch', 'a DNS name is not a valid host name', GRPC.INVALID_ARGUMENT);
       }
     }
-    const csr = parseCsr(req.csrPem);
     const now = req.now ?? this.s.now();
     const requested = Number.isFinite(req.ttlSeconds) && req.ttlSeconds > 0 ? req.ttlSeconds : this.s.defaultTtlSeconds;
     const ttlMs = Math.min(requested, this.s.maxTtlSeconds) * 1000;
     // Never outlive the signing certificate (the chain would be invalid past it).
     const notAfter = new Date(Math.min(now.getTime() + ttlMs, sc.notAfter.getTime()));
     if (notAfter.getTime() <= now.getTime()) throw new CaError('signing_error', 'the signing CA certificate has expired', GRPC.INTERNAL);
-    let der: Buffer;
-    try {
-      der = issueLeaf(sc.issuer, { spki: csr.spki, uris: req.identities, dnsNames: req.dnsNames, notBefore: new Date(now.getTime() - this.s.backdateSeconds * 1000), notAfter });
-    } catch {
-      throw new CaError('signing_error', 'signing the certificate failed', GRPC.INTERNAL);
-    }
+    // Parse and verify the CSR, build and sign: here, or in a signing process (the same function, the same errors).
+    const job = { csrPem: req.csrPem, uris: req.identities, dnsNames: req.dnsNames, notBefore: now.getTime() - this.s.backdateSeconds * 1000, notAfter: notAfter.getTime() };
+    const der = this.pool ? await this.pool.issue(job) : issueFromCsr(sc.issuer, job);
     return { certChainPem: [toPem('CERTIFICATE', der), ...sc.chainPem] };
   }
 
@@ -252,5 +258,6 @@ export class MeshdAuthority implements CertificateAuthority {
     this.timer = undefined;
     this.unwatch?.();
     this.unwatch = undefined;
+    void this.pool?.close();
   }
 }

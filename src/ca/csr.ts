@@ -1,8 +1,8 @@
 /**
  * PKCS#10 certificate signing requests (RFC 2986): parsed, their key checked against what Istio
- * workloads use (RSA 2048/3072/4096, ECDSA P-256), and their self-signature verified. Only the
- * public key is taken from a CSR; its subject, SANs and other attributes are ignored, since the
- * certificate names exactly the identities the caller proved.
+ * workloads use (RSA 2048/3072/4096 with a sane exponent and modulus, ECDSA P-256/P-384), and their
+ * self-signature verified. Only the public key is taken from a CSR; its subject, SANs and other
+ * attributes are ignored, since the certificate names exactly the identities the caller proved.
  */
 import { type KeyObject, createPublicKey, verify } from 'node:crypto';
 import { DerError, TAG, children, oidToString, parseOne, pemBlocks } from './der';
@@ -11,7 +11,11 @@ import { CaError } from './types';
 const INVALID_ARGUMENT = 3;
 
 export const RSA_SIZES: readonly number[] = Object.freeze([2048, 3072, 4096]);
-export const EC_CURVES: readonly string[] = Object.freeze(['prime256v1']);
+/** Accepted ECDSA curves (OpenSSL names) and how they are reported: P-256 and P-384, as istio-agent makes keys. */
+export const EC_CURVES: Readonly<Record<string, string>> = Object.freeze({ prime256v1: 'ECDSA-P256', secp384r1: 'ECDSA-P384' });
+/** The smallest RSA public exponent accepted (F4), and the largest (Go's crypto/rsa: e must fit 31 bits). */
+export const RSA_MIN_EXPONENT = 65537n;
+export const RSA_MAX_EXPONENT = 2n ** 31n - 1n;
 
 /** Signature algorithms accepted on a CSR: OID → [hash, key type]. SHA-1 is refused. */
 const SIG_ALGS: Readonly<Record<string, readonly [string, 'rsa' | 'ec']>> = Object.freeze({
@@ -38,12 +42,25 @@ const stripZeros = (b: Buffer): Buffer => {
   return b.subarray(i);
 };
 
-/**
- * The public key of a SubjectPublicKeyInfo. RSA and uncompressed P-256 keys are read here (strictly:
- * exact lengths, no trailing data) and imported as JWK, which skips OpenSSL 3's key decoder (about
- * 140 µs per RSA key against 4 µs); anything else goes through the decoder.
- */
+/** The numbers of an RSA public key, big-endian without leading zeros. */
+export interface RsaNumbers {
+  n: Buffer;
+  e: Buffer;
+}
+
+/** The public key of a SubjectPublicKeyInfo (see readSpki). */
 export function publicKeyFromSpki(spki: Buffer): KeyObject {
+  return readSpki(spki).key;
+}
+
+/**
+ * The public key of a SubjectPublicKeyInfo, with an RSA key's modulus and exponent. RSA and
+ * uncompressed P-256 keys are read here (strictly: exact lengths, no trailing data, NULL RSA
+ * parameters as Go's x509 requires) and imported as JWK, which skips OpenSSL 3's key decoder (about
+ * 140 µs per RSA key against 4 µs); anything else goes through the decoder (and an RSA key that
+ * only the decoder reads comes without `rsa`, which checkWorkloadKey refuses).
+ */
+export function readSpki(spki: Buffer): { key: KeyObject; rsa?: RsaNumbers } {
   try {
     const [alg, key] = children(parseOne(spki, TAG.SEQUENCE).value);
     const [algOid, params] = children(alg?.value ?? Buffer.alloc(0));
@@ -53,37 +70,61 @@ export function publicKeyFromSpki(spki: Buffer): KeyObject {
       if (kind === '1.2.840.113549.1.1.1' && params?.tag === TAG.NULL && params.value.length === 0) {
         const [n, e, extra] = children(parseOne(bitsBuf, TAG.SEQUENCE).value);
         if (n?.tag === TAG.INTEGER && e?.tag === TAG.INTEGER && !extra && !((n.value[0] as number) & 0x80) && !((e.value[0] as number) & 0x80)) {
-          return createPublicKey({ key: { kty: 'RSA', n: b64url(stripZeros(n.value)), e: b64url(stripZeros(e.value)) }, format: 'jwk' });
+          const rsa = { n: stripZeros(n.value), e: stripZeros(e.value) };
+          return { key: createPublicKey({ key: { kty: 'RSA', n: b64url(rsa.n), e: b64url(rsa.e) }, format: 'jwk' }), rsa };
         }
       }
       if (kind === '1.2.840.10045.2.1' && params?.tag === TAG.OID && oidToString(params.value) === '1.2.840.10045.3.1.7' && bitsBuf.length === 65 && bitsBuf[0] === 4) {
-        return createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: b64url(bitsBuf.subarray(1, 33)), y: b64url(bitsBuf.subarray(33)) }, format: 'jwk' });
+        return { key: createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: b64url(bitsBuf.subarray(1, 33)), y: b64url(bitsBuf.subarray(33)) }, format: 'jwk' }) };
       }
     }
   } catch {
     // fall through to the decoder, which decides
   }
-  return createPublicKey({ key: spki, format: 'der', type: 'spki' });
+  return { key: createPublicKey({ key: spki, format: 'der', type: 'spki' }) };
 }
 
 const parseError = (msg: string): CaError => new CaError('csr_parse_error', msg, INVALID_ARGUMENT);
 const keyTypeError = (msg: string): CaError => new CaError('key_type', msg, INVALID_ARGUMENT);
 
-/** Describes a public key, or throws CaError('key_type') if workloads may not use it. */
-export function checkWorkloadKey(key: KeyObject): string {
+const bigintOf = (b: Buffer): bigint => (b.length === 0 ? 0n : BigInt(`0x${b.toString('hex')}`));
+
+/**
+ * Refuses RSA numbers that no honest key has, as Go's crypto/rsa does for istiod: an even
+ * modulus, an exponent below 65537 (e = 1 makes every "signature" verify: anyone could then sign
+ * for this key), an even exponent, or one past 31 bits.
+ */
+function checkRsaNumbers(rsa: RsaNumbers): void {
+  const { n } = rsa;
+  if (n.length === 0 || !((n[n.length - 1] as number) & 1)) throw keyTypeError('invalid RSA key: the modulus is even');
+  const e = bigintOf(rsa.e);
+  if (e < RSA_MIN_EXPONENT) throw keyTypeError(`invalid RSA key: public exponent ${e} is below ${RSA_MIN_EXPONENT}`);
+  if (!(e & 1n)) throw keyTypeError('invalid RSA key: the public exponent is even');
+  if (e > RSA_MAX_EXPONENT) throw keyTypeError('invalid RSA key: the public exponent is larger than 2^31-1');
+}
+
+/**
+ * Describes a public key, or throws CaError('key_type') if workloads may not use it. RSA keys need
+ * their numbers (`rsa`, from readSpki): a size of 2048, 3072 or 4096 bits, then checkRsaNumbers.
+ * ECDSA keys must be on P-256 or P-384 (OpenSSL checked the point is on the curve when it imported it).
+ */
+export function checkWorkloadKey(key: KeyObject, rsa?: RsaNumbers): string {
   const type = key.asymmetricKeyType;
   const details = key.asymmetricKeyDetails ?? {};
   if (type === 'rsa') {
     const bits = details.modulusLength ?? 0;
     if (!RSA_SIZES.includes(bits)) throw keyTypeError(`unsupported RSA key size ${bits}: use 2048, 3072 or 4096 bits`);
+    if (!rsa) throw keyTypeError('the CSR RSA public key is not strict DER (rsaEncryption with NULL parameters, minimal positive integers)');
+    checkRsaNumbers(rsa);
     return `RSA-${bits}`;
   }
   if (type === 'ec') {
     const curve = details.namedCurve ?? 'unknown';
-    if (!EC_CURVES.includes(curve)) throw keyTypeError(`unsupported ECDSA curve ${curve}: use P-256`);
-    return 'ECDSA-P256';
+    const name = EC_CURVES[curve];
+    if (!name) throw keyTypeError(`unsupported ECDSA curve ${curve}: use P-256 or P-384`);
+    return name;
   }
-  throw keyTypeError(`unsupported key type ${type ?? 'unknown'}: use RSA (2048, 3072, 4096 bits) or ECDSA P-256`);
+  throw keyTypeError(`unsupported key type ${type ?? 'unknown'}: use RSA (2048, 3072, 4096 bits) or ECDSA P-256/P-384`);
 }
 
 /** Parses and verifies a PEM CSR. Errors never quote the input. */
@@ -117,12 +158,13 @@ export function parseCsr(pem: string): ParsedCsr {
   }
 
   let publicKey: KeyObject;
+  let rsa: RsaNumbers | undefined;
   try {
-    publicKey = publicKeyFromSpki(spki);
+    ({ key: publicKey, rsa } = readSpki(spki));
   } catch {
     throw keyTypeError('the CSR public key is of an unsupported or malformed type');
   }
-  const keyDescription = checkWorkloadKey(publicKey);
+  const keyDescription = checkWorkloadKey(publicKey, rsa);
 
   const alg = SIG_ALGS[algOid];
   if (!alg) throw parseError(`unsupported CSR signature algorithm ${algOid}`);

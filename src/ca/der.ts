@@ -89,16 +89,24 @@ export function oidToString(value: Buffer): string {
 
 // ---- writer ----
 
-function lengthOctets(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-
+/** An element of `tag` over `content`, written into one new buffer (certificates are built from many small ones). */
 export function tlv(tag: number, ...content: Buffer[]): Buffer {
-  const body = content.length === 1 ? (content[0] as Buffer) : Buffer.concat(content);
-  return Buffer.concat([Buffer.from([tag]), lengthOctets(body.length), body]);
+  let len = 0;
+  for (const c of content) len += c.length;
+  const hdr = len < 0x80 ? 2 : len < 0x100 ? 3 : len < 0x10000 ? 4 : len < 0x1000000 ? 5 : 6;
+  const out = Buffer.allocUnsafe(hdr + len);
+  out[0] = tag;
+  if (hdr === 2) out[1] = len;
+  else {
+    out[1] = 0x80 | (hdr - 2);
+    for (let i = hdr - 1, v = len; i >= 2; i--, v = Math.floor(v / 256)) out[i] = v & 0xff;
+  }
+  let off = hdr;
+  for (const c of content) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
 }
 
 export const seq = (...items: Buffer[]): Buffer => tlv(TAG.SEQUENCE, ...items);
@@ -130,13 +138,14 @@ export function oid(dotted: string): Buffer {
   return tlv(TAG.OID, Buffer.from(out));
 }
 
-/** RFC 5280 Time: UTCTime through 2049, GeneralizedTime from 2050. */
+const two = (n: number): string => (n < 10 ? `0${n}` : `${n}`);
+
+/** RFC 5280 Time: UTCTime through 2049, GeneralizedTime from 2050 (whole seconds, UTC). */
 export function time(d: Date): Buffer {
-  const iso = d.toISOString(); // YYYY-MM-DDTHH:MM:SS.sssZ
-  const digits = iso.slice(0, 19).replace(/[-T:]/g, '');
   const year = d.getUTCFullYear();
-  if (year >= 1950 && year < 2050) return tlv(TAG.UTC_TIME, Buffer.from(`${digits.slice(2)}Z`, 'ascii'));
-  return tlv(TAG.GENERALIZED_TIME, Buffer.from(`${digits}Z`, 'ascii'));
+  const rest = `${two(d.getUTCMonth() + 1)}${two(d.getUTCDate())}${two(d.getUTCHours())}${two(d.getUTCMinutes())}${two(d.getUTCSeconds())}Z`;
+  if (year >= 1950 && year < 2050) return tlv(TAG.UTC_TIME, Buffer.from(`${two(year % 100)}${rest}`, 'latin1'));
+  return tlv(TAG.GENERALIZED_TIME, Buffer.from(`${String(year).padStart(4, '0')}${rest}`, 'latin1'));
 }
 
 /** PEM armour for DER. */

@@ -8,6 +8,7 @@ import { Counter, type Registry } from 'prom-client';
 export const SIGN_ERROR_TYPES: Readonly<Record<string, string>> = Object.freeze({
   ca_not_ready: 'CA_NOT_READY',
   csr_parse_error: 'CSR_ERROR',
+  key_type: 'CSR_ERROR',
   ttl_error: 'TTL_ERROR',
   signing_error: 'CERT_GEN_ERROR',
 });

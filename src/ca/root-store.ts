@@ -5,7 +5,9 @@
  * root). Writing is create-or-replace with optimistic concurrency: a write that loses a race
  * (409) returns quietly, and the caller loads what won.
  */
+import { randomBytes } from 'node:crypto';
 import { constants as fsc, promises as fs, watch as fsWatch } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { CoreV1Api, type KubeConfig, type V1Secret } from '@kubernetes/client-node';
 import { statusOf } from '../leader/lease';
@@ -46,7 +48,45 @@ function material(get: (file: string) => string | undefined, where: string): Roo
   return { caCertPem: cert, caKeyPem: key, rootCertPem: get(MATERIAL_FILES.rootCertPem) ?? '', certChainPem: get(MATERIAL_FILES.certChainPem) ?? '' };
 }
 
-/** A folder of the four files. Saves write each file beside and rename it in place. */
+const errCode = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? 'error';
+
+/**
+ * Writes `data` to `target` through a new file beside it, then renames it over `target`. The
+ * temporary file is created exclusively (O_CREAT | O_EXCL | O_NOFOLLOW) with `mode`: a file or a
+ * symlink someone planted at the temporary name is never opened, followed or reused (another name
+ * is drawn instead), so a key cannot be written through it. Flushed before the rename.
+ */
+export async function writeFileExclusive(target: string, data: string, mode: number): Promise<void> {
+  const flags = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | (fsc.O_NOFOLLOW ?? 0);
+  let tmp = `${target}.tmp-${process.pid}`;
+  let fh: FileHandle | undefined;
+  for (let attempt = 0; !fh; attempt++) {
+    try {
+      fh = await fs.open(tmp, flags, mode);
+    } catch (err) {
+      if (errCode(err) !== 'EEXIST' || attempt >= 8) throw new RootMaterialError(`cannot create a temporary file for ${path.basename(target)}: ${errCode(err)}`);
+      tmp = `${target}.tmp-${process.pid}-${randomBytes(8).toString('hex')}`;
+    }
+  }
+  try {
+    await fh.chmod(mode); // the umask may have narrowed it; never wider than asked
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await fs.rm(tmp, { force: true });
+    throw new RootMaterialError(`cannot write ${path.basename(target)}: ${errCode(err)}`);
+  }
+  await fh.close();
+  try {
+    await fs.rename(tmp, target);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw new RootMaterialError(`cannot replace ${path.basename(target)}: ${errCode(err)}`);
+  }
+}
+
+/** A folder of the four files. Saves write each file beside and rename it in place (writeFileExclusive). */
 export class FolderRootStore implements RootStore {
   readonly description: string;
 
@@ -65,13 +105,32 @@ export class FolderRootStore implements RootStore {
 
   async save(m: RootMaterial): Promise<void> {
     await fs.mkdir(this.dir, { recursive: true, mode: 0o700 });
-    for (const [field, file] of KEYS) {
-      const target = path.join(this.dir, file);
-      const tmp = `${target}.tmp-${process.pid}`;
-      const mode = field === 'caKeyPem' ? 0o600 : 0o644;
-      await fs.writeFile(tmp, m[field], { mode, flag: fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC });
-      await fs.chmod(tmp, mode);
-      await fs.rename(tmp, target);
+    for (const [field, file] of KEYS) await writeFileExclusive(path.join(this.dir, file), m[field], field === 'caKeyPem' ? 0o600 : 0o644);
+  }
+
+  /**
+   * Makes an existing folder private (0700) when group or others have any access to it. Returns
+   * the mode it had when it was changed; undefined when it was private already or is not there.
+   */
+  async restrictFolder(): Promise<number | undefined> {
+    let mode: number;
+    try {
+      mode = (await fs.stat(this.dir)).mode & 0o777;
+    } catch (err) {
+      if (errCode(err) === 'ENOENT') return undefined;
+      throw new RootMaterialError(`cannot read the mode of ${this.description}: ${errCode(err)}`);
+    }
+    if ((mode & 0o077) === 0) return undefined;
+    await fs.chmod(this.dir, 0o700);
+    return mode;
+  }
+
+  /** The permission bits of the key file (through symlinks, as a mounted Secret has them); undefined when absent. */
+  async keyFileMode(): Promise<number | undefined> {
+    try {
+      return (await fs.stat(path.join(this.dir, MATERIAL_FILES.caKeyPem))).mode & 0o777;
+    } catch {
+      return undefined;
     }
   }
 

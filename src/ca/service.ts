@@ -70,9 +70,16 @@ function metadataRecord(md: grpc.Metadata): Record<string, string[]> {
   return out;
 }
 
+/**
+ * Where the client certificate of a call's connection comes from: `peer` is `call.getPeer()`. The
+ * 15012 listener (SecurePort) keeps every certificate presented, verified by TLS or not, so the
+ * authenticator can say why it refuses one; without it, grpc-js's auth context (verified ones only).
+ */
+export type PeerCertificateLookup = (peer: string) => Buffer | undefined;
+
 /** The client certificate of a TLS connection, as PEM (none on plaintext). */
-function peerCertificatePem(call: UnaryCall): string | undefined {
-  const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
+function peerCertificatePem(call: UnaryCall, lookup: PeerCertificateLookup | undefined): string | undefined {
+  const raw = lookup?.(call.getPeer()) ?? call.getAuthContext()?.sslPeerCertificate?.raw;
   if (!raw || raw.length === 0) return undefined;
   try {
     return new X509Certificate(raw).toString();
@@ -96,11 +103,11 @@ export class CertificateService {
     if (!(this.defaultTtl > 0) || !(this.maxTtl >= this.defaultTtl)) throw new Error(`workload certificate TTLs: default ${this.defaultTtl}s must be > 0 and <= max ${this.maxTtl}s`);
   }
 
-  /** The grpc-js implementation object for certificateServiceDefinition(). */
-  implementation(): grpc.UntypedServiceImplementation {
+  /** The grpc-js implementation object for certificateServiceDefinition(), reading client certificates through `peerCertificates`. */
+  implementation(peerCertificates?: PeerCertificateLookup): grpc.UntypedServiceImplementation {
     return {
       CreateCertificate: (call: UnaryCall, callback: grpc.sendUnaryData<IstioCertificateResponse>) => {
-        this.createCertificate(call).then(
+        this.createCertificate(call, peerCertificates).then(
           (res) => callback(null, res),
           (err: unknown) => {
             const e = err instanceof CaError ? err : new CaError('internal', 'internal error', grpc.status.INTERNAL);
@@ -111,12 +118,12 @@ export class CertificateService {
     };
   }
 
-  private async createCertificate(call: UnaryCall): Promise<IstioCertificateResponse> {
+  private async createCertificate(call: UnaryCall, peerCertificates: PeerCertificateLookup | undefined): Promise<IstioCertificateResponse> {
     const { metrics, log } = this.opts;
     metrics.csr.inc();
     const peer = call.getPeer();
     const req = call.request;
-    const caller = await authenticateCaller(this.opts.authenticators, { metadata: metadataRecord(call.metadata), peerCertificatePem: peerCertificatePem(call) }).catch(
+    const caller = await authenticateCaller(this.opts.authenticators, { metadata: metadataRecord(call.metadata), peerCertificatePem: peerCertificatePem(call, peerCertificates) }).catch(
       (err: CaError) => {
         metrics.authnFailure.inc({ reason: err.reason });
         log.warn({ peer, reason: err.reason, error: err.message }, 'certificate request refused: authentication failed');
@@ -157,7 +164,10 @@ export class CertificateService {
       const e = err instanceof CaError ? err : new CaError('signing_error', 'CSR signing error', grpc.status.INTERNAL);
       if (e.reason === 'csr_parse_error') metrics.csrParsingError.inc();
       else metrics.signError.inc({ error: CaMetrics.signErrorType(e.reason) });
-      log.error({ peer, identity: identities, reason: e.reason, error: err instanceof CaError ? e.message : String((err as Error)?.name ?? 'error') }, 'CSR signing error');
+      const fields = { peer, identity: identities, reason: e.reason, error: err instanceof CaError ? e.message : String((err as Error)?.name ?? 'error') };
+      // The caller's CSR (its signature, its key) is the caller's fault; anything else is the CA's.
+      if (e.reason === 'csr_parse_error' || e.reason === 'key_type') log.warn(fields, 'certificate request refused: bad CSR');
+      else log.error(fields, 'CSR signing error');
       throw e;
     }
     if (chain.length === 0) {

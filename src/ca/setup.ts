@@ -16,7 +16,7 @@ import { type AuthnContext, JwtAuthenticator, KubeTokenAuthenticator, MtlsAuthen
 import { CaMetrics } from './metrics';
 import type { RootMaterial } from './roots';
 import { FolderRootStore, KubeSecretRootStore, PLUGIN_SECRET, type RootStore } from './root-store';
-import { CertificateService, certificateServiceDefinition } from './service';
+import { CertificateService, type PeerCertificateLookup, certificateServiceDefinition } from './service';
 import { ServingCertificate, istiodDnsNames } from './tls-server';
 import { type Authenticator, CaError, type Caller, type CertificateAuthority, type SignRequest, type SignedCertificate } from './types';
 
@@ -47,6 +47,8 @@ export interface MeshdCaOptions {
   log: Logger;
   /** Use this authority instead of building one (tests, embedders). */
   authority?: CertificateAuthority;
+  /** Signing processes that verify CSRs and sign; 0 signs on the main thread. */
+  signWorkers?: number;
 }
 
 /** A root store that lives as long as the process (library default without a folder). */
@@ -93,6 +95,28 @@ class RootCertTask implements LeaderTask {
   rootsChanged(pem: string): void {
     if (pem) this.publisher?.setRootCert(pem);
   }
+}
+
+const octal = (mode: number): string => `0${mode.toString(8).padStart(3, '0')}`;
+
+/**
+ * Once at start: the self-signed root's folder (`--ca-dir`) is made private (0700) when others can
+ * read it; a plug-in `ca-key.pem` that group or others may read is warned about (meshd does not
+ * change an operator's files or a mounted Secret).
+ */
+async function checkFolderPermissions(store: FolderRootStore, plugin: boolean, log: Logger): Promise<void> {
+  if (plugin) {
+    const mode = await store.keyFileMode();
+    if (mode !== undefined && (mode & 0o044) !== 0) {
+      log.warn(
+        { store: store.description, file: 'ca-key.pem', mode: octal(mode) },
+        'the plug-in CA key is readable by group or others: restrict it to 0600 (or the Secret volume to defaultMode 0400)',
+      );
+    }
+    return;
+  }
+  const was = await store.restrictFolder();
+  if (was !== undefined) log.warn({ store: store.description, mode: octal(was), now: '0700' }, 'the CA folder was open to group or others: made it 0700');
 }
 
 export class MeshdCa {
@@ -164,6 +188,7 @@ export class MeshdCa {
           : o.caDir !== undefined
             ? new FolderRootStore(o.caDir)
             : new MemoryRootStore();
+      if (store instanceof FolderRootStore) await checkFolderPermissions(store, plugin, log);
       log.info({ mode: plugin ? 'plugin' : 'self-signed', store: store.description, trustDomain: o.trustDomain, plugin: plugin ? PLUGIN_SECRET : undefined }, 'starting the CA');
       this.owned = await MeshdAuthority.start({
         mode: plugin ? 'plugin' : 'self-signed',
@@ -176,6 +201,7 @@ export class MeshdCa {
         signal: this.abort.signal,
         onRootsChanged: (pem) => this.rootsChanged(pem),
         checkIntervalMs: CA_DEFAULTS.checkIntervalMs,
+        signWorkers: o.signWorkers ?? 0,
       });
       this.authority.inner = this.owned;
     }
@@ -201,9 +227,12 @@ export class MeshdCa {
     return this.readyPromise;
   }
 
-  /** Registers CreateCertificate on a gRPC server (meshd's xDS server: 15010 and 15012). */
-  register(add: (def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) => void): void {
-    add(certificateServiceDefinition(), this.service.implementation());
+  /**
+   * CreateCertificate as a gRPC service for one port (meshd serves it on 15012, and on 15010 only
+   * with --plaintext-ca), reading client certificates through `peerCertificates` (the 15012 listener's).
+   */
+  grpcService(peerCertificates?: PeerCertificateLookup): { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation } {
+    return { definition: certificateServiceDefinition(), implementation: this.service.implementation(peerCertificates) };
   }
 
   close(): void {

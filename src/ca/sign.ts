@@ -42,8 +42,9 @@ export function signatureAlgorithm(key: KeyObject): { hash: string; algorithmDer
   return undefined;
 }
 
-function extension(id: string, critical: boolean, value: Buffer): Buffer {
-  return critical ? seq(oid(id), bool(true), octets(value)) : seq(oid(id), octets(value));
+function extension(id: string | Buffer, critical: boolean, value: Buffer): Buffer {
+  const idDer = typeof id === 'string' ? oid(id) : id;
+  return critical ? seq(idDer, bool(true), octets(value)) : seq(idDer, octets(value));
 }
 
 /** A random positive serial with 128 bits of randomness (DER-minimal, at most 17 octets). */
@@ -70,6 +71,8 @@ const EXT_KEY_USAGE = extension(OID.extKeyUsage, false, seq(oid(OID.serverAuth),
 const BASIC_CONSTRAINTS = extension(OID.basicConstraints, true, seq());
 const V3 = ctx(0, true, uint(Buffer.from([2])));
 const EMPTY_NAME = seq();
+const AUTHORITY_KEY_ID = oid(OID.authorityKeyId);
+const SUBJECT_ALT_NAME = oid(OID.subjectAltName);
 
 /** The TBSCertificate of a workload certificate. */
 export function leafTbs(issuer: Issuer, o: LeafOptions, serial: Buffer = randomSerial()): Buffer {
@@ -78,8 +81,8 @@ export function leafTbs(issuer: Issuer, o: LeafOptions, serial: Buffer = randomS
     KEY_USAGE,
     EXT_KEY_USAGE,
     BASIC_CONSTRAINTS,
-    extension(OID.authorityKeyId, false, seq(ctx(0, false, issuer.keyId))),
-    extension(OID.subjectAltName, true, san),
+    extension(AUTHORITY_KEY_ID, false, seq(ctx(0, false, issuer.keyId))),
+    extension(SUBJECT_ALT_NAME, true, san),
   );
   return seq(
     V3,

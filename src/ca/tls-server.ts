@@ -1,9 +1,10 @@
 /**
  * The TLS side of port 15012: istiod's own serving certificate, issued by meshd's CA for istiod's
  * names (`istiod.<ns>.svc`, …) with a fresh P-256 key, and re-issued at half its lifetime (as
- * istiod renews), handed to grpc-js as a CertificateProvider so new connections get the new
- * certificate without a restart. Client certificates are requested (for renewal over mTLS) but
- * not required; the certificate service checks them against the CA's roots itself.
+ * istiod renews), handed to the 15012 listener (secure-port.ts) as a CertificateProvider so new
+ * connections get the new certificate without a restart. Client certificates are requested (for
+ * renewal over mTLS) but not required; the certificate service checks them against the CA's
+ * roots itself.
  */
 import { X509Certificate, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
@@ -118,8 +119,8 @@ export class ServingCertificate implements CertificateProvider {
 
   /**
    * Re-reads the CA's root bundle (call when it changes). TLS verifies client certificates
-   * against it (plus the CA's intermediates, for clients that send only their leaf); grpc-js shows
-   * the service only certificates that passed, and the service checks them again.
+   * against it (plus the CA's intermediates, for clients that send only their leaf) for
+   * `getAuthContext()`; the certificate service checks every presented certificate itself.
    */
   refreshRoots(): void {
     const bundle = this.opts.ca.rootBundlePem();
@@ -140,7 +141,7 @@ export class ServingCertificate implements CertificateProvider {
     return this.issuedCount;
   }
 
-  /** grpc-js server credentials that follow this provider. */
+  /** grpc-js server credentials that follow this provider (they show handlers only client certificates TLS verified). */
   credentials(): grpc.ServerCredentials {
     // grpc-js names these arguments the other way round; this object provides both.
     return grpc.experimental.createCertificateProviderServerCredentials(this, this, false);

@@ -15,7 +15,7 @@ export interface Caller {
 /** Why a request was refused: a stable reason for metrics plus a message for the caller. */
 export class CaError extends Error {
   constructor(
-    /** e.g. `csr_parse_error`, `id_mismatch`, `authentication_failure`, `ttl_error`, `signing_error`. */
+    /** e.g. `csr_parse_error`, `key_type`, `id_mismatch`, `authentication_failure`, `ttl_error`, `signing_error`. */
     readonly reason: string,
     message: string,
     /** gRPC status to answer with. */
@@ -26,7 +26,7 @@ export class CaError extends Error {
 }
 
 export interface SignRequest {
-  /** PEM PKCS#10 certificate signing request (RSA 2048/3072/4096 or ECDSA P-256). */
+  /** PEM PKCS#10 certificate signing request (RSA 2048/3072/4096 with 65537 <= e < 2^31, or ECDSA P-256/P-384). The authority verifies it. */
   csrPem: string;
   /** The identities to put in the URI SAN: exactly those the caller proved. */
   identities: readonly string[];
@@ -45,6 +45,7 @@ export interface SignedCertificate {
 
 /** Roots and signing. */
 export interface CertificateAuthority {
+  /** Verifies the CSR (structure, key, self-signature: the certificate service does not) and signs. */
   sign(req: SignRequest): Promise<SignedCertificate>;
   /** Every root workloads must trust now (during a rotation, old and new). */
   rootBundlePem(): string;

@@ -118,10 +118,10 @@ export function agentOptionsFrom(o: AgentFlags, env: Env, domain: string, log: p
 export function agentCommand(env: Env, io: { stderr: NodeJS.WritableStream }): Command {
   return new Command('agent')
     .description("run as the workload's agent: get and renew its certificate from meshd's CA, write it as files and serve it over SDS")
-    .option('--ca-address <host:port>', "meshd's CA (15012 TLS, 15010 plaintext)", env['CA_ADDR'] ?? DEFAULT_CA_ADDRESS)
+    .option('--ca-address <host:port>', "meshd's CA (15012 TLS; 15010 plaintext with meshd --plaintext-ca)", env['CA_ADDR'] ?? DEFAULT_CA_ADDRESS)
     .option('--ca-root-cert <file>', "root that verifies the CA's TLS certificate", DEFAULT_ROOT_CERT_FILE)
     .option('--ca-server-name <name>', "name the CA's TLS certificate carries, when not the address's host")
-    .option('--plaintext', 'talk to the CA without TLS (port 15010)')
+    .option('--plaintext', 'talk to the CA without TLS (port 15010; meshd serves it there only with --plaintext-ca)')
     .option('--token-file <file>', 'bearer JWT sent to the CA', DEFAULT_TOKEN_FILE)
     .option('--trust-domain <domain>', 'trust domain of the SPIFFE ID', env['TRUST_DOMAIN'] ?? 'cluster.local')
     .option('--namespace <ns>', 'workload namespace (default: POD_NAMESPACE)')

@@ -39,6 +39,8 @@ export interface MeshdOptions {
   podNamespace?: string;
   /** xDS and the CA over TLS as istiod serves them on 15012; -1 disables. */
   secureXdsPort: number;
+  /** Also serve the CA (CreateCertificate) on the plaintext xDS port, for development: tokens then cross the network in clear. */
+  plaintextCa: boolean;
   /** SPIFFE trust domain of issued identities. */
   trustDomain: string;
   /**
@@ -61,6 +63,8 @@ export interface MeshdOptions {
   jwksCaFile?: string;
   /** Longest JWT lifetime accepted (exp − iat, or exp − now without iat), seconds. */
   jwtMaxLifetimeSeconds: number;
+  /** Signing processes that verify CSRs and sign certificates (0: on the main thread, which also serves xDS). */
+  caSignWorkers: number;
   /** Workload certificate lifetime when none is asked for, and the longest handed out (seconds). */
   workloadCertTtlSeconds: number;
   maxWorkloadCertTtlSeconds: number;
@@ -88,12 +92,16 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   customHosts: [],
   // Off for embedders and tests, as the webhook port; the command line serves 15012.
   secureXdsPort: -1,
+  // As istiod: the CA only over TLS.
+  plaintextCa: false,
   trustDomain: 'cluster.local',
   trustDomainAliases: [],
   workloadCertTtlSeconds: 24 * 3600,
   maxWorkloadCertTtlSeconds: 90 * 24 * 3600,
   jwtMaxLifetimeSeconds: JWT_DEFAULTS.maxLifetimeSeconds,
   limits: DEFAULT_INPUT_LIMITS,
+  // Off for embedders and tests; the command line uses the cores beside meshd's own.
+  caSignWorkers: 0,
 };
 
 /** A DNS name for a certificate SAN: lower-case labels of letters, digits and inner hyphens, optionally `*.` first. */
@@ -132,6 +140,9 @@ export function withDefaults(o: MeshdOptionsInput): MeshdOptions {
   const { workloadCertTtlSeconds: ttl, maxWorkloadCertTtlSeconds: maxTtl } = merged;
   if (!Number.isInteger(ttl) || ttl <= 0 || !Number.isInteger(maxTtl) || maxTtl < ttl) {
     throw new Error(`--workload-cert-ttl ${ttl}s and --max-workload-cert-ttl ${maxTtl}s: both must be positive, and the default no longer than the maximum`);
+  }
+  if (!Number.isInteger(merged.caSignWorkers) || merged.caSignWorkers < 0 || merged.caSignWorkers > 64) {
+    throw new Error(`--ca-sign-workers: ${merged.caSignWorkers} is not a worker count (0-64)`);
   }
   if (merged.jwks !== undefined && (!merged.jwtIssuer || !merged.jwtAudiences || merged.jwtAudiences.length === 0)) {
     throw new Error('--jwks needs --jwt-issuer and --jwt-audience');

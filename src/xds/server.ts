@@ -1,6 +1,7 @@
 /**
- * The ADS server: state of the world (sotw.ts) and incremental (delta.ts) on one gRPC server,
- * behind the narrow XdsWatcher interface (engine.ts). Requests only update subscriptions;
+ * The ADS server: state of the world (sotw.ts) and incremental (delta.ts) on every port it
+ * listens on (one gRPC server per port, so a port can carry services others do not, as istiod's CA
+ * is on 15012 only), behind the narrow XdsWatcher interface (engine.ts). Requests only update subscriptions;
  * responses are computed by the push queue (push-queue.ts), in CDS → EDS → LDS → RDS → SDS order,
  * for each connection whose config may have changed.
  */
@@ -48,6 +49,17 @@ export interface AdsServerOptions {
   auth?: XdsAuth;
 }
 
+/** A gRPC service served beside ADS on some ports only (istiod: the CA on 15012, not on 15010). */
+export interface ExtraService {
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+}
+
+export interface PortOptions {
+  /** Served on this port only, beside ADS (and the services of addService). */
+  extraServices?: readonly ExtraService[];
+}
+
 const SERVER_OPTIONS: grpc.ServerOptions = { 'grpc.max_send_message_length': 64 * 1024 * 1024, 'grpc.max_receive_message_length': 16 * 1024 * 1024 };
 
 /** The kind of port a stream came in on. */
@@ -73,7 +85,7 @@ export type ServerStream<Req, Res> = XdsStream<Res> & {
 export class AdsServer {
   private readonly connections = new Map<string, Connection>();
   private readonly servers: grpc.Server[] = [];
-  private readonly services: { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }[] = [];
+  private readonly services: ExtraService[] = [];
   private connCounter = 0;
   private readonly now: () => Date;
   private readonly queue: PushQueue;
@@ -100,14 +112,9 @@ export class AdsServer {
     };
   }
 
-  /**
-   * Listens on one more port, with a gRPC server of its own: ADS, and the services added before.
-   * Default plaintext. Streams know which kind of port they came in on (only TLS ones may prove
-   * an identity).
-   */
-  listen(host: string, port: number, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
+  /** A gRPC server for one port: ADS (its streams knowing the port's transport), the services added before, and `o.extraServices`. */
+  private newServer(transport: Transport, o: PortOptions): grpc.Server {
     const { protos } = this.opts;
-    const transport: Transport = credentials._isSecure() ? 'tls' : 'plaintext';
     const server = new grpc.Server(SERVER_OPTIONS);
     server.addService(
       {
@@ -119,15 +126,33 @@ export class AdsServer {
         DeltaAggregatedResources: (stream: DeltaStream) => this.handleDelta(stream, transport),
       },
     );
-    for (const s of this.services) server.addService(s.definition, s.implementation);
+    for (const s of [...this.services, ...(o.extraServices ?? [])]) server.addService(s.definition, s.implementation);
     this.servers.push(server);
+    return server;
+  }
+
+  /**
+   * Listens on one more port, with a gRPC server of its own: ADS, the services added before, and
+   * `o.extraServices` on this port only. Default plaintext. Streams know which kind of port they
+   * came in on (only TLS ones may prove an identity).
+   */
+  listen(host: string, port: number, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(), o: PortOptions = {}): Promise<number> {
+    const server = this.newServer(credentials._isSecure() ? 'tls' : 'plaintext', o);
     return new Promise((resolve, reject) => {
       const addr = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
       server.bindAsync(addr, credentials, (err, bound) => (err ? reject(err) : resolve(bound)));
     });
   }
 
-  /** Serves another gRPC service (e.g. the CA) beside ADS on the ports listened on from now on. */
+  /**
+   * The same for connections accepted elsewhere and injected one by one, e.g. by the TLS listener
+   * of 15012 that keeps client certificates for the CA (`transport` says what they are).
+   */
+  connectionInjector(transport: Transport, o: PortOptions = {}): grpc.ConnectionInjector {
+    return this.newServer(transport, o).createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  }
+
+  /** Serves another gRPC service beside ADS on the ports listened on from now on (all of them). */
   addService(definition: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
     this.services.push({ definition, implementation });
   }

@@ -3,10 +3,12 @@
  * must accept, and verifies what meshd issues.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, createPublicKey } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
+import { bits, ctx, oid, seq, tlv, toPem, uint } from '../../src/ca/der';
 
 export const quietLog = pino({ level: 'silent' });
 
@@ -33,9 +35,11 @@ export function verify(dir: string, o: { root: string; leaf: string; untrusted?:
   return [r.status === 0, `${r.stdout}${r.stderr}`];
 }
 
-export type KeySpec = 'rsa:1024' | 'rsa:2048' | 'rsa:3072' | 'rsa:4096' | 'P-256' | 'P-384' | 'ed25519';
+export type KeySpec = 'rsa:1024' | 'rsa:2048' | 'rsa:3072' | 'rsa:4096' | 'rsa:2048:e3' | 'P-256' | 'P-384' | 'P-521' | 'secp256k1' | 'ed25519';
 
 function newKeyArgs(spec: KeySpec): string[] {
+  // A real RSA key with public exponent 3 (openssl's keygen makes it; only the CA should refuse it).
+  if (spec === 'rsa:2048:e3') return ['-newkey', 'rsa:2048', '-pkeyopt', 'rsa_keygen_pubexp:3'];
   if (spec.startsWith('rsa:')) return ['-newkey', spec];
   if (spec === 'ed25519') return ['-newkey', 'ed25519'];
   return ['-newkey', 'ec', '-pkeyopt', `ec_paramgen_curve:${spec}`];
@@ -50,6 +54,32 @@ export function makeCsr(dir: string, spec: KeySpec, name = 'csr'): { csrPem: str
     '-subj', '/CN=evil/O=attacker', '-addext', 'subjectAltName=URI:spiffe://cluster.local/ns/kube-system/sa/admin,DNS:evil.example',
   ]);
   return { csrPem: fs.readFileSync(csr, 'utf8'), keyPem: fs.readFileSync(key, 'utf8') };
+}
+
+/**
+ * A PKCS#10 CSR for an RSA public key of our choosing (modulus `n`, exponent `e`, big-endian), with
+ * the signature `sign` makes over the CertificationRequestInfo. openssl cannot make such keys: this
+ * is how an attacker would.
+ */
+export function rsaCsrWithNumbers(n: Buffer, e: Buffer, sign: (cri: Buffer) => Buffer): string {
+  const spki = seq(seq(oid('1.2.840.113549.1.1.1'), tlv(0x05, Buffer.alloc(0))), bits(seq(uint(n), uint(e))));
+  const cri = seq(uint(Buffer.from([0])), seq(), spki, ctx(0, true, Buffer.alloc(0)));
+  return toPem('CERTIFICATE REQUEST', seq(cri, seq(oid('1.2.840.113549.1.1.11'), tlv(0x05, Buffer.alloc(0))), bits(sign(cri))));
+}
+
+/**
+ * The "signature" that verifies for any modulus when e = 1: s^1 mod n = s, so s is just the
+ * PKCS#1 v1.5 encoding of the SHA-256 digest (RFC 8017 9.2), `bytes` long. No private key needed.
+ */
+export function forgedSignatureForExponentOne(cri: Buffer, bytes: number): Buffer {
+  const digestInfo = Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), createHash('sha256').update(cri).digest()]);
+  return Buffer.concat([Buffer.from([0x00, 0x01]), Buffer.alloc(bytes - digestInfo.length - 3, 0xff), Buffer.from([0x00]), digestInfo]);
+}
+
+/** The modulus of an RSA public key (PEM or KeyObject input), big-endian. */
+export function rsaModulus(keyPem: string): Buffer {
+  const jwk = createPublicKey(keyPem).export({ format: 'jwk' });
+  return Buffer.from(jwk.n as string, 'base64url');
 }
 
 /** The same CSR with one byte of its signature changed. */

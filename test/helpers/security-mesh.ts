@@ -150,7 +150,7 @@ export interface AgentProcess {
   close(): Promise<void>;
 }
 
-/** `meshd agent` for one workload: first certificate over plaintext 15010 with its JWT, verified against `rootPem`. */
+/** `meshd agent` for one workload: first certificate over plaintext 15010 (meshd with plaintextCa) with its JWT, verified against `rootPem`. */
 export async function startAgentProcess(o: { dir: string; xdsPort: number; w: Workload; token: string; ttl: string; rootPem: string; trustDomain?: string }): Promise<AgentProcess> {
   const dir = path.join(o.dir, o.w.pod);
   fs.mkdirSync(dir, { recursive: true });

@@ -2,7 +2,8 @@
  * Istio's ClientCertAuthenticator, for renewal: a workload certificate presented over TLS (port
  * 15012). The TLS handshake proves the caller holds its key; here the certificate must be valid
  * now, be a leaf usable for client auth, and chain (through the CA's intermediates) to one of the
- * CA's current roots. The identity is its SPIFFE URI SAN in the mesh's trust domain.
+ * CA's current roots. The identity is its SPIFFE URI SAN in the mesh's trust domain. Refusals say
+ * why: `expired_certificate`, `untrusted_certificate` (another CA), `invalid_certificate` (the rest).
  */
 import { X509Certificate } from 'node:crypto';
 import type { Authenticator, Caller } from '../types';
@@ -67,7 +68,7 @@ export class MtlsAuthenticator implements Authenticator {
     if (now < new Date(leaf.validFrom)) throw unauthenticated('invalid_certificate', `${this.name}: the client certificate is not valid before ${new Date(leaf.validFrom).toISOString()}`);
     if (leaf.ca) throw unauthenticated('invalid_certificate', `${this.name}: the client certificate is a CA certificate, not a workload certificate`);
     if (leaf.keyUsage && !leaf.keyUsage.includes(CLIENT_AUTH)) throw unauthenticated('invalid_certificate', `${this.name}: the client certificate is not for client authentication`);
-    if (!this.chainsToRoot(leaf, now)) throw unauthenticated('invalid_certificate', `${this.name}: the client certificate does not chain to the mesh's root certificate`);
+    if (!this.chainsToRoot(leaf, now)) throw unauthenticated('untrusted_certificate', `${this.name}: the client certificate does not chain to the mesh's root certificate`);
     const prefix = `spiffe://${this.opts.trustDomain}/`;
     const identities = uriSans(leaf).filter((u) => u.startsWith(prefix) && parseSpiffeId(u));
     if (identities.length === 0) throw unauthenticated('invalid_certificate', `${this.name}: the client certificate has no SPIFFE identity in trust domain ${this.opts.trustDomain}`);
