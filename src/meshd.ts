@@ -147,12 +147,17 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   // port listens); with a Kubernetes source, credentials also need RBAC's word.
   let authenticate: XdsAuth['authenticate'] = () => Promise.reject(new Error('the CA is not set up'));
   let secretAccess: SecretAccessReviewer | undefined;
+  let peerCertificate: (peer: string) => Buffer | undefined = () => undefined;
   const server = new AdsServer({
     protos,
     watcher: engine,
     metrics,
     log,
-    auth: { authenticate: (ctx) => authenticate(ctx), mayReadSecrets: (ns, sa) => (secretAccess ? secretAccess.mayReadSecrets(ns, sa) : Promise.resolve(true)) },
+    auth: {
+      authenticate: (ctx) => authenticate(ctx),
+      peerCertificate: (peer) => peerCertificate(peer),
+      mayReadSecrets: (ns, sa) => (secretAccess ? secretAccess.mayReadSecrets(ns, sa) : Promise.resolve(true)),
+    },
   });
   // The one place a snapshot becomes the served one: the engine learns it before any push.
   const serve = (snap: MeshSnapshot): void => {
@@ -286,6 +291,8 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   let webhookCert: ServingCertificate | undefined;
   // 15012's TLS listener keeps every client certificate for the CA's authenticator (see ca/secure-port.ts).
   const securePort = ca.serving ? new SecurePort({ certificates: ca.serving, log: log.child({ component: 'secure-xds' }) }) : undefined;
+  // xDS streams on 15012 prove who they are with the same certificates.
+  if (securePort) peerCertificate = (peer) => securePort.peerCertificate(peer);
   try {
     // As istiod, the CA is not on the plaintext port unless asked for: bearer tokens would cross the network in clear.
     xdsPort = await server.listen(opts.host, opts.xdsPort, undefined, { extraServices: opts.plaintextCa ? [ca.grpcService()] : [] });

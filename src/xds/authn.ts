@@ -26,6 +26,11 @@ export interface ProvedIdentity {
 export interface XdsAuth {
   /** Proves who the caller is from the stream's metadata and client certificate; throws (with a message) when a credential fails or none is given. */
   authenticate(ctx: { metadata: Readonly<Record<string, readonly string[]>>; peerCertificatePem?: string }): Promise<ProvedIdentity>;
+  /**
+   * The client certificate (DER) of the TLS connection a stream came in on, by the stream's peer
+   * address, when TLS ends outside grpc-js (15012's listener keeps them); else grpc-js's own.
+   */
+  peerCertificate?(peer: string): Buffer | undefined;
   /** Whether `serviceAccount` of `namespace` may read Secrets there (Kubernetes RBAC); absent: yes. */
   mayReadSecrets?(namespace: string, serviceAccount: string): Promise<boolean>;
 }
@@ -60,6 +65,7 @@ export class StreamAuthError extends Error {
 /** The surface of a grpc-js server stream this module reads. */
 export interface AuthStream {
   metadata?: grpc.Metadata;
+  getPeer?(): string;
   getAuthContext?(): { transportSecurityType?: string; sslPeerCertificate?: { raw?: Buffer } } | undefined;
 }
 
@@ -93,7 +99,8 @@ const SPIFFE = /^spiffe:\/\/([^/]+)\/ns\/([^/]+)\/sa\/([^/]+)$/;
 export async function authenticateStream(stream: AuthStream, auth: XdsAuth): Promise<ProvedIdentity> {
   const ctx = stream.getAuthContext?.();
   try {
-    return await auth.authenticate({ metadata: metadataRecord(stream.metadata), peerCertificatePem: peerCertificatePem(ctx?.sslPeerCertificate?.raw) });
+    const raw = (stream.getPeer ? auth.peerCertificate?.(stream.getPeer()) : undefined) ?? ctx?.sslPeerCertificate?.raw;
+    return await auth.authenticate({ metadata: metadataRecord(stream.metadata), peerCertificatePem: peerCertificatePem(raw) });
   } catch (err) {
     throw new StreamAuthError(grpc.status.UNAUTHENTICATED, err instanceof Error ? err.message : 'authentication failed');
   }
