@@ -118,7 +118,7 @@ function readCaFile(file: string): string {
   try {
     pem = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`--jwks-ca-file ${file}: ${(err as Error).message}`);
+    throw new Error(`--jwks-ca-file ${file}: ${(err as Error).message}`, { cause: err });
   }
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--jwks-ca-file ${file}: no PEM certificate in it`);
   return pem;
@@ -170,7 +170,12 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const kubeConfig = kubeConnection ? loadKubeConfig(kubeConnection) : undefined;
   const source: ConfigSource = kubeConfig
     ? new KubeSource({ kubeConfig, log: log.child({ component: 'kube' }), limits: opts.limits, ...input.kube })
-    : new FileSource(opts.configDir as string, { rescanIntervalMs: opts.configRescanIntervalMs, settleMs: opts.configSettleMs, log: log.child({ component: 'folder' }), limits: opts.limits });
+    : new FileSource(opts.configDir as string, {
+        rescanIntervalMs: opts.configRescanIntervalMs,
+        settleMs: opts.configSettleMs,
+        log: log.child({ component: 'folder' }),
+        limits: opts.limits,
+      });
   // The workload CA: CreateCertificate on 15012 (and 15010 with --plaintext-ca); in Kubernetes only the leader creates the root.
   let leading: () => boolean = () => false;
   const ca = new MeshdCa({
@@ -233,7 +238,18 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const rebuild = (): MeshSnapshot => {
     const state = source.state();
     const started = performance.now();
-    const snap = buildSnapshot({ objects: state.objects, errors: state.errors, sequence: ++sequence, now: new Date(), domain: opts.domain, trustDomain: opts.trustDomain, trustDomainAliases: opts.trustDomainAliases, previous: current, digests, jwks: jwksResolver.entries() });
+    const snap = buildSnapshot({
+      objects: state.objects,
+      errors: state.errors,
+      sequence: ++sequence,
+      now: new Date(),
+      domain: opts.domain,
+      trustDomain: opts.trustDomain,
+      trustDomainAliases: opts.trustDomainAliases,
+      previous: current,
+      digests,
+      jwks: jwksResolver.entries(),
+    });
     metrics.snapshotBuildTime.observe((performance.now() - started) / 1000);
     metrics.invalidObjects.set(snap.errors.length);
     const now = new Set<string>();
@@ -271,11 +287,16 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
           return;
         }
         serve(next);
-        log.info({ version: next.version, files: files.length > 20 ? [...files.slice(0, 20), `… ${files.length - 20} more`] : files, errors: next.errors.length }, 'config changed; pushing');
+        log.info(
+          { version: next.version, files: files.length > 20 ? [...files.slice(0, 20), `… ${files.length - 20} more`] : files, errors: next.errors.length },
+          'config changed; pushing',
+        );
         void server.push({ snap: next, triggeredAt: firstAt, reason: 'config' });
       })
       // Whatever the input, a failed rebuild must not end the process: what is served stays.
-      .catch((err: unknown) => log.error({ err: truncate(String((err as Error)?.stack ?? err), opts.limits.maxLogLineLength) }, 'rebuilding config failed; the served config is kept'));
+      .catch((err: unknown) =>
+        log.error({ err: truncate(String((err as Error)?.stack ?? err), opts.limits.maxLogLineLength) }, 'rebuilding config failed; the served config is kept'),
+      );
   });
   onJwksChange = () => debouncer.add('jwks');
   source.on('change', (what: string) => debouncer.add(what));
@@ -283,8 +304,8 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   if (source instanceof FileSource) await source.start();
 
   const apps: FastifyInstance[] = [];
-  let xdsPort = 0;
-  let debugPort = 0;
+  let xdsPort: number;
+  let debugPort: number;
   let monitoringPort = -1;
   let secureXdsPort = -1;
   let webhooks: WebhookServerHandle | undefined;
@@ -297,7 +318,10 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     // As istiod, the CA is not on the plaintext port unless asked for: bearer tokens would cross the network in clear.
     xdsPort = await server.listen(opts.host, opts.xdsPort, undefined, { extraServices: opts.plaintextCa ? [ca.grpcService()] : [] });
     if (opts.plaintextCa) {
-      log.warn({ port: xdsPort }, 'the CA (CreateCertificate) is also served on the plaintext xDS port (--plaintext-ca): bearer tokens cross the network in clear; use it for development only');
+      log.warn(
+        { port: xdsPort },
+        'the CA (CreateCertificate) is also served on the plaintext xDS port (--plaintext-ca): bearer tokens cross the network in clear; use it for development only',
+      );
     }
     // Connections to 15012 are dropped until the CA has issued the serving certificate.
     if (securePort) {
@@ -350,7 +374,15 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     for (const a of apps) await a.close();
     throw err;
   }
-  log.info({ xds: `${opts.host}:${xdsPort}`, secureXds: secureXdsPort >= 0 ? `${opts.host}:${secureXdsPort}` : 'off', debug: `http://${opts.host}:${debugPort}`, monitoring: monitoringPort >= 0 ? `http://${opts.host}:${monitoringPort}/metrics` : 'off' }, 'meshd is serving');
+  log.info(
+    {
+      xds: `${opts.host}:${xdsPort}`,
+      secureXds: secureXdsPort >= 0 ? `${opts.host}:${secureXdsPort}` : 'off',
+      debug: `http://${opts.host}:${debugPort}`,
+      monitoring: monitoringPort >= 0 ? `http://${opts.host}:${monitoringPort}/metrics` : 'off',
+    },
+    'meshd is serving',
+  );
   const becomeReady = (): void => {
     ready = true;
     markReady();

@@ -50,15 +50,69 @@ test('meshd refuses a bad port flag with a clear message', () => {
 });
 
 test('meshd --jwks-ca-file must name a PEM file of CA certificates', () => {
-  const missing = meshd(['--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--webhook-port', '-1', '--secure-xds-port', '-1', '--jwks-ca-file', '/nonexistent/ca.pem']);
+  const missing = meshd([
+    '--config-dir',
+    'examples/bookinfo',
+    '--xds-port',
+    '0',
+    '--debug-port',
+    '0',
+    '--monitoring-port',
+    '-1',
+    '--webhook-port',
+    '-1',
+    '--secure-xds-port',
+    '-1',
+    '--jwks-ca-file',
+    '/nonexistent/ca.pem',
+  ]);
   assert.notEqual(missing.status, 0);
   assert.match(missing.stderr, /--jwks-ca-file \/nonexistent\/ca\.pem: ENOENT/);
-  const notPem = meshd(['--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--webhook-port', '-1', '--secure-xds-port', '-1', '--jwks-ca-file', 'package.json']);
+  const notPem = meshd([
+    '--config-dir',
+    'examples/bookinfo',
+    '--xds-port',
+    '0',
+    '--debug-port',
+    '0',
+    '--monitoring-port',
+    '-1',
+    '--webhook-port',
+    '-1',
+    '--secure-xds-port',
+    '-1',
+    '--jwks-ca-file',
+    'package.json',
+  ]);
   assert.match(notPem.stderr, /--jwks-ca-file package\.json: no PEM certificate in it/);
 });
 
 test('meshd --config-dir with port 0 prints the ports it chose and serves until SIGTERM', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--webhook-port', '0', '--secure-xds-port', '0', '--ca-dir', fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-cli-ca-')), '--log-level', 'warn'], { cwd: ROOT });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      MAIN,
+      '--config-dir',
+      'examples/bookinfo',
+      '--xds-port',
+      '0',
+      '--debug-port',
+      '0',
+      '--monitoring-port',
+      '-1',
+      '--webhook-port',
+      '0',
+      '--secure-xds-port',
+      '0',
+      '--ca-dir',
+      fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-cli-ca-')),
+      '--log-level',
+      'warn',
+    ],
+    { cwd: ROOT },
+  );
   let out = '';
   const line = await new Promise<string>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 20_000);
@@ -80,10 +134,13 @@ test('meshd --config-dir with port 0 prints the ports it chose and serves until 
   const w = /webhooks https:\/\/127\.0\.0\.1:(\d+)/.exec(line);
   assert.ok(w && Number(w[1]) > 0, line);
   const status = await new Promise<number>((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port: Number(w[1]), path: '/validate', method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
+    const req = https.request(
+      { host: '127.0.0.1', port: Number(w[1]), path: '/validate', method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
     req.on('error', reject);
     req.end('{}');
   });

@@ -101,7 +101,11 @@ test('defect: routes under spec.__proto__ are refused with their field path and 
   assert.equal(errs[0]?.name, 'sneaky');
   assert.deepEqual(errs[0]?.errors, [{ path: 'spec.__proto__', message: 'the key "__proto__" is not allowed' }]);
   const z = await getJson<Configz>('/debug/configz');
-  assert.deepEqual(z.virtual_services.map((v) => v.name), [], 'no VirtualService is served');
+  assert.deepEqual(
+    z.virtual_services.map((v) => v.name),
+    [],
+    'no VirtualService is served',
+  );
   assert.ok(spread(await e().client.run({ calls: 60, deadlineMs: 5000 })), 'traffic still spreads over v1 and v2 (not all to v2)');
   await e().fixture.writeFile('zz-proto.json', proto('v1'));
   await new Promise((r) => setTimeout(r, 500));
@@ -124,7 +128,10 @@ test('defect: a VirtualService with one host 3,000 times and megabyte names: mes
   const longest = Math.max(...logLines.map((l) => l.length));
   // A config problem's line is cut at 4 KiB; its record's other fields at 1 KiB each.
   assert.ok(longest < 16 * 1024, `longest log line: ${longest} characters`);
-  assert.ok(logLines.some((l) => l.includes('config left out') && l.includes('more characters')), 'the cut lines say they were cut');
+  assert.ok(
+    logLines.some((l) => l.includes('config left out') && l.includes('more characters')),
+    'the cut lines say they were cut',
+  );
   assert.equal(e().meshd.ready(), true);
 });
 
@@ -165,7 +172,9 @@ test('defect: /ready and xDS answer while large files are parsed; a 100,000-docu
   polling = false;
   await poll;
   const sorted = [...latencies].sort((a, b) => a - b);
-  t.diagnostic(`/ready: ${latencies.length} polls while parsing, max ${Math.round(sorted[sorted.length - 1] ?? 0)} ms, p99 ${Math.round(sorted[Math.floor(sorted.length * 0.99)] ?? 0)} ms`);
+  t.diagnostic(
+    `/ready: ${latencies.length} polls while parsing, max ${Math.round(sorted[sorted.length - 1] ?? 0)} ms, p99 ${Math.round(sorted[Math.floor(sorted.length * 0.99)] ?? 0)} ms`,
+  );
   assert.deepEqual(failures, [], '/ready answered every poll');
   assert.ok(latencies.length > 5);
   assert.equal(during.errors, 0, `xDS-routed calls during the parse: ${JSON.stringify(during)}`);

@@ -70,7 +70,11 @@ test('the error limit is an option, and counts what it leaves out', () => {
   const cut = validateObject(dr, 10);
   assert.equal(cut.length, 11);
   assert.equal(cut[10]?.message, 'and 30 more errors (only the first 10 are kept)');
-  const r = loadText(JSON.stringify({ apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'd' }, spec: dr.body['spec'] }), 'd.json', inputLimits({ maxErrorsPerObject: 5 }));
+  const r = loadText(
+    JSON.stringify({ apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'd' }, spec: dr.body['spec'] }),
+    'd.json',
+    inputLimits({ maxErrorsPerObject: 5 }),
+  );
   assert.equal(r.errors[0]?.errors.length, 6);
   assert.equal(r.errors[0]?.errors[5]?.message, 'and 35 more errors (only the first 5 are kept)');
 });
@@ -103,7 +107,10 @@ test('defect: arrays nested 850 deep (3.5 KB) are a depth error for their docume
   const text = `${shape('arrays-850-deep.json')}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: fine}\n`;
   for (const careful of [false, true]) {
     const r = parseDocuments(text, 'deep.yaml', { careful });
-    assert.deepEqual(r.objects.map((o) => o.metadata.name), ['fine']);
+    assert.deepEqual(
+      r.objects.map((o) => o.metadata.name),
+      ['fine'],
+    );
     assert.equal(r.errors[0]?.document, 0);
     assert.match(messages(r.errors), /nested deeper than 64 levels/);
   }
@@ -132,7 +139,10 @@ test('a document the scan cannot clear is measured exactly: the error names the 
 
 test('defect: objects from the API server are checked for depth and __proto__ before anything recurses over them', () => {
   // JSON.parse reads any depth; the source's fingerprint (JSON.stringify) used to overflow.
-  const deep = JSON.parse(`{"apiVersion":"v1","kind":"Service","metadata":{"name":"d","namespace":"x"},"spec":{"ports":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`) as Record<string, unknown>;
+  const deep = JSON.parse(`{"apiVersion":"v1","kind":"Service","metadata":{"name":"d","namespace":"x"},"spec":{"ports":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`) as Record<
+    string,
+    unknown
+  >;
   const r = toConfigObject(kubeKind('Service'), 'v1', deep);
   assert.equal(r.object, undefined);
   assert.match(messages(r.errors), /^spec\.ports(\[0\])+: nested deeper than 64 levels/);
@@ -163,7 +173,8 @@ test('defect: meshd validate on arrays nested 850 deep and on the 10 MB Destinat
 // ---- prototype keys ----
 
 test('defect: routes under spec.__proto__ are refused with the field path, from YAML and from JSON', () => {
-  const yaml = 'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: p, namespace: shop}\nspec:\n  __proto__:\n    hosts: [reviews]\n    http:\n    - route:\n      - destination: {host: evil}\n';
+  const yaml =
+    'apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: p, namespace: shop}\nspec:\n  __proto__:\n    hosts: [reviews]\n    http:\n    - route:\n      - destination: {host: evil}\n';
   for (const [text, careful] of [
     [yaml, false],
     [yaml, true],
@@ -189,7 +200,10 @@ test('defect: constructor, toString and prototype are unknown fields of Istio ki
   const m = messages(r.errors);
   assert.match(m, /^spec\.constructor: unknown field "constructor"$/m);
   assert.match(m, /^spec\.toString: unknown field "toString"$/m);
-  const http = loadText('apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\nspec:\n  host: r\n  trafficPolicy: {prototype: 1, hasOwnProperty: 2}\n', 'd.yaml');
+  const http = loadText(
+    'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\nspec:\n  host: r\n  trafficPolicy: {prototype: 1, hasOwnProperty: 2}\n',
+    'd.yaml',
+  );
   assert.match(messages(http.errors), /spec\.trafficPolicy\.prototype: unknown field "prototype"/);
   assert.match(messages(http.errors), /spec\.trafficPolicy\.hasOwnProperty: unknown field "hasOwnProperty"/);
   const pod = loadText('apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: {constructor: a, toString: b}}\n', 'p.yaml');
@@ -206,7 +220,9 @@ metadata: {name: reviews, namespace: default}
 spec:
   ports: [{name: grpc, port: 9080}]
 ---
-${shape('one-address-two-slices.yaml').replace(/fuzz-svc-3/g, 'reviews').replace(/namespace: fuzz/g, 'namespace: default')}
+${shape('one-address-two-slices.yaml')
+  .replace(/fuzz-svc-3/g, 'reviews')
+  .replace(/namespace: fuzz/g, 'namespace: default')}
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -223,12 +239,18 @@ endpoints:
   assert.deepEqual(r.errors, []);
   const snap = buildSnapshot({ objects: r.objects, errors: r.errors, sequence: 1, now: new Date(0), domain: 'cluster.local' });
   const eps = snap.endpoints.get('reviews.default.svc.cluster.local')?.get(9080) ?? [];
-  assert.deepEqual(eps.map((e) => `${e.address}:${e.port}:${e.ready}`), ['10.79.0.1:9080:true', '10.79.0.2:9080:true'], 'one endpoint per address, a ready copy winning');
+  assert.deepEqual(
+    eps.map((e) => `${e.address}:${e.port}:${e.ready}`),
+    ['10.79.0.1:9080:true', '10.79.0.2:9080:true'],
+    'one endpoint per address, a ready copy winning',
+  );
   const out = render(new EnvoyProtos(), snap, 'sidecar~10.0.0.9~client.default~default.svc.cluster.local', { NAMESPACE: 'default', GENERATOR: 'grpc' });
   const cla = (out.byType['EDS'] ?? []).find((c) => c['cluster_name'] === 'outbound|9080||reviews.default.svc.cluster.local');
   assert.ok(cla, 'the ClusterLoadAssignment is served');
   type Lb = { endpoint: { address: { socket_address: { address: string; port_value: number } } } };
-  const addresses = ((cla['endpoints'] ?? []) as Array<{ lb_endpoints: Lb[] }>).flatMap((l) => l.lb_endpoints.map((e) => `${e.endpoint.address.socket_address.address}:${e.endpoint.address.socket_address.port_value}`));
+  const addresses = ((cla['endpoints'] ?? []) as Array<{ lb_endpoints: Lb[] }>).flatMap((l) =>
+    l.lb_endpoints.map((e) => `${e.endpoint.address.socket_address.address}:${e.endpoint.address.socket_address.port_value}`),
+  );
   assert.deepEqual(addresses.sort(), ['10.79.0.1:9080', '10.79.0.2:9080']);
   assert.equal(new Set(addresses).size, addresses.length, 'no address repeats');
 });
@@ -262,7 +284,10 @@ test('defect: an alias-heavy file and an alias bomb are refused before anything 
   // A cycle (an alias inside its own anchor) is refused, not walked forever.
   assert.match(messages(parseDocuments('apiVersion: v1\nkind: Namespace\nmetadata: &m\n  name: c\n  labels: {a: b}\n  self: [*m]\n', 'c.yaml').errors), /cycle/);
   // Merge keys over many objects are what the limit is for.
-  const merged = Array.from({ length: 200 }, (_, i) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: n${i}\n  labels: &l${i} {team: a, tier: b, env: c}\n  annotations: {<<: *l${i}, extra: x}\n`).join('---\n');
+  const merged = Array.from(
+    { length: 200 },
+    (_, i) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: n${i}\n  labels: &l${i} {team: a, tier: b, env: c}\n  annotations: {<<: *l${i}, extra: x}\n`,
+  ).join('---\n');
   const ok = parseDocuments(merged, 'merged.yaml');
   assert.deepEqual(ok.errors, []);
   assert.deepEqual(ok.objects[199]?.metadata.annotations, { team: 'a', tier: 'b', env: 'c', extra: 'x' });
@@ -331,11 +356,16 @@ test('defect: through the Kubernetes list/watch protocol, __proto__ keys and 2,0
   // As the API server stores them: JSON, with `__proto__` an own key and deep nesting (the fake
   // server itself stringifies objects, so this stays within what its JSON.stringify takes).
   api.store.create(JSON.parse(shape('routes-under-proto.json').replace(/"fuzz"/g, '"shop"')) as object);
-  api.store.create(JSON.parse(`{"apiVersion":"v1","kind":"Service","metadata":{"name":"deep","namespace":"shop"},"spec":{"ports":${'['.repeat(2000)}${']'.repeat(2000)}}}`) as object);
+  api.store.create(
+    JSON.parse(`{"apiVersion":"v1","kind":"Service","metadata":{"name":"deep","namespace":"shop"},"spec":{"ports":${'['.repeat(2000)}${']'.repeat(2000)}}}`) as object,
+  );
   api.store.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'fine', namespace: 'shop' }, spec: { ports: [{ name: 'http', port: 80 }] } });
   await s.src.load();
   const st = s.src.state();
-  assert.deepEqual(st.objects.map((o) => `${o.kind}/${o.metadata.name}`), ['Service/fine']);
+  assert.deepEqual(
+    st.objects.map((o) => `${o.kind}/${o.metadata.name}`),
+    ['Service/fine'],
+  );
   const m = messages(st.errors);
   assert.match(m, /^spec\.__proto__: the key "__proto__" is not allowed$/m);
   assert.match(m, /^spec\.ports(\[0\])+: nested deeper than 64 levels/m);

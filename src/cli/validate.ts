@@ -77,7 +77,11 @@ export function validateFiles(inputs: readonly string[], limits: InputLimits = D
       }
       const parsed = parseDocuments(text, f, { limits });
       const who = (e: { kind?: string; namespace?: string; name?: string; document?: number }): string =>
-        e.kind ? truncate(`${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name ?? ''}`, limits.maxMessageLength) : e.document !== undefined ? `document ${e.document}` : 'file';
+        e.kind
+          ? truncate(`${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name ?? ''}`, limits.maxMessageLength)
+          : e.document !== undefined
+            ? `document ${e.document}`
+            : 'file';
       for (const e of parsed.errors) {
         const foreign = foreignKind(e);
         if (foreign !== undefined) {

@@ -8,15 +8,7 @@ import { proxyDestinationRule, proxyLocality } from '../model/lookup';
 import { type Proxy, proxyLabels } from '../model/proxy';
 import type { TrafficPolicy } from '../model/objects';
 import { spiffeIdentities } from '../model/trust-domain';
-import {
-  type DestinationRuleConfig,
-  type Locality,
-  type MeshService,
-  type MeshSnapshot,
-  type ServiceEndpoint,
-  type ServicePort,
-  labelsMatch,
-} from '../model/snapshot';
+import { type DestinationRuleConfig, type Locality, type MeshService, type MeshSnapshot, type ServiceEndpoint, type ServicePort, labelsMatch } from '../model/snapshot';
 import { type ClusterFlavor, clusterPolicy, isPassthrough } from './cluster-policy';
 import { type LocalityGroup, type LocalityLbPlan, applyLocalityLb, localityLbPlan, topologyLabels } from './locality';
 import type { GenerateContext, ProtoObject } from './types';
@@ -175,7 +167,10 @@ export function clusterTarget(
 }
 
 /** What an outbound cluster name stands for, for this proxy: its service, port, subset and rule. */
-export function outboundNamed(ctx: GenerateContext, clusterName: string): { svc: MeshService; port: ServicePort; subset: string; dr: DestinationRuleConfig | undefined } | undefined {
+export function outboundNamed(
+  ctx: GenerateContext,
+  clusterName: string,
+): { svc: MeshService; port: ServicePort; subset: string; dr: DestinationRuleConfig | undefined } | undefined {
   const parsed = parseOutboundClusterName(clusterName);
   if (!parsed) return undefined;
   const svc = ctx.snap.serviceByHost.get(parsed.host);

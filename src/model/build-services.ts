@@ -3,17 +3,7 @@
  * list of MeshServices, and their endpoints from EndpointSlices (or Endpoints), WorkloadEntries,
  * ServiceEntry endpoints and pods selected by a ServiceEntry's workloadSelector.
  */
-import type {
-  ConfigError,
-  ConfigObject,
-  EndpointSliceSpec,
-  EndpointsSpec,
-  PodSpecLite,
-  PodStatusLite,
-  ServiceEntrySpec,
-  ServiceSpec,
-  WorkloadEntrySpec,
-} from './objects';
+import type { ConfigError, ConfigObject, EndpointSliceSpec, EndpointsSpec, PodSpecLite, PodStatusLite, ServiceEntrySpec, ServiceSpec, WorkloadEntrySpec } from './objects';
 import { objectError } from './objects';
 import { parseLocality } from './lookup';
 import { protocolOf } from './protocol';
@@ -88,7 +78,13 @@ function kubernetesService(o: ConfigObject, domain: string): MeshService | undef
     source: { kind: 'Service', namespace: o.metadata.namespace, name: o.metadata.name },
     resolution: 'EDS',
     meshExternal: false,
-    exportTo: resolveExportTo(exportAnnotation?.split(',').map((s) => s.trim()).filter(Boolean), o.metadata.namespace),
+    exportTo: resolveExportTo(
+      exportAnnotation
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+      o.metadata.namespace,
+    ),
     subjectAltNames: [],
   };
 }
@@ -238,8 +234,7 @@ export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[]
   // WorkloadEntries join Kubernetes Services (by selector) and ServiceEntries (by workloadSelector)
   // in their own namespace.
   const workloadEntries = kind('WorkloadEntry').map((o) => ({ o, spec: (o.body.spec ?? {}) as WorkloadEntrySpec }));
-  const numericTarget = (t: number | string | undefined): number | undefined =>
-    typeof t === 'number' ? t : typeof t === 'string' && /^\d+$/.test(t) ? Number(t) : undefined;
+  const numericTarget = (t: number | string | undefined): number | undefined => (typeof t === 'number' ? t : typeof t === 'string' && /^\d+$/.test(t) ? Number(t) : undefined);
   for (const svc of services) {
     if (Object.keys(svc.selector).length === 0) continue;
     for (const { o, spec } of workloadEntries) {

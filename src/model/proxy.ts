@@ -79,7 +79,13 @@ export function parseProxy(id: string, metadata: ProxyMetadata, locality?: { reg
     istioVersion: typeof metadata.ISTIO_VERSION === 'string' ? metadata.ISTIO_VERSION : undefined,
     metadata,
     ...(locality && (locality.region || locality.zone || locality.sub_zone)
-      ? { locality: { ...(locality.region ? { region: locality.region } : {}), ...(locality.zone ? { zone: locality.zone } : {}), ...(locality.sub_zone ? { subZone: locality.sub_zone } : {}) } }
+      ? {
+          locality: {
+            ...(locality.region ? { region: locality.region } : {}),
+            ...(locality.zone ? { zone: locality.zone } : {}),
+            ...(locality.sub_zone ? { subZone: locality.sub_zone } : {}),
+          },
+        }
       : {}),
   };
 }

@@ -278,7 +278,9 @@ export class KindWatcher {
       void lw.stop();
       this.sink.clear(this.kind);
       this.missingReported = false;
-      this.setMissing(`${this.kind.group || 'core'} ${this.kind.kind} is no longer served by the API server (its CRD was removed?); its objects are left out until it is installed again`);
+      this.setMissing(
+        `${this.kind.group || 'core'} ${this.kind.kind} is no longer served by the API server (its CRD was removed?); its objects are left out until it is installed again`,
+      );
       return;
     }
     this.failed(err, 'list/watch', () => {

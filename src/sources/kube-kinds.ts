@@ -25,8 +25,22 @@ export interface KubeKind {
 }
 
 const core = (kind: Kind, plural: string, namespaced = true, keepAnnotations = false): KubeKind => ({ kind, group: '', versions: ['v1'], plural, namespaced, keepAnnotations });
-const istio = (kind: Kind, plural: string): KubeKind => ({ kind, group: 'networking.istio.io', versions: ISTIO_NETWORKING_VERSIONS, plural, namespaced: true, keepAnnotations: false });
-const security = (kind: Kind, plural: string): KubeKind => ({ kind, group: 'security.istio.io', versions: ISTIO_SECURITY_VERSIONS, plural, namespaced: true, keepAnnotations: false });
+const istio = (kind: Kind, plural: string): KubeKind => ({
+  kind,
+  group: 'networking.istio.io',
+  versions: ISTIO_NETWORKING_VERSIONS,
+  plural,
+  namespaced: true,
+  keepAnnotations: false,
+});
+const security = (kind: Kind, plural: string): KubeKind => ({
+  kind,
+  group: 'security.istio.io',
+  versions: ISTIO_SECURITY_VERSIONS,
+  plural,
+  namespaced: true,
+  keepAnnotations: false,
+});
 
 /** Every kind the Kubernetes source watches (Endpoints are not: EndpointSlices replace them). */
 export const KUBE_KINDS: readonly KubeKind[] = [

@@ -226,7 +226,12 @@ function readObject(value: unknown, source: string, document: number | undefined
   }
   const head = readKind(value);
   const meta = readMetadata(value['metadata'], head.kind);
-  const who = { kind: head.kindName, namespace: meta.meta?.namespace, name: meta.meta?.name, ...(head.errors.length > 0 && head.apiVersion !== '' ? { apiVersion: head.apiVersion } : {}) };
+  const who = {
+    kind: head.kindName,
+    namespace: meta.meta?.namespace,
+    name: meta.meta?.name,
+    ...(head.errors.length > 0 && head.apiVersion !== '' ? { apiVersion: head.apiVersion } : {}),
+  };
   const errors = [...head.errors, ...meta.errors];
   if (errors.length > 0 || head.kind === undefined || meta.meta === undefined) {
     fail(errors, who);

@@ -118,7 +118,9 @@ export class YamlReader {
     const only = b.segments.length === 1 ? b.segments[0] : undefined;
     if (only && only.depth > this.readerDepth) {
       const at = only.deepLine !== undefined ? ` at line ${only.deepLine + 1}` : '';
-      const errors = [{ path: '', message: `nested deeper than ${this.limits.maxDepth} levels of mappings and lists${at}; the document is refused unread (${LIMIT_FLAGS.maxDepth})` }];
+      const errors = [
+        { path: '', message: `nested deeper than ${this.limits.maxDepth} levels of mappings and lists${at}; the document is refused unread (${LIMIT_FLAGS.maxDepth})` },
+      ];
       return Array.from({ length: Math.max(1, b.documents) }, (_, i) => ({ document: b.document + i, errors }));
     }
     const text = this.text.slice(b.start, b.end);
@@ -156,12 +158,18 @@ export class YamlReader {
     let maxNodes = textNodes;
     if (shared) {
       const cost = sharedCost(d.value);
-      if (cost.cycle) return { document: d.document, value: d.value, errors: [{ path: '', message: 'a YAML alias refers to a node that contains it (a cycle); the document is refused' }] };
+      if (cost.cycle)
+        return { document: d.document, value: d.value, errors: [{ path: '', message: 'a YAML alias refers to a node that contains it (a cycle); the document is refused' }] };
       if (cost.added > this.aliasBudget) {
         return {
           document: d.document,
           value: d.value,
-          errors: [{ path: '', message: `YAML aliases expand to ${cost.added} more nodes, past what is left of the file's limit of ${this.limits.maxAliasNodes}; the document is refused (${LIMIT_FLAGS.maxAliasNodes})` }],
+          errors: [
+            {
+              path: '',
+              message: `YAML aliases expand to ${cost.added} more nodes, past what is left of the file's limit of ${this.limits.maxAliasNodes}; the document is refused (${LIMIT_FLAGS.maxAliasNodes})`,
+            },
+          ],
         };
       }
       this.aliasBudget -= cost.added;

@@ -368,7 +368,7 @@ export function scanYaml(text: string, limit = Infinity): YamlScan {
     if (s.depth > maxDepth) maxDepth = s.depth;
     deepLine ??= s.deepLine;
   };
-  for (let i = 0; i <= text.length; ) {
+  for (let i = 0; i <= text.length;) {
     let end = text.indexOf('\n', i);
     if (end < 0) end = text.length;
     const lineEnd = end > i && text.charCodeAt(end - 1) === CR ? end - 1 : end;

@@ -69,7 +69,8 @@ export interface AuthStream {
   getAuthContext?(): { transportSecurityType?: string; sslPeerCertificate?: { raw?: Buffer } } | undefined;
 }
 
-export const PLAINTEXT_REASON = 'the stream is plaintext: credentials are served only to an identity verified over TLS (port 15012) by a workload certificate or a service-account token';
+export const PLAINTEXT_REASON =
+  'the stream is plaintext: credentials are served only to an identity verified over TLS (port 15012) by a workload certificate or a service-account token';
 
 function metadataRecord(md: grpc.Metadata | undefined): Record<string, string[]> {
   const out: Record<string, string[]> = {};
@@ -137,9 +138,16 @@ export async function streamIdentity(proxy: Proxy, proved: ProvedIdentity | unde
     try {
       allowed = await auth.mayReadSecrets(verified.namespace, verified.serviceAccount);
     } catch (err) {
-      return { verified, credentialsDenied: `could not check whether ${verified.id} may read Secrets in ${verified.namespace}: ${err instanceof Error ? err.message : String(err)}` };
+      return {
+        verified,
+        credentialsDenied: `could not check whether ${verified.id} may read Secrets in ${verified.namespace}: ${err instanceof Error ? err.message : String(err)}`,
+      };
     }
-    if (!allowed) return { verified, credentialsDenied: `service account ${verified.namespace}/${verified.serviceAccount} may not list Secrets in namespace ${verified.namespace} (Kubernetes RBAC)` };
+    if (!allowed)
+      return {
+        verified,
+        credentialsDenied: `service account ${verified.namespace}/${verified.serviceAccount} may not list Secrets in namespace ${verified.namespace} (Kubernetes RBAC)`,
+      };
   }
   return { verified };
 }

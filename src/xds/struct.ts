@@ -34,4 +34,3 @@ export function structToJs(s: PbStruct | undefined | null): { [k: string]: JsonV
   for (const [k, v] of Object.entries(s?.fields ?? {})) if (k !== '__proto__') out[k] = valueToJs(v);
   return out;
 }
-

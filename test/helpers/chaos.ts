@@ -85,7 +85,29 @@ interface MeshdChild {
 }
 
 async function startMeshdChild(configDir: string, caDir: string): Promise<MeshdChild> {
-  const args = ['--import', 'tsx', MAIN, '--config-dir', configDir, '--host', '127.0.0.1', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--webhook-port', '-1', '--secure-xds-port', '-1', '--ca-dir', caDir, '--log-level', 'info'];
+  const args = [
+    '--import',
+    'tsx',
+    MAIN,
+    '--config-dir',
+    configDir,
+    '--host',
+    '127.0.0.1',
+    '--xds-port',
+    '0',
+    '--debug-port',
+    '0',
+    '--monitoring-port',
+    '-1',
+    '--webhook-port',
+    '-1',
+    '--secure-xds-port',
+    '-1',
+    '--ca-dir',
+    caDir,
+    '--log-level',
+    'info',
+  ];
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: 'pipe', env: { ...process.env, NODE_OPTIONS: '' } });
   let exit: string | undefined;
   let bytes = 0;
@@ -324,14 +346,19 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       await new Promise((r) => setTimeout(r, 120));
       if ((f + 1) % checkEvery === 0) {
         await checkpoint();
-        say(`${report.objects} objects in ${report.files} files; meshd ${peakRssMb(m.child.pid)} MB peak RSS, ${report.heapUsedMb[report.heapUsedMb.length - 1] ?? 0} MB heap in use; NACKs ${report.nacks.length}; baseline failures ${report.baselineFailures.length}`);
+        say(
+          `${report.objects} objects in ${report.files} files; meshd ${peakRssMb(m.child.pid)} MB peak RSS, ${report.heapUsedMb[report.heapUsedMb.length - 1] ?? 0} MB heap in use; NACKs ${report.nacks.length}; baseline failures ${report.baselineFailures.length}`,
+        );
       }
     }
 
     doing = 'waiting for the last files to be served';
     // Quiescence: a marker object is served once everything written before it was read.
     const marker = `chaos-done-${opts.seed}`;
-    await fixture.writeFile('zz-zz-marker.yaml', `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ${marker}, namespace: ${FUZZ_NAMESPACE}}\nspec:\n  hosts: [marker.example.com]\n  http:\n  - route:\n    - destination: {host: marker.example.com}\n`);
+    await fixture.writeFile(
+      'zz-zz-marker.yaml',
+      `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ${marker}, namespace: ${FUZZ_NAMESPACE}}\nspec:\n  hosts: [marker.example.com]\n  http:\n  - route:\n    - destination: {host: marker.example.com}\n`,
+    );
     type Configz = { virtual_services: Array<{ name: string }>; errors: Array<{ source: string; errors: Array<{ path: string; message: string }> }> };
     let configz: Configz | undefined;
     for (let i = 0; i < 600 && !configz; i++) {
@@ -350,12 +377,20 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     }
 
     // meshd validate, as a command, on every shape and on one fuzzed file.
-    const cli = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'validate', shapeDir, path.join(fixture.configDir, 'zz-fuzz-000.yaml')], { cwd: ROOT, encoding: 'utf8', timeout: 300_000, maxBuffer: 256 * 1024 * 1024 });
+    const cli = spawnSync(process.execPath, ['--import', 'tsx', MAIN, 'validate', shapeDir, path.join(fixture.configDir, 'zz-fuzz-000.yaml')], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 300_000,
+      maxBuffer: 256 * 1024 * 1024,
+    });
     if (cli.status !== 1) report.validateProblems.push(`meshd validate exited ${cli.status ?? cli.signal}; stderr: ${cli.stderr.slice(0, 1000)}`);
     if (cli.stderr.trim() !== '') report.validateProblems.push(`meshd validate wrote to stderr: ${cli.stderr.slice(0, 1000)}`);
     for (const s of SHAPES) {
       if (!s.expect) continue;
-      const lines = cli.stdout.split('\n').filter((l) => l.includes(s.name)).join('\n');
+      const lines = cli.stdout
+        .split('\n')
+        .filter((l) => l.includes(s.name))
+        .join('\n');
       if (!s.expect.test(lines)) report.validateProblems.push(`meshd validate for ${s.name}: want ${s.expect}, got ${lines.slice(0, 500) || '(nothing)'}`);
     }
     const longestCli = Math.max(...cli.stdout.split('\n').map((l) => l.length));

@@ -35,7 +35,19 @@ function bases(i: number, k: number): Obj[] {
   const host = fuzzHost(k % EDS_ONLY_SERVICE);
   const ip = `10.77.${k}.${(i % 250) + 1}`;
   return [
-    { apiVersion: 'v1', kind: 'Service', metadata: meta(`svc-${i}`), spec: { selector: { app: 'fuzz' }, clusterIP: `10.96.77.${(i % 250) + 1}`, ports: [{ name: 'grpc', port: 9080, targetPort: 9080, protocol: 'TCP' }, { name: 'http-web', port: 8080 }] } },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta(`svc-${i}`),
+      spec: {
+        selector: { app: 'fuzz' },
+        clusterIP: `10.96.77.${(i % 250) + 1}`,
+        ports: [
+          { name: 'grpc', port: 9080, targetPort: 9080, protocol: 'TCP' },
+          { name: 'http-web', port: 8080 },
+        ],
+      },
+    },
     {
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
@@ -44,7 +56,13 @@ function bases(i: number, k: number): Obj[] {
       ports: [{ name: 'grpc', port: 9080, protocol: 'TCP' }],
       endpoints: [{ addresses: [ip], conditions: { ready: true }, targetRef: { kind: 'Pod', name: `pod-${i}`, namespace: FUZZ_NAMESPACE }, zone: 'z1' }],
     },
-    { apiVersion: 'v1', kind: 'Pod', metadata: meta(`pod-${i}`), spec: { serviceAccountName: 'fuzz', containers: [{ name: 'app', ports: [{ name: 'grpc', containerPort: 9080 }] }] }, status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } },
+    {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: meta(`pod-${i}`),
+      spec: { serviceAccountName: 'fuzz', containers: [{ name: 'app', ports: [{ name: 'grpc', containerPort: 9080 }] }] },
+      status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] },
+    },
     {
       apiVersion: 'networking.istio.io/v1',
       kind: 'VirtualService',
@@ -52,8 +70,20 @@ function bases(i: number, k: number): Obj[] {
       spec: {
         hosts: [host],
         http: [
-          { name: 'jason', match: [{ headers: { 'end-user': { exact: 'jason' } }, uri: { prefix: '/api' } }], route: [{ destination: { host, subset: 'v2' } }], timeout: '2s', retries: { attempts: 3, perTryTimeout: '1s', retryOn: 'unavailable' } },
-          { route: [{ destination: { host, subset: 'v1' }, weight: 80 }, { destination: { host, subset: 'v2' }, weight: 20 }], fault: { delay: { percentage: { value: 10 }, fixedDelay: '5ms' } } },
+          {
+            name: 'jason',
+            match: [{ headers: { 'end-user': { exact: 'jason' } }, uri: { prefix: '/api' } }],
+            route: [{ destination: { host, subset: 'v2' } }],
+            timeout: '2s',
+            retries: { attempts: 3, perTryTimeout: '1s', retryOn: 'unavailable' },
+          },
+          {
+            route: [
+              { destination: { host, subset: 'v1' }, weight: 80 },
+              { destination: { host, subset: 'v2' }, weight: 20 },
+            ],
+            fault: { delay: { percentage: { value: 10 }, fixedDelay: '5ms' } },
+          },
         ],
       },
     },
@@ -63,18 +93,57 @@ function bases(i: number, k: number): Obj[] {
       metadata: meta(`dr-${i}`),
       spec: {
         host,
-        trafficPolicy: { loadBalancer: { simple: 'ROUND_ROBIN' }, connectionPool: { tcp: { maxConnections: 100 }, http: { http2MaxRequests: 1000 } }, outlierDetection: { consecutive5xxErrors: 5, interval: '10s', baseEjectionTime: '30s' } },
+        trafficPolicy: {
+          loadBalancer: { simple: 'ROUND_ROBIN' },
+          connectionPool: { tcp: { maxConnections: 100 }, http: { http2MaxRequests: 1000 } },
+          outlierDetection: { consecutive5xxErrors: 5, interval: '10s', baseEjectionTime: '30s' },
+        },
         subsets: [
           { name: 'v1', labels: { version: 'v1' } },
           { name: 'v2', labels: { version: 'v2' }, trafficPolicy: { loadBalancer: { consistentHash: { httpHeaderName: 'x-user' } } } },
         ],
       },
     },
-    { apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: meta(`se-${i}`), spec: { hosts: [`ext-${i}.example.com`], ports: [{ number: 443, name: 'https', protocol: 'HTTPS' }], resolution: 'DNS', location: 'MESH_EXTERNAL' } },
-    { apiVersion: 'networking.istio.io/v1', kind: 'WorkloadEntry', metadata: meta(`we-${i}`), spec: { address: `10.78.${k}.${(i % 250) + 1}`, labels: { app: 'fuzz' }, serviceAccount: 'fuzz', ports: { grpc: 9080 } } },
-    { apiVersion: 'networking.istio.io/v1', kind: 'Gateway', metadata: meta(`gw-${i}`), spec: { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: [`gw${i}.example.com`] }] } },
-    { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: meta(`pa-${i}`), spec: { selector: { matchLabels: { app: `fuzz-${i}` } }, mtls: { mode: 'STRICT' }, portLevelMtls: { 9080: { mode: 'PERMISSIVE' } } } },
-    { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: meta(`ap-${i}`), spec: { selector: { matchLabels: { app: `fuzz-${i}` } }, action: 'ALLOW', rules: [{ from: [{ source: { principals: ['cluster.local/ns/fuzz/sa/fuzz'] } }], to: [{ operation: { methods: ['GET'], paths: ['/api/*'] } }], when: [{ key: 'request.headers[x-user]', values: ['a'] }] }] } },
+    {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'ServiceEntry',
+      metadata: meta(`se-${i}`),
+      spec: { hosts: [`ext-${i}.example.com`], ports: [{ number: 443, name: 'https', protocol: 'HTTPS' }], resolution: 'DNS', location: 'MESH_EXTERNAL' },
+    },
+    {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'WorkloadEntry',
+      metadata: meta(`we-${i}`),
+      spec: { address: `10.78.${k}.${(i % 250) + 1}`, labels: { app: 'fuzz' }, serviceAccount: 'fuzz', ports: { grpc: 9080 } },
+    },
+    {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'Gateway',
+      metadata: meta(`gw-${i}`),
+      spec: { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: [`gw${i}.example.com`] }] },
+    },
+    {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'PeerAuthentication',
+      metadata: meta(`pa-${i}`),
+      spec: { selector: { matchLabels: { app: `fuzz-${i}` } }, mtls: { mode: 'STRICT' }, portLevelMtls: { 9080: { mode: 'PERMISSIVE' } } },
+    },
+    {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: meta(`ap-${i}`),
+      spec: {
+        selector: { matchLabels: { app: `fuzz-${i}` } },
+        action: 'ALLOW',
+        rules: [
+          {
+            from: [{ source: { principals: ['cluster.local/ns/fuzz/sa/fuzz'] } }],
+            to: [{ operation: { methods: ['GET'], paths: ['/api/*'] } }],
+            when: [{ key: 'request.headers[x-user]', values: ['a'] }],
+          },
+        ],
+      },
+    },
     { apiVersion: 'v1', kind: 'Secret', metadata: meta(`secret-${i}`), type: 'kubernetes.io/tls', data: { 'tls.crt': 'LS0tLQ==', 'tls.key': 'LS0tLQ==' } },
     { apiVersion: 'v1', kind: 'Endpoints', metadata: meta(`ep-${i}`), subsets: [{ addresses: [{ ip }], ports: [{ name: 'grpc', port: 9080 }] }] },
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: `fuzz-ns-${i}`, labels: { 'istio-injection': 'enabled' } } },
@@ -84,7 +153,41 @@ function bases(i: number, k: number): Obj[] {
 // ---- mutations ----
 
 const ODD_KEYS = ['__proto__', 'constructor', 'toString', 'prototype', 'hasOwnProperty', 'valueOf', '__defineGetter__', '', ' ', 'a.b', 'spec', 'items', 'kind'];
-const ODD_STRINGS = ['', ' ', '*', '*.', '.*', '[', '{{', '\u0000', '\u202e', 'é', '😀', '-1', '1e400', 'null', 'true', '0x10', '~', '&a', '*a', '---', '...', '!!binary', 'a'.repeat(300), '../../etc/passwd', 'http://[::1', '%s%n', '\\', '"', "'", '\n\n', '#', 'a: b', '- x'];
+const ODD_STRINGS = [
+  '',
+  ' ',
+  '*',
+  '*.',
+  '.*',
+  '[',
+  '{{',
+  '\u0000',
+  '\u202e',
+  'é',
+  '😀',
+  '-1',
+  '1e400',
+  'null',
+  'true',
+  '0x10',
+  '~',
+  '&a',
+  '*a',
+  '---',
+  '...',
+  '!!binary',
+  'a'.repeat(300),
+  '../../etc/passwd',
+  'http://[::1',
+  '%s%n',
+  '\\',
+  '"',
+  "'",
+  '\n\n',
+  '#',
+  'a: b',
+  '- x',
+];
 const ODD_NUMBERS = [0, -1, 1, 65535, 65536, -2147483649, 2147483648, 4294967296, 1.5, -0.0001, 1e21, Number.MAX_SAFE_INTEGER, 1e308];
 
 /** A random own key, including prototype names (`__proto__` is defined, not assigned). */
@@ -154,7 +257,10 @@ function mutate(r: Rng, o: Obj, donors: readonly Obj[]): void {
       if (key !== undefined) {
         const v = get(key);
         const n = r.chance(0.1) ? 3000 : 1 + r.int(20);
-        put(key, Array.from({ length: n }, () => (Array.isArray(v) ? v[0] : v)));
+        put(
+          key,
+          Array.from({ length: n }, () => (Array.isArray(v) ? v[0] : v)),
+        );
       }
       break;
     case 4: // deeper
@@ -177,7 +283,19 @@ function mutate(r: Rng, o: Obj, donors: readonly Obj[]): void {
       break;
     case 8: // names, namespaces and hosts point elsewhere
       // (Not the EDS-only service: a route for it would hide its own endpoints from its client.)
-      if (key !== undefined) put(key, r.pick([fuzzHost(r.int(EDS_ONLY_SERVICE)), `${fuzzHost(r.int(EDS_ONLY_SERVICE))}.${FUZZ_NAMESPACE}.svc.cluster.local`, '*', 'reviews', 'default', 'mesh', r.pick(ODD_STRINGS)]));
+      if (key !== undefined)
+        put(
+          key,
+          r.pick([
+            fuzzHost(r.int(EDS_ONLY_SERVICE)),
+            `${fuzzHost(r.int(EDS_ONLY_SERVICE))}.${FUZZ_NAMESPACE}.svc.cluster.local`,
+            '*',
+            'reviews',
+            'default',
+            'mesh',
+            r.pick(ODD_STRINGS),
+          ]),
+        );
       break;
     default: // a number out of range
       if (key !== undefined) put(key, r.pick(ODD_NUMBERS));
@@ -192,7 +310,11 @@ function damage(r: Rng, text: string): string {
     case 0:
       return text.slice(0, at);
     case 1:
-      return text.slice(0, at) + r.pick(['\t', '"', "'", '[', '{', ']', '}', ':', '- ', '&a ', '*a', '!!int ', '\n---\n', '\n...\n', '%YAML 1.2\n', '\u0000', '<<: *x\n', '? ', '|', '>']) + text.slice(at);
+      return (
+        text.slice(0, at) +
+        r.pick(['\t', '"', "'", '[', '{', ']', '}', ':', '- ', '&a ', '*a', '!!int ', '\n---\n', '\n...\n', '%YAML 1.2\n', '\u0000', '<<: *x\n', '? ', '|', '>']) +
+        text.slice(at)
+      );
     case 2:
       return text.replace(/\n {2}/g, r.chance(0.5) ? '\n' : '\n   ');
     case 3: {
@@ -277,7 +399,11 @@ const vsHeader = (name: string): Obj => ({ apiVersion: 'networking.istio.io/v1',
 export const SHAPES: readonly Shape[] = [
   {
     name: 'one-host-3000-times.json',
-    text: () => JSON.stringify({ ...vsHeader('dup-hosts'), spec: { hosts: Array.from({ length: 3000 }, () => `${fuzzHost(0)}.${FUZZ_NAMESPACE}.svc.cluster.local`), http: [{ route: [{ destination: { host: fuzzHost(0) } }] }] } }),
+    text: () =>
+      JSON.stringify({
+        ...vsHeader('dup-hosts'),
+        spec: { hosts: Array.from({ length: 3000 }, () => `${fuzzHost(0)}.${FUZZ_NAMESPACE}.svc.cluster.local`), http: [{ route: [{ destination: { host: fuzzHost(0) } }] }] },
+      }),
     expect: /duplicate hosts in virtual service[\s\S]*and at least \d+ more error/,
   },
   {
@@ -296,12 +422,14 @@ export const SHAPES: readonly Shape[] = [
   },
   {
     name: 'routes-under-proto.json',
-    text: () => `{"apiVersion":"networking.istio.io/v1","kind":"VirtualService","metadata":{"name":"proto","namespace":"${FUZZ_NAMESPACE}"},"spec":{"__proto__":{"hosts":["${fuzzHost(2)}"],"http":[{"route":[{"destination":{"host":"evil"}}]}]},"constructor":{"x":1},"toString":"y"}}`,
+    text: () =>
+      `{"apiVersion":"networking.istio.io/v1","kind":"VirtualService","metadata":{"name":"proto","namespace":"${FUZZ_NAMESPACE}"},"spec":{"__proto__":{"hosts":["${fuzzHost(2)}"],"http":[{"route":[{"destination":{"host":"evil"}}]}]},"constructor":{"x":1},"toString":"y"}}`,
     expect: /spec\.__proto__: the key "__proto__" is not allowed/,
   },
   {
     name: 'unknown-prototype-fields.yaml',
-    text: () => `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: proto-fields, namespace: ${FUZZ_NAMESPACE}}\nspec:\n  hosts: [${fuzzHost(2)}]\n  constructor: 1\n  toString: 2\n  http:\n  - route:\n    - destination: {host: ${fuzzHost(2)}}\n`,
+    text: () =>
+      `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: proto-fields, namespace: ${FUZZ_NAMESPACE}}\nspec:\n  hosts: [${fuzzHost(2)}]\n  constructor: 1\n  toString: 2\n  http:\n  - route:\n    - destination: {host: ${fuzzHost(2)}}\n`,
     expect: /spec\.constructor: unknown field "constructor"/,
   },
   {
@@ -323,7 +451,8 @@ export const SHAPES: readonly Shape[] = [
     name: 'alias-heavy.yaml',
     text: () => {
       const wide = Array.from({ length: 1000 }, (_, i) => `    k${i}: v`).join('\n');
-      const doc = (d: number): string => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: alias-${d}\n  labels: &w${d}\n${wide}\n  annotations:\n${Array.from({ length: 99 }, (_, i) => `    a${i}: *w${d}`).join('\n')}\n`;
+      const doc = (d: number): string =>
+        `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: alias-${d}\n  labels: &w${d}\n${wide}\n  annotations:\n${Array.from({ length: 99 }, (_, i) => `    a${i}: *w${d}`).join('\n')}\n`;
       return Array.from({ length: 12 }, (_, d) => doc(d)).join('---\n');
     },
     expect: /YAML aliases expand to \d+ more nodes/,
@@ -332,7 +461,10 @@ export const SHAPES: readonly Shape[] = [
     name: 'alias-bomb.yaml',
     text: () => {
       let bomb = 'a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n';
-      for (let i = 1; i < 10; i++) bomb += `a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]\n`;
+      for (let i = 1; i < 10; i++)
+        bomb += `a${i}: &a${i} [${Array(10)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]\n`;
       return `${bomb}apiVersion: v1\nkind: Namespace\nmetadata: {name: bomb}\n`;
     },
     expect: /YAML aliases expand to \d+ more nodes/,
@@ -344,7 +476,11 @@ export const SHAPES: readonly Shape[] = [
   },
   {
     name: 'megabyte-key-and-name.json',
-    text: () => JSON.stringify({ ...vsHeader('n'.repeat(1024 * 1024)), spec: { hosts: [fuzzHost(3)], ['k'.repeat(1024 * 1024)]: 1, http: [{ route: [{ destination: { host: fuzzHost(3) } }] }] } }),
+    text: () =>
+      JSON.stringify({
+        ...vsHeader('n'.repeat(1024 * 1024)),
+        spec: { hosts: [fuzzHost(3)], ['k'.repeat(1024 * 1024)]: 1, http: [{ route: [{ destination: { host: fuzzHost(3) } }] }] },
+      }),
     expect: /more characters\)/,
   },
 ];

@@ -84,7 +84,11 @@ function checkJwtRule(issues: Issues, rp: string, rule: Readonly<Record<string, 
     } catch {
       https = false;
     }
-    if (!https) issues.add(pathKey(rp, 'issuer'), `without jwksUri or jwks the keys are found by OpenID discovery at <issuer>/.well-known/openid-configuration, so the issuer must be an https URL (got ${JSON.stringify(issuer)})`);
+    if (!https)
+      issues.add(
+        pathKey(rp, 'issuer'),
+        `without jwksUri or jwks the keys are found by OpenID discovery at <issuer>/.well-known/openid-configuration, so the issuer must be an https URL (got ${JSON.stringify(issuer)})`,
+      );
   }
   const headers = pathKey(rp, 'fromHeaders');
   for (const [j, h] of recordItems(rule['fromHeaders'])) {
