@@ -133,17 +133,30 @@ test('meshd --config-dir with port 0 prints the ports it chose and serves until 
   // The admission webhooks listen over TLS on the port printed (their CA is tested elsewhere).
   const w = /webhooks https:\/\/127\.0\.0\.1:(\d+)/.exec(line);
   assert.ok(w && Number(w[1]) > 0, line);
-  const status = await new Promise<number>((resolve, reject) => {
-    const req = https.request(
-      { host: '127.0.0.1', port: Number(w[1]), path: '/validate', method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json' } },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      },
-    );
-    req.on('error', reject);
-    req.end('{}');
-  });
+  // The webhook certificate is issued by the CA just after start; until then handshakes fail (the
+  // API server retries), so does this, for a bounded time.
+  const post = (): Promise<number> =>
+    new Promise<number>((resolve, reject) => {
+      const req = https.request(
+        { host: '127.0.0.1', port: Number(w[1]), path: '/validate', method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end('{}');
+    });
+  let status: number;
+  for (const deadline = Date.now() + 15_000; ;) {
+    try {
+      status = await post();
+      break;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
   assert.equal(status, 400, 'a body that is not an AdmissionReview is refused with 400');
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   child.kill('SIGTERM');
