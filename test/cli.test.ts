@@ -87,7 +87,7 @@ test('meshd --jwks-ca-file must name a PEM file of CA certificates', () => {
   assert.match(notPem.stderr, /--jwks-ca-file package\.json: no PEM certificate in it/);
 });
 
-test('meshd --config-dir with port 0 prints the ports it chose and serves until SIGTERM', async () => {
+test('meshd --config-dir with port 0 prints the ports it chose and serves until SIGTERM', async (t) => {
   const child = spawn(
     process.execPath,
     [
@@ -113,6 +113,10 @@ test('meshd --config-dir with port 0 prints the ports it chose and serves until 
     ],
     { cwd: ROOT },
   );
+  // A failed assertion must not leave the process running (it would hold the test run open).
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   let out = '';
   const line = await new Promise<string>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 20_000);
