@@ -167,7 +167,13 @@ async function parallelLoops(name: string, n: number, kind: 'threads' | 'process
       return done;
     }),
   )) as number[];
-  const result = record(name, counts.reduce((a, b) => a + b, 0), SECONDS + 0.1, n, busy);
+  const result = record(
+    name,
+    counts.reduce((a, b) => a + b, 0),
+    SECONDS + 0.1,
+    n,
+    busy,
+  );
   await Promise.all(runners.map((r) => r.stop()));
   return result;
 }
@@ -221,7 +227,11 @@ async function main(): Promise<void> {
 
   // node-forge doing the same job (RSA only: forge cannot handle ECDSA keys).
   const forgeCaKey = forge.pki.privateKeyFromPem(rsaCaKey.export({ type: 'pkcs8', format: 'pem' }).toString());
-  const forgeLeafKey = forge.pki.publicKeyFromPem(publicKeyFromSpki((rsaCsrs[0] as Csr).spki).export({ type: 'spki', format: 'pem' }).toString());
+  const forgeLeafKey = forge.pki.publicKeyFromPem(
+    publicKeyFromSpki((rsaCsrs[0] as Csr).spki)
+      .export({ type: 'spki', format: 'pem' })
+      .toString(),
+  );
   const forgeIssuer = forge.pki.certificateFromPem(rsaCa.signingCertPem());
   const forgeSign = (): void => {
     const c = forge.pki.createCertificate();
@@ -283,7 +293,9 @@ async function main(): Promise<void> {
   };
   process.stderr.write(`${JSON.stringify(summary)}\n`);
   const cpu = os.cpus()[0]?.model;
-  process.stdout.write(`${JSON.stringify({ node: process.version, cpus: os.cpus().length, cpu, secondsPerCase: SECONDS, workers: WORKERS, tbsBytes: tbs.length, results, summary }, null, 2)}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ node: process.version, cpus: os.cpus().length, cpu, secondsPerCase: SECONDS, workers: WORKERS, tbsBytes: tbs.length, results, summary }, null, 2)}\n`,
+  );
 }
 
 void main();

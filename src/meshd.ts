@@ -2,7 +2,9 @@
 import * as fs from 'node:fs';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { type MeshdOptions, withDefaults } from './config/options';
+import { type MeshdOptionsInput, withDefaults } from './config/options';
+import type { InputLimits } from './config/limits';
+import { truncate } from './sources/bounds';
 import { debugApp, listenApp, metricsApp } from './debug/server';
 import { buildSnapshot } from './model/build';
 import { jwksSources } from './model/build-reqauthn';
@@ -64,7 +66,7 @@ export interface MeshdHandle {
 /** Kubernetes source tuning (tests shorten these). */
 export type KubeTuning = Pick<KubeSourceOptions, 'backoffInitialMs' | 'backoffMaxMs' | 'missingRetryMs' | 'watchTimeoutSeconds'>;
 
-export type StartOptions = Partial<MeshdOptions> & {
+export type StartOptions = MeshdOptionsInput & {
   logger?: Logger;
   kube?: KubeTuning;
   leaseTimings?: Partial<LeaseTimings>;
@@ -86,10 +88,28 @@ function contentHash(s: MeshSnapshot): string {
   return s.version.slice(s.version.indexOf('-') + 1);
 }
 
-function describe(e: ConfigError): string {
+/** One line per object left out, no longer than the log line limit (the full list is in /debug/configz). */
+function describe(e: ConfigError, limits: InputLimits): string {
   const obj = e.kind ? ` ${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name ?? ''}` : '';
   const doc = e.document !== undefined ? `#${e.document}` : '';
-  return `${e.source}${doc}${obj}: ${e.errors.map((f) => (f.path ? `${f.path}: ${f.message}` : f.message)).join('; ')}`;
+  return truncate(`${e.source}${doc}${obj}: ${e.errors.map((f) => (f.path ? `${f.path}: ${f.message}` : f.message)).join('; ')}`, limits.maxLogLineLength);
+}
+
+/** Equal problem lists, compared field by field (no string as large as all of them is built). */
+function sameErrors(a: readonly ConfigError[], b: readonly ConfigError[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as ConfigError;
+    const y = b[i] as ConfigError;
+    if (x.source !== y.source || x.document !== y.document || x.item !== y.item || x.kind !== y.kind || x.namespace !== y.namespace || x.name !== y.name) return false;
+    if (x.errors.length !== y.errors.length) return false;
+    for (let j = 0; j < x.errors.length; j++) {
+      const f = x.errors[j];
+      const g = y.errors[j];
+      if (f?.path !== g?.path || f?.message !== g?.message) return false;
+    }
+  }
+  return true;
 }
 
 /** The PEM CAs of `--jwks-ca-file`, or a clear error naming the flag. */
@@ -98,7 +118,7 @@ function readCaFile(file: string): string {
   try {
     pem = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`--jwks-ca-file ${file}: ${(err as Error).message}`);
+    throw new Error(`--jwks-ca-file ${file}: ${(err as Error).message}`, { cause: err });
   }
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--jwks-ca-file ${file}: no PEM certificate in it`);
   return pem;
@@ -127,12 +147,17 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   // port listens); with a Kubernetes source, credentials also need RBAC's word.
   let authenticate: XdsAuth['authenticate'] = () => Promise.reject(new Error('the CA is not set up'));
   let secretAccess: SecretAccessReviewer | undefined;
+  let peerCertificate: (peer: string) => Buffer | undefined = () => undefined;
   const server = new AdsServer({
     protos,
     watcher: engine,
     metrics,
     log,
-    auth: { authenticate: (ctx) => authenticate(ctx), mayReadSecrets: (ns, sa) => (secretAccess ? secretAccess.mayReadSecrets(ns, sa) : Promise.resolve(true)) },
+    auth: {
+      authenticate: (ctx) => authenticate(ctx),
+      peerCertificate: (peer) => peerCertificate(peer),
+      mayReadSecrets: (ns, sa) => (secretAccess ? secretAccess.mayReadSecrets(ns, sa) : Promise.resolve(true)),
+    },
   });
   // The one place a snapshot becomes the served one: the engine learns it before any push.
   const serve = (snap: MeshSnapshot): void => {
@@ -144,8 +169,13 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const kubeConnection = opts.configDir !== undefined ? undefined : opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : { inCluster: true as const };
   const kubeConfig = kubeConnection ? loadKubeConfig(kubeConnection) : undefined;
   const source: ConfigSource = kubeConfig
-    ? new KubeSource({ kubeConfig, log: log.child({ component: 'kube' }), ...input.kube })
-    : new FileSource(opts.configDir as string, { rescanIntervalMs: opts.configRescanIntervalMs, settleMs: opts.configSettleMs, log: log.child({ component: 'folder' }) });
+    ? new KubeSource({ kubeConfig, log: log.child({ component: 'kube' }), limits: opts.limits, ...input.kube })
+    : new FileSource(opts.configDir as string, {
+        rescanIntervalMs: opts.configRescanIntervalMs,
+        settleMs: opts.configSettleMs,
+        log: log.child({ component: 'folder' }),
+        limits: opts.limits,
+      });
   // The workload CA: CreateCertificate on 15012 (and 15010 with --plaintext-ca); in Kubernetes only the leader creates the root.
   let leading: () => boolean = () => false;
   const ca = new MeshdCa({
@@ -208,12 +238,23 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const rebuild = (): MeshSnapshot => {
     const state = source.state();
     const started = performance.now();
-    const snap = buildSnapshot({ objects: state.objects, errors: state.errors, sequence: ++sequence, now: new Date(), domain: opts.domain, trustDomain: opts.trustDomain, trustDomainAliases: opts.trustDomainAliases, previous: current, digests, jwks: jwksResolver.entries() });
+    const snap = buildSnapshot({
+      objects: state.objects,
+      errors: state.errors,
+      sequence: ++sequence,
+      now: new Date(),
+      domain: opts.domain,
+      trustDomain: opts.trustDomain,
+      trustDomainAliases: opts.trustDomainAliases,
+      previous: current,
+      digests,
+      jwks: jwksResolver.entries(),
+    });
     metrics.snapshotBuildTime.observe((performance.now() - started) / 1000);
     metrics.invalidObjects.set(snap.errors.length);
     const now = new Set<string>();
     for (const e of snap.errors) {
-      const line = describe(e);
+      const line = describe(e, opts.limits);
       now.add(line);
       if (!logged.has(line)) log.warn({ source: e.source, kind: e.kind, namespace: e.namespace, name: e.name }, `config left out: ${line}`);
     }
@@ -241,15 +282,21 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         const next = rebuild();
         // Same objects and same problems (e.g. a file touched, or an invalid object edited into
         // another invalid one with the same message): keep the snapshot and its encoded resources.
-        if (prev && contentHash(next) === contentHash(prev) && JSON.stringify(next.errors) === JSON.stringify(prev.errors)) {
+        if (prev && contentHash(next) === contentHash(prev) && sameErrors(next.errors, prev.errors)) {
           log.debug({ files }, 'files changed but config is the same; no push');
           return;
         }
         serve(next);
-        log.info({ version: next.version, files, errors: next.errors.length }, 'config changed; pushing');
+        log.info(
+          { version: next.version, files: files.length > 20 ? [...files.slice(0, 20), `… ${files.length - 20} more`] : files, errors: next.errors.length },
+          'config changed; pushing',
+        );
         void server.push({ snap: next, triggeredAt: firstAt, reason: 'config' });
       })
-      .catch((err: unknown) => log.error({ err }, 'rebuilding config failed'));
+      // Whatever the input, a failed rebuild must not end the process: what is served stays.
+      .catch((err: unknown) =>
+        log.error({ err: truncate(String((err as Error)?.stack ?? err), opts.limits.maxLogLineLength) }, 'rebuilding config failed; the served config is kept'),
+      );
   });
   onJwksChange = () => debouncer.add('jwks');
   source.on('change', (what: string) => debouncer.add(what));
@@ -257,19 +304,24 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   if (source instanceof FileSource) await source.start();
 
   const apps: FastifyInstance[] = [];
-  let xdsPort = 0;
-  let debugPort = 0;
+  let xdsPort: number;
+  let debugPort: number;
   let monitoringPort = -1;
   let secureXdsPort = -1;
   let webhooks: WebhookServerHandle | undefined;
   let webhookCert: ServingCertificate | undefined;
   // 15012's TLS listener keeps every client certificate for the CA's authenticator (see ca/secure-port.ts).
   const securePort = ca.serving ? new SecurePort({ certificates: ca.serving, log: log.child({ component: 'secure-xds' }) }) : undefined;
+  // xDS streams on 15012 prove who they are with the same certificates.
+  if (securePort) peerCertificate = (peer) => securePort.peerCertificate(peer);
   try {
     // As istiod, the CA is not on the plaintext port unless asked for: bearer tokens would cross the network in clear.
     xdsPort = await server.listen(opts.host, opts.xdsPort, undefined, { extraServices: opts.plaintextCa ? [ca.grpcService()] : [] });
     if (opts.plaintextCa) {
-      log.warn({ port: xdsPort }, 'the CA (CreateCertificate) is also served on the plaintext xDS port (--plaintext-ca): bearer tokens cross the network in clear; use it for development only');
+      log.warn(
+        { port: xdsPort },
+        'the CA (CreateCertificate) is also served on the plaintext xDS port (--plaintext-ca): bearer tokens cross the network in clear; use it for development only',
+      );
     }
     // Connections to 15012 are dropped until the CA has issued the serving certificate.
     if (securePort) {
@@ -290,7 +342,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         host: opts.host,
         port: opts.webhookPort,
         log: wlog,
-        validate: checkObject,
+        validate: (o) => checkObject(o, opts.limits.maxErrorsPerObject),
         injection: { clusterDomain: opts.domain, trustDomain: opts.trustDomain },
         namespaceLabels: (ns) => current?.namespaceLabels.get(ns),
       });
@@ -322,7 +374,15 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     for (const a of apps) await a.close();
     throw err;
   }
-  log.info({ xds: `${opts.host}:${xdsPort}`, secureXds: secureXdsPort >= 0 ? `${opts.host}:${secureXdsPort}` : 'off', debug: `http://${opts.host}:${debugPort}`, monitoring: monitoringPort >= 0 ? `http://${opts.host}:${monitoringPort}/metrics` : 'off' }, 'meshd is serving');
+  log.info(
+    {
+      xds: `${opts.host}:${xdsPort}`,
+      secureXds: secureXdsPort >= 0 ? `${opts.host}:${secureXdsPort}` : 'off',
+      debug: `http://${opts.host}:${debugPort}`,
+      monitoring: monitoringPort >= 0 ? `http://${opts.host}:${monitoringPort}/metrics` : 'off',
+    },
+    'meshd is serving',
+  );
   const becomeReady = (): void => {
     ready = true;
     markReady();

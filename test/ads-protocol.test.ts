@@ -272,7 +272,10 @@ test('a first request without node.id is refused with INVALID_ARGUMENT', async (
 });
 
 test('an invalid object is reported with its field path and the rest keeps being served', async () => {
-  write('bad.yaml', `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: broken, namespace: default }\nspec:\n  hosts: [ratings]\n  http:\n  - route:\n    - destination: { host: ratings }\n      weight: -5\n`);
+  write(
+    'bad.yaml',
+    `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: broken, namespace: default }\nspec:\n  hosts: [ratings]\n  http:\n  - route:\n    - destination: { host: ratings }\n      weight: -5\n`,
+  );
   const deadline = Date.now() + 5000;
   let errs: Array<{ name?: string; source: string; errors: { path: string; message: string }[] }> = [];
   while (Date.now() < deadline) {
@@ -283,7 +286,10 @@ test('an invalid object is reported with its field path and the rest keeps being
   const e = errs.find((x) => x.name === 'broken');
   assert.ok(e, 'the invalid VirtualService is listed in /debug/configz');
   assert.equal(e.source, 'bad.yaml');
-  assert.ok(e.errors.some((f) => f.path === 'spec.http[0].route[0].weight'), JSON.stringify(e.errors));
+  assert.ok(
+    e.errors.some((f) => f.path === 'spec.http[0].route[0].weight'),
+    JSON.stringify(e.errors),
+  );
   const c = client('app-after-bad');
   c.send({ type_url: TypeUrl.Cluster });
   const r = await c.next(TypeUrl.Cluster);

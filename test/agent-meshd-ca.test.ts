@@ -30,7 +30,13 @@ const agents: AgentHandle[] = [];
 before(async () => {
   const { privateKey, publicKey } = await generateKeyPair('ES256');
   fs.writeFileSync(path.join(dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
-  const jwt = await new SignJWT({ sub: 'system:serviceaccount:default:reviews' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(ISSUER).setAudience('istio-ca').setIssuedAt().setExpirationTime('1h').sign(privateKey);
+  const jwt = await new SignJWT({ sub: 'system:serviceaccount:default:reviews' })
+    .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+    .setIssuer(ISSUER)
+    .setAudience('istio-ca')
+    .setIssuedAt()
+    .setExpirationTime('1h')
+    .sign(privateKey);
   tokenFile = path.join(dir, 'istio-token');
   fs.writeFileSync(tokenFile, jwt);
   meshd = await startMeshd({
@@ -60,14 +66,23 @@ function verifies(cert: WorkloadCert, name: string): void {
   const untrusted = path.join(dir, `${name}-untrusted.pem`);
   fs.writeFileSync(leaf, cert.chainPem[0] as string);
   fs.writeFileSync(untrusted, cert.chainPem.slice(1).join('') || (cert.chainPem[0] as string));
-  const r = spawnSync('openssl', ['verify', '-attime', String(Math.floor(cert.receivedAt.getTime() / 1000)), '-CAfile', path.join(dir, 'root.pem'), '-untrusted', untrusted, leaf], { encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync(
+    'openssl',
+    ['verify', '-attime', String(Math.floor(cert.receivedAt.getTime() / 1000)), '-CAfile', path.join(dir, 'root.pem'), '-untrusted', untrusted, leaf],
+    { encoding: 'utf8', timeout: 10_000 },
+  );
   assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
   assert.equal(cert.rootPem, meshd.caRootPem());
 }
 
 test('first certificate over 15012 with a JWT: files, chain to meshd root, key matches', { timeout: 30_000 }, async () => {
   const a = await startAgent({
-    trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'reviews', keyType: 'ecdsa', ttlSeconds: 3600, log: log.child({ app: 'agent' }),
+    trustDomain: 'cluster.local',
+    namespace: 'default',
+    serviceAccount: 'reviews',
+    keyType: 'ecdsa',
+    ttlSeconds: 3600,
+    log: log.child({ app: 'agent' }),
     ca: { address: `127.0.0.1:${meshd.secureXdsPort}`, plaintext: false, rootCertFile: path.join(dir, 'root.pem'), serverName: 'istiod.istio-system.svc', tokenFile },
     outputDir: path.join(dir, 'certs'),
   });
@@ -82,8 +97,15 @@ test('first certificate over 15012 with a JWT: files, chain to meshd root, key m
 
 test('the plaintext port 15010 has no CA: an agent sent there is refused (UNIMPLEMENTED) and keeps retrying', { timeout: 30_000 }, async () => {
   const a = await startAgent({
-    trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'reviews', keyType: 'ecdsa', ttlSeconds: 3600, retryInitialMs: 100, retryMaxMs: 200,
-    log: log.child({ app: 'agent' }), ca: { address: `127.0.0.1:${meshd.xdsPort}`, plaintext: true, rootCertFile: path.join(dir, 'root.pem'), tokenFile },
+    trustDomain: 'cluster.local',
+    namespace: 'default',
+    serviceAccount: 'reviews',
+    keyType: 'ecdsa',
+    ttlSeconds: 3600,
+    retryInitialMs: 100,
+    retryMaxMs: 200,
+    log: log.child({ app: 'agent' }),
+    ca: { address: `127.0.0.1:${meshd.xdsPort}`, plaintext: true, rootCertFile: path.join(dir, 'root.pem'), tokenFile },
   });
   agents.push(a);
   const failures: string[] = [];
@@ -97,7 +119,14 @@ test('over 15012: token first, then two renewals by mTLS alone; no agent key in 
   const own = path.join(dir, 'token-tls');
   fs.copyFileSync(tokenFile, own);
   const a = await startAgent({
-    trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'reviews', keyType: 'rsa', ttlSeconds: 4, graceJitter: 0, retryInitialMs: 200, retryMaxMs: 1000,
+    trustDomain: 'cluster.local',
+    namespace: 'default',
+    serviceAccount: 'reviews',
+    keyType: 'rsa',
+    ttlSeconds: 4,
+    graceJitter: 0,
+    retryInitialMs: 200,
+    retryMaxMs: 1000,
     log: log.child({ app: 'agent' }),
     ca: { address: `127.0.0.1:${meshd.secureXdsPort}`, plaintext: false, rootCertFile: path.join(dir, 'root.pem'), serverName: 'istiod.istio-system.svc', tokenFile: own },
   });
@@ -108,11 +137,16 @@ test('over 15012: token first, then two renewals by mTLS alone; no agent key in 
   fs.rmSync(own);
   const third = await new Promise<WorkloadCert>((resolve) => a.certs.on((e) => void (e.type === 'rotated' && e.cert.version === 3 && resolve(e.cert))));
   const second = events.find((e): e is Extract<CertEvent, { type: 'rotated' }> => e.type === 'rotated' && e.cert.version === 2)?.cert as WorkloadCert;
-  for (const [c, n] of [[first, 'v1'], [second, 'v2'], [third, 'v3']] as const) {
+  for (const [c, n] of [
+    [first, 'v1'],
+    [second, 'v2'],
+    [third, 'v3'],
+  ] as const) {
     verifies(c, n);
     assert.match(new X509Certificate(c.chainPem[0] as string).subjectAltName ?? '', new RegExp(`URI:${ID}`));
   }
   assert.equal(new Set([first, second, third].map((c) => c.serialNumber)).size, 3);
   const text = lines.join('');
-  for (const c of [first, second, third]) for (const l of c.keyPem.split('\n').filter((x) => x.length > 20 && !x.startsWith('-----'))) assert.ok(!text.includes(l), 'key text in a log');
+  for (const c of [first, second, third])
+    for (const l of c.keyPem.split('\n').filter((x) => x.length > 20 && !x.startsWith('-----'))) assert.ok(!text.includes(l), 'key text in a log');
 });

@@ -61,7 +61,12 @@ let n = 0;
  * An agent for `reviews` in `default`, with a token file and the fake CA's root as its configured
  * root (`--ca-root-cert`); over TLS when `tls` is set.
  */
-async function agent(port: number, extra: Partial<AgentOptions> & { log: pino.Logger }, rootPem: string, tls = false): Promise<{ a: AgentHandle; dir: string; tokenFile: string; events: CertEvent[] }> {
+async function agent(
+  port: number,
+  extra: Partial<AgentOptions> & { log: pino.Logger },
+  rootPem: string,
+  tls = false,
+): Promise<{ a: AgentHandle; dir: string; tokenFile: string; events: CertEvent[] }> {
   const dir = path.join(tmp, `a${++n}`);
   fs.mkdirSync(dir);
   const tokenFile = path.join(dir, 'istio-token');
@@ -112,7 +117,10 @@ function openssl(args: string[], input?: string): { ok: boolean; out: string } {
 }
 
 test('CSRs (ECDSA P-256 and RSA 2048) carry the SPIFFE URI SAN and verify with openssl req -verify', () => {
-  for (const [keyType, alg] of [['ecdsa', 'id-ecPublicKey'], ['rsa', 'rsaEncryption']] as const) {
+  for (const [keyType, alg] of [
+    ['ecdsa', 'id-ecPublicKey'],
+    ['rsa', 'rsaEncryption'],
+  ] as const) {
     const { csrPem, keyPem } = generateKeyAndCsr({ spiffeId: ID, keyType });
     const r = openssl(['req', '-verify', '-noout', '-text'], csrPem);
     assert.ok(r.ok, r.out);
@@ -126,10 +134,29 @@ test('CSRs (ECDSA P-256 and RSA 2048) carry the SPIFFE URI SAN and verify with o
 });
 
 test('renewal is due when half the lifetime is left (Istio SECRET_GRACE_PERIOD_RATIO)', () => {
-  const m = new CertManager({ signer: { sign: () => Promise.reject(new Error('unused')) }, spiffeId: ID, keyType: 'ecdsa', ttlSeconds: 10, graceJitter: 0, trustedRootsPem: () => undefined, log: pino({ level: 'silent' }), now: () => 1000 });
+  const m = new CertManager({
+    signer: { sign: () => Promise.reject(new Error('unused')) },
+    spiffeId: ID,
+    keyType: 'ecdsa',
+    ttlSeconds: 10,
+    graceJitter: 0,
+    trustedRootsPem: () => undefined,
+    log: pino({ level: 'silent' }),
+    now: () => 1000,
+  });
   const c = { receivedAt: new Date(0), notAfter: new Date(10_000) } as WorkloadCert;
   assert.equal(m.renewDelayMs(c), 4000); // due at 5 s; now is 1 s
-  const j = new CertManager({ signer: { sign: () => Promise.reject(new Error('unused')) }, spiffeId: ID, keyType: 'ecdsa', ttlSeconds: 10, graceJitter: 0.01, random: () => 1, trustedRootsPem: () => undefined, log: pino({ level: 'silent' }), now: () => 0 });
+  const j = new CertManager({
+    signer: { sign: () => Promise.reject(new Error('unused')) },
+    spiffeId: ID,
+    keyType: 'ecdsa',
+    ttlSeconds: 10,
+    graceJitter: 0.01,
+    random: () => 1,
+    trustedRootsPem: () => undefined,
+    log: pino({ level: 'silent' }),
+    now: () => 0,
+  });
   assert.equal(j.renewDelayMs(c), 4900); // +1 % of the lifetime earlier at most
 });
 
@@ -139,12 +166,16 @@ test('files: chain verifies with openssl, key matches and is 0600; gRPC and Envo
   const env = { POD_NAME: 'reviews-v1-1', POD_NAMESPACE: 'default', INSTANCE_IP: '10.0.0.9', SERVICE_ACCOUNT: 'reviews' };
   const boot = buildBootstrap({ env, domain: 'cluster.local' }).bootstrap as Record<string, unknown>;
   const node = boot['node'] as { id: string; metadata: Record<string, unknown> };
-  const { a, dir } = await agent(port, {
-    log: cap.log,
-    keyType: 'rsa',
-    grpcBootstrap: { file: path.join(tmp, 'grpc', 'bootstrap.json'), xdsAddress: `127.0.0.1:${port}`, plaintext: true, node },
-    envoyBootstrap: { file: path.join(tmp, 'envoy', 'envoy-rev.json'), bootstrap: boot },
-  }, ca.root.pem);
+  const { a, dir } = await agent(
+    port,
+    {
+      log: cap.log,
+      keyType: 'rsa',
+      grpcBootstrap: { file: path.join(tmp, 'grpc', 'bootstrap.json'), xdsAddress: `127.0.0.1:${port}`, plaintext: true, node },
+      envoyBootstrap: { file: path.join(tmp, 'envoy', 'envoy-rev.json'), bootstrap: boot },
+    },
+    ca.root.pem,
+  );
   const cert = await a.ready();
   const certs = path.join(dir, 'certs');
   const chain = fs.readFileSync(path.join(certs, 'cert-chain.pem'), 'utf8');
@@ -161,12 +192,23 @@ test('files: chain verifies with openssl, key matches and is 0600; gRPC and Envo
   assert.ok(v.ok, v.out);
   assert.ok(spkiOf(key).equals(spkiOf(leaf as string)), 'key.pem is the key of the leaf');
   assert.match(openssl(['x509', '-noout', '-ext', 'subjectAltName', '-in', path.join(dir, 'leaf.pem')]).out, /URI:spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews/);
-  assert.deepEqual(ca.calls.map((c) => [c.via, c.identity, c.ttlSeconds, c.clusterId]), [['token', ID, 3600, 'Kubernetes']]);
+  assert.deepEqual(
+    ca.calls.map((c) => [c.via, c.identity, c.ttlSeconds, c.clusterId]),
+    [['token', ID, 3600, 'Kubernetes']],
+  );
   assert.equal(fs.readdirSync(certs).filter((f) => f.endsWith('.tmp')).length, 0, 'no temporary files left');
 
   const gb = JSON.parse(fs.readFileSync(path.join(tmp, 'grpc', 'bootstrap.json'), 'utf8'));
   assert.deepEqual(gb.certificate_providers, {
-    default: { plugin_name: 'file_watcher', config: { certificate_file: path.join(certs, 'cert-chain.pem'), private_key_file: path.join(certs, 'key.pem'), ca_certificate_file: path.join(certs, 'root-cert.pem'), refresh_interval: '900s' } },
+    default: {
+      plugin_name: 'file_watcher',
+      config: {
+        certificate_file: path.join(certs, 'cert-chain.pem'),
+        private_key_file: path.join(certs, 'key.pem'),
+        ca_certificate_file: path.join(certs, 'root-cert.pem'),
+        refresh_interval: '900s',
+      },
+    },
   });
   assert.deepEqual(gb.xds_servers, [{ server_uri: `127.0.0.1:${port}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }]);
   assert.equal(gb.node.id, 'sidecar~10.0.0.9~reviews-v1-1.default~default.svc.cluster.local');
@@ -184,7 +226,13 @@ test('rotation at half-life: two rotations, a new key and serial each time, file
   fs.rmSync(tokenFile);
   const third = await nextRotation(a, (c) => c.version === 3);
   const rotated = events.filter((e): e is Extract<CertEvent, { type: 'rotated' }> => e.type === 'rotated' && e.cert.version > 1);
-  assert.deepEqual(rotated.map((e) => [e.previous?.version, e.cert.version]), [[1, 2], [2, 3]]);
+  assert.deepEqual(
+    rotated.map((e) => [e.previous?.version, e.cert.version]),
+    [
+      [1, 2],
+      [2, 3],
+    ],
+  );
   assert.equal(third, rotated[1]?.cert);
   const all = [first, ...rotated.map((e) => e.cert)];
   assert.equal(new Set(all.map((c) => c.serialNumber)).size, 3);
@@ -198,11 +246,21 @@ test('rotation at half-life: two rotations, a new key and serial each time, file
     // And while the previous one was still valid.
     assert.ok(cur.receivedAt.getTime() < prev.notAfter.getTime() + 1000, `rotation ${cur.version} came after expiry`);
   }
-  assert.deepEqual(ca.calls.map((c) => [c.via, c.identity, c.ttlSeconds]), [['token', ID, 4], ['mtls', ID, 4], ['mtls', ID, 4]]);
+  assert.deepEqual(
+    ca.calls.map((c) => [c.via, c.identity, c.ttlSeconds]),
+    [
+      ['token', ID, 4],
+      ['mtls', ID, 4],
+      ['mtls', ID, 4],
+    ],
+  );
   const certs = path.join(dir, 'certs');
   assert.equal(fs.readFileSync(path.join(certs, 'cert-chain.pem'), 'utf8'), third.certChainPem);
   assert.ok(spkiOf(fs.readFileSync(path.join(certs, 'key.pem'), 'utf8')).equals(spkiOf(third.chainPem[0] as string)));
-  assertNoKeys(cap.text(), all.map((c) => c.keyPem));
+  assertNoKeys(
+    cap.text(),
+    all.map((c) => c.keyPem),
+  );
 });
 
 test('a failing CA: the current certificate is kept, requests are retried with backoff, then rotation resumes', { timeout: 30_000 }, async () => {
@@ -220,8 +278,18 @@ test('a failing CA: the current certificate is kept, requests are retried with b
       }
     });
   });
-  assert.deepEqual(fails.map((f) => [f.attempt, f.keptVersion]), [[1, 1], [2, 1], [3, 1]]);
-  assert.deepEqual(fails.map((f) => f.retryInMs), [100, 200, 400]);
+  assert.deepEqual(
+    fails.map((f) => [f.attempt, f.keptVersion]),
+    [
+      [1, 1],
+      [2, 1],
+      [3, 1],
+    ],
+  );
+  assert.deepEqual(
+    fails.map((f) => f.retryInMs),
+    [100, 200, 400],
+  );
   assert.match(fails[0]?.error ?? '', /UNAVAILABLE: CA is down/);
   assert.equal(a.certs.current()?.serialNumber, first.serialNumber, 'the old certificate stays in use');
   assert.equal(fs.readFileSync(path.join(dir, 'certs', 'cert-chain.pem'), 'utf8'), first.certChainPem);
@@ -245,12 +313,24 @@ test('an answer for another key or another identity is refused, and the error ho
     // The CA signs a different CSR than the one the agent made.
     ['another key', { sign: (c) => client.sign({ ...c, csrPem: other.csrPem }) }, /certificate for another key/],
     // The CA signs our key for another identity.
-    ['another identity', new CaClient({ address: `127.0.0.1:${port}`, plaintext: true, tokenFile: (fs.writeFileSync(`${tokenFile}2`, 'ratings-token'), `${tokenFile}2`) }), /without the identity spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews/],
+    [
+      'another identity',
+      new CaClient({ address: `127.0.0.1:${port}`, plaintext: true, tokenFile: (fs.writeFileSync(`${tokenFile}2`, 'ratings-token'), `${tokenFile}2`) }),
+      /without the identity spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews/,
+    ],
   ];
   for (const [what, signer, re] of cases) {
     const cap = capture();
     const keys: string[] = [other.keyPem];
-    const m = new CertManager({ signer: { sign: (c) => ((keys.push(c.csrPem), signer.sign(c))) }, spiffeId: ID, keyType: 'ecdsa', ttlSeconds: 60, retryInitialMs: 60_000, trustedRootsPem: () => ca.root.pem, log: cap.log });
+    const m = new CertManager({
+      signer: { sign: (c) => (keys.push(c.csrPem), signer.sign(c)) },
+      spiffeId: ID,
+      keyType: 'ecdsa',
+      ttlSeconds: 60,
+      retryInitialMs: 60_000,
+      trustedRootsPem: () => ca.root.pem,
+      log: cap.log,
+    });
     const failed = new Promise<Extract<CertEvent, { type: 'failed' }>>((resolve) => m.on((e) => void (e.type === 'failed' && resolve(e))));
     m.start();
     const f = await failed;
@@ -270,9 +350,15 @@ test('plaintext: a chain that does not lead to the configured root is refused wi
   const failures = (): Extract<CertEvent, { type: 'failed' }>[] => events.filter((e): e is Extract<CertEvent, { type: 'failed' }> => e.type === 'failed');
   const cases: Array<[FakeCaAnswer, RegExp]> = [
     // The answer ends in a root of its own: the last certificate is not trusted for being last.
-    ['foreign-root', /^the CA's chain does not verify against the configured root \(--ca-root-cert\): the chain does not lead to a configured root: its last certificate \(subject "O=meshd agent test root".*\) is neither a configured root nor signed by one$/],
+    [
+      'foreign-root',
+      /^the CA's chain does not verify against the configured root \(--ca-root-cert\): the chain does not lead to a configured root: its last certificate \(subject "O=meshd agent test root".*\) is neither a configured root nor signed by one$/,
+    ],
     // The answer ends in the real root, but the foreign intermediate (same name) was not signed by it.
-    ['claims-our-root', /^the CA's chain does not verify against the configured root \(--ca-root-cert\): certificate 2 of the chain \(subject "O=meshd agent test intermediate".*\) is not signed by certificate 3/],
+    [
+      'claims-our-root',
+      /^the CA's chain does not verify against the configured root \(--ca-root-cert\): certificate 2 of the chain \(subject "O=meshd agent test intermediate".*\) is not signed by certificate 3/,
+    ],
   ];
   for (const [answer, re] of cases) {
     ca.answer = answer;
@@ -294,13 +380,19 @@ test('plaintext: a chain that does not lead to the configured root is refused wi
     assert.equal(fs.readFileSync(chainFile, 'utf8'), first.certChainPem, `${answer}: the files keep the previous certificate`);
     assert.equal(fs.readFileSync(path.join(dir, 'certs', 'root-cert.pem'), 'utf8'), ca.root.pem, `${answer}: the trusted root is still the configured one`);
   }
-  const refused = cap.text().split('\n').filter((l) => l.includes("refused the CA's certificate; keeping the current certificate and retrying"));
+  const refused = cap
+    .text()
+    .split('\n')
+    .filter((l) => l.includes("refused the CA's certificate; keeping the current certificate and retrying"));
   assert.ok(refused.length >= 4, cap.text());
   const line = JSON.parse(refused[0] as string) as Record<string, unknown>;
   assert.equal(line['level'], 50, 'logged as an error');
   assert.equal(line['keptSerial'], first.serialNumber);
   assert.match(String(line['error']), /does not verify against the configured root/);
-  assert.ok(rotatedVersions(events).every((v) => v === 1), 'no foreign certificate was ever taken');
+  assert.ok(
+    rotatedVersions(events).every((v) => v === 1),
+    'no foreign certificate was ever taken',
+  );
   // The real chain again: rotation resumes.
   ca.answer = 'good';
   const second = await nextRotation(a);
@@ -314,12 +406,26 @@ test('the agent refuses to start without a readable root, over plaintext as over
   fs.mkdirSync(dir);
   fs.writeFileSync(path.join(dir, 'token'), TOKEN);
   fs.writeFileSync(path.join(dir, 'garbage.pem'), 'not a certificate\n');
-  const base = { trustDomain: 'cluster.local', namespace: 'default', serviceAccount: 'reviews', keyType: 'ecdsa' as const, ttlSeconds: 3600, log: pino({ level: 'silent' }), protos };
+  const base = {
+    trustDomain: 'cluster.local',
+    namespace: 'default',
+    serviceAccount: 'reviews',
+    keyType: 'ecdsa' as const,
+    ttlSeconds: 3600,
+    log: pino({ level: 'silent' }),
+    protos,
+  };
   for (const plaintext of [true, false]) {
     const ca = { address: `127.0.0.1:${port}`, plaintext, tokenFile: path.join(dir, 'token') };
-    await assert.rejects(startAgent({ ...base, ca }), /^Error: no trusted root: --ca-root-cert is required \(the agent verifies every certificate chain the CA returns against it\); mount ConfigMap istio-ca-root-cert there/);
+    await assert.rejects(
+      startAgent({ ...base, ca }),
+      /^Error: no trusted root: --ca-root-cert is required \(the agent verifies every certificate chain the CA returns against it\); mount ConfigMap istio-ca-root-cert there/,
+    );
     await assert.rejects(startAgent({ ...base, ca: { ...ca, rootCertFile: path.join(dir, 'missing.pem') } }), /no trusted root: --ca-root-cert .*missing\.pem cannot be read/);
-    await assert.rejects(startAgent({ ...base, ca: { ...ca, rootCertFile: path.join(dir, 'garbage.pem') } }), /no trusted root: --ca-root-cert .*garbage\.pem: the configured root bundle holds no certificate/);
+    await assert.rejects(
+      startAgent({ ...base, ca: { ...ca, rootCertFile: path.join(dir, 'garbage.pem') } }),
+      /no trusted root: --ca-root-cert .*garbage\.pem: the configured root bundle holds no certificate/,
+    );
   }
 });
 
@@ -375,7 +481,13 @@ function sdsStream(client: grpc.Client): { send: (r: DiscoveryRequestMsg) => voi
   };
 }
 
-const secretOf = (r: DiscoveryResponseMsg, i = 0): Record<string, any> => protos.decode(TypeUrl.Secret, (r.resources[i] as { value: Uint8Array }).value);
+/** The fields of an SDS Secret the test reads. */
+interface SdsSecret {
+  name: string;
+  tls_certificate: { certificate_chain: { inline_bytes: string }; private_key: { inline_bytes: string } };
+  validation_context: { trusted_ca: { inline_bytes: string } };
+}
+const secretOf = (r: DiscoveryResponseMsg, i = 0): SdsSecret => protos.decode(TypeUrl.Secret, (r.resources[i] as { value: Uint8Array }).value) as unknown as SdsSecret;
 const pemOf = (b64: string): string => Buffer.from(b64, 'base64').toString('utf8');
 
 test('SDS over a Unix socket: default and ROOTCA, ACKs, and a new default after rotation', { timeout: 30_000 }, async () => {
@@ -417,9 +529,19 @@ test('SDS over a Unix socket: default and ROOTCA, ACKs, and a new default after 
   assert.equal(root.received(), 1, 'the unchanged root is not pushed again');
   await new Promise((r) => setTimeout(r, 100));
   const states = a.sds?.streamStates() ?? [];
-  assert.deepEqual(states.map((s) => [s.names.join(), s.versionAcked]).sort(), [['ROOTCA', '1'], ['default', String(second.version)]]);
+  assert.deepEqual(states.map((s) => [s.names.join(), s.versionAcked]).sort(), [
+    ['ROOTCA', '1'],
+    ['default', String(second.version)],
+  ]);
   // A NACK is recorded, not answered.
-  def.send({ node, type_url: TypeUrl.Secret, resource_names: ['default'], version_info: r1.version_info, response_nonce: r2.nonce, error_detail: { code: 3, message: 'bad secret (test)' } });
+  def.send({
+    node,
+    type_url: TypeUrl.Secret,
+    resource_names: ['default'],
+    version_info: r1.version_info,
+    response_nonce: r2.nonce,
+    error_detail: { code: 3, message: 'bad secret (test)' },
+  });
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(a.sds?.streamStates().find((s) => s.names[0] === 'default')?.lastNack, 'bad secret (test)');
   // One stream may ask for both.
@@ -438,9 +560,38 @@ test('meshd agent (CLI): flags and environment, files written, SIGTERM stops it 
   fs.writeFileSync(path.join(dir, 'token'), TOKEN);
   fs.writeFileSync(path.join(dir, 'root-cert.pem'), ca.root.pem);
   const sock = path.join(dir, 'sds.sock');
-  const args = ['--import', 'tsx', path.join(__dirname, '..', 'src', 'main.ts'), '--log-level', 'debug', 'agent', '--plaintext', '--ca-address', `127.0.0.1:${port}`, '--token-file', path.join(dir, 'token'), '--ca-root-cert', path.join(dir, 'root-cert.pem'),
-    '--output-dir', path.join(dir, 'certs'), '--grpc-bootstrap', path.join(dir, 'grpc.json'), '--sds-socket', sock, '--cert-ttl', '1h30m', '--key-type', 'rsa', '--labels-file', path.join(dir, 'none')];
-  const child = spawn(process.execPath, args, { cwd: path.join(__dirname, '..'), env: { ...process.env, POD_NAMESPACE: 'default', SERVICE_ACCOUNT: 'reviews', POD_NAME: 'reviews-v1-1', INSTANCE_IP: '10.0.0.9' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [
+    '--import',
+    'tsx',
+    path.join(__dirname, '..', 'src', 'main.ts'),
+    '--log-level',
+    'debug',
+    'agent',
+    '--plaintext',
+    '--ca-address',
+    `127.0.0.1:${port}`,
+    '--token-file',
+    path.join(dir, 'token'),
+    '--ca-root-cert',
+    path.join(dir, 'root-cert.pem'),
+    '--output-dir',
+    path.join(dir, 'certs'),
+    '--grpc-bootstrap',
+    path.join(dir, 'grpc.json'),
+    '--sds-socket',
+    sock,
+    '--cert-ttl',
+    '1h30m',
+    '--key-type',
+    'rsa',
+    '--labels-file',
+    path.join(dir, 'none'),
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: path.join(__dirname, '..'),
+    env: { ...process.env, POD_NAMESPACE: 'default', SERVICE_ACCOUNT: 'reviews', POD_NAME: 'reviews-v1-1', INSTANCE_IP: '10.0.0.9' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -451,7 +602,10 @@ test('meshd agent (CLI): flags and environment, files written, SIGTERM stops it 
     if (child.exitCode !== null) assert.fail(`agent exited: ${out}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  assert.deepEqual(ca.calls.map((c) => [c.via, c.identity, c.ttlSeconds]), [['token', ID, 5400]]);
+  assert.deepEqual(
+    ca.calls.map((c) => [c.via, c.identity, c.ttlSeconds]),
+    [['token', ID, 5400]],
+  );
   const key = fs.readFileSync(path.join(dir, 'certs', 'key.pem'), 'utf8');
   assert.ok(spkiOf(key).equals(spkiOf(fs.readFileSync(chainFile, 'utf8'))));
   assert.match(key, /PRIVATE KEY/);

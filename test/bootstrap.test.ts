@@ -69,7 +69,7 @@ function injectedEnv(): { env: Record<string, string>; labels: Record<string, st
   return { env, labels: dig(pod, 'metadata.labels') as Record<string, string> };
 }
 
-test('the bootstrap of an injected pod passes Envoy\'s Bootstrap proto and validate.rules', () => {
+test("the bootstrap of an injected pod passes Envoy's Bootstrap proto and validate.rules", () => {
   const { env, labels } = injectedEnv();
   const r = buildBootstrap({ env, labels });
   assert.deepEqual(r.errors, []);
@@ -100,7 +100,7 @@ test('node ID and metadata are what meshd reads a sidecar from', () => {
   assert.deepEqual(dig(b, 'node.metadata.PROXY_CONFIG'), { discoveryAddress: 'istiod.istio-system.svc:15012' });
 });
 
-test('ADS goes to xds-grpc at the discovery address over TLS with the agent\'s SDS certificates', () => {
+test("ADS goes to xds-grpc at the discovery address over TLS with the agent's SDS certificates", () => {
   const { env, labels } = injectedEnv();
   const b = buildBootstrap({ env, labels }).bootstrap;
   assert.deepEqual(dig(b, 'dynamic_resources.ads_config.grpc_services'), [{ envoy_grpc: { cluster_name: 'xds-grpc' } }]);
@@ -117,7 +117,10 @@ test('ADS goes to xds-grpc at the discovery address over TLS with the agent\'s S
   assert.deepEqual(dig(clusters['sds-grpc'], endpoint), { pipe: { path: SDS_UDS_PATH } });
   assert.equal(SDS_UDS_PATH, './var/run/secrets/workload-spiffe-uds/socket');
   assert.deepEqual(dig(b, 'admin.address'), { socket_address: { address: '127.0.0.1', port_value: 15000 } });
-  assert.deepEqual(list(b, 'static_resources.listeners').map((l) => dig(l, 'address.socket_address.port_value')), [15090, 15021]);
+  assert.deepEqual(
+    list(b, 'static_resources.listeners').map((l) => dig(l, 'address.socket_address.port_value')),
+    [15090, 15021],
+  );
 });
 
 test('plaintext on 15010 to an IP: a STATIC cluster without TLS; still valid', () => {
@@ -136,14 +139,23 @@ test('the proto check bites: a misspelt field and an out-of-range port are repor
   (dig(broken, 'admin.address.socket_address') as Obj)['port_value'] = 70000;
   (dig(broken, 'static_resources.clusters.0') as Obj)['conect_timeout'] = '1s';
   const violations = check(broken);
-  assert.ok(violations.some((v) => v.includes('port_value')), violations.join('\n'));
-  assert.ok(violations.some((v) => v.includes('conect_timeout')), violations.join('\n'));
+  assert.ok(
+    violations.some((v) => v.includes('port_value')),
+    violations.join('\n'),
+  );
+  assert.ok(
+    violations.some((v) => v.includes('conect_timeout')),
+    violations.join('\n'),
+  );
 });
 
 test('missing or malformed variables are reported, not guessed', () => {
   const r = buildBootstrap({ env: { POD_NAME: 'p', INSTANCE_IP: 'not-an-ip', PROXY_CONFIG: '{"discoveryAddress":"nohost"}' } });
   assert.equal(r.bootstrap, undefined);
-  assert.ok(r.errors.some((e) => e.startsWith('POD_NAMESPACE is not set')), r.errors.join('\n'));
+  assert.ok(
+    r.errors.some((e) => e.startsWith('POD_NAMESPACE is not set')),
+    r.errors.join('\n'),
+  );
   assert.ok(r.errors.some((e) => e.includes('"not-an-ip" is not an IP address')));
   assert.ok(r.errors.some((e) => e.includes('"nohost" is not host:port')));
 });
@@ -157,7 +169,12 @@ test('meshd bootstrap prints the same bootstrap from its environment and labels 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-bootstrap-'));
   try {
     const labelsFile = path.join(dir, 'labels');
-    fs.writeFileSync(labelsFile, Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n'));
+    fs.writeFileSync(
+      labelsFile,
+      Object.entries(labels)
+        .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+        .join('\n'),
+    );
     const run = (extra: Record<string, string>, args: string[]): ReturnType<typeof spawnSync> =>
       spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), 'bootstrap', ...args], {
         cwd: ROOT,

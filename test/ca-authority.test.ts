@@ -137,8 +137,14 @@ describe('CA signing', { timeout: 120_000 }, () => {
     assert.equal(await ttlOf(365 * DAY), 90 * DAY, 'capped at 90 days');
 
     const small = await MeshdAuthority.start({
-      mode: 'self-signed', store: new FolderRootStore(path.join(dir, 'small')), log: quietLog, checkIntervalMs: 0,
-      maxTtlSeconds: 2 * HOUR, defaultTtlSeconds: HOUR, rootTtlSeconds: 3 * HOUR, backdateSeconds: 0,
+      mode: 'self-signed',
+      store: new FolderRootStore(path.join(dir, 'small')),
+      log: quietLog,
+      checkIntervalMs: 0,
+      maxTtlSeconds: 2 * HOUR,
+      defaultTtlSeconds: HOUR,
+      rootTtlSeconds: 3 * HOUR,
+      backdateSeconds: 0,
     });
     try {
       assert.equal(await ttlOf(0, small), HOUR);
@@ -178,7 +184,12 @@ describe('CA signing', { timeout: 120_000 }, () => {
     messages.push(e.message);
   });
 
-  for (const [spec, why] of [['rsa:1024', /RSA key size 1024/], ['P-521', /curve secp521r1/], ['secp256k1', /curve secp256k1/], ['ed25519', /key type ed25519/]] as const) {
+  for (const [spec, why] of [
+    ['rsa:1024', /RSA key size 1024/],
+    ['P-521', /curve secp521r1/],
+    ['secp256k1', /curve secp256k1/],
+    ['ed25519', /key type ed25519/],
+  ] as const) {
     it(`refuses a ${spec} CSR as an unsupported key`, async () => {
       const { csrPem, keyPem } = makeCsr(dir, spec);
       csrKeys.push(keyPem);
@@ -282,7 +293,10 @@ describe('CA signing on worker threads (signWorkers)', { timeout: 120_000 }, () 
         const leaf = new X509Certificate(certChainPem[0] as string);
         assert.ok(leaf.checkIssued(root) && leaf.verify(root.publicKey), 'signed by the root');
         assert.equal(leaf.subjectAltName, `URI:${ID}`);
-        assert.deepEqual(leaf.publicKey.export({ type: 'spki', format: 'der' }), createPublicKey((csrs[i % 3] as { keyPem: string }).keyPem).export({ type: 'spki', format: 'der' }));
+        assert.deepEqual(
+          leaf.publicKey.export({ type: 'spki', format: 'der' }),
+          createPublicKey((csrs[i % 3] as { keyPem: string }).keyPem).export({ type: 'spki', format: 'der' }),
+        );
         assert.equal(certChainPem[1], ca.rootBundlePem());
       }
       const [ok, out] = verify(dir, { root: ca.rootBundlePem(), leaf: issued[1]?.certChainPem[0] as string });
@@ -317,7 +331,14 @@ describe('CA signing on worker threads (signWorkers)', { timeout: 120_000 }, () 
   });
 
   it('refuses at once past its queue (RESOURCE_EXHAUSTED, ca_busy), and signs again once it drains', async () => {
-    const ca = await MeshdAuthority.start({ mode: 'self-signed', store: new FolderRootStore(path.join(dir, 'store')), log: logs.log, checkIntervalMs: 0, signWorkers: 1, signQueue: 2 });
+    const ca = await MeshdAuthority.start({
+      mode: 'self-signed',
+      store: new FolderRootStore(path.join(dir, 'store')),
+      log: logs.log,
+      checkIntervalMs: 0,
+      signWorkers: 1,
+      signQueue: 2,
+    });
     try {
       await ca.signersReady();
       const { csrPem } = makeCsr(dir, 'P-256', 'wq');

@@ -67,7 +67,10 @@ async function outcome(a: JwtAuthenticator, t: string): Promise<string> {
 describe('JWKS location', () => {
   test('an http:// JWKS is refused at option validation with an error naming --jwks; https:// and files pass', () => {
     const base = { configDir: 'examples/bookinfo', jwtIssuer: ISSUER, jwtAudiences: [AUDIENCE] };
-    assert.throws(() => withDefaults({ ...base, jwks: 'http://keys.example.com/jwks.json' }), /^Error: --jwks http:\/\/keys\.example\.com\/jwks\.json: a remote JWKS must be fetched over https:\/\//);
+    assert.throws(
+      () => withDefaults({ ...base, jwks: 'http://keys.example.com/jwks.json' }),
+      /^Error: --jwks http:\/\/keys\.example\.com\/jwks\.json: a remote JWKS must be fetched over https:\/\//,
+    );
     assert.throws(() => withDefaults({ ...base, jwks: 'HTTP://keys.example.com/jwks.json' }), /--jwks .*https:\/\//);
     assert.throws(() => withDefaults({ ...base, jwks: 'ftp://keys.example.com/jwks.json' }), /--jwks .*over ftp:\/\//);
     assert.equal(withDefaults({ ...base, jwks: 'https://keys.example.com/jwks.json' }).jwks, 'https://keys.example.com/jwks.json');
@@ -80,8 +83,33 @@ describe('JWKS location', () => {
 
   test('the command line refuses --jwks http://… before serving anything', { timeout: 30_000 }, () => {
     const root = path.join(__dirname, '..');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'src', 'main.ts'), '--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--secure-xds-port', '-1', '--webhook-port', '-1',
-      '--jwks', 'http://127.0.0.1:1/jwks.json', '--jwt-issuer', ISSUER, '--jwt-audience', AUDIENCE], { cwd: root, encoding: 'utf8', timeout: 25_000 });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        path.join(root, 'src', 'main.ts'),
+        '--config-dir',
+        'examples/bookinfo',
+        '--xds-port',
+        '0',
+        '--debug-port',
+        '0',
+        '--monitoring-port',
+        '-1',
+        '--secure-xds-port',
+        '-1',
+        '--webhook-port',
+        '-1',
+        '--jwks',
+        'http://127.0.0.1:1/jwks.json',
+        '--jwt-issuer',
+        ISSUER,
+        '--jwt-audience',
+        AUDIENCE,
+      ],
+      { cwd: root, encoding: 'utf8', timeout: 25_000 },
+    );
     assert.equal(r.status, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /--jwks http:\/\/127\.0\.0\.1:1\/jwks\.json: a remote JWKS must be fetched over https:\/\//);
     assert.doesNotMatch(r.stdout, /meshd listening/);
@@ -95,7 +123,11 @@ describe('token times', () => {
     const cases: Array<[string, { iat?: number; exp?: number }, RegExp]> = [
       ['an ordinary token', { iat: T - 60, exp: T + 3600 }, /^ok spiffe:\/\/cluster\.local\/ns\/default\/sa\/reviews$/],
       ['iat just ahead, within the skew', { iat: T + 50, exp: T + 3600 }, /^ok /],
-      ['iat in the future beyond the skew', { iat: T + 120, exp: T + 3600 }, /^invalid_token: jwt: the token's "iat" is 120s in the future \(more than the 60s clock skew allowed\)$/],
+      [
+        'iat in the future beyond the skew',
+        { iat: T + 120, exp: T + 3600 },
+        /^invalid_token: jwt: the token's "iat" is 120s in the future \(more than the 60s clock skew allowed\)$/,
+      ],
       ['iat a day ahead', { iat: T + day, exp: T + day + 3600 }, /"iat" is 86400s in the future/],
       ['a lifetime of exactly 24 h', { iat: T, exp: T + day }, /^ok /],
       ['a lifetime one second over 24 h', { iat: T, exp: T + day + 1 }, /^invalid_token: jwt: the token's lifetime \(exp − iat\) is 86401s, longer than the 86400s allowed$/],
@@ -175,8 +207,15 @@ describe('through CreateCertificate', () => {
   before(async () => {
     meshd = await startMeshd({
       configDir: path.join(__dirname, '..', 'examples', 'bookinfo'),
-      xdsPort: 0, secureXdsPort: 0, debugPort: 0, monitoringPort: -1,
-      caDir: path.join(dir, 'ca'), jwks: jwksFile, jwtIssuer: ISSUER, jwtAudiences: [AUDIENCE], jwtMaxLifetimeSeconds: 2 * 3600,
+      xdsPort: 0,
+      secureXdsPort: 0,
+      debugPort: 0,
+      monitoringPort: -1,
+      caDir: path.join(dir, 'ca'),
+      jwks: jwksFile,
+      jwtIssuer: ISSUER,
+      jwtAudiences: [AUDIENCE],
+      jwtMaxLifetimeSeconds: 2 * 3600,
       logger: pino({ level: 'silent' }),
     });
     await meshd.caReady();
@@ -190,7 +229,13 @@ describe('through CreateCertificate', () => {
     const sign = async (lifetime: number): Promise<string[]> => {
       const file = path.join(dir, `token-${lifetime}`);
       fs.writeFileSync(file, await token({ iat: now, exp: now + lifetime }));
-      const client = new CaClient({ address: `127.0.0.1:${meshd.secureXdsPort}`, plaintext: false, rootCertPem: () => meshd.caRootPem(), serverName: 'istiod.istio-system.svc', tokenFile: file });
+      const client = new CaClient({
+        address: `127.0.0.1:${meshd.secureXdsPort}`,
+        plaintext: false,
+        rootCertPem: () => meshd.caRootPem(),
+        serverName: 'istiod.istio-system.svc',
+        tokenFile: file,
+      });
       return client.sign({ csrPem: generateKeyAndCsr({ spiffeId: ID, keyType: 'ecdsa' }).csrPem, ttlSeconds: 600 });
     };
     await assert.rejects(sign(3 * 3600), /UNAUTHENTICATED: .*lifetime \(exp − iat\) is 10800s, longer than the 7200s allowed/);

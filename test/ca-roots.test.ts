@@ -116,7 +116,17 @@ describe('self-signed root', { timeout: 60_000 }, () => {
     const bundles: string[] = [];
     const store = new FolderRootStore(path.join(dir, 'rotating'));
     // Root lives 1000 s (+10 s backdate); rotation when half is left (t0+495 s); overlap 200 s.
-    const opts = { mode: 'self-signed', store, log: quietLog, checkIntervalMs: 0, now: () => clock, rootTtlSeconds: 1000, rootGracePercent: 50, rootOverlapSeconds: 200, backdateSeconds: 10 } as const;
+    const opts = {
+      mode: 'self-signed',
+      store,
+      log: quietLog,
+      checkIntervalMs: 0,
+      now: () => clock,
+      rootTtlSeconds: 1000,
+      rootGracePercent: 50,
+      rootOverlapSeconds: 200,
+      backdateSeconds: 10,
+    } as const;
     const ca = await MeshdAuthority.start({ ...opts, onRootsChanged: (p) => bundles.push(p) });
     try {
       const rootA = ca.rootBundlePem();
@@ -155,7 +165,10 @@ describe('self-signed root', { timeout: 60_000 }, () => {
       assert.ok(newOk, newOut);
       const [ok] = verify(dir, { root: ca.rootBundlePem(), leaf: oldLeaf, atTime: (t0 + 801_000) / 1000 });
       assert.ok(!ok, 'a certificate of the old root (still within its own validity) is no longer trusted');
-      assert.deepEqual(bundles.map((b) => certsFromPem(b).length), [1, 2, 1]);
+      assert.deepEqual(
+        bundles.map((b) => certsFromPem(b).length),
+        [1, 2, 1],
+      );
     } finally {
       ca.close();
     }
@@ -180,15 +193,28 @@ describe('key files and folder permissions', { timeout: 60_000 }, () => {
     assert.equal(fs.statSync(key).mode & 0o777, 0o600);
     assert.match(fs.readFileSync(key, 'utf8'), /PRIVATE KEY/);
     assert.equal(fs.readlinkSync(planted), victim, 'the planted link is left alone');
-    assert.deepEqual(fs.readdirSync(folder).filter((f) => f.includes('.tmp-') && path.join(folder, f) !== planted), [], 'no temporary files left');
+    assert.deepEqual(
+      fs.readdirSync(folder).filter((f) => f.includes('.tmp-') && path.join(folder, f) !== planted),
+      [],
+      'no temporary files left',
+    );
   });
 
   const meshdCa = (o: { caDir?: string; cacertsDir?: string }, log: ReturnType<typeof captureLog>['log']): MeshdCa =>
     new MeshdCa({
-      trustDomain: 'cluster.local', namespace: 'istio-system', domain: 'cluster.local', mayWrite: () => true, defaultTtlSeconds: 3600, maxTtlSeconds: 86_400,
-      serving: false, registry: new Registry(), log, ...o,
+      trustDomain: 'cluster.local',
+      namespace: 'istio-system',
+      domain: 'cluster.local',
+      mayWrite: () => true,
+      defaultTtlSeconds: 3600,
+      maxTtlSeconds: 86_400,
+      serving: false,
+      registry: new Registry(),
+      log,
+      ...o,
     });
-  const warnings = (logs: ReturnType<typeof captureLog>, re: RegExp): Array<Record<string, unknown>> => logs.records().filter((r) => r['level'] === 40 && re.test(String(r['msg'])));
+  const warnings = (logs: ReturnType<typeof captureLog>, re: RegExp): Array<Record<string, unknown>> =>
+    logs.records().filter((r) => r['level'] === 40 && re.test(String(r['msg'])));
 
   it('makes an existing --ca-dir open to others 0700 at start, and says so; a private one is left as it is', async () => {
     const folder = path.join(dir, 'open-ca-dir');
@@ -303,7 +329,13 @@ describe('istio-ca-secret in Kubernetes', { timeout: 60_000 }, () => {
       started.push(...racers);
       assert.equal(racers[0]?.rootBundlePem(), racers[1]?.rootBundlePem());
       const creates = server.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/secrets'));
-      assert.deepEqual(creates.map((r) => r.status).slice(-2).sort(), [201, 409]);
+      assert.deepEqual(
+        creates
+          .map((r) => r.status)
+          .slice(-2)
+          .sort(),
+        [201, 409],
+      );
     } finally {
       abort.abort();
       for (const ca of started) ca.close();

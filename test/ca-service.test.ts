@@ -113,7 +113,10 @@ async function firstCds(address: string, creds: grpc.ChannelCredentials, token?:
     stream.once('data', resolve);
     stream.once('error', reject);
   });
-  stream.write({ node: { id: 'sidecar~10.0.0.9~reviews-v1-1.default~default.svc.cluster.local', metadata: { fields: { NAMESPACE: { string_value: 'default' } } } }, type_url: TypeUrl.Cluster });
+  stream.write({
+    node: { id: 'sidecar~10.0.0.9~reviews-v1-1.default~default.svc.cluster.local', metadata: { fields: { NAMESPACE: { string_value: 'default' } } } },
+    type_url: TypeUrl.Cluster,
+  });
   try {
     return await first;
   } finally {
@@ -166,7 +169,12 @@ describe('CreateCertificate with JWT and mTLS', () => {
     };
     const other = await generateKeyPair('ES256');
     forge = async () => {
-      const t = await new SignJWT({ sub: REVIEWS }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('1h').sign(other.privateKey);
+      const t = await new SignJWT({ sub: REVIEWS })
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setExpirationTime('1h')
+        .sign(other.privateKey);
       secrets.push(t);
       return t;
     };
@@ -218,7 +226,11 @@ describe('CreateCertificate with JWT and mTLS', () => {
   test('a CSR or ImpersonatedIdentity for another identity is refused (PERMISSION_DENIED)', T, async () => {
     const token = await sign({ sub: REVIEWS });
     const admin = csr(dir, 'admin', 'spiffe://cluster.local/ns/kube-system/sa/admin');
-    await refused(caCall({ csr: admin.csrPem }, { token }), grpc.status.PERMISSION_DENIED, /asks for spiffe:\/\/cluster.local\/ns\/kube-system\/sa\/admin.*proved spiffe:\/\/cluster.local\/ns\/default\/sa\/reviews/);
+    await refused(
+      caCall({ csr: admin.csrPem }, { token }),
+      grpc.status.PERMISSION_DENIED,
+      /asks for spiffe:\/\/cluster.local\/ns\/kube-system\/sa\/admin.*proved spiffe:\/\/cluster.local\/ns\/default\/sa\/reviews/,
+    );
     const plain = csr(dir, 'plain');
     const req = { csr: plain.csrPem, metadata: { fields: { ImpersonatedIdentity: { stringValue: 'spiffe://cluster.local/ns/kube-system/sa/admin' } } } };
     await refused(caCall(req, { token }), grpc.status.PERMISSION_DENIED, /ImpersonatedIdentity/);
@@ -231,7 +243,11 @@ describe('CreateCertificate with JWT and mTLS', () => {
     await refused(caCall({ csr: r.csrPem }, { token: await sign({ sub: REVIEWS }, { exp: Math.floor(Date.now() / 1000) - 3600 }) }), grpc.status.UNAUTHENTICATED, /expired/);
     await refused(caCall({ csr: r.csrPem }, { token: await sign({ sub: REVIEWS }, { aud: 'someone-else' }) }), grpc.status.UNAUTHENTICATED, /"aud" claim/);
     await refused(caCall({ csr: r.csrPem }, { token: await sign({ sub: REVIEWS }, { iss: 'https://evil' }) }), grpc.status.UNAUTHENTICATED, /"iss" claim/);
-    await refused(caCall({ csr: r.csrPem }, { token: await sign({ sub: 'spiffe://other.domain/ns/default/sa/reviews' }) }), grpc.status.UNAUTHENTICATED, /trust domain other.domain/);
+    await refused(
+      caCall({ csr: r.csrPem }, { token: await sign({ sub: 'spiffe://other.domain/ns/default/sa/reviews' }) }),
+      grpc.status.UNAUTHENTICATED,
+      /trust domain other.domain/,
+    );
     await refused(caCall({ csr: r.csrPem }, { token: 'not-a-jwt-at-all' }), grpc.status.UNAUTHENTICATED, /not a valid signed JWT/);
   });
 
@@ -306,17 +322,59 @@ describe('CreateCertificate with JWT and mTLS', () => {
     );
     await refused(mtlsAuthenticator().authenticate({ metadata: {}, peerCertificatePem: shortChain[0] }), grpc.status.UNAUTHENTICATED, /expired at/);
     // A valid token still wins over an expired certificate (the authenticators are tried in turn).
-    leafChecks(dir, await call(xdsTls, { csr: renew.csrPem }, { creds: mtls(shortChain[0] as string, short.keyPem), token: await sign({ sub: REVIEWS }) }), root, renew.keyPem, REVIEWS);
+    leafChecks(
+      dir,
+      await call(xdsTls, { csr: renew.csrPem }, { creds: mtls(shortChain[0] as string, short.keyPem), token: await sign({ sub: REVIEWS }) }),
+      root,
+      renew.keyPem,
+      REVIEWS,
+    );
 
     // The same SPIFFE ID from a CA meshd does not trust.
-    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'evil-ca.key', '-out', 'evil-ca.pem', '-days', '1', '-subj', '/CN=evil', '-addext', 'basicConstraints=critical,CA:TRUE'], dir);
+    openssl(
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        'evil-ca.key',
+        '-out',
+        'evil-ca.pem',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=evil',
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+      ],
+      dir,
+    );
     fs.writeFileSync(path.join(dir, 'ext.cnf'), `subjectAltName=URI:${REVIEWS}\nextendedKeyUsage=clientAuth,serverAuth\n`);
-    openssl(['x509', '-req', '-in', 'renew.csr', '-CA', 'evil-ca.pem', '-CAkey', 'evil-ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'evil-leaf.pem'], dir);
+    openssl(
+      ['x509', '-req', '-in', 'renew.csr', '-CA', 'evil-ca.pem', '-CAkey', 'evil-ca.key', '-CAcreateserial', '-days', '1', '-extfile', 'ext.cnf', '-out', 'evil-leaf.pem'],
+      dir,
+    );
     const evil = fs.readFileSync(path.join(dir, 'evil-leaf.pem'), 'utf8');
-    await refused(call(xdsTls, { csr: renew.csrPem }, { creds: mtls(evil, renew.keyPem) }), grpc.status.UNAUTHENTICATED, /mtls: the client certificate does not chain to the mesh's root certificate/);
+    await refused(
+      call(xdsTls, { csr: renew.csrPem }, { creds: mtls(evil, renew.keyPem) }),
+      grpc.status.UNAUTHENTICATED,
+      /mtls: the client certificate does not chain to the mesh's root certificate/,
+    );
     await refused(mtlsAuthenticator().authenticate({ metadata: {}, peerCertificatePem: evil }), grpc.status.UNAUTHENTICATED, /does not chain to the mesh's root/);
-    const refusals = log.text().split('\n').filter((l) => l.includes('authentication failed')).map((l) => JSON.parse(l) as { reason: string; error: string });
-    assert.deepEqual(refusals.slice(-2).map((r) => r.reason), ['expired_certificate', 'untrusted_certificate'], 'logged as what they are');
+    const refusals = log
+      .text()
+      .split('\n')
+      .filter((l) => l.includes('authentication failed'))
+      .map((l) => JSON.parse(l) as { reason: string; error: string });
+    assert.deepEqual(
+      refusals.slice(-2).map((r) => r.reason),
+      ['expired_certificate', 'untrusted_certificate'],
+      'logged as what they are',
+    );
     const ok = await mtlsAuthenticator().authenticate({ metadata: {}, peerCertificatePem: issued.chain[0] });
     assert.deepEqual(ok, { identities: [REVIEWS], via: 'mtls' });
     secrets.push(...keyFragments(short.keyPem, renew.keyPem, fs.readFileSync(path.join(dir, 'evil-ca.key'), 'utf8')));
@@ -325,7 +383,8 @@ describe('CreateCertificate with JWT and mTLS', () => {
   test('every outcome is counted under istiod metric names', T, async () => {
     const m = await metricsText(meshd);
     const get = (name: string): number => metric(m, name);
-    const reason = (r: string): number => Number(/ (\S+)$/.exec(m.split('\n').find((l) => l.startsWith(`citadel_server_authentication_failure_count{reason="${r}"}`)) ?? ' 0')?.[1]);
+    const reason = (r: string): number =>
+      Number(/ (\S+)$/.exec(m.split('\n').find((l) => l.startsWith(`citadel_server_authentication_failure_count{reason="${r}"}`)) ?? ' 0')?.[1]);
     // Successes: 1 + 2 + 1 (TLS) + 1 (renewal) + 1 (short) + 1 (token beside an expired certificate) = 7.
     assert.equal(get('citadel_server_success_cert_issuance_count'), 7, m);
     assert.equal(reason('id_mismatch'), 3);
@@ -347,7 +406,11 @@ describe('CreateCertificate with JWT and mTLS', () => {
     assert.match(text, /authentication failed/);
     for (const s of secrets) assert.ok(!text.includes(s), 'a secret leaked into the log');
     for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.csr'))) {
-      for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n').filter((l) => l.length >= 40)) assert.ok(!text.includes(line), `CSR ${f} leaked`);
+      for (const line of fs
+        .readFileSync(path.join(dir, f), 'utf8')
+        .split('\n')
+        .filter((l) => l.length >= 40))
+        assert.ok(!text.includes(line), `CSR ${f} leaked`);
     }
     const caKey = fs.readFileSync(path.join(dir, 'ca', 'ca-key.pem'), 'utf8');
     for (const frag of keyFragments(caKey)) assert.ok(!text.includes(frag), 'the CA key leaked');
@@ -435,7 +498,11 @@ describe('CreateCertificate with a Kubernetes service-account token (TokenReview
     const r = csr(dir, 'bad', 'spiffe://cluster.local/ns/bookinfo/sa/ratings');
     const bad = 'kube-token-stolen-9876543210fedcba';
     const tlsCreds = grpc.credentials.createSsl(Buffer.from(meshd.caRootPem()));
-    const details = await refused(call(`127.0.0.1:${meshd.secureXdsPort}`, { csr: r.csrPem }, { token: bad, creds: tlsCreds }), grpc.status.UNAUTHENTICATED, /did not accept the token/);
+    const details = await refused(
+      call(`127.0.0.1:${meshd.secureXdsPort}`, { csr: r.csrPem }, { token: bad, creds: tlsCreds }),
+      grpc.status.UNAUTHENTICATED,
+      /did not accept the token/,
+    );
     assert.ok(!details.includes(bad));
     assert.ok(!log.text().includes(bad) && !log.text().includes(GOOD), 'no token in the log');
   });

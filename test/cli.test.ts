@@ -50,15 +50,73 @@ test('meshd refuses a bad port flag with a clear message', () => {
 });
 
 test('meshd --jwks-ca-file must name a PEM file of CA certificates', () => {
-  const missing = meshd(['--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--webhook-port', '-1', '--secure-xds-port', '-1', '--jwks-ca-file', '/nonexistent/ca.pem']);
+  const missing = meshd([
+    '--config-dir',
+    'examples/bookinfo',
+    '--xds-port',
+    '0',
+    '--debug-port',
+    '0',
+    '--monitoring-port',
+    '-1',
+    '--webhook-port',
+    '-1',
+    '--secure-xds-port',
+    '-1',
+    '--jwks-ca-file',
+    '/nonexistent/ca.pem',
+  ]);
   assert.notEqual(missing.status, 0);
   assert.match(missing.stderr, /--jwks-ca-file \/nonexistent\/ca\.pem: ENOENT/);
-  const notPem = meshd(['--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--webhook-port', '-1', '--secure-xds-port', '-1', '--jwks-ca-file', 'package.json']);
+  const notPem = meshd([
+    '--config-dir',
+    'examples/bookinfo',
+    '--xds-port',
+    '0',
+    '--debug-port',
+    '0',
+    '--monitoring-port',
+    '-1',
+    '--webhook-port',
+    '-1',
+    '--secure-xds-port',
+    '-1',
+    '--jwks-ca-file',
+    'package.json',
+  ]);
   assert.match(notPem.stderr, /--jwks-ca-file package\.json: no PEM certificate in it/);
 });
 
-test('meshd --config-dir with port 0 prints the ports it chose and serves until SIGTERM', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--webhook-port', '0', '--secure-xds-port', '0', '--ca-dir', fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-cli-ca-')), '--log-level', 'warn'], { cwd: ROOT });
+test('meshd --config-dir with port 0 prints the ports it chose and serves until SIGTERM', async (t) => {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      MAIN,
+      '--config-dir',
+      'examples/bookinfo',
+      '--xds-port',
+      '0',
+      '--debug-port',
+      '0',
+      '--monitoring-port',
+      '-1',
+      '--webhook-port',
+      '0',
+      '--secure-xds-port',
+      '0',
+      '--ca-dir',
+      fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-cli-ca-')),
+      '--log-level',
+      'warn',
+    ],
+    { cwd: ROOT },
+  );
+  // A failed assertion must not leave the process running (it would hold the test run open).
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   let out = '';
   const line = await new Promise<string>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 20_000);
@@ -79,14 +137,30 @@ test('meshd --config-dir with port 0 prints the ports it chose and serves until 
   // The admission webhooks listen over TLS on the port printed (their CA is tested elsewhere).
   const w = /webhooks https:\/\/127\.0\.0\.1:(\d+)/.exec(line);
   assert.ok(w && Number(w[1]) > 0, line);
-  const status = await new Promise<number>((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port: Number(w[1]), path: '/validate', method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
+  // The webhook certificate is issued by the CA just after start; until then handshakes fail (the
+  // API server retries), so does this, for a bounded time.
+  const post = (): Promise<number> =>
+    new Promise<number>((resolve, reject) => {
+      const req = https.request(
+        { host: '127.0.0.1', port: Number(w[1]), path: '/validate', method: 'POST', rejectUnauthorized: false, headers: { 'content-type': 'application/json' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end('{}');
     });
-    req.on('error', reject);
-    req.end('{}');
-  });
+  let status: number;
+  for (const deadline = Date.now() + 15_000; ;) {
+    try {
+      status = await post();
+      break;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
   assert.equal(status, 400, 'a body that is not an AdmissionReview is refused with 400');
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   child.kill('SIGTERM');

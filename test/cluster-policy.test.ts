@@ -76,7 +76,10 @@ function group(locality: Locality, eps: Array<{ labels?: Record<string, string>;
   return {
     locality,
     endpoints,
-    lbEndpoints: endpoints.map((e): ProtoObject => ({ endpoint: { address: { socket_address: { address: e.address, port_value: 80 } } }, load_balancing_weight: { value: e.weight ?? 1 } })),
+    lbEndpoints: endpoints.map((e): ProtoObject => ({
+      endpoint: { address: { socket_address: { address: e.address, port_value: 80 } } },
+      load_balancing_weight: { value: e.weight ?? 1 },
+    })),
     weight: endpoints.reduce((s, e) => s + (e.weight ?? 1), 0),
     priority: 0,
   };
@@ -109,17 +112,26 @@ test('locality: default failover gives contiguous priorities by distance from th
   assert.ok(plan);
   const out = applyLocalityLb([group(AP), group(EU), group(A1), group(A1X), group(A2)], A1, {}, plan, true);
   // raw 3, 3, 0, 1, 2 → same, compacted without gaps
-  assert.deepEqual(out.map((g) => g.priority), [3, 3, 0, 1, 2]);
+  assert.deepEqual(
+    out.map((g) => g.priority),
+    [3, 3, 0, 1, 2],
+  );
 });
 
 test('locality: failover moves the named region ahead of the other remote regions', () => {
   const plan = localityLbPlan({ outlierDetection: {}, loadBalancer: { localityLbSetting: { failover: [{ from: 'us-east', to: 'eu-west' }] } } });
   assert.ok(plan);
   const out = applyLocalityLb([group(AP), group(EU), group(A1), group(A2)], A1, {}, plan, true);
-  assert.deepEqual(out.map((g) => g.priority), [3, 2, 0, 1]);
+  assert.deepEqual(
+    out.map((g) => g.priority),
+    [3, 2, 0, 1],
+  );
   // A proxy in another region is unaffected by the us-east rule.
   const eu = applyLocalityLb([group(AP), group(EU), group(A1)], EU, {}, plan, true);
-  assert.deepEqual(eu.map((g) => g.priority), [1, 0, 1]);
+  assert.deepEqual(
+    eu.map((g) => g.priority),
+    [1, 0, 1],
+  );
 });
 
 test('locality: failoverPriority splits localities by matching labels, overrides pin a value', () => {
@@ -132,21 +144,31 @@ test('locality: failoverPriority splits localities by matching labels, overrides
   const out = applyLocalityLb(groups, A1, { 'topology.kubernetes.io/region': 'us-east', tier: 'bronze' }, plan, true);
   assert.deepEqual(priorities(out), { 'us-east/us-east-1a/:10.0.0.1': 0, 'us-east/us-east-1a/:10.0.0.2': 1, 'eu-west/eu-west-1a/:10.0.0.1': 2 });
   // Inline (DNS) assignments take no label priorities, as istiod.
-  assert.deepEqual(applyLocalityLb([group(A1), group(EU)], A1, { tier: 'gold' }, plan, false).map((g) => g.priority), [0, 0]);
+  assert.deepEqual(
+    applyLocalityLb([group(A1), group(EU)], A1, { tier: 'gold' }, plan, false).map((g) => g.priority),
+    [0, 0],
+  );
 });
 
 test('locality: distribute sets weights from the first matching rule and empties unnamed localities', () => {
   const plan = localityLbPlan({ loadBalancer: { localityLbSetting: { distribute: [{ from: 'us-east/*', to: { 'us-east/us-east-1a': 70, 'eu-west/*': 30 } }] } } });
   assert.ok(plan, 'distribute applies without outlier detection');
   const out = applyLocalityLb([group(A1, [{}, {}]), group(EU, [{ weight: 3 }]), group(AP)], A1X, {}, plan, true);
-  assert.deepEqual(out.map((g) => [g.weight, g.lbEndpoints.length]), [[70, 2], [30, 1], [1, 0]]);
+  assert.deepEqual(
+    out.map((g) => [g.weight, g.lbEndpoints.length]),
+    [
+      [70, 2],
+      [30, 1],
+      [1, 0],
+    ],
+  );
 });
 
 test('locality: without outlier detection (or when disabled) endpoints do not depend on the proxy', () => {
   assert.equal(localityLbPlan(undefined), undefined);
   assert.equal(localityLbPlan({ loadBalancer: { localityLbSetting: { failover: [{ from: 'a', to: 'b' }] } } }), undefined);
   assert.equal(localityLbPlan({ outlierDetection: {}, loadBalancer: { localityLbSetting: { enabled: false } } }), undefined);
-  assert.ok(localityLbPlan({ outlierDetection: {} }), "the mesh default (enabled) applies once outlier detection is set");
+  assert.ok(localityLbPlan({ outlierDetection: {} }), 'the mesh default (enabled) applies once outlier detection is set');
 });
 
 // ---- outlier detection for gRPC ----
@@ -248,7 +270,10 @@ test('EDS depends on the proxy locality only where locality load balancing appli
   assert.equal(engine.stats().resources.computed - computed, 1, `of ${[...r2.keys()].join(', ')}`);
   const cla = endpointResources({ snap, proxy: proxyIn('r2'), names: new Set([failover]) })[0]?.build();
   const prio = (cla?.endpoints as ProtoObject[]).map((e) => [(e.locality as ProtoObject).region, e.priority ?? 0]);
-  assert.deepEqual(prio, [['r1', 1], ['r2', 0]]);
+  assert.deepEqual(prio, [
+    ['r1', 1],
+    ['r2', 0],
+  ]);
 });
 
 test('EDS is served for EDS clusters only (no assignments for DNS clusters)', () => {
@@ -256,15 +281,16 @@ test('EDS is served for EDS clusters only (no assignments for DNS clusters)', ()
   const names = endpointResources({ snap, proxy: proxyIn('r1') }).map((r) => r.name);
   assert.ok(!names.some((n) => n.includes('ext.example.com')), `no EDS for the DNS entry: ${names.join(', ')}`);
   assert.deepEqual(endpointResources({ snap, proxy: proxyIn('r1'), names: new Set(['outbound|443||ext.example.com']) }), []);
-  const cds = outboundClusters({ snap, proxy: proxyIn('r1') }, 'envoy').find((r) => r.name === 'outbound|443||ext.example.com')?.build();
+  const cds = outboundClusters({ snap, proxy: proxyIn('r1') }, 'envoy')
+    .find((r) => r.name === 'outbound|443||ext.example.com')
+    ?.build();
   assert.equal(cds?.type, 'STRICT_DNS');
 });
 
 test('credentialName from a rule without workloadSelector: gateways get SDS, sidecars no TLS', () => {
   const snap = snapshot();
   const name = 'outbound|80||web.shop.svc.cluster.local';
-  const build = (type: 'sidecar' | 'router'): ProtoObject | undefined =>
-    outboundClusters({ snap, proxy: proxyIn('r1', type), names: new Set([name]) }, 'envoy')[0]?.build();
+  const build = (type: 'sidecar' | 'router'): ProtoObject | undefined => outboundClusters({ snap, proxy: proxyIn('r1', type), names: new Set([name]) }, 'envoy')[0]?.build();
   assert.equal(build('sidecar')?.transport_socket, undefined);
   const ts = build('router')?.transport_socket as ProtoObject | undefined;
   const ctx = (ts?.typed_config as ProtoObject | undefined)?.common_tls_context as ProtoObject | undefined;

@@ -19,18 +19,30 @@ const protos = new EnvoyProtos();
 const VH = 'type.googleapis.com/envoy.config.route.v3.VirtualHost';
 
 test('head + separately encoded entries of a repeated field decode as the whole message', () => {
-  const hosts = Array.from({ length: 300 }, (_, i) => ({ name: `h${i}`, domains: [`h${i}.example`, `h${i}.example:80`], routes: [{ match: { prefix: '/' }, route: { cluster: `c${i}` } }] }));
+  const hosts = Array.from({ length: 300 }, (_, i) => ({
+    name: `h${i}`,
+    domains: [`h${i}.example`, `h${i}.example:80`],
+    routes: [{ match: { prefix: '/' }, route: { cluster: `c${i}` } }],
+  }));
   const head = { name: '80', validate_clusters: { value: false }, ignore_port_in_host_matching: true };
   const whole = protos.decode(TypeUrl.Route, protos.encode(TypeUrl.Route, { ...head, virtual_hosts: hosts }));
-  const joined = concatRepeated(protos.encode(TypeUrl.Route, head), 2, hosts.map((h) => protos.encode(VH, h)));
+  const joined = concatRepeated(
+    protos.encode(TypeUrl.Route, head),
+    2,
+    hosts.map((h) => protos.encode(VH, h)),
+  );
   assert.deepEqual(protos.decode(TypeUrl.Route, joined), whole);
   // Lengths past one varint byte (>127) and past two (>16383) are framed right.
   const big = { name: 'big', domains: ['x'.repeat(20_000)] };
-  assert.deepEqual(protos.decode(TypeUrl.Route, concatRepeated(protos.encode(TypeUrl.Route, head), 2, [protos.encode(VH, big)])), protos.decode(TypeUrl.Route, protos.encode(TypeUrl.Route, { ...head, virtual_hosts: [big] })));
+  assert.deepEqual(
+    protos.decode(TypeUrl.Route, concatRepeated(protos.encode(TypeUrl.Route, head), 2, [protos.encode(VH, big)])),
+    protos.decode(TypeUrl.Route, protos.encode(TypeUrl.Route, { ...head, virtual_hosts: [big] })),
+  );
 });
 
 function mesh(weight: number): string {
-  const svc = (i: number): string => `apiVersion: v1\nkind: Service\nmetadata: { name: s${i}, namespace: default }\nspec: { clusterIP: 10.96.0.${i + 1}, ports: [{ name: http, port: 8080 }] }\n`;
+  const svc = (i: number): string =>
+    `apiVersion: v1\nkind: Service\nmetadata: { name: s${i}, namespace: default }\nspec: { clusterIP: 10.96.0.${i + 1}, ports: [{ name: http, port: 8080 }] }\n`;
   const vs = `apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: s0, namespace: default }\nspec:\n  hosts: [s0]\n  http:\n  - route: [{ destination: { host: s0 }, weight: ${weight} }, { destination: { host: s1 }, weight: ${100 - weight} }]\n`;
   return [...Array.from({ length: 40 }, (_, i) => svc(i)), vs].join('---\n');
 }
@@ -73,7 +85,13 @@ test('responses joined from cached wrappers decode as protobufjs encodes them', 
   const raw = sotwBytes(sotw);
   assert.ok(raw);
   assert.deepEqual(raw, Buffer.from(protos.DiscoveryResponse.encode(protos.DiscoveryResponse.fromObject(sotw)).finish()));
-  const delta = { system_version_info: '7-abc', resources: rs.map((r) => wire.delta(r, TypeUrl.Cluster)), type_url: TypeUrl.Cluster, removed_resources: ['gone', 'also'], nonce: 'c2-1' };
+  const delta = {
+    system_version_info: '7-abc',
+    resources: rs.map((r) => wire.delta(r, TypeUrl.Cluster)),
+    type_url: TypeUrl.Cluster,
+    removed_resources: ['gone', 'also'],
+    nonce: 'c2-1',
+  };
   const dt = protos.type('envoy.service.discovery.v3.DeltaDiscoveryResponse');
   const draw = deltaBytes(delta);
   assert.ok(draw);
@@ -96,7 +114,10 @@ test('requests decode as protobufjs decodes them, and equal name lists come back
   const opts = { defaults: false, arrays: true, longs: Number };
   const mine = decoder.decode(bytes);
   const theirs = protos.DiscoveryRequest.decode(bytes);
-  assert.deepEqual(JSON.parse(JSON.stringify(protos.DiscoveryRequest.toObject(protos.DiscoveryRequest.fromObject(mine), opts))), JSON.parse(JSON.stringify(protos.DiscoveryRequest.toObject(theirs, opts))));
+  assert.deepEqual(
+    JSON.parse(JSON.stringify(protos.DiscoveryRequest.toObject(protos.DiscoveryRequest.fromObject(mine), opts))),
+    JSON.parse(JSON.stringify(protos.DiscoveryRequest.toObject(theirs, opts))),
+  );
   const again = decoder.decode(protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject({ ...req, response_nonce: 'c9-9' })).finish());
   assert.equal(again.resource_names, mine.resource_names, 'the same subscription is the same array');
   const other = decoder.decode(protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject({ ...req, resource_names: req.resource_names.slice(1) })).finish());

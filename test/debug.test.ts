@@ -36,7 +36,7 @@ test('/ready answers 200 once config is loaded and the servers listen', async ()
   assert.equal(r.status, 200);
 });
 
-test('/debug/config_dump has Envoy\'s ConfigDump shape with what the proxy was sent', async () => {
+test("/debug/config_dump has Envoy's ConfigDump shape with what the proxy was sent", async () => {
   const r = await get(`/debug/config_dump?proxyID=${encodeURIComponent(PRODUCTPAGE)}`);
   assert.equal(r.status, 200);
   const dump = JSON.parse(r.body) as { configs: Record<string, unknown>[] };
@@ -46,12 +46,17 @@ test('/debug/config_dump has Envoy\'s ConfigDump shape with what the proxy was s
   assert.equal(clusters.dynamic_active_clusters[0]?.cluster['@type'], TypeUrl.Cluster);
   const listeners = byType.get('type.googleapis.com/envoy.admin.v3.ListenersConfigDump') as { dynamic_listeners: { name: string; active_state: { listener: { name: string } } }[] };
   assert.deepEqual(listeners.dynamic_listeners.map((l) => l.name).sort(), ['0.0.0.0_9080', 'virtualInbound', 'virtualOutbound']);
-  const routes = byType.get('type.googleapis.com/envoy.admin.v3.RoutesConfigDump') as { dynamic_route_configs: { route_config: { name: string; virtual_hosts: { name: string; routes: unknown[] }[] } }[] };
+  const routes = byType.get('type.googleapis.com/envoy.admin.v3.RoutesConfigDump') as {
+    dynamic_route_configs: { route_config: { name: string; virtual_hosts: { name: string; routes: unknown[] }[] } }[];
+  };
   assert.equal(routes.dynamic_route_configs.length, 1);
   const reviews = routes.dynamic_route_configs[0]?.route_config.virtual_hosts.find((v) => v.name === 'reviews.default.svc.cluster.local:9080');
   assert.ok(JSON.stringify(reviews?.routes).includes('"exact":"jason"'), 'the jason header route is in the dump');
   const eds = byType.get('type.googleapis.com/envoy.admin.v3.EndpointsConfigDump') as { dynamic_endpoint_configs: { endpoint_config: { cluster_name: string } }[] };
-  assert.deepEqual(eds.dynamic_endpoint_configs.map((e) => e.endpoint_config.cluster_name), ['outbound|9080|v1|reviews.default.svc.cluster.local']);
+  assert.deepEqual(
+    eds.dynamic_endpoint_configs.map((e) => e.endpoint_config.cluster_name),
+    ['outbound|9080|v1|reviews.default.svc.cluster.local'],
+  );
   // Istio's short form <pod>.<namespace> works too.
   assert.equal((await get('/debug/config_dump?proxyID=productpage-v1.default')).status, 200);
 });
@@ -75,10 +80,17 @@ test('/debug/syncz lists the proxy with per-type sent and acked state', async ()
 });
 
 test('/debug/registryz shows services, ports with protocols, and endpoints with pod labels', async () => {
-  const reg = JSON.parse((await get('/debug/registryz')).body) as { hostname: string; ports: { port: number; protocol: string }[]; endpoints: Record<string, { address: string; labels: Record<string, string>; pod: string }[]> }[];
+  const reg = JSON.parse((await get('/debug/registryz')).body) as {
+    hostname: string;
+    ports: { port: number; protocol: string }[];
+    endpoints: Record<string, { address: string; labels: Record<string, string>; pod: string }[]>;
+  }[];
   const reviews = reg.find((s) => s.hostname === 'reviews.default.svc.cluster.local');
   assert.ok(reviews);
-  assert.deepEqual(reviews.ports.map((p) => [p.port, p.protocol]), [[9080, 'HTTP']]);
+  assert.deepEqual(
+    reviews.ports.map((p) => [p.port, p.protocol]),
+    [[9080, 'HTTP']],
+  );
   const eps = reviews.endpoints['9080'] ?? [];
   assert.equal(eps.length, 3);
   assert.deepEqual(eps.map((e) => e.labels.version).sort(), ['v1', 'v2', 'v3']);
@@ -92,7 +104,7 @@ test('/debug/configz lists accepted config and no errors for the example', async
   assert.deepEqual(c.errors, []);
 });
 
-test('/metrics (debug port and monitoring port) uses Istio\'s metric names', async () => {
+test("/metrics (debug port and monitoring port) uses Istio's metric names", async () => {
   for (const port of [meshd.debugPort, meshd.monitoringPort]) {
     const m = (await get('/metrics', port)).body;
     assert.match(m, /^pilot_xds 1$/m);

@@ -55,11 +55,15 @@ test('delegate routes replace the delegating route in place, merged under its ma
     timeout: 3s
     delegate: { name: d, namespace: team }
   - route: [{ destination: { host: reviews, subset: v9 } }]`) +
-      delegateVs('d', 'team', `  - name: one
+      delegateVs(
+        'd',
+        'team',
+        `  - name: one
     match: [{ name: n, uri: { prefix: /api/v1 }, headers: { x-b: { exact: "2" } } }]
     route: [{ destination: { host: reviews.default.svc.cluster.local, subset: v1 } }]
   - timeout: 1s
-    route: [{ destination: { host: reviews.default.svc.cluster.local, subset: v2 } }]`),
+    route: [{ destination: { host: reviews.default.svc.cluster.local, subset: v2 } }]`,
+      ),
   );
   assert.deepEqual(s.errors, []);
   assert.deepEqual(rootRoutes(s), [
@@ -86,7 +90,10 @@ test('a delegate match compatible with only some root matches merges with those;
   const s = snap(
     root(`  - match: [{ uri: { prefix: /a } }, { uri: { prefix: /b } }]
     delegate: { name: d }`) +
-      delegateVs('d', 'default', `  - name: narrow
+      delegateVs(
+        'd',
+        'default',
+        `  - name: narrow
     match: [{ uri: { prefix: /b/x } }]
     route: [{ destination: { host: reviews, subset: v1 } }]
   - name: elsewhere
@@ -94,11 +101,15 @@ test('a delegate match compatible with only some root matches merges with those;
     route: [{ destination: { host: reviews, subset: v2 } }]
   - name: regex
     match: [{ uri: { regex: "/a.*" } }]
-    route: [{ destination: { host: reviews, subset: v3 } }]`),
+    route: [{ destination: { host: reviews, subset: v3 } }]`,
+      ),
   );
   assert.deepEqual(rootRoutes(s), [{ name: 'narrow', match: [{ uri: { prefix: '/b/x' } }], route: [{ destination: { host: 'reviews', subset: 'v1' } }] }]);
   const errs = errorsOf(s, 'root');
-  assert.deepEqual(errs.map((e) => e.path), ['spec.http[0].delegate', 'spec.http[0].delegate']);
+  assert.deepEqual(
+    errs.map((e) => e.path),
+    ['spec.http[0].delegate', 'spec.http[0].delegate'],
+  );
   assert.match(errs[0]?.message ?? '', /route 1 \(elsewhere\) of delegate default\/d has matches that conflict/);
   assert.match(errs[1]?.message ?? '', /route 2 \(regex\) of delegate default\/d/);
 });
@@ -112,8 +123,12 @@ test('missing, hosted, unexported and chained delegates are reported with their 
   - route: [{ destination: { host: reviews, subset: v1 } }]`) +
       delegateVs('hosted', 'default', `  - route: [{ destination: { host: ratings } }]`, '  hosts: [ratings]\n') +
       delegateVs('private', 'team', `  - route: [{ destination: { host: reviews } }]`, '  exportTo: ["."]\n') +
-      delegateVs('chain', 'default', `  - delegate: { name: private, namespace: team }
-  - route: [{ destination: { host: reviews, subset: v2 } }]`),
+      delegateVs(
+        'chain',
+        'default',
+        `  - delegate: { name: private, namespace: team }
+  - route: [{ destination: { host: reviews, subset: v2 } }]`,
+      ),
   );
   const errs = errorsOf(s, 'root');
   assert.deepEqual(
@@ -127,7 +142,10 @@ test('missing, hosted, unexported and chained delegates are reported with their 
   const chained = s.errors.find((e) => e.name === 'chain');
   assert.equal(chained?.kind, 'VirtualService');
   assert.equal(chained?.source, 'in.yaml');
-  assert.deepEqual(chained?.errors.map((e) => e.path), ['spec.http[0].delegate']);
+  assert.deepEqual(
+    chained?.errors.map((e) => e.path),
+    ['spec.http[0].delegate'],
+  );
   // What is left: the chained delegate's plain route, then the root's own route.
   assert.deepEqual(rootRoutes(s), [{ route: [{ destination: { host: 'reviews', subset: 'v2' } }] }, { route: [{ destination: { host: 'reviews', subset: 'v1' } }] }]);
 });

@@ -31,7 +31,11 @@ interface Stage {
 
 /** The Dockerfile's stages, with line continuations joined and comments dropped. */
 function stages(text: string): Stage[] {
-  const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const lines = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
   const out: Stage[] = [];
   for (const line of lines) {
     const sp = line.indexOf(' ');
@@ -78,11 +82,24 @@ function stages(text: string): Stage[] {
 
 /** .dockerignore patterns (Go filepath.Match per path, a match also excludes what is below). */
 function ignoreMatcher(text: string): (rel: string) => boolean {
-  const patterns = text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const patterns = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
   const res = patterns.map((p) => {
     const neg = p.startsWith('!');
     const body = (neg ? p.slice(1) : p).replace(/^\/+/, '').replace(/\/+$/, '');
-    const re = new RegExp(`^${body.split('**').map((part) => part.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')).join('.*')}(/.*)?$`);
+    const re = new RegExp(
+      `^${body
+        .split('**')
+        .map((part) =>
+          part
+            .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+            .replace(/\*/g, '[^/]*')
+            .replace(/\?/g, '[^/]'),
+        )
+        .join('.*')}(/.*)?$`,
+    );
     return { neg, re };
   });
   return (rel) => {
@@ -169,104 +186,136 @@ test('the Dockerfile uses a supported Node base image and runs the compiled code
   assert.doesNotMatch(bin, /tsx|ts-node|\.ts['"]/, 'bin/meshd.js must not need a TypeScript loader');
 });
 
-test('the image file set starts meshd as the image user: /ready answers and xDS serves', { skip: !isRoot || !setpriv ? 'needs root and setpriv to run as the image user' : false, timeout: 180_000 }, async () => {
-  const st = stages(fs.readFileSync(path.join(DEPLOY, 'Dockerfile'), 'utf8'));
-  const ignored = ignoreMatcher(fs.readFileSync(path.join(DEPLOY, 'Dockerfile.dockerignore'), 'utf8'));
-  const fsRoots = new Map<string, string>();
+test(
+  'the image file set starts meshd as the image user: /ready answers and xDS serves',
+  { skip: !isRoot || !setpriv ? 'needs root and setpriv to run as the image user' : false, timeout: 180_000 },
+  async () => {
+    const st = stages(fs.readFileSync(path.join(DEPLOY, 'Dockerfile'), 'utf8'));
+    const ignored = ignoreMatcher(fs.readFileSync(path.join(DEPLOY, 'Dockerfile.dockerignore'), 'utf8'));
+    const fsRoots = new Map<string, string>();
 
-  // Build stages: COPY from the context, then the RUN steps meshd's build relies on.
-  for (const [i, s] of st.slice(0, -1).entries()) {
-    const root = path.join(work, `stage-${s.name ?? i}`);
-    fsRoots.set(s.name ?? String(i), root);
-    for (const c of s.copies) {
-      assert.equal(c.from, undefined, 'a build stage copies from the context');
-      for (const src of c.sources) copyFromContext(ROOT, src, copyTarget(root, s.workdir, c.dest, src, c.sources.length > 1), ignored);
-    }
-    const run = s.runs.join(' && ');
-    assert.match(run, /\bnpm ci\b/);
-    assert.match(run, /\bnpm run build\b/);
-    assert.match(run, /\bnpm prune --omit=dev\b/);
-    const wd = path.join(root, s.workdir);
-    // `npm ci` installs every dependency; `npm run build` is package.json's build script.
-    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(wd, 'node_modules'));
-    const pkg = JSON.parse(fs.readFileSync(path.join(wd, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-    const build = /^tsc (.*)$/.exec(pkg.scripts['build'] ?? '');
-    assert.ok(build, `build script ${pkg.scripts['build']}: want tsc`);
-    const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), ...(build[1] as string).split(/\s+/)], { cwd: wd, encoding: 'utf8' });
-    assert.equal(tsc.status, 0, `npm run build: ${tsc.stdout}${tsc.stderr}`);
-    // `npm prune --omit=dev`: the dev dependencies (tsx, typescript, types) go.
-    fs.unlinkSync(path.join(wd, 'node_modules'));
-    prunedNodeModules(path.join(wd, 'node_modules'));
-    assert.ok(!fs.existsSync(path.join(wd, 'node_modules', 'tsx')), 'tsx is a dev dependency and is pruned');
-  }
-
-  // The runtime stage: only what it copies from the build stage.
-  const runtime = st.at(-1) as Stage;
-  const image = path.join(work, 'image');
-  for (const c of runtime.copies) {
-    const fromRoot = fsRoots.get(c.from ?? '');
-    assert.ok(fromRoot, `COPY --from=${c.from ?? ''}: no such stage`);
-    for (const src of c.sources) {
-      const target = copyTarget(image, runtime.workdir, c.dest, src, c.sources.length > 1);
-      const from = path.join(fromRoot, src);
-      assert.ok(fs.existsSync(from), `COPY --from=${c.from ?? ''} ${src}: the build stage has no such file`);
-      fs.mkdirSync(path.dirname(target), { recursive: true });
-      fs.cpSync(from, target, { recursive: true, verbatimSymlinks: true });
-    }
-  }
-
-  // Config for the folder source, and a writable CA folder (the Deployment uses Kubernetes instead).
-  const config = path.join(work, 'config');
-  fs.cpSync(path.join(ROOT, 'examples', 'bookinfo'), config, { recursive: true });
-  const [uid = '', gid = uid] = (runtime.user ?? '').split(':');
-  assert.match(uid, /^\d+$/, `USER ${runtime.user}: want a numeric uid (Kubernetes' runAsNonRoot checks it)`);
-  assert.notEqual(Number(uid), 0, 'the image must not run as root');
-  const caDir = path.join(work, 'ca');
-  fs.mkdirSync(caDir);
-  fs.chownSync(caDir, Number(uid), Number(gid));
-  for (const d of [work, image, config]) spawnSync('chmod', ['-R', 'a+rX', d]);
-
-  const entry = runtime.entrypoint ?? [];
-  assert.equal(entry[0], 'node');
-  const child = spawn(
-    setpriv as string,
-    [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', process.execPath, ...entry.slice(1),
-      '--config-dir', config, '--ca-dir', caDir, '--xds-port', '0', '--secure-xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--webhook-port', '-1', '--log-level', 'warn'],
-    { cwd: path.join(image, runtime.workdir), env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: '/nonexistent', ...runtime.env } },
-  );
-  children.push(child);
-  let out = '';
-  child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
-  const line = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`meshd did not start from the image file set:\n${out}`)), 60_000);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`meshd exited with ${code} from the image file set:\n${out}`));
-    });
-    const poll = setInterval(() => {
-      const m = /meshd listening: .*\n/.exec(out);
-      if (m) {
-        clearInterval(poll);
-        clearTimeout(t);
-        resolve(m[0]);
+    // Build stages: COPY from the context, then the RUN steps meshd's build relies on.
+    for (const [i, s] of st.slice(0, -1).entries()) {
+      const root = path.join(work, `stage-${s.name ?? i}`);
+      fsRoots.set(s.name ?? String(i), root);
+      for (const c of s.copies) {
+        assert.equal(c.from, undefined, 'a build stage copies from the context');
+        for (const src of c.sources) copyFromContext(ROOT, src, copyTarget(root, s.workdir, c.dest, src, c.sources.length > 1), ignored);
       }
-    }, 50);
-    child.on('exit', () => clearInterval(poll));
-  });
-  const m = /xDS 127\.0\.0\.1:(\d+), debug http:\/\/127\.0\.0\.1:(\d+)\/debug/.exec(line);
-  assert.ok(m, line);
-  const ready = await fetch(`http://127.0.0.1:${m[2]}/ready`);
-  assert.equal(ready.status, 200, await ready.text());
+      const run = s.runs.join(' && ');
+      assert.match(run, /\bnpm ci\b/);
+      assert.match(run, /\bnpm run build\b/);
+      assert.match(run, /\bnpm prune --omit=dev\b/);
+      const wd = path.join(root, s.workdir);
+      // `npm ci` installs every dependency; `npm run build` is package.json's build script.
+      fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(wd, 'node_modules'));
+      const pkg = JSON.parse(fs.readFileSync(path.join(wd, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+      const build = /^tsc (.*)$/.exec(pkg.scripts['build'] ?? '');
+      assert.ok(build, `build script ${pkg.scripts['build']}: want tsc`);
+      const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), ...(build[1] as string).split(/\s+/)], { cwd: wd, encoding: 'utf8' });
+      assert.equal(tsc.status, 0, `npm run build: ${tsc.stdout}${tsc.stderr}`);
+      // `npm prune --omit=dev`: the dev dependencies (tsx, typescript, types) go.
+      fs.unlinkSync(path.join(wd, 'node_modules'));
+      prunedNodeModules(path.join(wd, 'node_modules'));
+      assert.ok(!fs.existsSync(path.join(wd, 'node_modules', 'tsx')), 'tsx is a dev dependency and is pruned');
+    }
 
-  const ads = new AdsClient(new EnvoyProtos(), `127.0.0.1:${m[1]}`, { id: 'sidecar~10.1.0.9~productpage-v1-1.default~default.svc.cluster.local', metadata: { NAMESPACE: 'default' } });
-  try {
-    const cds = await ads.subscribe(TypeUrl.Cluster, undefined, 20_000);
-    assert.ok(cds.names.some((n) => n.startsWith('outbound|9080||reviews.')), `clusters: ${cds.names.join(', ')}`);
-  } finally {
-    ads.close();
-  }
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  child.kill('SIGTERM');
-  assert.equal(await exited, 0, out);
-});
+    // The runtime stage: only what it copies from the build stage.
+    const runtime = st.at(-1) as Stage;
+    const image = path.join(work, 'image');
+    for (const c of runtime.copies) {
+      const fromRoot = fsRoots.get(c.from ?? '');
+      assert.ok(fromRoot, `COPY --from=${c.from ?? ''}: no such stage`);
+      for (const src of c.sources) {
+        const target = copyTarget(image, runtime.workdir, c.dest, src, c.sources.length > 1);
+        const from = path.join(fromRoot, src);
+        assert.ok(fs.existsSync(from), `COPY --from=${c.from ?? ''} ${src}: the build stage has no such file`);
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        fs.cpSync(from, target, { recursive: true, verbatimSymlinks: true });
+      }
+    }
+
+    // Config for the folder source, and a writable CA folder (the Deployment uses Kubernetes instead).
+    const config = path.join(work, 'config');
+    fs.cpSync(path.join(ROOT, 'examples', 'bookinfo'), config, { recursive: true });
+    const [uid = '', gid = uid] = (runtime.user ?? '').split(':');
+    assert.match(uid, /^\d+$/, `USER ${runtime.user}: want a numeric uid (Kubernetes' runAsNonRoot checks it)`);
+    assert.notEqual(Number(uid), 0, 'the image must not run as root');
+    const caDir = path.join(work, 'ca');
+    fs.mkdirSync(caDir);
+    fs.chownSync(caDir, Number(uid), Number(gid));
+    for (const d of [work, image, config]) spawnSync('chmod', ['-R', 'a+rX', d]);
+
+    const entry = runtime.entrypoint ?? [];
+    assert.equal(entry[0], 'node');
+    const child = spawn(
+      setpriv as string,
+      [
+        `--reuid=${uid}`,
+        `--regid=${gid}`,
+        '--clear-groups',
+        '--',
+        process.execPath,
+        ...entry.slice(1),
+        '--config-dir',
+        config,
+        '--ca-dir',
+        caDir,
+        '--xds-port',
+        '0',
+        '--secure-xds-port',
+        '0',
+        '--debug-port',
+        '0',
+        '--monitoring-port',
+        '-1',
+        '--webhook-port',
+        '-1',
+        '--log-level',
+        'warn',
+      ],
+      { cwd: path.join(image, runtime.workdir), env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: '/nonexistent', ...runtime.env } },
+    );
+    children.push(child);
+    let out = '';
+    child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr?.on('data', (b: Buffer) => (out += b.toString()));
+    const line = await new Promise<string>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`meshd did not start from the image file set:\n${out}`)), 60_000);
+      child.on('exit', (code) => {
+        clearTimeout(t);
+        reject(new Error(`meshd exited with ${code} from the image file set:\n${out}`));
+      });
+      const poll = setInterval(() => {
+        const m = /meshd listening: .*\n/.exec(out);
+        if (m) {
+          clearInterval(poll);
+          clearTimeout(t);
+          resolve(m[0]);
+        }
+      }, 50);
+      child.on('exit', () => clearInterval(poll));
+    });
+    const m = /xDS 127\.0\.0\.1:(\d+), debug http:\/\/127\.0\.0\.1:(\d+)\/debug/.exec(line);
+    assert.ok(m, line);
+    const ready = await fetch(`http://127.0.0.1:${m[2]}/ready`);
+    assert.equal(ready.status, 200, await ready.text());
+
+    const ads = new AdsClient(new EnvoyProtos(), `127.0.0.1:${m[1]}`, {
+      id: 'sidecar~10.1.0.9~productpage-v1-1.default~default.svc.cluster.local',
+      metadata: { NAMESPACE: 'default' },
+    });
+    try {
+      const cds = await ads.subscribe(TypeUrl.Cluster, undefined, 20_000);
+      assert.ok(
+        cds.names.some((n) => n.startsWith('outbound|9080||reviews.')),
+        `clusters: ${cds.names.join(', ')}`,
+      );
+    } finally {
+      ads.close();
+    }
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, out);
+  },
+);

@@ -24,7 +24,11 @@ test('every shell script under deploy/ starts with set -euo pipefail and passes 
   for (const file of all) {
     const text = fs.readFileSync(path.join(DEPLOY, file), 'utf8');
     assert.ok(text.startsWith('#!/usr/bin/env bash\n'), `${file}: bash shebang`);
-    const first = text.split('\n').slice(1).map((l) => l.trim()).find((l) => l !== '' && !l.startsWith('#'));
+    const first = text
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim())
+      .find((l) => l !== '' && !l.startsWith('#'));
     assert.equal(first, 'set -euo pipefail', `${file}: first command`);
     const r = spawnSync('bash', ['-n', path.join(DEPLOY, file)], { encoding: 'utf8', timeout: 10_000 });
     assert.equal(r.status, 0, `${file}: bash -n: ${r.stderr}`);
@@ -57,20 +61,37 @@ function referencedPaths(): Array<{ script: string; ref: string; abs: string }> 
 function expand(abs: string): string[] | null {
   const base = path.basename(abs);
   if (base.includes('*')) {
-    const re = new RegExp(`^${base.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+    const re = new RegExp(
+      `^${base
+        .split('*')
+        .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*')}$`,
+    );
     const dir = path.dirname(abs);
-    const hits = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => re.test(f)).map((f) => path.join(dir, f)) : [];
+    const hits = fs.existsSync(dir)
+      ? fs
+          .readdirSync(dir)
+          .filter((f) => re.test(f))
+          .map((f) => path.join(dir, f))
+      : [];
     return hits.length > 0 ? hits : null;
   }
   if (!fs.existsSync(abs)) return null;
-  if (fs.statSync(abs).isDirectory()) return fs.readdirSync(abs).filter((f) => /\.ya?ml$/.test(f)).map((f) => path.join(abs, f));
+  if (fs.statSync(abs).isDirectory())
+    return fs
+      .readdirSync(abs)
+      .filter((f) => /\.ya?ml$/.test(f))
+      .map((f) => path.join(abs, f));
   return [abs];
 }
 
 test('the kind scripts apply files that exist, and the Istio objects in them are served by the CRDs and accepted by meshd', () => {
   const refs = referencedPaths();
   for (const want of ['/crds/', '/kind/mesh-plaintext.yaml', '/kind/sleep.yaml', '2-request-routing-jason', '5-traffic-shifting-50-v3', 'destinationrules.yaml']) {
-    assert.ok(refs.some((r) => r.abs.includes(want)), `no script references ${want}`);
+    assert.ok(
+      refs.some((r) => r.abs.includes(want)),
+      `no script references ${want}`,
+    );
   }
   const served = new Set<string>();
   for (const file of filesUnder(path.join(DEPLOY, 'crds'), (n) => n.endsWith('.yaml'))) {
@@ -98,16 +119,32 @@ test('the kind scripts apply files that exist, and the Istio objects in them are
 });
 
 test("bookinfo.sh's kube-inject path: meshd's injector with mesh-plaintext.yaml gives istio-proxy the plaintext settings", () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'cli', 'meshctl.ts'), 'kube-inject', '-f', '-', '--mesh-config', path.join(DEPLOY, 'kind', 'mesh-plaintext.yaml')], {
-    cwd: ROOT, input: fs.readFileSync(path.join(DEPLOY, 'kind', 'sleep.yaml'), 'utf8'), encoding: 'utf8', timeout: 30_000,
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', path.join(ROOT, 'src', 'cli', 'meshctl.ts'), 'kube-inject', '-f', '-', '--mesh-config', path.join(DEPLOY, 'kind', 'mesh-plaintext.yaml')],
+    {
+      cwd: ROOT,
+      input: fs.readFileSync(path.join(DEPLOY, 'kind', 'sleep.yaml'), 'utf8'),
+      encoding: 'utf8',
+      timeout: 30_000,
+    },
+  );
   assert.equal(r.status, 0, r.stderr);
-  const objs = parseAllDocuments(r.stdout).map((d) => d.toJS() as unknown).filter((o): o is J => typeof o === 'object' && o !== null);
-  assert.deepEqual(objs.map((o) => o['kind']), ['ServiceAccount', 'Service', 'Deployment']);
+  const objs = parseAllDocuments(r.stdout)
+    .map((d) => d.toJS() as unknown)
+    .filter((o): o is J => typeof o === 'object' && o !== null);
+  assert.deepEqual(
+    objs.map((o) => o['kind']),
+    ['ServiceAccount', 'Service', 'Deployment'],
+  );
   const dep = objs[2] as J;
   const proxy = recs(at(dep, 'spec.template.spec.containers'), 'containers').find((c) => c['name'] === 'istio-proxy');
   assert.ok(proxy, 'no istio-proxy injected');
-  const env = new Map(recs(proxy['env'], 'env').filter((e) => typeof e['value'] === 'string').map((e) => [String(e['name']), String(e['value'])]));
+  const env = new Map(
+    recs(proxy['env'], 'env')
+      .filter((e) => typeof e['value'] === 'string')
+      .map((e) => [String(e['name']), String(e['value'])]),
+  );
   assert.equal(env.get('ISTIO_DELTA_XDS'), undefined, 'sidecars keep their default, delta xDS');
   assert.equal(env.get('CA_ADDR'), 'istiod.istio-system.svc:15010');
   const proxyConfig = rec(JSON.parse(env.get('PROXY_CONFIG') ?? 'null'), 'PROXY_CONFIG');
@@ -185,8 +222,14 @@ test('check.sh passes against a cluster that routes as Istio does, always throug
   const r = runCheck('good', 20);
   assert.equal(r.status, 0, r.out);
   assert.doesNotMatch(r.out, /FAIL/);
-  for (const line of ['reviews with end-user: jason, 4 calls (v1=0 v2=4 v3=0 error=0)', 'reviews without end-user, 4 calls (v1=4 v2=0 v3=0 error=0)',
-    'productpage, anonymous, 4 calls (v1=4', 'productpage logged in as jason, 4 calls (v1=0 v2=4', 'reviews over 10 calls reached v1 and v3 only', 'PASS: all checks']) {
+  for (const line of [
+    'reviews with end-user: jason, 4 calls (v1=0 v2=4 v3=0 error=0)',
+    'reviews without end-user, 4 calls (v1=4 v2=0 v3=0 error=0)',
+    'productpage, anonymous, 4 calls (v1=4',
+    'productpage logged in as jason, 4 calls (v1=0 v2=4',
+    'reviews over 10 calls reached v1 and v3 only',
+    'PASS: all checks',
+  ]) {
     assert.ok(r.out.includes(line), `missing "${line}" in:\n${r.out}`);
   }
   assert.ok(r.calls.length > 30, `only ${r.calls.length} kubectl calls`);

@@ -15,17 +15,49 @@ import { parse as parseYaml } from 'yaml';
 import { ISTIO_NETWORKING_VERSIONS, KNOWN_KINDS, type Kind } from '../src/model/objects';
 import { parseDocuments } from '../src/sources/parse';
 import {
-  DEPLOY, ROOT, type Doc, type J, at, documents, filesUnder, flagValues, installed, kustomizationResources, list, meshdContainer, meta,
-  ofKind, one, readDeploy, rec, recs, strs, yamlFiles,
+  DEPLOY,
+  ROOT,
+  type Doc,
+  type J,
+  at,
+  documents,
+  filesUnder,
+  flagValues,
+  installed,
+  kustomizationResources,
+  list,
+  meshdContainer,
+  meta,
+  ofKind,
+  one,
+  readDeploy,
+  rec,
+  recs,
+  strs,
+  yamlFiles,
 } from './helpers/deploy-manifests';
 
 const NS = 'istio-system';
 const SECURITY_KINDS = ['PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication'];
 const SECURITY_VERSIONS = ['v1', 'v1beta1'];
 /** Istio's short names, from its CRDs. */
-const SHORT_NAMES: Record<string, string> = { VirtualService: 'vs', DestinationRule: 'dr', ServiceEntry: 'se', WorkloadEntry: 'we', Gateway: 'gw', PeerAuthentication: 'pa', AuthorizationPolicy: 'ap', RequestAuthentication: 'ra' };
+const SHORT_NAMES: Record<string, string> = {
+  VirtualService: 'vs',
+  DestinationRule: 'dr',
+  ServiceEntry: 'se',
+  WorkloadEntry: 'we',
+  Gateway: 'gw',
+  PeerAuthentication: 'pa',
+  AuthorizationPolicy: 'ap',
+  RequestAuthentication: 'ra',
+};
 /** istiod's Service ports: name, port, targetPort. */
-const ISTIOD_PORTS: Array<[string, number, number]> = [['grpc-xds', 15010, 15010], ['https-dns', 15012, 15012], ['https-webhook', 443, 15017], ['http-monitoring', 15014, 15014]];
+const ISTIOD_PORTS: Array<[string, number, number]> = [
+  ['grpc-xds', 15010, 15010],
+  ['https-dns', 15012, 15012],
+  ['https-webhook', 443, 15017],
+  ['http-monitoring', 15014, 15014],
+];
 
 const crds = (objs: Doc[]): J[] => ofKind(objs, 'CustomResourceDefinition');
 const crdOf = (objs: Doc[], kind: string): J => {
@@ -55,9 +87,18 @@ test('the kustomization installs every manifest outside kind/, each once, and no
   const manifests = yamlFiles().filter((f) => f !== 'kustomization.yaml' && !f.startsWith('kind/'));
   assert.deepEqual([...resources].sort(), manifests);
   const keys = installed().map(({ obj }) => `${String(obj['kind'])}/${meta(obj).namespace ?? ''}/${meta(obj).name}`);
-  assert.deepEqual(keys.filter((k, i) => keys.indexOf(k) !== i), [], 'objects installed twice');
+  assert.deepEqual(
+    keys.filter((k, i) => keys.indexOf(k) !== i),
+    [],
+    'objects installed twice',
+  );
   for (const { file, obj } of installed()) {
-    if (obj['kind'] !== 'Namespace' && obj['kind'] !== 'CustomResourceDefinition' && !String(obj['kind']).startsWith('Cluster') && !String(obj['kind']).endsWith('WebhookConfiguration')) {
+    if (
+      obj['kind'] !== 'Namespace' &&
+      obj['kind'] !== 'CustomResourceDefinition' &&
+      !String(obj['kind']).startsWith('Cluster') &&
+      !String(obj['kind']).endsWith('WebhookConfiguration')
+    ) {
       assert.equal(meta(obj).namespace, NS, `${file}: ${String(obj['kind'])} ${meta(obj).name} must live in ${NS}`);
     }
   }
@@ -67,7 +108,12 @@ test('the CRDs are exactly the Istio kinds meshd reads, served in the versions i
   const objs = installed();
   const networking = (Object.keys(KNOWN_KINDS) as Kind[]).filter((k) => KNOWN_KINDS[k].group === 'networking.istio.io');
   const want = [...networking.map((k) => `networking.istio.io/${k}`), ...SECURITY_KINDS.map((k) => `security.istio.io/${k}`)].sort();
-  assert.deepEqual(crds(objs).map((c) => `${String(at(c, 'spec.group'))}/${String(at(c, 'spec.names.kind'))}`).sort(), want);
+  assert.deepEqual(
+    crds(objs)
+      .map((c) => `${String(at(c, 'spec.group'))}/${String(at(c, 'spec.names.kind'))}`)
+      .sort(),
+    want,
+  );
 
   for (const crd of crds(objs)) {
     const spec = rec(crd['spec'], 'spec');
@@ -84,7 +130,11 @@ test('the CRDs are exactly the Istio kinds meshd reads, served in the versions i
     const versions = recs(spec['versions'], `${kind} versions`);
     const served = versions.filter((v) => v['served'] === true).map((v) => String(v['name']));
     assert.deepEqual(served.sort(), [...(group === 'networking.istio.io' ? ISTIO_NETWORKING_VERSIONS : SECURITY_VERSIONS)].sort(), `${kind} served versions`);
-    assert.deepEqual(versions.filter((v) => v['storage'] === true).map((v) => v['name']), ['v1'], `${kind}: v1 is the one storage version`);
+    assert.deepEqual(
+      versions.filter((v) => v['storage'] === true).map((v) => v['name']),
+      ['v1'],
+      `${kind}: v1 is the one storage version`,
+    );
     const columns = JSON.stringify(versions[0]?.['additionalPrinterColumns']);
     for (const v of versions) {
       const where = `${kind} ${String(v['name'])}`;
@@ -94,7 +144,10 @@ test('the CRDs are exactly the Istio kinds meshd reads, served in the versions i
       const specSchema = rec(at(schema, 'properties.spec'), `${where} spec schema`);
       assert.deepEqual([specSchema['type'], specSchema['x-kubernetes-preserve-unknown-fields']], ['object', true], `${where}: spec kept as is`);
       assert.equal(JSON.stringify(v['additionalPrinterColumns']), columns, `${where}: printer columns differ between versions`);
-      assert.ok(recs(v['additionalPrinterColumns'], `${where} columns`).some((c) => c['name'] === 'Age' && c['jsonPath'] === '.metadata.creationTimestamp'), `${where}: Age column`);
+      assert.ok(
+        recs(v['additionalPrinterColumns'], `${where} columns`).some((c) => c['name'] === 'Age' && c['jsonPath'] === '.metadata.creationTimestamp'),
+        `${where}: Age column`,
+      );
     }
     if (group !== 'networking.istio.io') continue;
     // meshd reads every version the CRD serves, and refuses one it does not serve.
@@ -174,7 +227,9 @@ test("the Deployment passes only flags that meshd's CLI accepts", () => {
   assert.equal(r.status, 0, r.stderr);
   const accepted = new Set(r.stdout.match(/--[a-z][a-z0-9-]*/g) ?? []);
   assert.ok(accepted.has('--host'), `unexpected --help output:\n${r.stdout}`);
-  const used = strs(meshdContainer(installed())['args'], 'args').filter((a) => a.startsWith('--')).map((a) => a.split('=')[0] as string);
+  const used = strs(meshdContainer(installed())['args'], 'args')
+    .filter((a) => a.startsWith('--'))
+    .map((a) => a.split('=')[0] as string);
   assert.ok(used.length > 0);
   for (const flag of used) assert.ok(accepted.has(flag), `meshd does not accept ${flag}; it accepts ${[...accepted].join(' ')}`);
 });
@@ -214,13 +269,20 @@ test('the webhooks call Service istiod in istio-system on /inject and /validate,
   }
 });
 
-interface Rule { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
 
 /** What the ServiceAccount may do: cluster-wide, or in one namespace. */
 function permissions(objs: Doc[], sa: { name: string; namespace: string }): (verb: string, group: string, resource: string, namespace?: string) => boolean {
   const rulesOf = (kind: string, name: string, namespace?: string): Rule[] => recs(one(objs, kind, name, namespace)['rules'], `${kind} ${name} rules`) as unknown as Rule[];
   const bound = (b: J): boolean => recs(b['subjects'], 'subjects').some((s) => s['kind'] === 'ServiceAccount' && s['name'] === sa.name && s['namespace'] === sa.namespace);
-  const cluster: Rule[] = ofKind(objs, 'ClusterRoleBinding').filter(bound).flatMap((b) => rulesOf('ClusterRole', String(at(b, 'roleRef.name'))));
+  const cluster: Rule[] = ofKind(objs, 'ClusterRoleBinding')
+    .filter(bound)
+    .flatMap((b) => rulesOf('ClusterRole', String(at(b, 'roleRef.name'))));
   const namespaced = new Map<string, Rule[]>();
   for (const b of ofKind(objs, 'RoleBinding').filter(bound)) {
     const ns = String(meta(b).namespace);
@@ -228,15 +290,32 @@ function permissions(objs: Doc[], sa: { name: string; namespace: string }): (ver
     namespaced.set(ns, [...(namespaced.get(ns) ?? []), ...rulesOf(kind, String(at(b, 'roleRef.name')), kind === 'Role' ? ns : undefined)]);
   }
   const match = (rules: Rule[], verb: string, group: string, resource: string): boolean =>
-    rules.some((r) => !r.resourceNames && [group, '*'].some((g) => r.apiGroups.includes(g)) && [resource, '*'].some((x) => r.resources.includes(x)) && [verb, '*'].some((v) => r.verbs.includes(v)));
+    rules.some(
+      (r) =>
+        !r.resourceNames &&
+        [group, '*'].some((g) => r.apiGroups.includes(g)) &&
+        [resource, '*'].some((x) => r.resources.includes(x)) &&
+        [verb, '*'].some((v) => r.verbs.includes(v)),
+    );
   return (verb, group, resource, namespace) => match(cluster, verb, group, resource) || (namespace !== undefined && match(namespaced.get(namespace) ?? [], verb, group, resource));
 }
 
 /** Resource names of the kinds meshd's model reads (Istio kinds are checked against the CRDs). */
 const RESOURCE: Record<Kind, string> = {
-  Namespace: 'namespaces', Service: 'services', Endpoints: 'endpoints', Pod: 'pods', EndpointSlice: 'endpointslices', Secret: 'secrets',
-  VirtualService: 'virtualservices', DestinationRule: 'destinationrules', ServiceEntry: 'serviceentries', WorkloadEntry: 'workloadentries', Gateway: 'gateways',
-  PeerAuthentication: 'peerauthentications', AuthorizationPolicy: 'authorizationpolicies', RequestAuthentication: 'requestauthentications',
+  Namespace: 'namespaces',
+  Service: 'services',
+  Endpoints: 'endpoints',
+  Pod: 'pods',
+  EndpointSlice: 'endpointslices',
+  Secret: 'secrets',
+  VirtualService: 'virtualservices',
+  DestinationRule: 'destinationrules',
+  ServiceEntry: 'serviceentries',
+  WorkloadEntry: 'workloadentries',
+  Gateway: 'gateways',
+  PeerAuthentication: 'peerauthentications',
+  AuthorizationPolicy: 'authorizationpolicies',
+  RequestAuthentication: 'requestauthentications',
 };
 const WATCH = ['get', 'list', 'watch'];
 
@@ -301,7 +380,9 @@ test('the mesh config points proxies at Service istiod: TLS on 15012 when instal
 });
 
 test('the Dockerfile builds what bin/meshd.js runs, as uid 1337, exposing the Deployment ports', () => {
-  const lines = readDeploy('Dockerfile').split('\n').filter((l) => l.trim() !== '' && !l.trim().startsWith('#'));
+  const lines = readDeploy('Dockerfile')
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !l.trim().startsWith('#'));
   const instr = (name: string): string[] => lines.filter((l) => l.startsWith(`${name} `)).map((l) => l.slice(name.length + 1).trim());
   const froms = instr('FROM');
   assert.equal(froms.length, 2, 'a build stage and a runtime stage');
@@ -310,8 +391,13 @@ test('the Dockerfile builds what bin/meshd.js runs, as uid 1337, exposing the De
   assert.equal(instr('USER').at(-1), '1337:1337');
   assert.match(lines.join('\n'), /npm ci\b[\s\S]*npm run build/);
   // Everything the build stage copies from the context exists and is not ignored.
-  const ignored = readDeploy('Dockerfile.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  const copied = instr('COPY').filter((c) => !c.startsWith('--from')).flatMap((c) => c.split(/\s+/).slice(0, -1));
+  const ignored = readDeploy('Dockerfile.dockerignore')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  const copied = instr('COPY')
+    .filter((c) => !c.startsWith('--from'))
+    .flatMap((c) => c.split(/\s+/).slice(0, -1));
   assert.ok(copied.includes('src') && copied.includes('package-lock.json'));
   for (const src of copied) {
     assert.ok(fs.existsSync(path.join(ROOT, src)), `COPY ${src}: missing`);
@@ -320,9 +406,14 @@ test('the Dockerfile builds what bin/meshd.js runs, as uid 1337, exposing the De
   // bin/meshd.js loads dist/, which the build config writes.
   assert.match(fs.readFileSync(path.join(ROOT, 'bin', 'meshd.js'), 'utf8'), /require\('\.\.\/dist\/main\.js'\)/);
   assert.equal(at(JSON.parse(fs.readFileSync(path.join(ROOT, 'tsconfig.build.json'), 'utf8')) as J, 'compilerOptions.outDir'), 'dist');
-  assert.ok(instr('COPY').some((c) => /^--from=build \S+\/dist \.\/dist$/.test(c)), 'the runtime stage copies dist/');
+  assert.ok(
+    instr('COPY').some((c) => /^--from=build \S+\/dist \.\/dist$/.test(c)),
+    'the runtime stage copies dist/',
+  );
   const exposed = (instr('EXPOSE').at(-1) ?? '').split(/\s+/).map(Number).sort();
-  const containerPorts = recs(meshdContainer(installed())['ports'], 'ports').map((p) => Number(p['containerPort'])).sort();
+  const containerPorts = recs(meshdContainer(installed())['ports'], 'ports')
+    .map((p) => Number(p['containerPort']))
+    .sort();
   assert.deepEqual(exposed, containerPorts);
   assert.ok(filesUnder(DEPLOY, (n) => n === 'Dockerfile').length === 1);
 });

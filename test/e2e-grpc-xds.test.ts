@@ -26,21 +26,8 @@ import type { MeshdHandle } from '../src/main';
 import { closeInOrder } from './helpers/teardown';
 import { only, requirePythonGrpc, startE2eMeshd } from './helpers/e2e';
 import { startBackends, type BackendSet } from './helpers/backends';
-import {
-  createMeshFixture,
-  headerRoute,
-  routeAllTo,
-  weightedRoute,
-  type MeshFixture,
-} from './helpers/mesh-fixture';
-import {
-  fractions,
-  runUntil,
-  startGrpcCoreClient,
-  startGrpcJsXdsClient,
-  type CallResult,
-  type XdsClient,
-} from './helpers/xds-clients';
+import { createMeshFixture, headerRoute, routeAllTo, weightedRoute, type MeshFixture } from './helpers/mesh-fixture';
+import { fractions, runUntil, startGrpcCoreClient, startGrpcJsXdsClient, type CallResult, type XdsClient } from './helpers/xds-clients';
 
 const V1 = 'reviews-v1';
 const V2 = 'reviews-v2';
@@ -68,23 +55,13 @@ interface Env {
   meshd: MeshdHandle;
 }
 
-
 /** Both sides seen, nothing else, no errors: the split is in effect. */
 function exactly(names: readonly string[]): (r: CallResult) => boolean {
-  return (r) =>
-    r.errors === 0 &&
-    Object.keys(r.counts).length === names.length &&
-    names.every((n) => (r.counts[n] ?? 0) > 0);
+  return (r) => r.errors === 0 && Object.keys(r.counts).length === names.length && names.every((n) => (r.counts[n] ?? 0) > 0);
 }
 
 /** Run `calls` calls and check both the client's view and every backend's own count. */
-async function assertAllTo(
-  env: Env,
-  client: XdsClient,
-  want: string,
-  calls: number,
-  metadata?: Record<string, string>,
-): Promise<void> {
+async function assertAllTo(env: Env, client: XdsClient, want: string, calls: number, metadata?: Record<string, string>): Promise<void> {
   env.backends.resetAll();
   const r = await client.run({ calls, metadata });
   assert.deepEqual(
@@ -93,11 +70,7 @@ async function assertAllTo(
     `${client.impl}: every call with metadata ${JSON.stringify(metadata ?? {})} should reach ${want}`,
   );
   const server = env.backends.counts();
-  assert.deepEqual(
-    server,
-    Object.fromEntries(Object.keys(server).map((n) => [n, n === want ? calls : 0])),
-    `${client.impl}: backends' own call counts`,
-  );
+  assert.deepEqual(server, Object.fromEntries(Object.keys(server).map((n) => [n, n === want ? calls : 0])), `${client.impl}: backends' own call counts`);
 }
 
 async function assertSplit(env: Env, client: XdsClient, a: string, b: string): Promise<void> {
@@ -110,8 +83,7 @@ async function assertSplit(env: Env, client: XdsClient, a: string, b: string): P
     const share = f[name] ?? 0;
     assert.ok(
       share >= SPLIT_MIN && share <= SPLIT_MAX,
-      `${client.impl}: ${name} got ${(share * 100).toFixed(1)} % of ${SPLIT_CALLS} calls, ` +
-        `want ${SPLIT_MIN * 100}..${SPLIT_MAX * 100} % (counts ${JSON.stringify(r.counts)})`,
+      `${client.impl}: ${name} got ${(share * 100).toFixed(1)} % of ${SPLIT_CALLS} calls, ` + `want ${SPLIT_MIN * 100}..${SPLIT_MAX * 100} % (counts ${JSON.stringify(r.counts)})`,
     );
   }
   assert.deepEqual(
@@ -226,7 +198,6 @@ describe('grpc-js-xds client', { timeout: 60_000 }, () => {
 });
 
 // ---- gRPC C-core (python3-grpcio) ----
-
 
 describe('gRPC C-core client (python3-grpcio)', { timeout: 60_000 }, () => {
   let client: XdsClient | undefined;

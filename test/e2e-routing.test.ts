@@ -25,14 +25,7 @@ import { closeInOrder } from './helpers/teardown';
 import { requirePythonGrpc, startE2eMeshd } from './helpers/e2e';
 import { startBackends, type BackendSet } from './helpers/backends';
 import { NAMESPACE, SERVICE, SERVICE_PORT, VS_FILE, createMeshFixture, type MeshFixture } from './helpers/mesh-fixture';
-import {
-  type CallResult,
-  type ClientImpl,
-  type XdsClient,
-  runUntil,
-  startGrpcCoreClient,
-  startGrpcJsXdsClient,
-} from './helpers/xds-clients';
+import { type CallResult, type ClientImpl, type XdsClient, runUntil, startGrpcCoreClient, startGrpcJsXdsClient } from './helpers/xds-clients';
 
 const V1 = 'reviews-v1';
 const V2 = 'reviews-v2';
@@ -109,7 +102,6 @@ function assertBackends(want: Record<string, number>, why: string): void {
 function inHalfRange(n: number): boolean {
   return n >= HALF_MIN && n <= HALF_MAX;
 }
-
 
 before(async () => {
   env.backends = await startBackends([V1, V2, V3, V4]);
@@ -259,7 +251,11 @@ function routingSuite(impl: ClientImpl): void {
       const direct = await c.run({ calls: 10, metadata: { 'x-mode': 'direct' } });
       assert.deepEqual({ counts: direct.counts, codes: codes(direct) }, { counts: {}, codes: { [String(status.UNAVAILABLE)]: 10 } }, `${impl} direct: ${JSON.stringify(direct)}`);
       const redirect = await c.run({ calls: 10, metadata: { 'x-mode': 'redirect' } });
-      assert.deepEqual({ counts: redirect.counts, codes: codes(redirect) }, { counts: {}, codes: { [String(status.UNKNOWN)]: 10 } }, `${impl} redirect: ${JSON.stringify(redirect)}`);
+      assert.deepEqual(
+        { counts: redirect.counts, codes: codes(redirect) },
+        { counts: {}, codes: { [String(status.UNKNOWN)]: 10 } },
+        `${impl} redirect: ${JSON.stringify(redirect)}`,
+      );
       const none = await c.run({ calls: 10, metadata: { 'x-mode': 'other-one' } });
       assert.deepEqual({ counts: none.counts, codes: codes(none) }, { counts: {}, codes: { [String(status.UNAVAILABLE)]: 10 } }, `${impl} no route: ${JSON.stringify(none)}`);
       assertBackends({}, `${impl}: refused calls reach no backend`);

@@ -29,9 +29,23 @@ import pino from 'pino';
 import { startMeshd, type MeshdHandle } from '../src/meshd';
 import { toYaml } from './helpers/mesh-fixture';
 import {
-  ECHO, ECHO_TARGET, JWT_AUDIENCE, JWT_ISSUER, PING, SLEEP, WHO,
-  type AgentProcess, type XdsServerProcess,
-  denyPath, freePort, meshObjects, mintToken, peerAuthentication, spiffe, startAgentProcess, startXdsServerProcess,
+  ECHO,
+  ECHO_TARGET,
+  JWT_AUDIENCE,
+  JWT_ISSUER,
+  PING,
+  SLEEP,
+  WHO,
+  type AgentProcess,
+  type XdsServerProcess,
+  denyPath,
+  freePort,
+  meshObjects,
+  mintToken,
+  peerAuthentication,
+  spiffe,
+  startAgentProcess,
+  startXdsServerProcess,
 } from './helpers/security-mesh';
 import { closeInOrder } from './helpers/teardown';
 import { runUntil, startGrpcJsXdsClient, type CallResult, type XdsClient } from './helpers/xds-clients';
@@ -83,8 +97,16 @@ before(async () => {
   meshd = await startMeshd({
     // The agents get their certificates over plaintext 15010, beside their plaintext xDS: the
     // development flag (this test is about mTLS between workloads, not the CA's transport).
-    configDir, xdsPort: 0, secureXdsPort: -1, plaintextCa: true, debugPort: 0, monitoringPort: -1,
-    caDir: path.join(dir, 'ca'), jwks: path.join(dir, 'jwks.json'), jwtIssuer: JWT_ISSUER, jwtAudiences: [JWT_AUDIENCE],
+    configDir,
+    xdsPort: 0,
+    secureXdsPort: -1,
+    plaintextCa: true,
+    debugPort: 0,
+    monitoringPort: -1,
+    caDir: path.join(dir, 'ca'),
+    jwks: path.join(dir, 'jwks.json'),
+    jwtIssuer: JWT_ISSUER,
+    jwtAudiences: [JWT_AUDIENCE],
     logger: pino({ level: 'info' }, { write: (l: string) => void logLines.push(l) }),
   });
   await meshd.caReady();
@@ -225,12 +247,14 @@ test('rotation under steady traffic: both certificates change at least twice, ze
   const serverSerialsUsed = Object.keys(r.serverSerials ?? {});
   assert.ok(clientSerialsUsed.length >= 3, `the server saw client certificates ${JSON.stringify(s.clientSerials)}`);
   assert.ok(serverSerialsUsed.length >= 3, `the client saw server certificates ${JSON.stringify(r.serverSerials)}`);
-  t.diagnostic(`files rotated: server ${seen.server.size - 1}, client ${seen.client.size - 1}; certificates used in handshakes: client ${clientSerialsUsed.length}, server ${serverSerialsUsed.length}`);
+  t.diagnostic(
+    `files rotated: server ${seen.server.size - 1}, client ${seen.client.size - 1}; certificates used in handshakes: client ${clientSerialsUsed.length}, server ${serverSerialsUsed.length}`,
+  );
   for (const x of clientSerialsUsed) assert.ok(written.client.has(x) || seen.client.has(x), `client serial ${x} came from the agent's files`);
   for (const x of serverSerialsUsed) assert.ok(written.server.has(x) || seen.server.has(x), `server serial ${x} came from the agent's files`);
 });
 
-test('no private key text in the agents\' or meshd\'s output', () => {
+test("no private key text in the agents' or meshd's output", () => {
   const text = logLines.join('') + serverAgent.output() + clientAgent.output() + server.stderr() + mtlsClient.stderr();
   for (const a of [serverAgent, clientAgent]) {
     const key = fs.readFileSync(path.join(a.certDir, 'key.pem'), 'utf8');

@@ -28,14 +28,7 @@ import { closeInOrder } from './helpers/teardown';
 import { only, requirePythonGrpc, startE2eMeshd } from './helpers/e2e';
 import { startBackends, type BackendSet } from './helpers/backends';
 import { NAMESPACE, SERVICE, SERVICE_PORT, XDS_TARGET as REVIEWS_TARGET, createMeshFixture, type MeshFixture, type VsRoute } from './helpers/mesh-fixture';
-import {
-  pythonGrpcAvailable,
-  runUntil,
-  startGrpcCoreClient,
-  startGrpcJsXdsClient,
-  type ClientImpl,
-  type XdsClient,
-} from './helpers/xds-clients';
+import { pythonGrpcAvailable, runUntil, startGrpcCoreClient, startGrpcJsXdsClient, type ClientImpl, type XdsClient } from './helpers/xds-clients';
 
 const CONVERGE_MS = 10_000;
 const TEST_TIMEOUT = 30_000;
@@ -203,7 +196,6 @@ after(async () => {
 
 const scenario = (s: string): Record<string, string> => ({ 'x-scenario': s });
 
-
 /** `calls` calls that must all reach `want`, checked at the client and at every backend. */
 async function assertAllTo(e: Env, c: XdsClient, want: BackendName, calls: number, metadata: Record<string, string>): Promise<void> {
   e.backends.resetAll();
@@ -228,7 +220,11 @@ async function circuitBreaking(e: Env, c: XdsClient): Promise<void> {
   e.backends.resetAll();
   const r = await c.run({ calls: CB_CALLS, concurrency: CB_CONCURRENCY, metadata: scenario('cb'), deadlineMs: 3000, staggerMs: CB_STAGGER_MS });
   const ok = r.counts['slow'] ?? 0;
-  assert.deepEqual(Object.keys(r.counts).filter((n) => n !== 'slow'), [], `${c.impl}: only slow answers: ${JSON.stringify(r)}`);
+  assert.deepEqual(
+    Object.keys(r.counts).filter((n) => n !== 'slow'),
+    [],
+    `${c.impl}: only slow answers: ${JSON.stringify(r)}`,
+  );
   assert.ok(ok >= 1, `${c.impl}: at least one call of each burst goes through: ${JSON.stringify(r)}`);
   assert.ok(r.errors >= CB_CALLS / 2, `${c.impl}: most calls of 8-call bursts exceed max_requests 1: ${JSON.stringify(r)}`);
   assert.deepEqual(Object.keys(r.errorCodes), [UNAVAILABLE], `${c.impl}: excess calls fail with UNAVAILABLE: ${JSON.stringify(r)}`);
@@ -271,7 +267,11 @@ async function ringHash(e: Env, c: XdsClient): Promise<void> {
     const names = Object.keys(r.counts);
     assert.ok(r.errors === 0 && names.length === 1 && rh.includes(names[0] as string), `${c.impl}: key ${key} sticks to one backend: ${JSON.stringify(r)}`);
     const target = names[0] as string;
-    assert.deepEqual(e.backends.counts(), Object.fromEntries(Object.keys(e.backends.counts()).map((n) => [n, n === target ? RH_CALLS_PER_KEY : 0])), `${c.impl}: backends' own counts for ${key}`);
+    assert.deepEqual(
+      e.backends.counts(),
+      Object.fromEntries(Object.keys(e.backends.counts()).map((n) => [n, n === target ? RH_CALLS_PER_KEY : 0])),
+      `${c.impl}: backends' own counts for ${key}`,
+    );
     owner.set(key, target);
   }
   const used = new Set(owner.values());
@@ -295,7 +295,6 @@ async function localityFailover(e: Env, c: XdsClient): Promise<void> {
 }
 
 // ---- clients ----
-
 
 /**
  * gRPC C-core 1.51 crashes (SIGSEGV) as soon as a ring-hash cluster is in the route config of a

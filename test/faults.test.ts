@@ -75,38 +75,42 @@ async function syncedConfig(debugPort: number, ids: readonly string[]): Promise<
   return out;
 }
 
-test('meshd killed with SIGKILL under connected clients: a restart on the same ports gets them back on the same config; SIGTERM exits 0 within 10 s', { timeout: 90_000 }, async () => {
-  const backends = await startBackends(['reviews-v1', 'reviews-v2']);
-  cleanups.push(() => backends.close());
-  const fixture = await createMeshFixture({ ports: { v1: backends.get('reviews-v1').port, v2: backends.get('reviews-v2').port }, http: routeAllTo('v2') });
-  cleanups.push(() => fixture.cleanup());
-  const first = await startMeshdProcess({ configDir: fixture.configDir, logLevel: 'warn' });
-  cleanups.push(() => first.kill());
-  const clients: XdsClient[] = await Promise.all([1, 2].map((i) => startGrpcJsXdsClient({ xdsPort: first.xdsPort, podName: `restart-client-${i}` })));
-  cleanups.push(() => Promise.all(clients.map((c) => c.close())));
-  const ids = clients.map((c) => c.nodeId);
-  for (const c of clients) await runUntil(c, { calls: 20, waitForReady: true }, only('reviews-v2'), { what: 'calls routed to v2', timeoutMs: 20_000 });
-  const before = await until('both clients SYNCED', () => syncedConfig(first.debugPort, ids), 20_000);
+test(
+  'meshd killed with SIGKILL under connected clients: a restart on the same ports gets them back on the same config; SIGTERM exits 0 within 10 s',
+  { timeout: 90_000 },
+  async () => {
+    const backends = await startBackends(['reviews-v1', 'reviews-v2']);
+    cleanups.push(() => backends.close());
+    const fixture = await createMeshFixture({ ports: { v1: backends.get('reviews-v1').port, v2: backends.get('reviews-v2').port }, http: routeAllTo('v2') });
+    cleanups.push(() => fixture.cleanup());
+    const first = await startMeshdProcess({ configDir: fixture.configDir, logLevel: 'warn' });
+    cleanups.push(() => first.kill());
+    const clients: XdsClient[] = await Promise.all([1, 2].map((i) => startGrpcJsXdsClient({ xdsPort: first.xdsPort, podName: `restart-client-${i}` })));
+    cleanups.push(() => Promise.all(clients.map((c) => c.close())));
+    const ids = clients.map((c) => c.nodeId);
+    for (const c of clients) await runUntil(c, { calls: 20, waitForReady: true }, only('reviews-v2'), { what: 'calls routed to v2', timeoutMs: 20_000 });
+    const before = await until('both clients SYNCED', () => syncedConfig(first.debugPort, ids), 20_000);
 
-  first.child.kill('SIGKILL');
-  assert.equal((await exitWithin(first, 10_000)).code, 'SIGKILL');
-  // The data plane keeps the config it has while the control plane is down.
-  for (const c of clients) assert.ok(only('reviews-v2')(await c.run({ calls: 10 })), 'calls still routed to v2 while meshd is down');
+    first.child.kill('SIGKILL');
+    assert.equal((await exitWithin(first, 10_000)).code, 'SIGKILL');
+    // The data plane keeps the config it has while the control plane is down.
+    for (const c of clients) assert.ok(only('reviews-v2')(await c.run({ calls: 10 })), 'calls still routed to v2 while meshd is down');
 
-  const second = await startMeshdProcess({ configDir: fixture.configDir, xdsPort: first.xdsPort, debugPort: first.debugPort, logLevel: 'warn' });
-  cleanups.push(() => second.kill());
-  assert.equal(second.xdsPort, first.xdsPort);
-  const after = await until('both clients back and SYNCED', () => syncedConfig(second.debugPort, ids), 30_000);
-  assert.deepEqual(after, before, 'the clients ACKed the same config (same versions of every type) after the restart');
-  for (const c of clients) assert.ok(only('reviews-v2')(await c.run({ calls: 10 })));
-  // The restarted meshd pushes to them: a change still arrives.
-  await fixture.writeVirtualService(routeAllTo('v1'));
-  for (const c of clients) await runUntil(c, { calls: 10 }, only('reviews-v1'), { what: 'the change after the restart', timeoutMs: 15_000 });
+    const second = await startMeshdProcess({ configDir: fixture.configDir, xdsPort: first.xdsPort, debugPort: first.debugPort, logLevel: 'warn' });
+    cleanups.push(() => second.kill());
+    assert.equal(second.xdsPort, first.xdsPort);
+    const after = await until('both clients back and SYNCED', () => syncedConfig(second.debugPort, ids), 30_000);
+    assert.deepEqual(after, before, 'the clients ACKed the same config (same versions of every type) after the restart');
+    for (const c of clients) assert.ok(only('reviews-v2')(await c.run({ calls: 10 })));
+    // The restarted meshd pushes to them: a change still arrives.
+    await fixture.writeVirtualService(routeAllTo('v1'));
+    for (const c of clients) await runUntil(c, { calls: 10 }, only('reviews-v1'), { what: 'the change after the restart', timeoutMs: 15_000 });
 
-  second.child.kill('SIGTERM');
-  const { code, ms } = await exitWithin(second, 10_000);
-  assert.equal(code, 0, `SIGTERM: exit code ${code} after ${ms} ms\n${second.stderr().slice(-2000)}`);
-});
+    second.child.kill('SIGTERM');
+    const { code, ms } = await exitWithin(second, 10_000);
+    assert.equal(code, 0, `SIGTERM: exit code ${code} after ${ms} ms\n${second.stderr().slice(-2000)}`);
+  },
+);
 
 /** Writes `bytes` on a raw TCP connection to the port, then waits until meshd closes it (or 2 s). */
 function rawConnection(port: number, bytes: Buffer): Promise<void> {
@@ -167,7 +171,9 @@ test('malformed traffic on the xDS port never stops meshd serving a well-behaved
   // 1. Garbage bytes, an HTTP/1.1 request, and an HTTP/2 preface followed by garbage, on raw sockets.
   await Promise.all([
     ...Array.from({ length: 30 }, () => rawConnection(port, randomBytes(64 * 1024))),
-    ...Array.from({ length: 10 }, () => rawConnection(port, Buffer.from(`POST ${ADS_PATH} HTTP/1.1\r\nHost: meshd\r\nContent-Type: application/grpc\r\nContent-Length: 5\r\n\r\nhello`))),
+    ...Array.from({ length: 10 }, () =>
+      rawConnection(port, Buffer.from(`POST ${ADS_PATH} HTTP/1.1\r\nHost: meshd\r\nContent-Type: application/grpc\r\nContent-Length: 5\r\n\r\nhello`)),
+    ),
     ...Array.from({ length: 10 }, () => rawConnection(port, Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), randomBytes(16 * 1024)]))),
   ]);
   await pushArrives('after garbage, HTTP/1.1 and broken HTTP/2 connections');
@@ -184,14 +190,15 @@ test('malformed traffic on the xDS port never stops meshd serving a well-behaved
     const s = bytesClient.open();
     s.on('error', () => undefined);
     s.on('data', () => undefined);
-    s.write(randomBytes(1 + (i * 997) % 4096));
+    s.write(randomBytes(1 + ((i * 997) % 4096)));
     streams.push(s);
   }
   const unknown = bytesClient.open();
   unknown.on('error', () => undefined);
   unknown.on('data', () => undefined);
   unknown.write(protoRequest({ node: { id: 'sidecar~10.0.0.99~odd.default~default.svc.cluster.local' }, type_url: 'type.googleapis.com/no.Such' }));
-  for (let i = 0; i < 500; i++) unknown.write(protoRequest({ type_url: `type.googleapis.com/${randomBytes(8).toString('hex')}`, resource_names: [randomBytes(40).toString('base64')] }));
+  for (let i = 0; i < 500; i++)
+    unknown.write(protoRequest({ type_url: `type.googleapis.com/${randomBytes(8).toString('hex')}`, resource_names: [randomBytes(40).toString('base64')] }));
   streams.push(unknown);
   const big = { fields: { BLOB: { stringValue: 'x'.repeat(1024 * 1024) }, NAMESPACE: { stringValue: 'default' } } };
   for (let i = 0; i < 3; i++) {
@@ -202,10 +209,14 @@ test('malformed traffic on the xDS port never stops meshd serving a well-behaved
     streams.push(s);
   }
   // The proxies with 1 MB metadata are served like any other (their metadata is theirs to send).
-  const bigOnes = await until('the 1 MB-metadata proxies to be served', async () => {
-    const n = (await syncz(meshd.debugPort)).filter((e) => e.proxy?.includes('~big.') && e.types['CDS']?.status === 'STALE').length;
-    return n === 3 ? n : undefined;
-  }, 10_000);
+  const bigOnes = await until(
+    'the 1 MB-metadata proxies to be served',
+    async () => {
+      const n = (await syncz(meshd.debugPort)).filter((e) => e.proxy?.includes('~big.') && e.types['CDS']?.status === 'STALE').length;
+      return n === 3 ? n : undefined;
+    },
+    10_000,
+  );
   assert.equal(bigOnes, 3);
   await pushArrives('with malformed messages, unknown types and 1 MB node metadata');
 
@@ -216,7 +227,13 @@ test('malformed traffic on the xDS port never stops meshd serving a well-behaved
       const s = bytesClient.open();
       s.on('error', () => undefined);
       s.on('data', () => undefined);
-      if (i % 2 === 0) s.write(protoRequest({ node: { id: `sidecar~10.1.${round}.${i % 250}~churn-${i}.default~default.svc.cluster.local`, metadata: { fields: { NAMESPACE: { stringValue: 'default' } } } }, type_url: TypeUrl.Cluster }));
+      if (i % 2 === 0)
+        s.write(
+          protoRequest({
+            node: { id: `sidecar~10.1.${round}.${i % 250}~churn-${i}.default~default.svc.cluster.local`, metadata: { fields: { NAMESPACE: { stringValue: 'default' } } } },
+            type_url: TypeUrl.Cluster,
+          }),
+        );
       batch.push(s);
     }
     await sleep(20);

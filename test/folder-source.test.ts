@@ -134,7 +134,17 @@ async function write(method: Method, file: string, text: string, gap: number, st
   }
 }
 
-const METHODS: readonly Method[] = ['writeFileSync', 'truncate-then-write', 'half-then-rest', 'copyFileSync', 'remove+create', 'writeFileSync', 'truncate-then-write', 'copyFileSync', 'cp'];
+const METHODS: readonly Method[] = [
+  'writeFileSync',
+  'truncate-then-write',
+  'half-then-rest',
+  'copyFileSync',
+  'remove+create',
+  'writeFileSync',
+  'truncate-then-write',
+  'copyFileSync',
+  'cp',
+];
 
 test('1,000+ in-place rewrites of config files: the served snapshot always ends on the last content of every file', { timeout: 120_000 }, async () => {
   const seed = Number(process.env['FOLDER_SEED'] ?? Date.now() % 1_000_000);
@@ -149,7 +159,15 @@ test('1,000+ in-place rewrites of config files: the served snapshot always ends 
     fs.writeFileSync(path.join(dir, `vs-${f}.yaml`), fileText(f, { edit: 0, count: 2 }));
   }
   // The rescan is off: convergence here comes from settling on watch events alone.
-  const meshd = await startMeshd({ configDir: dir, xdsPort: 0, debugPort: 0, monitoringPort: -1, debounceQuietMs: 20, configRescanIntervalMs: 0, logger: pino({ level: 'silent' }) });
+  const meshd = await startMeshd({
+    configDir: dir,
+    xdsPort: 0,
+    debugPort: 0,
+    monitoringPort: -1,
+    debounceQuietMs: 20,
+    configRescanIntervalMs: 0,
+    logger: pino({ level: 'silent' }),
+  });
   const lost: string[] = [];
   const byMethod = new Map<Method, number>();
   let writes = 0;
@@ -234,7 +252,14 @@ test('a file seen empty or half-written does not take its objects away; one that
   src.load();
   // Every state the source ever published.
   const published: string[][] = [];
-  src.on('change', () => published.push(src.state().objects.map((o) => o.metadata.name).sort()));
+  src.on('change', () =>
+    published.push(
+      src
+        .state()
+        .objects.map((o) => o.metadata.name)
+        .sort(),
+    ),
+  );
   await src.start();
   try {
     // Truncated, then written again 200 ms later (several quiet periods).
@@ -253,9 +278,17 @@ test('a file seen empty or half-written does not take its objects away; one that
     fs.closeSync(fd);
     await until('edit 3', () => edits(src).join() === 'edit-000003,edit-000003');
     await src.idle();
-    assert.deepEqual(published.filter((p) => p.length !== 2), [], 'an object went missing while its file was being written');
+    assert.deepEqual(
+      published.filter((p) => p.length !== 2),
+      [],
+      'an object went missing while its file was being written',
+    );
     assert.equal(src.stats().held, 2, 'the empty and the half-written reads were held');
-    assert.deepEqual(lines.filter((l) => l.level >= 40), [], 'no warning for a write that finished');
+    assert.deepEqual(
+      lines.filter((l) => l.level >= 40),
+      [],
+      'no warning for a write that finished',
+    );
 
     // Emptied for good: after the hold it is served as it is, and a warning names the file.
     fs.truncateSync(file, 0);
@@ -312,7 +345,14 @@ test('without watch events the periodic rescan alone converges (file systems wit
     for (let edit = 2; edit <= 6; edit++) {
       const w = { edit, count: edit % 2 === 0 ? 1 : 2 };
       await write(edit % 2 === 0 ? 'truncate-then-write' : 'remove+create', file, fileText(3, w), 5, '');
-      await until(`edit ${edit}`, () => edits(src).join() === Array(w.count).fill(`edit-${String(edit).padStart(6, '0')}`).join());
+      await until(
+        `edit ${edit}`,
+        () =>
+          edits(src).join() ===
+          Array(w.count)
+            .fill(`edit-${String(edit).padStart(6, '0')}`)
+            .join(),
+      );
     }
     fs.unlinkSync(file);
     await until('the removal', () => src.state().objects.length === 0);

@@ -128,7 +128,11 @@ spec:
   const optional = tlsContext(l443, 2);
   assert.equal(((optional.combined_validation_context as J).validation_context_sds_secret_config as J).name, 'kubernetes://c-cred-cacert');
   const optionalFc = (l443.filter_chains as J[])[2] as J;
-  assert.deepEqual(((optionalFc.transport_socket as J).typed_config as J).require_client_certificate, { value: false }, 'OPTIONAL_MUTUAL asks for, but does not require, a client certificate');
+  assert.deepEqual(
+    ((optionalFc.transport_socket as J).typed_config as J).require_client_certificate,
+    { value: false },
+    'OPTIONAL_MUTUAL asks for, but does not require, a client certificate',
+  );
   // ISTIO_MUTUAL on a TCP server also offers Istio's metadata-exchange ALPN, then forwards by its
   // `tcp` route: weighted clusters, stat prefix `<vs name>.<vs namespace>` as istiod names it.
   const l9443 = lds.find((l) => l.name === '0.0.0.0_9443') as J;
@@ -176,9 +180,15 @@ test('unprivileged pods skip ports below 1024; a bind address names the listener
     hosts: ["*"]
 `);
   const unpriv = renderGateway(servers + VS, { ...META, UNPRIVILEGED_POD: 'true' });
-  assert.deepEqual(unpriv.lds.map((l) => l.name), ['127.0.0.2_8081']);
+  assert.deepEqual(
+    unpriv.lds.map((l) => l.name),
+    ['127.0.0.2_8081'],
+  );
   assert.deepEqual(((unpriv.lds[0] as J).address as J).socket_address, { address: '127.0.0.2', port_value: 8081 });
-  assert.deepEqual(unpriv.rds.map((r) => r.name), ['http.8081.127.0.0.2']);
+  assert.deepEqual(
+    unpriv.rds.map((r) => r.name),
+    ['http.8081.127.0.0.2'],
+  );
   const priv = renderGateway(servers + VS);
   assert.deepEqual(priv.lds.map((l) => l.name).sort(), ['0.0.0.0_80', '127.0.0.2_8081']);
 });
@@ -250,7 +260,10 @@ spec:
   - port: { number: 8080, name: http, protocol: HTTP }
     hosts: [${host}]
 `;
-  fs.writeFileSync(path.join(dir, 'all.yaml'), BACKEND + gw('one', 'one', 'one.example.com') + gw('two', 'two', 'two.example.com') + VS.replace('gateways: [gw]', 'gateways: [one, two]\n  exportTo: [.]'));
+  fs.writeFileSync(
+    path.join(dir, 'all.yaml'),
+    BACKEND + gw('one', 'one', 'one.example.com') + gw('two', 'two', 'two.example.com') + VS.replace('gateways: [gw]', 'gateways: [one, two]\n  exportTo: [.]'),
+  );
   const snap = snapshotFromDir(dir);
   assert.deepEqual(snap.errors, []);
   const engine = new ConfigEngine({ protos, checker: new ResourceValidator(protos) });
@@ -282,7 +295,11 @@ test("config_dump redaction follows Envoy's `sensitive` annotations in any resou
       name: 'envoy.transport_sockets.tls',
       typed_config: {
         '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
-        common_tls_context: { tls_certificates: [{ certificate_chain: { inline_string: 'CERT' }, private_key: { inline_string: 'KEY' }, password: { inline_bytes: Buffer.from('pw').toString('base64') } }] },
+        common_tls_context: {
+          tls_certificates: [
+            { certificate_chain: { inline_string: 'CERT' }, private_key: { inline_string: 'KEY' }, password: { inline_bytes: Buffer.from('pw').toString('base64') } },
+          ],
+        },
       },
     },
   };

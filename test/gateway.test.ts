@@ -169,8 +169,15 @@ before(async () => {
   jwksDir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-gateway-jwks-'));
   fs.writeFileSync(path.join(jwksDir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
   meshd = await startMeshd({
-    configDir: dir, xdsPort: 0, secureXdsPort: 0, debugPort: 0, monitoringPort: -1, logger,
-    jwks: path.join(jwksDir, 'jwks.json'), jwtIssuer: JWT_ISSUER, jwtAudiences: [JWT_AUDIENCE],
+    configDir: dir,
+    xdsPort: 0,
+    secureXdsPort: 0,
+    debugPort: 0,
+    monitoringPort: -1,
+    logger,
+    jwks: path.join(jwksDir, 'jwks.json'),
+    jwtIssuer: JWT_ISSUER,
+    jwtAudiences: [JWT_AUDIENCE],
   });
   await meshd.caReady();
 });
@@ -209,7 +216,7 @@ test('a router proxy gets its Gateways as listeners and routes, outbound cluster
   assert.deepEqual(((secure.virtual_hosts as J[])[0] as J).domains, ['bookinfo.example.com']);
 });
 
-test('SDS serves kubernetes://<credentialName> with the Secret\'s certificate and key, and they terminate TLS', async () => {
+test("SDS serves kubernetes://<credentialName> with the Secret's certificate and key, and they terminate TLS", async () => {
   const c = await client(GW_ID, 'istio-system');
   const r = await c.subscribe(TypeUrl.Secret, ['kubernetes://bookinfo-credential']);
   assert.deepEqual(r.names, ['kubernetes://bookinfo-credential']);
@@ -264,7 +271,10 @@ test('replacing the Secret file pushes the new certificate over SDS, and nothing
   const got = tlsCert(pushed, 'kubernetes://bookinfo-credential');
   assert.equal(fingerprint(got.chain), fingerprint(serverA.cert));
   c.ack(pushed, ['kubernetes://bookinfo-credential']);
-  assert.deepEqual((await c.drain(400)).map((x) => x.type_url), []);
+  assert.deepEqual(
+    (await c.drain(400)).map((x) => x.type_url),
+    [],
+  );
   const hs = await handshake({ cert: got.chain, key: got.key }, { servername: 'bookinfo.example.com', ca: ca.cert });
   assert.equal(hs.clientOk, true);
   assert.equal(hs.peer, fingerprint(serverA.cert));
@@ -276,21 +286,24 @@ test('a certificate whose key is not its pair is not served; configz and push_st
   assert.deepEqual(r.names, ['kubernetes://mtls-credential']);
   const configz = JSON.parse(await http('/debug/configz')) as { secrets: Array<{ namespace: string; name: string; problems: string[] }> };
   const broken = configz.secrets.find((s) => s.namespace === 'istio-system' && s.name === 'broken-credential');
-  assert.ok(broken?.problems.some((p) => p.includes('not a key pair')), JSON.stringify(broken));
+  assert.ok(
+    broken?.problems.some((p) => p.includes('not a key pair')),
+    JSON.stringify(broken),
+  );
   assert.deepEqual(configz.secrets.find((s) => s.name === 'mtls-credential')?.problems, []);
   const status = JSON.parse(await http('/debug/push_status')) as { rejected_resources: Array<{ name: string; errors: Array<{ message: string }> }> };
   const withheld = status.rejected_resources.find((x) => x.name === 'kubernetes://broken-credential');
   assert.ok(withheld?.errors[0]?.message.includes('not a key pair'));
 });
 
-test('config_dump shows a gateway\'s secrets with the private key redacted, and no key appears in any debug output or log', async () => {
+test("config_dump shows a gateway's secrets with the private key redacted, and no key appears in any debug output or log", async () => {
   // Its own pod name, so config_dump finds this stream and not an earlier one (labels come from the pod IP).
   const id = 'router~10.244.0.50~istio-ingressgateway-dump.istio-system~istio-system.svc.cluster.local';
   const c = await client(id, 'istio-system');
   await c.subscribe(TypeUrl.Listener);
   await c.subscribe(TypeUrl.Secret, ['kubernetes://bookinfo-credential', 'kubernetes://mtls-credential', 'kubernetes://broken-credential']);
   const dump = await http(`/debug/config_dump?proxyID=${encodeURIComponent(id)}`);
-  assert.ok(dump.includes('0.0.0.0_8443'), 'the gateway\'s listeners are in the dump');
+  assert.ok(dump.includes('0.0.0.0_8443'), "the gateway's listeners are in the dump");
   const secrets = (JSON.parse(dump) as { configs: J[] }).configs.find((x) => x['@type'] === 'type.googleapis.com/envoy.admin.v3.SecretsConfigDump');
   const active = (secrets?.dynamic_active_secrets ?? []) as J[];
   assert.deepEqual(active.map((s) => s.name).sort(), ['kubernetes://bookinfo-credential', 'kubernetes://mtls-credential']);
@@ -350,7 +363,15 @@ test('over TLS without a credential, the stream is refused', async () => {
 });
 
 test('over TLS with a certificate of another namespace, a proxy that claims `shop` is refused', async () => {
-  const c = track(new AdsClient(protos, `127.0.0.1:${meshd.secureXdsPort}`, { id: INTRUDER_ID, metadata: { NAMESPACE: 'shop' } }, 'full', tlsChannel(meshd.caRootPem(), await gatewayCert('default', 'sleep'))));
+  const c = track(
+    new AdsClient(
+      protos,
+      `127.0.0.1:${meshd.secureXdsPort}`,
+      { id: INTRUDER_ID, metadata: { NAMESPACE: 'shop' } },
+      'full',
+      tlsChannel(meshd.caRootPem(), await gatewayCert('default', 'sleep')),
+    ),
+  );
   await assert.rejects(c.subscribe(TypeUrl.Secret, [SHOP_SECRET]));
   assert.equal(c.error?.code, 7 /* PERMISSION_DENIED */, c.error?.details);
   assert.match(c.error?.details ?? '', /spiffe:\/\/cluster.local\/ns\/default\/sa\/sleep.*do not match/);
@@ -368,7 +389,13 @@ test('the shop gateway, verified by its certificate, gets its credential; by a t
 
   const byToken = 'router~10.9.9.11~shop-gateway-1.shop~shop.svc.cluster.local';
   const { credentials, channelOptions } = tlsChannel(meshd.caRootPem());
-  const t = track(new AdsClient(protos, `127.0.0.1:${meshd.secureXdsPort}`, { id: byToken, metadata: { NAMESPACE: 'shop' } }, 'full', { credentials, channelOptions, metadata: bearer(await mintToken(jwtKey, GATEWAY_SA, 'shop')) }));
+  const t = track(
+    new AdsClient(protos, `127.0.0.1:${meshd.secureXdsPort}`, { id: byToken, metadata: { NAMESPACE: 'shop' } }, 'full', {
+      credentials,
+      channelOptions,
+      metadata: bearer(await mintToken(jwtKey, GATEWAY_SA, 'shop')),
+    }),
+  );
   const rt = await t.subscribe(TypeUrl.Secret, [SHOP_SECRET]);
   assert.deepEqual(rt.names, [SHOP_SECRET]);
   assert.equal((await synczOf(byToken))?.identity && ((await synczOf(byToken))?.identity as J).via, 'jwt');

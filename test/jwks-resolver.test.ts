@@ -136,13 +136,7 @@ test('http is refused (also when https redirects to it); a document that is not 
   const { r } = resolver({ timeoutMs: 300 });
   try {
     const started = Date.now();
-    await r.want([
-      { key: 'http://127.0.0.1:1/keys', url: 'http://127.0.0.1:1/keys', discovery: false },
-      req('/to-http'),
-      req('/html'),
-      req('/empty'),
-      req('/slow'),
-    ]);
+    await r.want([{ key: 'http://127.0.0.1:1/keys', url: 'http://127.0.0.1:1/keys', discovery: false }, req('/to-http'), req('/html'), req('/empty'), req('/slow')]);
     assert.ok(Date.now() - started < 3000, 'want() waits no longer than the timeout');
     const err = (k: string): string => r.entries().get(k)?.error ?? '';
     assert.match(err('http://127.0.0.1:1/keys'), /http is not allowed: JWKS are fetched over https only/);
@@ -167,7 +161,10 @@ test('OpenID discovery: the issuer document names the JWKS; an http jwks_uri the
   try {
     const good = server.url('/idp/.well-known/openid-configuration');
     const bad = server.url('/bad/.well-known/openid-configuration');
-    await r.want([{ key: good, url: good, discovery: true }, { key: bad, url: bad, discovery: true }]);
+    await r.want([
+      { key: good, url: good, discovery: true },
+      { key: bad, url: bad, discovery: true },
+    ]);
     assert.deepEqual(r.entries().get(good), { keys: compact(doc) });
     assert.match(r.entries().get(bad)?.error ?? '', /jwks_uri "http:\/\/127\.0\.0\.1\/certs" in .* is not https/);
   } finally {

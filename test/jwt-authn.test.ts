@@ -35,7 +35,8 @@ function parse(yaml: string): ConfigObject[] {
   return r.objects;
 }
 
-const ra = (ns: string, name: string, spec: string): string => `apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: { name: ${name}, namespace: ${ns} }\nspec: ${spec}\n---\n`;
+const ra = (ns: string, name: string, spec: string): string =>
+  `apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: { name: ${name}, namespace: ${ns} }\nspec: ${spec}\n---\n`;
 
 function snap(objects: ConfigObject[], jwks?: ReadonlyMap<string, JwksEntry>, previous?: MeshSnapshot): MeshSnapshot {
   return buildSnapshot({ objects, errors: [], sequence: 1, now: new Date(0), domain: 'cluster.local', ...(jwks ? { jwks } : {}), ...(previous ? { previous } : {}) });
@@ -44,16 +45,28 @@ function snap(objects: ConfigObject[], jwks?: ReadonlyMap<string, JwksEntry>, pr
 const POLICIES = parse(
   ra('istio-system', 'mesh', '{ jwtRules: [{ issuer: "https://mesh.example" , jwksUri: "https://mesh.example/keys" }] }') +
     ra('istio-system', 'mesh-web', '{ selector: { matchLabels: { app: web } }, jwtRules: [{ issuer: "https://b.example", jwksUri: "https://b.example/keys" }] }') +
-    ra('shop', 'web', '{ selector: { matchLabels: { app: web } }, jwtRules: [{ issuer: "https://z.example", jwksUri: "https://z.example/keys" }, { issuer: "https://a.example", jwksUri: "https://a.example/keys" }] }') +
+    ra(
+      'shop',
+      'web',
+      '{ selector: { matchLabels: { app: web } }, jwtRules: [{ issuer: "https://z.example", jwksUri: "https://z.example/keys" }, { issuer: "https://a.example", jwksUri: "https://a.example/keys" }] }',
+    ) +
     ra('shop', 'other', '{ selector: { matchLabels: { app: other } }, jwtRules: [{ issuer: "https://other.example", jwksUri: "https://other.example/keys" }] }') +
-    ra('shop', 'gw-ref', '{ targetRefs: [{ group: gateway.networking.k8s.io, kind: Gateway, name: shop-gw }], jwtRules: [{ issuer: "https://gw.example", jwksUri: "https://gw.example/keys" }] }') +
-    ra('istio-system', 'root-ref', '{ targetRef: { group: gateway.networking.k8s.io, kind: Gateway, name: shop-gw }, jwtRules: [{ issuer: "https://never.example", jwksUri: "https://never.example/keys" }] }') +
+    ra(
+      'shop',
+      'gw-ref',
+      '{ targetRefs: [{ group: gateway.networking.k8s.io, kind: Gateway, name: shop-gw }], jwtRules: [{ issuer: "https://gw.example", jwksUri: "https://gw.example/keys" }] }',
+    ) +
+    ra(
+      'istio-system',
+      'root-ref',
+      '{ targetRef: { group: gateway.networking.k8s.io, kind: Gateway, name: shop-gw }, jwtRules: [{ issuer: "https://never.example", jwksUri: "https://never.example/keys" }] }',
+    ) +
     ra('elsewhere', 'web', '{ jwtRules: [{ issuer: "https://elsewhere.example", jwksUri: "https://elsewhere.example/keys" }] }'),
 );
 
 const names = (s: MeshSnapshot, ns: string, labels: Record<string, string>): string[] => workloadJwtPolicies(s, ns, labels).map((p) => `${p.meta.namespace}/${p.meta.name}`);
 
-test("selection: own namespace first, then the root namespace; selectors must match; targetRefs only for Gateway API gateways", () => {
+test('selection: own namespace first, then the root namespace; selectors must match; targetRefs only for Gateway API gateways', () => {
   const s = snap(POLICIES);
   assert.deepEqual(names(s, 'shop', { app: 'web' }), ['shop/web', 'istio-system/mesh', 'istio-system/mesh-web']);
   assert.deepEqual(names(s, 'shop', { app: 'api' }), ['istio-system/mesh']);
@@ -65,7 +78,10 @@ test("selection: own namespace first, then the root namespace; selectors must ma
 });
 
 test('one provider: {origins-0 OR allow_missing}, payload in metadata, default space-delimited claims; sidecars keep the route cache', () => {
-  const s = snap(parse(ra('shop', 'one', '{ jwtRules: [{ issuer: "https://a.example", jwksUri: "https://a.example/keys" }] }')), new Map([['https://a.example/keys', { keys: KEYS_A }]]));
+  const s = snap(
+    parse(ra('shop', 'one', '{ jwtRules: [{ issuer: "https://a.example", jwksUri: "https://a.example/keys" }] }')),
+    new Map([['https://a.example/keys', { keys: KEYS_A }]]),
+  );
   assert.deepEqual(jwtAuthentication(s, workloadJwtPolicies(s, 'shop', {}), false), {
     providers: {
       'origins-0': {
@@ -86,49 +102,80 @@ test('several providers: sorted by issuer across policies; any valid provider, a
   const s = snap(POLICIES);
   const cfg = jwtAuthentication(s, workloadJwtPolicies(s, 'shop', { app: 'web' }), false) as P;
   const providers = cfg['providers'] as Record<string, P>;
-  assert.deepEqual(Object.entries(providers).map(([n, p]) => `${n}=${String(p['issuer'])}`), ['origins-0=https://a.example', 'origins-1=https://b.example', 'origins-2=https://mesh.example', 'origins-3=https://z.example']);
+  assert.deepEqual(
+    Object.entries(providers).map(([n, p]) => `${n}=${String(p['issuer'])}`),
+    ['origins-0=https://a.example', 'origins-1=https://b.example', 'origins-2=https://mesh.example', 'origins-3=https://z.example'],
+  );
   const inner = (i: number): P => ({ requires_any: { requirements: [{ provider_name: `origins-${i}` }, { allow_missing: {} }] } });
-  assert.deepEqual(cfg['rules'], [{
-    match: { prefix: '/' },
-    requires: { requires_any: { requirements: [0, 1, 2, 3].map((i) => ({ provider_name: `origins-${i}` })).concat([{ requires_all: { requirements: [0, 1, 2, 3].map(inner) } } as never]) } },
-  }]);
+  assert.deepEqual(cfg['rules'], [
+    {
+      match: { prefix: '/' },
+      requires: {
+        requires_any: { requirements: [0, 1, 2, 3].map((i) => ({ provider_name: `origins-${i}` })).concat([{ requires_all: { requirements: [0, 1, 2, 3].map(inner) } } as never]) },
+      },
+    },
+  ]);
   assert.equal(jwtAuthentication(s, [], false), undefined, 'no policy: no filter');
-  assert.equal(jwtAuthnFilter(snap(parse(ra('shop', 'empty', '{ selector: { matchLabels: { app: web } } }'))), 'shop', { app: 'web' }, false), undefined, 'a policy without rules: no filter');
+  assert.equal(
+    jwtAuthnFilter(snap(parse(ra('shop', 'empty', '{ selector: { matchLabels: { app: web } } }'))), 'shop', { app: 'web' }, false),
+    undefined,
+    'a policy without rules: no filter',
+  );
 });
 
 test('every JWTRule field reaches its provider field', () => {
-  const s = snap(parse(ra('shop', 'all', `{ jwtRules: [{ issuer: "https://a.example", jwksUri: "https://a.example/keys", audiences: [x, y],
+  const s = snap(
+    parse(
+      ra(
+        'shop',
+        'all',
+        `{ jwtRules: [{ issuer: "https://a.example", jwksUri: "https://a.example/keys", audiences: [x, y],
     fromHeaders: [{ name: x-token, prefix: "Bearer " }, { name: x-raw }], fromParams: [t], fromCookies: [c], outputPayloadToHeader: x-payload,
-    outputClaimToHeaders: [{ header: x-sub, claim: sub }], forwardOriginalToken: true, timeout: 1s, spaceDelimitedClaims: [roles, scope] }] }`)));
+    outputClaimToHeaders: [{ header: x-sub, claim: sub }], forwardOriginalToken: true, timeout: 1s, spaceDelimitedClaims: [roles, scope] }] }`,
+      ),
+    ),
+  );
   const p = ((jwtAuthentication(s, workloadJwtPolicies(s, 'shop', {}), false) as P)['providers'] as P)['origins-0'] as P;
-  assert.deepEqual({ ...p, local_jwks: undefined }, {
-    issuer: 'https://a.example',
-    audiences: ['x', 'y'],
-    forward: true,
-    forward_payload_header: 'x-payload',
-    payload_in_metadata: 'payload',
-    normalize_payload_in_metadata: { space_delimited_claims: ['permission', 'roles', 'scope'] },
-    claim_to_headers: [{ header_name: 'x-sub', claim_name: 'sub' }],
-    from_headers: [{ name: 'x-token', value_prefix: 'Bearer ' }, { name: 'x-raw' }],
-    from_params: ['t'],
-    from_cookies: ['c'],
-    local_jwks: undefined,
-  });
+  assert.deepEqual(
+    { ...p, local_jwks: undefined },
+    {
+      issuer: 'https://a.example',
+      audiences: ['x', 'y'],
+      forward: true,
+      forward_payload_header: 'x-payload',
+      payload_in_metadata: 'payload',
+      normalize_payload_in_metadata: { space_delimited_claims: ['permission', 'roles', 'scope'] },
+      claim_to_headers: [{ header_name: 'x-sub', claim_name: 'sub' }],
+      from_headers: [{ name: 'x-token', value_prefix: 'Bearer ' }, { name: 'x-raw' }],
+      from_params: ['t'],
+      from_cookies: ['c'],
+      local_jwks: undefined,
+    },
+  );
 });
 
 test("keys: inline as written; fetched; a source never fetched gets istiod's reject-all JWKS; a failed refresh keeps the old keys", () => {
   const inline = JSON.stringify({ keys: [JSON.parse(KEYS_B).keys[0]] }, null, 1);
-  const objs = parse(ra('shop', 'k', `{ jwtRules: [
+  const objs = parse(
+    ra(
+      'shop',
+      'k',
+      `{ jwtRules: [
     { issuer: "i1", jwks: '${inline.replace(/\n/g, ' ')}' },
     { issuer: "i2", jwksUri: "https://a.example/keys" },
     { issuer: "i3", jwksUri: "https://down.example/keys" },
     { issuer: "i4", jwksUri: "https://stale.example/keys" },
-    { issuer: "https://disco.example" } ] }`));
-  const s = snap(objs, new Map<string, JwksEntry>([
-    ['https://a.example/keys', { keys: KEYS_A }],
-    ['https://down.example/keys', { error: 'connect ECONNREFUSED' }],
-    ['https://stale.example/keys', { keys: KEYS_B, error: 'status 503' }],
-  ]));
+    { issuer: "https://disco.example" } ] }`,
+    ),
+  );
+  const s = snap(
+    objs,
+    new Map<string, JwksEntry>([
+      ['https://a.example/keys', { keys: KEYS_A }],
+      ['https://down.example/keys', { error: 'connect ECONNREFUSED' }],
+      ['https://stale.example/keys', { keys: KEYS_B, error: 'status 503' }],
+    ]),
+  );
   const providers = (jwtAuthentication(s, workloadJwtPolicies(s, 'shop', {}), false) as P)['providers'] as Record<string, P>;
   const jwks = (issuer: string): unknown => (Object.values(providers).find((p) => p['issuer'] === issuer)?.['local_jwks'] as P)['inline_string'];
   assert.equal(jwks('i1'), inline.replace(/\n/g, ' '));
@@ -138,7 +185,10 @@ test("keys: inline as written; fetched; a source never fetched gets istiod's rej
   // Discovery (no jwksUri) not fetched yet: istiod's fake for an empty URI.
   assert.equal(jwks('https://disco.example'), fakeJwks(''));
   // Each problem is reported on the policy, at the rule's field, and the policy stays in force.
-  assert.deepEqual(s.errors.map((e) => [e.kind, e.name, e.errors.map((f) => f.path)]), [['RequestAuthentication', 'k', ['spec.jwtRules[2].jwksUri', 'spec.jwtRules[3].jwksUri', 'spec.jwtRules[4].issuer']]]);
+  assert.deepEqual(
+    s.errors.map((e) => [e.kind, e.name, e.errors.map((f) => f.path)]),
+    [['RequestAuthentication', 'k', ['spec.jwtRules[2].jwksUri', 'spec.jwtRules[3].jwksUri', 'spec.jwtRules[4].issuer']]],
+  );
   const messages = s.errors[0]?.errors.map((f) => f.message) ?? [];
   assert.match(messages[0] ?? '', /JWKS https:\/\/down\.example\/keys could not be fetched \(connect ECONNREFUSED\); until it can, a JWKS that rejects every token is served/);
   assert.match(messages[1] ?? '', /could not be refreshed \(status 503\); the keys fetched before are still served/);
@@ -150,12 +200,32 @@ test("keys: inline as written; fetched; a source never fetched gets istiod's rej
 
 test('snapshots: a refreshed JWKS is a new version and a new jwks entry, while unchanged keys keep the previous objects', () => {
   const objs = parse(ra('shop', 'k', '{ jwtRules: [{ issuer: "i", jwksUri: "https://a.example/keys" }, { issuer: "j", jwksUri: "https://b.example/keys" }] }'));
-  const a = snap(objs, new Map([['https://a.example/keys', { keys: KEYS_A }], ['https://b.example/keys', { keys: KEYS_B }]]));
-  const same = snap(objs, new Map([['https://a.example/keys', { keys: KEYS_A }], ['https://b.example/keys', { keys: KEYS_B }]]), a);
+  const a = snap(
+    objs,
+    new Map([
+      ['https://a.example/keys', { keys: KEYS_A }],
+      ['https://b.example/keys', { keys: KEYS_B }],
+    ]),
+  );
+  const same = snap(
+    objs,
+    new Map([
+      ['https://a.example/keys', { keys: KEYS_A }],
+      ['https://b.example/keys', { keys: KEYS_B }],
+    ]),
+    a,
+  );
   assert.equal(same.version.split('-')[1], a.version.split('-')[1]);
   assert.equal(same.jwks, a.jwks, 'interned: equal key sets are the previous map');
   assert.equal(same.requestAuthentications, a.requestAuthentications);
-  const refreshed = snap(objs, new Map([['https://a.example/keys', { keys: KEYS_B }], ['https://b.example/keys', { keys: KEYS_B }]]), a);
+  const refreshed = snap(
+    objs,
+    new Map([
+      ['https://a.example/keys', { keys: KEYS_B }],
+      ['https://b.example/keys', { keys: KEYS_B }],
+    ]),
+    a,
+  );
   assert.notEqual(refreshed.version.split('-')[1], a.version.split('-')[1]);
   assert.notEqual(refreshed.jwks, a.jwks);
   assert.equal(refreshed.jwks.get('https://b.example/keys'), a.jwks.get('https://b.example/keys'), 'the unchanged source keeps its entry');

@@ -81,7 +81,13 @@ test('discovery, authentication, and 404 for resources that are not installed', 
   assert.ok(list(core, 'resources').some((r) => r['name'] === 'pods' && r['namespaced'] === true && r['kind'] === 'Pod'));
   assert.ok(list(core, 'resources').some((r) => r['name'] === 'pods/status'));
   const groups = list((await raw(api, 'GET', '/apis')).json, 'groups');
-  assert.deepEqual(list(groups.find((g) => g['name'] === 'networking.istio.io'), 'versions').map((v) => v['version']), ['v1', 'v1beta1', 'v1alpha3']);
+  assert.deepEqual(
+    list(
+      groups.find((g) => g['name'] === 'networking.istio.io'),
+      'versions',
+    ).map((v) => v['version']),
+    ['v1', 'v1beta1', 'v1alpha3'],
+  );
   assert.equal(at((await raw(api, 'GET', '/apis/coordination.k8s.io/v1')).json, 'resources', 0, 'name'), 'leases');
   assert.equal((await raw(api, 'GET', '/apis/example.com/v1')).status, 404);
   const missing = await raw(api, 'GET', '/apis/networking.istio.io/v1/namespaces/default/telemetries');
@@ -96,16 +102,25 @@ test('Lease CRUD with the typed client: 409 AlreadyExists, 409 Conflict on a sta
   const ns = 'istio-system';
   const created = await leases.createNamespacedLease({ namespace: ns, body: { metadata: { name: 'meshd' }, spec: { holderIdentity: 'a', leaseDurationSeconds: 15 } } });
   assert.ok(created.metadata?.uid && created.metadata.resourceVersion);
-  await assert.rejects(leases.createNamespacedLease({ namespace: ns, body: { metadata: { name: 'meshd' }, spec: {} } }), (e: Obj) => e['code'] === 409 && at(JSON.parse(String(e['body'])), 'reason') === 'AlreadyExists');
+  await assert.rejects(
+    leases.createNamespacedLease({ namespace: ns, body: { metadata: { name: 'meshd' }, spec: {} } }),
+    (e: Obj) => e['code'] === 409 && at(JSON.parse(String(e['body'])), 'reason') === 'AlreadyExists',
+  );
   const stale = await leases.readNamespacedLease({ name: 'meshd', namespace: ns });
   stale.spec = { ...stale.spec, holderIdentity: 'b' };
   const won = await leases.replaceNamespacedLease({ name: 'meshd', namespace: ns, body: stale });
   assert.ok(Number(won.metadata?.resourceVersion) > Number(created.metadata?.resourceVersion));
   stale.spec = { ...stale.spec, holderIdentity: 'c' };
-  await assert.rejects(leases.replaceNamespacedLease({ name: 'meshd', namespace: ns, body: stale }), (e: Obj) => e['code'] === 409 && at(JSON.parse(String(e['body'])), 'reason') === 'Conflict');
+  await assert.rejects(
+    leases.replaceNamespacedLease({ name: 'meshd', namespace: ns, body: stale }),
+    (e: Obj) => e['code'] === 409 && at(JSON.parse(String(e['body'])), 'reason') === 'Conflict',
+  );
   const jp = await leases.patchNamespacedLease({ name: 'meshd', namespace: ns, body: [{ op: 'replace', path: '/spec/holderIdentity', value: 'd' }] });
   assert.equal(jp.spec?.holderIdentity, 'd');
-  const mp = await leases.patchNamespacedLease({ name: 'meshd', namespace: ns, body: { spec: { holderIdentity: 'e' } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+  const mp = await leases.patchNamespacedLease(
+    { name: 'meshd', namespace: ns, body: { spec: { holderIdentity: 'e' } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
   assert.equal(mp.spec?.holderIdentity, 'e');
   assert.equal(mp.spec?.leaseDurationSeconds, 15, 'a merge patch keeps what it does not name');
   await leases.deleteNamespacedLease({ name: 'meshd', namespace: ns });
@@ -130,7 +145,13 @@ test('one global resourceVersion; list items of built-in kinds carry no kind; cu
 test('status subresource, generation, and writes that change nothing', T, async (t) => {
   const { api } = await server(t);
   const path = '/apis/networking.istio.io/v1/namespaces/default/destinationrules/r';
-  const c = await raw(api, 'POST', '/apis/networking.istio.io/v1/namespaces/default/destinationrules', { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'r' }, spec: { host: 'r' }, status: { x: 1 } });
+  const c = await raw(api, 'POST', '/apis/networking.istio.io/v1/namespaces/default/destinationrules', {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'DestinationRule',
+    metadata: { name: 'r' },
+    spec: { host: 'r' },
+    status: { x: 1 },
+  });
   assert.equal(c.status, 201);
   assert.equal(at(c.json, 'status'), undefined, 'POST drops status');
   const s = await raw(api, 'PUT', `${path}/status`, { ...c.json, spec: { host: 'ignored' }, status: { observedGeneration: 1 } });
@@ -147,7 +168,10 @@ test('paged LIST: limit, continue, remainingItemCount; an expired continue token
   const p1 = (await raw(api, 'GET', '/api/v1/configmaps?limit=2')).json;
   assert.deepEqual([list(p1, 'items').length, at(p1, 'metadata', 'remainingItemCount')], [2, 3]);
   const p2 = (await raw(api, 'GET', `/api/v1/configmaps?limit=2&continue=${at(p1, 'metadata', 'continue')}`)).json;
-  assert.deepEqual(list(p2, 'items').map((o) => at(o, 'metadata', 'name')), ['c2', 'c3']);
+  assert.deepEqual(
+    list(p2, 'items').map((o) => at(o, 'metadata', 'name')),
+    ['c2', 'c3'],
+  );
   assert.equal(at(p2, 'metadata', 'resourceVersion'), at(p1, 'metadata', 'resourceVersion'), 'every page is the same snapshot');
   api.expireResourceVersions();
   const p3 = await raw(api, 'GET', `/api/v1/configmaps?limit=2&continue=${at(p2, 'metadata', 'continue')}`);
@@ -162,18 +186,31 @@ test('WATCH: events after the resourceVersion in order, selectors with transitio
   api.store.patch('v1', 'ConfigMap', 'default', 'w', { metadata: { labels: { app: 'y' } } });
   api.store.delete('v1', 'ConfigMap', 'default', 'w');
   const all = await watch(api, `/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=${rv}`, 4);
-  assert.deepEqual(all.events.map((e) => at(e, 'type')), ['ADDED', 'MODIFIED', 'MODIFIED', 'DELETED']);
+  assert.deepEqual(
+    all.events.map((e) => at(e, 'type')),
+    ['ADDED', 'MODIFIED', 'MODIFIED', 'DELETED'],
+  );
   const rvs = all.events.map((e) => Number(at(e, 'object', 'metadata', 'resourceVersion')));
-  assert.deepEqual(rvs, [...rvs].sort((x, y) => x - y));
+  assert.deepEqual(
+    rvs,
+    [...rvs].sort((x, y) => x - y),
+  );
   assert.equal(at(all.events, 0, 'object', 'kind'), 'ConfigMap', 'watch events carry kind');
   const sel = await watch(api, `/api/v1/configmaps?watch=1&resourceVersion=${rv}&labelSelector=app%3Dx`, 3);
-  assert.deepEqual(sel.events.map((e) => at(e, 'type')), ['ADDED', 'MODIFIED', 'DELETED'], 'leaving the selector is a DELETED');
+  assert.deepEqual(
+    sel.events.map((e) => at(e, 'type')),
+    ['ADDED', 'MODIFIED', 'DELETED'],
+    'leaving the selector is a DELETED',
+  );
 
   api.expireResourceVersions();
   const old = await watch(api, `/api/v1/configmaps?watch=true&resourceVersion=${rv}`, 5);
   assert.equal(old.status, 200);
   assert.equal(old.ended, true, 'the server ends the watch');
-  assert.deepEqual(old.events.map((e) => [at(e, 'type'), at(e, 'object', 'code'), at(e, 'object', 'reason')]), [['ERROR', 410, 'Expired']]);
+  assert.deepEqual(
+    old.events.map((e) => [at(e, 'type'), at(e, 'object', 'code'), at(e, 'object', 'reason')]),
+    [['ERROR', 410, 'Expired']],
+  );
 });
 
 test('WATCH controls: bookmarks only when asked for, timeoutSeconds, dropWatches, restart', T, async (t) => {
@@ -184,7 +221,10 @@ test('WATCH controls: bookmarks only when asked for, timeoutSeconds, dropWatches
 
   const now = api.store.resourceVersion();
   const marked = watch(api, `/api/v1/pods?watch=true&resourceVersion=${now}&allowWatchBookmarks=true`, 1, () => setImmediate(() => api.sendBookmarks()));
-  assert.deepEqual((await marked).events.map((e) => [at(e, 'type'), at(e, 'object', 'metadata', 'resourceVersion')]), [['BOOKMARK', now]]);
+  assert.deepEqual(
+    (await marked).events.map((e) => [at(e, 'type'), at(e, 'object', 'metadata', 'resourceVersion')]),
+    [['BOOKMARK', now]],
+  );
   const plain = watch(api, `/api/v1/pods?watch=true&resourceVersion=${now}&timeoutSeconds=1`, 1, () => setImmediate(() => assert.equal(api.sendBookmarks(), 0)));
   assert.deepEqual(await plain, { status: 200, events: [], ended: true }, 'no bookmark without allowWatchBookmarks; ended after timeoutSeconds');
 
@@ -211,5 +251,8 @@ test('deleting a Namespace deletes what is in it; injected failures', T, async (
   api.injectFailures({ method: 'GET', path: '/api/v1/namespaces', status: 503, count: 1 });
   await assert.rejects(core.listNamespace(), (e: Obj) => e['code'] === 503);
   assert.equal((await core.listNamespace()).items.length, 0);
-  assert.deepEqual(api.requests.slice(-2).map((r) => r.status), [503, 200]);
+  assert.deepEqual(
+    api.requests.slice(-2).map((r) => r.status),
+    [503, 200],
+  );
 });

@@ -117,7 +117,10 @@ before(async () => {
   const core = kc.makeApiClient(CoreV1Api);
   const create = (o: object): Promise<KubernetesObject> => (env.objects as KubernetesObjectApi).create(o as KubernetesObject);
   for (const name of ['reviews', 'ratings']) await create(service(name));
-  const pods: Array<[string, string, number]> = [...VERSIONS.map((v): [string, string, number] => ['reviews', v, env.backends?.get(`reviews-${v}`).port ?? 0]), ['ratings', 'v1', env.backends.get('ratings-v1').port]];
+  const pods: Array<[string, string, number]> = [
+    ...VERSIONS.map((v): [string, string, number] => ['reviews', v, env.backends?.get(`reviews-${v}`).port ?? 0]),
+    ['ratings', 'v1', env.backends.get('ratings-v1').port],
+  ];
   for (const [app, version, port] of pods) {
     await create(pod(app, version));
     // The kubelet's part: the Pod's IP, through the status subresource (POST drops status).
@@ -126,7 +129,12 @@ before(async () => {
     await core.replaceNamespacedPodStatus({ name: `${app}-${version}`, namespace: NS, body: p });
     await create(slice(app, version, port));
   }
-  await create({ apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'reviews', namespace: NS }, spec: { host: 'reviews', subsets: VERSIONS.map((v) => ({ name: v, labels: { version: v } })) } });
+  await create({
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'DestinationRule',
+    metadata: { name: 'reviews', namespace: NS },
+    spec: { host: 'reviews', subsets: VERSIONS.map((v) => ({ name: v, labels: { version: v } })) },
+  });
   await create({ apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'reviews', namespace: NS }, spec: { hosts: ['reviews'], http: route('v1') } });
   env.logs = captureLog('info');
 });
@@ -139,7 +147,14 @@ describe('meshd --kubeconfig against the fake API server', { timeout: 120_000 },
   test('/ready stays 503 until every kind is listed; then clients route by the API objects', T, async () => {
     const api = env.api as KubeApiServer;
     await api.stop();
-    env.meshd = await startMeshd({ kubeconfig: api.kubeconfigPath, xdsPort: 0, debugPort: 0, monitoringPort: 0, logger: (env.logs as LogCapture).log, kube: { backoffInitialMs: 20, backoffMaxMs: 200, missingRetryMs: 100 } });
+    env.meshd = await startMeshd({
+      kubeconfig: api.kubeconfigPath,
+      xdsPort: 0,
+      debugPort: 0,
+      monitoringPort: 0,
+      logger: (env.logs as LogCapture).log,
+      kube: { backoffInitialMs: 20, backoffMaxMs: 200, missingRetryMs: 100 },
+    });
     const readyz = async (): Promise<number> => (await fetch(`http://127.0.0.1:${env.meshd?.debugPort}/ready`)).status;
     assert.equal(await readyz(), 503, 'not ready while the API server is unreachable');
     assert.equal(env.meshd.snapshot(), undefined);
@@ -185,7 +200,9 @@ describe('meshd --kubeconfig against the fake API server', { timeout: 120_000 },
     e.api.store.patch('networking.istio.io/v1', 'DestinationRule', NS, 'reviews', { metadata: { annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' } } });
     e.api.store.patch('v1', 'Pod', NS, 'reviews-v3', { status: { conditions: [{ type: 'Ready', status: 'True', lastProbeTime: new Date().toISOString() }] } }, 'merge', 'status');
     e.api.store.patch('v1', 'Service', NS, 'reviews', { status: { loadBalancer: { ingress: [{ ip: '203.0.113.9' }] } } }, 'merge', 'status');
-    e.api.store.patch('discovery.k8s.io/v1', 'EndpointSlice', NS, 'reviews-v3', { metadata: { annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': new Date().toISOString() } } });
+    e.api.store.patch('discovery.k8s.io/v1', 'EndpointSlice', NS, 'reviews-v3', {
+      metadata: { annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': new Date().toISOString() } },
+    });
     assert.equal(Number(e.api.store.resourceVersion()), rv0 + 5, 'five real writes');
     // meshd's informers have seen all five; then give the 100 ms debounce ample time to act, were it triggered.
     await caughtUp(e.api, e.meshd.source as KubeSource);
@@ -239,14 +256,39 @@ describe('the meshd command line', { timeout: 60_000 }, () => {
 
   test('--kubeconfig serves the API server it names; /ready turns 200', T, async () => {
     const api = ready().api;
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--kubeconfig', api.kubeconfigPath, '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--webhook-port', '0', '--secure-xds-port', '0', '--log-level', 'warn'], { cwd: ROOT });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        MAIN,
+        '--kubeconfig',
+        api.kubeconfigPath,
+        '--xds-port',
+        '0',
+        '--debug-port',
+        '0',
+        '--monitoring-port',
+        '-1',
+        '--webhook-port',
+        '0',
+        '--secure-xds-port',
+        '0',
+        '--log-level',
+        'warn',
+      ],
+      { cwd: ROOT },
+    );
     try {
       let out = '';
       child.stdout.on('data', (b: Buffer) => (out += b.toString()));
       const m = await waitFor(() => /debug http:\/\/127\.0\.0\.1:(\d+)\/debug/.exec(out), 'the listening line', 20_000);
       await waitFor(async () => (await fetch(`http://127.0.0.1:${m[1]}/ready`)).status === 200, '/ready 200');
       const vs = (await (await fetch(`http://127.0.0.1:${m[1]}/debug/configz`)).json()) as { virtual_services: Array<{ name: string }> };
-      assert.deepEqual(vs.virtual_services.map((v) => v.name), ['reviews']);
+      assert.deepEqual(
+        vs.virtual_services.map((v) => v.name),
+        ['reviews'],
+      );
     } finally {
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
@@ -255,7 +297,11 @@ describe('the meshd command line', { timeout: 60_000 }, () => {
   });
 
   test('--config-dir and --kubeconfig together are refused', T, () => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, '--config-dir', 'examples/bookinfo', '--kubeconfig', ready().api.kubeconfigPath], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, '--config-dir', 'examples/bookinfo', '--kubeconfig', ready().api.kubeconfigPath], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     assert.equal(r.status, 1);
     assert.match(r.stderr, /exclusive/);
   });

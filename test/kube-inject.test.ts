@@ -109,11 +109,24 @@ test('settings: flags, an injection config file and a mesh config reach the side
   assert.equal(env1['ISTIO_META_ISTIO_VERSION'], '1.24.1');
   assert.equal(((t1['metadata'] as Obj)['annotations'] as Obj)['istio.io/rev'], 'canary');
 
-  const mesh = write('mesh.yaml', [
-    'apiVersion: v1', 'kind: ConfigMap', 'metadata: {name: istio, namespace: istio-system}', 'data:', '  mesh: |-',
-    '    trustDomain: example.org', '    defaultConfig:', '      discoveryAddress: istiod.istio-system.svc:15010', '      controlPlaneAuthPolicy: NONE',
-    '      proxyMetadata:', '        CA_ADDR: istiod.istio-system.svc:15010', '        ISTIO_DELTA_XDS: "false"', '',
-  ].join('\n'));
+  const mesh = write(
+    'mesh.yaml',
+    [
+      'apiVersion: v1',
+      'kind: ConfigMap',
+      'metadata: {name: istio, namespace: istio-system}',
+      'data:',
+      '  mesh: |-',
+      '    trustDomain: example.org',
+      '    defaultConfig:',
+      '      discoveryAddress: istiod.istio-system.svc:15010',
+      '      controlPlaneAuthPolicy: NONE',
+      '      proxyMetadata:',
+      '        CA_ADDR: istiod.istio-system.svc:15010',
+      '        ISTIO_DELTA_XDS: "false"',
+      '',
+    ].join('\n'),
+  );
   const settings = write('inject.yaml', 'clusterId: east\nresources:\n  requests: {cpu: 10m}\n');
   const r = cli('meshctl', ['kube-inject', '-f', '-', '--mesh-config', mesh, '--inject-config', settings], DEPLOYMENT);
   assert.equal(r.status, 0, r.stderr);
@@ -128,7 +141,7 @@ test('settings: flags, an injection config file and a mesh config reach the side
   assert.equal(env2['ISTIO_DELTA_XDS'], 'false');
   assert.equal(env2['ISTIO_META_CLUSTER_ID'], 'east');
   assert.equal(env2['TRUST_DOMAIN'], 'example.org');
-  const names = ((t2['spec'] as Obj)['containers'] as Array<{ name: string; env: Array<{ name: string }>; resources: unknown }>);
+  const names = (t2['spec'] as Obj)['containers'] as Array<{ name: string; env: Array<{ name: string }>; resources: unknown }>;
   const proxy = names.find((c) => c.name === 'istio-proxy');
   assert.equal(proxy?.env.filter((e) => e.name === 'CA_ADDR').length, 1, 'no duplicate variables');
   assert.deepEqual(proxy?.resources, { requests: { cpu: '10m' } });
@@ -155,7 +168,10 @@ test('errors: missing file, bad YAML, bad annotation, unknown setting → a mess
 });
 
 test('meshctl validate: -f and arguments, the same report as meshd validate', () => {
-  const bad = write('bad.yaml', 'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r, namespace: shop}\nspec:\n  host: reviews\n  subsets: [{name: v1}, {name: v1}]\n');
+  const bad = write(
+    'bad.yaml',
+    'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r, namespace: shop}\nspec:\n  host: reviews\n  subsets: [{name: v1}, {name: v1}]\n',
+  );
   const a = cli('meshctl', ['validate', '-f', bad]);
   const b = cli('meshd', ['validate', bad]);
   assert.equal(a.status, 1);

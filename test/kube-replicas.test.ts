@@ -107,7 +107,14 @@ test("replicas' webhook certificates come from the shared mesh CA; the leader wr
   const injector = { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'istio-sidecar-injector' } };
   api.store.create({
     ...injector,
-    webhooks: [{ name: 'namespace.sidecar-injector.istio.io', clientConfig: { service: { name: 'istiod', namespace: 'istio-system', path: '/inject', port: 443 } }, admissionReviewVersions: ['v1'], sideEffects: 'None' }],
+    webhooks: [
+      {
+        name: 'namespace.sidecar-injector.istio.io',
+        clientConfig: { service: { name: 'istiod', namespace: 'istio-system', path: '/inject', port: 443 } },
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+      },
+    ],
   });
   const a = await replica('istiod-c');
   const b = await replica('istiod-d');
@@ -120,7 +127,8 @@ test("replicas' webhook certificates come from the shared mesh CA; the leader wr
   await handshake(a.webhookPort, ca);
   await handshake(b.webhookPort, ca);
   await until('caBundle patched', () => {
-    const cfg = api.store.get('admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration', '', 'istio-sidecar-injector') as { webhooks?: Array<{ clientConfig?: { caBundle?: string } }> } | undefined;
+    const cfg = api.store.get('admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration', '', 'istio-sidecar-injector') as
+      { webhooks?: Array<{ clientConfig?: { caBundle?: string } }> } | undefined;
     return cfg?.webhooks?.[0]?.clientConfig?.caBundle === Buffer.from(ca).toString('base64');
   });
 });

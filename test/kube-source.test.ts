@@ -64,7 +64,11 @@ test('initial list: every kind becomes the ConfigObject the folder source makes 
     const fileBody = structuredClone(file.body) as Record<string, Record<string, unknown>>;
     // A Pod keeps only the status fields meshd reads: IPs and phase.
     if (obj['kind'] === 'Pod') delete fileBody['status']?.['conditions'];
-    assert.deepEqual({ kind: kube.kind, apiVersion: kube.apiVersion, metadata: kube.metadata, body: kube.body }, { kind: file.kind, apiVersion: file.apiVersion, metadata: file.metadata, body: fileBody }, obj['kind'] as string);
+    assert.deepEqual(
+      { kind: kube.kind, apiVersion: kube.apiVersion, metadata: kube.metadata, body: kube.body },
+      { kind: file.kind, apiVersion: file.apiVersion, metadata: file.metadata, body: fileBody },
+      obj['kind'] as string,
+    );
   }
   for (const obj of bad) {
     const fromFile = loadText(JSON.stringify(obj), 'file.json').errors[0];
@@ -83,7 +87,14 @@ test('create, update and delete of every kind through the API reach the source',
     await client.create(obj as KubernetesObject);
     await waitFor(() => bodyOf(s, origin), `${origin} created`);
     const m = obj['metadata'] as { name: string; namespace?: string };
-    await client.patch({ apiVersion: obj['apiVersion'], kind: obj['kind'], metadata: { name: m.name, namespace: m.namespace, labels: { touched: 'yes' } } } as KubernetesObject, undefined, undefined, undefined, undefined, PatchStrategy.MergePatch);
+    await client.patch(
+      { apiVersion: obj['apiVersion'], kind: obj['kind'], metadata: { name: m.name, namespace: m.namespace, labels: { touched: 'yes' } } } as KubernetesObject,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      PatchStrategy.MergePatch,
+    );
     await waitFor(() => (bodyOf(s, origin)?.['metadata'] as { labels?: Record<string, string> })?.labels?.['touched'] === 'yes', `${origin} updated`);
   }
   assert.equal(s.src.state().objects.length, KINDS);
@@ -108,7 +119,9 @@ test('status, managedFields, resourceVersion and most annotations leave the mode
   api.store.patch('networking.istio.io/v1', 'DestinationRule', SHOP, 'web', { metadata: { annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{}' } } });
   api.store.patch('networking.istio.io/v1', 'WorkloadEntry', SHOP, 'vm1', { metadata: { annotations: { note: 'x' } } });
   api.store.patch('networking.istio.io/v1', 'Gateway', SHOP, 'gw', { metadata: { annotations: { note: 'y' }, finalizers: ['example.com/keep'] } });
-  api.store.patch('discovery.k8s.io/v1', 'EndpointSlice', SHOP, 'web-abc', { metadata: { annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': new Date().toISOString() } } });
+  api.store.patch('discovery.k8s.io/v1', 'EndpointSlice', SHOP, 'web-abc', {
+    metadata: { annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': new Date().toISOString() } },
+  });
   api.store.patch('v1', 'Pod', SHOP, 'web-0', { status: { conditions: [{ type: 'Ready', status: 'False' }], startTime: new Date().toISOString() } }, 'merge', 'status');
   api.store.patch('v1', 'Service', SHOP, 'web', { status: { loadBalancer: { ingress: [{ ip: '203.0.113.7' }] } } }, 'merge', 'status');
   api.store.patch('v1', 'Namespace', '', SHOP, { status: { phase: 'Active' } }, 'merge', 'status');
@@ -131,7 +144,12 @@ test('a watch cut mid-stream resumes from its resourceVersion, without a relist'
   await caughtUp(api, s.src);
   api.clearRequests();
   assert.equal(api.dropWatches(), KINDS, 'every kind had a watch open');
-  api.store.create({ apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'late', namespace: SHOP }, spec: { hosts: ['late'], http: [{ route: [{ destination: { host: 'web' } }] }] } });
+  api.store.create({
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'VirtualService',
+    metadata: { name: 'late', namespace: SHOP },
+    spec: { hosts: ['late'], http: [{ route: [{ destination: { host: 'web' } }] }] },
+  });
   api.store.delete('networking.istio.io/v1', 'WorkloadEntry', SHOP, 'vm1');
   await waitFor(() => bodyOf(s, 'kubernetes:VirtualService/shop/late') && !bodyOf(s, 'kubernetes:WorkloadEntry/shop/vm1'), 'changes made during the reconnect');
   await caughtUp(api, s.src);
@@ -181,7 +199,10 @@ test('410 Gone as the HTTP status of the watch request: relist as well', T, asyn
   api.expireResourceVersions();
   api.dropWatches();
   await assertRelistedCorrectly(api, s);
-  assert.ok(api.requests.some((r) => r.watch && r.status === 410), 'a watch was answered 410');
+  assert.ok(
+    api.requests.some((r) => r.watch && r.status === 410),
+    'a watch was answered 410',
+  );
 });
 
 test('410 Gone on open watches (the server compacted under them): relist', T, async (t) => {
@@ -205,7 +226,10 @@ test('API server restart: reconnect with bounded backoff and catch up; a reset s
   const records = s.logs.records();
   const retries = records.filter((r) => typeof r['retryInMs'] === 'number' && r['kind'] !== undefined && String(r['msg']).includes('failed'));
   assert.ok(retries.length >= KINDS, 'every kind retried');
-  assert.ok(retries.every((r) => (r['retryInMs'] as number) <= 500), 'backoff stays under its cap');
+  assert.ok(
+    retries.every((r) => (r['retryInMs'] as number) <= 500),
+    'backoff stays under its cap',
+  );
   const warnings = records.filter((r) => r['level'] === 40 && String(r['msg']).includes('retrying with backoff'));
   assert.ok(warnings.length <= KINDS * 2, `one warning per kind per outage, not one per retry (${warnings.length})`);
 
@@ -238,13 +262,21 @@ test('BOOKMARKs move each watch to the latest resourceVersion, so a later reconn
 });
 
 test('a CRD that is not installed is reported once, looked for again, and watched once installed', T, async (t) => {
-  const { api, s } = await setup(t, { resources: resourcesWithout('Gateway') }, shopObjects().filter((o) => o['kind'] !== 'Gateway'));
+  const { api, s } = await setup(
+    t,
+    { resources: resourcesWithout('Gateway') },
+    shopObjects().filter((o) => o['kind'] !== 'Gateway'),
+  );
   assert.equal(s.src.synced(), true, 'a missing kind does not block readiness');
   // Only Gateway discovery falls through to v1alpha3: count its rounds.
   await waitFor(() => api.requests.filter((r) => r.path === '/apis/networking.istio.io/v1alpha3').length >= 4, 'repeated discovery');
   const notServed = (): number => s.logs.records().filter((r) => String(r['msg']).includes('Gateway is not served')).length;
   assert.equal(notServed(), 1, 'logged once');
-  const gatewayErrors = (): string[] => s.src.state().errors.filter((e) => e.source === 'kubernetes:Gateway').map((e) => e.errors[0]?.message ?? '');
+  const gatewayErrors = (): string[] =>
+    s.src
+      .state()
+      .errors.filter((e) => e.source === 'kubernetes:Gateway')
+      .map((e) => e.errors[0]?.message ?? '');
   assert.equal(gatewayErrors().length, 1);
   assert.match(gatewayErrors()[0] ?? '', /not served by the API server \(tried v1, v1beta1, v1alpha3\)/);
   await assertMatchesFreshList(api, s);
@@ -266,8 +298,16 @@ test('a CRD that is not installed is reported once, looked for again, and watche
 });
 
 test('Istio kinds fall back to v1beta1, then v1alpha3, when v1 is not served', T, async (t) => {
-  const resources = DEFAULT_RESOURCES.map((r) => (r.kind === 'VirtualService' ? { ...r, versions: ['v1alpha3'] } : r.kind === 'DestinationRule' ? { ...r, versions: ['v1beta1', 'v1alpha3'] } : r));
-  const objects = shopObjects().map((o) => (o['kind'] === 'VirtualService' ? { ...o, apiVersion: 'networking.istio.io/v1alpha3' } : o['kind'] === 'DestinationRule' ? { ...o, apiVersion: 'networking.istio.io/v1beta1' } : o));
+  const resources = DEFAULT_RESOURCES.map((r) =>
+    r.kind === 'VirtualService' ? { ...r, versions: ['v1alpha3'] } : r.kind === 'DestinationRule' ? { ...r, versions: ['v1beta1', 'v1alpha3'] } : r,
+  );
+  const objects = shopObjects().map((o) =>
+    o['kind'] === 'VirtualService'
+      ? { ...o, apiVersion: 'networking.istio.io/v1alpha3' }
+      : o['kind'] === 'DestinationRule'
+        ? { ...o, apiVersion: 'networking.istio.io/v1beta1' }
+        : o,
+  );
   const { api, s } = await setup(t, { resources }, objects);
   const version = (k: string): string | undefined => s.src.status().find((x) => x.kind === k)?.version;
   assert.deepEqual([version('VirtualService'), version('DestinationRule'), version('ServiceEntry')], ['v1alpha3', 'v1beta1', 'v1']);
@@ -277,11 +317,24 @@ test('Istio kinds fall back to v1beta1, then v1alpha3, when v1 is not served', T
 });
 
 test('a large initial list arrives in pages of 500', T, async (t) => {
-  const pods = Array.from({ length: 1203 }, (_, i) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: `p-${i}`, namespace: SHOP, labels: { app: 'bulk' } }, spec: {}, status: { podIP: `10.9.${Math.floor(i / 250)}.${(i % 250) + 1}` } }));
+  const pods = Array.from({ length: 1203 }, (_, i) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: `p-${i}`, namespace: SHOP, labels: { app: 'bulk' } },
+    spec: {},
+    status: { podIP: `10.9.${Math.floor(i / 250)}.${(i % 250) + 1}` },
+  }));
   const { api, s } = await setup(t, {}, pods);
   assert.equal(s.src.state().objects.length, 1203);
   const podLists = api.requests.filter((r) => r.path === '/api/v1/pods' && !r.watch);
-  assert.deepEqual(podLists.map((r) => [r.query['limit'], r.query['continue'] !== undefined]), [['500', false], ['500', true], ['500', true]]);
+  assert.deepEqual(
+    podLists.map((r) => [r.query['limit'], r.query['continue'] !== undefined]),
+    [
+      ['500', false],
+      ['500', true],
+      ['500', true],
+    ],
+  );
   await assertMatchesFreshList(api, s);
 });
 
@@ -297,8 +350,16 @@ test('failing LISTs are retried with backoff and logged once per streak', T, asy
   await s.src.load();
   assert.ok(bodyOf(s, 'kubernetes:Service/shop/web'));
   const failures = s.logs.records().filter((r) => r['kind'] === 'Service' && String(r['msg']).includes('failed'));
-  assert.deepEqual(failures.map((r) => r['level']), [40, 20, 20, 20], 'a warning, then debug');
-  assert.deepEqual(failures.map((r) => r['retryInMs']), [20, 40, 80, 160], 'exponential backoff');
+  assert.deepEqual(
+    failures.map((r) => r['level']),
+    [40, 20, 20, 20],
+    'a warning, then debug',
+  );
+  assert.deepEqual(
+    failures.map((r) => r['retryInMs']),
+    [20, 40, 80, 160],
+    'exponential backoff',
+  );
   await assertMatchesFreshList(api, s);
 });
 

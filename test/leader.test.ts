@@ -254,7 +254,10 @@ test('the leader publishes istio-ca-root-cert into every namespace; the follower
     // The follower wrote nothing: no write anywhere ever carried its root.
     await waitFor('b to observe a', () => b.leader() === 'meshd-a');
     assert.equal(b.isLeader(), false);
-    assert.deepEqual(writes.filter((w) => w.pem === PEM_B), []);
+    assert.deepEqual(
+      writes.filter((w) => w.pem === PEM_B),
+      [],
+    );
     const rootWrites = (): typeof writes => writes.filter((w) => w.name === CA_ROOT_CONFIGMAP && w.type !== 'DELETED');
     // Created 5 (4, then later), tampered 1, repaired 1, recreated 1: nothing more.
     await waitFor('the watcher to see every write', () => rootWrites().length >= 8);
@@ -267,7 +270,11 @@ test('the leader publishes istio-ca-root-cert into every namespace; the follower
     await waitFor('the new leader to serve a new namespace', () => cm('after-handover')?.data?.[CA_ROOT_KEY] === PEM_B);
     // Watch events come in write order: once the new leader wrote, the old one never did again.
     const firstB = writes.findIndex((w) => w.pem === PEM_B);
-    assert.deepEqual(writes.slice(firstB).filter((w) => w.pem === PEM_A), [], 'the old leader kept writing');
+    assert.deepEqual(
+      writes.slice(firstB).filter((w) => w.pem === PEM_A),
+      [],
+      'the old leader kept writing',
+    );
   } finally {
     watchReq.abort();
     await closeInOrder([() => a.stop(), () => b.stop(), () => server.close()]);
@@ -293,7 +300,10 @@ test('a leader task that ignores its signal is left behind after the stop timeou
   await tasks.stop();
   const took = performance.now() - t0;
   assert.ok(took >= 90 && took < 1000, `stop() took ${Math.round(took)} ms`);
-  assert.ok(warnings.some((w) => /did not stop in time/.test(w)), warnings.join('\n'));
+  assert.ok(
+    warnings.some((w) => /did not stop in time/.test(w)),
+    warnings.join('\n'),
+  );
 });
 
 test('leader tasks run while leading, are aborted on stop, and restart after a failure', async () => {
@@ -372,7 +382,14 @@ async function stepDownWhileTasksWait(answerAfterMs: number | undefined): Promis
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'MutatingWebhookConfiguration',
     metadata: { name: 'istio-sidecar-injector' },
-    webhooks: [{ name: 'namespace.sidecar-injector.istio.io', clientConfig: { service: { name: 'istiod', namespace: NS, path: '/inject', port: 443 } }, admissionReviewVersions: ['v1'], sideEffects: 'None' }],
+    webhooks: [
+      {
+        name: 'namespace.sidecar-injector.istio.io',
+        clientConfig: { service: { name: 'istiod', namespace: NS, path: '/inject', port: 443 } },
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+      },
+    ],
   });
   server.store.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default' } });
   const proxy = await holdingProxy(server.url, /mutatingwebhookconfigurations|\/configmaps|\/namespaces\?|\/namespaces$/);
@@ -406,10 +423,17 @@ async function stepDownWhileTasksWait(answerAfterMs: number | undefined): Promis
     const stopped = a.stop().then(() => performance.now());
     // Fail in seconds, not after the 30 s a stuck task would take.
     const stoppedAt = await Promise.race([stopped, new Promise<number>((r) => setTimeout(() => r(Number.NaN), 5000))]);
-    assert.ok(steppedDownAt !== undefined && steppedDownAt - t0 < 1000, `the leader tasks stopped within 1 s of stop() (${steppedDownAt === undefined ? 'not at all' : `${Math.round(steppedDownAt - t0)} ms`})`);
+    assert.ok(
+      steppedDownAt !== undefined && steppedDownAt - t0 < 1000,
+      `the leader tasks stopped within 1 s of stop() (${steppedDownAt === undefined ? 'not at all' : `${Math.round(steppedDownAt - t0)} ms`})`,
+    );
     assert.ok(stoppedAt - t0 < 2000, `stop() (step down and release) took ${Number.isNaN(stoppedAt) ? 'over 5 s' : `${Math.round(stoppedAt - t0)} ms`}`);
     assert.equal(lease(server).holderIdentity, '', 'the Lease was released');
-    assert.deepEqual(warnings.filter((w) => /did not stop/.test(w)), [], 'every task honoured its signal');
+    assert.deepEqual(
+      warnings.filter((w) => /did not stop/.test(w)),
+      [],
+      'every task honoured its signal',
+    );
     await waitFor('b to take over', () => follower.isLeader(), 5000);
   } finally {
     clearTimeout(answer);

@@ -56,7 +56,10 @@ spec:
   assert.equal(ext?.meshExternal, true);
   assert.equal(ext?.ports[0]?.protocol, 'TLS');
   assert.deepEqual(
-    s.endpoints.get('api.example.com')?.get(443)?.map((e) => [e.address, e.port]),
+    s.endpoints
+      .get('api.example.com')
+      ?.get(443)
+      ?.map((e) => [e.address, e.port]),
     [['api.example.com', 443]],
     'DNS without endpoints resolves the host itself',
   );
@@ -65,7 +68,10 @@ spec:
   assert.equal(db?.meshExternal, false);
   assert.equal(db?.clusterIP, '240.0.0.1');
   assert.deepEqual(
-    s.endpoints.get('db.internal')?.get(5432)?.map((e) => [e.address, e.port, e.weight, e.locality.region, e.locality.zone]),
+    s.endpoints
+      .get('db.internal')
+      ?.get(5432)
+      ?.map((e) => [e.address, e.port, e.weight, e.locality.region, e.locality.zone]),
     [
       ['10.1.0.1', 15432, 3, 'us-east', 'zone-1'],
       ['10.1.0.2', 25432, undefined, undefined, undefined],
@@ -120,12 +126,18 @@ status: { podIP: 10.0.0.40 }
 `),
   );
   assert.deepEqual(
-    s.endpoints.get('ratings.shop.svc.cluster.local')?.get(9080)?.map((e) => [e.address, e.port, e.serviceAccount, e.locality.region]),
+    s.endpoints
+      .get('ratings.shop.svc.cluster.local')
+      ?.get(9080)
+      ?.map((e) => [e.address, e.port, e.serviceAccount, e.locality.region]),
     [['10.2.0.7', 8080, 'ratings', 'eu']],
     'same-namespace WorkloadEntry only, on the numeric targetPort',
   );
   assert.deepEqual(
-    s.endpoints.get('mongo.shop.mesh')?.get(27017)?.map((e) => [e.address, e.port, e.locality.zone ?? '']),
+    s.endpoints
+      .get('mongo.shop.mesh')
+      ?.get(27017)
+      ?.map((e) => [e.address, e.port, e.locality.zone ?? '']),
     [
       ['10.0.0.40', 27017, 'eu-1a'],
       ['10.3.0.1', 27018, ''],
@@ -234,7 +246,10 @@ ${extra}
   );
   const pick = (ns: string, labels: Record<string, string> = {}) => destinationRuleFor(s, ns, labels, host);
   assert.deepEqual(pick('team-a')?.sources, ['team-a/svc-ns', 'team-a/svc-ns-more'], 'rules for one host in one namespace merge');
-  assert.deepEqual(pick('team-a')?.spec.subsets?.map((x) => x.name), ['v1', 'v2']);
+  assert.deepEqual(
+    pick('team-a')?.spec.subsets?.map((x) => x.name),
+    ['v1', 'v2'],
+  );
   assert.equal(pick('team-a')?.spec.trafficPolicy?.loadBalancer?.simple, 'LEAST_REQUEST', 'the first keeps its policy');
   assert.equal(pick('team-b')?.meta.name, 'local');
   assert.equal(pick('team-b', { app: 'canary' })?.meta.name, 'selected', 'a matching workloadSelector wins in its namespace');
@@ -260,9 +275,18 @@ spec: { host: web, trafficPolicy: { loadBalancer: { simple: LEAST_REQUEST } }, s
 `),
   );
   const dr = destinationRuleFor(s, 'shop', {}, 'web.shop.svc.cluster.local');
-  assert.deepEqual(dr?.spec.subsets?.map((x) => [x.name, x.labels?.v]), [['v1', '1'], ['v2', '2']]);
+  assert.deepEqual(
+    dr?.spec.subsets?.map((x) => [x.name, x.labels?.v]),
+    [
+      ['v1', '1'],
+      ['v2', '2'],
+    ],
+  );
   assert.equal(dr?.spec.trafficPolicy?.loadBalancer?.simple, 'RANDOM');
-  assert.deepEqual(s.errors.map((e) => [e.name, e.errors.map((x) => x.path)]), [['b', ['spec.trafficPolicy', 'spec.subsets[0].name']]]);
+  assert.deepEqual(
+    s.errors.map((e) => [e.name, e.errors.map((x) => x.path)]),
+    [['b', ['spec.trafficPolicy', 'spec.subsets[0].name']]],
+  );
 });
 
 test('Secrets: TLS material decoded from kubernetes.io/tls and generic keys; others ignored', () => {

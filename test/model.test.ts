@@ -69,7 +69,8 @@ test('endpoints carry pod labels through targetRef, or through the pod IP withou
 });
 
 test('one VirtualService owns a host; a second one for it is reported with its field path', () => {
-  const vs = (name: string) => `---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: ${name}, namespace: shop }\nspec:\n  hosts: [web]\n  http: [{ route: [{ destination: { host: web } }] }]\n`;
+  const vs = (name: string) =>
+    `---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: { name: ${name}, namespace: shop }\nspec:\n  hosts: [web]\n  http: [{ route: [{ destination: { host: web } }] }]\n`;
   const s = snap(BASE + vs('b-second') + vs('a-first'));
   assert.equal(s.meshVirtualServicesIn.get('shop')?.get('web.shop.svc.cluster.local')?.meta.name, 'a-first');
   assert.equal(s.errors.length, 1);

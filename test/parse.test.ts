@@ -50,7 +50,10 @@ test('empty and comment-only documents are skipped but still count for document 
   assert.equal(r.objects.length, 1);
   assert.equal(r.objects[0]?.origin.document, 2);
   const between = parseDocuments(`${SERVICE}---\n---\n${SERVICE.replace('details', 'ratings')}`, 'f.yaml');
-  assert.deepEqual(between.objects.map((o) => o.origin.document), [0, 2]);
+  assert.deepEqual(
+    between.objects.map((o) => o.origin.document),
+    [0, 2],
+  );
   assert.deepEqual(parseDocuments('', 'empty.yaml'), { objects: [], errors: [] });
   assert.deepEqual(parseDocuments('# just a comment\n', 'c.yaml'), { objects: [], errors: [] });
 });
@@ -74,12 +77,18 @@ test('kind: List and *List documents yield their items, with item indexes', () =
   });
   const r = parseDocuments(json, 'list.json');
   assert.deepEqual(r.errors, []);
-  assert.deepEqual(r.objects.map((o) => [o.metadata.name, o.origin]), [
-    ['a', { source: 'list.json', document: 0, item: 0 }],
-    ['b', { source: 'list.json', document: 0, item: 1 }],
-  ]);
+  assert.deepEqual(
+    r.objects.map((o) => [o.metadata.name, o.origin]),
+    [
+      ['a', { source: 'list.json', document: 0, item: 0 }],
+      ['b', { source: 'list.json', document: 0, item: 1 }],
+    ],
+  );
   const yaml = `apiVersion: v1\nkind: ServiceList\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: c}\n`;
-  assert.deepEqual(parseDocuments(yaml, 'l.yaml').objects.map((o) => o.metadata.name), ['c']);
+  assert.deepEqual(
+    parseDocuments(yaml, 'l.yaml').objects.map((o) => o.metadata.name),
+    ['c'],
+  );
 });
 
 test('errors inside a List name the item and prefix the path with items[i]', () => {
@@ -97,7 +106,13 @@ test('errors inside a List name the item and prefix the path with items[i]', () 
 test('a YAML syntax error is reported for its document with line information; other documents still parse', () => {
   const text = `${SERVICE}---\napiVersion: v1\nkind: Service\nmetadata: {name: broken\n---\n${SERVICE.replace('details', 'ratings')}`;
   const r = parseDocuments(text, 'bad.yaml');
-  assert.deepEqual(r.objects.map((o) => [o.metadata.name, o.origin.document]), [['details', 0], ['ratings', 2]]);
+  assert.deepEqual(
+    r.objects.map((o) => [o.metadata.name, o.origin.document]),
+    [
+      ['details', 0],
+      ['ratings', 2],
+    ],
+  );
   const e = onlyError(r.errors);
   assert.equal(e.source, 'bad.yaml');
   assert.equal(e.document, 1);
@@ -139,11 +154,17 @@ test('a wrong apiVersion for a known kind is an error at `apiVersion`', () => {
 
 test('every accepted kind and apiVersion parses', () => {
   const cases: Array<[string, string]> = [
-    ['v1', 'Namespace'], ['v1', 'Service'], ['v1', 'Endpoints'], ['v1', 'Pod'],
+    ['v1', 'Namespace'],
+    ['v1', 'Service'],
+    ['v1', 'Endpoints'],
+    ['v1', 'Pod'],
     ['discovery.k8s.io/v1', 'EndpointSlice'],
-    ['networking.istio.io/v1', 'VirtualService'], ['networking.istio.io/v1beta1', 'VirtualService'],
-    ['networking.istio.io/v1alpha3', 'VirtualService'], ['networking.istio.io/v1', 'DestinationRule'],
-    ['networking.istio.io/v1beta1', 'DestinationRule'], ['networking.istio.io/v1alpha3', 'DestinationRule'],
+    ['networking.istio.io/v1', 'VirtualService'],
+    ['networking.istio.io/v1beta1', 'VirtualService'],
+    ['networking.istio.io/v1alpha3', 'VirtualService'],
+    ['networking.istio.io/v1', 'DestinationRule'],
+    ['networking.istio.io/v1beta1', 'DestinationRule'],
+    ['networking.istio.io/v1alpha3', 'DestinationRule'],
   ];
   for (const [apiVersion, kind] of cases) {
     const r = parseDocuments(`apiVersion: ${apiVersion}\nkind: ${kind}\nmetadata: {name: x}\n`, 'ok.yaml');
@@ -164,7 +185,10 @@ test('missing kind, apiVersion or metadata.name are errors at their paths', () =
 
 test('namespaced kinds default to the default namespace; Namespace itself has none', () => {
   const r = parseDocuments(`${SERVICE}---\napiVersion: v1\nkind: Namespace\nmetadata: {name: shop, namespace: ignored}\n`, 'f');
-  assert.deepEqual(r.objects.map((o) => o.metadata.namespace), ['default', '']);
+  assert.deepEqual(
+    r.objects.map((o) => o.metadata.namespace),
+    ['default', ''],
+  );
 });
 
 test('labels and annotations default to {} and must map strings to strings', () => {
@@ -174,7 +198,10 @@ test('labels and annotations default to {} and must map strings to strings', () 
   const bad = parseDocuments('apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {app: a, replicas: 3, on: true}\n  annotations: {note: [x]}\n', 'f');
   const e = onlyError(bad.errors);
   assert.equal(e.name, 'p');
-  assert.deepEqual(e.errors.map((x) => x.path), ['metadata.labels.replicas', 'metadata.labels.on', 'metadata.annotations.note']);
+  assert.deepEqual(
+    e.errors.map((x) => x.path),
+    ['metadata.labels.replicas', 'metadata.labels.on', 'metadata.annotations.note'],
+  );
   assert.match(e.errors[0]?.message ?? '', /must be a string/);
   const dotted = onlyError(parseDocuments('apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {"app.kubernetes.io/version": 2}\n', 'f').errors);
   assert.equal(dotted.errors[0]?.path, 'metadata.labels["app.kubernetes.io/version"]');
@@ -212,7 +239,10 @@ test('YAML anchors and merge keys are expanded; alias bombs are refused', () => 
   assert.deepEqual(r.errors, []);
   assert.deepEqual(r.objects[0]?.metadata.annotations, { app: 'a', extra: 'x' });
   let bomb = 'a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n';
-  for (let i = 1; i < 8; i++) bomb += `a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]\n`;
+  for (let i = 1; i < 8; i++)
+    bomb += `a${i}: &a${i} [${Array(10)
+      .fill(`*a${i - 1}`)
+      .join(', ')}]\n`;
   const b = parseDocuments(`${bomb}apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n`, 'bomb.yaml');
   assert.equal(b.objects.length, 0);
   assert.equal(onlyError(b.errors).document, 0);

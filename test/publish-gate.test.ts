@@ -38,7 +38,16 @@ test('a listener naming a route that is not served keeps its previous version; t
   assert.equal(out.get('virtualOutbound')?.hash, 'v');
   assert.match([...problems.values()][0]?.errors[0]?.message ?? '', /refers to missing, which is not served/);
   // Once the route is served, the new listener goes out and the report is gone.
-  const fixed = gate(TypeUrl.Listener, now, new Map([['9080', {}], ['missing', {}]]), before, problems);
+  const fixed = gate(
+    TypeUrl.Listener,
+    now,
+    new Map([
+      ['9080', {}],
+      ['missing', {}],
+    ]),
+    before,
+    problems,
+  );
   assert.equal(fixed.get('0.0.0.0_9080')?.hash, 'new');
   assert.equal(problems.size, 0);
 });

@@ -105,7 +105,10 @@ test('incremental == from scratch over 70 random changes of a generated mesh, wi
         if (previous && !sameHashes(previous.get(id)?.get(t), w)) any = true;
       }
     }
-    if (previous) any ? changedOutputs++ : unchangedOutputs++;
+    if (previous) {
+      if (any) changedOutputs++;
+      else unchangedOutputs++;
+    }
     previous = want.sets;
   };
   compare(0, 'initial');
@@ -147,7 +150,12 @@ test('checkFromScratch: the engine compares new results with a fresh build and f
 });
 
 /** Sets per proxy and type, before and after one change. */
-function around(change: (m: MeshModel) => void): { before: Map<string, Map<TypeUrl, ResourceSet>>; after: Map<string, Map<TypeUrl, ResourceSet>>; engine: ConfigEngine; snap: MeshSnapshot } {
+function around(change: (m: MeshModel) => void): {
+  before: Map<string, Map<TypeUrl, ResourceSet>>;
+  after: Map<string, Map<TypeUrl, ResourceSet>>;
+  engine: ConfigEngine;
+  snap: MeshSnapshot;
+} {
   const model = new MeshModel(CREDENTIALS);
   const maker = new SnapshotMaker();
   const engine = new ConfigEngine({ protos, checker });
@@ -179,7 +187,7 @@ test('an annotation-only change: every proxy gets the very same ResourceSet obje
   assert.deepEqual(notIdentical(r), {});
 });
 
-test('a change to a service not exported to a namespace leaves that namespace\'s proxies\' ResourceSets identical', () => {
+test("a change to a service not exported to a namespace leaves that namespace's proxies' ResourceSets identical", () => {
   const r = around((m) => {
     const s = m.services.get('gamma/hidden');
     assert.ok(s);
@@ -246,7 +254,7 @@ test('an endpoint-only change (an EndpointSlice address) changes EDS and leaves 
   assert.ok(withBooks >= 4, `books is served to most proxies (${withBooks})`);
 });
 
-test('a Secret whose key is not its certificate\'s pair is withheld, and the last good version keeps being served', () => {
+test("a Secret whose key is not its certificate's pair is withheld, and the last good version keeps being served", () => {
   const model = new MeshModel(CREDENTIALS);
   const maker = new SnapshotMaker();
   const engine = new ConfigEngine({ protos, checker });
@@ -267,7 +275,10 @@ test('a Secret whose key is not its certificate\'s pair is withheld, and the las
   const kept = engine.resources(h, sds, requested(gw, sds)).resources.get(cred);
   assert.equal(kept?.hash, good.hash, 'the last good certificate is still served');
   const rejected = engine.currentRejections().find((x) => x.name === cred);
-  assert.ok(rejected?.errors.some((e) => e.message.includes('not a key pair')), JSON.stringify(engine.currentRejections()));
+  assert.ok(
+    rejected?.errors.some((e) => e.message.includes('not a key pair')),
+    JSON.stringify(engine.currentRejections()),
+  );
   // A fresh engine has no last good version: the broken one is not served at all.
   const fresh = new ConfigEngine({ protos, checker });
   fresh.setSnapshot(broken);

@@ -101,15 +101,20 @@ class FakeClient {
 
 const types = (ms: Msg[]): string[] => ms.map((m) => SHORT_TYPE[m.type_url as TypeUrl] ?? m.type_url);
 const versionOf = (m: Msg): string => ('version_info' in m ? m.version_info : m.system_version_info);
-const bytesOf = (m: Msg): number =>
-  'version_info' in m ? m.resources.reduce((s, r) => s + r.value.length, 0) : m.resources.reduce((s, r) => s + r.resource.value.length, 0);
+const bytesOf = (m: Msg): number => ('version_info' in m ? m.resources.reduce((s, r) => s + r.value.length, 0) : m.resources.reduce((s, r) => s + r.resource.value.length, 0));
 
 function setup(maxQueuedBytes?: number): { server: AdsServer; engine: ConfigEngine; model: MeshModel; next: () => MeshSnapshot } {
   const model = new MeshModel(CREDENTIALS);
   const maker = new SnapshotMaker();
   const engine = new ConfigEngine({ protos, checker });
   engine.setSnapshot(maker.build(model));
-  const server = new AdsServer({ protos, watcher: engine, metrics: new XdsMetrics(undefined, false), log: pino({ level: 'silent' }), ...(maxQueuedBytes !== undefined ? { maxQueuedBytes } : {}) });
+  const server = new AdsServer({
+    protos,
+    watcher: engine,
+    metrics: new XdsMetrics(undefined, false),
+    log: pino({ level: 'silent' }),
+    ...(maxQueuedBytes !== undefined ? { maxQueuedBytes } : {}),
+  });
   return { server, engine, model, next: () => maker.build(model) };
 }
 
@@ -128,7 +133,10 @@ async function subscribeAll(s: ReturnType<typeof setup>, c: FakeClient, rds: str
   await s.server.idle();
   const [cds] = c.take() as DiscoveryResponseMsg[];
   assert.ok(cds);
-  const eds = cds.resources.map((r) => protos.decode(TypeUrl.Cluster, r.value)).filter((x) => x.type === 'EDS').map((x) => String(x.name));
+  const eds = cds.resources
+    .map((r) => protos.decode(TypeUrl.Cluster, r.value))
+    .filter((x) => x.type === 'EDS')
+    .map((x) => String(x.name));
   c.request({ type_url: TypeUrl.Cluster, response_nonce: cds.nonce, version_info: cds.version_info });
   c.request({ type_url: TypeUrl.Endpoint, resource_names: eds });
   c.request({ type_url: TypeUrl.Listener });
@@ -136,7 +144,13 @@ async function subscribeAll(s: ReturnType<typeof setup>, c: FakeClient, rds: str
   await s.server.idle();
   const rest = c.take() as DiscoveryResponseMsg[];
   assert.deepEqual(types(rest), ['EDS', 'LDS', 'RDS']);
-  for (const r of rest) c.request({ type_url: r.type_url, response_nonce: r.nonce, version_info: r.version_info, resource_names: r.type_url === TypeUrl.Endpoint ? eds : r.type_url === TypeUrl.Route ? rds : [] });
+  for (const r of rest)
+    c.request({
+      type_url: r.type_url,
+      response_nonce: r.nonce,
+      version_info: r.version_info,
+      resource_names: r.type_url === TypeUrl.Endpoint ? eds : r.type_url === TypeUrl.Route ? rds : [],
+    });
   await s.server.idle();
   assert.deepEqual(c.take(), [], 'ACKs are not answered');
 }
@@ -212,7 +226,7 @@ test('an endpoint-only change sends EDS alone, and only to the clients that have
   await s.server.close();
 });
 
-test('a change that leaves a proxy\'s output unchanged sends it nothing', GUARD, async () => {
+test("a change that leaves a proxy's output unchanged sends it nothing", GUARD, async () => {
   const s = setup();
   const web = new FakeClient(s.server, 'sotw', WEB);
   const legacy = new FakeClient(s.server, 'delta', LEGACY);
@@ -240,7 +254,11 @@ test('a change that leaves a proxy\'s output unchanged sends it nothing', GUARD,
   assert.ok(types(got).includes('CDS'), `the proxy in gamma is sent its changes (${types(got).join(',')})`);
   const cds = got.find((m) => m.type_url === TypeUrl.Cluster);
   assert.ok(cds?.removed_resources.includes('outbound|8080||hidden.gamma.svc.cluster.local'));
-  assert.deepEqual(cds?.resources.map((r) => r.name), ['outbound|8081||hidden.gamma.svc.cluster.local'], 'only the new cluster is sent');
+  assert.deepEqual(
+    cds?.resources.map((r) => r.name),
+    ['outbound|8081||hidden.gamma.svc.cluster.local'],
+    'only the new cluster is sent',
+  );
   await s.server.close();
 });
 

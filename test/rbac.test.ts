@@ -32,10 +32,21 @@ test('an empty rule matches everything: any permission, any principal', () => {
 
 test('principals: spiffe:// added; exact, prefix, suffix and * as istiod converts them', () => {
   const auth = (m: P): P => ({ authenticated: { principal_name: m } });
-  assert.deepEqual(principal({ from: [{ source: { principals: ['cluster.local/ns/x/sa/y', 'cluster.local/ns/x/*', '*/sa/admin', '*'] } }] }),
-    andIds(orIds(auth({ exact: 'spiffe://cluster.local/ns/x/sa/y' }), auth({ prefix: 'spiffe://cluster.local/ns/x/' }), auth({ safe_regex: { regex: 'spiffe://.*/sa/admin' } }), auth({ safe_regex: { regex: '.+' } }))));
-  assert.deepEqual(principal({ from: [{ source: { notPrincipals: ['cluster.local/ns/x/sa/y'] } }] }),
-    andIds({ not_id: orIds(auth({ exact: 'spiffe://cluster.local/ns/x/sa/y' })) }));
+  assert.deepEqual(
+    principal({ from: [{ source: { principals: ['cluster.local/ns/x/sa/y', 'cluster.local/ns/x/*', '*/sa/admin', '*'] } }] }),
+    andIds(
+      orIds(
+        auth({ exact: 'spiffe://cluster.local/ns/x/sa/y' }),
+        auth({ prefix: 'spiffe://cluster.local/ns/x/' }),
+        auth({ safe_regex: { regex: 'spiffe://.*/sa/admin' } }),
+        auth({ safe_regex: { regex: '.+' } }),
+      ),
+    ),
+  );
+  assert.deepEqual(
+    principal({ from: [{ source: { notPrincipals: ['cluster.local/ns/x/sa/y'] } }] }),
+    andIds({ not_id: orIds(auth({ exact: 'spiffe://cluster.local/ns/x/sa/y' })) }),
+  );
 });
 
 test('quoteMeta escapes regex metacharacters as Go does', () => {
@@ -44,20 +55,28 @@ test('quoteMeta escapes regex metacharacters as Go does', () => {
 
 test('namespaces and serviceAccounts become regexes over the authenticated principal', () => {
   const auth = (regex: string): P => ({ authenticated: { principal_name: { safe_regex: { regex } } } });
-  assert.deepEqual(principal({ from: [{ source: { namespaces: ['prod', 'team-*'], notNamespaces: ['kube-system'] } }] }),
-    andIds(orIds(auth('.*/ns/prod/.*'), auth('.*/ns/team-.*/.*')), { not_id: orIds(auth('.*/ns/kube-system/.*')) }));
-  assert.deepEqual(principal({ from: [{ source: { serviceAccounts: ['other/builder', 'local-sa'] } }] }),
-    andIds(orIds(auth('spiffe://.+/ns/other/(.+/|)sa/builder(/.+)?'), auth('spiffe://.+/ns/ns1/(.+/|)sa/local-sa(/.+)?'))));
+  assert.deepEqual(
+    principal({ from: [{ source: { namespaces: ['prod', 'team-*'], notNamespaces: ['kube-system'] } }] }),
+    andIds(orIds(auth('.*/ns/prod/.*'), auth('.*/ns/team-.*/.*')), { not_id: orIds(auth('.*/ns/kube-system/.*')) }),
+  );
+  assert.deepEqual(
+    principal({ from: [{ source: { serviceAccounts: ['other/builder', 'local-sa'] } }] }),
+    andIds(orIds(auth('spiffe://.+/ns/other/(.+/|)sa/builder(/.+)?'), auth('spiffe://.+/ns/ns1/(.+/|)sa/local-sa(/.+)?'))),
+  );
 });
 
 test('ipBlocks → direct_remote_ip, remoteIpBlocks → remote_ip, with CIDR prefix lengths (plain IPs /32, /128)', () => {
-  assert.deepEqual(principal({ from: [{ source: { ipBlocks: ['10.0.0.0/8', '192.168.1.7'], notIpBlocks: ['10.1.0.0/16'], remoteIpBlocks: ['2001:db8::1'], notRemoteIpBlocks: ['2001:db8::/32'] } }] }),
+  assert.deepEqual(
+    principal({
+      from: [{ source: { ipBlocks: ['10.0.0.0/8', '192.168.1.7'], notIpBlocks: ['10.1.0.0/16'], remoteIpBlocks: ['2001:db8::1'], notRemoteIpBlocks: ['2001:db8::/32'] } }],
+    }),
     andIds(
       orIds({ remote_ip: { address_prefix: '2001:db8::1', prefix_len: { value: 128 } } }),
       { not_id: orIds({ remote_ip: { address_prefix: '2001:db8::', prefix_len: { value: 32 } } }) },
       orIds({ direct_remote_ip: { address_prefix: '10.0.0.0', prefix_len: { value: 8 } } }, { direct_remote_ip: { address_prefix: '192.168.1.7', prefix_len: { value: 32 } } }),
       { not_id: orIds({ direct_remote_ip: { address_prefix: '10.1.0.0', prefix_len: { value: 16 } } }) },
-    ));
+    ),
+  );
 });
 
 // The JWT payload Envoy's jwt_authn filter leaves in dynamic metadata, as istiod matches it.
@@ -86,10 +105,10 @@ test('requestPrincipals → iss AND sub on the jwt_authn payload, split at the l
 
 test('several requestPrincipals are ORed; notRequestPrincipals is one not_id of all of them', () => {
   const p = principal({ from: [{ source: { requestPrincipals: ['a/x', 'b/y'], notRequestPrincipals: ['c/z'] } }] });
-  assert.deepEqual(p, andIds(
-    orIds(andIds(iss({ exact: 'a' }), sub({ exact: 'x' })), andIds(iss({ exact: 'b' }), sub({ exact: 'y' }))),
-    { not_id: andIds(iss({ exact: 'c' }), sub({ exact: 'z' })) },
-  ));
+  assert.deepEqual(
+    p,
+    andIds(orIds(andIds(iss({ exact: 'a' }), sub({ exact: 'x' })), andIds(iss({ exact: 'b' }), sub({ exact: 'y' }))), { not_id: andIds(iss({ exact: 'c' }), sub({ exact: 'z' })) }),
+  );
   // request.auth.principal in `when` is the same generator, after the from fields.
   const w = principal({ when: [{ key: 'request.auth.principal', values: ['a/x'], notValues: ['*'] }] });
   assert.deepEqual(w, andIds(andIds(iss({ exact: 'a' }), sub({ exact: 'x' })), { not_id: andIds(iss(ANY), sub(ANY)) }));
@@ -98,28 +117,47 @@ test('several requestPrincipals are ORed; notRequestPrincipals is one not_id of 
 test('request.auth.claims (nested), audiences and presenter match a string or any list element', () => {
   const when = (key: string, values?: string[], notValues?: string[]): P => principal({ when: [{ key, ...(values ? { values } : {}), ...(notValues ? { notValues } : {}) }] });
   assert.deepEqual(when('request.auth.claims[groups]', ['admin']), andIds(listOrValue(['groups'], { string_match: { exact: 'admin' } })));
-  assert.deepEqual(when('request.auth.claims[realm_access][roles]', ['ops', 'dev-*']),
-    andIds(listOrValue(['realm_access', 'roles'], { or_match: { value_matchers: [{ string_match: { exact: 'ops' } }, { string_match: { prefix: 'dev-' } }] } })));
+  assert.deepEqual(
+    when('request.auth.claims[realm_access][roles]', ['ops', 'dev-*']),
+    andIds(listOrValue(['realm_access', 'roles'], { or_match: { value_matchers: [{ string_match: { exact: 'ops' } }, { string_match: { prefix: 'dev-' } }] } })),
+  );
   // One bracketed name with a dot is one claim (the name as written), not a path.
   assert.deepEqual(when('request.auth.claims[example.com/tier]', ['gold']), andIds(listOrValue(['example.com/tier'], { string_match: { exact: 'gold' } })));
-  assert.deepEqual(when('request.auth.audiences', ['api', '*.example.com']),
-    andIds(listOrValue(['aud'], { or_match: { value_matchers: [{ string_match: { exact: 'api' } }, { string_match: { suffix: '.example.com' } }] } })));
+  assert.deepEqual(
+    when('request.auth.audiences', ['api', '*.example.com']),
+    andIds(listOrValue(['aud'], { or_match: { value_matchers: [{ string_match: { exact: 'api' } }, { string_match: { suffix: '.example.com' } }] } })),
+  );
   assert.deepEqual(when('request.auth.presenter', undefined, ['untrusted-client']), andIds({ not_id: listOrValue(['azp'], { string_match: { exact: 'untrusted-client' } }) }));
 });
 
 test('hosts (case-insensitive :authority), methods (:method), paths (exact, prefix /x/*, suffix */x, *), ports', () => {
-  assert.deepEqual(permission({ to: [{ operation: { hosts: ['a.example.com', '*.example.com', 'api.*'], notHosts: ['*'] } }] }), and(
-    or({ header: { name: ':authority', string_match: { exact: 'a.example.com', ignore_case: true } } },
-      { header: { name: ':authority', string_match: { suffix: '.example.com', ignore_case: true } } },
-      { header: { name: ':authority', string_match: { prefix: 'api.', ignore_case: true } } }),
-    { not_rule: or({ header: { name: ':authority', present_match: true } }) },
-  ));
-  assert.deepEqual(permission({ to: [{ operation: { methods: ['GET'], notMethods: ['DELETE'] } }] }),
-    and(or({ header: { name: ':method', string_match: { exact: 'GET' } } }), { not_rule: or({ header: { name: ':method', string_match: { exact: 'DELETE' } } }) }));
-  assert.deepEqual(permission({ to: [{ operation: { paths: ['/exact', '/x/*', '*/x', '*'] } }] }),
-    and(or({ url_path: { path: { exact: '/exact' } } }, { url_path: { path: { prefix: '/x/' } } }, { url_path: { path: { suffix: '/x' } } }, { url_path: { path: { safe_regex: { regex: '.+' } } } })));
-  assert.deepEqual(permission({ to: [{ operation: { ports: ['8080'], notPorts: ['9090'] } }] }),
-    and(or({ destination_port: 8080 }), { not_rule: or({ destination_port: 9090 }) }));
+  assert.deepEqual(
+    permission({ to: [{ operation: { hosts: ['a.example.com', '*.example.com', 'api.*'], notHosts: ['*'] } }] }),
+    and(
+      or(
+        { header: { name: ':authority', string_match: { exact: 'a.example.com', ignore_case: true } } },
+        { header: { name: ':authority', string_match: { suffix: '.example.com', ignore_case: true } } },
+        { header: { name: ':authority', string_match: { prefix: 'api.', ignore_case: true } } },
+      ),
+      { not_rule: or({ header: { name: ':authority', present_match: true } }) },
+    ),
+  );
+  assert.deepEqual(
+    permission({ to: [{ operation: { methods: ['GET'], notMethods: ['DELETE'] } }] }),
+    and(or({ header: { name: ':method', string_match: { exact: 'GET' } } }), { not_rule: or({ header: { name: ':method', string_match: { exact: 'DELETE' } } }) }),
+  );
+  assert.deepEqual(
+    permission({ to: [{ operation: { paths: ['/exact', '/x/*', '*/x', '*'] } }] }),
+    and(
+      or(
+        { url_path: { path: { exact: '/exact' } } },
+        { url_path: { path: { prefix: '/x/' } } },
+        { url_path: { path: { suffix: '/x' } } },
+        { url_path: { path: { safe_regex: { regex: '.+' } } } },
+      ),
+    ),
+  );
+  assert.deepEqual(permission({ to: [{ operation: { ports: ['8080'], notPorts: ['9090'] } }] }), and(or({ destination_port: 8080 }), { not_rule: or({ destination_port: 9090 }) }));
 });
 
 test('operation fields are ANDed in istiod order (hosts, methods, paths, ports), then conditions', () => {
@@ -143,19 +181,23 @@ test('when conditions: each key to its permission or principal, values ORed, not
     ],
   };
   const p = http(rule) as P;
-  assert.deepEqual(p['principals'], [andIds(
-    orIds({ header: { name: 'x-user', string_match: { exact: 'alice' } } }, { header: { name: 'x-user', string_match: { prefix: 'bob' } } }),
-    { not_id: orIds({ direct_remote_ip: { address_prefix: '10.0.0.1', prefix_len: { value: 32 } } }) },
-    orIds({ authenticated: { principal_name: { safe_regex: { regex: '.*/ns/prod/.*' } } } }),
-    orIds({ authenticated: { principal_name: { exact: 'spiffe://cluster.local/ns/a/sa/b' } } }),
-    orIds({ remote_ip: { address_prefix: '1.2.3.0', prefix_len: { value: 24 } } }),
-    listOrValue(['groups', 'admin'], { string_match: { exact: 'yes' } }),
-  )]);
-  assert.deepEqual(p['permissions'], [and(
-    or({ destination_ip: { address_prefix: '10.9.0.0', prefix_len: { value: 16 } } }),
-    or({ destination_port: 443 }),
-    or({ requested_server_name: { suffix: '.example.com' } }),
-  )]);
+  assert.deepEqual(p['principals'], [
+    andIds(
+      orIds({ header: { name: 'x-user', string_match: { exact: 'alice' } } }, { header: { name: 'x-user', string_match: { prefix: 'bob' } } }),
+      { not_id: orIds({ direct_remote_ip: { address_prefix: '10.0.0.1', prefix_len: { value: 32 } } }) },
+      orIds({ authenticated: { principal_name: { safe_regex: { regex: '.*/ns/prod/.*' } } } }),
+      orIds({ authenticated: { principal_name: { exact: 'spiffe://cluster.local/ns/a/sa/b' } } }),
+      orIds({ remote_ip: { address_prefix: '1.2.3.0', prefix_len: { value: 24 } } }),
+      listOrValue(['groups', 'admin'], { string_match: { exact: 'yes' } }),
+    ),
+  ]);
+  assert.deepEqual(p['permissions'], [
+    and(
+      or({ destination_ip: { address_prefix: '10.9.0.0', prefix_len: { value: 16 } } }),
+      or({ destination_port: 443 }),
+      or({ requested_server_name: { suffix: '.example.com' } }),
+    ),
+  ]);
 });
 
 test('several from / to entries: one principal / permission each (ORed by Envoy)', () => {
@@ -165,8 +207,13 @@ test('several from / to entries: one principal / permission each (ORed by Envoy)
 });
 
 test('TCP: an HTTP-only field drops an ALLOW rule, and is dropped from a DENY or AUDIT rule', () => {
-  for (const rule of [{ to: [{ operation: { methods: ['GET'], ports: ['9000'] } }] }, { to: [{ operation: { paths: ['/x'] } }] }, { to: [{ operation: { hosts: ['h'] } }] },
-    { from: [{ source: { requestPrincipals: ['*'] } }] }, { when: [{ key: 'request.headers[x]', values: ['y'] }] }] as AuthzRule[]) {
+  for (const rule of [
+    { to: [{ operation: { methods: ['GET'], ports: ['9000'] } }] },
+    { to: [{ operation: { paths: ['/x'] } }] },
+    { to: [{ operation: { hosts: ['h'] } }] },
+    { from: [{ source: { requestPrincipals: ['*'] } }] },
+    { when: [{ key: 'request.headers[x]', values: ['y'] }] },
+  ] as AuthzRule[]) {
     assert.equal(tcp(rule, 'ALLOW'), undefined, JSON.stringify(rule));
     assert.ok(http(rule, 'ALLOW'), 'the same rule applies on HTTP');
   }
@@ -203,7 +250,8 @@ test('selection: root namespace and own namespace, selector must match, targetRe
     ap('other-ns', 'other', { action: 'DENY', rules: [{}] }),
     ap('waypoint', 'shop', { targetRefs: [{ kind: 'Service', group: '', name: 'web' }], action: 'DENY', rules: [{}] }),
   ]);
-  const names = (p: ReturnType<typeof workloadPolicies>): Record<string, string[]> => Object.fromEntries(Object.entries(p).map(([k, v]) => [k, (v as readonly { meta: { name: string } }[]).map((x) => x.meta.name)]));
+  const names = (p: ReturnType<typeof workloadPolicies>): Record<string, string[]> =>
+    Object.fromEntries(Object.entries(p).map(([k, v]) => [k, (v as readonly { meta: { name: string } }[]).map((x) => x.meta.name)]));
   assert.deepEqual(names(workloadPolicies(s, 'shop', { app: 'web' })), { custom: [], audit: ['mesh-selected'], deny: ['mesh'], allow: ['ns-wide', 'web-only'] });
   assert.deepEqual(names(workloadPolicies(s, 'shop', { app: 'db' })), { custom: [], audit: [], deny: ['mesh'], allow: ['ns-wide'] });
   assert.deepEqual(names(workloadPolicies(s, 'other', {})), { custom: [], audit: [], deny: ['mesh', 'other-ns'], allow: [] });
@@ -221,7 +269,10 @@ test('filter order AUDIT, DENY, ALLOW; no ALLOW policy → no ALLOW filter; ALLO
   assert.deepEqual(actions(rbacHttpFilters(p, true)), ['DENY', 'ALLOW'], 'gRPC servers get no AUDIT (LOG) filter');
   // On TCP the GET rule cannot apply: the ALLOW filter stays, with no policies (deny all).
   const tcpAllow = rbacNetworkFilters(p)[2] as P;
-  assert.deepEqual(tcpAllow, { name: 'envoy.filters.network.rbac', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC', rules: { action: 'ALLOW' }, stat_prefix: 'tcp.' } });
+  assert.deepEqual(tcpAllow, {
+    name: 'envoy.filters.network.rbac',
+    typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC', rules: { action: 'ALLOW' }, stat_prefix: 'tcp.' },
+  });
   assert.deepEqual(rbacHttpFilters(workloadPolicies(snap([]), 'shop', {})), [], 'no policies: no filters (allow all)');
   assert.deepEqual(rbacRules([], 'ALLOW', false), { action: 'ALLOW' });
 });
@@ -229,7 +280,10 @@ test('filter order AUDIT, DENY, ALLOW; no ALLOW policy → no ALLOW filter; ALLO
 test('CUSTOM (no extension providers in meshd) denies everything, first, and is reported', () => {
   const s = snap([ap('ext', 'shop', { action: 'CUSTOM', provider: { name: 'opa' }, rules: [{}] }), ap('allow', 'shop', { rules: [{}] })]);
   const filters = rbacHttpFilters(workloadPolicies(s, 'shop', {}));
-  assert.deepEqual((filters[0]?.['typed_config'] as P)['rules'], { action: 'DENY', policies: { 'default-deny-all-due-to-bad-CUSTOM-action': { permissions: [{ any: true }], principals: [{ any: true }] } } });
+  assert.deepEqual((filters[0]?.['typed_config'] as P)['rules'], {
+    action: 'DENY',
+    policies: { 'default-deny-all-due-to-bad-CUSTOM-action': { permissions: [{ any: true }], principals: [{ any: true }] } },
+  });
   assert.equal(s.errors.length, 1);
   assert.match(s.errors[0]?.errors[0]?.message ?? '', /CUSTOM needs an extension provider/);
 });
@@ -241,17 +295,45 @@ test('every translated filter encodes and passes validate.rules (HTTP and networ
     from: [{ source: { principals: ['*'], namespaces: ['a'], ipBlocks: ['1.2.3.4'], requestPrincipals: ['x/*'] } }],
     to: [{ operation: { hosts: ['*.h'], methods: ['GET'], paths: ['/p/*'], ports: ['80'] } }],
     when: [
-      { key: 'request.headers[x]', values: ['*'] }, { key: 'connection.sni', values: ['s'] }, { key: 'request.auth.claims[a][b]', values: ['x', 'y*'] },
-      { key: 'request.auth.audiences', notValues: ['z'] }, { key: 'request.auth.principal', values: ['*', 'i/s'] },
+      { key: 'request.headers[x]', values: ['*'] },
+      { key: 'connection.sni', values: ['s'] },
+      { key: 'request.auth.claims[a][b]', values: ['x', 'y*'] },
+      { key: 'request.auth.audiences', notValues: ['z'] },
+      { key: 'request.auth.principal', values: ['*', 'i/s'] },
     ],
   };
   const s = snap([ap('all', 'shop', { action: 'DENY', rules: [rule] }), ap('allow', 'shop', { rules: [rule] })]);
   const p = workloadPolicies(s, 'shop', {});
   const listener = {
-    name: 'l', address: { socket_address: { address: '0.0.0.0', port_value: 1 } },
+    name: 'l',
+    address: { socket_address: { address: '0.0.0.0', port_value: 1 } },
     filter_chains: [
-      { filters: [...rbacNetworkFilters(p), { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: 's', cluster: 'c' } }] },
-      { filter_chain_match: { destination_port: { value: 2 } }, filters: [{ name: 'hcm', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager', stat_prefix: 's', rds: { config_source: { ads: {} }, route_config_name: 'r' }, http_filters: [...rbacHttpFilters(p), { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }] } }] },
+      {
+        filters: [
+          ...rbacNetworkFilters(p),
+          {
+            name: 'envoy.filters.network.tcp_proxy',
+            typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: 's', cluster: 'c' },
+          },
+        ],
+      },
+      {
+        filter_chain_match: { destination_port: { value: 2 } },
+        filters: [
+          {
+            name: 'hcm',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+              stat_prefix: 's',
+              rds: { config_source: { ads: {} }, route_config_name: 'r' },
+              http_filters: [
+                ...rbacHttpFilters(p),
+                { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
+              ],
+            },
+          },
+        ],
+      },
     ],
   };
   assert.deepEqual(validator.validate(TypeUrl.Listener, listener), []);

@@ -119,9 +119,15 @@ test('the first config already carries the fetched keys; an unreachable source g
   assert.equal(mine?.errors[0]?.path, 'spec.jwtRules[1].jwksUri');
   assert.match(mine?.errors[0]?.message ?? '', /could not be fetched \(.*ECONNREFUSED.*\); until it can, a JWKS that rejects every token is served/);
   const ras = cz['request_authentications'] as { jwt_rules: { keys: string }[] }[];
-  assert.deepEqual(ras[0]?.jwt_rules.map((r) => r.keys), ['fetched', 'reject-all (not fetched)']);
+  assert.deepEqual(
+    ras[0]?.jwt_rules.map((r) => r.keys),
+    ['fetched', 'reject-all (not fetched)'],
+  );
   const sources = ((cz['jwks'] as P)['sources'] as { url: string; state: string }[]).map((s) => [s.url.replace(/:\d+/, ':P'), s.state]).sort();
-  assert.deepEqual(sources, [['https://127.0.0.1:P/good.json', 'ok'], ['https://127.0.0.1:P/later.json', 'failed']]);
+  assert.deepEqual(sources, [
+    ['https://127.0.0.1:P/good.json', 'ok'],
+    ['https://127.0.0.1:P/later.json', 'failed'],
+  ]);
   // Refreshes keep failing every 400 ms; the resolver logs the problem once, and so does the
   // rebuild that reports config problems.
   await new Promise((r) => setTimeout(r, 1000));
@@ -137,7 +143,11 @@ test('a rotated key reaches the sidecar as a listener push, and nothing else is 
   client.ack(lds);
   assert.equal(inlined(lds).get('https://good.example'), compact(KEYS_2));
   const others = (await client.drain(300)).filter((r) => r.type_url !== TypeUrl.Listener);
-  assert.deepEqual(others.map((r) => r.type_url), [], 'clusters are untouched by a key rotation');
+  assert.deepEqual(
+    others.map((r) => r.type_url),
+    [],
+    'clusters are untouched by a key rotation',
+  );
 });
 
 test('when the unreachable source comes up, its keys are pushed and its error is gone', async () => {
@@ -153,7 +163,10 @@ test('when the unreachable source comes up, its keys are pushed and its error is
     }
     assert.equal(keys.get('https://later.example'), compact(KEYS_3));
     const cz = await configz();
-    assert.deepEqual((cz['errors'] as { kind: string }[]).filter((e) => e.kind === 'RequestAuthentication'), []);
+    assert.deepEqual(
+      (cz['errors'] as { kind: string }[]).filter((e) => e.kind === 'RequestAuthentication'),
+      [],
+    );
   } finally {
     await later.close();
   }

@@ -77,12 +77,15 @@ test('withoutHeaders for gRPC: one route per way each value condition holds (abs
   const grpc = routeMatches(m, 'grpc');
   const names = (h: Record<string, unknown>[]): string[] =>
     h.map((x) => `${String(x['name'])}:${x['present_match'] ? 'present' : String(x['exact_match'] ?? x['prefix_match'])}${x['invert_match'] ? ':not' : ''}`);
-  assert.deepEqual(grpc.map((r) => names(r.headers as Record<string, unknown>[])), [
-    ['x-canary:present', 'x-canary:yes:not', 'x-tier:present', 'x-tier:gold:not', 'x-user:jason'],
-    ['x-canary:present:not', 'x-tier:present', 'x-tier:gold:not', 'x-user:jason'],
-    ['x-canary:present', 'x-canary:yes:not', 'x-tier:present:not', 'x-user:jason'],
-    ['x-canary:present:not', 'x-tier:present:not', 'x-user:jason'],
-  ]);
+  assert.deepEqual(
+    grpc.map((r) => names(r.headers as Record<string, unknown>[])),
+    [
+      ['x-canary:present', 'x-canary:yes:not', 'x-tier:present', 'x-tier:gold:not', 'x-user:jason'],
+      ['x-canary:present:not', 'x-tier:present', 'x-tier:gold:not', 'x-user:jason'],
+      ['x-canary:present', 'x-canary:yes:not', 'x-tier:present:not', 'x-user:jason'],
+      ['x-canary:present:not', 'x-tier:present:not', 'x-user:jason'],
+    ],
+  );
   for (const r of grpc) for (const h of r.headers as Record<string, unknown>[]) assert.equal(h['treat_missing_header_as_empty'], undefined);
   // Presence conditions need no split: every gRPC client inverts present_match alike.
   assert.equal(routeMatches({ withoutHeaders: { 'x-canary': {} } }, 'grpc').length, 1);

@@ -77,7 +77,10 @@ test('an AUDIT (LOG) RBAC filter would be refused by grpc-js-xds, which is why g
   assert.ok(!json.includes('"LOG"'), 'no LOG action in the gRPC listener');
   // Put a LOG filter in front and grpc-js-xds refuses the listener.
   const hcm = ((l['filter_chains'] as Record<string, unknown>[])[0]?.['filters'] as Record<string, unknown>[])[0]?.['typed_config'] as Record<string, unknown>;
-  (hcm['http_filters'] as unknown[]).unshift({ name: 'audit', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC', rules: { action: 'LOG' } } });
+  (hcm['http_filters'] as unknown[]).unshift({
+    name: 'audit',
+    typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC', rules: { action: 'LOG' } },
+  });
   const r = decodeListener(Buffer.from(protos.encode(TypeUrl.Listener, l)), PROVIDER);
   assert.match(r.error ?? '', /filter validation failed/);
 });
@@ -87,7 +90,9 @@ test('Struct metadata round-trips: auto-mTLS endpoint metadata and socket matche
   const proxy = parseProxy('sidecar~10.30.0.10~web-1.web~web.svc.cluster.local', { NAMESPACE: 'web' });
   const bytes = servedBytes(snap, proxy, TypeUrl.Endpoint, 'outbound|8080||cart.shop.svc.cluster.local');
   // grpc-js-xds's decoder (its own proto loader; Struct is camelCase there too): the value is on the wire.
-  const theirs = decodeSingleResource(TypeUrl.Endpoint, bytes) as { endpoints: { lb_endpoints: { metadata: { filter_metadata: Record<string, { fields: Record<string, { stringValue: string }> }> } }[] }[] };
+  const theirs = decodeSingleResource(TypeUrl.Endpoint, bytes) as {
+    endpoints: { lb_endpoints: { metadata: { filter_metadata: Record<string, { fields: Record<string, { stringValue: string }> }> } }[] }[];
+  };
   const md = theirs.endpoints[0]?.lb_endpoints[0]?.metadata.filter_metadata['envoy.transport_socket_match'];
   assert.equal(md?.fields['tlsMode']?.stringValue, 'istio');
   // And the bytes hold field 1 (fields map) with key and string value: not an empty Struct.
@@ -96,15 +101,28 @@ test('Struct metadata round-trips: auto-mTLS endpoint metadata and socket matche
   const ours = protos.decode(TypeUrl.Endpoint, bytes) as { endpoints: { lb_endpoints: { metadata: { filter_metadata: Record<string, PbStruct> } }[] }[] };
   assert.deepEqual(structToJs(ours.endpoints[0]?.lb_endpoints[0]?.metadata.filter_metadata['envoy.transport_socket_match']), { tlsMode: 'istio' });
   // The cluster's match criteria read back the same.
-  const cluster = protos.decode(TypeUrl.Cluster, servedBytes(snap, proxy, TypeUrl.Cluster, 'outbound|8080||cart.shop.svc.cluster.local')) as { transport_socket_matches: { name: string; match: PbStruct }[] };
-  assert.deepEqual(cluster.transport_socket_matches.map((m) => [m.name, structToJs(m.match)]), [['tlsMode-istio', { tlsMode: 'istio' }], ['tlsMode-disabled', {}]]);
+  const cluster = protos.decode(TypeUrl.Cluster, servedBytes(snap, proxy, TypeUrl.Cluster, 'outbound|8080||cart.shop.svc.cluster.local')) as {
+    transport_socket_matches: { name: string; match: PbStruct }[];
+  };
+  assert.deepEqual(
+    cluster.transport_socket_matches.map((m) => [m.name, structToJs(m.match)]),
+    [
+      ['tlsMode-istio', { tlsMode: 'istio' }],
+      ['tlsMode-disabled', {}],
+    ],
+  );
 });
 
 test('toStruct encodes every JSON kind; snake_case Value fields would be dropped silently', () => {
   const value = { s: 'x', n: 1.5, b: true, z: null, l: ['a', 2, false], o: { inner: 'y' } };
-  const lb = (metadata: unknown): Record<string, unknown> => ({ cluster_name: 'c', endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '1.1.1.1', port_value: 1 } } }, metadata }] }] });
+  const lb = (metadata: unknown): Record<string, unknown> => ({
+    cluster_name: 'c',
+    endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '1.1.1.1', port_value: 1 } } }, metadata }] }],
+  });
   const roundTrip = (metadata: unknown): unknown => {
-    const d = protos.decode(TypeUrl.Endpoint, protos.encode(TypeUrl.Endpoint, lb(metadata))) as { endpoints: { lb_endpoints: { metadata: { filter_metadata: Record<string, PbStruct> } }[] }[] };
+    const d = protos.decode(TypeUrl.Endpoint, protos.encode(TypeUrl.Endpoint, lb(metadata))) as {
+      endpoints: { lb_endpoints: { metadata: { filter_metadata: Record<string, PbStruct> } }[] }[];
+    };
     return structToJs(d.endpoints[0]?.lb_endpoints[0]?.metadata.filter_metadata['k']);
   };
   assert.deepEqual(roundTrip({ filter_metadata: { k: toStruct(value) } }), value);

@@ -25,7 +25,10 @@ function bookinfo(): string {
 
 /** Connects `n` proxies, then has each ask for `perClient` unknown types: that many warnings logged. */
 async function makeItLog(m: MeshdProcess, n: number, perClient: number): Promise<AdsClient[]> {
-  const clients = Array.from({ length: n }, (_, i) => new AdsClient(protos, `127.0.0.1:${m.xdsPort}`, { id: `sidecar~10.0.0.${i + 1}~p${i}.default~default.svc.cluster.local`, metadata: { NAMESPACE: 'default' } }));
+  const clients = Array.from(
+    { length: n },
+    (_, i) => new AdsClient(protos, `127.0.0.1:${m.xdsPort}`, { id: `sidecar~10.0.0.${i + 1}~p${i}.default~default.svc.cluster.local`, metadata: { NAMESPACE: 'default' } }),
+  );
   cleanups.push(() => clients.forEach((c) => c.close()));
   await Promise.all(clients.map((c) => c.subscribe(TypeUrl.Cluster, undefined, 15_000)));
   for (let k = 0; k < perClient; k++) for (const c of clients) c.send({ type_url: `type.googleapis.com/meshd.test.Unknown${k}`, resource_names: [] });

@@ -55,7 +55,7 @@ function snapshot(trustDomain: string, aliases: string[]) {
 
 test('the fixture parses', () => assert.deepEqual(parsed.errors, []));
 
-test('expandPrincipal: cluster.local and the bundle\'s domains expand; others and unpinned ones stay', () => {
+test("expandPrincipal: cluster.local and the bundle's domains expand; others and unpinned ones stay", () => {
   const bundle = trustDomainBundle('example.org', ['old.example', 'example.org']);
   assert.deepEqual(bundle, ['example.org', 'old.example']);
   assert.deepEqual(expandPrincipal('cluster.local/ns/a/sa/b', bundle), ['example.org/ns/a/sa/b', 'old.example/ns/a/sa/b']);
@@ -79,12 +79,17 @@ test('outbound SAN matchers name the configured trust domain and every alias', (
 });
 
 test('AuthorizationPolicy principals are spelled for the bundle in the inbound RBAC filter', () => {
-  const r = render(protos, snapshot('example.org', ['old.example']), 'sidecar~127.0.0.9~echo-0.default~default.svc.cluster.local', { NAMESPACE: 'default', LABELS: { app: 'echo' } });
+  const r = render(protos, snapshot('example.org', ['old.example']), 'sidecar~127.0.0.9~echo-0.default~default.svc.cluster.local', {
+    NAMESPACE: 'default',
+    LABELS: { app: 'echo' },
+  });
   assert.deepEqual(r.rejected, []);
   const text = JSON.stringify(r.byType['LDS']);
   for (const p of ['spiffe://example.org/ns/default/sa/sleep', 'spiffe://old.example/ns/default/sa/sleep', 'spiffe://other.org/ns/default/sa/x']) assert.ok(text.includes(p), p);
   assert.ok(!text.includes('spiffe://cluster.local/ns/default/sa/sleep'), 'cluster.local means this mesh: replaced');
   // The default mesh keeps what was written.
-  const d = JSON.stringify(render(protos, snapshot('cluster.local', []), 'sidecar~127.0.0.9~echo-0.default~default.svc.cluster.local', { NAMESPACE: 'default', LABELS: { app: 'echo' } }).byType['LDS']);
+  const d = JSON.stringify(
+    render(protos, snapshot('cluster.local', []), 'sidecar~127.0.0.9~echo-0.default~default.svc.cluster.local', { NAMESPACE: 'default', LABELS: { app: 'echo' } }).byType['LDS'],
+  );
   assert.ok(d.includes('spiffe://cluster.local/ns/default/sa/sleep'));
 });

@@ -25,7 +25,11 @@ function read(yaml: string): ConfigObject {
   const fast = parseDocuments(yaml, 'test.yaml');
   const careful = parseDocuments(yaml, 'test.yaml', { careful: true });
   assert.deepEqual(fast.errors, [], 'parse errors');
-  assert.deepEqual(fast.objects.map((o) => o.body), careful.objects.map((o) => o.body), 'the fast and careful readers differ');
+  assert.deepEqual(
+    fast.objects.map((o) => o.body),
+    careful.objects.map((o) => o.body),
+    'the fast and careful readers differ',
+  );
   const [o] = fast.objects;
   assert.ok(o, 'no object');
   return o;
@@ -49,41 +53,137 @@ const ACCEPTED: Array<{ name: string; obj: () => ConfigObject }> = [
     obj: () => ap('  rules:\n  - from:\n    - source:\n        trustDomains: ["cluster.local", "td-*", "*.example.org", "*"]\n        notTrustDomains: ["legacy.example.org"]\n'),
   },
   { name: 'AuthorizationPolicy source of trustDomains only is not empty', obj: () => ap('  rules:\n  - from:\n    - source:\n        notTrustDomains: ["other.example.org"]\n') },
-  { name: 'AuthorizationPolicy condition key source.trustDomain', obj: () => ap('  rules:\n  - when:\n    - key: source.trustDomain\n      values: ["cluster.local"]\n      notValues: ["*.evil.example"]\n') },
-  { name: 'DestinationRule connectionPool.http.http2KeepAlive', obj: () => dr('  trafficPolicy:\n    connectionPool:\n      http:\n        http2KeepAlive:\n          interval: 15s\n          timeout: 5s\n') },
-  { name: 'DestinationRule warmup within range', obj: () => dr('  trafficPolicy:\n    loadBalancer:\n      warmup:\n        duration: 300s\n        minimumPercent: 5.0\n        aggression: 5.0\n') },
-  { name: 'ServiceEntry addresses with 001:db8:: in a flow sequence', obj: () => se('  hosts: ["example.com"]\n  addresses: [1.2.3.4, 001:db8::]\n  location: MESH_EXTERNAL\n  ports:\n  - {name: foo, protocol: HTTP, number: 1234}\n  resolution: DNS\n') },
+  {
+    name: 'AuthorizationPolicy condition key source.trustDomain',
+    obj: () => ap('  rules:\n  - when:\n    - key: source.trustDomain\n      values: ["cluster.local"]\n      notValues: ["*.evil.example"]\n'),
+  },
+  {
+    name: 'DestinationRule connectionPool.http.http2KeepAlive',
+    obj: () => dr('  trafficPolicy:\n    connectionPool:\n      http:\n        http2KeepAlive:\n          interval: 15s\n          timeout: 5s\n'),
+  },
+  {
+    name: 'DestinationRule warmup within range',
+    obj: () => dr('  trafficPolicy:\n    loadBalancer:\n      warmup:\n        duration: 300s\n        minimumPercent: 5.0\n        aggression: 5.0\n'),
+  },
+  {
+    name: 'ServiceEntry addresses with 001:db8:: in a flow sequence',
+    obj: () =>
+      se('  hosts: ["example.com"]\n  addresses: [1.2.3.4, 001:db8::]\n  location: MESH_EXTERNAL\n  ports:\n  - {name: foo, protocol: HTTP, number: 1234}\n  resolution: DNS\n'),
+  },
   {
     name: 'gateway-bound TLS route matching the auto-generated SNI outbound_.<port>_._.<host>',
-    obj: () => vs(`  hosts: ["outbound_.443_._.secure.example.com"]\n  gateways: [istio-system/cross-network]\n  tls:\n  - match:\n    - sniHosts: ["outbound_.443_._.secure.example.com"]\n${TLS_ROUTE}`),
+    obj: () =>
+      vs(
+        `  hosts: ["outbound_.443_._.secure.example.com"]\n  gateways: [istio-system/cross-network]\n  tls:\n  - match:\n    - sniHosts: ["outbound_.443_._.secure.example.com"]\n${TLS_ROUTE}`,
+      ),
   },
   {
     name: 'the auto-generated SNI form within a wildcard host',
     obj: () => vs(`  hosts: ["*.example.com"]\n  gateways: [cross-network]\n  tls:\n  - match:\n    - sniHosts: ["outbound_.8443_._.secure.example.com"]\n${TLS_ROUTE}`),
   },
-  { name: 'an IP address as TLS SNI host (Istio warns only)', obj: () => vs(`  hosts: ["secure.example.com"]\n  gateways: [mesh]\n  tls:\n  - match:\n    - sniHosts: ["192.168.1.10"]\n${TLS_ROUTE}`) },
+  {
+    name: 'an IP address as TLS SNI host (Istio warns only)',
+    obj: () => vs(`  hosts: ["secure.example.com"]\n  gateways: [mesh]\n  tls:\n  - match:\n    - sniHosts: ["192.168.1.10"]\n${TLS_ROUTE}`),
+  },
   { name: 'istio.io/dry-run "true" on an ALLOW policy', obj: () => ap('  rules:\n  - {}\n', annotation('istio.io/dry-run', 'true')) },
-  { name: 'istio.io/dry-run "False" on a DENY policy (Go\'s ParseBool)', obj: () => ap('  action: DENY\n  rules:\n  - to:\n    - operation: {ports: ["8080"]}\n', annotation('istio.io/dry-run', 'False')) },
-  { name: 'insecureSkipVerify with MUTUAL and credentialName (it carries the client certificate)', obj: () => clientTls('      mode: MUTUAL\n      credentialName: client-cred\n      insecureSkipVerify: true\n') },
+  {
+    name: 'istio.io/dry-run "False" on a DENY policy (Go\'s ParseBool)',
+    obj: () => ap('  action: DENY\n  rules:\n  - to:\n    - operation: {ports: ["8080"]}\n', annotation('istio.io/dry-run', 'False')),
+  },
+  {
+    name: 'insecureSkipVerify with MUTUAL and credentialName (it carries the client certificate)',
+    obj: () => clientTls('      mode: MUTUAL\n      credentialName: client-cred\n      insecureSkipVerify: true\n'),
+  },
   { name: 'insecureSkipVerify with SIMPLE and nothing that verifies', obj: () => clientTls('      mode: SIMPLE\n      sni: api.example.com\n      insecureSkipVerify: true\n') },
 ];
 
 /** Istio refuses these: meshd must too, at this path, saying this. */
 const REFUSED: Array<{ name: string; obj: () => ConfigObject; path: string; message: RegExp }> = [
-  { name: 'warmup minimumPercent above 100', obj: () => dr('  trafficPolicy:\n    loadBalancer:\n      warmup:\n        duration: 300s\n        minimumPercent: 150.0\n'), path: 'spec.trafficPolicy.loadBalancer.warmup.minimumPercent', message: /less than or equal to 100/ },
-  { name: 'warmup aggression below 1', obj: () => dr('  trafficPolicy:\n    loadBalancer:\n      warmup:\n        duration: 300s\n        aggression: 0.3\n'), path: 'spec.trafficPolicy.loadBalancer.warmup.aggression', message: /greater than or equal to 1/ },
-  { name: 'warmup without duration', obj: () => dr('  trafficPolicy:\n    loadBalancer:\n      warmup:\n        minimumPercent: 5.0\n'), path: 'spec.trafficPolicy.loadBalancer.warmup.duration', message: /duration is required/ },
-  { name: 'http2KeepAlive interval that is not a duration', obj: () => dr('  trafficPolicy:\n    connectionPool:\n      http:\n        http2KeepAlive:\n          interval: soon\n'), path: 'spec.trafficPolicy.connectionPool.http.http2KeepAlive.interval', message: /duration/ },
-  { name: 'http2KeepAlive unknown field', obj: () => dr('  trafficPolicy:\n    connectionPool:\n      http:\n        http2KeepAlive:\n          intervall: 15s\n'), path: 'spec.trafficPolicy.connectionPool.http.http2KeepAlive.intervall', message: /unknown field/ },
-  { name: 'istio.io/dry-run that is not a boolean', obj: () => ap('  rules:\n  - {}\n', annotation('istio.io/dry-run', 'maybe')), path: 'metadata.annotations["istio.io/dry-run"]', message: /shop\/p has annotation istio\.io\/dry-run with invalid value \(maybe\)/ },
-  { name: 'istio.io/dry-run on an AUDIT policy', obj: () => ap('  action: AUDIT\n  rules:\n  - {}\n', annotation('istio.io/dry-run', 'true')), path: 'metadata.annotations["istio.io/dry-run"]', message: /only supports action ALLOW\/DENY, found action AUDIT/ },
-  { name: 'istio.io/dry-run on a VirtualService', obj: () => vs('  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n', annotation('istio.io/dry-run', 'true')), path: 'metadata.annotations["istio.io/dry-run"]', message: /unsupported annotation istio\.io\/dry-run/ },
-  { name: 'internal.istio.io/webhook-always-reject on any Istio object', obj: () => gw(annotation('internal.istio.io/webhook-always-reject', 'true')), path: 'metadata.annotations["internal.istio.io/webhook-always-reject"]', message: /annotation found, rejecting/ },
-  { name: 'insecureSkipVerify with credentialName (SIMPLE)', obj: () => clientTls('      mode: SIMPLE\n      credentialName: ca-cred\n      insecureSkipVerify: true\n'), path: 'spec.trafficPolicy.tls.insecureSkipVerify', message: /cannot set credentialName when insecureSkipVerify is true/ },
-  { name: 'insecureSkipVerify with subjectAltNames (MUTUAL)', obj: () => clientTls('      mode: MUTUAL\n      clientCertificate: /c.pem\n      privateKey: /k.pem\n      subjectAltNames: [api.example.com]\n      insecureSkipVerify: true\n'), path: 'spec.trafficPolicy.tls.insecureSkipVerify', message: /cannot set subjectAltNames when insecureSkipVerify is true/ },
-  { name: 'insecureSkipVerify with caCertificates (SIMPLE)', obj: () => clientTls('      mode: SIMPLE\n      caCertificates: /ca.pem\n      insecureSkipVerify: true\n'), path: 'spec.trafficPolicy.tls.insecureSkipVerify', message: /cannot set caCertificates when insecureSkipVerify is true/ },
-  { name: 'an empty trust domain', obj: () => ap('  rules:\n  - from:\n    - source:\n        trustDomains: [""]\n'), path: 'spec.rules[0].from[0].source.trustDomains[0]', message: /empty value not allowed, found in TrustDomains/ },
-  { name: 'an empty source.trustDomain value', obj: () => ap('  rules:\n  - when:\n    - key: source.trustDomain\n      values: [""]\n'), path: 'spec.rules[0].when[0].values', message: /empty value not allowed/ },
+  {
+    name: 'warmup minimumPercent above 100',
+    obj: () => dr('  trafficPolicy:\n    loadBalancer:\n      warmup:\n        duration: 300s\n        minimumPercent: 150.0\n'),
+    path: 'spec.trafficPolicy.loadBalancer.warmup.minimumPercent',
+    message: /less than or equal to 100/,
+  },
+  {
+    name: 'warmup aggression below 1',
+    obj: () => dr('  trafficPolicy:\n    loadBalancer:\n      warmup:\n        duration: 300s\n        aggression: 0.3\n'),
+    path: 'spec.trafficPolicy.loadBalancer.warmup.aggression',
+    message: /greater than or equal to 1/,
+  },
+  {
+    name: 'warmup without duration',
+    obj: () => dr('  trafficPolicy:\n    loadBalancer:\n      warmup:\n        minimumPercent: 5.0\n'),
+    path: 'spec.trafficPolicy.loadBalancer.warmup.duration',
+    message: /duration is required/,
+  },
+  {
+    name: 'http2KeepAlive interval that is not a duration',
+    obj: () => dr('  trafficPolicy:\n    connectionPool:\n      http:\n        http2KeepAlive:\n          interval: soon\n'),
+    path: 'spec.trafficPolicy.connectionPool.http.http2KeepAlive.interval',
+    message: /duration/,
+  },
+  {
+    name: 'http2KeepAlive unknown field',
+    obj: () => dr('  trafficPolicy:\n    connectionPool:\n      http:\n        http2KeepAlive:\n          intervall: 15s\n'),
+    path: 'spec.trafficPolicy.connectionPool.http.http2KeepAlive.intervall',
+    message: /unknown field/,
+  },
+  {
+    name: 'istio.io/dry-run that is not a boolean',
+    obj: () => ap('  rules:\n  - {}\n', annotation('istio.io/dry-run', 'maybe')),
+    path: 'metadata.annotations["istio.io/dry-run"]',
+    message: /shop\/p has annotation istio\.io\/dry-run with invalid value \(maybe\)/,
+  },
+  {
+    name: 'istio.io/dry-run on an AUDIT policy',
+    obj: () => ap('  action: AUDIT\n  rules:\n  - {}\n', annotation('istio.io/dry-run', 'true')),
+    path: 'metadata.annotations["istio.io/dry-run"]',
+    message: /only supports action ALLOW\/DENY, found action AUDIT/,
+  },
+  {
+    name: 'istio.io/dry-run on a VirtualService',
+    obj: () => vs('  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n', annotation('istio.io/dry-run', 'true')),
+    path: 'metadata.annotations["istio.io/dry-run"]',
+    message: /unsupported annotation istio\.io\/dry-run/,
+  },
+  {
+    name: 'internal.istio.io/webhook-always-reject on any Istio object',
+    obj: () => gw(annotation('internal.istio.io/webhook-always-reject', 'true')),
+    path: 'metadata.annotations["internal.istio.io/webhook-always-reject"]',
+    message: /annotation found, rejecting/,
+  },
+  {
+    name: 'insecureSkipVerify with credentialName (SIMPLE)',
+    obj: () => clientTls('      mode: SIMPLE\n      credentialName: ca-cred\n      insecureSkipVerify: true\n'),
+    path: 'spec.trafficPolicy.tls.insecureSkipVerify',
+    message: /cannot set credentialName when insecureSkipVerify is true/,
+  },
+  {
+    name: 'insecureSkipVerify with subjectAltNames (MUTUAL)',
+    obj: () =>
+      clientTls('      mode: MUTUAL\n      clientCertificate: /c.pem\n      privateKey: /k.pem\n      subjectAltNames: [api.example.com]\n      insecureSkipVerify: true\n'),
+    path: 'spec.trafficPolicy.tls.insecureSkipVerify',
+    message: /cannot set subjectAltNames when insecureSkipVerify is true/,
+  },
+  {
+    name: 'insecureSkipVerify with caCertificates (SIMPLE)',
+    obj: () => clientTls('      mode: SIMPLE\n      caCertificates: /ca.pem\n      insecureSkipVerify: true\n'),
+    path: 'spec.trafficPolicy.tls.insecureSkipVerify',
+    message: /cannot set caCertificates when insecureSkipVerify is true/,
+  },
+  {
+    name: 'an empty trust domain',
+    obj: () => ap('  rules:\n  - from:\n    - source:\n        trustDomains: [""]\n'),
+    path: 'spec.rules[0].from[0].source.trustDomains[0]',
+    message: /empty value not allowed, found in TrustDomains/,
+  },
+  {
+    name: 'an empty source.trustDomain value',
+    obj: () => ap('  rules:\n  - when:\n    - key: source.trustDomain\n      values: [""]\n'),
+    path: 'spec.rules[0].when[0].values',
+    message: /empty value not allowed/,
+  },
   {
     name: 'the auto-generated SNI form without a port number',
     obj: () => vs(`  hosts: ["*.example.com"]\n  gateways: [cross-network]\n  tls:\n  - match:\n    - sniHosts: ["outbound_.https_._.secure.example.com"]\n${TLS_ROUTE}`),
@@ -100,10 +200,30 @@ const REFUSED: Array<{ name: string; obj: () => ConfigObject; path: string; mess
 
 /** Istio warns of these: meshd keeps the object and reports the warning at this path. */
 const WARNED: Array<{ name: string; obj: () => ConfigObject; path: string; message: RegExp }> = [
-  { name: 'an IP address as SNI', obj: () => vs(`  hosts: ["secure.example.com"]\n  gateways: [mesh]\n  tls:\n  - match:\n    - sniHosts: ["192.168.1.10"]\n${TLS_ROUTE}`), path: 'spec.tls[0].match[0].sniHosts[0]', message: /using an IP address \("192\.168\.1\.10"\) goes against SNI spec/ },
-  { name: 'a DENY rule of HTTP attributes only', obj: () => ap('  action: DENY\n  rules:\n  - to:\n    - operation: {paths: ["/admin*"]}\n'), path: 'spec.rules[0]', message: /will deny all traffic to TCP ports under its scope/ },
-  { name: 'deprecated outlier consecutiveErrors', obj: () => dr('  trafficPolicy:\n    outlierDetection:\n      consecutiveErrors: 5\n'), path: 'spec.trafficPolicy.outlierDetection.consecutiveErrors', message: /deprecated/ },
-  { name: 'deprecated consistentHash minimumRingSize', obj: () => dr('  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        httpHeaderName: x-user\n        minimumRingSize: 1024\n'), path: 'spec.trafficPolicy.loadBalancer.consistentHash.minimumRingSize', message: /deprecated/ },
+  {
+    name: 'an IP address as SNI',
+    obj: () => vs(`  hosts: ["secure.example.com"]\n  gateways: [mesh]\n  tls:\n  - match:\n    - sniHosts: ["192.168.1.10"]\n${TLS_ROUTE}`),
+    path: 'spec.tls[0].match[0].sniHosts[0]',
+    message: /using an IP address \("192\.168\.1\.10"\) goes against SNI spec/,
+  },
+  {
+    name: 'a DENY rule of HTTP attributes only',
+    obj: () => ap('  action: DENY\n  rules:\n  - to:\n    - operation: {paths: ["/admin*"]}\n'),
+    path: 'spec.rules[0]',
+    message: /will deny all traffic to TCP ports under its scope/,
+  },
+  {
+    name: 'deprecated outlier consecutiveErrors',
+    obj: () => dr('  trafficPolicy:\n    outlierDetection:\n      consecutiveErrors: 5\n'),
+    path: 'spec.trafficPolicy.outlierDetection.consecutiveErrors',
+    message: /deprecated/,
+  },
+  {
+    name: 'deprecated consistentHash minimumRingSize',
+    obj: () => dr('  trafficPolicy:\n    loadBalancer:\n      consistentHash:\n        httpHeaderName: x-user\n        minimumRingSize: 1024\n'),
+    path: 'spec.trafficPolicy.loadBalancer.consistentHash.minimumRingSize',
+    message: /deprecated/,
+  },
 ];
 
 for (const c of ACCEPTED) {
@@ -148,8 +268,7 @@ test('YAML flow sequences read as Kubernetes reads them: a colon before `]` or `
 });
 
 test('the admission webhook returns warnings with an admitted object, and with a denied one', () => {
-  const review = (obj: ConfigObject): ReturnType<typeof admitValidation> =>
-    admitValidation({ uid: 'u1', operation: 'CREATE', namespace: 'shop', object: obj.body }, checkObject);
+  const review = (obj: ConfigObject): ReturnType<typeof admitValidation> => admitValidation({ uid: 'u1', operation: 'CREATE', namespace: 'shop', object: obj.body }, checkObject);
   const warned = review(vs(`  hosts: ["secure.example.com"]\n  gateways: [mesh]\n  tls:\n  - match:\n    - sniHosts: ["192.168.1.10"]\n${TLS_ROUTE}`));
   assert.equal(warned.allowed, true);
   assert.deepEqual(warned.warnings, ['spec.tls[0].match[0].sniHosts[0]: using an IP address ("192.168.1.10") goes against SNI spec and most clients do not support this']);
@@ -190,7 +309,10 @@ test('meshd validate prints warnings and passes; non-Istio kinds are skipped wit
 });
 
 test('meshd validate still fails an Istio object it cannot read, or a meshd kind in a version it does not read', () => {
-  const f = write('istio-unknown.yaml', 'apiVersion: networking.istio.io/v1\nkind: Sidecarr\nmetadata: {name: s, namespace: shop}\nspec: {}\n---\napiVersion: discovery.k8s.io/v1beta1\nkind: EndpointSlice\nmetadata: {name: e, namespace: shop}\naddressType: IPv4\n');
+  const f = write(
+    'istio-unknown.yaml',
+    'apiVersion: networking.istio.io/v1\nkind: Sidecarr\nmetadata: {name: s, namespace: shop}\nspec: {}\n---\napiVersion: discovery.k8s.io/v1beta1\nkind: EndpointSlice\nmetadata: {name: e, namespace: shop}\naddressType: IPv4\n',
+  );
   const r = validateFiles([f]);
   assert.equal(r.ok, false, r.output);
   assert.match(r.output, /kind: unsupported kind "Sidecarr"/);

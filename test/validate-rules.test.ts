@@ -132,24 +132,30 @@ function listener(hcm: Record<string, unknown> = {}) {
     name: '0.0.0.0_9080',
     address: { socket_address: { address: '0.0.0.0', port_value: 9080 } },
     traffic_direction: 'OUTBOUND',
-    listener_filters: [{
-      name: 'envoy.filters.listener.tls_inspector',
-      typed_config: { '@type': TLS_INSPECTOR },
-    }],
-    filter_chains: [{
-      filter_chain_match: { destination_port: { value: 9080 } },
-      filters: [{
-        name: 'envoy.filters.network.http_connection_manager',
-        typed_config: {
-          '@type': HCM,
-          stat_prefix: 'outbound_0.0.0.0_9080',
-          rds: { route_config_name: '9080', config_source: { ads: {}, resource_api_version: 'V3' } },
-          http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } }],
-          use_remote_address: { value: false },
-          ...hcm,
-        },
-      }],
-    }],
+    listener_filters: [
+      {
+        name: 'envoy.filters.listener.tls_inspector',
+        typed_config: { '@type': TLS_INSPECTOR },
+      },
+    ],
+    filter_chains: [
+      {
+        filter_chain_match: { destination_port: { value: 9080 } },
+        filters: [
+          {
+            name: 'envoy.filters.network.http_connection_manager',
+            typed_config: {
+              '@type': HCM,
+              stat_prefix: 'outbound_0.0.0.0_9080',
+              rds: { route_config_name: '9080', config_source: { ads: {}, resource_api_version: 'V3' } },
+              http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': ROUTER } }],
+              use_remote_address: { value: false },
+              ...hcm,
+            },
+          },
+        ],
+      },
+    ],
   };
 }
 
@@ -157,42 +163,55 @@ function routeConfig() {
   return {
     name: '9080',
     validate_clusters: { value: false },
-    virtual_hosts: [{
-      name: `${FQDN}:9080`,
-      domains: [FQDN, 'reviews', 'reviews:9080'],
-      routes: [
-        {
-          name: 'jason',
-          match: { prefix: '/', headers: [{ name: 'end-user', string_match: { exact: 'jason' } }] },
-          route: { weighted_clusters: { clusters: [{ name: `outbound|9080|v2|${FQDN}`, weight: { value: 90 } }, { name: `outbound|9080|v3|${FQDN}`, weight: { value: 10 } }] } },
-        },
-        {
-          name: 'default',
-          match: { safe_regex: { regex: '^/api/v[0-9]+/.*' } },
-          route: {
-            cluster: `outbound|9080||${FQDN}`,
-            timeout: { seconds: 0 },
-            retry_policy: { retry_on: 'connect-failure,refused-stream,unavailable', num_retries: { value: 2 } },
+    virtual_hosts: [
+      {
+        name: `${FQDN}:9080`,
+        domains: [FQDN, 'reviews', 'reviews:9080'],
+        routes: [
+          {
+            name: 'jason',
+            match: { prefix: '/', headers: [{ name: 'end-user', string_match: { exact: 'jason' } }] },
+            route: {
+              weighted_clusters: {
+                clusters: [
+                  { name: `outbound|9080|v2|${FQDN}`, weight: { value: 90 } },
+                  { name: `outbound|9080|v3|${FQDN}`, weight: { value: 10 } },
+                ],
+              },
+            },
           },
-          request_headers_to_add: [{ header: { key: 'x-mesh', value: 'meshd' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }],
-        },
-      ],
-    }],
+          {
+            name: 'default',
+            match: { safe_regex: { regex: '^/api/v[0-9]+/.*' } },
+            route: {
+              cluster: `outbound|9080||${FQDN}`,
+              timeout: { seconds: 0 },
+              retry_policy: { retry_on: 'connect-failure,refused-stream,unavailable', num_retries: { value: 2 } },
+            },
+            request_headers_to_add: [{ header: { key: 'x-mesh', value: 'meshd' }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' }],
+          },
+        ],
+      },
+    ],
   };
 }
 
 function loadAssignment(port: number = 9080) {
   return {
     cluster_name: `outbound|9080||${FQDN}`,
-    endpoints: [{
-      locality: { region: 'us-east1', zone: 'us-east1-b' },
-      lb_endpoints: [{
-        endpoint: { address: { socket_address: { address: '10.0.0.7', port_value: port } } },
-        health_status: 'HEALTHY',
+    endpoints: [
+      {
+        locality: { region: 'us-east1', zone: 'us-east1-b' },
+        lb_endpoints: [
+          {
+            endpoint: { address: { socket_address: { address: '10.0.0.7', port_value: port } } },
+            health_status: 'HEALTHY',
+            load_balancing_weight: { value: 1 },
+          },
+        ],
         load_balancing_weight: { value: 1 },
-      }],
-      load_balancing_weight: { value: 1 },
-    }],
+      },
+    ],
   };
 }
 
@@ -224,10 +243,8 @@ test('Cluster with an empty name violates string.min_len at name', () => {
 });
 
 test('port_value 70000 violates uint32.lte 65535 deep inside a ClusterLoadAssignment', () => {
-  only(validator.validate(TypeUrl.Endpoint, loadAssignment(70000)),
-    'endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value', 'uint32.lte');
-  only(validator.validate(TypeUrl.Endpoint, loadAssignment(-1)),
-    'endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value', 'expected uint32');
+  only(validator.validate(TypeUrl.Endpoint, loadAssignment(70000)), 'endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value', 'uint32.lte');
+  only(validator.validate(TypeUrl.Endpoint, loadAssignment(-1)), 'endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value', 'expected uint32');
 });
 
 test('HttpConnectionManager without stat_prefix inside a filter chain Any reports through typed_config', () => {
@@ -291,7 +308,13 @@ test('an unknown field "clsuter" in a RouteAction is reported (protobufjs would 
 test('an unknown enum name is reported with the enum type; defined_only rejects undefined numbers', () => {
   only(validator.validate(TypeUrl.Cluster, { ...cluster(), type: 'EDSS' }), 'type', 'unknown enum value "EDSS"');
   only(validator.validate(TypeUrl.Cluster, { ...cluster(), lb_policy: 42 }), 'lb_policy', 'enum.defined_only');
-  const hc = { timeout: { seconds: 1 }, interval: { seconds: 5 }, unhealthy_threshold: { value: 2 }, healthy_threshold: { value: 2 }, http_health_check: { path: '/healthz', method: 'CONNECT' } };
+  const hc = {
+    timeout: { seconds: 1 },
+    interval: { seconds: 5 },
+    unhealthy_threshold: { value: 2 },
+    healthy_threshold: { value: 2 },
+    http_health_check: { path: '/healthz', method: 'CONNECT' },
+  };
   only(validator.validate(TypeUrl.Cluster, { ...cluster(), health_checks: [hc] }), 'health_checks[0].http_health_check.method', 'enum.not_in');
 });
 
@@ -316,8 +339,7 @@ test('a header name with a newline violates well_known_regex HTTP_HEADER_NAME (s
 test('a Struct value key this root does not have is reported, because encode would drop it', () => {
   const c = cluster();
   c.metadata.filter_metadata.istio.fields.default_original_port = { [OTHER_NUMBER_VALUE]: 9080 };
-  only(validator.validate(TypeUrl.Cluster, c),
-    `metadata.filter_metadata["istio"].fields["default_original_port"].${OTHER_NUMBER_VALUE}`, 'unknown field');
+  only(validator.validate(TypeUrl.Cluster, c), `metadata.filter_metadata["istio"].fields["default_original_port"].${OTHER_NUMBER_VALUE}`, 'unknown field');
   const decoded = protos.decode(TypeUrl.Cluster, protos.encode(TypeUrl.Cluster, c));
   assert.deepEqual(decoded.metadata, { filter_metadata: { istio: { fields: { default_original_port: {} } } } });
 });
@@ -328,30 +350,32 @@ test('wrong JS value kinds are reported at the field', () => {
   only(validator.validate(TypeUrl.Listener, l), 'address.socket_address.port_value', 'expected uint32');
   only(validator.validate(TypeUrl.Cluster, { ...cluster(), connect_timeout: '10s' }), 'connect_timeout', 'expected an object (google.protobuf.Duration)');
   only(validator.validate(TypeUrl.Route, { ...routeConfig(), virtual_hosts: { name: 'x' } }), 'virtual_hosts', 'expected an array');
-  only(validator.validate(TypeUrl.Cluster, { ...cluster(), circuit_breakers: { thresholds: [{ max_connections: 5 }] } }),
-    'circuit_breakers.thresholds[0].max_connections', 'expected an object (google.protobuf.UInt32Value)');
+  only(
+    validator.validate(TypeUrl.Cluster, { ...cluster(), circuit_breakers: { thresholds: [{ max_connections: 5 }] } }),
+    'circuit_breakers.thresholds[0].max_connections',
+    'expected an object (google.protobuf.UInt32Value)',
+  );
   only(validator.validate(TypeUrl.Cluster, { ...cluster(), respect_dns_ttl: 'true' }), 'respect_dns_ttl', 'expected bool');
 });
 
 test('rules on wrapper fields apply to the wrapped value; duration rules on Duration fields', () => {
-  only(validator.validate(TypeUrl.Cluster, { ...cluster(), outlier_detection: { max_ejection_percent: { value: 150 } } }),
-    'outlier_detection.max_ejection_percent', 'uint32.lte');
-  only(validator.validate(TypeUrl.Cluster, { ...cluster(), least_request_lb_config: { choice_count: { value: 1 } } }),
-    'least_request_lb_config.choice_count', 'uint32.gte');
+  only(validator.validate(TypeUrl.Cluster, { ...cluster(), outlier_detection: { max_ejection_percent: { value: 150 } } }), 'outlier_detection.max_ejection_percent', 'uint32.lte');
+  only(validator.validate(TypeUrl.Cluster, { ...cluster(), least_request_lb_config: { choice_count: { value: 1 } } }), 'least_request_lb_config.choice_count', 'uint32.gte');
   only(validator.validate(TypeUrl.Cluster, { ...cluster(), connect_timeout: { seconds: 0 } }), 'connect_timeout', 'duration.gt');
   only(validator.validate(TypeUrl.Cluster, { ...cluster(), dns_refresh_rate: { nanos: 1000 } }), 'dns_refresh_rate', 'duration.gt');
   only(validator.validate(TypeUrl.Cluster, { ...cluster(), connect_timeout: { seconds: 1, nanos: -5 } }), 'connect_timeout', 'not a valid duration');
 });
 
 test('map keys rules (Metadata.filter_metadata keys min_len 1) and maps of Any', () => {
-  only(validator.validate(TypeUrl.Cluster, { ...cluster(), metadata: { filter_metadata: { '': { fields: {} } } } }),
-    'metadata.filter_metadata[""]', 'map.keys.string.min_len');
+  only(validator.validate(TypeUrl.Cluster, { ...cluster(), metadata: { filter_metadata: { '': { fields: {} } } } }), 'metadata.filter_metadata[""]', 'map.keys.string.min_len');
   const c = cluster();
   const opts = c.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'];
   opts.explicit_http_config.http2_protocol_options.max_concurrent_streams.value = 0;
-  only(validator.validate(TypeUrl.Cluster, c),
+  only(
+    validator.validate(TypeUrl.Cluster, c),
     'typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].explicit_http_config.http2_protocol_options.max_concurrent_streams',
-    'uint32.gte+lte');
+    'uint32.gte+lte',
+  );
 });
 
 test('repeated items rules apply per element (FilterChainMatch.source_ports)', () => {
@@ -364,8 +388,11 @@ test('repeated items rules apply per element (FilterChainMatch.source_ports)', (
 });
 
 test('string.in and string.pattern on real Envoy fields', () => {
-  only(validator.validate(TypeUrl.Listener, listener({ scheme_header_transformation: { scheme_to_overwrite: 'ftp' } })),
-    'filter_chains[0].filters[0].typed_config.scheme_header_transformation.scheme_to_overwrite', 'string.in');
+  only(
+    validator.validate(TypeUrl.Listener, listener({ scheme_header_transformation: { scheme_to_overwrite: 'ftp' } })),
+    'filter_chains[0].filters[0].typed_config.scheme_header_transformation.scheme_to_overwrite',
+    'string.in',
+  );
   const rc = routeConfig();
   const route = rc.virtual_hosts[0].routes[1] as Record<string, unknown>;
   route.match = { path_separated_prefix: '/api/' };
@@ -399,10 +426,22 @@ test('numeric rules: exclusive and inclusive ranges, in, not_in, const, ignore_e
 
 test('string rules: formats, affixes, lengths, not_in, well-known regexes, RE2 patterns', () => {
   const v = (o: object): RuleViolation[] => validator.validate(T('Formats'), o);
-  assert.deepEqual(v({
-    host: 'reviews.default.svc.cluster.local.', addr: '10.0.0.1', ip: '::1', ip4: '192.168.0.1', ip6: 'fe80::1',
-    uri: 'https://example.com/a?b=c', affix: 'abmmyz', exact: 'aé', hval: 'text/html; q=1', hname: ':authority', re2: 'A.B42',
-  }), [{ path: 'exact', message: 'string.len: value length must be exactly 3 characters, got 2' }]);
+  assert.deepEqual(
+    v({
+      host: 'reviews.default.svc.cluster.local.',
+      addr: '10.0.0.1',
+      ip: '::1',
+      ip4: '192.168.0.1',
+      ip6: 'fe80::1',
+      uri: 'https://example.com/a?b=c',
+      affix: 'abmmyz',
+      exact: 'aé',
+      hval: 'text/html; q=1',
+      hname: ':authority',
+      re2: 'A.B42',
+    }),
+    [{ path: 'exact', message: 'string.len: value length must be exactly 3 characters, got 2' }],
+  );
   only(v({ host: '-bad-.example' }), 'host', 'string.hostname');
   only(v({ host: 'a'.repeat(64) }), 'host', 'string.hostname');
   only(v({ addr: 'not an address' }), 'addr', 'string.address');
@@ -452,10 +491,18 @@ test('duration, timestamp, any and wrapper rules', () => {
   const v = (o: object): RuleViolation[] => validator.validate(T('Times'), o);
   only(v({}), 'stamp', 'timestamp.required');
   const base = { stamp: { seconds: 1700000000 } };
-  assert.deepEqual(v({
-    ...base, exactly_five: { seconds: 5 }, not_between: { nanos: 1 }, listed: { nanos: 500000000 },
-    router_only: { '@type': ROUTER }, no_router: { '@type': TLS_INSPECTOR }, label: { value: 'abc' },
-  }), []);
+  assert.deepEqual(
+    v({
+      ...base,
+      exactly_five: { seconds: 5 },
+      not_between: { nanos: 1 },
+      listed: { nanos: 500000000 },
+      router_only: { '@type': ROUTER },
+      no_router: { '@type': TLS_INSPECTOR },
+      label: { value: 'abc' },
+    }),
+    [],
+  );
   assert.deepEqual(v({ ...base, not_between: { seconds: 6 } }), []);
   only(v({ ...base, exactly_five: { seconds: 5, nanos: 1 } }), 'exactly_five', 'duration.const');
   only(v({ ...base, not_between: { seconds: 3 } }), 'not_between', 'duration.gt+lt: value must be outside range [1s, 5s]');

@@ -177,7 +177,10 @@ test('a step applied to a running meshd reaches a connected sidecar', async () =
     fs.renameSync(path.join(dir, '.reviews.tmp'), path.join(dir, 'virtualservice-reviews.yaml'));
     const pushed = await c.next(TypeUrl.Route, 10_000);
     const wc = actionOf(routesOf(pushed.resources, 9080, 'reviews')[0]).weighted_clusters as J;
-    assert.deepEqual((wc.clusters as J[]).map((x) => x.name), [cluster(9080, 'v1', 'reviews'), cluster(9080, 'v3', 'reviews')]);
+    assert.deepEqual(
+      (wc.clusters as J[]).map((x) => x.name),
+      [cluster(9080, 'v1', 'reviews'), cluster(9080, 'v3', 'reviews')],
+    );
   } finally {
     c.close();
     await meshd.close();

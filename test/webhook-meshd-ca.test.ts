@@ -61,7 +61,11 @@ describe('startMeshd', () => {
   before(async () => {
     meshd = await startMeshd({
       configDir: path.join(ROOT, 'examples', 'bookinfo'),
-      xdsPort: 0, secureXdsPort: -1, debugPort: 0, monitoringPort: -1, webhookPort: 0,
+      xdsPort: 0,
+      secureXdsPort: -1,
+      debugPort: 0,
+      monitoringPort: -1,
+      webhookPort: 0,
       podNamespace: 'mesh-system',
       customHosts: ['webhook.example.com', 'istiod.corp.example'],
       caDir: path.join(dir, 'ca'),
@@ -74,7 +78,7 @@ describe('startMeshd', () => {
     await meshd?.close();
   });
 
-  test("the webhook chain verifies against the mesh root for istiod.<ns>.svc and the custom hosts; caBundle is that root", { timeout: 30_000 }, async () => {
+  test('the webhook chain verifies against the mesh root for istiod.<ns>.svc and the custom hosts; caBundle is that root', { timeout: 30_000 }, async () => {
     const bundle = await until('the webhook certificate', () => meshd.webhookCaPem());
     const root = meshd.caRootPem();
     assert.equal(bundle, root, 'the caBundle is the CA root bundle');
@@ -86,7 +90,13 @@ describe('startMeshd', () => {
       assert.ok(r.leaf.verify(rootCert.publicKey));
     }
     const { leaf } = await get(meshd.webhookPort, root, 'webhook.example.com');
-    assert.equal(leaf.subjectAltName?.split(', ').filter((n) => n.startsWith('URI:')).join(), 'URI:spiffe://cluster.local/ns/mesh-system/sa/istiod');
+    assert.equal(
+      leaf.subjectAltName
+        ?.split(', ')
+        .filter((n) => n.startsWith('URI:'))
+        .join(),
+      'URI:spiffe://cluster.local/ns/mesh-system/sa/istiod',
+    );
     await assert.rejects(get(meshd.webhookPort, root, 'other.example.com'), /does not match|altnames/i);
     // A client trusting another CA refuses it.
     await assert.rejects(get(meshd.webhookPort, makeCa().cert, 'istiod.mesh-system.svc'), /unable to (get|verify)/i);
@@ -109,10 +119,34 @@ describe('command line', () => {
 
   test('--custom-host defaults to $ISTIOD_CUSTOM_HOST (comma-separated); the webhook serves those names from the mesh CA', { timeout: 60_000 }, async () => {
     const caDir = path.join(dir, 'cli-ca');
-    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--secure-xds-port', '-1', '--webhook-port', '0', '--ca-dir', caDir, '--log-level', 'warn'], {
-      cwd: ROOT,
-      env: { ...process.env, ISTIOD_CUSTOM_HOST: 'hooks.example.com, Other.Example.org,' },
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        MAIN,
+        '--config-dir',
+        'examples/bookinfo',
+        '--xds-port',
+        '0',
+        '--debug-port',
+        '0',
+        '--monitoring-port',
+        '-1',
+        '--secure-xds-port',
+        '-1',
+        '--webhook-port',
+        '0',
+        '--ca-dir',
+        caDir,
+        '--log-level',
+        'warn',
+      ],
+      {
+        cwd: ROOT,
+        env: { ...process.env, ISTIOD_CUSTOM_HOST: 'hooks.example.com, Other.Example.org,' },
+      },
+    );
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
     child.stderr.on('data', (b: Buffer) => (out += b.toString()));
@@ -133,7 +167,29 @@ describe('command line', () => {
 
   test('a custom host that is not a DNS name is refused, naming --custom-host', { timeout: 30_000 }, () => {
     assert.throws(() => withDefaults({ configDir: 'x', customHosts: ['bad name'] }), /^Error: --custom-host: "bad name" is not a DNS name/);
-    const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, '--config-dir', 'examples/bookinfo', '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--secure-xds-port', '-1', '--webhook-port', '0', '--custom-host', 'ok.example.com,bad_host!'], { cwd: ROOT, encoding: 'utf8', timeout: 25_000 });
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        MAIN,
+        '--config-dir',
+        'examples/bookinfo',
+        '--xds-port',
+        '0',
+        '--debug-port',
+        '0',
+        '--monitoring-port',
+        '-1',
+        '--secure-xds-port',
+        '-1',
+        '--webhook-port',
+        '0',
+        '--custom-host',
+        'ok.example.com,bad_host!',
+      ],
+      { cwd: ROOT, encoding: 'utf8', timeout: 25_000 },
+    );
     assert.equal(r.status, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /--custom-host: "bad_host!" is not a DNS name/);
   });

@@ -239,7 +239,10 @@ describe('injection goldens', () => {
   test('the patch only adds: the pod as sent is kept, istio-init first and istio-proxy last', async () => {
     const input = parseYaml(fs.readFileSync(path.join(GOLDEN, 'pod-from-deployment.yaml'), 'utf8')) as Record<string, unknown>;
     const ops = patchOf(await admit('/inject', reviewOf(input)));
-    assert.ok(ops.every((o) => o.op === 'add'), JSON.stringify(ops.map((o) => `${o.op} ${o.path}`)));
+    assert.ok(
+      ops.every((o) => o.op === 'add'),
+      JSON.stringify(ops.map((o) => `${o.op} ${o.path}`)),
+    );
     const paths = ops.map((o) => o.path);
     assert.ok(paths.includes('/spec/initContainers/0'));
     assert.ok(paths.includes('/spec/containers/2'));
@@ -279,8 +282,14 @@ describe('which pods are injected', () => {
       assert.equal(resp.patch !== undefined, injected, JSON.stringify(resp));
       if (injected) {
         const out = applyPatch(object, patchOf(resp)) as { spec: { containers: Array<{ name: string }>; initContainers: Array<{ name: string }> } };
-        assert.deepEqual(out.spec.containers.map((c) => c.name), ['app', 'istio-proxy']);
-        assert.deepEqual(out.spec.initContainers.map((c) => c.name), ['istio-init']);
+        assert.deepEqual(
+          out.spec.containers.map((c) => c.name),
+          ['app', 'istio-proxy'],
+        );
+        assert.deepEqual(
+          out.spec.initContainers.map((c) => c.name),
+          ['istio-init'],
+        );
       }
     });
   }
@@ -292,7 +301,10 @@ describe('which pods are injected', () => {
   });
 
   test('a bad injection annotation is refused with its field path', async () => {
-    const resp = await admit('/inject', reviewOf(pod({ annotations: { 'sidecar.istio.io/interceptionMode': 'MAGIC', 'readiness.status.sidecar.istio.io/periodSeconds': 'soon' } })));
+    const resp = await admit(
+      '/inject',
+      reviewOf(pod({ annotations: { 'sidecar.istio.io/interceptionMode': 'MAGIC', 'readiness.status.sidecar.istio.io/periodSeconds': 'soon' } })),
+    );
     assert.equal(resp.allowed, false);
     assert.match(resp.status?.message ?? '', /interceptionMode"\]: must be REDIRECT, TPROXY or NONE \(got "MAGIC"\)/);
     assert.match(resp.status?.message ?? '', /periodSeconds"\]: must be a non-negative integer \(got "soon"\)/);
@@ -311,7 +323,10 @@ describe('validation', () => {
     assert.equal(ok, false);
     const meta = obj['metadata'] as { name: string; namespace: string };
     const prefix = `${file}: ${obj['kind'] as string} ${meta.namespace}/${meta.name}: `;
-    return output.split('\n').filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length));
+    return output
+      .split('\n')
+      .filter((l) => l.startsWith(prefix))
+      .map((l) => l.slice(prefix.length));
   }
 
   const invalid: Record<string, unknown>[] = [
@@ -343,12 +358,20 @@ describe('validation', () => {
       assert.equal(resp.allowed, false);
       assert.equal(resp.status?.code, 422);
       assert.equal(resp.status?.message, `${obj['kind'] as string} ${meta.namespace}/${meta.name} is invalid: ${want.join('; ')}`);
-      assert.deepEqual(resp.status?.details?.causes.map((c) => (c.field ? `${c.field}: ${c.message}` : c.message)), want);
+      assert.deepEqual(
+        resp.status?.details?.causes.map((c) => (c.field ? `${c.field}: ${c.message}` : c.message)),
+        want,
+      );
     });
   }
 
   test('a valid object is allowed; the namespace comes from the request when the object has none', async () => {
-    const vs = { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'ok' }, spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews' } }] }] } };
+    const vs = {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name: 'ok' },
+      spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews' } }] }] },
+    };
     const resp = await admit('/validate', reviewOf(vs, { namespace: 'shop', group: 'networking.istio.io', kind: 'VirtualService' }));
     assert.deepEqual([resp.allowed, resp.status], [true, undefined]);
   });
@@ -363,7 +386,12 @@ describe('validation', () => {
     assert.equal(r2.allowed, true);
     assert.match(r2.warnings?.[0] ?? '', /does not validate kind Sidecar/);
     // RequestAuthentication is validated: a JWKS over plain http is refused with its field path.
-    const ra = { apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: { name: 'a', namespace: 'shop' }, spec: { jwtRules: [{ issuer: 'https://idp.example', jwksUri: 'http://idp.example/jwks' }] } };
+    const ra = {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'RequestAuthentication',
+      metadata: { name: 'a', namespace: 'shop' },
+      spec: { jwtRules: [{ issuer: 'https://idp.example', jwksUri: 'http://idp.example/jwks' }] },
+    };
     const r5 = await admit('/validate', reviewOf(ra, { namespace: 'shop' }));
     assert.equal(r5.allowed, false);
     assert.match(r5.status?.message ?? '', /spec\.jwtRules\[0\]\.jwksUri: jwksUri "http:\/\/idp\.example\/jwks" uses http/);

@@ -15,11 +15,18 @@ import { type KubeApiServer, startKubeApiServer } from './helpers/kube-api-serve
 const GW = parseProxy('router~10.0.0.1~gw-0.shop~shop.svc.cluster.local', { NAMESPACE: 'shop', SERVICE_ACCOUNT: 'gw' });
 const proved = (...ids: string[]) => ({ identities: ids, via: 'mtls' });
 
-test('the first proved identity in the proxy\'s namespace and service account is the stream\'s', () => {
+test("the first proved identity in the proxy's namespace and service account is the stream's", () => {
   assert.deepEqual(matchIdentity(GW, proved('spiffe://cluster.local/ns/default/sa/gw', 'spiffe://cluster.local/ns/shop/sa/gw')), {
-    id: 'spiffe://cluster.local/ns/shop/sa/gw', trustDomain: 'cluster.local', namespace: 'shop', serviceAccount: 'gw', via: 'mtls',
+    id: 'spiffe://cluster.local/ns/shop/sa/gw',
+    trustDomain: 'cluster.local',
+    namespace: 'shop',
+    serviceAccount: 'gw',
+    via: 'mtls',
   });
-  assert.throws(() => matchIdentity(GW, proved('spiffe://cluster.local/ns/shop/sa/other')), (e: unknown) => e instanceof StreamAuthError && e.code === 7 && /do not match/.test(e.message));
+  assert.throws(
+    () => matchIdentity(GW, proved('spiffe://cluster.local/ns/shop/sa/other')),
+    (e: unknown) => e instanceof StreamAuthError && e.code === 7 && /do not match/.test(e.message),
+  );
   assert.throws(() => matchIdentity(GW, proved('spiffe://cluster.local/ns/default/sa/gw')), StreamAuthError);
 });
 
@@ -61,7 +68,11 @@ function subjectAccessReviewTests(): void {
     const other = parseProxy('router~10.0.0.2~gw-1.shop~shop.svc.cluster.local', { NAMESPACE: 'shop' });
     const no = await streamIdentity(other, proved('spiffe://cluster.local/ns/shop/sa/default'), auth);
     assert.match(no.credentialsDenied ?? '', /shop\/default may not list Secrets in namespace shop/);
-    assert.deepEqual(asked[0], { user: 'system:serviceaccount:shop:gw', groups: ['system:serviceaccounts', 'system:serviceaccounts:shop', 'system:authenticated'], resourceAttributes: { namespace: 'shop', verb: 'list', resource: 'secrets' } });
+    assert.deepEqual(asked[0], {
+      user: 'system:serviceaccount:shop:gw',
+      groups: ['system:serviceaccounts', 'system:serviceaccounts:shop', 'system:authenticated'],
+      resourceAttributes: { namespace: 'shop', verb: 'list', resource: 'secrets' },
+    });
     await streamIdentity(GW, proved('spiffe://cluster.local/ns/shop/sa/gw'), auth);
     assert.equal(asked.length, 2, 'the answer for shop/gw was kept');
   });

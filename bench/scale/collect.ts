@@ -168,12 +168,16 @@ export class Workers {
     const end = Date.now() + opts.timeoutMs;
     let gaps = 0;
     for (;;) {
-      const r = await waitFor(() => {
-        const now = wallNow();
-        if (opts.expectSome && p.responses === 0) return this.fatal(phase) ? false : undefined;
-        if (now - p.startAt < opts.minMs) return undefined;
-        return now - Math.max(this.lastEventAt, p.startAt) >= opts.quietMs ? true : undefined;
-      }, Math.max(0, end - Date.now()), 25);
+      const r = await waitFor(
+        () => {
+          const now = wallNow();
+          if (opts.expectSome && p.responses === 0) return this.fatal(phase) ? false : undefined;
+          if (now - p.startAt < opts.minMs) return undefined;
+          return now - Math.max(this.lastEventAt, p.startAt) >= opts.quietMs ? true : undefined;
+        },
+        Math.max(0, end - Date.now()),
+        25,
+      );
       if (r !== true) return { ok: false, gaps };
       const seen = p.responses;
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(opts.confirmMs, end - Date.now()))));

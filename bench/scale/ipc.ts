@@ -34,16 +34,11 @@ export type FromWorker =
   | { t: 'dumped'; file: string; bytes: number };
 
 /** Parent → floor server. */
-export type ToFloor =
-  | { t: 'load'; files: string[]; ids: string[]; delta: boolean; coldPhase: number }
-  | { t: 'push'; phase: number }
-  | { t: 'stop' };
+export type ToFloor = { t: 'load'; files: string[]; ids: string[]; delta: boolean; coldPhase: number } | { t: 'push'; phase: number } | { t: 'stop' };
 
 /** Floor server → parent. */
 export type FromFloor =
-  | { t: 'listening'; port: number; responses: number; bytes: number }
-  | { t: 'pushed'; phase: number; proxies: number; responses: number }
-  | { t: 'error'; message: string };
+  { t: 'listening'; port: number; responses: number; bytes: number } | { t: 'pushed'; phase: number; proxies: number; responses: number } | { t: 'error'; message: string };
 
 /** Wall clock in ms with sub-millisecond resolution, comparable across processes. */
 export function wallNow(): number {

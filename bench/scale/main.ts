@@ -107,11 +107,14 @@ process.on('SIGINT', () => {
   cleanup();
   process.exit(130);
 });
-setTimeout(() => {
-  log(`deadline of ${v.deadline} s reached; stopping`);
-  cleanup();
-  process.exit(2);
-}, int('deadline', v.deadline, 10) * 1000).unref();
+setTimeout(
+  () => {
+    log(`deadline of ${v.deadline} s reached; stopping`);
+    cleanup();
+    process.exit(2);
+  },
+  int('deadline', v.deadline, 10) * 1000,
+).unref();
 
 /** A bounded wait that may fail: logs and returns whether it completed. */
 function note(ok: boolean, what: string, notes: string[]): boolean {
@@ -133,11 +136,28 @@ async function change(w: Workers, name: string, pid: number | undefined, trigger
   const latencyMs = ok && p.lastAck !== undefined ? p.lastAck - p.startAt : null;
   const what = p.responses === 0 && ok ? 'nothing received' : `${fmtMs(latencyMs)} to ${p.proxies.size} proxies`;
   log(`${name}: ${what}, ${p.responses} responses, ${p.bytes} bytes`);
-  return { phase, latencyMs, proxies: p.proxies.size, responses: p.responses, bytes: p.bytes, types: [...p.types], cpuSeconds: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : null, timedOut: !ok };
+  return {
+    phase,
+    latencyMs,
+    proxies: p.proxies.size,
+    responses: p.responses,
+    bytes: p.bytes,
+    types: [...p.types],
+    cpuSeconds: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : null,
+    timedOut: !ok,
+  };
 }
 
 /** Cold start against addr: every proxy connects at once; time until all are full. */
-async function coldStart(w: Workers, addr: string, pid: number | undefined, probe: PingProbe, record: boolean, name: string, notes: string[]): Promise<{ phase: number; cold: TargetResult['cold'] }> {
+async function coldStart(
+  w: Workers,
+  addr: string,
+  pid: number | undefined,
+  probe: PingProbe,
+  record: boolean,
+  name: string,
+  notes: string[],
+): Promise<{ phase: number; cold: TargetResult['cold'] }> {
   const cpu0 = procFigures(pid)?.cpuSeconds;
   probe.reset();
   const phase = w.connect(addr, record, name);
@@ -149,7 +169,10 @@ async function coldStart(w: Workers, addr: string, pid: number | undefined, prob
   const cpu1 = procFigures(pid)?.cpuSeconds;
   const ms = fullAt === undefined ? null : fullAt - t0;
   log(`${name}: ${fmtMs(ms)}, ${p.full}/${w.proxies.length} proxies full, ${p.responses} responses, ${p.bytes} bytes`);
-  return { phase, cold: { ms, proxiesFull: p.full, responses: p.responses, bytes: p.bytes, cpuSeconds: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : null, stallMs: probe.maxMs() } };
+  return {
+    phase,
+    cold: { ms, proxiesFull: p.full, responses: p.responses, bytes: p.bytes, cpuSeconds: cpu0 !== undefined && cpu1 !== undefined ? cpu1 - cpu0 : null, stallMs: probe.maxMs() },
+  };
 }
 
 /** Notes (once per target) the streams that failed, by status code. */
@@ -165,7 +188,9 @@ function abortOnStreamFailure(w: Workers, phase: number, target: string): void {
   const err = w.fatal(phase);
   if (!err) return;
   if (err.code === 12) {
-    process.stdout.write(`${target} does not implement ${delta ? 'DeltaAggregatedResources (delta xDS)' : 'StreamAggregatedResources'}: UNIMPLEMENTED (${err.details}). Nothing to measure.\n`);
+    process.stdout.write(
+      `${target} does not implement ${delta ? 'DeltaAggregatedResources (delta xDS)' : 'StreamAggregatedResources'}: UNIMPLEMENTED (${err.details}). Nothing to measure.\n`,
+    );
     cleanup();
     process.exit(0);
   }
@@ -176,7 +201,8 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   const loadAvgAtStart = os.loadavg();
   const busy = await cpuBusy(1000);
-  if (busy !== undefined && busy > 0.2) notes.push(`the machine was ${(busy * 100).toFixed(0)}% busy in the second before the run: other processes compete with meshd and the clients`);
+  if (busy !== undefined && busy > 0.2)
+    notes.push(`the machine was ${(busy * 100).toFixed(0)}% busy in the second before the run: other processes compete with meshd and the clients`);
   if (!v['no-build']) buildIfStale(v.build, log);
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-scale-'));
   const configDir = path.join(root, 'config');
@@ -218,10 +244,13 @@ async function main(): Promise<void> {
   );
   const write = (file: string, text: string) => () => atomicWrite(configDir, file, text);
   for (let c = 0; c < CHANGES; c++) {
-    if (mesh.vs > ROUTE_SERVICE) series.route?.samples.push(await change(w, `route-${c}`, pid, write(vsFile(ROUTE_SERVICE), vsYaml(mesh, ROUTE_SERVICE, c % 2 === 0 ? 80 : 90)), true, notes));
+    if (mesh.vs > ROUTE_SERVICE)
+      series.route?.samples.push(await change(w, `route-${c}`, pid, write(vsFile(ROUTE_SERVICE), vsYaml(mesh, ROUTE_SERVICE, c % 2 === 0 ? 80 : 90)), true, notes));
   }
-  for (let c = 0; c < CHANGES; c++) series.edsLocal?.samples.push(await change(w, `eds-local-${c}`, pid, write(sliceFile(LOCAL_SERVICE), sliceYaml(mesh, LOCAL_SERVICE, c % 2 === 0)), true, notes));
-  for (let c = 0; c < CHANGES; c++) series.edsExported?.samples.push(await change(w, `eds-exported-${c}`, pid, write(sliceFile(EXPORTED_SERVICE), sliceYaml(mesh, EXPORTED_SERVICE, c % 2 === 0)), true, notes));
+  for (let c = 0; c < CHANGES; c++)
+    series.edsLocal?.samples.push(await change(w, `eds-local-${c}`, pid, write(sliceFile(LOCAL_SERVICE), sliceYaml(mesh, LOCAL_SERVICE, c % 2 === 0)), true, notes));
+  for (let c = 0; c < CHANGES; c++)
+    series.edsExported?.samples.push(await change(w, `eds-exported-${c}`, pid, write(sliceFile(EXPORTED_SERVICE), sliceYaml(mesh, EXPORTED_SERVICE, c % 2 === 0)), true, notes));
   if (mesh.vs <= ROUTE_SERVICE) notes.push('--vs 0: no route changes measured');
   const noop: Record<string, ChangeSample> = {};
   const sliceNow = fs.readFileSync(path.join(configDir, sliceFile(EXPORTED_SERVICE)), 'utf8');
@@ -241,11 +270,25 @@ async function main(): Promise<void> {
 
   // Transport floor: the same clients against a server that replays meshd's bytes.
   let floorResult: TargetResult | undefined;
-  if (record) floorResult = await runFloor(w, files, proxies.map((p) => p.id), series, notes);
+  if (record)
+    floorResult = await runFloor(
+      w,
+      files,
+      proxies.map((p) => p.id),
+      series,
+      notes,
+    );
 
   const results: Results = {
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
-    machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model ?? 'unknown', memoryGb: os.totalmem() / 2 ** 30, node: process.version, platform: `${os.platform()} ${os.release()}`, loadAvgAtStart },
+    machine: {
+      cpus: os.cpus().length,
+      model: os.cpus()[0]?.model ?? 'unknown',
+      memoryGb: os.totalmem() / 2 ** 30,
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+      loadAvgAtStart,
+    },
     mesh: { ...mesh, changes: CHANGES, workers: int('workers', v.workers, 1), delta },
     proxies: proxies.length,
     meshd: meshdResult,

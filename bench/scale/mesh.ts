@@ -225,7 +225,14 @@ export function proxySpecs(m: MeshSize): ProxySpec[] {
     out.push({
       idx: out.length,
       id: `sidecar~${ip}~svc-${i}-${k}.${n}~${n}.svc.cluster.local`,
-      metadata: { NAMESPACE: n, LABELS: { app: `svc-${i}`, version: version(k), 'security.istio.io/tlsMode': 'istio' }, SERVICE_ACCOUNT: `svc-${i}`, CLUSTER_ID: 'Kubernetes', ISTIO_VERSION: '1.24.0', INSTANCE_IPS: ip },
+      metadata: {
+        NAMESPACE: n,
+        LABELS: { app: `svc-${i}`, version: version(k), 'security.istio.io/tlsMode': 'istio' },
+        SERVICE_ACCOUNT: `svc-${i}`,
+        CLUSTER_ID: 'Kubernetes',
+        ISTIO_VERSION: '1.24.0',
+        INSTANCE_IPS: ip,
+      },
     });
   }
   for (let g = 0; g < m.grpc; g++) {
@@ -234,7 +241,15 @@ export function proxySpecs(m: MeshSize): ProxySpec[] {
     out.push({
       idx: out.length,
       id: `sidecar~${ip}~grpc-${g}.${n}~${n}.svc.cluster.local`,
-      metadata: { NAMESPACE: n, LABELS: { app: `grpc-${g}`, version: 'v1' }, SERVICE_ACCOUNT: `grpc-${g}`, CLUSTER_ID: 'Kubernetes', ISTIO_VERSION: '1.24.0', INSTANCE_IPS: ip, GENERATOR: 'grpc' },
+      metadata: {
+        NAMESPACE: n,
+        LABELS: { app: `grpc-${g}`, version: 'v1' },
+        SERVICE_ACCOUNT: `grpc-${g}`,
+        CLUSTER_ID: 'Kubernetes',
+        ISTIO_VERSION: '1.24.0',
+        INSTANCE_IPS: ip,
+        GENERATOR: 'grpc',
+      },
     });
   }
   return out;

@@ -95,7 +95,27 @@ export interface Meshd {
 
 /** Starts `node bin/meshd.js`, reads its ports from stdout and waits for /ready. */
 export async function startMeshd(configDir: string, caDir: string, extra: string[], nodeArgs: string[], timeoutMs: number): Promise<Meshd> {
-  const args = [...nodeArgs, path.join(REPO, 'bin', 'meshd.js'), '--config-dir', configDir, '--xds-port', '0', '--debug-port', '0', '--monitoring-port', '-1', '--secure-xds-port', '-1', '--webhook-port', '-1', '--log-level', 'warn', '--ca-dir', caDir, ...extra];
+  const args = [
+    ...nodeArgs,
+    path.join(REPO, 'bin', 'meshd.js'),
+    '--config-dir',
+    configDir,
+    '--xds-port',
+    '0',
+    '--debug-port',
+    '0',
+    '--monitoring-port',
+    '-1',
+    '--secure-xds-port',
+    '-1',
+    '--webhook-port',
+    '-1',
+    '--log-level',
+    'warn',
+    '--ca-dir',
+    caDir,
+    ...extra,
+  ];
   const proc = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   let xds: string | undefined;
   let debug: string | undefined;
@@ -133,11 +153,18 @@ export async function startMeshd(configDir: string, caDir: string, extra: string
     throw new Error(`${ports ?? 'timeout waiting for meshd to listen'}${m.problems.length ? `:\n${m.problems.join('\n')}` : ''}`);
   }
   [m.xds, m.debug] = ports as [string, string];
-  const ready = await waitFor(async () => {
-    if (exit) return exit;
-    const ok = await fetch(`${m.debug}/ready`, { signal: AbortSignal.timeout(5000) }).then((r) => r.status === 200, () => false);
-    return ok ? 'ready' : undefined;
-  }, timeoutMs, 100);
+  const ready = await waitFor(
+    async () => {
+      if (exit) return exit;
+      const ok = await fetch(`${m.debug}/ready`, { signal: AbortSignal.timeout(5000) }).then(
+        (r) => r.status === 200,
+        () => false,
+      );
+      return ok ? 'ready' : undefined;
+    },
+    timeoutMs,
+    100,
+  );
   if (ready !== 'ready') {
     proc.kill('SIGKILL');
     throw new Error(ready ?? 'timeout waiting for meshd /ready');

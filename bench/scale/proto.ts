@@ -71,12 +71,36 @@ function fieldNumbers(root: protobuf.Root) {
   const l = 'envoy.config.listener.v3.';
   const hcm = 'envoy.extensions.filters.network.http_connection_manager.v3.';
   return {
-    sotw: { resources: id(`${d}DiscoveryResponse`, 'resources'), typeUrl: id(`${d}DiscoveryResponse`, 'type_url'), version: id(`${d}DiscoveryResponse`, 'version_info'), nonce: id(`${d}DiscoveryResponse`, 'nonce') },
-    delta: { resources: id(`${d}DeltaDiscoveryResponse`, 'resources'), typeUrl: id(`${d}DeltaDiscoveryResponse`, 'type_url'), version: id(`${d}DeltaDiscoveryResponse`, 'system_version_info'), nonce: id(`${d}DeltaDiscoveryResponse`, 'nonce'), removed: id(`${d}DeltaDiscoveryResponse`, 'removed_resources') },
+    sotw: {
+      resources: id(`${d}DiscoveryResponse`, 'resources'),
+      typeUrl: id(`${d}DiscoveryResponse`, 'type_url'),
+      version: id(`${d}DiscoveryResponse`, 'version_info'),
+      nonce: id(`${d}DiscoveryResponse`, 'nonce'),
+    },
+    delta: {
+      resources: id(`${d}DeltaDiscoveryResponse`, 'resources'),
+      typeUrl: id(`${d}DeltaDiscoveryResponse`, 'type_url'),
+      version: id(`${d}DeltaDiscoveryResponse`, 'system_version_info'),
+      nonce: id(`${d}DeltaDiscoveryResponse`, 'nonce'),
+      removed: id(`${d}DeltaDiscoveryResponse`, 'removed_resources'),
+    },
     deltaResource: { name: id(`${d}Resource`, 'name'), resource: id(`${d}Resource`, 'resource') },
     any: { typeUrl: id('google.protobuf.Any', 'type_url'), value: id('google.protobuf.Any', 'value') },
-    cluster: { name: id('envoy.config.cluster.v3.Cluster', 'name'), type: id('envoy.config.cluster.v3.Cluster', 'type'), eds: id('envoy.config.cluster.v3.Cluster', 'eds_cluster_config'), serviceName: id('envoy.config.cluster.v3.Cluster.EdsClusterConfig', 'service_name') },
-    listener: { name: id(`${l}Listener`, 'name'), filterChains: id(`${l}Listener`, 'filter_chains'), defaultChain: id(`${l}Listener`, 'default_filter_chain'), api: id(`${l}Listener`, 'api_listener'), apiAny: id(`${l}ApiListener`, 'api_listener'), filters: id(`${l}FilterChain`, 'filters'), typedConfig: id(`${l}Filter`, 'typed_config') },
+    cluster: {
+      name: id('envoy.config.cluster.v3.Cluster', 'name'),
+      type: id('envoy.config.cluster.v3.Cluster', 'type'),
+      eds: id('envoy.config.cluster.v3.Cluster', 'eds_cluster_config'),
+      serviceName: id('envoy.config.cluster.v3.Cluster.EdsClusterConfig', 'service_name'),
+    },
+    listener: {
+      name: id(`${l}Listener`, 'name'),
+      filterChains: id(`${l}Listener`, 'filter_chains'),
+      defaultChain: id(`${l}Listener`, 'default_filter_chain'),
+      api: id(`${l}Listener`, 'api_listener'),
+      apiAny: id(`${l}ApiListener`, 'api_listener'),
+      filters: id(`${l}FilterChain`, 'filters'),
+      typedConfig: id(`${l}Filter`, 'typed_config'),
+    },
     hcm: { rds: id(`${hcm}HttpConnectionManager`, 'rds'), routeName: id(`${hcm}Rds`, 'route_config_name') },
     request: { node: id(`${d}DiscoveryRequest`, 'node'), typeUrl: id(`${d}DiscoveryRequest`, 'type_url') },
     deltaRequest: { node: id(`${d}DeltaDiscoveryRequest`, 'node'), typeUrl: id(`${d}DeltaDiscoveryRequest`, 'type_url') },

@@ -58,7 +58,8 @@ export function fmtBytes(b: number): string {
   return `${b} B`;
 }
 
-const ratio = (a: number | null | undefined, b: number | null | undefined): string => (a == null || b == null || !Number.isFinite(a) || !Number.isFinite(b) || b <= 0 ? '—' : `${(a / b).toFixed(1)}×`);
+const ratio = (a: number | null | undefined, b: number | null | undefined): string =>
+  a == null || b == null || !Number.isFinite(a) || !Number.isFinite(b) || b <= 0 ? '—' : `${(a / b).toFixed(1)}×`;
 const avg = (xs: readonly number[]): number | null => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : null);
 const fmtCpu = (s: number | null): string => (s === null ? 'n/a' : s >= 1 ? `${s.toFixed(2)} s` : `${(s * 1000).toFixed(0)} ms`);
 
@@ -75,12 +76,16 @@ function changeRows(key: string, r: Results): string[][] {
   const ml = latencies(m);
   const fl = latencies(f);
   const rows: string[][] = [];
-  for (const [name, p] of [['p50', 50], ['p99', 99], ['max', 100]] as const) {
+  for (const [name, p] of [
+    ['p50', 50],
+    ['p99', 99],
+    ['max', 100],
+  ] as const) {
     const a = ml.timeouts && p >= 99 ? null : percentile(ml.values, p);
     const b = f ? (fl.timeouts && p >= 99 ? null : percentile(fl.values, p)) : undefined;
     rows.push([`${m.label} → last ACK, ${name}`, fmtMs(a), b === undefined ? '—' : fmtMs(b), ratio(a, b)]);
   }
-  const per = (s: Series, get: (x: ChangeSample) => number): number => (avg(s.samples.map(get)) ?? 0);
+  const per = (s: Series, get: (x: ChangeSample) => number): number => avg(s.samples.map(get)) ?? 0;
   const types = m.samples.reduce((acc, x) => acc.map((n, i) => n + (x.types[i] ?? 0)), [0, 0, 0, 0, 0]);
   rows.push([
     `${m.label}: proxies / responses / bytes per change (types)`,
@@ -101,9 +106,18 @@ export function table(r: Results): string {
   rows.push(['Cold start: responses / bytes to all proxies', `${m.cold.responses} / ${fmtBytes(m.cold.bytes)}`, f ? `${f.cold.responses} / ${fmtBytes(f.cold.bytes)}` : '—', '']);
   rows.push(['Cold start: server CPU', fmtCpu(m.cold.cpuSeconds), f ? fmtCpu(f.cold.cpuSeconds) : '—', ratio(m.cold.cpuSeconds, f?.cold.cpuSeconds)]);
   for (const key of ['route', 'edsLocal', 'edsExported']) rows.push(...changeRows(key, r));
-  for (const [key, label] of [['identical', 'No-op change, identical rewrite'], ['annotation', 'No-op change, ignored annotation']] as const) {
+  for (const [key, label] of [
+    ['identical', 'No-op change, identical rewrite'],
+    ['annotation', 'No-op change, ignored annotation'],
+  ] as const) {
     const s = r.noop[key];
-    if (s) rows.push([`${label}: responses / bytes (expect 0)`, `${s.responses} / ${fmtBytes(s.bytes)}${s.responses ? ` (${typeSummary(s.types)} to ${s.proxies} proxies)` : ''}`, '—', '']);
+    if (s)
+      rows.push([
+        `${label}: responses / bytes (expect 0)`,
+        `${s.responses} / ${fmtBytes(s.bytes)}${s.responses ? ` (${typeSummary(s.types)} to ${s.proxies} proxies)` : ''}`,
+        '—',
+        '',
+      ]);
   }
   const mb = (x: number | null): string => (x === null ? 'n/a' : `${x.toFixed(0)} MB`);
   rows.push(['Server RSS, steady after cold start', mb(m.rssSteadyMb), f ? `${mb(f.rssSteadyMb)} (holds the recordings)` : '—', '']);
@@ -121,8 +135,14 @@ export function table(r: Results): string {
 export function render(r: Results): string {
   const out: string[] = [];
   out.push(`Command: ${r.command}`);
-  out.push(`Machine: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGb.toFixed(1)} GB RAM, Node ${r.machine.node} (${r.machine.platform}); load average at start ${r.machine.loadAvgAtStart.map((x) => x.toFixed(2)).join(' ')}`);
-  out.push(`Mesh: ${Object.entries(r.mesh).map(([k, v]) => `${k}=${v}`).join(' ')} → ${r.proxies} proxies`);
+  out.push(
+    `Machine: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGb.toFixed(1)} GB RAM, Node ${r.machine.node} (${r.machine.platform}); load average at start ${r.machine.loadAvgAtStart.map((x) => x.toFixed(2)).join(' ')}`,
+  );
+  out.push(
+    `Mesh: ${Object.entries(r.mesh)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')} → ${r.proxies} proxies`,
+  );
   out.push('');
   out.push(table(r));
   if (r.notes.length) out.push('', ...r.notes.map((n) => `- ${n}`));

@@ -60,7 +60,11 @@ class ProxyClient {
   ) {
     this.node = XdsCodec.node(spec);
     this.client = new grpc.Client(addr, grpc.credentials.createInsecure(), CLIENT_OPTIONS);
-    this.call = this.client.makeBidiStreamRequest<Buffer, Buffer>(delta ? DELTA_PATH : SOTW_PATH, (b) => b, (b) => b);
+    this.call = this.client.makeBidiStreamRequest<Buffer, Buffer>(
+      delta ? DELTA_PATH : SOTW_PATH,
+      (b) => b,
+      (b) => b,
+    );
     this.call.on('data', (buf: Buffer) => this.onResponse(buf));
     this.call.on('error', (err: grpc.ServiceError) => {
       if (!this.closed) send({ t: 'err', proxy: spec.idx, code: err.code, details: err.details ?? err.message, phase });

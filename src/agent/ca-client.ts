@@ -89,7 +89,9 @@ export class CaClient {
   async sign(call: SignCall): Promise<string[]> {
     const token = this.token();
     if (!token && !(call.clientCert && !this.opts.plaintext)) {
-      throw new CaClientError(`no credentials: token file ${JSON.stringify(this.opts.tokenFile ?? '')} is missing or empty${this.opts.plaintext ? '' : ' and there is no certificate to renew with'}`);
+      throw new CaClientError(
+        `no credentials: token file ${JSON.stringify(this.opts.tokenFile ?? '')} is missing or empty${this.opts.plaintext ? '' : ' and there is no certificate to renew with'}`,
+      );
     }
     const md = new grpc.Metadata();
     if (token) md.set('authorization', `Bearer ${token}`);
@@ -97,7 +99,9 @@ export class CaClient {
     const fields: Record<string, { stringValue: string }> = {};
     for (const [k, v] of Object.entries(this.opts.metadata ?? {})) fields[k] = { stringValue: v };
     const req = { csr: call.csrPem, validity_duration: call.ttlSeconds, ...(Object.keys(fields).length > 0 ? { metadata: { fields } } : {}) };
-    const channelOptions: grpc.ChannelOptions = this.opts.serverName ? { 'grpc.ssl_target_name_override': this.opts.serverName, 'grpc.default_authority': this.opts.serverName } : {};
+    const channelOptions: grpc.ChannelOptions = this.opts.serverName
+      ? { 'grpc.ssl_target_name_override': this.opts.serverName, 'grpc.default_authority': this.opts.serverName }
+      : {};
     // A fresh channel per call: the client certificate changes with every rotation, and calls are
     // rare (one per half-life).
     const client = new grpc.Client(this.opts.address, this.credentials(call), channelOptions);

@@ -63,8 +63,7 @@ export interface CertManagerOptions {
 }
 
 export type CertEvent =
-  | { type: 'rotated'; cert: WorkloadCert; previous?: WorkloadCert }
-  | { type: 'failed'; error: string; attempt: number; retryInMs: number; keptVersion?: number };
+  { type: 'rotated'; cert: WorkloadCert; previous?: WorkloadCert } | { type: 'failed'; error: string; attempt: number; retryInMs: number; keptVersion?: number };
 
 /** The CA answered, but with a certificate the agent will not use. */
 class RefusedAnswer extends Error {}
@@ -158,7 +157,10 @@ export class CertManager {
       const cert = this.check(chain, keyPem, (previous?.version ?? 0) + 1);
       this.cert = cert;
       this.attempt = 0;
-      log.info({ identity: this.opts.spiffeId, ...describeCert(cert), previousSerial: previous?.serialNumber }, previous ? 'workload certificate rotated' : 'workload certificate issued');
+      log.info(
+        { identity: this.opts.spiffeId, ...describeCert(cert), previousSerial: previous?.serialNumber },
+        previous ? 'workload certificate rotated' : 'workload certificate issued',
+      );
       this.emit({ type: 'rotated', cert, ...(previous ? { previous } : {}) });
       for (const w of this.waiters.splice(0)) w(cert);
       this.schedule(this.renewDelayMs(cert));
@@ -169,9 +171,15 @@ export class CertManager {
       const retryInMs = Math.min(this.opts.retryMaxMs ?? 30_000, base * 2 ** (this.attempt - 1));
       const error = err instanceof Error ? err.message : String(err);
       if (err instanceof RefusedAnswer) {
-        log.error({ identity: this.opts.spiffeId, attempt: this.attempt, retryInMs, error, keptSerial: previous?.serialNumber }, "refused the CA's certificate; keeping the current certificate and retrying");
+        log.error(
+          { identity: this.opts.spiffeId, attempt: this.attempt, retryInMs, error, keptSerial: previous?.serialNumber },
+          "refused the CA's certificate; keeping the current certificate and retrying",
+        );
       } else {
-        log.warn({ identity: this.opts.spiffeId, attempt: this.attempt, retryInMs, error, keptSerial: previous?.serialNumber }, 'certificate request failed; keeping the current certificate and retrying');
+        log.warn(
+          { identity: this.opts.spiffeId, attempt: this.attempt, retryInMs, error, keptSerial: previous?.serialNumber },
+          'certificate request failed; keeping the current certificate and retrying',
+        );
       }
       this.emit({ type: 'failed', error, attempt: this.attempt, retryInMs, ...(previous ? { keptVersion: previous.version } : {}) });
       this.schedule(retryInMs);
@@ -200,9 +208,10 @@ export class CertManager {
     const leaf = certs[0] as X509Certificate;
     if (!keyMatchesCert(keyPem, leafPem)) throw new RefusedAnswer('the CA returned a certificate for another key');
     const uris = uriSans(leaf);
-    if (uris.length !== 1 || uris[0] !== this.opts.spiffeId) throw new RefusedAnswer(`the CA returned a certificate without the identity ${this.opts.spiffeId} alone (SANs: ${leaf.subjectAltName ?? 'none'})`);
+    if (uris.length !== 1 || uris[0] !== this.opts.spiffeId)
+      throw new RefusedAnswer(`the CA returned a certificate without the identity ${this.opts.spiffeId} alone (SANs: ${leaf.subjectAltName ?? 'none'})`);
     const rootPem = this.opts.trustedRootsPem();
-    if (!rootPem || !rootPem.trim()) throw new RefusedAnswer('no trusted root is configured (--ca-root-cert): the CA\'s chain cannot be verified');
+    if (!rootPem || !rootPem.trim()) throw new RefusedAnswer("no trusted root is configured (--ca-root-cert): the CA's chain cannot be verified");
     try {
       verifyChain(certs, parseRoots(rootPem), this.now());
     } catch (err) {

@@ -62,13 +62,12 @@ function ecdsaCsr(privateKey: KeyObject, publicSpkiDer: Buffer, uri: string): st
   ]);
   const infoDer = Buffer.from(asn1.toDer(info).getBytes(), 'binary');
   const signature = cryptoSign('sha256', infoDer, privateKey); // DER ECDSA-Sig-Value
-  const req = seq([
-    info,
-    seq([oid(OID_ECDSA_WITH_SHA256)]),
-    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, String.fromCharCode(0) + signature.toString('binary')),
-  ]);
+  const req = seq([info, seq([oid(OID_ECDSA_WITH_SHA256)]), asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, String.fromCharCode(0) + signature.toString('binary'))]);
   const der = Buffer.from(asn1.toDer(req).getBytes(), 'binary');
-  return `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE REQUEST-----\n`;
+  return `-----BEGIN CERTIFICATE REQUEST-----\n${der
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '')}\n-----END CERTIFICATE REQUEST-----\n`;
 }
 
 function rsaCsr(keyPem: string, uri: string): string {

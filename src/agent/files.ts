@@ -97,7 +97,15 @@ export function buildGrpcBootstrap(input: GrpcBootstrapInput): Record<string, un
   const fileConfig = files
     ? { certificate_file: files.certChain, private_key_file: files.key, ca_certificate_file: files.root, refresh_interval: `${input.refreshSeconds ?? 900}s` }
     : undefined;
-  const channelCreds = input.plaintext || !files ? [{ type: 'insecure' }] : [{ type: 'tls', config: { certificate_file: files.certChain, private_key_file: files.key, ca_certificate_file: files.root, refresh_interval: fileConfig?.refresh_interval } }];
+  const channelCreds =
+    input.plaintext || !files
+      ? [{ type: 'insecure' }]
+      : [
+          {
+            type: 'tls',
+            config: { certificate_file: files.certChain, private_key_file: files.key, ca_certificate_file: files.root, refresh_interval: fileConfig?.refresh_interval },
+          },
+        ];
   return {
     xds_servers: [{ server_uri: input.xdsAddress, channel_creds: channelCreds, server_features: ['xds_v3'] }],
     // grpc-js-xds refuses a bootstrap whose node has no `locality` (an empty one will do).

@@ -138,7 +138,7 @@ export function parseCsr(pem: string): ParsedCsr {
   try {
     const top = children(parseOne(der, TAG.SEQUENCE).value);
     if (top.length !== 3) throw new DerError('CertificationRequest must have 3 elements');
-    const [criTlv, algTlv, sigTlv] = top as [typeof top[0], typeof top[0], typeof top[0]];
+    const [criTlv, algTlv, sigTlv] = top as [(typeof top)[0], (typeof top)[0], (typeof top)[0]];
     if (criTlv.tag !== TAG.SEQUENCE || algTlv.tag !== TAG.SEQUENCE || sigTlv.tag !== TAG.BIT_STRING) throw new DerError('unexpected element');
     const info = children(criTlv.value);
     const version = info[0];

@@ -70,7 +70,9 @@ export function subjectAndKeyId(cert: X509Certificate): { subjectDer: Buffer; ke
   }
   if (!keyId) {
     const bitString = children(spki.value)[1];
-    keyId = createHash('sha1').update(bitString ? bitString.value.subarray(1) : spki.raw).digest();
+    keyId = createHash('sha1')
+      .update(bitString ? bitString.value.subarray(1) : spki.raw)
+      .digest();
   }
   return { subjectDer: Buffer.from(subject.raw), keyId };
 }

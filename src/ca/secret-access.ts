@@ -43,7 +43,7 @@ export class SecretAccessReviewer {
       });
     } catch (err) {
       const code = (err as { code?: unknown }).code;
-      throw new Error(`the SubjectAccessReview failed${typeof code === 'number' ? ` (HTTP ${code})` : ''}`);
+      throw new Error(`the SubjectAccessReview failed${typeof code === 'number' ? ` (HTTP ${code})` : ''}`, { cause: err });
     }
     const allowed = review.status?.allowed === true;
     this.answers.set(key, allowed);

@@ -54,7 +54,7 @@ function tlvAt(buf: Buffer, pos: number, limit: number): Tlv {
 
 function childrenOf(buf: Buffer, t: Tlv): Tlv[] {
   const out: Tlv[] = [];
-  for (let p = t.body; p < t.end; ) {
+  for (let p = t.body; p < t.end;) {
     const c = tlvAt(buf, p, t.end);
     out.push(c);
     p = c.end;

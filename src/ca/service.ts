@@ -100,7 +100,8 @@ export class CertificateService {
   constructor(private readonly opts: CertificateServiceOptions) {
     this.defaultTtl = opts.defaultTtlSeconds ?? DEFAULT_WORKLOAD_TTL_SECONDS;
     this.maxTtl = opts.maxTtlSeconds ?? MAX_WORKLOAD_TTL_SECONDS;
-    if (!(this.defaultTtl > 0) || !(this.maxTtl >= this.defaultTtl)) throw new Error(`workload certificate TTLs: default ${this.defaultTtl}s must be > 0 and <= max ${this.maxTtl}s`);
+    if (!(this.defaultTtl > 0) || !(this.maxTtl >= this.defaultTtl))
+      throw new Error(`workload certificate TTLs: default ${this.defaultTtl}s must be > 0 and <= max ${this.maxTtl}s`);
   }
 
   /** The grpc-js implementation object for certificateServiceDefinition(), reading client certificates through `peerCertificates`. */
@@ -123,13 +124,14 @@ export class CertificateService {
     metrics.csr.inc();
     const peer = call.getPeer();
     const req = call.request;
-    const caller = await authenticateCaller(this.opts.authenticators, { metadata: metadataRecord(call.metadata), peerCertificatePem: peerCertificatePem(call, peerCertificates) }).catch(
-      (err: CaError) => {
-        metrics.authnFailure.inc({ reason: err.reason });
-        log.warn({ peer, reason: err.reason, error: err.message }, 'certificate request refused: authentication failed');
-        throw err;
-      },
-    );
+    const caller = await authenticateCaller(this.opts.authenticators, {
+      metadata: metadataRecord(call.metadata),
+      peerCertificatePem: peerCertificatePem(call, peerCertificates),
+    }).catch((err: CaError) => {
+      metrics.authnFailure.inc({ reason: err.reason });
+      log.warn({ peer, reason: err.reason, error: err.message }, 'certificate request refused: authentication failed');
+      throw err;
+    });
 
     let requested: string[];
     try {

@@ -153,7 +153,16 @@ export class MeshdCa {
       }),
     ];
     if (opts.kubeConfig) authenticators.push(new KubeTokenAuthenticator({ kubeConfig: opts.kubeConfig, trustDomain: opts.trustDomain, log }));
-    if (opts.jwks) authenticators.push(new JwtAuthenticator({ jwks: opts.jwks, issuer: opts.jwtIssuer ?? '', audiences: opts.jwtAudiences ?? [], trustDomain: opts.trustDomain, maxLifetimeSeconds: opts.jwtMaxLifetimeSeconds }));
+    if (opts.jwks)
+      authenticators.push(
+        new JwtAuthenticator({
+          jwks: opts.jwks,
+          issuer: opts.jwtIssuer ?? '',
+          audiences: opts.jwtAudiences ?? [],
+          trustDomain: opts.trustDomain,
+          maxLifetimeSeconds: opts.jwtMaxLifetimeSeconds,
+        }),
+      );
     this.authenticators = authenticators;
     this.service = new CertificateService({
       ca: this.authority,

@@ -77,23 +77,8 @@ const SUBJECT_ALT_NAME = oid(OID.subjectAltName);
 /** The TBSCertificate of a workload certificate. */
 export function leafTbs(issuer: Issuer, o: LeafOptions, serial: Buffer = randomSerial()): Buffer {
   const san = seq(...o.uris.map((u) => ctx(6, false, Buffer.from(u, 'ascii'))), ...(o.dnsNames ?? []).map((d) => ctx(2, false, Buffer.from(d, 'ascii'))));
-  const extensions = seq(
-    KEY_USAGE,
-    EXT_KEY_USAGE,
-    BASIC_CONSTRAINTS,
-    extension(AUTHORITY_KEY_ID, false, seq(ctx(0, false, issuer.keyId))),
-    extension(SUBJECT_ALT_NAME, true, san),
-  );
-  return seq(
-    V3,
-    uint(serial),
-    issuer.algorithmDer,
-    issuer.subjectDer,
-    seq(time(o.notBefore), time(o.notAfter)),
-    EMPTY_NAME,
-    o.spki,
-    ctx(3, true, extensions),
-  );
+  const extensions = seq(KEY_USAGE, EXT_KEY_USAGE, BASIC_CONSTRAINTS, extension(AUTHORITY_KEY_ID, false, seq(ctx(0, false, issuer.keyId))), extension(SUBJECT_ALT_NAME, true, san));
+  return seq(V3, uint(serial), issuer.algorithmDer, issuer.subjectDer, seq(time(o.notBefore), time(o.notAfter)), EMPTY_NAME, o.spki, ctx(3, true, extensions));
 }
 
 /** Signs a TBSCertificate into a Certificate (DER). */

@@ -98,13 +98,26 @@ export function agentOptionsFrom(o: AgentFlags, env: Env, domain: string, log: p
     keyType: o.keyType as KeyType,
     ttlSeconds: Math.round(o.certTtl),
     graceRatio: o.graceRatio,
-    ca: { address: o.caAddress, plaintext, rootCertFile: o.caRootCert, tokenFile: o.tokenFile, ...(o.caServerName ? { serverName: o.caServerName } : {}), ...(o.clusterId ? { clusterId: o.clusterId } : {}) },
+    ca: {
+      address: o.caAddress,
+      plaintext,
+      rootCertFile: o.caRootCert,
+      tokenFile: o.tokenFile,
+      ...(o.caServerName ? { serverName: o.caServerName } : {}),
+      ...(o.clusterId ? { clusterId: o.clusterId } : {}),
+    },
     log,
     ...(o.outputDir ? { outputDir: o.outputDir } : {}),
     ...(o.sds !== false ? { sdsSocket: o.sds } : {}),
   };
   if (o.grpcBootstrap) {
-    opts.grpcBootstrap = { file: o.grpcBootstrap, xdsAddress: o.xdsAddress ?? o.caAddress, plaintext, node: nodeFor(env, labels, domain, namespace, serviceAccount), refreshSeconds: fileWatcherRefreshSeconds(o.certTtl, o.graceRatio) };
+    opts.grpcBootstrap = {
+      file: o.grpcBootstrap,
+      xdsAddress: o.xdsAddress ?? o.caAddress,
+      plaintext,
+      node: nodeFor(env, labels, domain, namespace, serviceAccount),
+      refreshSeconds: fileWatcherRefreshSeconds(o.certTtl, o.graceRatio),
+    };
   }
   if (o.envoyBootstrap) {
     const r = buildBootstrap({ env: { ...env, POD_NAMESPACE: namespace, SERVICE_ACCOUNT: serviceAccount }, ...(labels ? { labels } : {}), domain });

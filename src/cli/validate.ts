@@ -6,10 +6,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../config/limits';
 import { type ConfigError, type FieldError, KNOWN_KINDS, type Kind } from '../model/objects';
 import { checkObject } from '../model/validate';
+import { boundFieldErrors, fileTooLarge, truncate } from '../sources/bounds';
 import { parseDocuments } from '../sources/parse';
-import { parseYamlDocuments } from '../sources/yaml-flow';
 
 function expand(p: string): string[] {
   const st = fs.statSync(p);
@@ -20,31 +21,16 @@ function expand(p: string): string[] {
     .flatMap((e) => (e.isDirectory() ? expand(path.join(p, e.name)) : /\.(ya?ml|json)$/i.test(e.name) ? [path.join(p, e.name)] : []));
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** The apiVersion of document `document` (item `item` of a list) of a file's text. */
-function apiVersionAt(text: string, document: number | undefined, item: number | undefined): string | undefined {
-  if (document === undefined) return undefined;
-  const doc = parseYamlDocuments(text)[document];
-  let v: unknown;
-  try {
-    v = doc?.toJS({ maxAliasCount: 100 });
-  } catch {
-    return undefined;
-  }
-  if (item !== undefined) v = isRecord(v) && Array.isArray(v['items']) ? (v['items'] as unknown[])[item] : undefined;
-  return isRecord(v) && typeof v['apiVersion'] === 'string' ? v['apiVersion'] : undefined;
-}
-
 /**
  * A document left out only for its kind or apiVersion, whose kind is neither an Istio kind nor
- * one meshd reads: `group/Kind` to name it, else undefined.
+ * one meshd reads: `group/Kind` to name it, else undefined. (The apiVersion comes with the error:
+ * reading the file again per such document made a file of 10,000 Deployments take hours.)
  */
-function foreignKind(e: ConfigError, text: string): string | undefined {
+function foreignKind(e: ConfigError): string | undefined {
   if (e.kind === undefined || e.errors.length === 0) return undefined;
   const headOnly = e.errors.every((fe) => /(^|\.)(kind|apiVersion)$/.test(fe.path));
   if (!headOnly) return undefined;
-  const apiVersion = apiVersionAt(text, e.document, e.item);
+  const apiVersion = e.apiVersion;
   if (apiVersion === undefined) return undefined;
   const slash = apiVersion.indexOf('/');
   const group = slash < 0 ? '' : apiVersion.slice(0, slash);
@@ -56,7 +42,8 @@ function foreignKind(e: ConfigError, text: string): string | undefined {
 
 const describe = (fe: FieldError): string => `${fe.path ? `${fe.path}: ` : ''}${fe.message}`;
 
-export function validateFiles(inputs: readonly string[]): { output: string; ok: boolean } {
+/** Reads each file as the folder source does, under the same limits; never throws on bad input. */
+export function validateFiles(inputs: readonly string[], limits: InputLimits = DEFAULT_INPUT_LIMITS): { output: string; ok: boolean } {
   const lines: string[] = [];
   let ok = true;
   let valid = 0;
@@ -71,37 +58,56 @@ export function validateFiles(inputs: readonly string[]): { output: string; ok: 
       ok = false;
       continue;
     }
+    // Every line bounded: no input can make one longer than a log line.
+    const say = (line: string): void => void lines.push(truncate(line, limits.maxLogLineLength));
     for (const f of files) {
-      const text = fs.readFileSync(f, 'utf8');
-      const parsed = parseDocuments(text, f);
+      let text: string;
+      try {
+        const size = fs.statSync(f).size;
+        if (size > limits.maxFileBytes) {
+          say(`${f}: file: ${fileTooLarge(size, limits)}`);
+          ok = false;
+          continue;
+        }
+        text = fs.readFileSync(f, 'utf8');
+      } catch (err) {
+        say(`${f}: cannot read file: ${(err as Error).message}`);
+        ok = false;
+        continue;
+      }
+      const parsed = parseDocuments(text, f, { limits });
       const who = (e: { kind?: string; namespace?: string; name?: string; document?: number }): string =>
-        e.kind ? `${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name ?? ''}` : `document ${e.document ?? 0}`;
+        e.kind
+          ? truncate(`${e.kind} ${e.namespace ? `${e.namespace}/` : ''}${e.name ?? ''}`, limits.maxMessageLength)
+          : e.document !== undefined
+            ? `document ${e.document}`
+            : 'file';
       for (const e of parsed.errors) {
-        const foreign = foreignKind(e, text);
+        const foreign = foreignKind(e);
         if (foreign !== undefined) {
           skipped++;
-          lines.push(`${e.source}: ${who(e)}: skipped: ${foreign} is not an Istio kind (validate checks Istio's kinds and the Kubernetes kinds meshd reads)`);
+          say(`${e.source}: ${who(e)}: skipped: ${foreign} is not an Istio kind (validate checks Istio's kinds and the Kubernetes kinds meshd reads)`);
           continue;
         }
         ok = false;
-        for (const fe of e.errors) lines.push(`${e.source}: ${who(e)}: ${describe(fe)}`);
+        for (const fe of boundFieldErrors(e.errors, limits)) say(`${e.source}: ${who(e)}: ${describe(fe)}`);
       }
       for (const o of parsed.objects) {
         let result;
         try {
-          result = checkObject(o);
+          result = checkObject(o, limits.maxErrorsPerObject);
         } catch (err) {
           result = { errors: [{ path: '', message: `internal validation error: ${(err as Error).message}` }], warnings: [] };
         }
         const obj = who({ kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name });
-        for (const w of result.warnings) lines.push(`${o.origin.source}: ${obj}: warning: ${describe(w)}`);
+        for (const w of result.warnings) say(`${o.origin.source}: ${obj}: warning: ${describe(w)}`);
         warned += result.warnings.length;
         if (result.errors.length === 0) {
           valid++;
           continue;
         }
         ok = false;
-        for (const fe of result.errors) lines.push(`${o.origin.source}: ${obj}: ${describe(fe)}`);
+        for (const fe of boundFieldErrors(result.errors, limits)) say(`${o.origin.source}: ${obj}: ${describe(fe)}`);
       }
     }
   }

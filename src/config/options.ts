@@ -1,6 +1,7 @@
 /** Every option meshd takes, as one typed object. Only main.ts reads argv or env. */
 import { JWT_DEFAULTS, jwksSourceProblem } from '../ca/authn/jwt';
 import { DEFAULT_DOMAIN } from '../model/snapshot';
+import { DEFAULT_INPUT_LIMITS, type InputLimits, inputLimits } from './limits';
 
 export interface MeshdOptions {
   /** Folder source. Exactly one of configDir, kubeconfig and inCluster is set. */
@@ -67,7 +68,12 @@ export interface MeshdOptions {
   /** Workload certificate lifetime when none is asked for, and the longest handed out (seconds). */
   workloadCertTtlSeconds: number;
   maxWorkloadCertTtlSeconds: number;
+  /** What one input may cost: file size, documents, depth, aliases, errors (config/limits.ts). */
+  limits: InputLimits;
 }
+
+/** Options as callers give them: any subset, the limits too. */
+export type MeshdOptionsInput = Partial<Omit<MeshdOptions, 'limits'>> & { limits?: Partial<InputLimits> };
 
 export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluster'> = {
   host: '127.0.0.1',
@@ -93,6 +99,7 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   workloadCertTtlSeconds: 24 * 3600,
   maxWorkloadCertTtlSeconds: 90 * 24 * 3600,
   jwtMaxLifetimeSeconds: JWT_DEFAULTS.maxLifetimeSeconds,
+  limits: DEFAULT_INPUT_LIMITS,
   // Off for embedders and tests; the command line uses the cores beside meshd's own.
   caSignWorkers: 0,
 };
@@ -100,8 +107,9 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
 /** A DNS name for a certificate SAN: lower-case labels of letters, digits and inner hyphens, optionally `*.` first. */
 const DNS_NAME = /^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
 
-export function withDefaults(o: Partial<MeshdOptions>): MeshdOptions {
-  const merged: MeshdOptions = { ...DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) };
+export function withDefaults(o: MeshdOptionsInput): MeshdOptions {
+  const { limits, ...rest } = o;
+  const merged: MeshdOptions = { ...DEFAULTS, ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)), limits: inputLimits(limits) };
   const sources = [merged.configDir !== undefined, merged.kubeconfig !== undefined, merged.inCluster === true].filter(Boolean).length;
   if (sources === 0) throw new Error('a config source is required: --config-dir DIR or --kubeconfig FILE (or in-cluster config)');
   if (sources > 1) throw new Error('--config-dir and --kubeconfig (or in-cluster config) are exclusive: pick one config source');

@@ -95,13 +95,22 @@ export function configDump(watcher: XdsWatcher, protos: EnvoyProtos, conn: Conne
       },
       {
         '@type': 'type.googleapis.com/envoy.admin.v3.EndpointsConfigDump',
-        dynamic_endpoint_configs: decoded(TypeUrl.Endpoint).map((r) => ({ version_info: versionOf(TypeUrl.Endpoint), endpoint_config: r.body, last_updated: updated(TypeUrl.Endpoint) })),
+        dynamic_endpoint_configs: decoded(TypeUrl.Endpoint).map((r) => ({
+          version_info: versionOf(TypeUrl.Endpoint),
+          endpoint_config: r.body,
+          last_updated: updated(TypeUrl.Endpoint),
+        })),
       },
       ...(watcher.serves(handle, TypeUrl.Secret)
         ? [
             {
               '@type': 'type.googleapis.com/envoy.admin.v3.SecretsConfigDump',
-              dynamic_active_secrets: decoded(TypeUrl.Secret).map((r) => ({ name: r.name, version_info: versionOf(TypeUrl.Secret), last_updated: updated(TypeUrl.Secret), secret: r.body })),
+              dynamic_active_secrets: decoded(TypeUrl.Secret).map((r) => ({
+                name: r.name,
+                version_info: versionOf(TypeUrl.Secret),
+                last_updated: updated(TypeUrl.Secret),
+                secret: r.body,
+              })),
             },
           ]
         : []),
@@ -160,9 +169,23 @@ export function configz(snap: MeshSnapshot): object {
     version: snap.version,
     built_at: snap.builtAt,
     counts: snap.counts,
-    virtual_services: snap.virtualServices.map((v) => ({ namespace: v.meta.namespace, name: v.meta.name, hosts: v.hosts, gateways: v.gateways, export_to: v.exportTo, spec: v.spec })),
+    virtual_services: snap.virtualServices.map((v) => ({
+      namespace: v.meta.namespace,
+      name: v.meta.name,
+      hosts: v.hosts,
+      gateways: v.gateways,
+      export_to: v.exportTo,
+      spec: v.spec,
+    })),
     // Merged rules: `sources` names every DestinationRule folded into one.
-    destination_rules: snap.destinationRules.map((d) => ({ namespace: d.meta.namespace, name: d.meta.name, host: d.host, export_to: d.exportTo, sources: d.sources, spec: d.spec })),
+    destination_rules: snap.destinationRules.map((d) => ({
+      namespace: d.meta.namespace,
+      name: d.meta.name,
+      host: d.host,
+      export_to: d.exportTo,
+      sources: d.sources,
+      spec: d.spec,
+    })),
     gateways: snap.gateways.map((g) => ({ namespace: g.meta.namespace, name: g.meta.name, spec: g.spec })),
     // Secrets by name, with why one cannot be served: their contents never appear in debug output.
     secrets: credentialReport(snap),

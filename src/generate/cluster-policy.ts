@@ -4,13 +4,7 @@
  * detection, load balancer. Sidecars and gateways get Envoy's fields; proxyless gRPC only
  * what gRPC clients implement.
  */
-import type {
-  ConnectionPoolSettings,
-  LoadBalancerSettings,
-  OutlierDetection,
-  PortTrafficPolicy,
-  TrafficPolicy,
-} from '../model/objects';
+import type { ConnectionPoolSettings, LoadBalancerSettings, OutlierDetection, PortTrafficPolicy, TrafficPolicy } from '../model/objects';
 import type { DestinationRuleConfig } from '../model/snapshot';
 import type { ProtoObject } from './types';
 import { duration, seconds } from './util';

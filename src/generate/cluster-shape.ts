@@ -8,15 +8,7 @@ import { proxyDestinationRule, proxyLocality } from '../model/lookup';
 import { type Proxy, proxyLabels } from '../model/proxy';
 import type { TrafficPolicy } from '../model/objects';
 import { spiffeIdentities } from '../model/trust-domain';
-import {
-  type DestinationRuleConfig,
-  type Locality,
-  type MeshService,
-  type MeshSnapshot,
-  type ServiceEndpoint,
-  type ServicePort,
-  labelsMatch,
-} from '../model/snapshot';
+import { type DestinationRuleConfig, type Locality, type MeshService, type MeshSnapshot, type ServiceEndpoint, type ServicePort, labelsMatch } from '../model/snapshot';
 import { type ClusterFlavor, clusterPolicy, isPassthrough } from './cluster-policy';
 import { type LocalityGroup, type LocalityLbPlan, applyLocalityLb, localityLbPlan, topologyLabels } from './locality';
 import type { GenerateContext, ProtoObject } from './types';
@@ -69,12 +61,20 @@ export function lbEndpoint(e: ServiceEndpoint): ProtoObject {
   };
 }
 
-/** Ready endpoints grouped by locality, sorted by locality as istiod does. */
+/**
+ * Ready endpoints grouped by locality, sorted by locality as istiod does. An address and port
+ * appears once (the first): sources that name the same workload twice (a WorkloadEntry and a
+ * pod, two ServiceEntry endpoints) must not make a ClusterLoadAssignment clients refuse.
+ */
 export function localityGroups(endpoints: readonly ServiceEndpoint[], ipOnly: boolean): LocalityGroup[] {
   const groups = new Map<string, LocalityGroup>();
+  const seen = new Set<string>();
   for (const e of endpoints) {
     // EDS carries addresses only; hostnames belong to DNS clusters.
     if (!e.ready || (ipOnly && isIP(e.address) === 0)) continue;
+    const key = `${e.address}|${e.port}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
     const k = localityKey(e.locality);
     let g = groups.get(k);
     if (!g) groups.set(k, (g = { locality: e.locality, endpoints: [], lbEndpoints: [], weight: 0, priority: 0 }));
@@ -167,7 +167,10 @@ export function clusterTarget(
 }
 
 /** What an outbound cluster name stands for, for this proxy: its service, port, subset and rule. */
-export function outboundNamed(ctx: GenerateContext, clusterName: string): { svc: MeshService; port: ServicePort; subset: string; dr: DestinationRuleConfig | undefined } | undefined {
+export function outboundNamed(
+  ctx: GenerateContext,
+  clusterName: string,
+): { svc: MeshService; port: ServicePort; subset: string; dr: DestinationRuleConfig | undefined } | undefined {
   const parsed = parseOutboundClusterName(clusterName);
   if (!parsed) return undefined;
   const svc = ctx.snap.serviceByHost.get(parsed.host);

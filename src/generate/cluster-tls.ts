@@ -29,7 +29,6 @@ export interface TlsTarget {
   ruleHasSelector: boolean;
 }
 
-
 /** A credentialName secret, served over ADS. */
 function credentialSds(name: string): ProtoObject {
   return { name: name.includes('://') ? name : `kubernetes://${name}`, sds_config: { ads: {}, resource_api_version: 'V3' } };

@@ -133,7 +133,15 @@ function grpcCluster(ctx: GenerateContext, name: string, t: ClusterTarget, loadA
  * One outbound cluster as a resource for this proxy, or undefined when there is none (a DNS
  * cluster without endpoints is left out, as istiod does).
  */
-function outboundCluster(ctx: GenerateContext, flavor: ClusterFlavor, svc: MeshService, port: ServicePort, subset: string, dr: DestinationRuleConfig | undefined, placement: () => ProxyPlacement): Resource | undefined {
+function outboundCluster(
+  ctx: GenerateContext,
+  flavor: ClusterFlavor,
+  svc: MeshService,
+  port: ServicePort,
+  subset: string,
+  dr: DestinationRuleConfig | undefined,
+  placement: () => ProxyPlacement,
+): Resource | undefined {
   const { snap, proxy } = ctx;
   const name = outboundClusterName(port.port, subset, svc.hostname);
   const t = clusterTarget(snap, svc, port, subset, dr, proxy, flavor);

@@ -5,16 +5,7 @@
  * clusters get no assignment here.
  */
 import { proxyDestinationRule, visibleServices } from '../model/lookup';
-import {
-  type ClusterTarget,
-  type ProxyPlacement,
-  edsTarget,
-  groupsToProto,
-  placedGroups,
-  placementPlan,
-  proxyPlacement,
-  subsetEndpoints,
-} from './cluster-shape';
+import { type ClusterTarget, type ProxyPlacement, edsTarget, groupsToProto, placedGroups, placementPlan, proxyPlacement, subsetEndpoints } from './cluster-shape';
 import { withTlsModeMetadata } from './security/auto-mtls';
 import type { GenerateContext, ProtoObject, Resource } from './types';
 import { outboundClusterName } from './util';

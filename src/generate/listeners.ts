@@ -81,7 +81,13 @@ function virtualInbound(ctx: GenerateContext): ProtoObject {
             stat_prefix: cluster,
             route_config: {
               name: cluster,
-              virtual_hosts: [{ name: `inbound|http|${p.targetPort}`, domains: ['*'], routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: seconds(0), max_grpc_timeout: seconds(0) } }] }],
+              virtual_hosts: [
+                {
+                  name: `inbound|http|${p.targetPort}`,
+                  domains: ['*'],
+                  routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: seconds(0), max_grpc_timeout: seconds(0) } }],
+                },
+              ],
               validate_clusters: { value: false },
             },
             http_filters: [routerFilter()],

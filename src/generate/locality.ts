@@ -137,11 +137,7 @@ function priorityLabels(priorities: readonly string[]): { labels: string[]; over
 }
 
 /** istiod's applyFailoverPriorities: split each locality by how many priority labels match the proxy's. */
-function applyFailoverPriorities(
-  groups: LocalityGroup[],
-  proxyLabels: Readonly<Record<string, string>>,
-  priorities: readonly string[],
-): LocalityGroup[] {
+function applyFailoverPriorities(groups: LocalityGroup[], proxyLabels: Readonly<Record<string, string>>, priorities: readonly string[]): LocalityGroup[] {
   if (Object.keys(proxyLabels).length === 0 || groups.length === 0) return groups;
   const { labels, overrides } = priorityLabels(priorities);
   const out: LocalityGroup[] = [];

@@ -65,9 +65,13 @@ function mirrorPolicies(r: HTTPRoute, vsNamespace: string, scope: RouteScope): P
     // mirrorPercentage wins, then the deprecated integer mirrorPercent; none = 100 %; 0 = off.
     const legacy = r.mirrorPercent ?? r.mirror_percent;
     const fraction = r.mirrorPercentage
-      ? (r.mirrorPercentage.value ?? 0) > 0 ? percentToFraction(r.mirrorPercentage) : undefined
+      ? (r.mirrorPercentage.value ?? 0) > 0
+        ? percentToFraction(r.mirrorPercentage)
+        : undefined
       : legacy !== undefined
-        ? legacy > 0 ? integerToFraction(legacy) : undefined
+        ? legacy > 0
+          ? integerToFraction(legacy)
+          : undefined
         : integerToFraction(100);
     if (fraction) out.push(mirrorPolicy(r.mirror, fraction, vsNamespace, scope));
   }

@@ -102,9 +102,7 @@ export function routeMatch(m: HTTPMatchRequest | undefined, flavor: Flavor): Pro
   if (params.length > 0) {
     // A gRPC request has no query string: such a route can never match a gRPC call.
     if (flavor === 'grpc') return undefined;
-    out.query_parameters = params.map(([name, sm]) =>
-      isPresentMatch(sm) ? { name, present_match: true } : { name, string_match: envoyStringMatcher(sm) },
-    );
+    out.query_parameters = params.map(([name, sm]) => (isPresentMatch(sm) ? { name, present_match: true } : { name, string_match: envoyStringMatcher(sm) }));
   }
   return out;
 }

@@ -182,9 +182,7 @@ export function corsPolicy(c: CorsPolicy): ProtoObject {
     // Envoy ≥ 1.30 stopped forwarding unmatched preflights by default; Istio keeps the old behaviour.
     forward_not_matching_preflights: { value: c.unmatchedPreflights !== 'IGNORE' },
   };
-  const origins = c.allowOrigins
-    ? c.allowOrigins.map(envoyStringMatcher).filter((m): m is ProtoObject => m !== undefined)
-    : (c.allowOrigin ?? []).map((o) => ({ exact: o }));
+  const origins = c.allowOrigins ? c.allowOrigins.map(envoyStringMatcher).filter((m): m is ProtoObject => m !== undefined) : (c.allowOrigin ?? []).map((o) => ({ exact: o }));
   if (origins.length > 0) out.allow_origin_string_match = origins;
   if (c.allowMethods?.length) out.allow_methods = c.allowMethods.join(',');
   if (c.allowHeaders?.length) out.allow_headers = c.allowHeaders.join(',');

@@ -49,7 +49,7 @@ function certificateProblem(s: CredentialSecret): string | undefined {
   } catch (err) {
     return (err as Error).message;
   }
-  let ok = false;
+  let ok: boolean;
   try {
     ok = leaf !== undefined && leaf.checkPrivateKey(createPrivateKey(s.privateKey));
   } catch {

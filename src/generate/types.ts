@@ -50,4 +50,3 @@ export interface GenerateContext {
   /** Names the proxy asked for; undefined = all (wildcard). */
   names?: ReadonlySet<string>;
 }
-

@@ -94,7 +94,6 @@ export class DepSet {
     walk(this);
     return [...out];
   }
-
 }
 
 export function readInput(snap: MeshSnapshot, r: InputRead): unknown {

@@ -46,11 +46,7 @@ export function injectPodTemplate(template: Json, ctx: InjectContext): InjectRes
   const spec = rec(template['spec']) ?? {};
   const labels = stringMap(metadata['labels']);
   const annotations = stringMap(metadata['annotations']);
-  const decision = decideInjection(
-    { namespace: ctx.namespace, labels, annotations, hostNetwork: spec['hostNetwork'] === true },
-    ctx.namespaceLabels,
-    ctx.opts.revision,
-  );
+  const decision = decideInjection({ namespace: ctx.namespace, labels, annotations, hostNetwork: spec['hostNetwork'] === true }, ctx.namespaceLabels, ctx.opts.revision);
   if (!decision.inject) return { pod: template, injected: false, reason: decision.reason, errors: [] };
   const containers = records(spec['containers']);
   if (containers.length === 0) {

@@ -104,9 +104,26 @@ export function resolveInjectionOptions(c: InjectionConfig = {}): InjectionOptio
 
 /** Keys an injection config file may carry (anything else is a typo worth reporting). */
 export const INJECTION_CONFIG_KEYS: readonly string[] = [
-  'image', 'istioVersion', 'discoveryAddress', 'caAddress', 'clusterId', 'meshId', 'trustDomain', 'clusterDomain',
-  'revision', 'interceptionMode', 'proxyLogLevel', 'proxyComponentLogLevel', 'agentLogLevel', 'imagePullPolicy',
-  'resources', 'statusPort', 'proxyConfig', 'plaintext', 'istiodService', 'istioNamespace',
+  'image',
+  'istioVersion',
+  'discoveryAddress',
+  'caAddress',
+  'clusterId',
+  'meshId',
+  'trustDomain',
+  'clusterDomain',
+  'revision',
+  'interceptionMode',
+  'proxyLogLevel',
+  'proxyComponentLogLevel',
+  'agentLogLevel',
+  'imagePullPolicy',
+  'resources',
+  'statusPort',
+  'proxyConfig',
+  'plaintext',
+  'istiodService',
+  'istioNamespace',
 ];
 
 /**

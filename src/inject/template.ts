@@ -67,7 +67,10 @@ function proxyResources(a: Labels, def: ResourceRequirements): Json {
 
 /** `excludeInboundPort` in Istio's template: the status port joins the excluded list once. */
 function excludedInbound(statusPort: number, annotated: string): string {
-  const ports = annotated.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  const ports = annotated
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
   const status = String(statusPort);
   if (statusPort === 0 || ports.includes(status)) return ports.join(',');
   return [...ports, status].join(',');
@@ -103,14 +106,22 @@ export function sidecarTemplate(input: TemplateInput): { parts: SidecarParts; er
   if (mode !== 'NONE') {
     const args = [
       'istio-iptables',
-      '-p', '15001',
-      '-z', '15006',
-      '-u', String(PROXY_UID),
-      '-m', mode,
-      '-i', ann(a, 'traffic.sidecar.istio.io/includeOutboundIPRanges', '*'),
-      '-x', ann(a, 'traffic.sidecar.istio.io/excludeOutboundIPRanges', ''),
-      '-b', ann(a, 'traffic.sidecar.istio.io/includeInboundPorts', '*'),
-      '-d', [ENVOY_PROM_PORT, STATUS_PORT, excludedInbound(opts.statusPort, ann(a, 'traffic.sidecar.istio.io/excludeInboundPorts', ''))].filter((p) => p !== '').join(','),
+      '-p',
+      '15001',
+      '-z',
+      '15006',
+      '-u',
+      String(PROXY_UID),
+      '-m',
+      mode,
+      '-i',
+      ann(a, 'traffic.sidecar.istio.io/includeOutboundIPRanges', '*'),
+      '-x',
+      ann(a, 'traffic.sidecar.istio.io/excludeOutboundIPRanges', ''),
+      '-b',
+      ann(a, 'traffic.sidecar.istio.io/includeInboundPorts', '*'),
+      '-d',
+      [ENVOY_PROM_PORT, STATUS_PORT, excludedInbound(opts.statusPort, ann(a, 'traffic.sidecar.istio.io/excludeInboundPorts', ''))].filter((p) => p !== '').join(','),
     ];
     const includeOut = a['traffic.sidecar.istio.io/includeOutboundPorts'];
     if (includeOut !== undefined) args.push('-q', includeOut);
@@ -166,7 +177,12 @@ export function sidecarTemplate(input: TemplateInput): { parts: SidecarParts; er
     { name: 'ISTIO_META_CLUSTER_ID', value: opts.clusterId },
     fieldEnv('ISTIO_META_NODE_NAME', 'spec.nodeName'),
     { name: 'ISTIO_META_INTERCEPTION_MODE', value: mode },
-    ...(workload.name ? [{ name: 'ISTIO_META_WORKLOAD_NAME', value: workload.name }, { name: 'ISTIO_META_OWNER', value: ownerUri(workload) }] : []),
+    ...(workload.name
+      ? [
+          { name: 'ISTIO_META_WORKLOAD_NAME', value: workload.name },
+          { name: 'ISTIO_META_OWNER', value: ownerUri(workload) },
+        ]
+      : []),
     { name: 'ISTIO_META_MESH_ID', value: opts.meshId },
     ...(opts.istioVersion ? [{ name: 'ISTIO_META_ISTIO_VERSION', value: opts.istioVersion }] : []),
     { name: 'TRUST_DOMAIN', value: opts.trustDomain },
@@ -236,7 +252,11 @@ export function sidecarTemplate(input: TemplateInput): { parts: SidecarParts; er
 
   const canonicalName = labels['service.istio.io/canonical-name'] ?? labels['app.kubernetes.io/name'] ?? labels['app'] ?? workload.name;
   const canonicalRevision = labels['service.istio.io/canonical-revision'] ?? labels['app.kubernetes.io/version'] ?? labels['version'] ?? 'latest';
-  const outLabels: Record<string, string> = { 'security.istio.io/tlsMode': 'istio', 'service.istio.io/canonical-name': canonicalName, 'service.istio.io/canonical-revision': canonicalRevision };
+  const outLabels: Record<string, string> = {
+    'security.istio.io/tlsMode': 'istio',
+    'service.istio.io/canonical-name': canonicalName,
+    'service.istio.io/canonical-revision': canonicalRevision,
+  };
   const outAnnotations: Record<string, string> = { 'istio.io/rev': opts.revision };
   if (appContainers[0] !== undefined) {
     outAnnotations['kubectl.kubernetes.io/default-container'] = appContainers[0];

@@ -167,7 +167,11 @@ export class JwksResolver {
       const doc = this.docs.get(key);
       const failure = this.failures.get(key);
       if (doc) out.set(key, failure ? { keys: doc.json, error: failure.error } : { keys: doc.json });
-      else out.set(key, { error: failure?.error ?? (this.inflight.has(key) ? 'not fetched yet' : `evicted from the JWKS cache (at most ${this.opts.maxEntries} documents, ${this.opts.maxBytes} bytes)`) });
+      else
+        out.set(key, {
+          error:
+            failure?.error ?? (this.inflight.has(key) ? 'not fetched yet' : `evicted from the JWKS cache (at most ${this.opts.maxEntries} documents, ${this.opts.maxBytes} bytes)`),
+        });
     }
     for (const key of this.over) out.set(key, { error: `not fetched: more than ${this.opts.maxEntries} JWKS sources are named` });
     this.view = out;
@@ -201,7 +205,8 @@ export class JwksResolver {
         ...(f ? { error: f.error, failing_since: iso(f.since) } : {}),
       };
     });
-    for (const key of this.over) sources.push({ source: key, url: key, discovery: false, state: 'failed', error: `not fetched: more than ${this.opts.maxEntries} JWKS sources are named` });
+    for (const key of this.over)
+      sources.push({ source: key, url: key, discovery: false, state: 'failed', error: `not fetched: more than ${this.opts.maxEntries} JWKS sources are named` });
     return { sources, cache: { documents: this.docs.size, bytes: this.docs.calculatedSize, max_documents: this.opts.maxEntries, max_bytes: this.opts.maxBytes } };
   }
 

@@ -348,7 +348,10 @@ export class LeaderElector {
       const released = await this.api.replaceNamespacedLease({
         name,
         namespace,
-        body: { ...base, spec: { ...base.spec, holderIdentity: '', leaseDurationSeconds: 1, acquireTime: stamp, renewTime: stamp, leaseTransitions: toRecord(base.spec).transitions } },
+        body: {
+          ...base,
+          spec: { ...base.spec, holderIdentity: '', leaseDurationSeconds: 1, acquireTime: stamp, renewTime: stamp, leaseTransitions: toRecord(base.spec).transitions },
+        },
       });
       this.observe(released);
     };

@@ -58,17 +58,9 @@ export class RootCertPublisher implements LeaderTask {
     const watch = new Watch(kubeConfig);
     const fieldSelector = `metadata.name=${CA_ROOT_CONFIGMAP}`;
     const namespaces = new ListWatch<V1Namespace>('/api/v1/namespaces', watch, () => core.listNamespace(), false);
-    const configMaps = new ListWatch<V1ConfigMap>(
-      '/api/v1/configmaps',
-      watch,
-      () => core.listConfigMapForAllNamespaces({ fieldSelector }),
-      false,
-      undefined,
-      fieldSelector,
-    );
+    const configMaps = new ListWatch<V1ConfigMap>('/api/v1/configmaps', watch, () => core.listConfigMapForAllNamespaces({ fieldSelector }), false, undefined, fieldSelector);
 
-    const wanted = (ns: V1Namespace | undefined): boolean =>
-      !!ns?.metadata?.name && !ROOT_CERT_IGNORED_NAMESPACES.includes(ns.metadata.name) && ns.status?.phase !== 'Terminating';
+    const wanted = (ns: V1Namespace | undefined): boolean => !!ns?.metadata?.name && !ROOT_CERT_IGNORED_NAMESPACES.includes(ns.metadata.name) && ns.status?.phase !== 'Terminating';
 
     const queue = new KeyQueue(
       async (nsName) => {
@@ -94,7 +86,10 @@ export class RootCertPublisher implements LeaderTask {
 
     const rewatchMs = this.opts.rewatchDelayMs ?? 1000;
     const timers = new Set<NodeJS.Timeout>();
-    for (const [what, informer] of [['namespaces', namespaces], ['configmaps', configMaps]] as const) {
+    for (const [what, informer] of [
+      ['namespaces', namespaces],
+      ['configmaps', configMaps],
+    ] as const) {
       informer.on('error', (err: unknown) => {
         if (signal.aborted) return;
         log.warn({ err: errText(err), what }, 'root cert publisher: watch failed; restarting');
@@ -112,7 +107,12 @@ export class RootCertPublisher implements LeaderTask {
     try {
       // The initial lists may hang on a slow API server: stepping down does not wait for them.
       const starting = Promise.all([configMaps.start(), namespaces.start()]);
-      if ((await unlessAborted(starting.then(() => true), signal)) !== true) {
+      if (
+        (await unlessAborted(
+          starting.then(() => true),
+          signal,
+        )) !== true
+      ) {
         // A list that answers after all would start its watch: stop the informers again then.
         void starting.then(
           () => Promise.all([namespaces.stop(), configMaps.stop()]),
@@ -238,10 +238,13 @@ class KeyQueue {
         }
         this.attempts.set(key, n);
         this.opts.log.debug({ namespace: key, err: errText(err) }, `retrying ${CA_ROOT_CONFIGMAP}`);
-        const t = setTimeout(() => {
-          this.timers.delete(t);
-          this.add(key);
-        }, this.opts.retryDelayMs * 2 ** (n - 1));
+        const t = setTimeout(
+          () => {
+            this.timers.delete(t);
+            this.add(key);
+          },
+          this.opts.retryDelayMs * 2 ** (n - 1),
+        );
         this.timers.add(t);
       }
     }

@@ -43,7 +43,8 @@ export function buildRequestAuthn(kind: (k: string) => readonly ConfigObject[], 
       if (!src || !fetched) return;
       const entry = fetched.get(src.key) ?? NOT_FETCHED;
       jwks.set(src.key, entry);
-      if (entry.error !== undefined) problems.push({ path: `spec.jwtRules[${i}].${src.discovery ? 'issuer' : rule.jwksUri ? 'jwksUri' : 'jwks_uri'}`, message: problem(src.url, entry) });
+      if (entry.error !== undefined)
+        problems.push({ path: `spec.jwtRules[${i}].${src.discovery ? 'issuer' : rule.jwksUri ? 'jwksUri' : 'jwks_uri'}`, message: problem(src.url, entry) });
     });
     if (problems.length > 0) errors.push(objectError(o, problems));
     return { meta: o.metadata, spec };

@@ -7,15 +7,7 @@ import type { ConfigError, ConfigObject, DestinationRuleSpec, GatewaySpec, Objec
 import { objectError } from './objects';
 import { expandDelegates } from './delegate';
 import type { Kinds } from './build-services';
-import {
-  type CredentialSecret,
-  type DestinationRuleConfig,
-  type GatewayConfig,
-  type VirtualServiceConfig,
-  exportedTo,
-  resolveExportTo,
-  resolveHost,
-} from './snapshot';
+import { type CredentialSecret, type DestinationRuleConfig, type GatewayConfig, type VirtualServiceConfig, exportedTo, resolveExportTo, resolveHost } from './snapshot';
 
 export interface Routing {
   virtualServices: VirtualServiceConfig[];
@@ -50,7 +42,12 @@ function meshIndex(list: readonly VirtualServiceConfig[], ns: string | undefined
   return index;
 }
 
-function virtualServices(kind: Kinds, domain: string, namespaces: ReadonlySet<string>, errors: ConfigError[]): Pick<Routing, 'virtualServices' | 'meshVirtualServicesIn' | 'publicMeshVirtualServices' | 'meshVirtualServiceWildcards'> {
+function virtualServices(
+  kind: Kinds,
+  domain: string,
+  namespaces: ReadonlySet<string>,
+  errors: ConfigError[],
+): Pick<Routing, 'virtualServices' | 'meshVirtualServicesIn' | 'publicMeshVirtualServices' | 'meshVirtualServiceWildcards'> {
   const objects = new Map<ObjectMeta, ConfigObject>();
   const raw: VirtualServiceConfig[] = [];
   for (const o of kind('VirtualService')) {
@@ -81,7 +78,11 @@ function virtualServices(kind: Kinds, domain: string, namespaces: ReadonlySet<st
       // Across namespaces each wins in its own; within one namespace the later one never applies.
       const o = objects.get(vs.meta);
       if (o && first.meta.namespace === vs.meta.namespace) {
-        errors.push(objectError(o, [{ path: `spec.hosts[${i}]`, message: `host "${h}" is already routed by VirtualService ${first.meta.namespace}/${first.meta.name}; this one is ignored for that host` }]));
+        errors.push(
+          objectError(o, [
+            { path: `spec.hosts[${i}]`, message: `host "${h}" is already routed by VirtualService ${first.meta.namespace}/${first.meta.name}; this one is ignored for that host` },
+          ]),
+        );
       }
     });
   }
@@ -115,7 +116,11 @@ function destinationRules(kind: Kinds, domain: string, errors: ConfigError[]): P
     }
     const problems: { path: string; message: string }[] = [];
     const by = `DestinationRule ${first.meta.namespace}/${first.meta.name}`;
-    if (spec.trafficPolicy && first.spec.trafficPolicy) problems.push({ path: 'spec.trafficPolicy', message: `ignored: ${by} already sets the traffic policy for host "${host}" (rules for one host merge; the first keeps its policy)` });
+    if (spec.trafficPolicy && first.spec.trafficPolicy)
+      problems.push({
+        path: 'spec.trafficPolicy',
+        message: `ignored: ${by} already sets the traffic policy for host "${host}" (rules for one host merge; the first keeps its policy)`,
+      });
     const names = new Set((first.spec.subsets ?? []).map((s) => s.name));
     const added = (spec.subsets ?? []).filter((s, i) => {
       if (!names.has(s.name)) return true;

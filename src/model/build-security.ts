@@ -31,10 +31,14 @@ export function buildSecurity(kind: (k: string) => readonly ConfigObject[], erro
     const spec = withTrustDomains((o.body.spec ?? {}) as AuthorizationPolicySpec, trustDomains);
     if (spec.action === 'CUSTOM') {
       // Kept (it still applies), but reported: meshd has no extension providers.
-      errors.push(objectError(o, [{
-        path: 'spec.action',
-        message: `CUSTOM needs an extension provider, which meshd does not have; as istiod does for an unknown provider, the selected workloads deny every request (${CUSTOM_DENY_POLICY})`,
-      }]));
+      errors.push(
+        objectError(o, [
+          {
+            path: 'spec.action',
+            message: `CUSTOM needs an extension provider, which meshd does not have; as istiod does for an unknown provider, the selected workloads deny every request (${CUSTOM_DENY_POLICY})`,
+          },
+        ]),
+      );
     }
     return { meta: o.metadata, spec };
   });

@@ -3,17 +3,7 @@
  * list of MeshServices, and their endpoints from EndpointSlices (or Endpoints), WorkloadEntries,
  * ServiceEntry endpoints and pods selected by a ServiceEntry's workloadSelector.
  */
-import type {
-  ConfigError,
-  ConfigObject,
-  EndpointSliceSpec,
-  EndpointsSpec,
-  PodSpecLite,
-  PodStatusLite,
-  ServiceEntrySpec,
-  ServiceSpec,
-  WorkloadEntrySpec,
-} from './objects';
+import type { ConfigError, ConfigObject, EndpointSliceSpec, EndpointsSpec, PodSpecLite, PodStatusLite, ServiceEntrySpec, ServiceSpec, WorkloadEntrySpec } from './objects';
 import { objectError } from './objects';
 import { parseLocality } from './lookup';
 import { protocolOf } from './protocol';
@@ -88,7 +78,13 @@ function kubernetesService(o: ConfigObject, domain: string): MeshService | undef
     source: { kind: 'Service', namespace: o.metadata.namespace, name: o.metadata.name },
     resolution: 'EDS',
     meshExternal: false,
-    exportTo: resolveExportTo(exportAnnotation?.split(',').map((s) => s.trim()).filter(Boolean), o.metadata.namespace),
+    exportTo: resolveExportTo(
+      exportAnnotation
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+      o.metadata.namespace,
+    ),
     subjectAltNames: [],
   };
 }
@@ -185,7 +181,24 @@ export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[]
     locality: zone && !w?.locality.zone ? { ...w?.locality, zone } : (w?.locality ?? {}),
   });
 
-  // Kubernetes endpoints: EndpointSlices first; legacy Endpoints only for services without slices.
+  // Kubernetes endpoints, one per address for each service port as istiod keeps them: an address
+  // in two slices of a Service (a pod moving between slices, or a mistake) is sent once, else
+  // clients refuse the whole ClusterLoadAssignment. A ready copy wins; else the first slice's.
+  // The key holds the endpoint's port and pod too: pods sharing an IP (host network, or every
+  // test backend on 127.0.0.1) are different endpoints, each in its own subsets; where they are
+  // the same address and port, the ClusterLoadAssignment still sends it once (cluster-shape.ts).
+  const kubeEndpoints = new Map<string, Map<number, Map<string, ServiceEndpoint>>>();
+  const addKube = (host: string, port: number, ep: ServiceEndpoint): void => {
+    let byPort = kubeEndpoints.get(host);
+    if (!byPort) kubeEndpoints.set(host, (byPort = new Map()));
+    let byAddress = byPort.get(port);
+    if (!byAddress) byPort.set(port, (byAddress = new Map()));
+    const key = `${ep.address}|${ep.port}|${ep.pod ?? ''}`;
+    const prev = byAddress.get(key);
+    if (!prev || (!prev.ready && ep.ready)) byAddress.set(key, ep);
+  };
+
+  // EndpointSlices first; legacy Endpoints only for services without slices.
   const withSlices = new Set<string>();
   for (const o of kind('EndpointSlice')) {
     const svcName = o.metadata.labels[SERVICE_NAME_LABEL];
@@ -199,7 +212,7 @@ export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[]
       if (!slicePort || slicePort.port === undefined) continue;
       for (const e of spec.endpoints ?? []) {
         const ready = e.conditions?.ready !== false;
-        for (const address of e.addresses) add(svc.hostname, sp.port, podEndpoint(address, slicePort.port, ready, podOf(o.metadata.namespace, e.targetRef, address), e.zone));
+        for (const address of e.addresses) addKube(svc.hostname, sp.port, podEndpoint(address, slicePort.port, ready, podOf(o.metadata.namespace, e.targetRef, address), e.zone));
       }
     }
   }
@@ -211,17 +224,17 @@ export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[]
       for (const sp of svc.ports) {
         const p = (subset.ports ?? []).find((x) => (x.name ?? '') === sp.name);
         if (!p) continue;
-        for (const a of subset.addresses ?? []) add(svc.hostname, sp.port, podEndpoint(a.ip, p.port, true, podOf(o.metadata.namespace, a.targetRef, a.ip)));
-        for (const a of subset.notReadyAddresses ?? []) add(svc.hostname, sp.port, podEndpoint(a.ip, p.port, false, podOf(o.metadata.namespace, a.targetRef, a.ip)));
+        for (const a of subset.addresses ?? []) addKube(svc.hostname, sp.port, podEndpoint(a.ip, p.port, true, podOf(o.metadata.namespace, a.targetRef, a.ip)));
+        for (const a of subset.notReadyAddresses ?? []) addKube(svc.hostname, sp.port, podEndpoint(a.ip, p.port, false, podOf(o.metadata.namespace, a.targetRef, a.ip)));
       }
     }
   }
+  for (const [host, byPort] of kubeEndpoints) for (const [port, byAddress] of byPort) for (const ep of byAddress.values()) add(host, port, ep);
 
   // WorkloadEntries join Kubernetes Services (by selector) and ServiceEntries (by workloadSelector)
   // in their own namespace.
   const workloadEntries = kind('WorkloadEntry').map((o) => ({ o, spec: (o.body.spec ?? {}) as WorkloadEntrySpec }));
-  const numericTarget = (t: number | string | undefined): number | undefined =>
-    typeof t === 'number' ? t : typeof t === 'string' && /^\d+$/.test(t) ? Number(t) : undefined;
+  const numericTarget = (t: number | string | undefined): number | undefined => (typeof t === 'number' ? t : typeof t === 'string' && /^\d+$/.test(t) ? Number(t) : undefined);
   for (const svc of services) {
     if (Object.keys(svc.selector).length === 0) continue;
     for (const { o, spec } of workloadEntries) {

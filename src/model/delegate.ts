@@ -105,7 +105,20 @@ function mergeMatches(root: readonly HTTPMatchRequest[] | undefined, leaf: reado
   return out;
 }
 
-const INHERITED = ['rewrite', 'directResponse', 'timeout', 'retries', 'fault', 'mirror', 'mirrorPercent', 'mirror_percent', 'mirrorPercentage', 'corsPolicy', 'mirrors', 'headers'] as const;
+const INHERITED = [
+  'rewrite',
+  'directResponse',
+  'timeout',
+  'retries',
+  'fault',
+  'mirror',
+  'mirrorPercent',
+  'mirror_percent',
+  'mirrorPercentage',
+  'corsPolicy',
+  'mirrors',
+  'headers',
+] as const;
 
 /** A delegate route merged under a root route; undefined on a match conflict. */
 export function mergeRoute(root: HTTPRoute, leaf: HTTPRoute): HTTPRoute | undefined {

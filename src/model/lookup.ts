@@ -5,16 +5,7 @@
  */
 import type { Proxy } from './proxy';
 import { proxyLabels, workloadOf } from './proxy';
-import {
-  type DestinationRuleConfig,
-  type GatewayConfig,
-  type Locality,
-  type MeshService,
-  type MeshSnapshot,
-  type VirtualServiceConfig,
-  exportedTo,
-  labelsMatch,
-} from './snapshot';
+import { type DestinationRuleConfig, type GatewayConfig, type Locality, type MeshService, type MeshSnapshot, type VirtualServiceConfig, exportedTo, labelsMatch } from './snapshot';
 
 /** The services a proxy in namespace `ns` sees (sorted by hostname). */
 export function visibleServices(snap: MeshSnapshot, ns: string): readonly MeshService[] {
@@ -49,12 +40,7 @@ function hostRules(snap: MeshSnapshot, hostname: string): readonly DestinationRu
  * namespace (one whose workloadSelector matches the proxy first), then one exported from the
  * service's namespace, then one exported from the root namespace.
  */
-export function destinationRuleFor(
-  snap: MeshSnapshot,
-  proxyNs: string,
-  labels: Readonly<Record<string, string>>,
-  hostname: string,
-): DestinationRuleConfig | undefined {
+export function destinationRuleFor(snap: MeshSnapshot, proxyNs: string, labels: Readonly<Record<string, string>>, hostname: string): DestinationRuleConfig | undefined {
   const rules = hostRules(snap, hostname);
   if (rules.length === 0) return undefined;
   const local = rules.filter((r) => r.meta.namespace === proxyNs);

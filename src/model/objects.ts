@@ -73,6 +73,8 @@ export interface ConfigError {
   /** Index in `items` when the document was a `kind: List` (or `*List`). */
   item?: number;
   kind?: string;
+  /** The apiVersion the object gave, when it was left out for its kind or apiVersion. */
+  apiVersion?: string;
   namespace?: string;
   name?: string;
   errors: readonly FieldError[];

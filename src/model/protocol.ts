@@ -1,17 +1,6 @@
 /** Istio's protocol selection: `appProtocol`, else the port name's prefix; unnamed → TCP. */
 
-export type Protocol =
-  | 'HTTP'
-  | 'HTTP2'
-  | 'GRPC'
-  | 'GRPC-Web'
-  | 'HTTPS'
-  | 'TLS'
-  | 'TCP'
-  | 'UDP'
-  | 'Mongo'
-  | 'Redis'
-  | 'MySQL';
+export type Protocol = 'HTTP' | 'HTTP2' | 'GRPC' | 'GRPC-Web' | 'HTTPS' | 'TLS' | 'TCP' | 'UDP' | 'Mongo' | 'Redis' | 'MySQL';
 
 const BY_NAME: Readonly<Record<string, Protocol>> = {
   http: 'HTTP',

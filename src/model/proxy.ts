@@ -49,7 +49,8 @@ export class ProxyIdError extends Error {
 function stringMap(v: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (v && typeof v === 'object') {
-    for (const [k, val] of Object.entries(v as Record<string, unknown>)) if (typeof val === 'string') out[k] = val;
+    // `__proto__` from a client would set the object's prototype, not a label: it is not a label.
+    for (const [k, val] of Object.entries(v as Record<string, unknown>)) if (typeof val === 'string' && k !== '__proto__') out[k] = val;
   }
   return out;
 }
@@ -78,7 +79,13 @@ export function parseProxy(id: string, metadata: ProxyMetadata, locality?: { reg
     istioVersion: typeof metadata.ISTIO_VERSION === 'string' ? metadata.ISTIO_VERSION : undefined,
     metadata,
     ...(locality && (locality.region || locality.zone || locality.sub_zone)
-      ? { locality: { ...(locality.region ? { region: locality.region } : {}), ...(locality.zone ? { zone: locality.zone } : {}), ...(locality.sub_zone ? { subZone: locality.sub_zone } : {}) } }
+      ? {
+          locality: {
+            ...(locality.region ? { region: locality.region } : {}),
+            ...(locality.zone ? { zone: locality.zone } : {}),
+            ...(locality.sub_zone ? { subZone: locality.sub_zone } : {}),
+          },
+        }
       : {}),
   };
 }

@@ -47,7 +47,14 @@ function expandRule(rule: AuthzRule, bundle: readonly string[]): AuthzRule {
       ? {
           from: rule.from.map((f) =>
             f.source && (f.source.principals || f.source.notPrincipals)
-              ? { ...f, source: { ...f.source, ...(f.source.principals ? { principals: expandAll(f.source.principals, bundle) } : {}), ...(f.source.notPrincipals ? { notPrincipals: expandAll(f.source.notPrincipals, bundle) } : {}) } }
+              ? {
+                  ...f,
+                  source: {
+                    ...f.source,
+                    ...(f.source.principals ? { principals: expandAll(f.source.principals, bundle) } : {}),
+                    ...(f.source.notPrincipals ? { notPrincipals: expandAll(f.source.notPrincipals, bundle) } : {}),
+                  },
+                }
               : f,
           ),
         }
@@ -55,7 +62,9 @@ function expandRule(rule: AuthzRule, bundle: readonly string[]): AuthzRule {
     ...(rule.when
       ? {
           when: rule.when.map((c) =>
-            c.key === 'source.principal' ? { ...c, ...(c.values ? { values: expandAll(c.values, bundle) } : {}), ...(c.notValues ? { notValues: expandAll(c.notValues, bundle) } : {}) } : c,
+            c.key === 'source.principal'
+              ? { ...c, ...(c.values ? { values: expandAll(c.values, bundle) } : {}), ...(c.notValues ? { notValues: expandAll(c.notValues, bundle) } : {}) }
+              : c,
           ),
         }
       : {}),

@@ -17,17 +17,23 @@ export interface Observation {
   text: string;
   /** Why the file could not be read (other than it being gone). */
   error?: string;
+  /** Larger than the size limit: not read (`text` is empty, `hash` stands for size and mtime). */
+  oversized?: boolean;
 }
 
 export function contentHash(buf: Buffer | string): string {
   return createHash('sha256').update(buf).digest('hex');
 }
 
-/** Reads a file with a stat before and after: a write that lands during the read is noticed. */
-export async function observe(file: string): Promise<Observation> {
+/**
+ * Reads a file with a stat before and after: a write that lands during the read is noticed.
+ * A file over `maxBytes` is not read at all.
+ */
+export async function observe(file: string, maxBytes = Infinity): Promise<Observation> {
   try {
     const before = await fsp.stat(file);
     if (!before.isFile()) return absent();
+    if (before.size > maxBytes) return { exists: true, size: before.size, mtimeMs: before.mtimeMs, hash: `oversized-${before.size}`, torn: false, text: '', oversized: true };
     const buf = await fsp.readFile(file);
     const after = await fsp.stat(file);
     const torn = before.size !== after.size || before.mtimeMs !== after.mtimeMs || buf.length !== after.size;

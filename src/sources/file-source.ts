@@ -15,21 +15,19 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
+import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../config/limits';
 import type { ConfigError, ConfigObject } from '../model/objects';
 import { objectError, objectKey } from '../model/objects';
+import { fileTooLarge } from './bounds';
 import { DirWatcher } from './dir-watch';
 import { type Observation, contentHash, observe, pause, sameObservation } from './file-settle';
-import { parseDocuments } from './parse';
-import { type ConfigSource, type ConfigState, validated } from './source';
+import { type FileResult, loadText, loadTextAsync } from './load';
+import type { ConfigSource, ConfigState } from './source';
 
 export type { ConfigState } from './source';
+export { loadText } from './load';
 
 const CONFIG_FILE = /\.(ya?ml|json)$/i;
-
-interface FileResult {
-  objects: ConfigObject[];
-  errors: ConfigError[];
-}
 
 /** What is served for one file, and the hash of the content it came from. */
 interface Committed extends FileResult {
@@ -48,9 +46,11 @@ export interface FileSourceOptions {
   /** Watch the folder for events (default). Off, only the rescan sees changes (file systems without inotify). */
   watch?: boolean;
   log?: Logger;
+  /** What one file may cost (size, documents, depth, aliases, errors); default DEFAULT_INPUT_LIMITS. */
+  limits?: InputLimits;
 }
 
-export const FILE_SOURCE_DEFAULTS: Readonly<Required<Omit<FileSourceOptions, 'log' | 'watch'>>> = Object.freeze({
+export const FILE_SOURCE_DEFAULTS: Readonly<Required<Omit<FileSourceOptions, 'log' | 'watch' | 'limits'>>> = Object.freeze({
   settleMs: 50,
   suspectHoldMs: 500,
   maxSettleMs: 2000,
@@ -65,11 +65,6 @@ export interface FileSourceStats {
   foundByRescan: number;
   /** Reads held because they would have taken objects away. */
   held: number;
-}
-
-/** Parse + validate one file's text: valid objects in, invalid ones reported with field paths. */
-export function loadText(text: string, source: string): FileResult {
-  return validated(parseDocuments(text, source));
 }
 
 function isConfigName(name: string): boolean {
@@ -130,7 +125,8 @@ interface Settling {
 export class FileSource extends EventEmitter implements ConfigSource {
   private readonly files = new Map<string, Committed>();
   private readonly settling = new Map<string, Settling>();
-  private readonly opts: Required<Omit<FileSourceOptions, 'log' | 'watch'>>;
+  private readonly opts: Required<Omit<FileSourceOptions, 'log' | 'watch' | 'limits'>>;
+  private readonly limits: InputLimits;
   private readonly log: Logger | undefined;
   private readonly watchEvents: boolean;
   private readonly stopping = new AbortController();
@@ -144,12 +140,13 @@ export class FileSource extends EventEmitter implements ConfigSource {
     options: FileSourceOptions = {},
   ) {
     super();
-    const given = Object.fromEntries(Object.entries(options).filter(([k, v]) => v !== undefined && k !== 'log' && k !== 'watch'));
+    const given = Object.fromEntries(Object.entries(options).filter(([k, v]) => v !== undefined && k !== 'log' && k !== 'watch' && k !== 'limits'));
     this.opts = { ...FILE_SOURCE_DEFAULTS, ...given };
     for (const [k, v] of Object.entries(this.opts)) {
       if (!Number.isFinite(v) || v < 0) throw new Error(`folder source: ${k} must be a number >= 0 (got ${v})`);
     }
     this.log = options.log;
+    this.limits = options.limits ?? DEFAULT_INPUT_LIMITS;
     this.watchEvents = options.watch ?? true;
   }
 
@@ -215,6 +212,12 @@ export class FileSource extends EventEmitter implements ConfigSource {
     const source = path.relative(this.dir, file);
     let buf: Buffer;
     try {
+      const size = fs.statSync(file).size;
+      if (size > this.limits.maxFileBytes) {
+        // Refused unread; the hash is what observe() gives an oversized file.
+        this.files.set(file, { ...oversized(source, size, this.limits), hash: `oversized-${size}` });
+        return;
+      }
       buf = fs.readFileSync(file);
     } catch (err) {
       // Removed between listing and reading, or unreadable: report, keep the rest.
@@ -225,7 +228,7 @@ export class FileSource extends EventEmitter implements ConfigSource {
       this.files.set(file, { ...unreadable(source, err as Error), hash: `error-${(err as NodeJS.ErrnoException).code ?? 'unknown'}` });
       return;
     }
-    this.files.set(file, { ...loadText(buf.toString('utf8'), source), hash: contentHash(buf) });
+    this.files.set(file, { ...loadText(buf.toString('utf8'), source, this.limits), hash: contentHash(buf) });
   }
 
   /** A directory appeared or vanished: look at every file known or found below it. */
@@ -267,10 +270,11 @@ export class FileSource extends EventEmitter implements ConfigSource {
     for (;;) {
       const eventSincePrev = entry.dirty;
       entry.dirty = false;
-      const obs = await observe(file);
+      const obs = await observe(file, this.limits.maxFileBytes);
       if (signal.aborted) return;
       if (prev && !eventSincePrev && sameObservation(prev, obs)) {
-        const next = this.parse(file, obs);
+        const next = await this.parse(file, obs);
+        if (signal.aborted) return;
         const doubt = next ? doubtAbout(this.files.get(file), next) : undefined;
         if (doubt === undefined || held === obs.hash) {
           this.commit(file, obs, next, doubt);
@@ -286,7 +290,8 @@ export class FileSource extends EventEmitter implements ConfigSource {
       }
       if (Date.now() - since >= this.opts.maxSettleMs && !obs.torn) {
         // Written to without pause: serve what is there now (unless it takes objects away), keep watching.
-        const next = this.parse(file, obs);
+        const next = await this.parse(file, obs);
+        if (signal.aborted) return;
         if (!next || doubtAbout(this.files.get(file), next) === undefined) this.commit(file, obs, next, undefined);
         since = Date.now();
       }
@@ -310,11 +315,13 @@ export class FileSource extends EventEmitter implements ConfigSource {
     }
   }
 
-  private parse(file: string, obs: Observation): FileResult | undefined {
+  /** The file's objects, parsed a slice at a time (the event loop keeps turning); undefined when it is gone. */
+  private async parse(file: string, obs: Observation): Promise<FileResult | undefined> {
     if (!obs.exists) return undefined;
     const source = path.relative(this.dir, file);
     if (obs.error !== undefined) return unreadable(source, new Error(obs.error));
-    return loadText(obs.text, source);
+    if (obs.oversized) return oversized(source, obs.size, this.limits);
+    return loadTextAsync(obs.text, source, this.limits);
   }
 
   private commit(file: string, obs: Observation, next: FileResult | undefined, doubt: string | undefined): void {
@@ -363,7 +370,7 @@ export class FileSource extends EventEmitter implements ConfigSource {
       if (this.settling.has(f)) continue;
       const served = this.files.get(f);
       if (served) {
-        const obs = await observe(f);
+        const obs = await observe(f, this.limits.maxFileBytes);
         if (!obs.torn && obs.hash === served.hash) continue;
       }
       consider(f);
@@ -405,4 +412,8 @@ export class FileSource extends EventEmitter implements ConfigSource {
 
 function unreadable(source: string, err: Error): FileResult {
   return { objects: [], errors: [{ source, errors: [{ path: '', message: `cannot read file: ${err.message}` }] }] };
+}
+
+function oversized(source: string, size: number, limits: InputLimits): FileResult {
+  return { objects: [], errors: [{ source, errors: [{ path: '', message: fileTooLarge(size, limits) }] }] };
 }

@@ -242,6 +242,8 @@ export class KindWatcher {
   private run(version: string): void {
     this.version = version;
     const path = collectionPath(this.kind, version);
+    // Assigned once, below: the watch's closure is made before it.
+    // eslint-disable-next-line prefer-const
     let lw: ListWatch<KubernetesObject> | undefined;
     const watch = new SourceWatch(this.o.kc, this, () => lw);
     const list = async (): Promise<KubernetesListObject<KubernetesObject>> => {
@@ -276,7 +278,9 @@ export class KindWatcher {
       void lw.stop();
       this.sink.clear(this.kind);
       this.missingReported = false;
-      this.setMissing(`${this.kind.group || 'core'} ${this.kind.kind} is no longer served by the API server (its CRD was removed?); its objects are left out until it is installed again`);
+      this.setMissing(
+        `${this.kind.group || 'core'} ${this.kind.kind} is no longer served by the API server (its CRD was removed?); its objects are left out until it is installed again`,
+      );
       return;
     }
     this.failed(err, 'list/watch', () => {

@@ -6,6 +6,8 @@
  * snapshot's content hash — unchanged.
  */
 import { ISTIO_NETWORKING_VERSIONS, ISTIO_SECURITY_VERSIONS, type ConfigError, type ConfigObject, type Kind } from '../model/objects';
+import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../config/limits';
+import { checkTree } from './bounds';
 import { parseObject } from './parse';
 import { validated } from './source';
 
@@ -23,8 +25,22 @@ export interface KubeKind {
 }
 
 const core = (kind: Kind, plural: string, namespaced = true, keepAnnotations = false): KubeKind => ({ kind, group: '', versions: ['v1'], plural, namespaced, keepAnnotations });
-const istio = (kind: Kind, plural: string): KubeKind => ({ kind, group: 'networking.istio.io', versions: ISTIO_NETWORKING_VERSIONS, plural, namespaced: true, keepAnnotations: false });
-const security = (kind: Kind, plural: string): KubeKind => ({ kind, group: 'security.istio.io', versions: ISTIO_SECURITY_VERSIONS, plural, namespaced: true, keepAnnotations: false });
+const istio = (kind: Kind, plural: string): KubeKind => ({
+  kind,
+  group: 'networking.istio.io',
+  versions: ISTIO_NETWORKING_VERSIONS,
+  plural,
+  namespaced: true,
+  keepAnnotations: false,
+});
+const security = (kind: Kind, plural: string): KubeKind => ({
+  kind,
+  group: 'security.istio.io',
+  versions: ISTIO_SECURITY_VERSIONS,
+  plural,
+  namespaced: true,
+  keepAnnotations: false,
+});
 
 /** Every kind the Kubernetes source watches (Endpoints are not: EndpointSlices replace them). */
 export const KUBE_KINDS: readonly KubeKind[] = [
@@ -100,11 +116,21 @@ export interface ObjectResult {
   fingerprint: string;
 }
 
-/** One API object → parse and validate exactly as a file's document would be. */
-export function toConfigObject(k: KubeKind, version: string, raw: Json): ObjectResult {
+/**
+ * One API object → parse and validate exactly as a file's document would be. Its depth and
+ * keys are checked first: the API server stores JSON nested as deep as it is sent, and the
+ * fingerprint (JSON.stringify) and readers that follow recurse.
+ */
+export function toConfigObject(k: KubeKind, version: string, raw: Json, limits: InputLimits = DEFAULT_INPUT_LIMITS): ObjectResult {
   const view = configView(k, version, raw);
   const m = view['metadata'] as Json;
   const source = originOf(k.kind, typeof m['namespace'] === 'string' ? m['namespace'] : undefined, String(m['name'] ?? ''));
-  const { objects, errors } = validated(parseObject(view, source));
+  const refused = checkTree(view, limits);
+  if (refused.length > 0) {
+    const { errors } = validated(parseObject(view, source, limits), limits);
+    // An equal refusal of the same version is the same result.
+    return { errors, fingerprint: `refused:${String((raw['metadata'] as Json | undefined)?.['resourceVersion'] ?? '')}:${JSON.stringify(errors)}` };
+  }
+  const { objects, errors } = validated(parseObject(view, source, limits), limits);
   return { object: objects[0], errors, fingerprint: JSON.stringify(view) };
 }

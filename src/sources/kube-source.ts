@@ -12,6 +12,7 @@
 import { EventEmitter } from 'node:events';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import type { InputLimits } from '../config/limits';
 import type { ConfigError, ConfigObject, Kind } from '../model/objects';
 import { type KindPhase, type KindSink, KindWatcher, type RawObject } from './kube-informer';
 import { KUBE_KINDS, type KubeKind, type ObjectResult, originOf, toConfigObject } from './kube-kinds';
@@ -29,6 +30,8 @@ export interface KubeSourceOptions {
   missingRetryMs?: number;
   /** Server-side watch timeout (default random 300..600 s, as client-go). */
   watchTimeoutSeconds?: number;
+  /** Input limits objects are checked against (nesting depth, keys, errors per object). */
+  limits?: InputLimits;
 }
 
 export interface KindStatus {
@@ -146,7 +149,7 @@ export class KubeSource extends EventEmitter implements ConfigSource {
   private upsert(k: KubeKind, version: string, raw: RawObject): void {
     const byKey = this.entries.get(k.kind) as Map<string, ObjectResult>;
     const key = this.key(k, raw);
-    const next = toConfigObject(k, version, raw);
+    const next = toConfigObject(k, version, raw, this.opts.limits);
     if (byKey.get(key)?.fingerprint === next.fingerprint) return;
     byKey.set(key, next);
     const m = metaOf(raw);

@@ -6,7 +6,7 @@
  * Every problem becomes a ConfigError naming the file, the 0-based document index (and the
  * `items` index for lists); one bad document never hides the others.
  */
-import * as jsyaml from 'js-yaml';
+import { DEFAULT_INPUT_LIMITS, type InputLimits, LIMIT_FLAGS } from '../config/limits';
 import {
   ISTIO_NETWORKING_VERSIONS,
   ISTIO_SECURITY_VERSIONS,
@@ -17,7 +17,8 @@ import {
   type Kind,
   type ObjectMeta,
 } from '../model/objects';
-import { FLOW_COLON, parseYamlDocuments } from './yaml-flow';
+import { checkTree, fileTooLarge } from './bounds';
+import { type ReadOptions, YamlReader } from './yaml-read';
 
 export interface ParseResult {
   objects: ConfigObject[];
@@ -34,9 +35,6 @@ const GROUP_VERSIONS: Readonly<Record<string, readonly string[]>> = {
   'security.istio.io': ISTIO_SECURITY_VERSIONS,
 };
 
-/** The yaml library's alias expansion limit (guards against "billion laughs" documents). */
-const MAX_ALIAS_COUNT = 100;
-
 function isRecord(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -52,7 +50,8 @@ function fieldPath(prefix: string, path: string): string {
 
 /**
  * Drops null-valued mapping entries (as the Kubernetes API server does for non-nullable
- * fields), so that typed readers see absent rather than null; freezes the result.
+ * fields), so that typed readers see absent rather than null; freezes the result. Runs only on
+ * values checkTree passed: bounded depth, no `__proto__` key, aliases within their limit.
  */
 function clean(v: unknown): unknown {
   if (Array.isArray(v)) return Object.freeze(v.map(clean));
@@ -66,101 +65,158 @@ function clean(v: unknown): unknown {
   return v;
 }
 
-/** YAML 1.2's core schema with merge keys: what the `yaml` library reads with `merge: true`. */
-// js-yaml exports its built-in types at run time; its type declarations leave them out.
-const FAST_SCHEMA = jsyaml.CORE_SCHEMA.extend({ implicit: [(jsyaml as unknown as { types: { merge: jsyaml.Type } }).types.merge] });
+export interface ParseOptions extends ReadOptions {
+  /** Input limits (defaults: DEFAULT_INPUT_LIMITS). */
+  limits?: InputLimits;
+}
 
-/** An anchor or alias anywhere: the careful reader (with its alias expansion limit) reads those. */
-const ANCHOR_OR_ALIAS = /(^|[\s[{,:-])[&*][^\s,\]}]/m;
+/** Reads a file's text a batch of documents at a time; `done()` gives the result. */
+class TextParser {
+  private readonly reader?: YamlReader;
+  private readonly result: ParseResult = { objects: [], errors: [] };
+  private objectCount = 0;
+  private refused?: ConfigError;
 
-/**
- * The fast reader (js-yaml, about ten times quicker on large folders) for well-formed text
- * without anchors or aliases; undefined sends the text to the careful reader, which reports
- * every problem per document with its line and column.
- */
-function fastDocuments(text: string): unknown[] | undefined {
-  // A colon before a flow indicator: the careful reader reads it as Kubernetes does (yaml-flow.ts).
-  if (ANCHOR_OR_ALIAS.test(text) || FLOW_COLON.test(text)) return undefined;
-  try {
-    const docs: unknown[] = [];
-    jsyaml.loadAll(text, (d) => docs.push(d), { schema: FAST_SCHEMA });
-    return docs;
-  } catch {
-    return undefined;
+  constructor(
+    text: string,
+    private readonly source: string,
+    private readonly limits: InputLimits,
+    opts: ReadOptions,
+  ) {
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes > limits.maxFileBytes) {
+      this.refused = fileError(source, fileTooLarge(bytes, limits));
+      return;
+    }
+    this.reader = new YamlReader(text, limits, opts);
+    const docs = this.reader.scan.documents;
+    if (docs > limits.maxDocumentsPerFile) this.refused = tooManyDocuments(source, docs, limits);
   }
+
+  /** Reads the next batch; false when there is nothing left. */
+  step(): boolean {
+    if (this.refused || !this.reader) return false;
+    const batch = this.reader.read();
+    if (!batch) return false;
+    for (const d of batch) {
+      if (d.errors) {
+        this.result.errors.push({ source: this.source, document: d.document, ...whoOf(d.value), errors: d.errors });
+        this.objectCount++;
+      } else if (d.value !== null && d.value !== undefined) {
+        this.objectCount += readDocument(d.value, this.source, d.document, this.result);
+      }
+      if (this.objectCount > this.limits.maxDocumentsPerFile) {
+        this.refused = tooManyDocuments(this.source, this.objectCount, this.limits, true);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  done(): ParseResult {
+    return this.refused ? { objects: [], errors: [this.refused] } : this.result;
+  }
+}
+
+function fileError(source: string, message: string): ConfigError {
+  return { source, errors: [{ path: '', message }] };
+}
+
+function tooManyDocuments(source: string, n: number, limits: InputLimits, atLeast = false): ConfigError {
+  const held = atLeast ? `more than ${limits.maxDocumentsPerFile} documents (List items count one each)` : `${n} documents, more than the limit of ${limits.maxDocumentsPerFile}`;
+  return fileError(source, `the file holds ${held}; it is refused (${LIMIT_FLAGS.maxDocumentsPerFile})`);
 }
 
 /** `careful`: skip the fast reader (tests compare the two). */
-export function parseDocuments(text: string, source: string, opts: { careful?: boolean } = {}): ParseResult {
-  const result: ParseResult = { objects: [], errors: [] };
-  const fast = opts.careful ? undefined : fastDocuments(text);
-  if (fast) {
-    fast.forEach((value, document) => {
-      if (value !== null && value !== undefined) readDocument(value, source, document, result);
-    });
-    return result;
+export function parseDocuments(text: string, source: string, opts: ParseOptions = {}): ParseResult {
+  const p = new TextParser(text, source, opts.limits ?? DEFAULT_INPUT_LIMITS, opts);
+  while (p.step()) {
+    // one batch at a time
   }
-  const docs = parseYamlDocuments(text);
-  docs.forEach((doc, document) => {
-    if (doc.errors.length > 0) {
-      result.errors.push({ source, document, errors: doc.errors.map(yamlError) });
-      return;
-    }
-    let value: unknown;
-    try {
-      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
-    } catch (e) {
-      result.errors.push({ source, document, errors: [{ path: '', message: `cannot read document: ${(e as Error).message}` }] });
-      return;
-    }
-    if (value === null || value === undefined) return; // empty document (or only comments)
-    readDocument(value, source, document, result);
-  });
-  return result;
+  return p.done();
 }
 
-function yamlError(e: { message: string; linePos?: [{ line: number; col: number }, ...unknown[]] }): FieldError {
-  const first = e.message.split('\n')[0] ?? e.message;
-  const pos = e.linePos?.[0];
-  const where = pos && !first.includes(' at line ') ? ` (line ${pos.line}, column ${pos.col})` : '';
-  return { path: '', message: `YAML syntax error: ${first.replace(/:$/, '')}${where}` };
+/**
+ * parseDocuments a batch at a time, yielding to the event loop whenever `sliceMs` of work
+ * has been done, so that a large file never holds up `/ready` or xDS for long.
+ */
+export async function parseDocumentsAsync(text: string, source: string, opts: ParseOptions & { sliceMs?: number } = {}): Promise<ParseResult> {
+  const p = new TextParser(text, source, opts.limits ?? DEFAULT_INPUT_LIMITS, opts);
+  const sliceMs = opts.sliceMs ?? 10;
+  let since = performance.now();
+  while (p.step()) {
+    if (performance.now() - since >= sliceMs) {
+      await yieldToEventLoop();
+      since = performance.now();
+    }
+  }
+  return p.done();
 }
 
-function readDocument(value: unknown, source: string, document: number, result: ParseResult): void {
+/** Lets timers and I/O run (setImmediate runs after pending I/O callbacks). */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Which object a value claims to be (for errors about values that are not read further). */
+function whoOf(value: unknown): { kind?: string; namespace?: string; name?: string } {
+  if (!isRecord(value)) return {};
+  const meta = isRecord(value['metadata']) ? value['metadata'] : {};
+  const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+  const who: { kind?: string; namespace?: string; name?: string } = {};
+  const kind = str(value['kind']);
+  const namespace = str(meta['namespace']);
+  const name = str(meta['name']);
+  if (kind !== undefined) who.kind = kind;
+  if (namespace !== undefined) who.namespace = namespace;
+  if (name !== undefined) who.name = name;
+  return who;
+}
+
+/** One decoded document into result; returns how many objects it held (a List: its items). */
+function readDocument(value: unknown, source: string, document: number, result: ParseResult): number {
   if (!isRecord(value)) {
     result.errors.push({
       source,
       document,
       errors: [{ path: '', message: `a document must be a Kubernetes object (a mapping), not ${typeName(value)}` }],
     });
-    return;
+    return 1;
   }
   const kind = value['kind'];
-  if (typeof kind === 'string' && kind.endsWith('List') && 'items' in value) {
+  if (typeof kind === 'string' && kind.endsWith('List') && Object.prototype.hasOwnProperty.call(value, 'items')) {
     const items = value['items'];
     if (!Array.isArray(items)) {
       result.errors.push({ source, document, kind, errors: [{ path: 'items', message: `must be a list (got ${typeName(items)})` }] });
-      return;
+      return 1;
     }
     items.forEach((item, i) => readObject(item, source, document, i, result));
-    return;
+    return items.length;
   }
   readObject(value, source, document, undefined, result);
+  return 1;
 }
 
 /**
  * One object that arrived already decoded (from an API rather than a file): the same kind,
  * apiVersion and metadata rules and error shapes as a document, without a document index.
  */
-export function parseObject(value: unknown, source: string): ParseResult {
+export function parseObject(value: unknown, source: string, limits: InputLimits = DEFAULT_INPUT_LIMITS): ParseResult {
   const result: ParseResult = { objects: [], errors: [] };
+  // Decoded JSON nests as deep as it likes and may carry `__proto__` keys: checked before any
+  // recursive reader sees it.
+  const errors = checkTree(value, limits);
+  if (errors.length > 0) {
+    result.errors.push({ source, ...whoOf(value), errors });
+    return result;
+  }
   readObject(value, source, undefined, undefined, result);
   return result;
 }
 
 function readObject(value: unknown, source: string, document: number | undefined, item: number | undefined, result: ParseResult): void {
   const prefix = item === undefined ? '' : `items[${item}]`;
-  const fail = (errors: FieldError[], who: { kind?: string; namespace?: string; name?: string } = {}): void => {
+  const fail = (errors: FieldError[], who: { kind?: string; namespace?: string; name?: string; apiVersion?: string } = {}): void => {
     const err: ConfigError = { source, ...(document === undefined ? {} : { document }), ...who, errors: errors.map((e) => ({ ...e, path: fieldPath(prefix, e.path) })) };
     result.errors.push(item === undefined ? err : { ...err, item });
   };
@@ -170,7 +226,12 @@ function readObject(value: unknown, source: string, document: number | undefined
   }
   const head = readKind(value);
   const meta = readMetadata(value['metadata'], head.kind);
-  const who = { kind: head.kindName, namespace: meta.meta?.namespace, name: meta.meta?.name };
+  const who = {
+    kind: head.kindName,
+    namespace: meta.meta?.namespace,
+    name: meta.meta?.name,
+    ...(head.errors.length > 0 && head.apiVersion !== '' ? { apiVersion: head.apiVersion } : {}),
+  };
   const errors = [...head.errors, ...meta.errors];
   if (errors.length > 0 || head.kind === undefined || meta.meta === undefined) {
     fail(errors, who);

@@ -5,6 +5,8 @@
 import type { ConfigError, ConfigObject, FieldError } from '../model/objects';
 import { objectError } from '../model/objects';
 import { validateObject } from '../model/validate';
+import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../config/limits';
+import { boundErrors } from './bounds';
 import type { ParseResult } from './parse';
 
 export interface ConfigState {
@@ -27,20 +29,27 @@ export interface ConfigSource {
   close(): Promise<void>;
 }
 
-/** Parsed objects → valid objects in, invalid ones reported with field paths (any source). */
-export function validated(parsed: ParseResult): { objects: ConfigObject[]; errors: ConfigError[] } {
+/** One object's field errors (a validator that throws is reported, never passed on). */
+export function validateOne(o: ConfigObject, limits: InputLimits = DEFAULT_INPUT_LIMITS): FieldError[] {
+  try {
+    return validateObject(o, limits.maxErrorsPerObject);
+  } catch (err) {
+    // A validator bug must not take the source down: leave the object out and say why.
+    return [{ path: '', message: `internal validation error: ${(err as Error).message}` }];
+  }
+}
+
+/**
+ * Parsed objects → valid objects in, invalid ones reported with field paths (any source);
+ * every error bounded (count per object, length of each string).
+ */
+export function validated(parsed: ParseResult, limits: InputLimits = DEFAULT_INPUT_LIMITS): { objects: ConfigObject[]; errors: ConfigError[] } {
   const objects: ConfigObject[] = [];
   const errors: ConfigError[] = [...parsed.errors];
   for (const o of parsed.objects) {
-    let fieldErrors: FieldError[];
-    try {
-      fieldErrors = validateObject(o);
-    } catch (err) {
-      // A validator bug must not take the source down: leave the object out and say why.
-      fieldErrors = [{ path: '', message: `internal validation error: ${(err as Error).message}` }];
-    }
+    const fieldErrors = validateOne(o, limits);
     if (fieldErrors.length > 0) errors.push(objectError(o, fieldErrors));
     else objects.push(o);
   }
-  return { objects, errors };
+  return { objects, errors: boundErrors(errors, limits) };
 }

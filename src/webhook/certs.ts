@@ -61,7 +61,10 @@ export function webhookServingCertificate(o: WebhookCertificateOptions): Serving
  * Calls `apply` with the current certificate of `source` (if any) and with every renewal; returns
  * the function that stops following.
  */
-export function followCertificates(source: Pick<ServingCertificate, 'addIdentityCertificateListener' | 'removeIdentityCertificateListener'>, apply: (c: WebhookCertificate) => void): () => void {
+export function followCertificates(
+  source: Pick<ServingCertificate, 'addIdentityCertificateListener' | 'removeIdentityCertificateListener'>,
+  apply: (c: WebhookCertificate) => void,
+): () => void {
   const listener = (u: { certificate: Buffer; privateKey: Buffer } | null): void => {
     if (u) apply({ certChainPem: u.certificate.toString('utf8'), keyPem: u.privateKey.toString('utf8') });
   };

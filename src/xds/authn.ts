@@ -26,6 +26,11 @@ export interface ProvedIdentity {
 export interface XdsAuth {
   /** Proves who the caller is from the stream's metadata and client certificate; throws (with a message) when a credential fails or none is given. */
   authenticate(ctx: { metadata: Readonly<Record<string, readonly string[]>>; peerCertificatePem?: string }): Promise<ProvedIdentity>;
+  /**
+   * The client certificate (DER) of the TLS connection a stream came in on, by the stream's peer
+   * address, when TLS ends outside grpc-js (15012's listener keeps them); else grpc-js's own.
+   */
+  peerCertificate?(peer: string): Buffer | undefined;
   /** Whether `serviceAccount` of `namespace` may read Secrets there (Kubernetes RBAC); absent: yes. */
   mayReadSecrets?(namespace: string, serviceAccount: string): Promise<boolean>;
 }
@@ -60,10 +65,12 @@ export class StreamAuthError extends Error {
 /** The surface of a grpc-js server stream this module reads. */
 export interface AuthStream {
   metadata?: grpc.Metadata;
+  getPeer?(): string;
   getAuthContext?(): { transportSecurityType?: string; sslPeerCertificate?: { raw?: Buffer } } | undefined;
 }
 
-export const PLAINTEXT_REASON = 'the stream is plaintext: credentials are served only to an identity verified over TLS (port 15012) by a workload certificate or a service-account token';
+export const PLAINTEXT_REASON =
+  'the stream is plaintext: credentials are served only to an identity verified over TLS (port 15012) by a workload certificate or a service-account token';
 
 function metadataRecord(md: grpc.Metadata | undefined): Record<string, string[]> {
   const out: Record<string, string[]> = {};
@@ -93,7 +100,8 @@ const SPIFFE = /^spiffe:\/\/([^/]+)\/ns\/([^/]+)\/sa\/([^/]+)$/;
 export async function authenticateStream(stream: AuthStream, auth: XdsAuth): Promise<ProvedIdentity> {
   const ctx = stream.getAuthContext?.();
   try {
-    return await auth.authenticate({ metadata: metadataRecord(stream.metadata), peerCertificatePem: peerCertificatePem(ctx?.sslPeerCertificate?.raw) });
+    const raw = (stream.getPeer ? auth.peerCertificate?.(stream.getPeer()) : undefined) ?? ctx?.sslPeerCertificate?.raw;
+    return await auth.authenticate({ metadata: metadataRecord(stream.metadata), peerCertificatePem: peerCertificatePem(raw) });
   } catch (err) {
     throw new StreamAuthError(grpc.status.UNAUTHENTICATED, err instanceof Error ? err.message : 'authentication failed');
   }
@@ -126,13 +134,20 @@ export async function streamIdentity(proxy: Proxy, proved: ProvedIdentity | unde
   if (!proved) return { credentialsDenied: PLAINTEXT_REASON };
   const verified = matchIdentity(proxy, proved);
   if (auth?.mayReadSecrets) {
-    let allowed = false;
+    let allowed: boolean;
     try {
       allowed = await auth.mayReadSecrets(verified.namespace, verified.serviceAccount);
     } catch (err) {
-      return { verified, credentialsDenied: `could not check whether ${verified.id} may read Secrets in ${verified.namespace}: ${err instanceof Error ? err.message : String(err)}` };
+      return {
+        verified,
+        credentialsDenied: `could not check whether ${verified.id} may read Secrets in ${verified.namespace}: ${err instanceof Error ? err.message : String(err)}`,
+      };
     }
-    if (!allowed) return { verified, credentialsDenied: `service account ${verified.namespace}/${verified.serviceAccount} may not list Secrets in namespace ${verified.namespace} (Kubernetes RBAC)` };
+    if (!allowed)
+      return {
+        verified,
+        credentialsDenied: `service account ${verified.namespace}/${verified.serviceAccount} may not list Secrets in namespace ${verified.namespace} (Kubernetes RBAC)`,
+      };
   }
   return { verified };
 }

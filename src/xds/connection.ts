@@ -84,7 +84,14 @@ export class SentState {
 
 export interface DiscoveryRequestMsg {
   version_info?: string;
-  node?: { id?: string; cluster?: string; metadata?: unknown; locality?: { region?: string; zone?: string; sub_zone?: string }; user_agent_name?: string; user_agent_version?: string };
+  node?: {
+    id?: string;
+    cluster?: string;
+    metadata?: unknown;
+    locality?: { region?: string; zone?: string; sub_zone?: string };
+    user_agent_name?: string;
+    user_agent_version?: string;
+  };
   resource_names?: readonly string[];
   type_url?: string;
   response_nonce?: string;

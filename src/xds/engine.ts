@@ -133,7 +133,11 @@ export class ConfigEngine implements XdsWatcher {
   constructor(private readonly opts: EngineOptions) {
     // Bounded by bytes too: superseded contents (old route tables) must not pile up; an evicted
     // entry only costs a re-check the next time the same content is built.
-    const bounds = { max: opts.maxContents ?? 200_000, maxSize: opts.maxContentBytes ?? 128 * 1024 * 1024, sizeCalculation: (v: object) => ('bytes' in v && v.bytes instanceof Uint8Array ? v.bytes.length : 0) + 64 };
+    const bounds = {
+      max: opts.maxContents ?? 200_000,
+      maxSize: opts.maxContentBytes ?? 128 * 1024 * 1024,
+      sizeCalculation: (v: object) => ('bytes' in v && v.bytes instanceof Uint8Array ? v.bytes.length : 0) + 64,
+    };
     this.contents = new LRUCache<string, EncodedResource | RejectedResource>(bounds);
     this.checkedItems = new LRUCache<string, ItemValue>(bounds);
   }
@@ -259,7 +263,9 @@ export class ConfigEngine implements XdsWatcher {
       // A wildcard asks for everything the part has.
       const wanted = requested ? [...requested].sort() : undefined;
       const key = wanted ? `${part.id}|${wanted.join('\n')}` : `${part.id}|*`;
-      return this.parts.get(key, h.facets, snap, this.seq, (prev) => this.tracker.run(() => (wanted?.length === 0 ? EMPTY : this.buildList(h, typeUrl, part.list(this.ctx(h, wanted && new Set(wanted))), prev))));
+      return this.parts.get(key, h.facets, snap, this.seq, (prev) =>
+        this.tracker.run(() => (wanted?.length === 0 ? EMPTY : this.buildList(h, typeUrl, part.list(this.ctx(h, wanted && new Set(wanted))), prev))),
+      );
     }
     if (part.kind === 'list') {
       return this.parts.get(part.id, h.facets, snap, this.seq, (prev) => this.tracker.run(() => this.buildList(h, typeUrl, part.list(this.ctx(h)), prev)));
@@ -310,7 +316,9 @@ export class ConfigEngine implements XdsWatcher {
     if (r.inputs) {
       const inputs = r.inputs;
       const key = `${typeUrl}|${r.name}|${this.inputsKey(inputs)}`;
-      const v = this.shared.get(key, h.facets, this.rev as Revision, this.seq, (prevShared) => this.tracker.run(() => this.buildOne(h, typeUrl, { ...r, inputs: undefined }, prevShared ?? prev)));
+      const v = this.shared.get(key, h.facets, this.rev as Revision, this.seq, (prevShared) =>
+        this.tracker.run(() => this.buildOne(h, typeUrl, { ...r, inputs: undefined }, prevShared ?? prev)),
+      );
       this.tracker.current?.addGroup(v.deps);
       return v.value;
     }
@@ -372,7 +380,13 @@ export class ConfigEngine implements XdsWatcher {
   }
 
   private encodeItem(itemType: string, body: object): ItemValue {
-    return this.encodeChecked(itemType, body, this.checkedItems, (bytes, _hash, errors) => (errors.length > 0 ? { errors } : { bytes }), (message) => ({ errors: [{ path: '', message }] }));
+    return this.encodeChecked(
+      itemType,
+      body,
+      this.checkedItems,
+      (bytes, _hash, errors) => (errors.length > 0 ? { errors } : { bytes }),
+      (message) => ({ errors: [{ path: '', message }] }),
+    );
   }
 
   private encodeBody(typeUrl: TypeUrl, name: string, body: object): EncodedResource | RejectedResource {

@@ -48,7 +48,12 @@ export class XdsMetrics {
       registers,
     });
     this.internalErrors = new Counter({ name: 'pilot_total_xds_internal_errors', help: 'Total number of internal XDS errors in pilot.', registers });
-    this.pushTriggers = new Counter({ name: 'pilot_push_triggers', help: 'Total number of times a push was triggered, labeled by reason for the push.', labelNames: ['type'], registers });
+    this.pushTriggers = new Counter({
+      name: 'pilot_push_triggers',
+      help: 'Total number of times a push was triggered, labeled by reason for the push.',
+      labelNames: ['type'],
+      registers,
+    });
     this.sendTime = new Histogram({
       name: 'pilot_xds_send_time',
       help: 'Total time in seconds Pilot takes to send generated configuration.',

@@ -18,13 +18,7 @@ export const TypeUrl = {
 export type TypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl];
 
 /** Push order: a cluster exists before its endpoints, a listener's routes arrive last. */
-export const PUSH_ORDER: readonly TypeUrl[] = [
-  TypeUrl.Cluster,
-  TypeUrl.Endpoint,
-  TypeUrl.Listener,
-  TypeUrl.Route,
-  TypeUrl.Secret,
-];
+export const PUSH_ORDER: readonly TypeUrl[] = [TypeUrl.Cluster, TypeUrl.Endpoint, TypeUrl.Listener, TypeUrl.Route, TypeUrl.Secret];
 
 export const SHORT_TYPE: Readonly<Record<TypeUrl, string>> = {
   [TypeUrl.Cluster]: 'CDS',
@@ -80,13 +74,7 @@ function includeRoots(): string[] {
   const pkg = path.dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
   const deps = path.join(pkg, 'deps');
   const protobufjsDir = path.dirname(require.resolve('protobufjs/package.json'));
-  return [
-    path.join(deps, 'envoy-api'),
-    path.join(deps, 'xds'),
-    path.join(deps, 'googleapis'),
-    path.join(deps, 'protoc-gen-validate'),
-    protobufjsDir,
-  ];
+  return [path.join(deps, 'envoy-api'), path.join(deps, 'xds'), path.join(deps, 'googleapis'), path.join(deps, 'protoc-gen-validate'), protobufjsDir];
 }
 
 /** Loads Envoy's API into a fresh protobufjs Root (keepCase: proto field names). */

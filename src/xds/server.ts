@@ -204,7 +204,12 @@ export class AdsServer {
     this.handle(conn, stream, transport, (req) => deltaRequest(this.deps, conn, req));
   }
 
-  private handle<Req extends { node?: DiscoveryRequestMsg['node'] }>(conn: Connection, stream: ServerStream<Req, unknown>, transport: Transport, onRequest: (req: Req) => void): void {
+  private handle<Req extends { node?: DiscoveryRequestMsg['node'] }>(
+    conn: Connection,
+    stream: ServerStream<Req, unknown>,
+    transport: Transport,
+    onRequest: (req: Req) => void,
+  ): void {
     const run = (req: Req): void => {
       try {
         onRequest(req);
@@ -224,7 +229,8 @@ export class AdsServer {
     stream.on('data', (req: Req) => {
       if (conn.proxy) return run(req);
       if (early) {
-        if (early.length >= MAX_EARLY_REQUESTS) return failStream(stream, grpc.status.RESOURCE_EXHAUSTED, `more than ${MAX_EARLY_REQUESTS} requests before the stream was authenticated`);
+        if (early.length >= MAX_EARLY_REQUESTS)
+          return failStream(stream, grpc.status.RESOURCE_EXHAUSTED, `more than ${MAX_EARLY_REQUESTS} requests before the stream was authenticated`);
         early.push(req);
         return;
       }

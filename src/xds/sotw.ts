@@ -39,7 +39,15 @@ export function newWatch(names: Set<string> | undefined, previous?: WatchState):
 }
 
 /** Records a NACK or an ACK of the latest response; false if the nonce is stale. */
-export function recordAck(deps: ProtocolDeps, conn: Connection, typeUrl: TypeUrl, w: WatchState, nonce: string, version: string | undefined, error: { code?: number; message?: string } | undefined): boolean {
+export function recordAck(
+  deps: ProtocolDeps,
+  conn: Connection,
+  typeUrl: TypeUrl,
+  w: WatchState,
+  nonce: string,
+  version: string | undefined,
+  error: { code?: number; message?: string } | undefined,
+): boolean {
   const short = SHORT_TYPE[typeUrl].toLowerCase();
   if (nonce !== w.nonceSent) {
     // An answer to a response since replaced: its content is outdated.

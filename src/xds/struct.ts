@@ -30,7 +30,7 @@ function valueToJs(v: PbValue): JsonValue {
 
 export function structToJs(s: PbStruct | undefined | null): { [k: string]: JsonValue } {
   const out: { [k: string]: JsonValue } = {};
-  for (const [k, v] of Object.entries(s?.fields ?? {})) out[k] = valueToJs(v);
+  // A client's `__proto__` key would replace the object's prototype: it is dropped.
+  for (const [k, v] of Object.entries(s?.fields ?? {})) if (k !== '__proto__') out[k] = valueToJs(v);
   return out;
 }
-

@@ -49,7 +49,11 @@ const MAX_DEPTH = 100; // protobufjs' recursion limit
 const MAX_CACHED_URLS = 10_000; // bounds the type-URL cache against endless distinct bad URLs
 /** protobufjs toObject options for decoding raw `{type_url, value}` Any payloads. */
 const RAW_ANY: protobuf.IConversionOptions = Object.freeze({
-  enums: String, longs: String, bytes: String, json: true, defaults: false,
+  enums: String,
+  longs: String,
+  bytes: String,
+  json: true,
+  defaults: false,
 });
 
 const present = (o: Obj, k: string): boolean => hasOwn(o, k) && o[k] !== null && o[k] !== undefined;
@@ -83,7 +87,7 @@ export class ResourceValidator {
     let t = this.typeUrls.get(url);
     if (t === undefined) {
       const name = url.slice(url.lastIndexOf('/') + 1);
-      let found: protobuf.ReflectionObject | null = null;
+      let found: protobuf.ReflectionObject | null;
       try {
         found = name === '' ? null : this.root.lookup(name);
       } catch {

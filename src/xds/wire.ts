@@ -142,7 +142,14 @@ export class Scratch {
  * the version in field 1, the resources in 2, the type in 4, the nonce in 5; delta adds removed
  * names in 6.
  */
-function responseBytes(version: string, resources: readonly { [RAW]?: Buffer }[], typeUrl: string, nonce: string, removed: readonly string[], scratch?: Scratch): Buffer | undefined {
+function responseBytes(
+  version: string,
+  resources: readonly { [RAW]?: Buffer }[],
+  typeUrl: string,
+  nonce: string,
+  removed: readonly string[],
+  scratch?: Scratch,
+): Buffer | undefined {
   const w = new Writer();
   w.addString(1, version);
   for (const r of resources) {
@@ -160,7 +167,10 @@ export function sotwBytes(m: { version_info: string; resources: readonly AnyMsg[
   return responseBytes(m.version_info, m.resources, m.type_url, m.nonce, [], scratch);
 }
 
-export function deltaBytes(m: { system_version_info: string; resources: readonly DeltaResourceMsg[]; type_url: string; removed_resources: readonly string[]; nonce: string }, scratch?: Scratch): Buffer | undefined {
+export function deltaBytes(
+  m: { system_version_info: string; resources: readonly DeltaResourceMsg[]; type_url: string; removed_resources: readonly string[]; nonce: string },
+  scratch?: Scratch,
+): Buffer | undefined {
   return responseBytes(m.system_version_info, m.resources, m.type_url, m.nonce, m.removed_resources, scratch);
 }
 

@@ -90,7 +90,12 @@ export class AdsClient {
   }
 
   ack(r: Response, names?: string[]): void {
-    this.send({ type_url: r.type_url, version_info: r.version_info, response_nonce: r.nonce, resource_names: names ?? (r.type_url === TypeUrl.Cluster || r.type_url === TypeUrl.Listener ? [] : r.names) });
+    this.send({
+      type_url: r.type_url,
+      version_info: r.version_info,
+      response_nonce: r.nonce,
+      resource_names: names ?? (r.type_url === TypeUrl.Cluster || r.type_url === TypeUrl.Listener ? [] : r.names),
+    });
   }
 
   nack(r: Response, message: string, names?: string[]): void {

@@ -21,7 +21,11 @@ const octets = (n: Node): Node => asn1.create(U, asn1.Type.OCTETSTRING, false, a
 const bool = (v: boolean): Node => asn1.create(U, asn1.Type.BOOLEAN, false, String.fromCharCode(v ? 0xff : 0));
 const bin = (n: Node): Buffer => Buffer.from(asn1.toDer(n).getBytes(), 'binary');
 const fromDer = (b: Buffer): Node => asn1.fromDer(forge.util.createBuffer(b.toString('binary')));
-const pem = (der: Buffer): string => `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
+const pem = (der: Buffer): string =>
+  `-----BEGIN CERTIFICATE-----\n${der
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
 const name = (cn?: string): Node => seq(cn ? [asn1.create(U, asn1.Type.SET, true, [seq([oid('2.5.4.10'), asn1.create(U, asn1.Type.UTF8, false, cn)])])] : []);
 
 interface Signer {
@@ -30,7 +34,17 @@ interface Signer {
   pem: string;
 }
 
-function certificate(o: { issuer: Signer | 'self'; subject: string | undefined; spki: Node; selfKey?: KeyObject; notBefore: Date; notAfter: Date; ca: boolean; uri?: string; dns?: string }): string {
+function certificate(o: {
+  issuer: Signer | 'self';
+  subject: string | undefined;
+  spki: Node;
+  selfKey?: KeyObject;
+  notBefore: Date;
+  notAfter: Date;
+  ca: boolean;
+  uri?: string;
+  dns?: string;
+}): string {
   const issuerName = o.issuer === 'self' ? name(o.subject) : o.issuer.name;
   const signingKey = o.issuer === 'self' ? (o.selfKey as KeyObject) : o.issuer.key;
   const alg = seq([oid('1.2.840.10045.4.3.2')]);
@@ -58,7 +72,15 @@ function certificate(o: { issuer: Signer | 'self'; subject: string | undefined; 
 function newCa(subject: string, issuer: Signer | 'self'): Signer {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const now = Date.now();
-  const p = certificate({ issuer, subject, spki: fromDer(publicKey.export({ type: 'spki', format: 'der' })), selfKey: privateKey, notBefore: new Date(now - 3600_000), notAfter: new Date(now + 10 * 24 * 3600_000), ca: true });
+  const p = certificate({
+    issuer,
+    subject,
+    spki: fromDer(publicKey.export({ type: 'spki', format: 'der' })),
+    selfKey: privateKey,
+    notBefore: new Date(now - 3600_000),
+    notAfter: new Date(now + 10 * 24 * 3600_000),
+    ca: true,
+  });
   return { key: privateKey, name: name(subject), pem: p };
 }
 
@@ -103,7 +125,15 @@ export class FakeCa {
   constructor(serverName = 'istiod.istio-system.svc') {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     const now = Date.now();
-    const cert = certificate({ issuer: this.intermediate, subject: 'istiod', spki: fromDer(publicKey.export({ type: 'spki', format: 'der' })), notBefore: new Date(now - 60_000), notAfter: new Date(now + 3600_000), ca: false, dns: serverName });
+    const cert = certificate({
+      issuer: this.intermediate,
+      subject: 'istiod',
+      spki: fromDer(publicKey.export({ type: 'spki', format: 'der' })),
+      notBefore: new Date(now - 60_000),
+      notAfter: new Date(now + 3600_000),
+      ca: false,
+      dns: serverName,
+    });
     this.serving = { cert: cert + this.intermediate.pem, key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
     const def = protoLoader.loadSync(path.join(__dirname, '..', '..', 'proto', 'istioca.proto'), { keepCase: true, longs: Number, defaults: true });
     const pkg = grpc.loadPackageDefinition(def) as unknown as { istio: { v1: { auth: { IstioCertificateService: { service: grpc.ServiceDefinition } } } } };
@@ -116,7 +146,8 @@ export class FakeCa {
     const provider = {
       addCaCertificateListener: (l: (u: { caCertificate: Buffer }) => void) => queueMicrotask(() => l({ caCertificate: Buffer.from(this.root.pem) })),
       removeCaCertificateListener: () => undefined,
-      addIdentityCertificateListener: (l: (u: { certificate: Buffer; privateKey: Buffer }) => void) => queueMicrotask(() => l({ certificate: Buffer.from(this.serving.cert), privateKey: Buffer.from(this.serving.key) })),
+      addIdentityCertificateListener: (l: (u: { certificate: Buffer; privateKey: Buffer }) => void) =>
+        queueMicrotask(() => l({ certificate: Buffer.from(this.serving.cert), privateKey: Buffer.from(this.serving.key) })),
       removeIdentityCertificateListener: () => undefined,
     };
     const creds = tls ? grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false) : grpc.ServerCredentials.createInsecure();
@@ -127,7 +158,10 @@ export class FakeCa {
     this.server.forceShutdown();
   }
 
-  private create(call: grpc.ServerUnaryCall<{ csr: string; validity_duration: number; metadata?: { fields?: Record<string, { stringValue?: string }> } }, { cert_chain: string[] }>, cb: grpc.sendUnaryData<{ cert_chain: string[] }>): void {
+  private create(
+    call: grpc.ServerUnaryCall<{ csr: string; validity_duration: number; metadata?: { fields?: Record<string, { stringValue?: string }> } }, { cert_chain: string[] }>,
+    cb: grpc.sendUnaryData<{ cert_chain: string[] }>,
+  ): void {
     if (this.failing) {
       this.failures++;
       cb({ code: grpc.status.UNAVAILABLE, details: 'CA is down (test)' });
@@ -156,7 +190,15 @@ export class FakeCa {
     this.calls.push({ via, identity, ttlSeconds: ttl, csrPem: call.request.csr, ...(clusterId ? { clusterId } : {}) });
     const now = Date.now();
     const issuer = this.answer === 'good' ? this.intermediate : this.foreignIntermediate;
-    const leaf = certificate({ issuer, subject: undefined, spki: csrSpki(call.request.csr), notBefore: new Date(now - 1000), notAfter: new Date(now + ttl * 1000), ca: false, uri: identity });
+    const leaf = certificate({
+      issuer,
+      subject: undefined,
+      spki: csrSpki(call.request.csr),
+      notBefore: new Date(now - 1000),
+      notAfter: new Date(now + ttl * 1000),
+      ca: false,
+      uri: identity,
+    });
     const rootPem = this.answer === 'foreign-root' ? this.foreignRoot.pem : this.root.pem;
     cb(null, { cert_chain: [leaf, issuer.pem, rootPem] });
   }

@@ -50,8 +50,18 @@ export function makeCsr(dir: string, spec: KeySpec, name = 'csr'): { csrPem: str
   const csr = path.join(dir, `${name}.csr`);
   const key = path.join(dir, `${name}.key`);
   openssl([
-    'req', '-new', ...newKeyArgs(spec), '-nodes', '-keyout', key, '-out', csr,
-    '-subj', '/CN=evil/O=attacker', '-addext', 'subjectAltName=URI:spiffe://cluster.local/ns/kube-system/sa/admin,DNS:evil.example',
+    'req',
+    '-new',
+    ...newKeyArgs(spec),
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    csr,
+    '-subj',
+    '/CN=evil/O=attacker',
+    '-addext',
+    'subjectAltName=URI:spiffe://cluster.local/ns/kube-system/sa/admin,DNS:evil.example',
   ]);
   return { csrPem: fs.readFileSync(csr, 'utf8'), keyPem: fs.readFileSync(key, 'utf8') };
 }
@@ -102,8 +112,23 @@ export interface PluginCa {
 export function makePluginCa(dir: string, o: { name: string; intermediateKey: KeySpec }): PluginCa {
   const p = (f: string): string => path.join(dir, `${o.name}-${f}`);
   openssl([
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', p('root-key.pem'), '-out', p('root-cert.pem'), '-days', '3650',
-    '-subj', `/O=${o.name}/CN=${o.name} Root CA`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    p('root-key.pem'),
+    '-out',
+    p('root-cert.pem'),
+    '-days',
+    '3650',
+    '-subj',
+    `/O=${o.name}/CN=${o.name} Root CA`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ]);
   openssl(['req', '-new', ...newKeyArgs(o.intermediateKey), '-nodes', '-keyout', p('ca-key.pem'), '-out', p('ca.csr'), '-subj', `/O=${o.name}/CN=${o.name} Intermediate CA`]);
   fs.writeFileSync(
@@ -111,8 +136,23 @@ export function makePluginCa(dir: string, o: { name: string; intermediateKey: Ke
     '[v3_int]\nbasicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n',
   );
   openssl([
-    'x509', '-req', '-in', p('ca.csr'), '-CA', p('root-cert.pem'), '-CAkey', p('root-key.pem'), '-CAcreateserial', '-days', '365',
-    '-extfile', p('ext.cnf'), '-extensions', 'v3_int', '-out', p('ca-cert.pem'),
+    'x509',
+    '-req',
+    '-in',
+    p('ca.csr'),
+    '-CA',
+    p('root-cert.pem'),
+    '-CAkey',
+    p('root-key.pem'),
+    '-CAcreateserial',
+    '-days',
+    '365',
+    '-extfile',
+    p('ext.cnf'),
+    '-extensions',
+    'v3_int',
+    '-out',
+    p('ca-cert.pem'),
   ]);
   const read = (f: string): string => fs.readFileSync(p(f), 'utf8');
   const caCertPem = read('ca-cert.pem');

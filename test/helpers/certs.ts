@@ -61,7 +61,12 @@ export function issue(ca: ReturnType<typeof makeCa>, dnsNames: string[], cn = dn
 
 /** A Kubernetes TLS Secret as YAML (stringData), optionally with ca.crt. */
 export function tlsSecretYaml(namespace: string, name: string, pem: Partial<Pem> & { ca?: string }): string {
-  const block = (k: string, v: string): string => `  ${k}: |\n${v.trimEnd().split('\n').map((l) => `    ${l}`).join('\n')}\n`;
+  const block = (k: string, v: string): string =>
+    `  ${k}: |\n${v
+      .trimEnd()
+      .split('\n')
+      .map((l) => `    ${l}`)
+      .join('\n')}\n`;
   return (
     `apiVersion: v1\nkind: Secret\nmetadata: { name: ${name}, namespace: ${namespace} }\ntype: Opaque\nstringData:\n` +
     (pem.cert ? block('tls.crt', pem.cert) : '') +

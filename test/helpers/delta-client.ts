@@ -125,7 +125,9 @@ export class DeltaAdsClient {
 
   /** The next response (optionally of one type), or an error after timeoutMs. */
   async next(typeUrl?: string, timeoutMs = 5000): Promise<DeltaResponse> {
-    return this.take((q) => q.findIndex((r) => !typeUrl || r.type_url === typeUrl), `no ${typeUrl ?? 'response'} within ${timeoutMs} ms`, timeoutMs).then((taken) => taken[taken.length - 1] as DeltaResponse);
+    return this.take((q) => q.findIndex((r) => !typeUrl || r.type_url === typeUrl), `no ${typeUrl ?? 'response'} within ${timeoutMs} ms`, timeoutMs).then(
+      (taken) => taken[taken.length - 1] as DeltaResponse,
+    );
   }
 
   /**

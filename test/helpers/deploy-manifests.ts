@@ -67,7 +67,11 @@ export function documents(rel: string): Doc[] {
   const all = Array.isArray(docs) ? docs : [];
   const out: Doc[] = [];
   all.forEach((d, i) => {
-    assert.deepEqual(d.errors.map((e) => e.message), [], `${rel} document ${i}: YAML errors`);
+    assert.deepEqual(
+      d.errors.map((e) => e.message),
+      [],
+      `${rel} document ${i}: YAML errors`,
+    );
     const v: unknown = d.toJS();
     if (v === null || v === undefined) return;
     out.push({ file: rel, obj: rec(v, `${rel} document ${i}`) });

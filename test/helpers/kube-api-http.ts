@@ -135,7 +135,11 @@ export function requestHandler(d: HandlerDeps): (req: http.IncomingMessage, res:
       const tok = JSON.parse(Buffer.from(cont, 'base64url').toString('utf8')) as { id: string; offset: number; rv: number };
       const page = pages.get(tok.id);
       if (!page || tok.rv < store.oldestResourceVersion()) {
-        throw new KubeApiError(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+        throw new KubeApiError(
+          410,
+          'Expired',
+          'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.',
+        );
       }
       ({ items, rv } = page);
       ({ offset, id } = tok);
@@ -249,7 +253,8 @@ export function requestHandler(d: HandlerDeps): (req: http.IncomingMessage, res:
       }
     };
     const needNs = (): void => {
-      if (target.res.namespaced && target.namespace === undefined) throw new KubeApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+      if (target.res.namespaced && target.namespace === undefined)
+        throw new KubeApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
     };
     switch (method) {
       case 'GET':
@@ -271,7 +276,12 @@ export function requestHandler(d: HandlerDeps): (req: http.IncomingMessage, res:
       }
       case 'PATCH': {
         const type = PATCH_TYPES[(req.headers['content-type'] ?? '').split(';')[0]?.trim() ?? ''];
-        if (!type) throw new KubeApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${Object.keys(PATCH_TYPES).join(', ')}`);
+        if (!type)
+          throw new KubeApiError(
+            415,
+            'UnsupportedMediaType',
+            `the body of the request was in an unknown format - accepted media types include: ${Object.keys(PATCH_TYPES).join(', ')}`,
+          );
         if (target.name === undefined) throw new KubeApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
         return send(res, 200, out(store.patch(target.res, ns, target.name, type, await body(), { fieldManager, subresource: sub })));
       }
@@ -279,8 +289,15 @@ export function requestHandler(d: HandlerDeps): (req: http.IncomingMessage, res:
         const text = await readBody(req);
         const opts = text ? (JSON.parse(text) as { preconditions?: { resourceVersion?: string; uid?: string } }) : {};
         if (target.name === undefined) {
-          const gone = store.list(target.res, { namespace: target.namespace, labelSelector: q.get('labelSelector') ?? undefined }).map((o) => store.remove(target.res, String((o['metadata'] as JsonObject)['namespace'] ?? ''), String((o['metadata'] as JsonObject)['name'])));
-          return send(res, 200, { kind: `${target.res.kind}List`, apiVersion: groupVersion(target.res.group, target.version), metadata: { resourceVersion: String(store.resourceVersion()) }, items: gone.map(out) });
+          const gone = store
+            .list(target.res, { namespace: target.namespace, labelSelector: q.get('labelSelector') ?? undefined })
+            .map((o) => store.remove(target.res, String((o['metadata'] as JsonObject)['namespace'] ?? ''), String((o['metadata'] as JsonObject)['name'])));
+          return send(res, 200, {
+            kind: `${target.res.kind}List`,
+            apiVersion: groupVersion(target.res.group, target.version),
+            metadata: { resourceVersion: String(store.resourceVersion()) },
+            items: gone.map(out),
+          });
         }
         return send(res, 200, out(store.remove(target.res, ns, target.name, opts.preconditions ?? {})));
       }
@@ -291,7 +308,14 @@ export function requestHandler(d: HandlerDeps): (req: http.IncomingMessage, res:
 
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const u = new URL(req.url ?? '/', 'http://fake');
-    const entry: RequestLogEntry = { method: req.method ?? 'GET', path: u.pathname, query: Object.fromEntries(u.searchParams), watch: false, status: 0, userAgent: req.headers['user-agent'] };
+    const entry: RequestLogEntry = {
+      method: req.method ?? 'GET',
+      path: u.pathname,
+      query: Object.fromEntries(u.searchParams),
+      watch: false,
+      status: 0,
+      userAgent: req.headers['user-agent'],
+    };
     requests.push(entry);
     handle(req, res, u, entry).then(
       (status) => (entry.status = status),

@@ -111,7 +111,13 @@ function serverCert(): { ca: string; cert: string; key: string } {
   c.setExtensions([
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: true },
-    { name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }, { type: 2, value: 'localhost' }] },
+    {
+      name: 'subjectAltName',
+      altNames: [
+        { type: 7, ip: '127.0.0.1' },
+        { type: 2, value: 'localhost' },
+      ],
+    },
   ]);
   c.sign(ca.forgeKey, forge.md.sha256.create());
   return { ca: ca.cert, cert: forge.pki.certificateToPem(c), key: forge.pki.privateKeyToPem(keys.privateKey) };
@@ -199,7 +205,15 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     requests,
     clearRequests: () => void requests.splice(0),
     watches: () =>
-      [...watches].map((w): WatchInfo => ({ resource: w.resource, version: w.version, namespace: w.namespace, startedAt: w.startedAt, lastSent: w.lastSent, bookmarks: w.bookmarks, sent: w.sent })),
+      [...watches].map((w): WatchInfo => ({
+        resource: w.resource,
+        version: w.version,
+        namespace: w.namespace,
+        startedAt: w.startedAt,
+        lastSent: w.lastSent,
+        bookmarks: w.bookmarks,
+        sent: w.sent,
+      })),
     expireResourceVersions(o = {}) {
       store.expire(o.olderThan === undefined ? undefined : Number(o.olderThan));
       pages.clear();
@@ -207,7 +221,10 @@ export async function startKubeApiServer(opts: KubeApiServerOptions = {}): Promi
     },
     dropWatches(o = {}) {
       const all = [...watches];
-      for (const w of all) (o.graceful ? w.end() : w.cut());
+      for (const w of all) {
+        if (o.graceful) w.end();
+        else w.cut();
+      }
       return all.length;
     },
     sendBookmarks() {

@@ -8,7 +8,20 @@
  */
 import { randomUUID } from 'node:crypto';
 import { type ApiResource, groupVersion, qualifiedResource } from './kube-api-resources';
-import { type Json, type JsonObject, PatchError, clone, fieldSelectorFields, isObject, jsonEqual, jsonPatch, matchesSelector, mergePatch, parseFieldSelector, parseLabelSelector } from './kube-api-patch';
+import {
+  type Json,
+  type JsonObject,
+  PatchError,
+  clone,
+  fieldSelectorFields,
+  isObject,
+  jsonEqual,
+  jsonPatch,
+  matchesSelector,
+  mergePatch,
+  parseFieldSelector,
+  parseLabelSelector,
+} from './kube-api-patch';
 
 /** An API error, answered as a Kubernetes `Status` object. */
 export class KubeApiError extends Error {
@@ -206,7 +219,12 @@ export class KubeStore {
     }
     const name = m['name'] as string;
     if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name) || name.length > 253) {
-      throw new KubeApiError(422, 'Invalid', `${res.kind} "${name}" is invalid: metadata.name: Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'`, { name, kind: res.kind });
+      throw new KubeApiError(
+        422,
+        'Invalid',
+        `${res.kind} "${name}" is invalid: metadata.name: Invalid value: "${name}": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'`,
+        { name, kind: res.kind },
+      );
     }
     if (res.namespaced && this.requireNamespace && !this.objects.get('namespaces')?.has(namespace)) {
       throw new KubeApiError(404, 'NotFound', `namespaces "${namespace}" not found`, { name: namespace, kind: 'namespaces' });
@@ -241,11 +259,16 @@ export class KubeStore {
     }
     const om = meta(old);
     if (m['resourceVersion'] !== undefined && m['resourceVersion'] !== '' && m['resourceVersion'] !== om['resourceVersion']) {
-      throw new KubeApiError(409, 'Conflict', `Operation cannot be fulfilled on ${qualifiedResource(res)} "${name}": the object has been modified; please apply your changes to the latest version and try again`, {
-        name,
-        group: res.group,
-        kind: res.resource,
-      });
+      throw new KubeApiError(
+        409,
+        'Conflict',
+        `Operation cannot be fulfilled on ${qualifiedResource(res)} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+        {
+          name,
+          group: res.group,
+          kind: res.resource,
+        },
+      );
     }
     let next: JsonObject;
     if (opts.subresource === 'status') {
@@ -276,7 +299,8 @@ export class KubeStore {
     const key = this.key(res, namespace, name);
     const old = this.bucket(res).get(key);
     if (!old) {
-      if (type === 'apply' && isObject(patch)) return this.create(res, namespace, { ...patch, metadata: { ...(isObject(patch['metadata']) ? patch['metadata'] : {}), name } }, opts);
+      if (type === 'apply' && isObject(patch))
+        return this.create(res, namespace, { ...patch, metadata: { ...(isObject(patch['metadata']) ? patch['metadata'] : {}), name } }, opts);
       throw this.notFound(res, name);
     }
     let next: Json;
@@ -300,7 +324,12 @@ export class KubeStore {
     const om = meta(old);
     for (const f of ['resourceVersion', 'uid'] as const) {
       if (preconditions[f] !== undefined && preconditions[f] !== om[f]) {
-        throw new KubeApiError(409, 'Conflict', `Operation cannot be fulfilled on ${qualifiedResource(res)} "${name}": Precondition failed: ${f}: ${preconditions[f]}, ${f}: ${String(om[f])}`, { name, kind: res.resource });
+        throw new KubeApiError(
+          409,
+          'Conflict',
+          `Operation cannot be fulfilled on ${qualifiedResource(res)} "${name}": Precondition failed: ${f}: ${preconditions[f]}, ${f}: ${String(om[f])}`,
+          { name, kind: res.resource },
+        );
       }
     }
     if (res.kind === 'Namespace' && res.group === '') {

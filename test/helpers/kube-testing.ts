@@ -21,7 +21,12 @@ export function captureLog(level = 'debug'): LogCapture {
   const lines: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      lines.push(...chunk.toString('utf8').split('\n').filter((l) => l.trim() !== ''));
+      lines.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l.trim() !== ''),
+      );
       cb();
     },
   });
@@ -38,7 +43,14 @@ export interface SourceUnderTest {
 /** A KubeSource on `api` with short backoffs; not loaded yet. */
 export function kubeSource(api: KubeApiServer, opts: Partial<KubeSourceOptions> = {}): SourceUnderTest {
   const logs = captureLog();
-  const src = new KubeSource({ kubeConfig: loadKubeConfig({ kubeconfig: api.kubeconfigPath }), log: logs.log, backoffInitialMs: 20, backoffMaxMs: 500, missingRetryMs: 200, ...opts });
+  const src = new KubeSource({
+    kubeConfig: loadKubeConfig({ kubeconfig: api.kubeconfigPath }),
+    log: logs.log,
+    backoffInitialMs: 20,
+    backoffMaxMs: 500,
+    missingRetryMs: 200,
+    ...opts,
+  });
   const changes: string[] = [];
   src.on('change', (what: string) => changes.push(what));
   return { src, changes, logs };
@@ -103,7 +115,12 @@ export const SHOP = 'shop';
 export function shopObjects(): Array<Record<string, unknown>> {
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: SHOP, labels: { 'istio-injection': 'enabled' } } },
-    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: SHOP }, spec: { selector: { app: 'web' }, clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, targetPort: 8080 }] } },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'web', namespace: SHOP },
+      spec: { selector: { app: 'web' }, clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+    },
     {
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
@@ -120,15 +137,30 @@ export function shopObjects(): Array<Record<string, unknown>> {
       status: { phase: 'Running', podIP: '10.1.0.5', podIPs: [{ ip: '10.1.0.5' }], conditions: [{ type: 'Ready', status: 'True' }] },
     },
     { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds', namespace: SHOP }, type: 'Opaque', data: { token: Buffer.from('s3cret').toString('base64') } },
-    { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'web', namespace: SHOP }, spec: { hosts: ['web'], http: [{ route: [{ destination: { host: 'web', subset: 'v1' } }] }] } },
-    { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'web', namespace: SHOP }, spec: { host: 'web', subsets: [{ name: 'v1', labels: { version: 'v1' } }] } },
+    {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name: 'web', namespace: SHOP },
+      spec: { hosts: ['web'], http: [{ route: [{ destination: { host: 'web', subset: 'v1' } }] }] },
+    },
+    {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'DestinationRule',
+      metadata: { name: 'web', namespace: SHOP },
+      spec: { host: 'web', subsets: [{ name: 'v1', labels: { version: 'v1' } }] },
+    },
     {
       apiVersion: 'networking.istio.io/v1',
       kind: 'ServiceEntry',
       metadata: { name: 'ext', namespace: SHOP },
       spec: { hosts: ['api.example.com'], ports: [{ number: 443, name: 'tls', protocol: 'TLS' }], resolution: 'DNS', location: 'MESH_EXTERNAL' },
     },
-    { apiVersion: 'networking.istio.io/v1', kind: 'WorkloadEntry', metadata: { name: 'vm1', namespace: SHOP }, spec: { address: '10.2.0.1', labels: { app: 'web', version: 'v1' } } },
+    {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'WorkloadEntry',
+      metadata: { name: 'vm1', namespace: SHOP },
+      spec: { address: '10.2.0.1', labels: { app: 'web', version: 'v1' } },
+    },
     {
       apiVersion: 'networking.istio.io/v1',
       kind: 'Gateway',
@@ -136,8 +168,18 @@ export function shopObjects(): Array<Record<string, unknown>> {
       spec: { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }] },
     },
     { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'default', namespace: SHOP }, spec: { mtls: { mode: 'STRICT' } } },
-    { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'web', namespace: SHOP }, spec: { selector: { matchLabels: { app: 'web' } }, rules: [{ to: [{ operation: { methods: ['GET'] } }] }] } },
-    { apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: { name: 'web', namespace: SHOP }, spec: { selector: { matchLabels: { app: 'web' } }, jwtRules: [{ issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks' }] } },
+    {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'web', namespace: SHOP },
+      spec: { selector: { matchLabels: { app: 'web' } }, rules: [{ to: [{ operation: { methods: ['GET'] } }] }] },
+    },
+    {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'RequestAuthentication',
+      metadata: { name: 'web', namespace: SHOP },
+      spec: { selector: { matchLabels: { app: 'web' } }, jwtRules: [{ issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks' }] },
+    },
   ];
 }
 

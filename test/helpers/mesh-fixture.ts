@@ -198,7 +198,10 @@ export async function createMeshFixture(opts: MeshFixtureOptions): Promise<MeshF
     );
   try {
     await writeObjects('service-reviews.yaml', [service()]);
-    await writeObjects('pods-reviews.yaml', versions.map((v) => pod(v, opts.podLabels?.[v])));
+    await writeObjects(
+      'pods-reviews.yaml',
+      versions.map((v) => pod(v, opts.podLabels?.[v])),
+    );
     await writeSlices();
     await writeObjects('destinationrule-reviews.yaml', [destinationRule(versions)]);
     if (!opts.noVirtualService) {

@@ -113,7 +113,10 @@ export class MeshModel {
   readonly pods = new Map<string, { ns: string; name: string; ip: string; labels: Labels }>();
   readonly drs = new Map<string, DrState>();
   readonly vss = new Map<string, VsState>();
-  readonly peerAuth = new Map<string, string>([['istio-system', 'PERMISSIVE'], ['alpha', 'STRICT']]);
+  readonly peerAuth = new Map<string, string>([
+    ['istio-system', 'PERMISSIVE'],
+    ['alpha', 'STRICT'],
+  ]);
   authz: { paths: string[]; action: 'ALLOW' | 'DENY' } | undefined = { paths: ['/api/*'], action: 'ALLOW' };
   /** RequestAuthentications by namespace/name: who they select and which issuers (JWKS sources) they name. */
   readonly reqAuthn = new Map<string, { ns: string; name: string; app?: string; issuers: string[] }>([
@@ -121,7 +124,11 @@ export class MeshModel {
     ['istio-system/mesh-jwt', { ns: 'istio-system', name: 'mesh-jwt', issuers: ['mesh'] }],
   ]);
   /** What the JWKS resolver has for each issuer's source: a key set (by version) or an error. */
-  readonly jwks = new Map<string, { version: number } | { error: string }>([['a', { version: 1 }], ['mesh', { version: 1 }], ['b', { version: 1 }]]);
+  readonly jwks = new Map<string, { version: number } | { error: string }>([
+    ['a', { version: 1 }],
+    ['mesh', { version: 1 }],
+    ['b', { version: 1 }],
+  ]);
   entry = { port: 443, exportTo: ['*'] };
   gatewayHosts = ['shop.example.com'];
   gatewayVsTarget = 'web';
@@ -194,7 +201,13 @@ export class MeshModel {
     const meta = (ns: string, name: string, extra: Obj = {}): Obj => ({ name, namespace: ns, ...extra });
     for (const ns of [...NAMESPACES, 'istio-system']) out.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
     for (const p of this.pods.values()) {
-      out.push({ apiVersion: 'v1', kind: 'Pod', metadata: meta(p.ns, p.name, { labels: p.labels }), spec: { serviceAccountName: p.labels.app ?? 'default' }, status: { podIP: p.ip } });
+      out.push({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: meta(p.ns, p.name, { labels: p.labels }),
+        spec: { serviceAccountName: p.labels.app ?? 'default' },
+        status: { podIP: p.ip },
+      });
     }
     for (const s of this.services.values()) {
       const annotations: Labels = { 'example.com/note': s.note };
@@ -235,13 +248,24 @@ export class MeshModel {
                 { destination: { host: v.host, subset: 'v2' }, weight: 100 - v.weight },
               ],
       });
-      out.push({ apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: meta(v.ns, v.name), spec: { hosts: [v.host], ...(v.exportTo ? { exportTo: v.exportTo } : {}), http: routes } });
+      out.push({
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'VirtualService',
+        metadata: meta(v.ns, v.name),
+        spec: { hosts: [v.host], ...(v.exportTo ? { exportTo: v.exportTo } : {}), http: routes },
+      });
     }
     out.push({
       apiVersion: 'networking.istio.io/v1',
       kind: 'ServiceEntry',
       metadata: meta('beta', 'partner'),
-      spec: { hosts: ['api.partner.example'], location: 'MESH_EXTERNAL', resolution: 'DNS', exportTo: this.entry.exportTo, ports: [{ number: this.entry.port, name: 'tls', protocol: 'TLS' }] },
+      spec: {
+        hosts: ['api.partner.example'],
+        location: 'MESH_EXTERNAL',
+        resolution: 'DNS',
+        exportTo: this.entry.exportTo,
+        ports: [{ number: this.entry.port, name: 'tls', protocol: 'TLS' }],
+      },
     });
     for (const [ns, mode] of this.peerAuth) out.push({ apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: meta(ns, 'default'), spec: { mtls: { mode } } });
     if (this.authz) {
@@ -249,14 +273,25 @@ export class MeshModel {
         apiVersion: 'security.istio.io/v1',
         kind: 'AuthorizationPolicy',
         metadata: meta('alpha', 'cart-policy'),
-        spec: { selector: { matchLabels: { app: 'cart' } }, action: this.authz.action, rules: [{ from: [{ source: { namespaces: ['alpha'] } }], to: [{ operation: { paths: this.authz.paths } }] }] },
+        spec: {
+          selector: { matchLabels: { app: 'cart' } },
+          action: this.authz.action,
+          rules: [{ from: [{ source: { namespaces: ['alpha'] } }], to: [{ operation: { paths: this.authz.paths } }] }],
+        },
       });
     }
     out.push({
       apiVersion: 'v1',
       kind: 'Service',
       metadata: meta('istio-system', 'istio-ingressgateway'),
-      spec: { clusterIP: '10.96.9.1', selector: { istio: 'ingressgateway' }, ports: [{ name: 'http2', port: 80 }, { name: 'https', port: 443 }] },
+      spec: {
+        clusterIP: '10.96.9.1',
+        selector: { istio: 'ingressgateway' },
+        ports: [
+          { name: 'http2', port: 80 },
+          { name: 'https', port: 443 },
+        ],
+      },
     });
     out.push({
       apiVersion: 'networking.istio.io/v1',
@@ -274,7 +309,11 @@ export class MeshModel {
       apiVersion: 'networking.istio.io/v1',
       kind: 'VirtualService',
       metadata: meta('alpha', 'shop'),
-      spec: { hosts: this.gatewayHosts, gateways: ['istio-system/ingress'], http: [{ match: [{ uri: { prefix: '/cart' } }], route: [{ destination: { host: 'cart' } }] }, { route: [{ destination: { host: this.gatewayVsTarget } }] }] },
+      spec: {
+        hosts: this.gatewayHosts,
+        gateways: ['istio-system/ingress'],
+        http: [{ match: [{ uri: { prefix: '/cart' } }], route: [{ destination: { host: 'cart' } }] }, { route: [{ destination: { host: this.gatewayVsTarget } }] }],
+      },
     });
     for (const ra of this.reqAuthn.values()) {
       out.push({
@@ -285,14 +324,22 @@ export class MeshModel {
       });
     }
     const cred = this.credentialOverride ?? this.credentials[this.credential];
-    if (cred) out.push({ apiVersion: 'v1', kind: 'Secret', metadata: meta('istio-system', 'shop-cred'), type: 'Opaque', stringData: { 'tls.crt': cred.cert, 'tls.key': cred.key, 'ca.crt': cred.ca } });
+    if (cred)
+      out.push({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: meta('istio-system', 'shop-cred'),
+        type: 'Opaque',
+        stringData: { 'tls.crt': cred.cert, 'tls.key': cred.key, 'ca.crt': cred.ca },
+      });
     return out;
   }
 
   /** The JWKS entries a resolver would hand to buildSnapshot. */
   jwksEntries(): Map<string, JwksEntry> {
     const out = new Map<string, JwksEntry>();
-    for (const [issuer, e] of this.jwks) out.set(jwksUri(issuer), 'error' in e ? { error: e.error } : { keys: `{"keys":[{"kty":"oct","kid":"${issuer}-${e.version}","k":"a2V5"}]}` });
+    for (const [issuer, e] of this.jwks)
+      out.set(jwksUri(issuer), 'error' in e ? { error: e.error } : { keys: `{"keys":[{"kty":"oct","kid":"${issuer}-${e.version}","k":"a2V5"}]}` });
     return out;
   }
 }
@@ -321,7 +368,15 @@ export class SnapshotMaker {
       objects.push(...parsed);
     });
     // Model-level problems (e.g. two DestinationRules merged for one host) are part of the mesh.
-    const snap = buildSnapshot({ objects, errors: [], sequence: ++this.seq, now: new Date(0), domain: 'cluster.local', jwks: model.jwksEntries(), ...(interned && this.last ? { previous: this.last } : {}) });
+    const snap = buildSnapshot({
+      objects,
+      errors: [],
+      sequence: ++this.seq,
+      now: new Date(0),
+      domain: 'cluster.local',
+      jwks: model.jwksEntries(),
+      ...(interned && this.last ? { previous: this.last } : {}),
+    });
     this.last = snap;
     return snap;
   }
@@ -404,7 +459,15 @@ export function randomChange(m: MeshModel, r: Rng): string {
       const ns = r.pick(NAMESPACES);
       const name = `vs-${s.name}-${ns}`;
       const host = ns === s.ns ? s.name : `${s.name}.${s.ns}.svc.cluster.local`;
-      m.vss.set(`${ns}/${name}`, { ns, name, host, header: r.pick(['a', 'b']), weight: r.pick([30, 100]), ...(r.chance(0.5) ? { sourceApp: r.pick(['web', 'cart', 'books']) } : {}), ...(r.chance(0.3) ? { exportTo: ['.'] } : {}) });
+      m.vss.set(`${ns}/${name}`, {
+        ns,
+        name,
+        host,
+        header: r.pick(['a', 'b']),
+        weight: r.pick([30, 100]),
+        ...(r.chance(0.5) ? { sourceApp: r.pick(['web', 'cart', 'books']) } : {}),
+        ...(r.chance(0.3) ? { exportTo: ['.'] } : {}),
+      });
       return `virtual service ${ns}/${name} for ${host} added`;
     },
     () => {

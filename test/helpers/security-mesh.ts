@@ -84,12 +84,22 @@ export function meshObjects(serverPort: number): object[] {
       endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true }, targetRef: { kind: 'Pod', name: ECHO.pod, namespace: NS } }],
     },
     // Proxyless clients get mTLS from a DestinationRule (as with istiod's grpcgen), not auto mTLS.
-    { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule', metadata: { name: 'echo', namespace: NS }, spec: { host: 'echo', trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL' } } } },
+    {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'DestinationRule',
+      metadata: { name: 'echo', namespace: NS },
+      spec: { host: 'echo', trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL' } } },
+    },
   ];
 }
 
 export function peerAuthentication(mode: 'STRICT' | 'DISABLE'): object {
-  return { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'echo', namespace: NS }, spec: { selector: { matchLabels: { app: 'echo' } }, mtls: { mode } } };
+  return {
+    apiVersion: 'security.istio.io/v1',
+    kind: 'PeerAuthentication',
+    metadata: { name: 'echo', namespace: NS },
+    spec: { selector: { matchLabels: { app: 'echo' } }, mtls: { mode } },
+  };
 }
 
 export function denyPath(p: string, name = 'deny-who'): object {
@@ -151,7 +161,15 @@ export interface AgentProcess {
 }
 
 /** `meshd agent` for one workload: first certificate over plaintext 15010 (meshd with plaintextCa) with its JWT, verified against `rootPem`. */
-export async function startAgentProcess(o: { dir: string; xdsPort: number; w: Workload; token: string; ttl: string; rootPem: string; trustDomain?: string }): Promise<AgentProcess> {
+export async function startAgentProcess(o: {
+  dir: string;
+  xdsPort: number;
+  w: Workload;
+  token: string;
+  ttl: string;
+  rootPem: string;
+  trustDomain?: string;
+}): Promise<AgentProcess> {
   const dir = path.join(o.dir, o.w.pod);
   fs.mkdirSync(dir, { recursive: true });
   const tokenFile = path.join(dir, 'istio-token');
@@ -159,11 +177,37 @@ export async function startAgentProcess(o: { dir: string; xdsPort: number; w: Wo
   const rootFile = path.join(dir, 'root-cert.pem');
   fs.writeFileSync(rootFile, o.rootPem);
   const labelsFile = path.join(dir, 'labels');
-  fs.writeFileSync(labelsFile, Object.entries(o.w.labels).map(([k, v]) => `${k}="${v}"`).join('\n') + '\n');
+  fs.writeFileSync(
+    labelsFile,
+    Object.entries(o.w.labels)
+      .map(([k, v]) => `${k}="${v}"`)
+      .join('\n') + '\n',
+  );
   const certDir = path.join(dir, 'certs');
   const bootstrapFile = path.join(dir, 'grpc-bootstrap.json');
-  const args = ['--import', 'tsx', MAIN, 'agent', '--plaintext', '--ca-address', `127.0.0.1:${o.xdsPort}`, '--token-file', tokenFile, '--ca-root-cert', rootFile, '--labels-file', labelsFile,
-    '--output-dir', certDir, '--grpc-bootstrap', bootstrapFile, '--no-sds', '--cert-ttl', o.ttl, ...(o.trustDomain ? ['--trust-domain', o.trustDomain] : [])];
+  const args = [
+    '--import',
+    'tsx',
+    MAIN,
+    'agent',
+    '--plaintext',
+    '--ca-address',
+    `127.0.0.1:${o.xdsPort}`,
+    '--token-file',
+    tokenFile,
+    '--ca-root-cert',
+    rootFile,
+    '--labels-file',
+    labelsFile,
+    '--output-dir',
+    certDir,
+    '--grpc-bootstrap',
+    bootstrapFile,
+    '--no-sds',
+    '--cert-ttl',
+    o.ttl,
+    ...(o.trustDomain ? ['--trust-domain', o.trustDomain] : []),
+  ];
   const env = { ...process.env, POD_NAME: o.w.pod, POD_NAMESPACE: NS, SERVICE_ACCOUNT: o.w.serviceAccount, INSTANCE_IP: '127.0.0.1' };
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: 'pipe' });
   const out = { text: '' };
@@ -172,7 +216,12 @@ export async function startAgentProcess(o: { dir: string; xdsPort: number; w: Wo
   child.stdout.on('data', (d: string) => (out.text = (out.text + d).slice(-KEEP)));
   const chain = path.join(certDir, 'cert-chain.pem');
   try {
-    await waitFor(() => fs.existsSync(chain) && fs.existsSync(bootstrapFile), `${o.w.pod} agent's first certificate`, 20_000, () => `exit ${child.exitCode}; output:\n${out.text}`);
+    await waitFor(
+      () => fs.existsSync(chain) && fs.existsSync(bootstrapFile),
+      `${o.w.pod} agent's first certificate`,
+      20_000,
+      () => `exit ${child.exitCode}; output:\n${out.text}`,
+    );
   } catch (e) {
     await stop(child, 'SIGTERM');
     throw e;
@@ -230,7 +279,12 @@ export async function startXdsServerProcess(o: { port: number; bootstrapFile: st
     waiting.delete(id);
   });
   try {
-    await waitFor(() => ready || child.exitCode !== null, 'XdsServer serving', 20_000, () => `stderr:\n${err.text}`);
+    await waitFor(
+      () => ready || child.exitCode !== null,
+      'XdsServer serving',
+      20_000,
+      () => `stderr:\n${err.text}`,
+    );
     if (!ready) throw new Error(`XdsServer exited with ${child.exitCode}\n${err.text}`);
   } catch (e) {
     await stop(child, 'stdin');

@@ -16,11 +16,7 @@ export interface WorkloadCert {
 export const ISTIOD_SERVER_NAME = 'istiod.istio-system.svc';
 
 export function tlsChannel(rootPem: string, cert?: WorkloadCert): { credentials: grpc.ChannelCredentials; channelOptions: grpc.ChannelOptions } {
-  const credentials = grpc.credentials.createSsl(
-    Buffer.from(rootPem),
-    cert ? Buffer.from(cert.keyPem) : null,
-    cert ? Buffer.from(cert.chainPem.slice(0, -1).join('')) : null,
-  );
+  const credentials = grpc.credentials.createSsl(Buffer.from(rootPem), cert ? Buffer.from(cert.keyPem) : null, cert ? Buffer.from(cert.chainPem.slice(0, -1).join('')) : null);
   return { credentials, channelOptions: { 'grpc.ssl_target_name_override': ISTIOD_SERVER_NAME, 'grpc.default_authority': ISTIOD_SERVER_NAME } };
 }
 
@@ -38,11 +34,11 @@ export async function workloadCert(o: { address: string; rootPem: string; token:
   const client = new pkg.istio.v1.auth.IstioCertificateService(o.address, credentials, channelOptions);
   try {
     const res = await new Promise<IstioCertificateResponse>((resolve, reject) =>
-      (client as unknown as { CreateCertificate: (req: IstioCertificateRequest, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: IstioCertificateResponse) => void) => void }).CreateCertificate(
-        { csr: csrPem, validity_duration: 3600 },
-        bearer(o.token),
-        (err, r) => (err ? reject(err) : resolve(r)),
-      ),
+      (
+        client as unknown as {
+          CreateCertificate: (req: IstioCertificateRequest, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: IstioCertificateResponse) => void) => void;
+        }
+      ).CreateCertificate({ csr: csrPem, validity_duration: 3600 }, bearer(o.token), (err, r) => (err ? reject(err) : resolve(r))),
     );
     return { keyPem, chainPem: res.cert_chain };
   } finally {

@@ -104,17 +104,9 @@ export interface Bootstrap {
 }
 
 /** An Istio-style proxyless bootstrap: node ID `sidecar~127.0.0.1~<pod>.<ns>~<ns>.svc.cluster.local`. */
-export function makeBootstrap(
-  xdsPort: number,
-  podName: string,
-  namespace = 'default',
-  extra: Record<string, unknown> = {},
-  locality: Record<string, string> = {},
-): Bootstrap {
+export function makeBootstrap(xdsPort: number, podName: string, namespace = 'default', extra: Record<string, unknown> = {}, locality: Record<string, string> = {}): Bootstrap {
   return {
-    xds_servers: [
-      { server_uri: `127.0.0.1:${xdsPort}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] },
-    ],
+    xds_servers: [{ server_uri: `127.0.0.1:${xdsPort}`, channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
     node: {
       id: `sidecar~127.0.0.1~${podName}.${namespace}~${namespace}.svc.cluster.local`,
       locality: { ...locality },

@@ -195,8 +195,10 @@ export class JwtAuthenticator implements Authenticator {
     const t = Math.floor(now.getTime() / 1000);
     const exp = p.exp as number;
     if (p.iat !== undefined) {
-      if (p.iat > t + this.skew) throw unauthenticated('invalid_token', `${this.name}: the token's "iat" is ${p.iat - t}s in the future (more than the ${this.skew}s clock skew allowed)`);
-      if (exp - p.iat > this.maxLifetime) throw unauthenticated('invalid_token', `${this.name}: the token's lifetime (exp − iat) is ${exp - p.iat}s, longer than the ${this.maxLifetime}s allowed`);
+      if (p.iat > t + this.skew)
+        throw unauthenticated('invalid_token', `${this.name}: the token's "iat" is ${p.iat - t}s in the future (more than the ${this.skew}s clock skew allowed)`);
+      if (exp - p.iat > this.maxLifetime)
+        throw unauthenticated('invalid_token', `${this.name}: the token's lifetime (exp − iat) is ${exp - p.iat}s, longer than the ${this.maxLifetime}s allowed`);
     } else if (exp - t > this.maxLifetime + this.skew) {
       // exp is the issuer's clock, now ours: the skew applies.
       throw unauthenticated('invalid_token', `${this.name}: the token has no "iat" and expires in ${exp - t}s, later than the ${this.maxLifetime}s allowed`);

@@ -65,13 +65,16 @@ export class MtlsAuthenticator implements Authenticator {
       throw unauthenticated('invalid_certificate', `${this.name}: the client certificate cannot be parsed`);
     }
     if (now > new Date(leaf.validTo)) throw unauthenticated('expired_certificate', `${this.name}: the client certificate expired at ${new Date(leaf.validTo).toISOString()}`);
-    if (now < new Date(leaf.validFrom)) throw unauthenticated('invalid_certificate', `${this.name}: the client certificate is not valid before ${new Date(leaf.validFrom).toISOString()}`);
+    if (now < new Date(leaf.validFrom))
+      throw unauthenticated('invalid_certificate', `${this.name}: the client certificate is not valid before ${new Date(leaf.validFrom).toISOString()}`);
     if (leaf.ca) throw unauthenticated('invalid_certificate', `${this.name}: the client certificate is a CA certificate, not a workload certificate`);
-    if (leaf.keyUsage && !leaf.keyUsage.includes(CLIENT_AUTH)) throw unauthenticated('invalid_certificate', `${this.name}: the client certificate is not for client authentication`);
+    if (leaf.keyUsage && !leaf.keyUsage.includes(CLIENT_AUTH))
+      throw unauthenticated('invalid_certificate', `${this.name}: the client certificate is not for client authentication`);
     if (!this.chainsToRoot(leaf, now)) throw unauthenticated('untrusted_certificate', `${this.name}: the client certificate does not chain to the mesh's root certificate`);
     const prefix = `spiffe://${this.opts.trustDomain}/`;
     const identities = uriSans(leaf).filter((u) => u.startsWith(prefix) && parseSpiffeId(u));
-    if (identities.length === 0) throw unauthenticated('invalid_certificate', `${this.name}: the client certificate has no SPIFFE identity in trust domain ${this.opts.trustDomain}`);
+    if (identities.length === 0)
+      throw unauthenticated('invalid_certificate', `${this.name}: the client certificate has no SPIFFE identity in trust domain ${this.opts.trustDomain}`);
     return { identities, via: this.name };
   }
 

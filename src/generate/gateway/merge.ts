@@ -84,8 +84,7 @@ export function mergeGateways(snap: MeshSnapshot, proxy: Proxy): MergedGateway {
   const tlsHostsByPort = new Map<number, Map<string, string>>();
   const tlsBinds = new Map<number, Set<string>>();
   const autoHosts = new Set<string>();
-  const groupFor = (port: number, protocol: string, bind: string): ServerPortGroup | undefined =>
-    groups.find((g) => g.port === port && g.protocol === protocol && g.bind === bind);
+  const groupFor = (port: number, protocol: string, bind: string): ServerPortGroup | undefined => groups.find((g) => g.port === port && g.protocol === protocol && g.bind === bind);
 
   const selected = gatewaysFor(snap, proxy);
   for (const gw of selected) {

@@ -30,7 +30,6 @@ function credentialSds(name: string): ProtoObject {
   return { name: credentialResourceName(name), sds_config: { ads: {}, resource_api_version: 'V3' } };
 }
 
-
 function exactSans(sans: readonly string[] | undefined): ProtoObject[] {
   return (sans ?? []).map((s) => ({ exact: s }));
 }

@@ -34,7 +34,12 @@ export function labelsKey(labels: Readonly<Record<string, string>>): string {
 /** The policies that apply to a workload (memoised per namespace and label set). */
 export function workloadPolicies(snap: MeshSnapshot, namespace: string, labels: Readonly<Record<string, string>>): WorkloadPolicies {
   return snap.memo.get(`authz|${namespace}|${labelsKey(labels)}`, () => {
-    const out = { custom: [] as AuthorizationPolicyConfig[], audit: [] as AuthorizationPolicyConfig[], deny: [] as AuthorizationPolicyConfig[], allow: [] as AuthorizationPolicyConfig[] };
+    const out = {
+      custom: [] as AuthorizationPolicyConfig[],
+      audit: [] as AuthorizationPolicyConfig[],
+      deny: [] as AuthorizationPolicyConfig[],
+      allow: [] as AuthorizationPolicyConfig[],
+    };
     for (const p of snap.security.authorizationPolicies) {
       const ns = p.meta.namespace;
       if (ns !== namespace && ns !== snap.rootNamespace) continue;

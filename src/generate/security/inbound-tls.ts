@@ -19,7 +19,14 @@ export const ISTIO_MTLS_ALPNS = ['istio', 'istio-peer-exchange', 'istio-http/1.0
 const ALPN_HTTP = ['h2', 'http/1.1'];
 const ALPN_TCP_MXC = ['istio-peer-exchange', 'h2', 'http/1.1'];
 /** istiod's SupportedCiphers for sidecars. */
-const CIPHERS = ['ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'AES256-GCM-SHA384', 'AES128-GCM-SHA256'];
+const CIPHERS = [
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'AES256-GCM-SHA384',
+  'AES128-GCM-SHA256',
+];
 
 /** istiod's BuildInboundTLS: client certificates required, verified against ROOTCA. */
 export function sidecarDownstreamTls(http: boolean): ProtoObject {
@@ -48,7 +55,10 @@ interface ChainOption {
 function options(mode: EffectiveMode, http: boolean): ChainOption[] {
   if (mode === 'STRICT') return [{ transport: 'tls', mtls: true }];
   if (mode === 'DISABLE') return [{ transport: 'raw_buffer', mtls: false }];
-  const both: ChainOption[] = [{ transport: 'tls', alpns: ISTIO_MTLS_ALPNS, mtls: true }, { transport: 'raw_buffer', mtls: false }];
+  const both: ChainOption[] = [
+    { transport: 'tls', alpns: ISTIO_MTLS_ALPNS, mtls: true },
+    { transport: 'raw_buffer', mtls: false },
+  ];
   return http ? both : [...both, { transport: 'tls', mtls: false }];
 }
 

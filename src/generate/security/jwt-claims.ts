@@ -83,7 +83,7 @@ export function nestedClaimNames(s: string): string[] {
     }
     return -1;
   };
-  for (let begin = 0; begin < s.length; ) {
+  for (let begin = 0; begin < s.length;) {
     const end = endOf(begin);
     if (end < 0) return [s.startsWith('[') && s.endsWith(']') ? s.slice(1, -1) : s];
     claims.push(s.slice(begin + 1, end));

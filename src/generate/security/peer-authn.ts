@@ -48,9 +48,10 @@ export function workloadMtls(snap: MeshSnapshot, namespace: string, labels: Read
   return snap.memo.get(`pa|${namespace}|${labelsKey(labels)}`, () => {
     let mode = levelMode(snap, namespace).mode;
     const perPort = new Map<number, EffectiveMode>();
-    const workload = namespace === snap.rootNamespace
-      ? undefined
-      : snap.security.peerAuthentications.find((p) => p.meta.namespace === namespace && hasSelector(p.spec) && labelsMatch(p.spec.selector?.matchLabels, labels));
+    const workload =
+      namespace === snap.rootNamespace
+        ? undefined
+        : snap.security.peerAuthentications.find((p) => p.meta.namespace === namespace && hasSelector(p.spec) && labelsMatch(p.spec.selector?.matchLabels, labels));
     if (workload) {
       const m = workload.spec.mtls?.mode;
       if (set(m)) mode = m;

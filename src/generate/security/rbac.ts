@@ -82,18 +82,30 @@ function bracketed(key: string, prefix: string): string[] {
 /** The generator of a `when` key (istiod's model.New switch); unknown keys are caught by validation. */
 function conditionGen(key: string, policyNs: string): Gen | undefined {
   switch (key) {
-    case 'destination.ip': return GEN.destIp;
-    case 'destination.port': return GEN.ports;
-    case 'connection.sni': return GEN.sni;
-    case 'source.ip': return GEN.ipBlocks;
-    case 'remote.ip': return GEN.remoteIpBlocks;
-    case 'source.namespace': return GEN.namespaces;
-    case 'source.principal': return GEN.principals;
-    case 'source.serviceAccount': return serviceAccountGen(policyNs);
-    case 'source.trustDomain': return GEN.trustDomains;
-    case 'request.auth.principal': return GEN.requestPrincipals;
-    case 'request.auth.audiences': return claimGen(['aud']);
-    case 'request.auth.presenter': return claimGen(['azp']);
+    case 'destination.ip':
+      return GEN.destIp;
+    case 'destination.port':
+      return GEN.ports;
+    case 'connection.sni':
+      return GEN.sni;
+    case 'source.ip':
+      return GEN.ipBlocks;
+    case 'remote.ip':
+      return GEN.remoteIpBlocks;
+    case 'source.namespace':
+      return GEN.namespaces;
+    case 'source.principal':
+      return GEN.principals;
+    case 'source.serviceAccount':
+      return serviceAccountGen(policyNs);
+    case 'source.trustDomain':
+      return GEN.trustDomains;
+    case 'request.auth.principal':
+      return GEN.requestPrincipals;
+    case 'request.auth.audiences':
+      return claimGen(['aud']);
+    case 'request.auth.presenter':
+      return claimGen(['azp']);
   }
   if (key.startsWith('request.headers[')) {
     const name = bracketed(key, 'request.headers')[0] ?? '';

@@ -12,8 +12,20 @@ import { arrayOf, checkSchema, closed, mapOf, oneOf, str as strSchema } from './
 
 const strings = arrayOf(strSchema);
 const SOURCE_FIELDS = [
-  'principals', 'notPrincipals', 'requestPrincipals', 'notRequestPrincipals', 'namespaces', 'notNamespaces', 'serviceAccounts', 'notServiceAccounts',
-  'ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks', 'trustDomains', 'notTrustDomains',
+  'principals',
+  'notPrincipals',
+  'requestPrincipals',
+  'notRequestPrincipals',
+  'namespaces',
+  'notNamespaces',
+  'serviceAccounts',
+  'notServiceAccounts',
+  'ipBlocks',
+  'notIpBlocks',
+  'remoteIpBlocks',
+  'notRemoteIpBlocks',
+  'trustDomains',
+  'notTrustDomains',
 ] as const;
 /** Source fields a TCP filter chain can evaluate (Istio's tcpRulesInFrom); requestPrincipals need HTTP. */
 const TCP_SOURCE_FIELDS = SOURCE_FIELDS.filter((f) => f !== 'requestPrincipals' && f !== 'notRequestPrincipals');
@@ -27,11 +39,13 @@ export const authorizationPolicySchema = closed({
   targetRefs: arrayOf(targetRefSchema),
   action: oneOf('ALLOW', 'DENY', 'AUDIT', 'CUSTOM'),
   provider: closed({ name: strSchema }),
-  rules: arrayOf(closed({
-    from: arrayOf(closed({ source: closed(Object.fromEntries(SOURCE_FIELDS.map((f) => [f, strings]))) })),
-    to: arrayOf(closed({ operation: closed(Object.fromEntries(OPERATION_FIELDS.map((f) => [f, strings]))) })),
-    when: arrayOf(closed({ key: strSchema, values: strings, notValues: strings })),
-  })),
+  rules: arrayOf(
+    closed({
+      from: arrayOf(closed({ source: closed(Object.fromEntries(SOURCE_FIELDS.map((f) => [f, strings]))) })),
+      to: arrayOf(closed({ operation: closed(Object.fromEntries(OPERATION_FIELDS.map((f) => [f, strings]))) })),
+      when: arrayOf(closed({ key: strSchema, values: strings, notValues: strings })),
+    }),
+  ),
 });
 
 /** Kinds a targetRef may name (istiod's allowedTargetRefs), as `group/Kind` with core as ''. */
@@ -135,7 +149,8 @@ export function validateAuthorizationPolicy(obj: ConfigObject, issues: Issues): 
   const rules = spec['rules'];
   const provider = rec(spec['provider']);
   if (action === 'CUSTOM') {
-    if (rules === undefined) issues.add('spec.rules', 'CUSTOM action without `rules` is meaningless as it will never be triggered, add an empty rule `{}` if you want it be triggered for every request');
+    if (rules === undefined)
+      issues.add('spec.rules', 'CUSTOM action without `rules` is meaningless as it will never be triggered, add an empty rule `{}` if you want it be triggered for every request');
     else if (!str(provider?.['name'])) issues.add('spec.provider.name', '`provider.name` must not be empty');
   } else if (provider !== undefined) {
     issues.add('spec.provider', `\`provider\` must not be with non CUSTOM action, found ${action}`);
@@ -202,7 +217,10 @@ export function validateAuthorizationPolicy(obj: ConfigObject, issues: Issues): 
       if (notValues.length > 0) issues.addIf(pathKey(cp, 'notValues'), prefixed(`invalid \`notValue\` for \`key\` ${key}`, conditionError(key, notValues)));
     }
     if (action === 'DENY' && ((fromExists && !toExists && !tcpInFrom) || (toExists && !tcpInTo))) {
-      issues.warn(rp, 'configured AuthorizationPolicy will deny all traffic to TCP ports under its scope due to the use of only HTTP attributes in a DENY rule; it is recommended to explicitly specify the port');
+      issues.warn(
+        rp,
+        'configured AuthorizationPolicy will deny all traffic to TCP ports under its scope due to the use of only HTTP attributes in a DENY rule; it is recommended to explicitly specify the port',
+      );
     }
   });
 }

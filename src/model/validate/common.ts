@@ -17,6 +17,17 @@ export function typeName(v: unknown): string {
   return typeof v;
 }
 
+/** The last field error of a list that was cut at `max`: `more` left out (at least, if not all were looked for). */
+export function moreErrors(more: number, max: number, atLeast = false): string {
+  return `and ${atLeast ? 'at least ' : ''}${more} more error${more === 1 ? '' : 's'} (only the first ${max} are kept)`;
+}
+
+/** The count in a `moreErrors` message, if `message` is one. */
+export function moreErrorsCount(message: string): { more: number; atLeast: boolean } | undefined {
+  const m = /^and (at least )?(\d+) more errors? \(only the first \d+ are kept\)$/.exec(message);
+  return m ? { more: Number(m[2]), atLeast: m[1] !== undefined } : undefined;
+}
+
 /** `base.key`, or `base["key"]` when the key would make the dotted path ambiguous. */
 export function pathKey(base: string, key: string): string {
   const simple = /^[A-Za-z0-9_-]+$/.test(key);
@@ -33,17 +44,56 @@ export function pathIdx(base: string, i: number): string {
   return `${base}[${i}]`;
 }
 
-/** Collects field errors, and Istio's warnings (reported, never refused); one per validated object. */
+/**
+ * Collects field errors, and Istio's warnings (reported, never refused); one per validated
+ * object. Keeps at most `max` of each (the rest are counted: one bad list of thousands of items
+ * must not make millions of errors).
+ */
 export class Issues {
   readonly list: FieldError[] = [];
   readonly warnings: FieldError[] = [];
+  /** Every error added, kept or not. */
+  count = 0;
+  private warningCount = 0;
+
+  constructor(readonly max = Infinity) {}
 
   add(path: string, message: string): void {
-    this.list.push({ path, message });
+    this.count++;
+    if (this.list.length < this.max) this.list.push({ path, message });
+  }
+
+  /** Some check stopped looking once the limit was reached: the count of the rest is a lower bound. */
+  private stopped = false;
+
+  /** The limit is reached (what is added now is counted, not kept). */
+  full(): boolean {
+    return this.count >= this.max;
+  }
+
+  /** For a check that would only add more errors: true when it may stop looking. */
+  enough(): boolean {
+    if (this.count < this.max) return false;
+    this.stopped = true;
+    return true;
+  }
+
+  /** The kept errors, and a last one saying how many more there were. */
+  result(): FieldError[] {
+    const more = this.count - this.list.length;
+    if (more === 0 && !this.stopped) return this.list;
+    return [...this.list, { path: '', message: moreErrors(Math.max(more, 1), this.max, this.stopped) }];
   }
 
   warn(path: string, message: string): void {
-    this.warnings.push({ path, message });
+    this.warningCount++;
+    if (this.warnings.length < this.max) this.warnings.push({ path, message });
+  }
+
+  /** The kept warnings, and a last one saying how many more there were. */
+  warningsResult(): FieldError[] {
+    const more = this.warningCount - this.warnings.length;
+    return more > 0 ? [...this.warnings, { path: '', message: `and ${more} more warning${more === 1 ? '' : 's'} (only the first ${this.max} are kept)` }] : this.warnings;
   }
 
   /** Adds `message` when it is a string (the result of a `string | undefined` check). */

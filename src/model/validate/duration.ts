@@ -60,7 +60,8 @@ export function durationError(s: string, rules: DurationRules = {}): string | un
   const min = rules.min ?? NANOS_PER_MS;
   const precision = rules.precision ?? NANOS_PER_MS;
   if (nanos < min) return `duration ${JSON.stringify(s)} must be at least ${describeNanos(min)}`;
-  if (nanos % precision !== 0n) return `duration ${JSON.stringify(s)} must be a whole number of ${describeNanos(precision)} (${precision === NANOS_PER_MS ? 'only ms precision is supported' : 'finer precision is not supported'})`;
+  if (nanos % precision !== 0n)
+    return `duration ${JSON.stringify(s)} must be a whole number of ${describeNanos(precision)} (${precision === NANOS_PER_MS ? 'only ms precision is supported' : 'finer precision is not supported'})`;
   return undefined;
 }
 

@@ -30,10 +30,7 @@ export function validateEndpointSlice(obj: ConfigObject, issues: Issues): void {
   if (obj.body['addressType'] === undefined) issues.add('addressType', 'addressType is required (IPv4, IPv6 or FQDN)');
 
   if (!obj.metadata.labels[SERVICE_NAME_LABEL]) {
-    issues.add(
-      pathKey('metadata.labels', SERVICE_NAME_LABEL),
-      `label ${SERVICE_NAME_LABEL} is required: meshd finds an EndpointSlice's Service by it`,
-    );
+    issues.add(pathKey('metadata.labels', SERVICE_NAME_LABEL), `label ${SERVICE_NAME_LABEL} is required: meshd finds an EndpointSlice's Service by it`);
   }
 
   for (const [i, ep] of recordItems(obj.body['endpoints'])) {

@@ -105,7 +105,7 @@ function checkHostName(issues: Issues, path: string, host: string): void {
 
 /** validateServerPort; true when the port has no problems (the protocol-and-TLS check needs one). */
 function checkServerPort(issues: Issues, path: string, server: JsonObject): boolean {
-  const before = issues.list.length;
+  const before = issues.count;
   const portPath = pathKey(path, 'port');
   const port = rec(server['port']);
   if (port === undefined) {
@@ -129,7 +129,7 @@ function checkServerPort(issues: Issues, path: string, server: JsonObject): bool
   if (target !== undefined && target > 0) issues.add(pathKey(portPath, 'targetPort'), 'targetPort has no impact on Gateways: remove it');
   const name = str(port['name']);
   if (port['name'] === undefined || port['name'] === null || name === '') issues.add(pathKey(portPath, 'name'), 'port name must be set');
-  return issues.list.length === before;
+  return issues.count === before;
 }
 
 /** bind: an IP address, or `unix://` and a socket path with port number 0. */

@@ -2,9 +2,7 @@
 import { Issues, arr, has, isRecord, num, pathIdx, pathKey, rec, recordItems, stringEntries, type JsonObject } from './common';
 import { checkDestination, checkHeaderOperations } from './istio-common';
 import { checkHttpMatches, type RouteContext } from './httpmatch';
-import {
-  checkCors, checkDirectResponse, checkDuration, checkFault, checkPercentage, checkRedirect, checkRetries, checkRewrite,
-} from './httppolicies';
+import { checkCors, checkDirectResponse, checkDuration, checkFault, checkPercentage, checkRedirect, checkRetries, checkRewrite } from './httppolicies';
 
 /**
  * Route destinations (HTTP, TCP and TLS): each needs a valid destination and a non-negative

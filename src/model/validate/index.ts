@@ -3,6 +3,7 @@
  * pkg/config/validation (plus its CRDs' strict field sets) for networking.istio.io kinds.
  * Pure: no I/O, never throws on bad input; every problem is a FieldError with a field path.
  */
+import { DEFAULT_INPUT_LIMITS } from '../../config/limits';
 import type { ConfigObject, FieldError } from '../objects';
 import { Issues } from './common';
 import { validateAuthorizationPolicy } from './authorizationpolicy';
@@ -32,14 +33,17 @@ export interface Validation {
   warnings: FieldError[];
 }
 
-/** The errors only (the sources keep or leave out an object by these). */
-export function validateObject(obj: ConfigObject): FieldError[] {
-  return checkObject(obj).errors;
+/**
+ * The errors only (the sources keep or leave out an object by these): at most `maxErrors`, then
+ * one saying how many more there were (the default is the input limit's; the sources pass theirs).
+ */
+export function validateObject(obj: ConfigObject, maxErrors: number = DEFAULT_INPUT_LIMITS.maxErrorsPerObject): FieldError[] {
+  return checkObject(obj, maxErrors).errors;
 }
 
-/** Errors and warnings: what the admission webhook and `meshd validate` report. */
-export function checkObject(obj: ConfigObject): Validation {
-  const issues = new Issues();
+/** Errors and warnings (each bounded as above): what the admission webhook and `meshd validate` report. */
+export function checkObject(obj: ConfigObject, maxErrors: number = DEFAULT_INPUT_LIMITS.maxErrorsPerObject): Validation {
+  const issues = new Issues(maxErrors);
   validateMetadata(obj, issues);
   validateIstioMetadata(obj, issues);
   switch (obj.kind) {
@@ -86,5 +90,5 @@ export function checkObject(obj: ConfigObject): Validation {
       validateRequestAuthentication(obj, issues);
       break;
   }
-  return { errors: issues.list, warnings: issues.warnings };
+  return { errors: issues.result(), warnings: issues.warningsResult() };
 }

@@ -10,9 +10,7 @@ const podSchema = open({
   spec: open({
     serviceAccountName: strSchema,
     nodeName: strSchema,
-    containers: arrayOf(
-      open({ name: strSchema, ports: arrayOf(open({ name: strSchema, containerPort: i32, protocol: PROTOCOL })) }),
-    ),
+    containers: arrayOf(open({ name: strSchema, ports: arrayOf(open({ name: strSchema, containerPort: i32, protocol: PROTOCOL })) })),
   }),
   status: open({
     podIP: strSchema,

@@ -3,19 +3,7 @@
  * HTTP / TLS families the ServiceEntry and Gateway rules ask about.
  */
 
-export type IstioProtocol =
-  | 'HTTP'
-  | 'HTTPS'
-  | 'HTTP2'
-  | 'HTTP_PROXY'
-  | 'GRPC'
-  | 'GRPC-WEB'
-  | 'TCP'
-  | 'TLS'
-  | 'UDP'
-  | 'MONGO'
-  | 'REDIS'
-  | 'MYSQL';
+export type IstioProtocol = 'HTTP' | 'HTTPS' | 'HTTP2' | 'HTTP_PROXY' | 'GRPC' | 'GRPC-WEB' | 'TCP' | 'TLS' | 'UDP' | 'MONGO' | 'REDIS' | 'MYSQL';
 
 const PROTOCOLS: readonly IstioProtocol[] = ['HTTP', 'HTTPS', 'HTTP2', 'HTTP_PROXY', 'GRPC', 'GRPC-WEB', 'TCP', 'TLS', 'UDP', 'MONGO', 'REDIS', 'MYSQL'];
 

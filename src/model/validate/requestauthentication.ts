@@ -78,13 +78,17 @@ function checkJwtRule(issues: Issues, rp: string, rule: Readonly<Record<string, 
     if (uri !== '') issues.add(rp, 'only one of jwksUri or jwks can be set (istiod would ignore jwksUri)');
   } else if (uri === '' && issuer !== '') {
     // No keys given: they are found by OpenID discovery below the issuer, which must be https.
-    let https = false;
+    let https: boolean;
     try {
       https = new URL(issuer).protocol === 'https:';
     } catch {
       https = false;
     }
-    if (!https) issues.add(pathKey(rp, 'issuer'), `without jwksUri or jwks the keys are found by OpenID discovery at <issuer>/.well-known/openid-configuration, so the issuer must be an https URL (got ${JSON.stringify(issuer)})`);
+    if (!https)
+      issues.add(
+        pathKey(rp, 'issuer'),
+        `without jwksUri or jwks the keys are found by OpenID discovery at <issuer>/.well-known/openid-configuration, so the issuer must be an https URL (got ${JSON.stringify(issuer)})`,
+      );
   }
   const headers = pathKey(rp, 'fromHeaders');
   for (const [j, h] of recordItems(rule['fromHeaders'])) {

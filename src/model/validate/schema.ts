@@ -82,9 +82,11 @@ export function checkSchema(value: unknown, schema: Schema, path: string, issues
     case 'object':
       if (!isRecord(value)) return issues.add(path, mustBe('an object', value));
       for (const [k, v] of Object.entries(value)) {
-        const field = schema.fields[k];
+        // Own fields only: `constructor` or `toString` are not fields of any kind.
+        const field = Object.prototype.hasOwnProperty.call(schema.fields, k) ? schema.fields[k] : undefined;
         if (field === undefined) {
-          if (!schema.open) issues.add(pathKey(path, k), unknownField(k, Object.keys(schema.fields)));
+          // Past the error limit the message is not kept: spare the spelling suggestions.
+          if (!schema.open) issues.add(pathKey(path, k), issues.full() ? '' : unknownField(k, Object.keys(schema.fields)));
           continue;
         }
         if (v !== null && v !== undefined) checkSchema(v, field, pathKey(path, k), issues);
@@ -103,7 +105,11 @@ function mustBe(what: string, got: unknown): string {
   return `must be ${what} (got ${typeName(got)}${shown})`;
 }
 
+/** Longer keys get no suggestion (no field name is this long; edit distance is quadratic). */
+const SUGGEST_MAX_KEY = 64;
+
 function unknownField(key: string, known: string[]): string {
+  if (key.length > SUGGEST_MAX_KEY) return `unknown field "${key}"`;
   const near = known
     .map((k) => ({ k, d: editDistance(key.toLowerCase(), k.toLowerCase()) }))
     .filter((x) => x.d <= Math.max(1, Math.floor(x.k.length / 3)))

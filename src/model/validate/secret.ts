@@ -22,8 +22,8 @@ export function configKeyError(key: string): string | undefined {
   if (!/^[-._a-zA-Z0-9]+$/.test(key)) {
     return `invalid key ${q}: a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name', 'KEY_NAME' or 'key-name')`;
   }
-  if (key === '.') return "invalid key \".\": must not be '.'";
-  if (key === '..') return "invalid key \"..\": must not be '..'";
+  if (key === '.') return 'invalid key ".": must not be \'.\'';
+  if (key === '..') return 'invalid key "..": must not be \'..\'';
   if (key.startsWith('..')) return `invalid key ${q}: must not start with '..'`;
   return undefined;
 }

@@ -10,9 +10,7 @@ const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'];
 
 const serviceSchema = open({
   spec: open({
-    ports: arrayOf(
-      open({ name: strSchema, port: i32, targetPort: intOrString, protocol: PROTOCOL, appProtocol: strSchema, nodePort: i32 }),
-    ),
+    ports: arrayOf(open({ name: strSchema, port: i32, targetPort: intOrString, protocol: PROTOCOL, appProtocol: strSchema, nodePort: i32 })),
     selector: mapOf(strSchema),
     clusterIP: strSchema,
     clusterIPs: arrayOf(strSchema),
@@ -59,7 +57,10 @@ export function validateService(obj: ConfigObject, issues: Issues): void {
     checkTargetPort(issues, pathKey(path, 'targetPort'), p['targetPort']);
     const appProtocol = str(p['appProtocol']);
     if (appProtocol !== undefined && labelKeyError(appProtocol) !== undefined) {
-      issues.add(pathKey(path, 'appProtocol'), `appProtocol ${JSON.stringify(appProtocol)} must be a protocol name such as http or grpc, or a prefixed name such as kubernetes.io/h2c`);
+      issues.add(
+        pathKey(path, 'appProtocol'),
+        `appProtocol ${JSON.stringify(appProtocol)} must be a protocol name such as http or grpc, or a prefixed name such as kubernetes.io/h2c`,
+      );
     }
   }
 }

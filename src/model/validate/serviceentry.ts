@@ -162,6 +162,11 @@ function checkMultipleHosts(issues: Issues, spec: JsonObject, resolution: string
 function checkServiceEntryExportTo(issues: Issues, v: unknown, namespace: string): void {
   const list = arr(v);
   if (list === undefined) return;
-  checkExportTo(issues, 'spec.exportTo', list.map((e) => (e === '~' ? null : e)), namespace);
+  checkExportTo(
+    issues,
+    'spec.exportTo',
+    list.map((e) => (e === '~' ? null : e)),
+    namespace,
+  );
   if (list.includes('~') && list.length > 1) issues.add('spec.exportTo', 'cannot export service entry to no one (~) and someone');
 }

@@ -56,8 +56,8 @@ function checkHosts(issues: Issues, spec: JsonObject, gatewayOnly: boolean, auto
     }
   }
   if (!allValid) return;
-  for (let a = 0; a < hosts.length; a++) {
-    for (let b = a + 1; b < hosts.length; b++) {
+  for (let a = 0; a < hosts.length && !issues.enough(); a++) {
+    for (let b = a + 1; b < hosts.length && !issues.enough(); b++) {
       const [, ha = ''] = hosts[a] ?? [];
       const [ib = 0, hb = ''] = hosts[b] ?? [];
       if (hostsOverlap(ha, hb)) issues.add(pathIdx('spec.hosts', ib), `duplicate hosts in virtual service: ${ha} & ${hb}`);

@@ -25,8 +25,7 @@ export type Norm = Num | string | boolean | Uint8Array;
 /** A compiled rule (or set of rules): appends violations of value `v` at `path` to `out`. */
 export type Check<T> = (v: T, path: string, out: Out) => void;
 export type ScalarKind =
-  | 'double' | 'float' | 'int32' | 'uint32' | 'sint32' | 'fixed32' | 'sfixed32'
-  | 'int64' | 'uint64' | 'sint64' | 'fixed64' | 'sfixed64' | 'bool' | 'string' | 'bytes';
+  'double' | 'float' | 'int32' | 'uint32' | 'sint32' | 'fixed32' | 'sfixed32' | 'int64' | 'uint64' | 'sint64' | 'fixed64' | 'sfixed64' | 'bool' | 'string' | 'bytes';
 
 /** Per-call state: violations found, whether PGV rules apply at this depth, nesting depth. */
 export class Ctx {

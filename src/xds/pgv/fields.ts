@@ -37,7 +37,10 @@ export function scalarCheck(kind: ScalarKind, r: Obj, name: string): Check<Norm>
   else if (kind === 'bytes') c = combine(bytesChecks(r, name)) as Check<Norm> | undefined;
   else if (kind === 'bool') {
     const k = r.const;
-    if (typeof k === 'boolean') c = (v, p, out) => { if (v !== k) violation(out, p, `${name}.const: value must equal ${k}`); };
+    if (typeof k === 'boolean')
+      c = (v, p, out) => {
+        if (v !== k) violation(out, p, `${name}.const: value must equal ${k}`);
+      };
   } else if (INT_RANGE[kind] && kind.endsWith('64')) c = combine(numericChecks(r, name, ruleBig)) as Check<Norm> | undefined;
   else c = combine(numericChecks(r, name, ruleNum)) as Check<Norm> | undefined;
   if (c === undefined || r.ignore_empty !== true) return c;
@@ -65,8 +68,7 @@ export function scalarElem(kind: ScalarKind, rules: Obj | undefined, prefix: str
 export function enumElem(e: protobuf.Enum, rules: Obj | undefined, prefix: string): Elem {
   const name = `${prefix}enum`;
   const r = obj(rules?.enum);
-  const toNum = (x: unknown): number | undefined =>
-    typeof x === 'number' ? x : typeof x === 'string' && hasOwn(e.values, x) ? e.values[x] : undefined;
+  const toNum = (x: unknown): number | undefined => (typeof x === 'number' ? x : typeof x === 'string' && hasOwn(e.values, x) ? e.values[x] : undefined);
   const cs: Check<number>[] = r ? numericChecks(r, name, toNum) : [];
   if (r?.defined_only === true) {
     cs.push((n, p, out) => {
@@ -75,15 +77,18 @@ export function enumElem(e: protobuf.Enum, rules: Obj | undefined, prefix: strin
   }
   const check = combine(cs);
   const norm = (v: unknown): number | undefined =>
-    typeof v === 'string' ? (hasOwn(e.values, v) ? e.values[v] : undefined)
-      : typeof v === 'number' && Number.isInteger(v) && Math.abs(v) < 2 ** 31 ? v : undefined;
+    typeof v === 'string' ? (hasOwn(e.values, v) ? e.values[v] : undefined) : typeof v === 'number' && Number.isInteger(v) && Math.abs(v) < 2 ** 31 ? v : undefined;
   return {
     visit(v, path, ctx) {
       const n = norm(v);
       if (n === undefined) {
-        violation(ctx.out, path, typeof v === 'string'
-          ? `unknown enum value ${JSON.stringify(v)} for ${typeName(e)} (known: ${Object.keys(e.values).join(', ')})`
-          : `expected an enum name or number of ${typeName(e)}, got ${describe(v)}`);
+        violation(
+          ctx.out,
+          path,
+          typeof v === 'string'
+            ? `unknown enum value ${JSON.stringify(v)} for ${typeName(e)} (known: ${Object.keys(e.values).join(', ')})`
+            : `expected an enum name or number of ${typeName(e)}, got ${describe(v)}`,
+        );
       } else if (check !== undefined && ctx.rules) check(n, path, ctx.out);
     },
     absent: check && ((path, ctx) => check(0, path, ctx.out)),
@@ -148,9 +153,7 @@ export function messageRules(full: string, rules: Obj | undefined, prefix: strin
 }
 
 /** A repeated (non-map) field; `elemOf` compiles the element type with the given rules and rule-name prefix. */
-export function repeatedField(
-  f: protobuf.Field, rules: Obj | undefined, elemOf: (rules: Obj | undefined, prefix: string) => Elem,
-): FieldCheck {
+export function repeatedField(f: protobuf.Field, rules: Obj | undefined, elemOf: (rules: Obj | undefined, prefix: string) => Elem): FieldCheck {
   const rr = obj(rules?.repeated);
   const item = elemOf(obj(rr?.items), 'repeated.items.');
   const count = combine(countChecks(rr, 'repeated', 'min_items', 'max_items', 'item(s)'));
@@ -185,9 +188,7 @@ export function repeatedField(
 }
 
 /** A map field; `elemOf` compiles the value type with the given rules and rule-name prefix. */
-export function mapField(
-  f: protobuf.MapField, rules: Obj | undefined, elemOf: (rules: Obj | undefined, prefix: string) => Elem,
-): FieldCheck {
+export function mapField(f: protobuf.MapField, rules: Obj | undefined, elemOf: (rules: Obj | undefined, prefix: string) => Elem): FieldCheck {
   const mr = obj(rules?.map);
   const keyKind = f.keyType as ScalarKind;
   const kr = obj(obj(mr?.keys)?.[keyKind]);

@@ -42,16 +42,21 @@ export function timeNanos(o: Obj, timestamp: boolean): bigint | undefined {
 }
 
 /** const, in, not_in, lt, lte, gt, gte (with PGV's exclusive-range semantics when lt < gt). */
-export function numericChecks<T extends Num>(
-  r: Obj, name: string, conv: (x: unknown) => T | undefined, show: (x: Num) => string = String,
-): Check<T>[] {
+export function numericChecks<T extends Num>(r: Obj, name: string, conv: (x: unknown) => T | undefined, show: (x: Num) => string = String): Check<T>[] {
   const cs: Check<T>[] = [];
   const c = conv(r.const);
   if (c !== undefined) {
-    cs.push((v, p, out) => { if (v !== c) violation(out, p, `${name}.const: value must equal ${show(c)}, got ${show(v)}`); });
+    cs.push((v, p, out) => {
+      if (v !== c) violation(out, p, `${name}.const: value must equal ${show(c)}, got ${show(v)}`);
+    });
   }
-  for (const [key, mustBeIn] of [['in', true], ['not_in', false]] as const) {
-    const vals = list(r[key])?.map(conv).filter((x): x is T => x !== undefined);
+  for (const [key, mustBeIn] of [
+    ['in', true],
+    ['not_in', false],
+  ] as const) {
+    const vals = list(r[key])
+      ?.map(conv)
+      .filter((x): x is T => x !== undefined);
     if (!vals || vals.length === 0) continue;
     const set = new Set<Num>(vals);
     const shown = `[${vals.map(show).join(', ')}]`;
@@ -60,9 +65,11 @@ export function numericChecks<T extends Num>(
     });
   }
   const [lt, lte, gt, gte] = [conv(r.lt), conv(r.lte), conv(r.gt), conv(r.gte)];
-  const mk = (rule: string, bad: (v: T) => boolean, text: string): Check<T> => (v, p, out) => {
-    if (bad(v)) violation(out, p, `${name}.${rule}: value must be ${text}, got ${show(v)}`);
-  };
+  const mk =
+    (rule: string, bad: (v: T) => boolean, text: string): Check<T> =>
+    (v, p, out) => {
+      if (bad(v)) violation(out, p, `${name}.${rule}: value must be ${text}, got ${show(v)}`);
+    };
   const hi = lt ?? lte;
   const lo = gt ?? gte;
   if (hi !== undefined && lo !== undefined) {
@@ -89,10 +96,14 @@ export function countChecks(r: Obj | undefined, name: string, minKey: string, ma
   const min = ruleNum(r?.[minKey]);
   const max = ruleNum(r?.[maxKey]);
   if (min !== undefined && min > 0) {
-    cs.push((n, p, out) => { if (n < min) violation(out, p, `${name}.${minKey}: value must contain at least ${min} ${noun}, got ${n}`); });
+    cs.push((n, p, out) => {
+      if (n < min) violation(out, p, `${name}.${minKey}: value must contain at least ${min} ${noun}, got ${n}`);
+    });
   }
   if (max !== undefined) {
-    cs.push((n, p, out) => { if (n > max) violation(out, p, `${name}.${maxKey}: value must contain at most ${max} ${noun}, got ${n}`); });
+    cs.push((n, p, out) => {
+      if (n > max) violation(out, p, `${name}.${maxKey}: value must contain at most ${max} ${noun}, got ${n}`);
+    });
   }
   return cs;
 }

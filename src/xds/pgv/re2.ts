@@ -1,9 +1,20 @@
 /** Translation of RE2 patterns (`string.pattern`, `bytes.pattern`) into JS regular expressions. */
 
 const POSIX_CLASSES: Readonly<Record<string, string>> = Object.freeze({
-  alnum: '0-9A-Za-z', alpha: 'A-Za-z', ascii: '\\x00-\\x7F', blank: '\\t ', cntrl: '\\x00-\\x1F\\x7F',
-  digit: '0-9', graph: '!-~', lower: 'a-z', print: ' -~', punct: '!-\\/:-@\\[-`{-~', space: '\\t\\n\\v\\f\\r ',
-  upper: 'A-Z', word: '0-9A-Za-z_', xdigit: '0-9A-Fa-f',
+  alnum: '0-9A-Za-z',
+  alpha: 'A-Za-z',
+  ascii: '\\x00-\\x7F',
+  blank: '\\t ',
+  cntrl: '\\x00-\\x1F\\x7F',
+  digit: '0-9',
+  graph: '!-~',
+  lower: 'a-z',
+  print: ' -~',
+  punct: '!-\\/:-@\\[-`{-~',
+  space: '\\t\\n\\v\\f\\r ',
+  upper: 'A-Z',
+  word: '0-9A-Za-z_',
+  xdigit: '0-9A-Fa-f',
 });
 /** RE2 pattern → JS RegExp (partial-match semantics), or undefined when JS cannot express it. */
 export function compileRe2(src: string): RegExp | undefined {
@@ -47,7 +58,10 @@ export function compileRe2(src: string): RegExp | undefined {
       inClass = true;
       out += c;
       if (s[i + 1] === '^') out += s[++i];
-      if (s[i + 1] === ']') { out += '\\]'; i++; } // RE2: a leading ']' is literal
+      if (s[i + 1] === ']') {
+        out += '\\]';
+        i++;
+      } // RE2: a leading ']' is literal
     } else if (s.startsWith('(?P<', i)) {
       out += '(?<';
       i += 3;

@@ -21,7 +21,10 @@ function runeCount(s: string): number {
     const c = s.charCodeAt(i);
     if (c >= 0xd800 && c <= 0xdbff) {
       const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) { n--; i++; }
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
     }
   }
   return n;
@@ -57,14 +60,24 @@ function parseIP(s: string): { v4: boolean } | undefined {
 function isHostname(s: string): boolean {
   const h = s.endsWith('.') ? s.slice(0, -1) : s;
   if (s.length > 253 || h === '') return false;
-  return h.toLowerCase().split('.').every((l) => /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(l));
+  return h
+    .toLowerCase()
+    .split('.')
+    .every((l) => /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(l));
 }
 const CTL_RE = /[\u0000-\u001f\u007f]|%(?![0-9a-fA-F]{2})/;
 const FORMATS: ReadonlyArray<readonly [string, (s: string) => boolean, string]> = Object.freeze([
   ['ip', (s) => parseIP(s) !== undefined, 'a valid IP address'],
   ['ipv4', (s) => parseIP(s)?.v4 === true, 'a valid IPv4 address'],
   ['ipv6', (s) => parseIP(s)?.v4 === false, 'a valid IPv6 address'],
-  ['email', (s) => { const at = s.lastIndexOf('@'); return at > 0 && at <= 64 && !/[\s<>]/.test(s) && isHostname(s.slice(at + 1)); }, 'a valid email address'],
+  [
+    'email',
+    (s) => {
+      const at = s.lastIndexOf('@');
+      return at > 0 && at <= 64 && !/[\s<>]/.test(s) && isHostname(s.slice(at + 1));
+    },
+    'a valid email address',
+  ],
   ['hostname', isHostname, 'a valid hostname'],
   ['address', (s) => isHostname(s) || parseIP(s) !== undefined, 'a valid hostname, or ip address'],
   ['uri', (s) => /^[A-Za-z][A-Za-z0-9+.-]*:/.test(s) && !CTL_RE.test(s), 'a valid absolute URI'],
@@ -75,39 +88,87 @@ const FORMATS: ReadonlyArray<readonly [string, (s: string) => boolean, string]> 
 export function stringChecks(r: Obj, name: string): Check<string>[] {
   const cs: Check<string>[] = [];
   const push = (rule: string, bad: (s: string) => boolean, text: (s: string) => string): void => {
-    cs.push((s, p, out) => { if (bad(s)) violation(out, p, `${name}.${rule}: ${text(s)}`); });
+    cs.push((s, p, out) => {
+      if (bad(s)) violation(out, p, `${name}.${rule}: ${text(s)}`);
+    });
   };
   const str = (k: string): string | undefined => (typeof r[k] === 'string' ? (r[k] as string) : undefined);
   const konst = str('const');
-  if (konst !== undefined) push('const', (s) => s !== konst, (s) => `value must equal ${JSON.stringify(konst)}, got ${JSON.stringify(s)}`);
-  for (const [key, mustBeIn] of [['in', true], ['not_in', false]] as const) {
+  if (konst !== undefined)
+    push(
+      'const',
+      (s) => s !== konst,
+      (s) => `value must equal ${JSON.stringify(konst)}, got ${JSON.stringify(s)}`,
+    );
+  for (const [key, mustBeIn] of [
+    ['in', true],
+    ['not_in', false],
+  ] as const) {
     const vals = list(r[key])?.filter((x): x is string => typeof x === 'string');
     if (!vals || vals.length === 0) continue;
     const set = new Set(vals);
-    push(key, (s) => set.has(s) !== mustBeIn, (s) => `value must ${mustBeIn ? '' : 'not '}be in list ${JSON.stringify(vals)}, got ${JSON.stringify(s)}`);
+    push(
+      key,
+      (s) => set.has(s) !== mustBeIn,
+      (s) => `value must ${mustBeIn ? '' : 'not '}be in list ${JSON.stringify(vals)}, got ${JSON.stringify(s)}`,
+    );
   }
   const lengths: ReadonlyArray<readonly [string, (s: string) => number, string, 'eq' | 'min' | 'max']> = [
-    ['len', runeCount, 'characters', 'eq'], ['min_len', runeCount, 'characters', 'min'], ['max_len', runeCount, 'characters', 'max'],
-    ['len_bytes', (s) => Buffer.byteLength(s, 'utf8'), 'bytes', 'eq'], ['min_bytes', (s) => Buffer.byteLength(s, 'utf8'), 'bytes', 'min'],
+    ['len', runeCount, 'characters', 'eq'],
+    ['min_len', runeCount, 'characters', 'min'],
+    ['max_len', runeCount, 'characters', 'max'],
+    ['len_bytes', (s) => Buffer.byteLength(s, 'utf8'), 'bytes', 'eq'],
+    ['min_bytes', (s) => Buffer.byteLength(s, 'utf8'), 'bytes', 'min'],
     ['max_bytes', (s) => Buffer.byteLength(s, 'utf8'), 'bytes', 'max'],
   ];
   for (const [key, measure, unit, op] of lengths) {
     const n = ruleNum(r[key]);
     if (n === undefined || (op === 'min' && n === 0)) continue;
     const word = op === 'eq' ? 'exactly' : op === 'min' ? 'at least' : 'at most';
-    push(key, (s) => { const m = measure(s); return op === 'eq' ? m !== n : op === 'min' ? m < n : m > n; },
-      (s) => `value length must be ${word} ${n} ${unit}, got ${measure(s)}`);
+    push(
+      key,
+      (s) => {
+        const m = measure(s);
+        return op === 'eq' ? m !== n : op === 'min' ? m < n : m > n;
+      },
+      (s) => `value length must be ${word} ${n} ${unit}, got ${measure(s)}`,
+    );
   }
   const prefix = str('prefix');
-  if (prefix) push('prefix', (s) => !s.startsWith(prefix), () => `value does not have prefix ${JSON.stringify(prefix)}`);
+  if (prefix)
+    push(
+      'prefix',
+      (s) => !s.startsWith(prefix),
+      () => `value does not have prefix ${JSON.stringify(prefix)}`,
+    );
   const suffix = str('suffix');
-  if (suffix) push('suffix', (s) => !s.endsWith(suffix), () => `value does not have suffix ${JSON.stringify(suffix)}`);
+  if (suffix)
+    push(
+      'suffix',
+      (s) => !s.endsWith(suffix),
+      () => `value does not have suffix ${JSON.stringify(suffix)}`,
+    );
   const contains = str('contains');
-  if (contains) push('contains', (s) => !s.includes(contains), () => `value does not contain substring ${JSON.stringify(contains)}`);
+  if (contains)
+    push(
+      'contains',
+      (s) => !s.includes(contains),
+      () => `value does not contain substring ${JSON.stringify(contains)}`,
+    );
   const notContains = str('not_contains');
-  if (notContains) push('not_contains', (s) => s.includes(notContains), () => `value contains substring ${JSON.stringify(notContains)}`);
+  if (notContains)
+    push(
+      'not_contains',
+      (s) => s.includes(notContains),
+      () => `value contains substring ${JSON.stringify(notContains)}`,
+    );
   for (const [key, ok, what] of FORMATS) {
-    if (r[key] === true) push(key, (s) => !ok(s), (s) => `value must be ${what}, got ${JSON.stringify(s)}`);
+    if (r[key] === true)
+      push(
+        key,
+        (s) => !ok(s),
+        (s) => `value must be ${what}, got ${JSON.stringify(s)}`,
+      );
   }
   const wk = r.well_known_regex;
   const strict = r.strict !== false;
@@ -116,11 +177,20 @@ export function stringChecks(r: Obj, name: string): Check<string>[] {
     const re = !strict ? HEADER_STRING_RE : header === 'name' ? HEADER_NAME_RE : HEADER_VALUE_RE;
     const label = `HTTP_HEADER_${header.toUpperCase()}, strict=${strict}`;
     const what = strict ? `a valid HTTP header ${header}` : 'free of NUL, CR and LF characters';
-    push('well_known_regex', (s) => !re.test(s), (s) => `value must be ${what} (${label}), got ${JSON.stringify(s)}`);
+    push(
+      'well_known_regex',
+      (s) => !re.test(s),
+      (s) => `value must be ${what} (${label}), got ${JSON.stringify(s)}`,
+    );
   }
   const pattern = str('pattern');
   const re = pattern === undefined ? undefined : compileRe2(pattern);
-  if (re) push('pattern', (s) => !re.test(s), () => `value does not match regex pattern ${JSON.stringify(pattern)}`);
+  if (re)
+    push(
+      'pattern',
+      (s) => !re.test(s),
+      () => `value does not match regex pattern ${JSON.stringify(pattern)}`,
+    );
   return cs;
 }
 
@@ -138,31 +208,87 @@ export function bytesChecks(r: Obj, name: string): Check<Uint8Array>[] {
     });
   };
   const konst = ruleBytes(r.const);
-  if (konst) push('const', (b) => !b.equals(konst), () => `value must equal 0x${konst.toString('hex')}`);
-  for (const [key, mustBeIn] of [['in', true], ['not_in', false]] as const) {
-    const vals = list(r[key])?.map(ruleBytes).filter((x): x is Buffer => x !== undefined);
+  if (konst)
+    push(
+      'const',
+      (b) => !b.equals(konst),
+      () => `value must equal 0x${konst.toString('hex')}`,
+    );
+  for (const [key, mustBeIn] of [
+    ['in', true],
+    ['not_in', false],
+  ] as const) {
+    const vals = list(r[key])
+      ?.map(ruleBytes)
+      .filter((x): x is Buffer => x !== undefined);
     if (!vals || vals.length === 0) continue;
     const set = new Set(vals.map((v) => v.toString('hex')));
-    push(key, (b) => set.has(b.toString('hex')) !== mustBeIn, () => `value must ${mustBeIn ? '' : 'not '}be in list [${[...set].map((h) => `0x${h}`).join(', ')}]`);
+    push(
+      key,
+      (b) => set.has(b.toString('hex')) !== mustBeIn,
+      () => `value must ${mustBeIn ? '' : 'not '}be in list [${[...set].map((h) => `0x${h}`).join(', ')}]`,
+    );
   }
-  for (const [key, op] of [['len', 'eq'], ['min_len', 'min'], ['max_len', 'max']] as const) {
+  for (const [key, op] of [
+    ['len', 'eq'],
+    ['min_len', 'min'],
+    ['max_len', 'max'],
+  ] as const) {
     const n = ruleNum(r[key]);
     if (n === undefined || (op === 'min' && n === 0)) continue;
     const word = op === 'eq' ? 'exactly' : op === 'min' ? 'at least' : 'at most';
-    push(key, (b) => (op === 'eq' ? b.length !== n : op === 'min' ? b.length < n : b.length > n),
-      (b) => `value length must be ${word} ${n} bytes, got ${b.length}`);
+    push(
+      key,
+      (b) => (op === 'eq' ? b.length !== n : op === 'min' ? b.length < n : b.length > n),
+      (b) => `value length must be ${word} ${n} bytes, got ${b.length}`,
+    );
   }
   const prefix = ruleBytes(r.prefix);
-  if (prefix?.length) push('prefix', (b) => !b.subarray(0, prefix.length).equals(prefix), () => `value does not have prefix 0x${prefix.toString('hex')}`);
+  if (prefix?.length)
+    push(
+      'prefix',
+      (b) => !b.subarray(0, prefix.length).equals(prefix),
+      () => `value does not have prefix 0x${prefix.toString('hex')}`,
+    );
   const suffix = ruleBytes(r.suffix);
-  if (suffix?.length) push('suffix', (b) => b.length < suffix.length || !b.subarray(b.length - suffix.length).equals(suffix), () => `value does not have suffix 0x${suffix.toString('hex')}`);
+  if (suffix?.length)
+    push(
+      'suffix',
+      (b) => b.length < suffix.length || !b.subarray(b.length - suffix.length).equals(suffix),
+      () => `value does not have suffix 0x${suffix.toString('hex')}`,
+    );
   const contains = ruleBytes(r.contains);
-  if (contains?.length) push('contains', (b) => b.indexOf(contains) < 0, () => `value does not contain 0x${contains.toString('hex')}`);
-  if (r.ip === true) push('ip', (b) => b.length !== 4 && b.length !== 16, (b) => `value must be a valid IP address (4 or 16 bytes), got ${b.length} bytes`);
-  if (r.ipv4 === true) push('ipv4', (b) => b.length !== 4, (b) => `value must be a valid IPv4 address (4 bytes), got ${b.length} bytes`);
-  if (r.ipv6 === true) push('ipv6', (b) => b.length !== 16, (b) => `value must be a valid IPv6 address (16 bytes), got ${b.length} bytes`);
+  if (contains?.length)
+    push(
+      'contains',
+      (b) => b.indexOf(contains) < 0,
+      () => `value does not contain 0x${contains.toString('hex')}`,
+    );
+  if (r.ip === true)
+    push(
+      'ip',
+      (b) => b.length !== 4 && b.length !== 16,
+      (b) => `value must be a valid IP address (4 or 16 bytes), got ${b.length} bytes`,
+    );
+  if (r.ipv4 === true)
+    push(
+      'ipv4',
+      (b) => b.length !== 4,
+      (b) => `value must be a valid IPv4 address (4 bytes), got ${b.length} bytes`,
+    );
+  if (r.ipv6 === true)
+    push(
+      'ipv6',
+      (b) => b.length !== 16,
+      (b) => `value must be a valid IPv6 address (16 bytes), got ${b.length} bytes`,
+    );
   const pattern = typeof r.pattern === 'string' ? r.pattern : undefined;
   const re = pattern === undefined ? undefined : compileRe2(pattern);
-  if (re) push('pattern', (b) => !re.test(b.toString('utf8')), () => `value does not match regex pattern ${JSON.stringify(pattern)}`);
+  if (re)
+    push(
+      'pattern',
+      (b) => !re.test(b.toString('utf8')),
+      () => `value does not match regex pattern ${JSON.stringify(pattern)}`,
+    );
   return cs;
 }

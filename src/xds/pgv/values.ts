@@ -8,13 +8,34 @@ import type { Norm, ScalarKind } from './common';
 // Per-call helpers bound once; see the note in ./common.ts on named imports under tsx.
 const { describe, isObj } = common;
 
-const SCALARS: ReadonlySet<string> = new Set(['double', 'float', 'int32', 'uint32', 'sint32', 'fixed32',
-  'sfixed32', 'int64', 'uint64', 'sint64', 'fixed64', 'sfixed64', 'bool', 'string', 'bytes']);
+const SCALARS: ReadonlySet<string> = new Set([
+  'double',
+  'float',
+  'int32',
+  'uint32',
+  'sint32',
+  'fixed32',
+  'sfixed32',
+  'int64',
+  'uint64',
+  'sint64',
+  'fixed64',
+  'sfixed64',
+  'bool',
+  'string',
+  'bytes',
+]);
 export const INT_RANGE: Readonly<Record<string, readonly [bigint, bigint]>> = Object.freeze({
-  int32: [-(2n ** 31n), 2n ** 31n - 1n], sint32: [-(2n ** 31n), 2n ** 31n - 1n],
-  sfixed32: [-(2n ** 31n), 2n ** 31n - 1n], uint32: [0n, 2n ** 32n - 1n], fixed32: [0n, 2n ** 32n - 1n],
-  int64: [-(2n ** 63n), 2n ** 63n - 1n], sint64: [-(2n ** 63n), 2n ** 63n - 1n],
-  sfixed64: [-(2n ** 63n), 2n ** 63n - 1n], uint64: [0n, 2n ** 64n - 1n], fixed64: [0n, 2n ** 64n - 1n],
+  int32: [-(2n ** 31n), 2n ** 31n - 1n],
+  sint32: [-(2n ** 31n), 2n ** 31n - 1n],
+  sfixed32: [-(2n ** 31n), 2n ** 31n - 1n],
+  uint32: [0n, 2n ** 32n - 1n],
+  fixed32: [0n, 2n ** 32n - 1n],
+  int64: [-(2n ** 63n), 2n ** 63n - 1n],
+  sint64: [-(2n ** 63n), 2n ** 63n - 1n],
+  sfixed64: [-(2n ** 63n), 2n ** 63n - 1n],
+  uint64: [0n, 2n ** 64n - 1n],
+  fixed64: [0n, 2n ** 64n - 1n],
 });
 const BASE64_RE = /^(?:[A-Za-z0-9+/\-_]{4})*(?:[A-Za-z0-9+/\-_]{2}(?:==)?|[A-Za-z0-9+/\-_]{3}=?)?$/;
 const INT_STR_RE = /^-?\d+$/;
@@ -28,7 +49,8 @@ export function toBigInt(v: unknown): bigint | undefined {
   if (typeof v === 'bigint') return v;
   if (typeof v === 'number') return Number.isSafeInteger(v) ? BigInt(v) : undefined;
   if (typeof v === 'string') return INT_STR_RE.test(v) ? BigInt(v) : undefined;
-  if (isObj(v) && typeof v.low === 'number' && typeof v.high === 'number') { // protobufjs Long
+  if (isObj(v) && typeof v.low === 'number' && typeof v.high === 'number') {
+    // protobufjs Long
     const n = (BigInt(v.high) << 32n) | BigInt(v.low >>> 0);
     return v.unsigned === true ? BigInt.asUintN(64, n) : BigInt.asIntN(64, n);
   }
@@ -49,7 +71,11 @@ export function normScalar(kind: ScalarKind, v: unknown): Norm | undefined {
     case 'bytes':
       if (v instanceof Uint8Array) return v;
       return typeof v === 'string' && BASE64_RE.test(v) ? Buffer.from(v, 'base64') : undefined;
-    case 'int32': case 'sint32': case 'sfixed32': case 'uint32': case 'fixed32': {
+    case 'int32':
+    case 'sint32':
+    case 'sfixed32':
+    case 'uint32':
+    case 'fixed32': {
       if (typeof v !== 'number' || !Number.isInteger(v)) return undefined;
       const [lo, hi] = INT_RANGE[kind];
       return v >= Number(lo) && v <= Number(hi) ? v : undefined;
@@ -66,9 +92,12 @@ export function kindError(kind: ScalarKind, v: unknown): string {
     return `expected ${kind}, got number ${v} beyond Number.MAX_SAFE_INTEGER (precision lost): pass a string or bigint`;
   }
   const range = INT_RANGE[kind];
-  const what = kind === 'bytes' ? 'bytes (Uint8Array or base64 string)'
-    : range ? `${kind} (integer ${range[0]}..${range[1]}${kind.endsWith('64') ? ', as number, string or bigint' : ''})`
-      : kind;
+  const what =
+    kind === 'bytes'
+      ? 'bytes (Uint8Array or base64 string)'
+      : range
+        ? `${kind} (integer ${range[0]}..${range[1]}${kind.endsWith('64') ? ', as number, string or bigint' : ''})`
+        : kind;
   return `expected ${what}, got ${describe(v)}`;
 }
 export function defaultScalar(kind: ScalarKind): Norm {
@@ -83,5 +112,4 @@ export function mapKey(kind: ScalarKind, k: string): Norm | undefined {
   if (!INT_STR_RE.test(k)) return undefined;
   return normScalar(kind, kind.endsWith('64') ? k : Number(k));
 }
-export const uniqKey = (n: Norm | undefined): string =>
-  n instanceof Uint8Array ? `b:${Buffer.from(n).toString('hex')}` : `${typeof n}:${String(n)}`;
+export const uniqKey = (n: Norm | undefined): string => (n instanceof Uint8Array ? `b:${Buffer.from(n).toString('hex')}` : `${typeof n}:${String(n)}`);
