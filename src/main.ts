@@ -186,7 +186,7 @@ export function program(): Command {
     .option('--max-workload-cert-ttl <duration>', 'longest workload certificate lifetime handed out', seconds('--max-workload-cert-ttl'), DEFAULTS.maxWorkloadCertTtlSeconds)
     .option(
       '--ca-sign-workers <n>',
-      'processes that verify CSRs and sign certificates beside meshd (0: on its main thread)',
+      'worker threads that verify CSRs and sign certificates (0: on the main thread)',
       smallCount('--ca-sign-workers'),
       Math.max(0, Math.min(4, os.availableParallelism() - 1)),
     )

@@ -271,7 +271,7 @@ describe('CA signing', { timeout: 120_000 }, () => {
   });
 });
 
-describe('CA signing in signing processes (signWorkers)', { timeout: 120_000 }, () => {
+describe('CA signing on worker threads (signWorkers)', { timeout: 120_000 }, () => {
   const dir = tmpDir();
   const logs = captureLog('trace');
   const keys: string[] = [];
@@ -281,6 +281,10 @@ describe('CA signing in signing processes (signWorkers)', { timeout: 120_000 }, 
     const ca = await MeshdAuthority.start({ mode: 'self-signed', store: new FolderRootStore(path.join(dir, 'store')), log: logs.log, checkIntervalMs: 0, signWorkers: 2 });
     try {
       const csrs = (['P-256', 'P-384', 'rsa:2048'] as KeySpec[]).map((spec, i) => makeCsr(dir, spec, `w${i}`));
+      // Right after start the workers are still loading: this thread signs meanwhile, without waiting.
+      const early = await ca.sign({ csrPem: (csrs[0] as { csrPem: string }).csrPem, identities: [ID], ttlSeconds: HOUR });
+      assert.equal(new X509Certificate(early.certChainPem[0] as string).subjectAltName, `URI:${ID}`);
+      await ca.signersReady();
       keys.push(...csrs.map((c) => c.keyPem));
       const root = new X509Certificate(ca.rootBundlePem());
       const issued = await Promise.all(Array.from({ length: 24 }, (_, i) => ca.sign({ csrPem: (csrs[i % 3] as { csrPem: string }).csrPem, identities: [ID], ttlSeconds: HOUR })));
@@ -305,6 +309,7 @@ describe('CA signing in signing processes (signWorkers)', { timeout: 120_000 }, 
   it('refuses as the calling thread does: an RSA key with e = 1, a bad signature, no CSR at all', async () => {
     const ca = await MeshdAuthority.start({ mode: 'self-signed', store: new FolderRootStore(path.join(dir, 'store')), log: logs.log, checkIntervalMs: 0, signWorkers: 1 });
     try {
+      await ca.signersReady();
       const { csrPem, keyPem } = makeCsr(dir, 'rsa:2048', 'wbad');
       keys.push(keyPem);
       const n = rsaModulus(keyPem);
@@ -335,6 +340,7 @@ describe('CA signing in signing processes (signWorkers)', { timeout: 120_000 }, 
       signQueue: 2,
     });
     try {
+      await ca.signersReady();
       const { csrPem } = makeCsr(dir, 'P-256', 'wq');
       const outcomes = await Promise.allSettled(Array.from({ length: 12 }, () => ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR })));
       const refused = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected').map((o) => o.reason as CaError);
@@ -358,6 +364,7 @@ describe('CA signing in signing processes (signWorkers)', { timeout: 120_000 }, 
     writeCacerts(folder, a);
     const ca = await MeshdAuthority.start({ mode: 'plugin', store: new FolderRootStore(folder, 10_000), log: logs.log, checkIntervalMs: 0, signWorkers: 2 });
     try {
+      await ca.signersReady();
       const { csrPem } = makeCsr(dir, 'P-256', 'wr');
       const issuerOf = async (): Promise<string> => new X509Certificate((await ca.sign({ csrPem, identities: [ID], ttlSeconds: HOUR })).certChainPem[0] as string).issuer;
       assert.match(await issuerOf(), /CN=wa Intermediate CA/);

@@ -538,7 +538,7 @@ describe('plaintextCa (--plaintext-ca): the CA on the plaintext port too, for de
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  test('CreateCertificate answers on 15010 with a token (signed in a signing process), and meshd warned at start that tokens cross in clear', T, async () => {
+  test('CreateCertificate answers on 15010 with a token (signed on a worker thread), and meshd warned at start that tokens cross in clear', T, async () => {
     const r = csr(dir, 'plain', REVIEWS);
     const chain = await call(`127.0.0.1:${meshd.xdsPort}`, { csr: r.csrPem }, { token });
     leafChecks(dir, chain, meshd.caRootPem(), r.keyPem, REVIEWS);
@@ -551,6 +551,6 @@ describe('plaintextCa (--plaintext-ca): the CA on the plaintext port too, for de
     assert.equal(warning[0]?.level, 40);
     assert.equal(warning[0]?.port, meshd.xdsPort);
     assert.ok(!log.text().includes(token), 'no token in the log');
-    assert.match(log.text(), /"workers":1,.*CSRs are verified and signed in separate signing processes/);
+    assert.match(log.text(), /"workers":1,.*CSRs are verified and signed on worker threads/);
   });
 });

@@ -58,9 +58,9 @@ export interface AuthorityOptions {
   waitPollMs?: number;
   /** Leaf notBefore is this far in the past (clock skew). */
   backdateSeconds?: number;
-  /** Signing processes that verify CSRs and sign (sign-pool.ts); 0 (the default) signs on the calling thread. */
+  /** Worker threads that verify CSRs and sign (sign-pool.ts); 0 (the default) signs on the calling thread. */
   signWorkers?: number;
-  /** With signing processes: requests in flight before new ones are refused (RESOURCE_EXHAUSTED). Default 1024. */
+  /** With workers: requests in flight before new ones are refused (RESOURCE_EXHAUSTED). Default 1024. */
   signQueue?: number;
   /** The clock; default the system's. */
   now?: () => Date;
@@ -107,7 +107,7 @@ export class MeshdAuthority implements CertificateAuthority {
     this.trustDomain = this.s.trustDomain;
     this.log = opts.log.child({ component: 'ca' });
     this.pool = this.s.signWorkers > 0 ? new SignPool({ workers: this.s.signWorkers, maxQueue: this.s.signQueue, log: this.log }) : undefined;
-    if (this.pool) this.log.info({ workers: this.s.signWorkers, queue: this.s.signQueue }, 'CSRs are verified and signed in separate signing processes');
+    if (this.pool) this.log.info({ workers: this.s.signWorkers, queue: this.s.signQueue }, 'CSRs are verified and signed on worker threads');
   }
 
   /** Loads (or, self-signed and allowed, creates) the root, then starts watching. */
@@ -247,10 +247,15 @@ export class MeshdAuthority implements CertificateAuthority {
     // Never outlive the signing certificate (the chain would be invalid past it).
     const notAfter = new Date(Math.min(now.getTime() + ttlMs, sc.notAfter.getTime()));
     if (notAfter.getTime() <= now.getTime()) throw new CaError('signing_error', 'the signing CA certificate has expired', GRPC.INTERNAL);
-    // Parse and verify the CSR, build and sign: here, or in a signing process (the same function, the same errors).
+    // Parse and verify the CSR, build and sign: here, or on a worker thread (the same function, the same errors).
     const job = { csrPem: req.csrPem, uris: req.identities, dnsNames: req.dnsNames, notBefore: now.getTime() - this.s.backdateSeconds * 1000, notAfter: notAfter.getTime() };
-    const der = this.pool ? await this.pool.issue(job) : issueFromCsr(sc.issuer, job);
+    const der = this.pool?.ready ? await this.pool.issue(job) : issueFromCsr(sc.issuer, job);
     return { certChainPem: [toPem('CERTIFICATE', der), ...sc.chainPem] };
+  }
+
+  /** Resolves once the signing workers (if any) take requests; until then this thread signs. */
+  signersReady(): Promise<void> {
+    return this.pool?.whenReady() ?? Promise.resolve();
   }
 
   close(): void {

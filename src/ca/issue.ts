@@ -1,7 +1,7 @@
 /**
  * The CPU-bound part of issuing a workload certificate: parse and verify the CSR (csr.ts), then
  * build and sign the leaf (sign.ts). The authority runs it inline or hands it to its signing
- * processes (sign-pool.ts); both run exactly this function, so they issue the same certificates and
+ * workers (sign-pool.ts); both run exactly this function, so they issue the same certificates and
  * refuse with the same CaErrors.
  */
 import { parseCsr } from './csr';
@@ -10,7 +10,7 @@ import { CaError } from './types';
 
 const INTERNAL = 13;
 
-/** One certificate to issue; plain data, so it can be sent to a signing process. */
+/** One certificate to issue; plain data, so it can be posted to a worker thread. */
 export interface IssueJob {
   csrPem: string;
   /** URI SANs, in order. */

@@ -47,7 +47,7 @@ export interface MeshdCaOptions {
   log: Logger;
   /** Use this authority instead of building one (tests, embedders). */
   authority?: CertificateAuthority;
-  /** Signing processes that verify CSRs and sign; 0 signs on the main thread. */
+  /** Worker threads that verify CSRs and sign; 0 signs on the main thread. */
   signWorkers?: number;
 }
 

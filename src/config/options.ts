@@ -63,7 +63,7 @@ export interface MeshdOptions {
   jwksCaFile?: string;
   /** Longest JWT lifetime accepted (exp − iat, or exp − now without iat), seconds. */
   jwtMaxLifetimeSeconds: number;
-  /** Signing processes that verify CSRs and sign certificates (0: on the main thread, which also serves xDS). */
+  /** Worker threads that verify CSRs and sign certificates (0: on the main thread, which also serves xDS). */
   caSignWorkers: number;
   /** Workload certificate lifetime when none is asked for, and the longest handed out (seconds). */
   workloadCertTtlSeconds: number;
