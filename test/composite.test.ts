@@ -123,4 +123,17 @@ test('requests decode as protobufjs decodes them, and equal name lists come back
   const other = decoder.decode(protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject({ ...req, resource_names: req.resource_names.slice(1) })).finish());
   assert.notEqual(other.resource_names, mine.resource_names);
   assert.equal((other.resource_names as string[]).length, 499);
+  // The same length and the same sampled bytes, one byte apart in the middle: found by its bytes, not its fingerprint.
+  const names = [...req.resource_names];
+  names[250] = (names[250] as string).replace('svc-250', 'svc-25x');
+  const near = decoder.decode(protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject({ ...req, resource_names: names })).finish());
+  assert.notEqual(near.resource_names, mine.resource_names);
+  assert.deepEqual(near.resource_names, names);
+  // Names split by another field (protobuf allows it): still every name, in order.
+  const split = Buffer.concat([
+    protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject({ resource_names: ['a', 'b'], type_url: TypeUrl.Endpoint })).finish(),
+    protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject({ resource_names: ['c'] })).finish(),
+  ]);
+  assert.deepEqual(decoder.decode(split).resource_names, ['a', 'b', 'c']);
+  assert.equal(decoder.decode(Buffer.from(split)).resource_names, decoder.decode(split).resource_names);
 });
