@@ -246,6 +246,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       domain: opts.domain,
       trustDomain: opts.trustDomain,
       trustDomainAliases: opts.trustDomainAliases,
+      protocolDetectionTimeoutMs: opts.protocolDetectionTimeoutMs,
       previous: current,
       digests,
       jwks: jwksResolver.entries(),

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildSnapshot } from '../src/model/build';
-import { protocolOf } from '../src/model/protocol';
+import { protocolOf, serviceEntryProtocol } from '../src/model/protocol';
 import { parseProxy } from '../src/model/proxy';
 import { loadText } from '../src/sources/file-source';
 
@@ -12,16 +12,28 @@ function snap(yaml: string) {
   return buildSnapshot({ objects: r.objects, errors: [], sequence: 1, now: new Date(0), domain: 'cluster.local' });
 }
 
-test('protocol: appProtocol first, then the name prefix, unnamed ports are TCP', () => {
+test('protocol: appProtocol, else the name prefix; anything else is sniffed, as istiod', () => {
   assert.equal(protocolOf({ name: 'http-web' }), 'HTTP');
   assert.equal(protocolOf({ name: 'grpc-web' }), 'GRPC-Web');
+  assert.equal(protocolOf({ name: 'grpc-web-x' }), 'GRPC-Web');
   assert.equal(protocolOf({ name: 'grpc' }), 'GRPC');
   assert.equal(protocolOf({ name: 'http2-x' }), 'HTTP2');
-  assert.equal(protocolOf({ name: 'web' }), 'TCP');
-  assert.equal(protocolOf({}), 'TCP');
   assert.equal(protocolOf({ name: 'tcp-db', appProtocol: 'http' }), 'HTTP');
   assert.equal(protocolOf({ name: 'http', appProtocol: 'kubernetes.io/h2c' }), 'HTTP2');
   assert.equal(protocolOf({ name: 'dns', protocol: 'UDP' }), 'UDP');
+  // Unnamed, unknown prefixes, unknown appProtocol (the name is then not read): istiod's "auto".
+  assert.equal(protocolOf({ name: 'web' }), 'UnsupportedProtocol');
+  assert.equal(protocolOf({}), 'UnsupportedProtocol');
+  assert.equal(protocolOf({ name: 'http-web', appProtocol: 'custom' }), 'UnsupportedProtocol');
+  // A `udp` name does not make a TCP port UDP.
+  assert.equal(protocolOf({ name: 'udp-x' }), 'TCP');
+  // Server-first well-known ports are never sniffed.
+  for (const port of [25, 53, 3306, 27017]) assert.equal(protocolOf({ port }), 'TCP');
+  assert.equal(protocolOf({ port: 3307 }), 'UnsupportedProtocol');
+  // ServiceEntry ports: the protocol field alone.
+  assert.equal(serviceEntryProtocol('HTTP'), 'HTTP');
+  assert.equal(serviceEntryProtocol('tls'), 'TLS');
+  assert.equal(serviceEntryProtocol(undefined), 'UnsupportedProtocol');
 });
 
 const BASE = `

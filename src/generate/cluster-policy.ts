@@ -45,6 +45,11 @@ export function setHttp2(d: ClusterDraft): void {
   httpDraft(d).protocol = 'http2';
 }
 
+/** Upstream in the protocol the downstream connection used (istiod's setUseDownstreamProtocol). */
+export function setDownstreamProtocol(d: ClusterDraft): void {
+  httpDraft(d).protocol = 'downstream';
+}
+
 // ---- merging ----
 
 const GROUPS = ['connectionPool', 'outlierDetection', 'loadBalancer', 'tls'] as const;

@@ -2,7 +2,7 @@
  * CDS: outbound clusters per service port and DestinationRule subset, with the rule's traffic
  * policy (cluster-policy.ts, cluster-tls.ts, locality.ts); sidecar specials and inbound.
  */
-import { isHttp2 } from '../model/protocol';
+import { type Protocol, isAuto, isHttp2 } from '../model/protocol';
 import { proxyDestinationRule, visibleServices } from '../model/lookup';
 import {
   type ClusterDraft,
@@ -16,6 +16,7 @@ import {
   grpcCircuitBreakers,
   grpcOutlierDetection,
   httpProtocolOptions,
+  setDownstreamProtocol,
   setHttp2,
 } from './cluster-policy';
 import {
@@ -51,14 +52,13 @@ import type { DestinationRuleConfig, MeshService, ServicePort } from '../model/s
 /** istiod's mesh default DNS refresh rate (the TTL wins when the answer has one). */
 const DNS_REFRESH_RATE = seconds(60);
 
-/** Upstream HTTP/2 (gRPC and http2 ports). */
-function http2Options(): ProtoObject {
-  return {
-    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-      '@type': HTTP_PROTOCOL_OPTIONS_TYPE,
-      explicit_http_config: { http2_protocol_options: {} },
-    },
-  };
+/** Upstream HTTP/2 (gRPC and http2 ports), or the downstream's protocol (sniffed ports). */
+function inboundHttpOptions(protocol: Protocol): ProtoObject | undefined {
+  let upstream: ProtoObject;
+  if (isHttp2(protocol)) upstream = { explicit_http_config: { http2_protocol_options: {} } };
+  else if (isAuto(protocol)) upstream = { use_downstream_protocol_config: { http_protocol_options: {}, http2_protocol_options: {} } };
+  else return undefined;
+  return { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': HTTP_PROTOCOL_OPTIONS_TYPE, ...upstream } };
 }
 
 function defaultCircuitBreakers(): ProtoObject {
@@ -90,6 +90,8 @@ function envoyCluster(ctx: GenerateContext, name: string, t: ClusterTarget, load
     if (loadAssignment) c.load_assignment = loadAssignment;
   }
   if (isHttp2(t.port.protocol)) setHttp2(d);
+  // A sniffed port: upstream speaks whatever came in (HTTP/1.1 or HTTP/2), sidecars only (istiod's setUpstreamProtocol).
+  else if (isAuto(t.port.protocol) && ctx.proxy.type === 'sidecar') setDownstreamProtocol(d);
   // Same order as istiod's applyTrafficPolicy: failover depends on outlier detection being set.
   const p = t.policy;
   applyConnectionPool(d, p?.connectionPool);
@@ -214,13 +216,8 @@ export function sidecarLocalClusters(ctx: GenerateContext): Resource[] {
   for (const ip of inboundPorts(ctx)) {
     const name = inboundClusterName(ip.targetPort);
     if (!want(name)) continue;
-    out.push({
-      name,
-      build: () => ({
-        ...originalDstCluster(name, true),
-        ...(isHttp2(ip.protocol) ? { typed_extension_protocol_options: http2Options() } : {}),
-      }),
-    });
+    const options = inboundHttpOptions(ip.protocol);
+    out.push({ name, build: () => ({ ...originalDstCluster(name, true), ...(options ? { typed_extension_protocol_options: options } : {}) }) });
   }
   return out;
 }

@@ -1,63 +1,20 @@
 /**
- * LDS for Envoy sidecars: `virtualOutbound` (15001), `virtualInbound` (15006), and outbound
- * listeners per service port: `0.0.0.0_<port>` for HTTP (RDS route `<port>`); TCP and TLS ports
- * in outbound-tcp.ts (`<vip>_<port>`, or `0.0.0.0_<port>` for ServiceEntries without a VIP).
+ * LDS for Envoy sidecars: `virtualOutbound` (15001), `virtualInbound` (15006), and the outbound
+ * listeners per service port (outbound-listeners.ts).
  */
-import { isHttp } from '../model/protocol';
+import { isAuto, isHttp } from '../model/protocol';
 import { securedInboundChains } from './security/inbound';
-import { needsTlsInspector, tlsInspector } from './security/inbound-tls';
-import { httpFilters } from './http-filters';
+import { httpInspector, needsTlsInspector, tlsInspector } from './security/inbound-tls';
 import { inboundPorts } from './inbound';
-import { outboundTcpListeners } from './outbound-tcp';
-import { sidecarRouteNames } from './routes';
+import { outboundServiceListeners } from './outbound-listeners';
 import type { GenerateContext, ProtoObject, Resource } from './types';
-import {
-  HCM_TYPE,
-  INBOUND_PASSTHROUGH_CLUSTER,
-  ORIGINAL_DST_TYPE,
-  PASSTHROUGH_CLUSTER,
-  TCP_PROXY_TYPE,
-  adsConfigSource,
-  inboundClusterName,
-  routerFilter,
-  seconds,
-  socketAddress,
-} from './util';
+import { HCM_TYPE, INBOUND_PASSTHROUGH_CLUSTER, ORIGINAL_DST_TYPE, PASSTHROUGH_CLUSTER, TCP_PROXY_TYPE, inboundClusterName, routerFilter, seconds, socketAddress } from './util';
 
 export const VIRTUAL_OUTBOUND_PORT = 15001;
 export const VIRTUAL_INBOUND_PORT = 15006;
 
 function tcpProxy(cluster: string, statPrefix = cluster): ProtoObject {
   return { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: statPrefix, cluster } };
-}
-
-function outboundHttpListener(port: number): ProtoObject {
-  const name = `0.0.0.0_${port}`;
-  return {
-    name,
-    address: socketAddress('0.0.0.0', port),
-    bind_to_port: { value: false },
-    traffic_direction: 'OUTBOUND',
-    filter_chains: [
-      {
-        filters: [
-          {
-            name: 'envoy.filters.network.http_connection_manager',
-            typed_config: {
-              '@type': HCM_TYPE,
-              stat_prefix: `outbound_${name}`,
-              rds: { config_source: adsConfigSource(), route_config_name: String(port) },
-              http_filters: httpFilters('sidecar'),
-              use_remote_address: { value: false },
-              normalize_path: { value: true },
-              path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
-              stream_idle_timeout: seconds(0),
-            },
-          },
-        ],
-      },
-    ],
-  };
 }
 
 function virtualOutbound(): ProtoObject {
@@ -70,38 +27,46 @@ function virtualOutbound(): ProtoObject {
   };
 }
 
+function inboundHcm(targetPort: number): ProtoObject {
+  const cluster = inboundClusterName(targetPort);
+  return {
+    name: 'envoy.filters.network.http_connection_manager',
+    typed_config: {
+      '@type': HCM_TYPE,
+      stat_prefix: cluster,
+      route_config: {
+        name: cluster,
+        virtual_hosts: [
+          {
+            name: `inbound|http|${targetPort}`,
+            domains: ['*'],
+            routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: seconds(0), max_grpc_timeout: seconds(0) } }],
+          },
+        ],
+        validate_clusters: { value: false },
+      },
+      http_filters: [routerFilter()],
+      use_remote_address: { value: false },
+      forward_client_cert_details: 'APPEND_FORWARD',
+      normalize_path: { value: true },
+    },
+  };
+}
+
 function virtualInbound(ctx: GenerateContext): ProtoObject {
   const chains: ProtoObject[] = inboundPorts(ctx).flatMap((p) => {
     const cluster = inboundClusterName(p.targetPort);
-    const filter = isHttp(p.protocol)
-      ? {
-          name: 'envoy.filters.network.http_connection_manager',
-          typed_config: {
-            '@type': HCM_TYPE,
-            stat_prefix: cluster,
-            route_config: {
-              name: cluster,
-              virtual_hosts: [
-                {
-                  name: `inbound|http|${p.targetPort}`,
-                  domains: ['*'],
-                  routes: [{ name: 'default', match: { prefix: '/' }, route: { cluster, timeout: seconds(0), max_grpc_timeout: seconds(0) } }],
-                },
-              ],
-              validate_clusters: { value: false },
-            },
-            http_filters: [routerFilter()],
-            use_remote_address: { value: false },
-            forward_client_cert_details: 'APPEND_FORWARD',
-            normalize_path: { value: true },
-          },
-        }
-      : tcpProxy(cluster);
-    // PeerAuthentication picks the chains (mTLS / plaintext), AuthorizationPolicy adds RBAC.
-    return securedInboundChains(ctx, p, filter, isHttp(p.protocol));
+    // PeerAuthentication picks the chains (mTLS / plaintext), AuthorizationPolicy adds RBAC; a
+    // port without a declared protocol gets both kinds, told apart by ALPN.
+    if (isAuto(p.protocol)) return securedInboundChains(ctx, p, 'auto', { http: inboundHcm(p.targetPort), tcp: tcpProxy(cluster) });
+    if (isHttp(p.protocol)) return securedInboundChains(ctx, p, 'http', { http: inboundHcm(p.targetPort) });
+    return securedInboundChains(ctx, p, 'tcp', { tcp: tcpProxy(cluster) });
   });
   const listenerFilters: ProtoObject[] = [{ name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_TYPE } }];
+  const http = httpInspector(chains);
+  // The TLS inspector goes first: the HTTP inspector leaves connections it marked TLS alone.
   if (needsTlsInspector(chains)) listenerFilters.push(tlsInspector());
+  if (http) listenerFilters.push(http);
   return {
     name: 'virtualInbound',
     address: socketAddress('0.0.0.0', VIRTUAL_INBOUND_PORT),
@@ -109,7 +74,8 @@ function virtualInbound(ctx: GenerateContext): ProtoObject {
     listener_filters: listenerFilters,
     filter_chains: chains,
     default_filter_chain: { name: 'InboundPassthroughFilterChain', filters: [tcpProxy(INBOUND_PASSTHROUGH_CLUSTER)] },
-    listener_filters_timeout: seconds(0),
+    // The mesh's protocolDetectionTimeout, as istiod sets on every inbound listener.
+    listener_filters_timeout: seconds(ctx.snap.protocolDetectionTimeoutMs / 1000),
     continue_on_listener_filters_timeout: true,
   };
 }
@@ -123,12 +89,7 @@ export function sidecarOutboundListeners(ctx: GenerateContext): Resource[] {
   const out: Resource[] = [];
   const want = (n: string): boolean => !ctx.names || ctx.names.has(n);
   if (want('virtualOutbound')) out.push({ name: 'virtualOutbound', build: virtualOutbound });
-  const httpPorts = sidecarRouteNames(ctx.snap, ctx.proxy.namespace);
-  for (const port of httpPorts) {
-    const name = `0.0.0.0_${port}`;
-    if (want(name)) out.push({ name, build: () => outboundHttpListener(port) });
-  }
-  out.push(...outboundTcpListeners(ctx, new Set(httpPorts)));
+  out.push(...outboundServiceListeners(ctx));
   return out;
 }
 

@@ -1,48 +1,29 @@
 /**
- * Sidecar outbound listeners for non-HTTP service ports (istiod's
+ * The filter chains of a non-HTTP service port on a sidecar's outbound listener (istiod's
  * buildSidecarOutboundTCPTLSFilterChainOpts): VirtualService `tcp` routes become the tcp_proxy of
  * the port's filter chain (weighted clusters for several destinations; matches on port,
  * destinationSubnets, sourceLabels, sourceNamespace, gateways), `tls` routes become filter
- * chains matched by SNI (`server_names`, read by the tls_inspector listener filter).
- *
- * Listener per (address, port): a service with a VIP gets `<vip>_<port>`; a ServiceEntry
- * without one gets the wildcard `0.0.0.0_<port>`, and one whose address is a CIDR gets a filter
- * chain on `0.0.0.0_<port>` matched by that range.
- *
- * Deviations, kept deliberately simple:
- * - On a wildcard TCP port, istiod keeps only the first service (a listener conflict); so do we,
- *   in hostname order. TLS ports share the wildcard listener by SNI (each host's name).
- * - A wildcard TCP/TLS port that also serves HTTP keeps the HTTP listener (istiod would sniff).
- * - Headless Kubernetes services (no VIP) get no TCP listener (istiod builds one per endpoint).
+ * chains matched by SNI (`server_names`, read by the tls_inspector listener filter). A
+ * ServiceEntry whose address is a CIDR is matched by that range. Which listener the chains go
+ * on is outbound-listeners.ts's business.
  */
 import type { L4MatchAttributes, RouteDestination, TLSMatchAttributes } from '../model/objects';
-import { isHttp } from '../model/protocol';
 import { proxyLabels } from '../model/proxy';
-import { visibleServices, virtualServiceFor } from '../model/lookup';
+import { virtualServiceFor } from '../model/lookup';
 import { type MeshService, type ServicePort, type VirtualServiceConfig, labelsMatch } from '../model/snapshot';
-import { type RouteScope, destinationCluster, gatewayRef, meshScope } from './route-scope';
-import type { GenerateContext, ProtoObject, Resource } from './types';
-import { TCP_PROXY_TYPE, outboundClusterName, socketAddress } from './util';
+import { type RouteScope, destinationCluster, gatewayRef } from './route-scope';
+import type { GenerateContext, ProtoObject } from './types';
+import { TCP_PROXY_TYPE, outboundClusterName } from './util';
 
-const TLS_INSPECTOR_TYPE = 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
-
-function isTls(p: ServicePort): boolean {
+export function isTls(p: ServicePort): boolean {
   return p.protocol === 'TLS' || p.protocol === 'HTTPS';
 }
 
-interface Target {
+export interface Target {
   svc: MeshService;
   port: ServicePort;
   /** A CIDR the filter chain must match (ServiceEntry addresses given as a range). */
   cidr?: string;
-}
-
-interface PendingListener {
-  name: string;
-  address: string;
-  port: number;
-  wildcard: boolean;
-  targets: Target[];
 }
 
 export function tcpProxyFilter(statPrefix: string, spec: { cluster: string } | { weighted: ProtoObject[] }): ProtoObject {
@@ -141,61 +122,8 @@ function tcpChains(t: Target, vs: VirtualServiceConfig | undefined, scope: Route
   return out;
 }
 
-function buildListener(p: PendingListener, ctx: GenerateContext): ProtoObject {
-  const scope = meshScope(ctx.snap, ctx.proxy, 'envoy', p.port);
-  const chains: ProtoObject[] = [];
-  const matches = new Set<string>();
-  for (const t of p.targets) {
-    const vs = virtualServiceFor(ctx.snap, ctx.proxy.namespace, t.svc.hostname);
-    const built = isTls(t.port) ? tlsChains(t, p.wildcard, vs, scope) : tcpChains(t, vs, scope);
-    for (const c of built) {
-      // First come, first served for identical matches (Envoy rejects duplicates).
-      const key = JSON.stringify(c.filter_chain_match ?? {});
-      if (matches.has(key)) continue;
-      matches.add(key);
-      chains.push(c);
-    }
-  }
-  const sni = chains.some((c) => (c.filter_chain_match as ProtoObject | undefined)?.server_names);
-  return {
-    name: p.name,
-    address: socketAddress(p.address, p.port),
-    bind_to_port: { value: false },
-    traffic_direction: 'OUTBOUND',
-    ...(sni ? { listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } }] } : {}),
-    filter_chains: chains,
-  };
-}
-
-/** Outbound TCP/TLS listeners of a sidecar; `httpPorts` are the ports whose wildcard listener is HTTP. */
-export function outboundTcpListeners(ctx: GenerateContext, httpPorts: ReadonlySet<number>): Resource[] {
-  const pending = new Map<string, PendingListener>();
-  const add = (name: string, address: string, t: Target, wildcard: boolean): void => {
-    const l = pending.get(name) ?? { name, address, port: t.port.port, wildcard, targets: [] };
-    l.targets.push(t);
-    pending.set(name, l);
-  };
-  for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
-    for (const port of svc.ports) {
-      if (isHttp(port.protocol) || port.protocol === 'UDP') continue;
-      const vip = svc.clusterIP;
-      if (vip) add(`${vip}_${port.port}`, vip, { svc, port }, false);
-      else if (svc.source.kind === 'ServiceEntry' && !httpPorts.has(port.port)) {
-        const cidrs = svc.addresses.filter((a) => a.includes('/'));
-        if (cidrs.length === 0) add(`0.0.0.0_${port.port}`, '0.0.0.0', { svc, port }, true);
-        for (const cidr of cidrs) add(`0.0.0.0_${port.port}`, '0.0.0.0', { svc, port, cidr }, true);
-      }
-    }
-  }
-  const out: Resource[] = [];
-  for (const p of pending.values()) {
-    if (ctx.names && !ctx.names.has(p.name)) continue;
-    // A wildcard plain-TCP port has room for one destination: the first service keeps it.
-    if (p.wildcard) {
-      const firstTcp = p.targets.find((t) => !t.cidr && !isTls(t.port));
-      p.targets = p.targets.filter((t) => t.cidr || isTls(t.port) || t === firstTcp);
-    }
-    out.push({ name: p.name, build: () => buildListener(p, ctx) });
-  }
-  return out;
+/** The filter chains of one TCP/TLS service port on a listener (`wildcard`: the listener is 0.0.0.0). */
+export function tcpTargetChains(t: Target, wildcard: boolean, ctx: GenerateContext, scope: RouteScope): ProtoObject[] {
+  const vs = virtualServiceFor(ctx.snap, ctx.proxy.namespace, t.svc.hostname);
+  return isTls(t.port) ? tlsChains(t, wildcard, vs, scope) : tcpChains(t, vs, scope);
 }

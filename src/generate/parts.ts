@@ -18,7 +18,8 @@ import { gatewayListeners } from './gateway/listeners';
 import { gatewayRoutes } from './gateway/routes';
 import { grpcApiListenerNamed, grpcServicePortNames } from './grpc';
 import { sidecarInboundListeners, sidecarOutboundListeners } from './listeners';
-import { grpcRouteConfig, sidecarRouteNames, sidecarRouteResource } from './routes';
+import { grpcRouteConfig, sidecarRouteNamed } from './routes';
+import { sidecarRouteNames } from './outbound-listeners';
 import { secretResources } from './secrets';
 import { grpcServerListeners } from './security/grpc-server';
 import type { GenerateContext, Resource } from './types';
@@ -71,8 +72,8 @@ export const SIDECAR_PARTS: PartTable = {
     {
       kind: 'named',
       id: 'rds-sidecar',
-      names: (ctx) => sidecarRouteNames(ctx.snap, ctx.proxy.namespace).map(String),
-      build: (ctx, name) => sidecarRouteResource(ctx, Number(name)),
+      names: sidecarRouteNames,
+      build: sidecarRouteNamed,
     },
   ],
 };

@@ -1,9 +1,10 @@
 /**
  * RDS: RouteConfigurations, shared by sidecars and proxyless gRPC. Sidecars get one per outbound
- * HTTP port (named by the port), gRPC clients one per `<fqdn>:<port>`. The routes themselves come
- * from http-route.ts.
+ * HTTP port (named by the port), and one per sniffed service port on an address of its own
+ * (`<fqdn>:<port>`); gRPC clients one per `<fqdn>:<port>`. The routes themselves come from
+ * http-route.ts.
  */
-import { isHttp } from '../model/protocol';
+import { isHttpOrSniffed } from '../model/protocol';
 import { visibleServices, virtualServiceFor } from '../model/lookup';
 import type { MeshService, MeshSnapshot } from '../model/snapshot';
 import { defaultRoute, virtualServiceRoutes } from './http-route';
@@ -32,12 +33,16 @@ function sidecarDomains(svc: MeshService, port: number, proxyNs: string, domain:
     names.push(`${svc.name}.${svc.namespace}.svc`, `${svc.name}.${svc.namespace}`);
     if (svc.namespace === proxyNs) names.push(svc.name);
   }
-  if (svc.clusterIP) names.push(svc.clusterIP);
-  return names.flatMap((n) => [n, `${n}:${port}`]);
+  const domains = names.flatMap((n) => [n, `${n}:${port}`]);
+  // Headless Kubernetes services: their pods' own names too (`<pod>.<svc>.<ns>.svc…`), as istiod.
+  if (svc.resolution === 'PASSTHROUGH' && svc.source.kind === 'Service') domains.push(...domains.map((d) => `*.${d}`));
+  if (svc.clusterIP) domains.push(svc.clusterIP, `${svc.clusterIP}:${port}`);
+  return domains;
 }
 
+/** The services with virtual hosts on a port: HTTP and sniffed ports (istiod's IsHTTPOrSniffed). */
 function httpServicesOn(snap: MeshSnapshot, ns: string, port: number): MeshService[] {
-  return visibleServices(snap, ns).filter((svc) => svc.ports.some((p) => p.port === port && isHttp(p.protocol)));
+  return visibleServices(snap, ns).filter((svc) => svc.ports.some((p) => p.port === port && isHttpOrSniffed(p.protocol)));
 }
 
 /** Sidecar RouteConfiguration named `<port>`: one virtual host per HTTP service on that port. */
@@ -104,18 +109,32 @@ export function grpcRouteConfig(ctx: GenerateContext, svc: MeshService, port: nu
   return { name, virtual_hosts: [{ name, domains, routes: serviceRoutes(svc, scope) }] };
 }
 
-/** Which route names a sidecar has: one per HTTP service port. */
-export function sidecarRouteNames(snap: MeshSnapshot, ns: string): number[] {
-  const ports = new Set<number>();
-  for (const svc of visibleServices(snap, ns)) for (const p of svc.ports) if (isHttp(p.protocol)) ports.add(p.port);
-  return [...ports].sort((a, b) => a - b);
+/**
+ * The route configuration of a sniffed service port on an address of its own, `<fqdn>:<port>`
+ * (istiod's getVirtualHostsForSniffedServicePort): the service's virtual host of the port's
+ * table, for any authority, and no catch-all (what is not HTTP never reaches it).
+ */
+export function sniffedRouteResource(ctx: GenerateContext, name: string): Resource | undefined {
+  const colon = name.lastIndexOf(':');
+  const port = Number(name.slice(colon + 1));
+  const svc = ctx.snap.serviceByHost.get(name.slice(0, colon));
+  if (!svc || !Number.isInteger(port) || !svc.ports.some((p) => p.port === port)) return undefined;
+  const scope = meshScope(ctx.snap, ctx.proxy, 'envoy', port);
+  return {
+    name,
+    build: () => ({
+      name,
+      virtual_hosts: [{ name: `${svc.hostname}:${port}`, domains: ['*'], routes: serviceRoutes(svc, scope), include_request_attempt_count: true }],
+      validate_clusters: { value: false },
+      max_direct_response_body_size_bytes: { value: MAX_DIRECT_RESPONSE_BODY },
+      ignore_port_in_host_matching: true,
+    }),
+  };
 }
 
-export function sidecarRoutes(ctx: GenerateContext): Resource[] {
-  return sidecarRouteNames(ctx.snap, ctx.proxy.namespace)
-    .map(String)
-    .filter((n) => !ctx.names || ctx.names.has(n))
-    .map((name) => ({ name, build: () => sidecarRouteConfig(ctx, Number(name)) }));
+/** A sidecar route configuration by name: `<port>` or `<fqdn>:<port>`. */
+export function sidecarRouteNamed(ctx: GenerateContext, name: string): Resource | undefined {
+  return /^\d+$/.test(name) ? sidecarRouteResource(ctx, Number(name)) : sniffedRouteResource(ctx, name);
 }
 
 export function grpcRoutes(ctx: GenerateContext): Resource[] {

@@ -6,7 +6,7 @@
 import type { ConfigError, ConfigObject, EndpointSliceSpec, EndpointsSpec, PodSpecLite, PodStatusLite, ServiceEntrySpec, ServiceSpec, WorkloadEntrySpec } from './objects';
 import { objectError } from './objects';
 import { parseLocality } from './lookup';
-import { protocolOf } from './protocol';
+import { protocolOf, serviceEntryProtocol } from './protocol';
 import { type Locality, type MeshService, type Resolution, type ServiceEndpoint, type Workload, labelsMatch, resolveExportTo } from './snapshot';
 
 const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -76,7 +76,8 @@ function kubernetesService(o: ConfigObject, domain: string): MeshService | undef
     labels: o.metadata.labels,
     ports: (spec.ports ?? []).map((p) => ({ name: p.name ?? '', port: p.port, targetPort: p.targetPort, protocol: protocolOf(p) })),
     source: { kind: 'Service', namespace: o.metadata.namespace, name: o.metadata.name },
-    resolution: 'EDS',
+    // Headless (clusterIP None): clients reach the pods' own addresses, as istiod's Passthrough.
+    resolution: spec.clusterIP === 'None' ? 'PASSTHROUGH' : 'EDS',
     meshExternal: false,
     exportTo: resolveExportTo(
       exportAnnotation
@@ -102,7 +103,7 @@ function serviceEntryServices(o: ConfigObject): MeshService[] {
     addresses: [...(spec.addresses ?? [])],
     selector: spec.workloadSelector?.labels ?? {},
     labels: o.metadata.labels,
-    ports: (spec.ports ?? []).map((p) => ({ name: p.name, port: p.number, targetPort: p.targetPort, protocol: protocolOf({ name: p.name, appProtocol: p.protocol }) })),
+    ports: (spec.ports ?? []).map((p) => ({ name: p.name, port: p.number, targetPort: p.targetPort, protocol: serviceEntryProtocol(p.protocol) })),
     source: { kind: 'ServiceEntry', namespace: o.metadata.namespace, name: o.metadata.name },
     resolution: RESOLUTION[spec.resolution ?? 'NONE'] ?? 'PASSTHROUGH',
     meshExternal: spec.location !== 'MESH_INTERNAL',

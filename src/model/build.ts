@@ -12,7 +12,7 @@ import { SnapshotMemo } from './memo';
 import { share } from './intern';
 import { buildRegistry } from './build-services';
 import { DEFAULT_TRUST_DOMAIN, trustDomainBundle } from './trust-domain';
-import { DEFAULT_ROOT_NAMESPACE, type MeshService, type MeshSnapshot, exportedTo } from './snapshot';
+import { DEFAULT_PROTOCOL_DETECTION_TIMEOUT_MS, DEFAULT_ROOT_NAMESPACE, type MeshService, type MeshSnapshot, exportedTo } from './snapshot';
 
 export interface BuildInput {
   objects: readonly ConfigObject[];
@@ -26,6 +26,8 @@ export interface BuildInput {
   trustDomainAliases?: readonly string[];
   /** Istio's config root namespace (default istio-system). */
   rootNamespace?: string;
+  /** MeshConfig protocolDetectionTimeout in milliseconds (default istiod's 0). */
+  protocolDetectionTimeoutMs?: number;
   /**
    * The snapshot being replaced: every part of the new one that equals its counterpart there is
    * taken from it (model/intern.ts), so unchanged parts keep their identity across snapshots.
@@ -130,6 +132,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     domain,
     trustDomains,
     rootNamespace: input.rootNamespace ?? DEFAULT_ROOT_NAMESPACE,
+    protocolDetectionTimeoutMs: input.protocolDetectionTimeoutMs ?? DEFAULT_PROTOCOL_DETECTION_TIMEOUT_MS,
     namespaces,
     namespaceLabels,
     ...registry,

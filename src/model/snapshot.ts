@@ -20,7 +20,7 @@ export interface ServicePort {
 /**
  * How a client finds a service's endpoints: EDS (Kubernetes services and STATIC ServiceEntries),
  * DNS (strict DNS, every address), DNS_ROUND_ROBIN (logical DNS, one address at a time), or
- * PASSTHROUGH (the original destination: ServiceEntry resolution NONE).
+ * PASSTHROUGH (the original destination: ServiceEntry resolution NONE, headless Kubernetes Services).
  */
 export type Resolution = 'EDS' | 'DNS' | 'DNS_ROUND_ROBIN' | 'PASSTHROUGH';
 
@@ -132,6 +132,11 @@ export interface MeshSnapshot {
   readonly trustDomains: readonly string[];
   /** Istio's config root namespace: its DestinationRules apply mesh-wide as a fallback. */
   readonly rootNamespace: string;
+  /**
+   * MeshConfig protocolDetectionTimeout in milliseconds (istiod's default 0: no timeout): how long
+   * a sidecar listener's inspectors wait for the first bytes before treating a connection as TCP.
+   */
+  readonly protocolDetectionTimeoutMs: number;
   readonly namespaces: ReadonlySet<string>;
   /** Labels of the Namespace objects (e.g. `istio-injection`), by name. */
   readonly namespaceLabels: ReadonlyMap<string, Readonly<Record<string, string>>>;
@@ -187,6 +192,8 @@ export interface MeshSnapshot {
 
 export const DEFAULT_DOMAIN = 'cluster.local';
 export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
+/** istiod's MeshConfig default protocolDetectionTimeout (0s: wait for the first bytes without limit). */
+export const DEFAULT_PROTOCOL_DETECTION_TIMEOUT_MS = 0;
 
 /** Expands a host as Istio does: a name without dots is `<name>.<ns>.svc.<domain>`. */
 export function resolveHost(host: string, namespace: string, domain: string): string {

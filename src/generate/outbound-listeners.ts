@@ -1,0 +1,279 @@
+/**
+ * A sidecar's outbound listeners per service port, as istiod's buildSidecarOutboundListeners,
+ * buildSidecarOutboundListener and buildListenerFromEntry build them (istio/istio 1.2x,
+ * pilot/pkg/networking/core/listener.go).
+ *
+ * Where a port's listener binds:
+ * - HTTP ports: the wildcard `0.0.0.0_<port>`, shared by every HTTP service on the port (RDS `<port>`).
+ * - TCP, TLS and undeclared ("auto", sniffed) ports: the service's VIP (`<vip>_<port>`); a
+ *   ServiceEntry without an address binds the wildcard, one whose address is a CIDR binds the
+ *   wildcard with a filter chain matched by that range.
+ * - Headless services (Kubernetes clusterIP None, ServiceEntry resolution NONE without
+ *   addresses), TCP and auto ports: one listener per endpoint address (`<podIP>_<port>`), the
+ *   proxy's own address left out. A ServiceEntry without endpoints or workloadSelector binds the
+ *   wildcard instead; a Kubernetes Service without endpoints gets none.
+ *
+ * Protocol sniffing: an auto port's listener has the port's TCP chains and an HTTP chain matched
+ * by `application_protocols` [`http/1.1`, `h2c`] on `raw_buffer`, which Envoy's http_inspector
+ * sets; the HTTP chain's RDS is `<fqdn>:<port>` (the service's own route configuration, one
+ * virtual host for `*`), or `<port>` on the wildcard. HTTP listeners on the wildcard are sniffed
+ * too, so other TCP traffic to the port falls through to the original destination. Conflicts on
+ * one address and port resolve as istiod's (HTTP and TCP mixed: sniffed; TCP merged by chain
+ * match, the first service keeping a contested match; MySQL and Mongo never share).
+ *
+ * Every listener: `continue_on_listener_filters_timeout`, `listener_filters_timeout` the mesh's
+ * protocolDetectionTimeout when it sniffs (else 0s), the match-all chain as the default chain
+ * when others exist, else the `PassthroughFilterChain` to `PassthroughCluster`.
+ */
+import { isIP } from 'node:net';
+import { visibleServices } from '../model/lookup';
+import { AUTO, type Protocol, isAuto, isHttp } from '../model/protocol';
+import type { MeshService, ServicePort } from '../model/snapshot';
+import { httpFilters } from './http-filters';
+import { type Target, tcpTargetChains, tcpProxyFilter } from './outbound-tcp';
+import { meshScope } from './route-scope';
+import type { GenerateContext, ProtoObject, Resource } from './types';
+import { HCM_TYPE, PASSTHROUGH_CLUSTER, adsConfigSource, seconds, socketAddress } from './util';
+
+const TLS_INSPECTOR_TYPE = 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
+const HTTP_INSPECTOR_TYPE = 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector';
+const WILDCARD = '0.0.0.0';
+
+/** istiod's plaintextHTTPALPNs (HTTP/1.0 off, its default): what the HTTP inspector reports for HTTP. */
+export const PLAINTEXT_HTTP_ALPNS: readonly string[] = ['http/1.1', 'h2c'];
+
+/** istiod's IsTCP: protocols carried as opaque TCP. */
+function isTcpFamily(p: Protocol): boolean {
+  return p === 'TCP' || p === 'HTTPS' || p === 'TLS' || p === 'Mongo' || p === 'Redis' || p === 'MySQL';
+}
+
+type ListenerProtocol = 'HTTP' | 'TCP' | 'AUTO';
+
+/** istiod's ModelProtocolToListenerProtocol; undefined: no listener (UDP). */
+function listenerProtocol(p: Protocol): ListenerProtocol | undefined {
+  if (isHttp(p)) return 'HTTP';
+  if (isTcpFamily(p)) return 'TCP';
+  return isAuto(p) ? 'AUTO' : undefined;
+}
+
+/** What one service port adds to a listener: its TCP chains, or an HTTP chain. */
+type ChainSource = { kind: 'tcp'; target: Target } | { kind: 'http'; rds: string; sniffed: boolean };
+
+interface Entry {
+  name: string;
+  address: string;
+  port: number;
+  /** The port's protocol; UnsupportedProtocol once HTTP and TCP share it (sniffed). */
+  protocol: Protocol;
+  sources: ChainSource[];
+}
+
+type Conflict = 'none' | 'HTTPOverTCP' | 'TCPOverHTTP' | 'TCPOverTCP' | 'TCPOverAuto' | 'AutoOverHTTP' | 'AutoOverTCP';
+
+/** istiod's buildSidecarOutboundListener for one service port and bind address. */
+function addServicePort(entries: Map<string, Entry>, svc: MeshService, port: ServicePort, bind: string, cidr?: string): void {
+  const lp = listenerProtocol(port.protocol);
+  if (!lp) return;
+  const name = `${bind}_${port.port}`;
+  const existing = entries.get(name);
+  const wildcard = bind === WILDCARD;
+  let conflict: Conflict = 'none';
+  let sources: ChainSource[];
+  let protocol: Protocol = port.protocol;
+  const tcp: ChainSource = { kind: 'tcp', target: { svc, port, ...(cidr ? { cidr } : {}) } };
+  if (lp === 'HTTP') {
+    if (existing) {
+      if (!isTcpFamily(existing.protocol)) return;
+      conflict = 'HTTPOverTCP';
+    }
+    // On the wildcard the HTTP chain is sniffed, leaving room for TCP to pass through.
+    sources = [{ kind: 'http', rds: String(port.port), sniffed: wildcard }];
+    if (wildcard) protocol = AUTO;
+  } else if (lp === 'TCP') {
+    sources = [tcp];
+    if (existing) conflict = isHttp(existing.protocol) ? 'TCPOverHTTP' : isTcpFamily(existing.protocol) ? 'TCPOverTCP' : 'TCPOverAuto';
+  } else {
+    if (existing) {
+      if (isHttp(existing.protocol)) conflict = 'AutoOverHTTP';
+      else if (isTcpFamily(existing.protocol)) conflict = 'AutoOverTCP';
+      else return;
+    }
+    // Sniffed services on an address of their own get a route configuration of their own.
+    sources = [tcp, { kind: 'http', rds: wildcard ? String(port.port) : `${svc.hostname}:${port.port}`, sniffed: true }];
+  }
+  // Server-first protocols break under the inspectors: MySQL and Mongo never share a port.
+  if (existing && conflict !== 'none') {
+    const fixed = (p: Protocol): boolean => p === 'MySQL' || p === 'Mongo';
+    if ((fixed(port.protocol) || fixed(existing.protocol)) && port.protocol !== existing.protocol) return;
+  }
+  switch (conflict) {
+    case 'none':
+    case 'AutoOverHTTP':
+      entries.set(name, { name, address: bind, port: port.port, protocol, sources });
+      break;
+    case 'HTTPOverTCP':
+    case 'TCPOverHTTP':
+    case 'AutoOverTCP':
+      existing?.sources.push(...sources);
+      if (existing) existing.protocol = AUTO;
+      break;
+    default:
+      existing?.sources.push(...sources);
+  }
+}
+
+/** Endpoint addresses of a headless service port, the proxy's own left out (istiod's per-instance listeners). */
+function instanceAddresses(ctx: GenerateContext, svc: MeshService, port: number): { any: boolean; addresses: string[] } {
+  const endpoints = ctx.snap.endpoints.get(svc.hostname)?.get(port) ?? [];
+  if (endpoints.length === 0) return { any: false, addresses: [] };
+  const own = ctx.proxy.ips[0];
+  const out = new Set<string>();
+  for (const e of endpoints) if (isIP(e.address) !== 0 && e.address !== own) out.add(e.address);
+  return { any: true, addresses: [...out] };
+}
+
+function isHeadless(svc: MeshService): boolean {
+  return svc.resolution === 'PASSTHROUGH' && svc.addresses.length === 0;
+}
+
+/** The outbound listeners of a sidecar, by name, before their chains are built. */
+function plan(ctx: GenerateContext): Map<string, Entry> {
+  const entries = new Map<string, Entry>();
+  for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
+    for (const port of svc.ports) {
+      const lp = listenerProtocol(port.protocol);
+      if (!lp) continue;
+      if (lp === 'HTTP') {
+        addServicePort(entries, svc, port, WILDCARD);
+        continue;
+      }
+      if (isHeadless(svc)) {
+        const inst = instanceAddresses(ctx, svc, port.port);
+        if (svc.source.kind === 'ServiceEntry' && !inst.any && Object.keys(svc.selector).length === 0) {
+          addServicePort(entries, svc, port, WILDCARD);
+        } else {
+          for (const a of inst.addresses) addServicePort(entries, svc, port, a);
+        }
+        continue;
+      }
+      if (svc.clusterIP) {
+        addServicePort(entries, svc, port, svc.clusterIP);
+        continue;
+      }
+      const cidrs = svc.addresses.filter((a) => a.includes('/'));
+      if (cidrs.length === 0) addServicePort(entries, svc, port, WILDCARD);
+      for (const cidr of cidrs) addServicePort(entries, svc, port, WILDCARD, cidr);
+    }
+  }
+  return entries;
+}
+
+/** The outbound HTTP connection manager of a chain on listener `name`. */
+export function outboundHcm(listenerName: string, rds: string): ProtoObject {
+  return {
+    name: 'envoy.filters.network.http_connection_manager',
+    typed_config: {
+      '@type': HCM_TYPE,
+      stat_prefix: `outbound_${listenerName}`,
+      rds: { config_source: adsConfigSource(), route_config_name: rds },
+      http_filters: httpFilters('sidecar'),
+      use_remote_address: { value: false },
+      normalize_path: { value: true },
+      path_with_escaped_slashes_action: 'KEEP_UNCHANGED',
+      stream_idle_timeout: seconds(0),
+    },
+  };
+}
+
+function matchOf(chain: ProtoObject): ProtoObject | undefined {
+  return chain.filter_chain_match as ProtoObject | undefined;
+}
+
+function buildListener(e: Entry, ctx: GenerateContext): ProtoObject {
+  const scope = meshScope(ctx.snap, ctx.proxy, 'envoy', e.port);
+  const wildcard = e.address === WILDCARD;
+  const chains: ProtoObject[] = [];
+  const taken = new Set<string>();
+  for (const s of e.sources) {
+    const built =
+      s.kind === 'tcp'
+        ? tcpTargetChains(s.target, wildcard, ctx, scope)
+        : [
+            {
+              ...(s.sniffed ? { filter_chain_match: { application_protocols: [...PLAINTEXT_HTTP_ALPNS], transport_protocol: 'raw_buffer' } } : {}),
+              filters: [outboundHcm(e.name, s.rds)],
+            },
+          ];
+    for (const c of built) {
+      // A later chain with the same match loses (istiod's mergeTCPFilterChains; Envoy rejects duplicates).
+      const key = JSON.stringify(matchOf(c) ?? {});
+      if (taken.has(key)) continue;
+      taken.add(key);
+      chains.push(c);
+    }
+  }
+  const sni = chains.some((c) => matchOf(c)?.server_names);
+  const sniff = chains.some((c) => matchOf(c)?.application_protocols);
+  const listenerFilters: ProtoObject[] = [];
+  // istiod adds the TLS inspector along with the HTTP one: Envoy would otherwise add it itself.
+  if (sni || sniff) listenerFilters.push({ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': TLS_INSPECTOR_TYPE } });
+  if (sniff) listenerFilters.push({ name: 'envoy.filters.listener.http_inspector', typed_config: { '@type': HTTP_INSPECTOR_TYPE } });
+  // The chain that matches everything is the default one, so a connection that starts to match
+  // a chain and then fails a later criterion still has somewhere to go (istio/istio#26079).
+  const matchAll = chains.filter((c) => matchOf(c) === undefined);
+  let filterChains = chains.filter((c) => matchOf(c) !== undefined);
+  let defaultChain: ProtoObject | undefined = matchAll[matchAll.length - 1];
+  if (defaultChain && filterChains.length === 0) {
+    filterChains = [defaultChain];
+    defaultChain = undefined;
+  } else if (!defaultChain) {
+    defaultChain = { filter_chain_match: {}, name: 'PassthroughFilterChain', filters: [tcpProxyFilter(PASSTHROUGH_CLUSTER, { cluster: PASSTHROUGH_CLUSTER })] };
+  }
+  return {
+    name: e.name,
+    address: socketAddress(e.address, e.port),
+    bind_to_port: { value: false },
+    traffic_direction: 'OUTBOUND',
+    continue_on_listener_filters_timeout: true,
+    ...(listenerFilters.length > 0 ? { listener_filters: listenerFilters } : {}),
+    listener_filters_timeout: sniff ? seconds(ctx.snap.protocolDetectionTimeoutMs / 1000) : seconds(0),
+    filter_chains: filterChains,
+    ...(defaultChain ? { default_filter_chain: defaultChain } : {}),
+  };
+}
+
+/** The outbound listeners per service port (HTTP, TCP, TLS and sniffed) of a sidecar. */
+export function outboundServiceListeners(ctx: GenerateContext): Resource[] {
+  const out: Resource[] = [];
+  // Listeners with HTTP chains by port, then the rest as planned (Envoy does not mind the order).
+  const entries = [...plan(ctx).values()];
+  const http = (e: Entry): boolean => e.sources.some((s) => s.kind === 'http');
+  const ordered = [...entries.filter(http).sort((a, b) => a.port - b.port), ...entries.filter((e) => !http(e))];
+  for (const e of ordered) {
+    if (ctx.names && !ctx.names.has(e.name)) continue;
+    out.push({ name: e.name, build: () => buildListener(e, ctx) });
+  }
+  return out;
+}
+
+/**
+ * The route configuration names a sidecar's outbound listeners can point at: `<port>` for ports
+ * with HTTP services or sniffed ServiceEntries without an address, `<fqdn>:<port>` for sniffed
+ * ports bound to an address of their own (a VIP, or a headless service's endpoints). Read from the
+ * services alone, never their endpoints, so an endpoint change leaves RDS alone.
+ */
+export function sidecarRouteNames(ctx: GenerateContext): string[] {
+  const ports = new Set<number>();
+  const sniffed = new Set<string>();
+  for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
+    for (const p of svc.ports) {
+      if (isHttp(p.protocol)) ports.add(p.port);
+      if (!isAuto(p.protocol)) continue;
+      const own = svc.clusterIP !== undefined || isHeadless(svc);
+      if (own) sniffed.add(`${svc.hostname}:${p.port}`);
+      // A sniffed ServiceEntry port without an address of its own binds the wildcard.
+      if (!svc.clusterIP && svc.source.kind === 'ServiceEntry') ports.add(p.port);
+    }
+  }
+  return [...[...ports].sort((a, b) => a - b).map(String), ...[...sniffed].sort()];
+}
