@@ -68,7 +68,7 @@ function defaultCircuitBreakers(): ProtoObject {
 /** The inline load assignment of a DNS cluster, or undefined when it has no endpoints (no cluster then, as istiod). */
 function dnsLoadAssignment(ctx: GenerateContext, name: string, t: ClusterTarget, placement: ProxyPlacement | undefined): ProtoObject | undefined {
   const endpoints = subsetEndpoints(ctx.snap, t.svc, t.port.port, t.dr, t.subset) ?? [];
-  let groups = placedGroups(endpoints, placementPlan(t), placement, { ipOnly: false, withLabels: false });
+  let groups = placedGroups(endpoints, placementPlan(t, ctx.snap), placement, { ipOnly: false, withLabels: false });
   if (t.type === 'LOGICAL_DNS') {
     // One logical host (validation allows one endpoint for DNS_ROUND_ROBIN; gRPC's only DNS
     // type gets the first address of the most preferred locality of a DNS entry).
@@ -92,10 +92,10 @@ function envoyCluster(ctx: GenerateContext, name: string, t: ClusterTarget, load
   if (isHttp2(t.port.protocol)) setHttp2(d);
   // Same order as istiod's applyTrafficPolicy: failover depends on outlier detection being set.
   const p = t.policy;
-  applyConnectionPool(d, p?.connectionPool);
+  applyConnectionPool(d, p?.connectionPool, { ...ctx.snap.connectTimeout });
   applyH2Upgrade(d, p?.connectionPool);
   applyOutlierDetection(d, p?.outlierDetection);
-  if (wantsLocalityWeightedConfig(placementPlan(t))) commonLbConfig(d).locality_weighted_lb_config = {};
+  if (wantsLocalityWeightedConfig(placementPlan(t, ctx.snap))) commonLbConfig(d).locality_weighted_lb_config = {};
   applyLoadBalancer(d, p?.loadBalancer, 'envoy');
   const tlsTarget = {
     sni: `outbound_.${t.port.port}_.${t.subset}_.${t.svc.hostname}`,
@@ -148,7 +148,7 @@ function outboundCluster(
   let loadAssignment: ProtoObject | undefined;
   if (t.type === 'STRICT_DNS' || t.type === 'LOGICAL_DNS') {
     // Inline endpoints: locality load balancing makes them proxy-relative.
-    const placed = placementPlan(t) ? placement() : undefined;
+    const placed = placementPlan(t, ctx.snap) ? placement() : undefined;
     loadAssignment = dnsLoadAssignment(ctx, name, t, placed);
     if (!loadAssignment) return undefined;
   }
@@ -184,12 +184,12 @@ export function outboundClusterNamed(ctx: GenerateContext, flavor: ClusterFlavor
   return o && outboundCluster(ctx, flavor, o.svc, o.port, o.subset, o.dr, () => proxyPlacement(ctx.snap, ctx.proxy));
 }
 
-function originalDstCluster(name: string, bindInbound: boolean): ProtoObject {
+function originalDstCluster(name: string, bindInbound: boolean, connectTimeout: ProtoObject): ProtoObject {
   return {
     name,
     type: 'ORIGINAL_DST',
     lb_policy: 'CLUSTER_PROVIDED',
-    connect_timeout: seconds(10),
+    connect_timeout: connectTimeout,
     circuit_breakers: defaultCircuitBreakers(),
     ...(bindInbound ? { upstream_bind_config: { source_address: { address: '127.0.0.6', port_value: 0 } } } : {}),
   };
@@ -206,18 +206,20 @@ export function sidecarLocalClusters(ctx: GenerateContext): Resource[] {
   if (want(BLACKHOLE_CLUSTER)) {
     out.push({
       name: BLACKHOLE_CLUSTER,
-      build: () => ({ name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: seconds(10), load_assignment: { cluster_name: BLACKHOLE_CLUSTER } }),
+      build: () => ({ name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: { ...ctx.snap.connectTimeout }, load_assignment: { cluster_name: BLACKHOLE_CLUSTER } }),
     });
   }
-  if (want(PASSTHROUGH_CLUSTER)) out.push({ name: PASSTHROUGH_CLUSTER, build: () => originalDstCluster(PASSTHROUGH_CLUSTER, false) });
-  if (want(INBOUND_PASSTHROUGH_CLUSTER)) out.push({ name: INBOUND_PASSTHROUGH_CLUSTER, build: () => originalDstCluster(INBOUND_PASSTHROUGH_CLUSTER, true) });
+  // istiod gives these clusters the MeshConfig connectTimeout too.
+  const timeout = (): ProtoObject => ({ ...ctx.snap.connectTimeout });
+  if (want(PASSTHROUGH_CLUSTER)) out.push({ name: PASSTHROUGH_CLUSTER, build: () => originalDstCluster(PASSTHROUGH_CLUSTER, false, timeout()) });
+  if (want(INBOUND_PASSTHROUGH_CLUSTER)) out.push({ name: INBOUND_PASSTHROUGH_CLUSTER, build: () => originalDstCluster(INBOUND_PASSTHROUGH_CLUSTER, true, timeout()) });
   for (const ip of inboundPorts(ctx)) {
     const name = inboundClusterName(ip.targetPort);
     if (!want(name)) continue;
     out.push({
       name,
       build: () => ({
-        ...originalDstCluster(name, true),
+        ...originalDstCluster(name, true, timeout()),
         ...(isHttp2(ip.protocol) ? { typed_extension_protocol_options: http2Options() } : {}),
       }),
     });

@@ -8,21 +8,11 @@ import { securedInboundChains } from './security/inbound';
 import { needsTlsInspector, tlsInspector } from './security/inbound-tls';
 import { httpFilters } from './http-filters';
 import { inboundPorts } from './inbound';
+import { outboundCatchAllCluster } from './outbound-policy';
 import { outboundTcpListeners } from './outbound-tcp';
 import { sidecarRouteNames } from './routes';
 import type { GenerateContext, ProtoObject, Resource } from './types';
-import {
-  HCM_TYPE,
-  INBOUND_PASSTHROUGH_CLUSTER,
-  ORIGINAL_DST_TYPE,
-  PASSTHROUGH_CLUSTER,
-  TCP_PROXY_TYPE,
-  adsConfigSource,
-  inboundClusterName,
-  routerFilter,
-  seconds,
-  socketAddress,
-} from './util';
+import { HCM_TYPE, INBOUND_PASSTHROUGH_CLUSTER, ORIGINAL_DST_TYPE, TCP_PROXY_TYPE, adsConfigSource, inboundClusterName, routerFilter, seconds, socketAddress } from './util';
 
 export const VIRTUAL_OUTBOUND_PORT = 15001;
 export const VIRTUAL_INBOUND_PORT = 15006;
@@ -60,13 +50,14 @@ function outboundHttpListener(port: number): ProtoObject {
   };
 }
 
-function virtualOutbound(): ProtoObject {
+function virtualOutbound(ctx: GenerateContext): ProtoObject {
   return {
     name: 'virtualOutbound',
     address: socketAddress('0.0.0.0', VIRTUAL_OUTBOUND_PORT),
     use_original_dst: { value: true },
     traffic_direction: 'OUTBOUND',
-    filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(PASSTHROUGH_CLUSTER)] }],
+    // PassthroughCluster, or BlackHoleCluster under MeshConfig REGISTRY_ONLY.
+    filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(outboundCatchAllCluster(ctx.snap))] }],
   };
 }
 
@@ -122,7 +113,7 @@ export function sidecarListeners(ctx: GenerateContext): Resource[] {
 export function sidecarOutboundListeners(ctx: GenerateContext): Resource[] {
   const out: Resource[] = [];
   const want = (n: string): boolean => !ctx.names || ctx.names.has(n);
-  if (want('virtualOutbound')) out.push({ name: 'virtualOutbound', build: virtualOutbound });
+  if (want('virtualOutbound')) out.push({ name: 'virtualOutbound', build: () => virtualOutbound(ctx) });
   const httpPorts = sidecarRouteNames(ctx.snap, ctx.proxy.namespace);
   for (const port of httpPorts) {
     const name = `0.0.0.0_${port}`;
