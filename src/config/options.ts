@@ -41,11 +41,18 @@ export interface MeshdOptions {
   secureXdsPort: number;
   /** Also serve the CA (CreateCertificate) on the plaintext xDS port, for development: tokens then cross the network in clear. */
   plaintextCa: boolean;
-  /** SPIFFE trust domain of issued identities. */
+  /**
+   * istiod's `--meshConfig`: a MeshConfig file (or the ConfigMap `istio` as YAML), watched. When
+   * set it is the MeshConfig, and the source's (folder `mesh.yaml`, ConfigMap `istio`) is not read.
+   */
+  meshConfigFile?: string;
+  /** meshd's revision (istiod's REVISION): the MeshConfig ConfigMap is `istio-<revision>` unless `default`. */
+  revision?: string;
+  /** SPIFFE trust domain of issued identities: the default of MeshConfig `trustDomain`, which wins when set. */
   trustDomain: string;
   /**
-   * Other trust domains that mean this mesh (MeshConfig trustDomainAliases): peers whose identities
-   * carry them are accepted, and policies' principals are spelled for them too.
+   * Other trust domains that mean this mesh, added to MeshConfig trustDomainAliases: peers whose
+   * identities carry them are accepted, and policies' principals are spelled for them too.
    */
   trustDomainAliases: string[];
   /** Self-signed root folder (folder source). Unset: a new root in memory on every start. */
