@@ -27,6 +27,7 @@ interface CliOptions {
   plaintextCa?: boolean;
   trustDomain: string;
   trustDomainAliases: string[];
+  meshConfig?: string;
   caDir: string;
   cacerts?: string;
   jwks?: string;
@@ -164,7 +165,8 @@ export function program(): Command {
     )
     .option('--secure-xds-port <port>', 'xDS and CA over TLS as istiod; 0 picks, -1 disables', port('--secure-xds-port', true), 15012)
     .option('--plaintext-ca', 'also serve the CA on the plaintext xDS port (development only: tokens cross the network in clear)')
-    .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities', DEFAULTS.trustDomain)
+    .option('--mesh-config <file>', "MeshConfig file, watched (istiod's --meshConfig); replaces the folder's mesh.yaml and the ConfigMap istio")
+    .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities (MeshConfig trustDomain wins when set)', DEFAULTS.trustDomain)
     .option(
       '--trust-domain-aliases <domains>',
       'comma-separated trust domains that also mean this mesh (MeshConfig trustDomainAliases)',
@@ -216,6 +218,7 @@ export function program(): Command {
       maxDepth,
       maxAliasNodes,
       maxErrorsPerObject,
+      meshConfig,
       ...rest
     } = o;
     // Standard output may be a pipe whose reader stalls or dies: logging must never block
@@ -228,6 +231,9 @@ export function program(): Command {
       limits: limitsOf({ maxFileBytes, maxDocumentsPerFile, maxDepth, maxAliasNodes, maxErrorsPerObject }),
       logger,
       ...pod,
+      meshConfigFile: meshConfig,
+      // istiod reads its revision from REVISION; it names the MeshConfig ConfigMap.
+      revision: process.env['REVISION'] || undefined,
       inCluster: inCluster || undefined,
       cacertsDir: cacerts,
       configRescanIntervalMs: configRescanInterval,

@@ -11,7 +11,11 @@ import { jwksSources } from './model/build-reqauthn';
 import type { ConfigError, ConfigObject, RequestAuthenticationSpec } from './model/objects';
 import { JwksResolver, type JwksResolverOptions } from './jwks/resolver';
 import type { MeshSnapshot } from './model/snapshot';
-import { FileSource } from './sources/file-source';
+import { FileSource, MESH_CONFIG_FILE } from './sources/file-source';
+import { MeshConfigFile } from './sources/mesh-file';
+import type { MeshConfigText } from './model/build-mesh';
+import { parseMeshConfig } from './model/mesh-config';
+import * as path from 'node:path';
 import { loadKubeConfig } from './sources/kube-http';
 import { KubeSource, type KubeSourceOptions } from './sources/kube-source';
 import { type LeaderElectionHandle, type LeaseTimings, leaderIdentity, meshdLeaderTasks, startLeaderElection } from './leader';
@@ -19,6 +23,7 @@ import { DEFAULT_LEADER_NAMESPACE } from './leader';
 import { checkObject } from './model/validate';
 import { type WebhookServerHandle, followCertificates, startWebhookServer, webhookServingCertificate } from './webhook/server';
 import type { ConfigSource } from './sources/source';
+import type { InjectionConfig } from './inject/options';
 import { BoundedSink } from './cli/log-sink';
 import { ConfigEngine } from './xds/engine';
 import { Debouncer } from './xds/debounce';
@@ -124,6 +129,35 @@ function readCaFile(file: string): string {
   return pem;
 }
 
+/** istiod's MeshConfig ConfigMap: `istio`, or `istio-<revision>` for a revision other than default. */
+export function meshConfigMapName(revision: string | undefined): string {
+  return revision && revision !== 'default' ? `istio-${revision}` : 'istio';
+}
+
+/** A config folder's mesh.yaml, if it has one (read before the source, for the CA's trust domain). */
+function readMeshYaml(dir: string): MeshConfigText | undefined {
+  try {
+    return { source: MESH_CONFIG_FILE, text: fs.readFileSync(path.join(dir, MESH_CONFIG_FILE), 'utf8') };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The injector's settings from the MeshConfig in effect (none while no MeshConfig was given:
+ * the flags' only), one object per MeshConfig so the webhook resolves them once per change.
+ */
+function meshInjector(): (snap: MeshSnapshot | undefined) => InjectionConfig | undefined {
+  const cache = new WeakMap<object, InjectionConfig>();
+  return (snap) => {
+    if (!snap || snap.meshStatus.source === undefined) return undefined;
+    const mesh = snap.meshConfig;
+    let c = cache.get(mesh);
+    if (!c) cache.set(mesh, (c = { proxyConfig: mesh.defaultConfig, trustDomain: mesh.trustDomain }));
+    return c;
+  };
+}
+
 export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const opts = withDefaults(input);
   // Read before anything starts, so a bad file fails the start cleanly.
@@ -166,20 +200,42 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     metrics.rejectedResources.set(engine.currentRejections().length);
   };
 
+  // MeshConfig: the --mesh-config file when given (istiod's --meshConfig), else the source's
+  // (the folder's mesh.yaml, or ConfigMap istio in meshd's namespace).
+  const meshFile = opts.meshConfigFile
+    ? new MeshConfigFile(opts.meshConfigFile, {
+        settleMs: opts.configSettleMs,
+        rescanIntervalMs: opts.configRescanIntervalMs,
+        maxBytes: opts.limits.maxFileBytes,
+        log: log.child({ component: 'mesh-config' }),
+      })
+    : undefined;
+  meshFile?.load();
+  const meshText = (): MeshConfigText | undefined => (meshFile ? meshFile.text() : source.state().mesh);
   const kubeConnection = opts.configDir !== undefined ? undefined : opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : { inCluster: true as const };
   const kubeConfig = kubeConnection ? loadKubeConfig(kubeConnection) : undefined;
   const source: ConfigSource = kubeConfig
-    ? new KubeSource({ kubeConfig, log: log.child({ component: 'kube' }), limits: opts.limits, ...input.kube })
+    ? new KubeSource({
+        kubeConfig,
+        log: log.child({ component: 'kube' }),
+        limits: opts.limits,
+        ...(meshFile ? {} : { meshConfigMap: { namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE, name: meshConfigMapName(opts.revision) } }),
+        ...input.kube,
+      })
     : new FileSource(opts.configDir as string, {
         rescanIntervalMs: opts.configRescanIntervalMs,
         settleMs: opts.configSettleMs,
         log: log.child({ component: 'folder' }),
         limits: opts.limits,
       });
+  // The CA signs for the trust domain in effect at start: a MeshConfig file's, else the flag's
+  // (a MeshConfig read later from the API server changes the generated config, not the CA).
+  const startMesh = meshFile ? meshFile.text() : opts.configDir !== undefined ? readMeshYaml(opts.configDir) : undefined;
+  const caTrustDomain = (startMesh && parseMeshConfig(startMesh.text, { trustDomain: opts.trustDomain }).config?.trustDomain) || opts.trustDomain;
   // The workload CA: CreateCertificate on 15012 (and 15010 with --plaintext-ca); in Kubernetes only the leader creates the root.
   let leading: () => boolean = () => false;
   const ca = new MeshdCa({
-    trustDomain: opts.trustDomain,
+    trustDomain: caTrustDomain,
     cacertsDir: opts.cacertsDir,
     caDir: opts.caDir,
     kubeConfig,
@@ -234,6 +290,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   };
   // Each problem is logged when it first appears, not again on every rebuild while it lasts.
   let logged = new Set<string>();
+  let loggedMeshWarnings = '';
   const digests = new WeakMap<ConfigObject, string>();
   const rebuild = (): MeshSnapshot => {
     const state = source.state();
@@ -246,7 +303,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       domain: opts.domain,
       trustDomain: opts.trustDomain,
       trustDomainAliases: opts.trustDomainAliases,
-      protocolDetectionTimeoutMs: opts.protocolDetectionTimeoutMs,
+      mesh: meshText(),
       previous: current,
       digests,
       jwks: jwksResolver.entries(),
@@ -260,6 +317,10 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       if (!logged.has(line)) log.warn({ source: e.source, kind: e.kind, namespace: e.namespace, name: e.name }, `config left out: ${line}`);
     }
     logged = now;
+    // Unknown MeshConfig fields are warnings (istiod decodes them leniently): logged once per change.
+    const warnings = snap.meshStatus.warnings.map((w) => `${w.path}: ${w.message}`).join('; ');
+    if (warnings !== loggedMeshWarnings && warnings !== '') log.warn({ source: snap.meshStatus.source }, truncate(`MeshConfig: ${warnings}`, opts.limits.maxLogLineLength));
+    loggedMeshWarnings = warnings;
     return snap;
   };
 
@@ -300,9 +361,11 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       );
   });
   onJwksChange = () => debouncer.add('jwks');
+  meshFile?.on('change', (what: string) => debouncer.add(what));
   source.on('change', (what: string) => debouncer.add(what));
   source.on('error', (err: unknown) => log.error({ err }, 'config source error'));
   if (source instanceof FileSource) await source.start();
+  meshFile?.start();
 
   const apps: FastifyInstance[] = [];
   let xdsPort: number;
@@ -339,12 +402,15 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     }
     if (opts.webhookPort >= 0) {
       const wlog = log.child({ component: 'webhook' });
+      const meshInjection = meshInjector();
       const hooks = await startWebhookServer({
         host: opts.host,
         port: opts.webhookPort,
         log: wlog,
         validate: (o) => checkObject(o, opts.limits.maxErrorsPerObject),
         injection: { clusterDomain: opts.domain, trustDomain: opts.trustDomain },
+        // The MeshConfig's defaultConfig (proxyMetadata, holdApplicationUntilProxyStarts, …) and trust domain, when one is given.
+        meshInjection: () => meshInjection(current),
         namespaceLabels: (ns) => current?.namespaceLabels.get(ns),
       });
       webhooks = hooks;
@@ -367,6 +433,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     jwksResolver.close();
     ca.close();
     webhookCert?.close();
+    await meshFile?.close();
     await webhooks?.close();
     await election?.stop();
     await source.close();
@@ -430,6 +497,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       webhookCert?.close();
       await election?.stop();
       await webhooks?.close();
+      await meshFile?.close();
       await source.close();
       await server.close();
       await securePort?.close();

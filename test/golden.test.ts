@@ -4,6 +4,7 @@
  *
  * Each case is test/golden/<case>/case.yaml:
  *   input: <folder relative to the repo root>
+ *   mesh: <MeshConfig file relative to the repo root, replacing the folder's mesh.yaml> (optional)
  *   proxies: [{ name, id, metadata, names? }]   (names: { LDS: [...] } subscribes by name)
  * and the expected output lives in test/golden/<case>/<proxy name>/{cds,eds,lds,rds}.yaml.
  */
@@ -24,6 +25,8 @@ interface Case {
   input: string;
   /** Fetched JWKS by source key: file paths relative to the repo root. */
   jwks?: Record<string, string>;
+  /** A MeshConfig file (relative to the repo root) in place of the folder's mesh.yaml. */
+  mesh?: string;
   proxies: { name: string; id: string; metadata?: Record<string, unknown>; names?: Record<string, string[]> }[];
 }
 
@@ -31,7 +34,7 @@ for (const name of fs.readdirSync(GOLDEN).sort()) {
   const caseFile = path.join(GOLDEN, name, 'case.yaml');
   if (!fs.existsSync(caseFile)) continue;
   const c = YAML.parse(fs.readFileSync(caseFile, 'utf8')) as Case;
-  const snap = snapshotFromDir(path.join(ROOT, c.input), c.jwks, ROOT);
+  const snap = snapshotFromDir(path.join(ROOT, c.input), c.jwks, ROOT, c.mesh);
   for (const p of c.proxies) {
     test(`golden ${name}/${p.name}`, () => {
       assert.deepEqual(snap.errors, [], 'golden inputs must be valid');

@@ -1,6 +1,6 @@
 /** Every option meshd takes, as one typed object. Only main.ts reads argv or env. */
 import { JWT_DEFAULTS, jwksSourceProblem } from '../ca/authn/jwt';
-import { DEFAULT_DOMAIN, DEFAULT_PROTOCOL_DETECTION_TIMEOUT_MS } from '../model/snapshot';
+import { DEFAULT_DOMAIN } from '../model/snapshot';
 import { DEFAULT_INPUT_LIMITS, type InputLimits, inputLimits } from './limits';
 
 export interface MeshdOptions {
@@ -41,11 +41,18 @@ export interface MeshdOptions {
   secureXdsPort: number;
   /** Also serve the CA (CreateCertificate) on the plaintext xDS port, for development: tokens then cross the network in clear. */
   plaintextCa: boolean;
-  /** SPIFFE trust domain of issued identities. */
+  /**
+   * istiod's `--meshConfig`: a MeshConfig file (or the ConfigMap `istio` as YAML), watched. When
+   * set it is the MeshConfig, and the source's (folder `mesh.yaml`, ConfigMap `istio`) is not read.
+   */
+  meshConfigFile?: string;
+  /** meshd's revision (istiod's REVISION): the MeshConfig ConfigMap is `istio-<revision>` unless `default`. */
+  revision?: string;
+  /** SPIFFE trust domain of issued identities: the default of MeshConfig `trustDomain`, which wins when set. */
   trustDomain: string;
   /**
-   * Other trust domains that mean this mesh (MeshConfig trustDomainAliases): peers whose identities
-   * carry them are accepted, and policies' principals are spelled for them too.
+   * Other trust domains that mean this mesh, added to MeshConfig trustDomainAliases: peers whose
+   * identities carry them are accepted, and policies' principals are spelled for them too.
    */
   trustDomainAliases: string[];
   /** Self-signed root folder (folder source). Unset: a new root in memory on every start. */
@@ -70,12 +77,6 @@ export interface MeshdOptions {
   maxWorkloadCertTtlSeconds: number;
   /** What one input may cost: file size, documents, depth, aliases, errors (config/limits.ts). */
   limits: InputLimits;
-  /**
-   * MeshConfig protocolDetectionTimeout (ms): how long sidecar listeners wait for a connection's
-   * first bytes to tell HTTP from other TCP before treating it as TCP; 0 (istiod's default) waits
-   * without limit.
-   */
-  protocolDetectionTimeoutMs: number;
 }
 
 /** Options as callers give them: any subset, the limits too. */
@@ -108,7 +109,6 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   limits: DEFAULT_INPUT_LIMITS,
   // Off for embedders and tests; the command line uses the cores beside meshd's own.
   caSignWorkers: 0,
-  protocolDetectionTimeoutMs: DEFAULT_PROTOCOL_DETECTION_TIMEOUT_MS,
 };
 
 /** A DNS name for a certificate SAN: lower-case labels of letters, digits and inner hyphens, optionally `*.` first. */
@@ -150,9 +150,6 @@ export function withDefaults(o: MeshdOptionsInput): MeshdOptions {
   }
   if (!Number.isInteger(merged.caSignWorkers) || merged.caSignWorkers < 0 || merged.caSignWorkers > 64) {
     throw new Error(`--ca-sign-workers: ${merged.caSignWorkers} is not a worker count (0-64)`);
-  }
-  if (!Number.isFinite(merged.protocolDetectionTimeoutMs) || merged.protocolDetectionTimeoutMs < 0) {
-    throw new Error(`protocolDetectionTimeout: ${merged.protocolDetectionTimeoutMs}ms must be a duration >= 0`);
   }
   if (merged.jwks !== undefined && (!merged.jwtIssuer || !merged.jwtAudiences || merged.jwtAudiences.length === 0)) {
     throw new Error('--jwks needs --jwt-issuer and --jwt-audience');

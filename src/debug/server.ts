@@ -5,6 +5,7 @@ import type { ConfigEngine } from '../xds/engine';
 import type { XdsMetrics } from '../xds/metrics';
 import type { EnvoyProtos } from '../xds/protos';
 import type { AdsServer } from '../xds/server';
+import { meshConfigView } from '../model/mesh-config';
 import { configDump, configz, registryz, syncz } from './views';
 
 export interface DebugDeps {
@@ -27,6 +28,12 @@ export function metricsApp(metrics: XdsMetrics): FastifyInstance {
   return app;
 }
 
+/** Where the MeshConfig came from, its warnings (unknown fields), and a refused one's errors. */
+export function meshStatusView(s: MeshSnapshot): object {
+  const st = s.meshStatus;
+  return { source: st.source ?? 'defaults', kept_last_good: st.keptLastGood, errors: st.errors, warnings: st.warnings };
+}
+
 export function debugApp(deps: DebugDeps): FastifyInstance {
   const app = metricsApp(deps.metrics);
   const snap = (): MeshSnapshot => {
@@ -41,12 +48,17 @@ export function debugApp(deps: DebugDeps): FastifyInstance {
   });
 
   app.get('/debug', async () => ({
-    endpoints: ['/debug/config_dump?proxyID=<id>', '/debug/syncz', '/debug/registryz', '/debug/configz', '/debug/push_status', '/metrics', '/ready'],
+    endpoints: ['/debug/config_dump?proxyID=<id>', '/debug/syncz', '/debug/registryz', '/debug/configz', '/debug/mesh', '/debug/push_status', '/metrics', '/ready'],
   }));
 
   app.get('/debug/syncz', async () => syncz(deps.server.connectionList()));
   app.get('/debug/registryz', async () => registryz(snap()));
-  app.get('/debug/configz', async () => ({ ...configz(snap()), ...(deps.jwks ? { jwks: deps.jwks() } : {}) }));
+  app.get('/debug/configz', async () => ({ ...configz(snap()), mesh_config: meshStatusView(snap()), ...(deps.jwks ? { jwks: deps.jwks() } : {}) }));
+  // istiod's /debug/mesh: the MeshConfig in effect (with its defaults), and where it came from.
+  app.get('/debug/mesh', async () => {
+    const s = snap();
+    return { ...meshConfigView(s.meshConfig), meshd_status: meshStatusView(s) };
+  });
 
   app.get('/debug/push_status', async () => ({
     version: deps.snapshot()?.version ?? null,

@@ -126,8 +126,11 @@ function tcpKeepalive(k: NonNullable<NonNullable<ConnectionPoolSettings['tcp']>[
   return out;
 }
 
-/** connectionPool → connect_timeout, circuit breakers, keepalive, HTTP protocol options (Envoy). */
-export function applyConnectionPool(d: ClusterDraft, cp: ConnectionPoolSettings | undefined): void {
+/**
+ * connectionPool → connect_timeout (else `meshConnectTimeout`, MeshConfig connectTimeout), circuit
+ * breakers, keepalive, HTTP protocol options (Envoy).
+ */
+export function applyConnectionPool(d: ClusterDraft, cp: ConnectionPoolSettings | undefined, meshConnectTimeout: ProtoObject = DEFAULT_CONNECT_TIMEOUT): void {
   const c = d.cluster;
   const threshold = defaultThresholds();
   const http = cp?.http;
@@ -136,7 +139,7 @@ export function applyConnectionPool(d: ClusterDraft, cp: ConnectionPoolSettings 
   if (positive(http?.http1MaxPendingRequests)) threshold.max_pending_requests = { value: http.http1MaxPendingRequests };
   if (positive(http?.maxRetries)) threshold.max_retries = { value: http.maxRetries };
   if (positive(tcp?.maxConnections)) threshold.max_connections = { value: tcp.maxConnections };
-  c.connect_timeout = tcp?.connectTimeout ? duration(tcp.connectTimeout) : DEFAULT_CONNECT_TIMEOUT;
+  c.connect_timeout = tcp?.connectTimeout ? duration(tcp.connectTimeout) : meshConnectTimeout;
   if (tcp?.tcpKeepalive) c.upstream_connection_options = { tcp_keepalive: tcpKeepalive(tcp.tcpKeepalive) };
   c.circuit_breakers = { thresholds: [threshold] };
 

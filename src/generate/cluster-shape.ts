@@ -190,6 +190,6 @@ export function edsTarget(ctx: GenerateContext, clusterName: string): ClusterTar
 }
 
 /** The locality load-balancing plan, when the proxy's placement shapes this cluster's endpoints. */
-export function placementPlan(t: ClusterTarget): LocalityLbPlan | undefined {
-  return localityLbPlan(t.policy);
+export function placementPlan(t: ClusterTarget, snap: MeshSnapshot): LocalityLbPlan | undefined {
+  return localityLbPlan(t.policy, snap.localityLbSetting);
 }

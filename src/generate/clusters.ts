@@ -68,7 +68,7 @@ function defaultCircuitBreakers(): ProtoObject {
 /** The inline load assignment of a DNS cluster, or undefined when it has no endpoints (no cluster then, as istiod). */
 function dnsLoadAssignment(ctx: GenerateContext, name: string, t: ClusterTarget, placement: ProxyPlacement | undefined): ProtoObject | undefined {
   const endpoints = subsetEndpoints(ctx.snap, t.svc, t.port.port, t.dr, t.subset) ?? [];
-  let groups = placedGroups(endpoints, placementPlan(t), placement, { ipOnly: false, withLabels: false });
+  let groups = placedGroups(endpoints, placementPlan(t, ctx.snap), placement, { ipOnly: false, withLabels: false });
   if (t.type === 'LOGICAL_DNS') {
     // One logical host (validation allows one endpoint for DNS_ROUND_ROBIN; gRPC's only DNS
     // type gets the first address of the most preferred locality of a DNS entry).
@@ -94,10 +94,10 @@ function envoyCluster(ctx: GenerateContext, name: string, t: ClusterTarget, load
   else if (isAuto(t.port.protocol) && ctx.proxy.type === 'sidecar') setDownstreamProtocol(d);
   // Same order as istiod's applyTrafficPolicy: failover depends on outlier detection being set.
   const p = t.policy;
-  applyConnectionPool(d, p?.connectionPool);
+  applyConnectionPool(d, p?.connectionPool, { ...ctx.snap.connectTimeout });
   applyH2Upgrade(d, p?.connectionPool);
   applyOutlierDetection(d, p?.outlierDetection);
-  if (wantsLocalityWeightedConfig(placementPlan(t))) commonLbConfig(d).locality_weighted_lb_config = {};
+  if (wantsLocalityWeightedConfig(placementPlan(t, ctx.snap))) commonLbConfig(d).locality_weighted_lb_config = {};
   applyLoadBalancer(d, p?.loadBalancer, 'envoy');
   const tlsTarget = {
     sni: `outbound_.${t.port.port}_.${t.subset}_.${t.svc.hostname}`,
@@ -150,7 +150,7 @@ function outboundCluster(
   let loadAssignment: ProtoObject | undefined;
   if (t.type === 'STRICT_DNS' || t.type === 'LOGICAL_DNS') {
     // Inline endpoints: locality load balancing makes them proxy-relative.
-    const placed = placementPlan(t) ? placement() : undefined;
+    const placed = placementPlan(t, ctx.snap) ? placement() : undefined;
     loadAssignment = dnsLoadAssignment(ctx, name, t, placed);
     if (!loadAssignment) return undefined;
   }
@@ -186,12 +186,12 @@ export function outboundClusterNamed(ctx: GenerateContext, flavor: ClusterFlavor
   return o && outboundCluster(ctx, flavor, o.svc, o.port, o.subset, o.dr, () => proxyPlacement(ctx.snap, ctx.proxy));
 }
 
-function originalDstCluster(name: string, bindInbound: boolean): ProtoObject {
+function originalDstCluster(name: string, bindInbound: boolean, connectTimeout: ProtoObject): ProtoObject {
   return {
     name,
     type: 'ORIGINAL_DST',
     lb_policy: 'CLUSTER_PROVIDED',
-    connect_timeout: seconds(10),
+    connect_timeout: connectTimeout,
     circuit_breakers: defaultCircuitBreakers(),
     ...(bindInbound ? { upstream_bind_config: { source_address: { address: '127.0.0.6', port_value: 0 } } } : {}),
   };
@@ -208,16 +208,18 @@ export function sidecarLocalClusters(ctx: GenerateContext): Resource[] {
   if (want(BLACKHOLE_CLUSTER)) {
     out.push({
       name: BLACKHOLE_CLUSTER,
-      build: () => ({ name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: seconds(10), load_assignment: { cluster_name: BLACKHOLE_CLUSTER } }),
+      build: () => ({ name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: { ...ctx.snap.connectTimeout }, load_assignment: { cluster_name: BLACKHOLE_CLUSTER } }),
     });
   }
-  if (want(PASSTHROUGH_CLUSTER)) out.push({ name: PASSTHROUGH_CLUSTER, build: () => originalDstCluster(PASSTHROUGH_CLUSTER, false) });
-  if (want(INBOUND_PASSTHROUGH_CLUSTER)) out.push({ name: INBOUND_PASSTHROUGH_CLUSTER, build: () => originalDstCluster(INBOUND_PASSTHROUGH_CLUSTER, true) });
+  // istiod gives these clusters the MeshConfig connectTimeout too.
+  const timeout = (): ProtoObject => ({ ...ctx.snap.connectTimeout });
+  if (want(PASSTHROUGH_CLUSTER)) out.push({ name: PASSTHROUGH_CLUSTER, build: () => originalDstCluster(PASSTHROUGH_CLUSTER, false, timeout()) });
+  if (want(INBOUND_PASSTHROUGH_CLUSTER)) out.push({ name: INBOUND_PASSTHROUGH_CLUSTER, build: () => originalDstCluster(INBOUND_PASSTHROUGH_CLUSTER, true, timeout()) });
   for (const ip of inboundPorts(ctx)) {
     const name = inboundClusterName(ip.targetPort);
     if (!want(name)) continue;
     const options = inboundHttpOptions(ip.protocol);
-    out.push({ name, build: () => ({ ...originalDstCluster(name, true), ...(options ? { typed_extension_protocol_options: options } : {}) }) });
+    out.push({ name, build: () => ({ ...originalDstCluster(name, true, timeout()), ...(options ? { typed_extension_protocol_options: options } : {}) }) });
   }
   return out;
 }

@@ -13,7 +13,7 @@ import { outboundClusterName } from './util';
 function clusterLoadAssignment(ctx: GenerateContext, name: string, t: ClusterTarget, placement: ProxyPlacement | undefined): ProtoObject {
   const endpoints = subsetEndpoints(ctx.snap, t.svc, t.port.port, t.dr, t.subset) ?? [];
   // Endpoints with sidecars are marked for the clusters' auto-mTLS transport socket match.
-  const groups = withTlsModeMetadata(ctx.snap, t.svc, placedGroups(endpoints, placementPlan(t), placement, { ipOnly: true, withLabels: true }));
+  const groups = withTlsModeMetadata(ctx.snap, t.svc, placedGroups(endpoints, placementPlan(t, ctx.snap), placement, { ipOnly: true, withLabels: true }));
   return groups.length > 0 ? { cluster_name: name, endpoints: groupsToProto(groups) } : { cluster_name: name };
 }
 
@@ -33,7 +33,7 @@ export function endpointResources(ctx: GenerateContext): Resource[] {
 export function endpointResource(ctx: GenerateContext, name: string, placement: () => ProxyPlacement = () => proxyPlacement(ctx.snap, ctx.proxy)): Resource | undefined {
   const t = edsTarget(ctx, name);
   if (!t) return undefined;
-  const plan = placementPlan(t);
+  const plan = placementPlan(t, ctx.snap);
   let placed: ProxyPlacement | undefined;
   if (plan) {
     // Only locality load balancing makes endpoints proxy-relative; otherwise they are shared.

@@ -7,8 +7,9 @@ import { securedInboundChains } from './security/inbound';
 import { httpInspector, needsTlsInspector, tlsInspector } from './security/inbound-tls';
 import { inboundPorts } from './inbound';
 import { outboundServiceListeners } from './outbound-listeners';
+import { outboundCatchAllCluster } from './outbound-policy';
 import type { GenerateContext, ProtoObject, Resource } from './types';
-import { HCM_TYPE, INBOUND_PASSTHROUGH_CLUSTER, ORIGINAL_DST_TYPE, PASSTHROUGH_CLUSTER, TCP_PROXY_TYPE, inboundClusterName, routerFilter, seconds, socketAddress } from './util';
+import { HCM_TYPE, INBOUND_PASSTHROUGH_CLUSTER, ORIGINAL_DST_TYPE, TCP_PROXY_TYPE, inboundClusterName, routerFilter, seconds, socketAddress } from './util';
 
 export const VIRTUAL_OUTBOUND_PORT = 15001;
 export const VIRTUAL_INBOUND_PORT = 15006;
@@ -17,13 +18,14 @@ function tcpProxy(cluster: string, statPrefix = cluster): ProtoObject {
   return { name: 'envoy.filters.network.tcp_proxy', typed_config: { '@type': TCP_PROXY_TYPE, stat_prefix: statPrefix, cluster } };
 }
 
-function virtualOutbound(): ProtoObject {
+function virtualOutbound(ctx: GenerateContext): ProtoObject {
   return {
     name: 'virtualOutbound',
     address: socketAddress('0.0.0.0', VIRTUAL_OUTBOUND_PORT),
     use_original_dst: { value: true },
     traffic_direction: 'OUTBOUND',
-    filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(PASSTHROUGH_CLUSTER)] }],
+    // PassthroughCluster, or BlackHoleCluster under MeshConfig REGISTRY_ONLY.
+    filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(outboundCatchAllCluster(ctx.snap))] }],
   };
 }
 
@@ -88,7 +90,7 @@ export function sidecarListeners(ctx: GenerateContext): Resource[] {
 export function sidecarOutboundListeners(ctx: GenerateContext): Resource[] {
   const out: Resource[] = [];
   const want = (n: string): boolean => !ctx.names || ctx.names.has(n);
-  if (want('virtualOutbound')) out.push({ name: 'virtualOutbound', build: virtualOutbound });
+  if (want('virtualOutbound')) out.push({ name: 'virtualOutbound', build: () => virtualOutbound(ctx) });
   out.push(...outboundServiceListeners(ctx));
   return out;
 }

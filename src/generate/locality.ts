@@ -13,7 +13,7 @@ export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 export const SUBZONE_LABEL = 'topology.istio.io/subzone';
 export const NETWORK_LABEL = 'topology.istio.io/network';
 
-/** istiod's mesh default: locality load balancing on, no explicit settings. */
+/** istiod's MeshConfig default: locality load balancing on, no explicit settings. */
 const MESH_DEFAULT: LocalityLbSetting = { enabled: true };
 
 /** One locality of a ClusterLoadAssignment under construction. */
@@ -36,11 +36,11 @@ export interface LocalityLbPlan {
 /**
  * What locality load balancing does for a cluster with this (merged) policy, or undefined when
  * its endpoints do not depend on the proxy's locality: the rule's setting (enabled: false turns
- * it off), else the mesh default; weights always, priorities only with outlier detection.
+ * it off), else the MeshConfig's localityLbSetting; weights always, priorities only with outlier detection.
  */
-export function localityLbPlan(policy: TrafficPolicy | undefined): LocalityLbPlan | undefined {
+export function localityLbPlan(policy: TrafficPolicy | undefined, meshSetting: LocalityLbSetting = MESH_DEFAULT): LocalityLbPlan | undefined {
   const own = policy?.loadBalancer?.localityLbSetting;
-  const setting = own ?? MESH_DEFAULT;
+  const setting = own ?? meshSetting;
   if (setting.enabled === false) return undefined;
   const failover = policy?.outlierDetection !== undefined;
   if ((setting.distribute?.length ?? 0) > 0 || failover) return { setting, failover };

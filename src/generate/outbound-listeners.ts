@@ -33,7 +33,8 @@ import { httpFilters } from './http-filters';
 import { type Target, tcpTargetChains, tcpProxyFilter } from './outbound-tcp';
 import { meshScope } from './route-scope';
 import type { GenerateContext, ProtoObject, Resource } from './types';
-import { HCM_TYPE, PASSTHROUGH_CLUSTER, adsConfigSource, seconds, socketAddress } from './util';
+import { outboundCatchAllCluster } from './outbound-policy';
+import { HCM_TYPE, adsConfigSource, seconds, socketAddress } from './util';
 
 const TLS_INSPECTOR_TYPE = 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector';
 const HTTP_INSPECTOR_TYPE = 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector';
@@ -227,7 +228,9 @@ function buildListener(e: Entry, ctx: GenerateContext): ProtoObject {
     filterChains = [defaultChain];
     defaultChain = undefined;
   } else if (!defaultChain) {
-    defaultChain = { filter_chain_match: {}, name: 'PassthroughFilterChain', filters: [tcpProxyFilter(PASSTHROUGH_CLUSTER, { cluster: PASSTHROUGH_CLUSTER })] };
+    // istiod's buildOutboundCatchAllNetworkFiltersOnly: BlackHoleCluster under REGISTRY_ONLY.
+    const catchAll = outboundCatchAllCluster(ctx.snap);
+    defaultChain = { filter_chain_match: {}, name: 'PassthroughFilterChain', filters: [tcpProxyFilter(catchAll, { cluster: catchAll })] };
   }
   return {
     name: e.name,

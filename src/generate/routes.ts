@@ -10,7 +10,7 @@ import type { MeshService, MeshSnapshot } from '../model/snapshot';
 import { defaultRoute, virtualServiceRoutes } from './http-route';
 import { type RouteScope, meshScope } from './route-scope';
 import type { CompositeItem, GenerateContext, ProtoObject, Resource } from './types';
-import { PASSTHROUGH_CLUSTER, seconds } from './util';
+import { catchAllVirtualHost } from './outbound-policy';
 
 export type { Flavor, RouteScope } from './route-scope';
 export { virtualServiceRoutes, defaultRoute } from './http-route';
@@ -77,12 +77,8 @@ export function sidecarRouteResource(ctx: GenerateContext, port: number): Resour
   items.push({
     key: '*',
     inputs: [],
-    build: () => ({
-      name: 'allow_any',
-      domains: ['*'],
-      routes: [{ name: 'allow_any', match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: seconds(0), max_grpc_timeout: seconds(0) } }],
-      include_request_attempt_count: true,
-    }),
+    // allow_any → PassthroughCluster, or block_all (502) under REGISTRY_ONLY.
+    build: () => catchAllVirtualHost(ctx.snap),
   });
   const head = (): ProtoObject => ({
     name: String(port),

@@ -65,7 +65,8 @@ export function injectPodTemplate(template: Json, ctx: InjectContext): InjectRes
   outAnnotations[REVISION_LABEL] = ctx.opts.revision;
 
   if (parts.initContainers.length > 0) podSpec['initContainers'] = mergeByName(records(podSpec['initContainers']), parts.initContainers, true);
-  podSpec['containers'] = mergeByName(containers, parts.containers, false);
+  // holdApplicationUntilProxyStarts puts istio-proxy first, so its postStart hook holds the app's start.
+  podSpec['containers'] = mergeByName(containers, parts.containers, ctx.opts.proxyConfig['holdApplicationUntilProxyStarts'] === true);
   const volumes = records(podSpec['volumes']);
   const have = new Set(volumes.map((v) => str(v['name'])));
   const added = parts.volumes.filter((v) => !have.has(str(v['name'])));

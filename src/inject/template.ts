@@ -209,6 +209,8 @@ export function sidecarTemplate(input: TemplateInput): { parts: SidecarParts; er
       intAnnotation(a, 'readiness.status.sidecar.istio.io/initialDelaySeconds', 0, errors),
     ),
     startupProbe: probe(1, 600, 0),
+    // ProxyConfig holdApplicationUntilProxyStarts: the app containers start once the proxy is ready.
+    ...(opts.proxyConfig['holdApplicationUntilProxyStarts'] === true ? { lifecycle: { postStart: { exec: { command: ['pilot-agent', 'wait'] } } } } : {}),
     resources,
     securityContext: {
       allowPrivilegeEscalation: false,

@@ -47,6 +47,7 @@ function virtualServices(
   domain: string,
   namespaces: ReadonlySet<string>,
   errors: ConfigError[],
+  exportDefault: readonly string[],
 ): Pick<Routing, 'virtualServices' | 'meshVirtualServicesIn' | 'publicMeshVirtualServices' | 'meshVirtualServiceWildcards'> {
   const objects = new Map<ObjectMeta, ConfigObject>();
   const raw: VirtualServiceConfig[] = [];
@@ -58,7 +59,7 @@ function virtualServices(
       spec,
       hosts: (spec.hosts ?? []).map((h) => resolveHost(h, ns, domain)),
       gateways: (spec.gateways ?? []).map((g) => gatewayKey(g, ns)),
-      exportTo: resolveExportTo(spec.exportTo, ns),
+      exportTo: resolveExportTo(spec.exportTo, ns, exportDefault),
     };
     raw.push(vs);
     objects.set(o.metadata, o);
@@ -98,7 +99,12 @@ function virtualServices(
 }
 
 /** Istio's DestinationRule merge: same host, namespace and selector → one rule; the first keeps its policy. */
-function destinationRules(kind: Kinds, domain: string, errors: ConfigError[]): Pick<Routing, 'destinationRules' | 'destinationRulesByHost' | 'wildcardDestinationRuleHosts'> {
+function destinationRules(
+  kind: Kinds,
+  domain: string,
+  errors: ConfigError[],
+  exportDefault: readonly string[],
+): Pick<Routing, 'destinationRules' | 'destinationRulesByHost' | 'wildcardDestinationRuleHosts'> {
   const merged = new Map<string, DestinationRuleConfig>();
   const order: DestinationRuleConfig[] = [];
   for (const o of kind('DestinationRule')) {
@@ -109,7 +115,7 @@ function destinationRules(kind: Kinds, domain: string, errors: ConfigError[]): P
     const key = `${ns}|${host}|${selector ? JSON.stringify(Object.entries(selector).sort()) : ''}`;
     const first = merged.get(key);
     if (!first) {
-      const dr: DestinationRuleConfig = { meta: o.metadata, spec, host, exportTo: resolveExportTo(spec.exportTo, ns), sources: [`${ns}/${o.metadata.name}`] };
+      const dr: DestinationRuleConfig = { meta: o.metadata, spec, host, exportTo: resolveExportTo(spec.exportTo, ns, exportDefault), sources: [`${ns}/${o.metadata.name}`] };
       merged.set(key, dr);
       order.push(dr);
       continue;
@@ -176,15 +182,27 @@ function secrets(kind: Kinds): Map<string, CredentialSecret> {
   return out;
 }
 
-export function buildRouting(kind: Kinds, domain: string, namespaces: ReadonlySet<string>, errors: ConfigError[]): Routing {
+/** MeshConfig's default exportTo of VirtualServices and DestinationRules (unset: `*`). */
+export interface RoutingDefaults {
+  virtualServiceExportTo: readonly string[];
+  destinationRuleExportTo: readonly string[];
+}
+
+export function buildRouting(
+  kind: Kinds,
+  domain: string,
+  namespaces: ReadonlySet<string>,
+  errors: ConfigError[],
+  defaults: RoutingDefaults = { virtualServiceExportTo: ['*'], destinationRuleExportTo: ['*'] },
+): Routing {
   const gateways: GatewayConfig[] = kind('Gateway').map((o) => ({
     meta: o.metadata,
     spec: (o.body.spec ?? { servers: [] }) as GatewaySpec,
     key: `${o.metadata.namespace}/${o.metadata.name}`,
   }));
   return {
-    ...virtualServices(kind, domain, namespaces, errors),
-    ...destinationRules(kind, domain, errors),
+    ...virtualServices(kind, domain, namespaces, errors, defaults.virtualServiceExportTo),
+    ...destinationRules(kind, domain, errors, defaults.destinationRuleExportTo),
     gateways,
     gatewayByKey: new Map(gateways.map((g) => [g.key, g])),
     secrets: secrets(kind),

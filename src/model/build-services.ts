@@ -61,7 +61,7 @@ function buildWorkloads(kind: Kinds): Pick<Registry, 'workloads' | 'workloadByIp
   return { workloads, workloadByIp };
 }
 
-function kubernetesService(o: ConfigObject, domain: string): MeshService | undefined {
+function kubernetesService(o: ConfigObject, domain: string, exportDefault: readonly string[]): MeshService | undefined {
   const spec = (o.body.spec ?? {}) as ServiceSpec;
   if (spec.type === 'ExternalName') return undefined;
   const clusterIP = spec.clusterIP && spec.clusterIP !== 'None' ? spec.clusterIP : undefined;
@@ -85,6 +85,7 @@ function kubernetesService(o: ConfigObject, domain: string): MeshService | undef
         .map((s) => s.trim())
         .filter(Boolean),
       o.metadata.namespace,
+      exportDefault,
     ),
     subjectAltNames: [],
   };
@@ -92,7 +93,7 @@ function kubernetesService(o: ConfigObject, domain: string): MeshService | undef
 
 const RESOLUTION: Readonly<Record<string, Resolution>> = { NONE: 'PASSTHROUGH', STATIC: 'EDS', DNS: 'DNS', DNS_ROUND_ROBIN: 'DNS_ROUND_ROBIN' };
 
-function serviceEntryServices(o: ConfigObject): MeshService[] {
+function serviceEntryServices(o: ConfigObject, exportDefault: readonly string[]): MeshService[] {
   const spec = (o.body.spec ?? {}) as ServiceEntrySpec;
   const vip = (spec.addresses ?? []).find((a) => !a.includes('/'));
   return (spec.hosts ?? []).map((host) => ({
@@ -107,7 +108,7 @@ function serviceEntryServices(o: ConfigObject): MeshService[] {
     source: { kind: 'ServiceEntry', namespace: o.metadata.namespace, name: o.metadata.name },
     resolution: RESOLUTION[spec.resolution ?? 'NONE'] ?? 'PASSTHROUGH',
     meshExternal: spec.location !== 'MESH_INTERNAL',
-    exportTo: resolveExportTo(spec.exportTo, o.metadata.namespace),
+    exportTo: resolveExportTo(spec.exportTo, o.metadata.namespace, exportDefault),
     subjectAltNames: [...(spec.subjectAltNames ?? [])],
   }));
 }
@@ -128,13 +129,14 @@ function entryEndpoint(we: WorkloadEntrySpec, port: number, ns: string, name?: s
   };
 }
 
-export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[]): Registry {
+/** `exportDefault`: MeshConfig defaultServiceExportTo, for Services and ServiceEntries without exportTo. */
+export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[], exportDefault: readonly string[] = ['*']): Registry {
   const { workloads, workloadByIp } = buildWorkloads(kind);
   const services: MeshService[] = [];
   const serviceByHost = new Map<string, MeshService>();
   const owner = new Map<string, string>();
   for (const o of kind('Service')) {
-    const svc = kubernetesService(o, domain);
+    const svc = kubernetesService(o, domain, exportDefault);
     if (!svc) continue;
     services.push(svc);
     serviceByHost.set(svc.hostname, svc);
@@ -142,7 +144,7 @@ export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[]
   }
   const entries = new Map<MeshService, ConfigObject>();
   for (const o of kind('ServiceEntry')) {
-    serviceEntryServices(o).forEach((svc, i) => {
+    serviceEntryServices(o, exportDefault).forEach((svc, i) => {
       const prev = owner.get(svc.hostname);
       if (prev) {
         errors.push(objectError(o, [{ path: `spec.hosts[${i}]`, message: `host "${svc.hostname}" is already defined by ${prev}; this ServiceEntry is ignored for that host` }]));

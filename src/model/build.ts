@@ -11,8 +11,10 @@ import type { JwksEntry } from './jwks';
 import { SnapshotMemo } from './memo';
 import { share } from './intern';
 import { buildRegistry } from './build-services';
-import { DEFAULT_TRUST_DOMAIN, trustDomainBundle } from './trust-domain';
-import { DEFAULT_PROTOCOL_DETECTION_TIMEOUT_MS, DEFAULT_ROOT_NAMESPACE, type MeshService, type MeshSnapshot, exportedTo } from './snapshot';
+import { trustDomainBundle } from './trust-domain';
+import { type MeshConfigText, buildMesh } from './build-mesh';
+import { meshConfigView } from './mesh-config';
+import { DEFAULT_ROOT_NAMESPACE, type MeshService, type MeshSnapshot, exportedTo } from './snapshot';
 
 export interface BuildInput {
   objects: readonly ConfigObject[];
@@ -21,13 +23,16 @@ export interface BuildInput {
   sequence: number;
   now: Date;
   domain: string;
-  /** The SPIFFE trust domain of the mesh (default cluster.local) and its aliases. */
+  /**
+   * The SPIFFE trust domain of the mesh (default cluster.local) and its aliases: defaults of the
+   * MeshConfig (meshd's flags); a MeshConfig `trustDomain` replaces the first, its aliases add up.
+   */
   trustDomain?: string;
   trustDomainAliases?: readonly string[];
-  /** Istio's config root namespace (default istio-system). */
+  /** Istio's config root namespace when the MeshConfig sets none (default istio-system). */
   rootNamespace?: string;
-  /** MeshConfig protocolDetectionTimeout in milliseconds (default istiod's 0). */
-  protocolDetectionTimeoutMs?: number;
+  /** The MeshConfig text and where it came from; none: istiod's defaults. */
+  mesh?: MeshConfigText;
   /**
    * The snapshot being replaced: every part of the new one that equals its counterpart there is
    * taken from it (model/intern.ts), so unchanged parts keep their identity across snapshots.
@@ -78,9 +83,14 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   for (const o of input.objects) if (o.metadata.namespace) namespaces.add(o.metadata.namespace);
 
   const namespaceLabels = new Map(kind('Namespace').map((n) => [n.metadata.name, n.metadata.labels] as const));
-  const registry = buildRegistry(kind, domain, errors);
-  const routing = buildRouting(kind, domain, namespaces, errors);
-  const trustDomains = trustDomainBundle(input.trustDomain ?? DEFAULT_TRUST_DOMAIN, input.trustDomainAliases);
+  const mesh = buildMesh(input.mesh, { trustDomain: input.trustDomain, trustDomainAliases: input.trustDomainAliases }, input.previous?.meshConfig, errors);
+  const meshConfig = mesh.meshConfig;
+  const registry = buildRegistry(kind, domain, errors, meshConfig.defaultServiceExportTo);
+  const routing = buildRouting(kind, domain, namespaces, errors, {
+    virtualServiceExportTo: meshConfig.defaultVirtualServiceExportTo,
+    destinationRuleExportTo: meshConfig.defaultDestinationRuleExportTo,
+  });
+  const trustDomains = trustDomainBundle(meshConfig.trustDomain, meshConfig.trustDomainAliases);
   const security = buildSecurity(kind, errors, trustDomains);
   const reqAuthn = buildRequestAuthn(kind, input.jwks, errors);
 
@@ -125,14 +135,17 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   for (const { key, d } of keyed) hash.update(key).update('\0').update(d);
   // Fetched key sets are content too: a refreshed JWKS is a new version.
   for (const [key, e] of reqAuthn.jwks) hash.update(`jwks\0${key}\0${e.keys ?? ''}\0${e.error ?? ''}`);
+  // So is the MeshConfig in effect.
+  hash.update(`mesh\0${JSON.stringify(meshConfigView(meshConfig))}`);
+  const meshSetsRoot = input.mesh !== undefined && meshConfig.rootNamespace !== DEFAULT_ROOT_NAMESPACE;
 
   const fields = {
     version: `${input.sequence}-${hash.digest('hex').slice(0, 12)}`,
     builtAt: input.now.toISOString(),
     domain,
     trustDomains,
-    rootNamespace: input.rootNamespace ?? DEFAULT_ROOT_NAMESPACE,
-    protocolDetectionTimeoutMs: input.protocolDetectionTimeoutMs ?? DEFAULT_PROTOCOL_DETECTION_TIMEOUT_MS,
+    rootNamespace: meshSetsRoot ? meshConfig.rootNamespace : (input.rootNamespace ?? meshConfig.rootNamespace),
+    ...mesh,
     namespaces,
     namespaceLabels,
     ...registry,

@@ -9,6 +9,9 @@ import type { SecurityPolicies } from './build-security';
 import type { RequestAuthenticationConfig } from './build-reqauthn';
 import type { JwksEntry } from './jwks';
 import type { Protocol } from './protocol';
+import type { LocalityLbSetting } from './objects';
+import type { MeshAccessLog, MeshConfigStatus } from './build-mesh';
+import type { MeshConfig, OutboundTrafficMode, ProtoDuration } from './mesh-config';
 
 export interface ServicePort {
   name: string;
@@ -130,8 +133,25 @@ export interface MeshSnapshot {
   readonly domain: string;
   /** The mesh's SPIFFE trust domain first, then its aliases (MeshConfig trustDomainAliases). */
   readonly trustDomains: readonly string[];
-  /** Istio's config root namespace: its DestinationRules apply mesh-wide as a fallback. */
+  /** Istio's config root namespace (MeshConfig rootNamespace): its DestinationRules and policies apply mesh-wide. */
   readonly rootNamespace: string;
+  /**
+   * The effective MeshConfig, whole (for `/debug/mesh` and the injector). Generators read the
+   * settings below instead: each is its own field, so a result depends only on what it read.
+   */
+  readonly meshConfig: MeshConfig;
+  /** Where the MeshConfig came from, its warnings, and whether an invalid one was refused. */
+  readonly meshStatus: MeshConfigStatus;
+  /** MeshConfig outboundTrafficPolicy.mode: where a sidecar sends traffic to unknown destinations. */
+  readonly outboundTrafficPolicy: OutboundTrafficMode;
+  /** MeshConfig accessLogFile/Format/Encoding: the file access log, or none. */
+  readonly accessLog: MeshAccessLog | undefined;
+  /** MeshConfig connectTimeout: clusters' connect_timeout unless a DestinationRule sets one. */
+  readonly connectTimeout: ProtoDuration;
+  /** MeshConfig enableAutoMtls. */
+  readonly enableAutoMtls: boolean;
+  /** MeshConfig localityLbSetting: for clusters whose DestinationRule has none. */
+  readonly localityLbSetting: LocalityLbSetting;
   /**
    * MeshConfig protocolDetectionTimeout in milliseconds (istiod's default 0: no timeout): how long
    * a sidecar listener's inspectors wait for the first bytes before treating a connection as TCP.
@@ -192,8 +212,6 @@ export interface MeshSnapshot {
 
 export const DEFAULT_DOMAIN = 'cluster.local';
 export const DEFAULT_ROOT_NAMESPACE = 'istio-system';
-/** istiod's MeshConfig default protocolDetectionTimeout (0s: wait for the first bytes without limit). */
-export const DEFAULT_PROTOCOL_DETECTION_TIMEOUT_MS = 0;
 
 /** Expands a host as Istio does: a name without dots is `<name>.<ns>.svc.<domain>`. */
 export function resolveHost(host: string, namespace: string, domain: string): string {
@@ -220,11 +238,15 @@ export function exportedTo(exportTo: readonly string[], ns: string): boolean {
   return exportTo.includes('*') || exportTo.includes(ns);
 }
 
-/** Istio's exportTo values resolved for an object in `namespace`: `.` → it, `~` → none, default `*`. */
-export function resolveExportTo(exportTo: readonly string[] | undefined, namespace: string): string[] {
-  if (!exportTo || exportTo.length === 0) return ['*'];
+/**
+ * Istio's exportTo values resolved for an object in `namespace`: `.` → it, `~` → none; unset:
+ * the MeshConfig default for the kind (`defaultServiceExportTo`, …), itself `*` by default.
+ */
+export function resolveExportTo(exportTo: readonly string[] | undefined, namespace: string, meshDefault: readonly string[] = ['*']): string[] {
+  const given = !exportTo || exportTo.length === 0 ? meshDefault : exportTo;
+  if (given.length === 0 || (given.length === 1 && given[0] === '*')) return ['*'];
   const out = new Set<string>();
-  for (const e of exportTo) {
+  for (const e of given) {
     if (e === '~') continue;
     out.add(e === '.' ? namespace : e);
   }

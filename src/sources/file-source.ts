@@ -29,10 +29,28 @@ export { loadText } from './load';
 
 const CONFIG_FILE = /\.(ya?ml|json)$/i;
 
+/** A file as read: its objects and problems; `mesh.yaml` at the top holds the MeshConfig text instead. */
+interface Read extends FileResult {
+  meshText?: string;
+}
+
 /** What is served for one file, and the hash of the content it came from. */
-interface Committed extends FileResult {
+interface Committed extends Read {
   hash: string;
 }
+
+/**
+ * Whether a text holds objects rather than a MeshConfig: a top-level `kind` other than ConfigMap
+ * (MeshConfig has no `kind`), or several YAML documents (a MeshConfig is one).
+ */
+export function holdsObjects(text: string): boolean {
+  if (/^---\s*$/m.test(text.replace(/^\s*---\s*\n/, ''))) return true;
+  const kind = /^kind:\s*["']?([A-Za-z]+)/m.exec(text);
+  return kind !== null && kind[1] !== 'ConfigMap';
+}
+
+/** The MeshConfig file of a config folder (istiod's mesh config, or the ConfigMap `istio` holding it). */
+export const MESH_CONFIG_FILE = 'mesh.yaml';
 
 export interface FileSourceOptions {
   /** Quiet period between the two reads that must agree before a file is taken. Default 50 ms. */
@@ -228,7 +246,17 @@ export class FileSource extends EventEmitter implements ConfigSource {
       this.files.set(file, { ...unreadable(source, err as Error), hash: `error-${(err as NodeJS.ErrnoException).code ?? 'unknown'}` });
       return;
     }
-    this.files.set(file, { ...loadText(buf.toString('utf8'), source, this.limits), hash: contentHash(buf) });
+    const text = buf.toString('utf8');
+    this.files.set(file, { ...(this.isMeshFile(file, text) ? { objects: [], errors: [], meshText: text } : loadText(text, source, this.limits)), hash: contentHash(buf) });
+  }
+
+  /**
+   * `mesh.yaml` at the top of the folder is the MeshConfig (or the ConfigMap `istio` holding it),
+   * unless it holds Istio or Kubernetes objects: folders written before meshd read MeshConfig
+   * used that name for objects, and those stay objects rather than being lost as a bad MeshConfig.
+   */
+  private isMeshFile(file: string, text: string): boolean {
+    return file === path.join(this.dir, MESH_CONFIG_FILE) && !holdsObjects(text);
   }
 
   /** A directory appeared or vanished: look at every file known or found below it. */
@@ -316,15 +344,16 @@ export class FileSource extends EventEmitter implements ConfigSource {
   }
 
   /** The file's objects, parsed a slice at a time (the event loop keeps turning); undefined when it is gone. */
-  private async parse(file: string, obs: Observation): Promise<FileResult | undefined> {
+  private async parse(file: string, obs: Observation): Promise<Read | undefined> {
     if (!obs.exists) return undefined;
     const source = path.relative(this.dir, file);
     if (obs.error !== undefined) return unreadable(source, new Error(obs.error));
     if (obs.oversized) return oversized(source, obs.size, this.limits);
+    if (this.isMeshFile(file, obs.text)) return { objects: [], errors: [], meshText: obs.text };
     return loadTextAsync(obs.text, source, this.limits);
   }
 
-  private commit(file: string, obs: Observation, next: FileResult | undefined, doubt: string | undefined): void {
+  private commit(file: string, obs: Observation, next: Read | undefined, doubt: string | undefined): void {
     const source = path.relative(this.dir, file);
     if (!next) {
       if (this.files.delete(file)) this.emit('change', source);
@@ -406,7 +435,8 @@ export class FileSource extends EventEmitter implements ConfigSource {
         objects.push(o);
       }
     }
-    return { objects, errors };
+    const mesh = this.files.get(path.join(this.dir, MESH_CONFIG_FILE))?.meshText;
+    return { objects, errors, ...(mesh !== undefined ? { mesh: { source: MESH_CONFIG_FILE, text: mesh } } : {}) };
   }
 }
 

@@ -14,20 +14,20 @@
 import { type KubeConfig, type KubernetesListObject, type KubernetesObject, ListWatch, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { KubeHttpError, getJson, listAll } from './kube-http';
-import { type KubeKind, collectionPath, discoveryPath } from './kube-kinds';
+import { type KubeKind, type KubeResource, collectionPath, discoveryPath } from './kube-kinds';
 
 export type RawObject = Record<string, unknown>;
 
 /** Where a kind's watcher delivers what it sees. */
-export interface KindSink {
-  upsert(k: KubeKind, version: string, raw: RawObject): void;
-  remove(k: KubeKind, raw: RawObject): void;
+export interface KindSink<K extends KubeResource = KubeKind> {
+  upsert(k: K, version: string, raw: RawObject): void;
+  remove(k: K, raw: RawObject): void;
   /** Every object of the kind is gone (the resource is no longer served). */
-  clear(k: KubeKind): void;
+  clear(k: K): void;
   /** The initial list completed, or the kind turned out not to be served. */
-  synced(k: KubeKind): void;
+  synced(k: K): void;
   /** The kind is not served (a message), or served again (undefined). */
-  missing(k: KubeKind, message: string | undefined): void;
+  missing(k: K, message: string | undefined): void;
 }
 
 export interface KindWatcherOptions {
@@ -52,7 +52,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 class SourceWatch extends Watch {
   constructor(
     kc: KubeConfig,
-    private readonly owner: KindWatcher,
+    private readonly owner: KindWatcher<KubeResource>,
     private readonly lw: () => ListWatch<KubernetesObject> | undefined,
   ) {
     super(kc);
@@ -94,7 +94,7 @@ class SourceWatch extends Watch {
   }
 }
 
-export class KindWatcher {
+export class KindWatcher<K extends KubeResource = KubeKind> {
   version?: string;
   /** The initial list completed (or the kind is not served). */
   isSynced = false;
@@ -108,9 +108,9 @@ export class KindWatcher {
   private readonly aborter = new AbortController();
 
   constructor(
-    readonly kind: KubeKind,
+    readonly kind: K,
     readonly o: KindWatcherOptions,
-    private readonly sink: KindSink,
+    private readonly sink: KindSink<K>,
   ) {}
 
   start(): void {

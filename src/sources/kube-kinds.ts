@@ -11,7 +11,19 @@ import { checkTree } from './bounds';
 import { parseObject } from './parse';
 import { validated } from './source';
 
-export interface KubeKind {
+/** A resource a watcher can follow: a kind meshd models, or another (the mesh config's ConfigMap). */
+export interface KubeResource {
+  kind: string;
+  group: string;
+  versions: readonly string[];
+  plural: string;
+  namespaced: boolean;
+  keepAnnotations: boolean;
+  /** Watch this namespace only (default: every namespace). */
+  namespace?: string;
+}
+
+export interface KubeKind extends KubeResource {
   kind: Kind;
   /** API group ('' for core). */
   group: string;
@@ -59,18 +71,18 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   security('RequestAuthentication', 'requestauthentications'),
 ];
 
-export function apiVersionOf(k: KubeKind, version: string): string {
+export function apiVersionOf(k: KubeResource, version: string): string {
   return k.group === '' ? version : `${k.group}/${version}`;
 }
 
 /** Discovery document path for one version of a kind's group. */
-export function discoveryPath(k: KubeKind, version: string): string {
+export function discoveryPath(k: KubeResource, version: string): string {
   return k.group === '' ? `/api/${version}` : `/apis/${k.group}/${version}`;
 }
 
-/** Path of the kind's collection across all namespaces. */
-export function collectionPath(k: KubeKind, version: string): string {
-  return `${discoveryPath(k, version)}/${k.plural}`;
+/** Path of the kind's collection across all namespaces (or in its one namespace). */
+export function collectionPath(k: KubeResource, version: string): string {
+  return k.namespace ? `${discoveryPath(k, version)}/namespaces/${k.namespace}/${k.plural}` : `${discoveryPath(k, version)}/${k.plural}`;
 }
 
 /** `kubernetes:<Kind>/<ns>/<name>` (cluster-scoped: `kubernetes:<Kind>/<name>`). */

@@ -15,7 +15,8 @@ import type { Logger } from 'pino';
 import type { InputLimits } from '../config/limits';
 import type { ConfigError, ConfigObject, Kind } from '../model/objects';
 import { type KindPhase, type KindSink, KindWatcher, type RawObject } from './kube-informer';
-import { KUBE_KINDS, type KubeKind, type ObjectResult, originOf, toConfigObject } from './kube-kinds';
+import { KUBE_KINDS, type KubeKind, type KubeResource, type ObjectResult, originOf, toConfigObject } from './kube-kinds';
+import type { MeshConfigText } from '../model/build-mesh';
 import type { ConfigSource, ConfigState } from './source';
 
 export interface KubeSourceOptions {
@@ -32,6 +33,13 @@ export interface KubeSourceOptions {
   watchTimeoutSeconds?: number;
   /** Input limits objects are checked against (nesting depth, keys, errors per object). */
   limits?: InputLimits;
+  /** The ConfigMap holding the MeshConfig (key `mesh`), as istiod: `istio` (or `istio-<revision>`) in its namespace. */
+  meshConfigMap?: { namespace: string; name: string };
+}
+
+/** ConfigMaps, watched in one namespace for the MeshConfig's. */
+function configMaps(namespace: string): KubeResource {
+  return { kind: 'ConfigMap', group: '', versions: ['v1'], plural: 'configmaps', namespaced: true, keepAnnotations: false, namespace };
 }
 
 export interface KindStatus {
@@ -55,6 +63,9 @@ export class KubeSource extends EventEmitter implements ConfigSource {
   private readonly entries = new Map<Kind, Map<string, ObjectResult>>();
   private readonly missingKinds = new Map<Kind, ConfigError>();
   private readonly watchers: KindWatcher[];
+  /** The MeshConfig ConfigMap's watcher, and the ConfigMap's `data.mesh` as last seen. */
+  private readonly meshWatcher?: KindWatcher<KubeResource>;
+  private mesh?: MeshConfigText;
   private started = false;
   private allSynced = false;
   private readonly syncWaiters: Array<() => void> = [];
@@ -79,6 +90,31 @@ export class KubeSource extends EventEmitter implements ConfigSource {
       watchTimeoutSeconds: () => opts.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300),
     };
     this.watchers = this.kinds.map((k) => new KindWatcher(k, watchOpts, sink));
+    const cm = opts.meshConfigMap;
+    if (cm) {
+      const mine = (raw: RawObject): boolean => metaOf(raw).name === cm.name;
+      const origin = originOf('ConfigMap', cm.namespace, cm.name);
+      const setMesh = (next: MeshConfigText | undefined): void => {
+        if (next?.text === this.mesh?.text) return;
+        this.mesh = next;
+        this.changed(origin);
+      };
+      this.meshWatcher = new KindWatcher<KubeResource>(configMaps(cm.namespace), watchOpts, {
+        upsert: (_k, _v, raw) => {
+          if (!mine(raw)) return;
+          const data = raw['data'] as Record<string, unknown> | undefined;
+          const text = data?.['mesh'];
+          // A ConfigMap without a `mesh` key holds no MeshConfig: istiod's defaults apply.
+          setMesh(typeof text === 'string' ? { source: origin, text } : undefined);
+        },
+        remove: (_k, raw) => {
+          if (mine(raw)) setMesh(undefined);
+        },
+        clear: () => setMesh(undefined),
+        synced: () => this.checkSynced(),
+        missing: () => undefined,
+      });
+    }
   }
 
   /** Starts every informer; resolves when every kind's initial list is done. */
@@ -88,6 +124,7 @@ export class KubeSource extends EventEmitter implements ConfigSource {
       const server = this.opts.kubeConfig.getCurrentCluster()?.server;
       this.opts.log.info({ server, kinds: this.kinds.map((k) => k.kind) }, 'watching the Kubernetes API');
       for (const w of this.watchers) w.start();
+      this.meshWatcher?.start();
     }
     if (this.allSynced) return Promise.resolve();
     return new Promise((resolve) => this.syncWaiters.push(resolve));
@@ -116,7 +153,7 @@ export class KubeSource extends EventEmitter implements ConfigSource {
         errors.push(...r.errors);
       }
     }
-    return { objects, errors };
+    return { objects, errors, ...(this.mesh ? { mesh: this.mesh } : {}) };
   }
 
   /** Per kind: served version, phase, resourceVersion, object count (for tests and debugging). */
@@ -132,7 +169,7 @@ export class KubeSource extends EventEmitter implements ConfigSource {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.watchers.map((w) => w.close()));
+    await Promise.all([...this.watchers, ...(this.meshWatcher ? [this.meshWatcher] : [])].map((w) => w.close()));
     for (const resolve of this.syncWaiters.splice(0)) resolve();
   }
 
@@ -179,7 +216,7 @@ export class KubeSource extends EventEmitter implements ConfigSource {
   }
 
   private checkSynced(): void {
-    if (this.allSynced || !this.watchers.every((w) => w.isSynced)) return;
+    if (this.allSynced || !this.watchers.every((w) => w.isSynced) || (this.meshWatcher && !this.meshWatcher.isSynced)) return;
     this.allSynced = true;
     const counts = Object.fromEntries(this.kinds.map((k) => [k.kind, this.entries.get(k.kind)?.size ?? 0]));
     this.opts.log.info({ counts, notServed: [...this.missingKinds.keys()] }, 'Kubernetes initial list done');

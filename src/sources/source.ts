@@ -8,10 +8,13 @@ import { validateObject } from '../model/validate';
 import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../config/limits';
 import { boundErrors } from './bounds';
 import type { ParseResult } from './parse';
+import type { MeshConfigText } from '../model/build-mesh';
 
 export interface ConfigState {
   objects: readonly ConfigObject[];
   errors: readonly ConfigError[];
+  /** The MeshConfig text the source holds (folder: `mesh.yaml`; Kubernetes: ConfigMap `istio`), if any. */
+  mesh?: MeshConfigText;
 }
 
 export interface ConfigSource {

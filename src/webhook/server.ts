@@ -30,6 +30,11 @@ export interface WebhookServerOptions {
   validate: (obj: ConfigObject) => Validation;
   /** The sidecar template's settings (image, discovery address, revision, …). */
   injection?: InjectionConfig;
+  /**
+   * Settings from the MeshConfig in effect (its `defaultConfig` and trust domain), read for each
+   * review so a MeshConfig change reaches the next injected pod; they win over `injection`.
+   */
+  meshInjection?: () => InjectionConfig | undefined;
   /** A namespace's labels from the Kubernetes source; undefined when unknown (then the webhook configuration's selectors are trusted). */
   namespaceLabels?: (namespace: string) => Labels | undefined;
   /** The first serving certificate, if already known; else none is served until `setCertificate`. */
@@ -50,7 +55,18 @@ function badRequest(reply: FastifyReply, message: string): FastifyReply {
   return reply.code(400).send({ error: 'Bad Request', message });
 }
 
-export function webhookApp(o: WebhookServerOptions, cert: WebhookCertificate | undefined, opts: InjectionOptions): FastifyInstance {
+/** The injection options for the MeshConfig settings in effect, resolved again only when they change. */
+function injectionOptions(o: WebhookServerOptions, base: InjectionOptions): () => InjectionOptions {
+  let last: { mesh: InjectionConfig | undefined; opts: InjectionOptions } = { mesh: undefined, opts: base };
+  return () => {
+    const mesh = o.meshInjection?.();
+    if (mesh !== last.mesh) last = { mesh, opts: mesh ? resolveInjectionOptions({ ...o.injection, ...mesh }) : base };
+    return last.opts;
+  };
+}
+
+export function webhookApp(o: WebhookServerOptions, cert: WebhookCertificate | undefined, base: InjectionOptions): FastifyInstance {
+  const currentOptions = injectionOptions(o, base);
   const app = Fastify({
     logger: false,
     bodyLimit: o.bodyLimit ?? DEFAULT_BODY_LIMIT,
@@ -75,6 +91,14 @@ export function webhookApp(o: WebhookServerOptions, cert: WebhookCertificate | u
     } catch (err) {
       if (err instanceof BadReview) return badRequest(reply, err.message);
       throw err;
+    }
+    let opts: InjectionOptions;
+    try {
+      opts = currentOptions();
+    } catch (err) {
+      // A MeshConfig the injector cannot use (validated, so unlikely): inject with the flags' settings.
+      log.warn({ err: (err as Error).message }, 'injection settings from the MeshConfig are unusable');
+      opts = base;
     }
     const out = admitInjection(parsed.request, { opts, ...(o.namespaceLabels ? { namespaceLabels: o.namespaceLabels } : {}) });
     const r = parsed.request;

@@ -15,11 +15,21 @@ import { ResourceValidator } from '../../src/xds/validate-rules';
  * `jwks`: what the JWKS resolver would have fetched, as source key → file (relative to `root`)
  * holding the JWKS document.
  */
-export function snapshotFromDir(dir: string, jwks?: Record<string, string>, root = ''): MeshSnapshot {
+export function snapshotFromDir(dir: string, jwks?: Record<string, string>, root = '', meshFile?: string): MeshSnapshot {
   const src = new FileSource(dir);
   src.load();
   const st = src.state();
-  return buildSnapshot({ objects: st.objects, errors: st.errors, sequence: 1, now: new Date(0), domain: 'cluster.local', ...(jwks ? { jwks: jwksFromFiles(jwks, root) } : {}) });
+  // `meshFile` (relative to `root`) replaces the folder's mesh.yaml, as --mesh-config does.
+  const mesh = meshFile ? { source: meshFile, text: fs.readFileSync(path.join(root, meshFile), 'utf8') } : st.mesh;
+  return buildSnapshot({
+    objects: st.objects,
+    errors: st.errors,
+    sequence: 1,
+    now: new Date(0),
+    domain: 'cluster.local',
+    ...(mesh ? { mesh } : {}),
+    ...(jwks ? { jwks: jwksFromFiles(jwks, root) } : {}),
+  });
 }
 
 /** Source key → JWKS file, read and checked as the resolver checks what it fetches. */

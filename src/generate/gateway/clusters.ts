@@ -7,7 +7,7 @@
 import { outboundClusters } from '../clusters';
 import { endpointResources } from '../endpoints';
 import type { GenerateContext, ProtoObject, Resource } from '../types';
-import { BLACKHOLE_CLUSTER, seconds } from '../util';
+import { BLACKHOLE_CLUSTER } from '../util';
 import { autoPassthroughTargets } from './l4';
 import { mergeGateways } from './merge';
 
@@ -51,7 +51,7 @@ export function gatewayClusters(ctx: GenerateContext): Resource[] {
   if (want(BLACKHOLE_CLUSTER)) {
     out.push({
       name: BLACKHOLE_CLUSTER,
-      build: () => ({ name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: seconds(10), load_assignment: { cluster_name: BLACKHOLE_CLUSTER } }),
+      build: () => ({ name: BLACKHOLE_CLUSTER, type: 'STATIC', connect_timeout: { ...ctx.snap.connectTimeout }, load_assignment: { cluster_name: BLACKHOLE_CLUSTER } }),
     });
   }
   return out;

@@ -26,7 +26,8 @@ export function rawBufferSocket(): ProtoObject {
 
 /** Adds auto mTLS to an Envoy cluster whose traffic policy has no `tls` (user settings win). */
 export function applyAutoMtls(snap: MeshSnapshot, d: ClusterDraft, svc: MeshService, port: number, tls: ClientTLSSettings | undefined, target: TlsTarget): void {
-  if (tls) return;
+  // MeshConfig enableAutoMtls: false leaves clusters without a rule's TLS in plaintext.
+  if (tls || !snap.enableAutoMtls) return;
   const mode = serviceMtlsMode(snap, svc);
   if (mode === undefined || mode === 'DISABLE') return;
   const c = d.cluster;
