@@ -5,6 +5,7 @@ import type { Proxy } from '../model/proxy';
 import type { ProxyHandle, ResourceSet } from './engine';
 import { type AnyMsg, type DeltaResourceMsg, RequestDecoder, Scratch, deltaBytes, sotwBytes } from './wire';
 import type { EnvoyProtos, TypeUrl } from './protos';
+import { FRAMED } from './shared-responses';
 
 export interface NackRecord {
   version: string;
@@ -203,7 +204,7 @@ export function deltaStreamMethod(protos: EnvoyProtos, path: string, originalNam
     originalName,
     requestSerialize: (v: DeltaDiscoveryRequestMsg) => Buffer.from(req.encode(req.fromObject(v as unknown as Record<string, unknown>)).finish()),
     requestDeserialize: (b: Buffer) => req.toObject(req.decode(b), { defaults: false, arrays: true, objects: true }) as DeltaDiscoveryRequestMsg,
-    responseSerialize: (v: DeltaDiscoveryResponseMsg) => deltaBytes(v, scratch) ?? Buffer.from(res.encode(v as unknown as Record<string, unknown>).finish()),
+    responseSerialize: (v: DeltaDiscoveryResponseMsg) => framedBody(v) ?? deltaBytes(v, scratch) ?? Buffer.from(res.encode(v as unknown as Record<string, unknown>).finish()),
     responseDeserialize: (b: Buffer) => res.toObject(res.decode(b), { defaults: false, arrays: true, objects: true }) as DeltaDiscoveryResponseMsg,
   };
 }
@@ -218,9 +219,15 @@ export function discoveryStreamMethod(protos: EnvoyProtos, path: string, origina
     originalName,
     requestSerialize: (v: DiscoveryRequestMsg) => Buffer.from(protos.DiscoveryRequest.encode(protos.DiscoveryRequest.fromObject(v as unknown as Record<string, unknown>)).finish()),
     requestDeserialize: (b: Buffer) => requests.decode(b) as DiscoveryRequestMsg,
-    responseSerialize: (v: DiscoveryResponseMsg) => sotwBytes(v, scratch) ?? Buffer.from(protos.DiscoveryResponse.encode(v as unknown as Record<string, unknown>).finish()),
+    responseSerialize: (v: DiscoveryResponseMsg) =>
+      framedBody(v) ?? sotwBytes(v, scratch) ?? Buffer.from(protos.DiscoveryResponse.encode(v as unknown as Record<string, unknown>).finish()),
     responseDeserialize: (b: Buffer) => protos.DiscoveryResponse.decode(b) as unknown as DiscoveryResponseMsg,
   };
+}
+
+/** The serialised message of a response that carries its frame (when grpc-js frames it itself). */
+function framedBody(v: object): Buffer | undefined {
+  return (v as { [FRAMED]?: Buffer })[FRAMED]?.subarray(5);
 }
 
 /** Stops a gRPC server: gracefully, then by force after `graceMs` so a stuck peer cannot hold it. */

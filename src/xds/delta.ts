@@ -13,6 +13,7 @@
 import type { Connection, DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg, WatchState } from './connection';
 import { type ProtocolDeps, WILDCARD_TYPES, beginRespond, newWatch, recordAck } from './sotw';
 import { SHORT_TYPE, type TypeUrl, isTypeUrl } from './protos';
+import { FRAMED } from './shared-responses';
 
 export function deltaRequest(deps: ProtocolDeps, conn: Connection, req: DeltaDiscoveryRequestMsg): void {
   const typeUrl = req.type_url ?? '';
@@ -108,8 +109,10 @@ export function deltaRespond(deps: ProtocolDeps, conn: Connection, typeUrl: Type
   }
   if (changed.length === 0 && removed.length === 0 && !w.mustRespond) return false;
   w.mustRespond = false;
-  const nonce = conn.nextNonce();
+  const shared = deps.shared.delta(version, typeUrl, changed, removed);
+  const nonce = shared && shared.nonce !== w.nonceSent ? shared.nonce : conn.nextNonce();
   const response: DeltaDiscoveryResponseMsg = { system_version_info: version, resources: changed, type_url: typeUrl, removed_resources: removed, nonce };
+  if (shared && nonce === shared.nonce) Object.defineProperty(response, FRAMED, { value: shared.framed, enumerable: false });
   deps.send(conn, response, bytes);
   Object.assign(w, { versionSent: version, nonceSent: nonce, sentAt: deps.now().toISOString(), resourcesSent: changed.length });
   deps.log.debug({ conn: conn.id, type: SHORT_TYPE[typeUrl], changed: changed.length, removed: removed.length }, 'delta pushed');

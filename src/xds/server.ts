@@ -28,6 +28,8 @@ import type { XdsMetrics } from './metrics';
 import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE, TypeUrl } from './protos';
 import { PushQueue } from './push-queue';
 import { WireCache } from './wire';
+import { SharedResponses } from './shared-responses';
+import { installFramedResponses } from './grpc-frames';
 import { type ProtocolDeps, failStream, sotwRequest, sotwRespond } from './sotw';
 import { type PbStruct, structToJs } from './struct';
 
@@ -45,6 +47,8 @@ export interface AdsServerOptions {
   pushSliceMs?: number;
   /** Bytes a connection may have queued before its pushes wait for it to drain. Default 8 MiB. */
   maxQueuedBytes?: number;
+  /** Bytes of serialised responses kept to be written again to other proxies of a class (default 64 MiB; 0: none). */
+  sharedResponseBytes?: number;
   /** Authenticates TLS streams and authorizes credentials; absent: no stream has an identity, no credential is served. */
   auth?: XdsAuth;
 }
@@ -99,8 +103,13 @@ export class AdsServer {
       sliceMs: opts.pushSliceMs ?? 10,
       maxQueuedBytes: opts.maxQueuedBytes ?? 8 * 1024 * 1024,
       process: (conn) => this.process(conn),
-      onIdle: () => this.pushDone(),
+      onIdle: () => {
+        // Kept while a blocked connection still waits for its turn; nothing waits: nothing to share.
+        if (this.queue.size === 0) this.deps.shared.releaseBytes();
+        this.pushDone();
+      },
     });
+    installFramedResponses();
     this.deps = {
       watcher: opts.watcher,
       metrics: opts.metrics,
@@ -108,6 +117,7 @@ export class AdsServer {
       now: this.now,
       enqueue: (conn) => this.queue.add(conn),
       wire: new WireCache(),
+      shared: new SharedResponses({ maxBytes: opts.sharedResponseBytes ?? 64 * 1024 * 1024 }),
       send: (conn, msg, bytes) => this.send(conn, msg, bytes),
     };
   }

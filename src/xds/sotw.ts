@@ -15,6 +15,7 @@ import type { EncodedResource } from './cache';
 import type { ResourceSet, XdsWatcher } from './engine';
 import type { XdsMetrics } from './metrics';
 import type { WireCache } from './wire';
+import { FRAMED, type SharedResponses } from './shared-responses';
 import { SHORT_TYPE, TypeUrl, isTypeUrl } from './protos';
 
 export const WILDCARD_TYPES: ReadonlySet<TypeUrl> = new Set([TypeUrl.Cluster, TypeUrl.Listener]);
@@ -30,6 +31,8 @@ export interface ProtocolDeps {
   enqueue: (conn: Connection) => void;
   /** Wire wrappers of encoded resources, made once each. */
   wire: WireCache;
+  /** Responses serialised once for every proxy they go to. */
+  shared: SharedResponses;
   /** Writes a message, counting its bytes as queued until it is on its way. */
   send: (conn: Connection, msg: object, bytes: number) => void;
 }
@@ -172,8 +175,13 @@ export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeU
     if (out.length === 0 && !w.mustRespond) return false;
   }
   w.mustRespond = false;
-  const nonce = conn.nextNonce();
-  const response: DiscoveryResponseMsg = { version_info: version, resources: out.map((r) => deps.wire.any(r, typeUrl)), type_url: typeUrl, nonce };
+  const resources = out.map((r) => deps.wire.any(r, typeUrl));
+  // The response every proxy sent these resources at this version gets, unless this stream was
+  // just sent that very one (a nonce is never repeated on a stream).
+  const shared = deps.shared.sotw(version, typeUrl, out, resources);
+  const nonce = shared && shared.nonce !== w.nonceSent ? shared.nonce : conn.nextNonce();
+  const response: DiscoveryResponseMsg = { version_info: version, resources, type_url: typeUrl, nonce };
+  if (shared && nonce === shared.nonce) Object.defineProperty(response, FRAMED, { value: shared.framed, enumerable: false });
   const bytes = out.reduce((s, r) => s + r.bytes.length, 0);
   deps.send(conn, response, bytes);
   Object.assign(w, { versionSent: version, nonceSent: nonce, sentAt: deps.now().toISOString(), resourcesSent: out.length });

@@ -1,0 +1,130 @@
+/**
+ * Responses shared by every proxy of a class. Proxies with equal config inputs get equal
+ * resources (engine.ts), so at one version they are sent equal responses: each distinct response
+ * is serialised once, with its gRPC frame header, and the same bytes are written to every stream
+ * that is sent it. A nonce only has to be unique within a stream, so a shared response carries
+ * one nonce for all of them.
+ *
+ * This is what keeps a push to 2,000 proxies from allocating 2,000 copies of a 620 kB route
+ * table (and the garbage collections that external memory brings with it on a large heap).
+ */
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+import type { EncodedResource } from './cache';
+import { type AnyMsg, type DeltaResourceMsg, RAW, Writer } from './wire';
+
+/** The framed gRPC message (5-byte header, then the serialised response) a response object carries. */
+export const FRAMED = Symbol('framed gRPC message');
+
+export interface SharedResponse {
+  readonly nonce: string;
+  /** The gRPC message: flag byte 0 (not compressed), 4-byte length, the DiscoveryResponse. */
+  readonly framed: Buffer;
+}
+
+export interface SharedResponsesOptions {
+  /** Bytes of framed responses kept for reuse (0: none shared). */
+  maxBytes: number;
+}
+
+/** Shared responses of the current version, keyed by what they carry. */
+export class SharedResponses {
+  private readonly ids = new WeakMap<object, number>();
+  private nextId = 0;
+  private nonceCounter = 0;
+  private version?: string;
+  /** Responses sent at least twice, with their bytes. */
+  private readonly frames: LRUCache<string, SharedResponse> | undefined;
+  /** Responses sent once, by nonce only: a response one proxy alone gets never holds its bytes here. */
+  private readonly seen = new LRUCache<string, string>({ max: 20_000 });
+
+  constructor(opts: SharedResponsesOptions) {
+    this.frames = opts.maxBytes > 0 ? new LRUCache<string, SharedResponse>({ maxSize: opts.maxBytes, sizeCalculation: (r) => r.framed.length + 64 }) : undefined;
+  }
+
+  /**
+   * Lets go of the kept bytes (when nothing is being pushed, nothing is written again soon); the
+   * nonces stay, so a proxy of the class that comes later still gets the class's response.
+   */
+  releaseBytes(): void {
+    this.frames?.clear();
+  }
+
+  /** Forgets every response. */
+  clear(): void {
+    this.frames?.clear();
+    this.seen.clear();
+  }
+
+  /** Framed responses kept, and their bytes (for tests and debug). */
+  stats(): { responses: number; bytes: number } {
+    return { responses: this.frames?.size ?? 0, bytes: this.frames?.calculatedSize ?? 0 };
+  }
+
+  private id(o: object): number {
+    let id = this.ids.get(o);
+    if (id === undefined) this.ids.set(o, (id = ++this.nextId));
+    return id;
+  }
+
+  private entry(version: string, key: string, build: (nonce: string) => Buffer | undefined): SharedResponse | undefined {
+    if (!this.frames) return undefined;
+    if (version !== this.version) {
+      // Responses of an older version are never sent again.
+      this.clear();
+      this.version = version;
+    }
+    const k = key.length > 256 ? createHash('sha1').update(key).digest('base64') : key;
+    const kept = this.frames.get(k);
+    if (kept) return kept;
+    // The first time, the response gets the nonce all later copies will carry, and its own bytes;
+    // a second proxy asking for it shows it is shared, and its bytes are kept.
+    let nonce = this.seen.get(k);
+    const first = nonce === undefined;
+    if (nonce === undefined) this.seen.set(k, (nonce = `s${++this.nonceCounter}`));
+    const framed = build(nonce);
+    if (!framed) return undefined;
+    const e = { nonce, framed };
+    if (!first) this.frames.set(k, e);
+    return e;
+  }
+
+  /** A state-of-the-world response of these resources (their wire wrappers) at this version. */
+  sotw(version: string, typeUrl: string, resources: readonly EncodedResource[], anys: readonly AnyMsg[]): SharedResponse | undefined {
+    let key = `${typeUrl}\0`;
+    for (const r of resources) key += `${this.id(r)},`;
+    return this.entry(version, key, (nonce) => framedResponse(version, anys, typeUrl, nonce, []));
+  }
+
+  /** A delta response of these resources and removals at this version. */
+  delta(version: string, typeUrl: string, resources: readonly DeltaResourceMsg[], removed: readonly string[]): SharedResponse | undefined {
+    let key = `d${typeUrl}\0`;
+    for (const r of resources) key += `${this.id(r)},`;
+    key += '\0';
+    for (const n of removed) key += `${n}\0`;
+    return this.entry(version, key, (nonce) => framedResponse(version, resources, typeUrl, nonce, removed));
+  }
+}
+
+/**
+ * A (Delta)DiscoveryResponse with its gRPC frame header: version in field 1, resources in 2, the
+ * type in 4, the nonce in 5, removed names in 6 (delta). Undefined when a resource has no bytes.
+ */
+function framedResponse(version: string, resources: readonly { [RAW]?: Buffer }[], typeUrl: string, nonce: string, removed: readonly string[]): Buffer | undefined {
+  const w = new Writer();
+  const header = Buffer.alloc(5);
+  w.raw(header);
+  w.addString(1, version);
+  for (const r of resources) {
+    const raw = r[RAW];
+    if (!raw) return undefined;
+    w.add(2, raw);
+  }
+  w.addString(4, typeUrl);
+  w.addString(5, nonce);
+  for (const n of removed) w.add(6, Buffer.from(n, 'utf8'));
+  const out = w.finish();
+  out.writeUInt8(0, 0);
+  out.writeUInt32BE(out.length - 5, 1);
+  return out;
+}
