@@ -22,7 +22,7 @@ import { type SlotStats, Slots, type Variant } from '../incr/slots';
 import { ProxyFacets, trackedProxy, trackedSnapshot } from '../incr/views';
 import type { EncodedResource, RejectedResource, ResourceChecker } from './cache';
 import type { EnvoyProtos, TypeUrl } from './protos';
-import { REFERENCED, gate, referencesOf } from './gate';
+import { REFERENCED, gate, hasMissingRefs, referencesOf } from './gate';
 import { concatRepeated } from './composite';
 import type { RuleViolation } from './validate-rules';
 
@@ -116,6 +116,8 @@ export class ConfigEngine implements XdsWatcher {
   private readonly items = new Slots<ItemValue>();
   private readonly checkedItems: LRUCache<string, ItemValue>;
   private readonly ids = new WeakMap<object, number>();
+  /** Sets whose references all resolve in a referenced set (the publish gate's quick answer). */
+  private readonly gateResolved = new WeakMap<PartValue, WeakSet<PartValue>>();
   /** Names that differ between two values of a part (by value pair). */
   private readonly diffs = new WeakMap<PartValue, WeakMap<PartValue, readonly string[]>>();
   /** How a named part's value was made: its names and the resource variants, for the next round. */
@@ -199,7 +201,20 @@ export class ConfigEngine implements XdsWatcher {
     }
     const dep = REFERENCED[typeUrl];
     const gated = dep && this.serves(h, dep);
-    if (gated) resources = gate(typeUrl, resources, this.resources(h, dep, undefined).resources, last?.set.resources, this.rejections);
+    if (gated) {
+      // Every proxy of a class has the same sets: once a set's references all resolve in the
+      // other set, they do for the next proxy too, and there is nothing to replace or report.
+      const available = this.resources(h, dep, undefined).resources;
+      let resolved = this.gateResolved.get(resources);
+      if (!resolved?.has(available)) {
+        const before = resources;
+        resources = gate(typeUrl, resources, available, last?.set.resources, this.rejections);
+        if (resources === before && !hasMissingRefs(before, available)) {
+          if (!resolved) this.gateResolved.set(before, (resolved = new WeakSet()));
+          resolved.add(available);
+        }
+      }
+    }
     // What changed, per part, is the same for every proxy whose parts moved from one value to
     // the next: computed once per pair and shared.
     const names = last && !gated && last.parts.length === values.length ? values.flatMap((v, i) => this.diff(last.parts[i] as PartValue, v)) : undefined;

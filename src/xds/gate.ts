@@ -60,3 +60,9 @@ export function gate(
   }
   return out ?? resources;
 }
+
+/** Whether any resource refers to a name `available` lacks. */
+export function hasMissingRefs(resources: ReadonlyMap<string, EncodedResource>, available: ReadonlyMap<string, unknown>): boolean {
+  for (const r of resources.values()) if (r.refs) for (const ref of r.refs) if (!available.has(ref)) return true;
+  return false;
+}

@@ -30,6 +30,7 @@ export interface SharedResponsesOptions {
 /** Shared responses of the current version, keyed by what they carry. */
 export class SharedResponses {
   private readonly ids = new WeakMap<object, number>();
+  private readonly keys = new WeakMap<readonly object[], string>();
   private nextId = 0;
   private nonceCounter = 0;
   private version?: string;
@@ -91,8 +92,14 @@ export class SharedResponses {
 
   /** A state-of-the-world response of these resources (their wire wrappers) at this version. */
   sotw(version: string, typeUrl: string, resources: readonly EncodedResource[], anys: readonly AnyMsg[]): SharedResponse | undefined {
-    let key = `${typeUrl}\0`;
-    for (const r of resources) key += `${this.id(r)},`;
+    // A list made once per set (a whole CDS or LDS set) keeps its key.
+    let key = Object.isFrozen(resources) ? this.keys.get(resources) : undefined;
+    if (key === undefined) {
+      key = `${typeUrl}\0`;
+      for (const r of resources) key += `${this.id(r)},`;
+      if (key.length > 256) key = createHash('sha1').update(key).digest('base64');
+      if (Object.isFrozen(resources)) this.keys.set(resources, key);
+    }
     return this.entry(version, key, (nonce) => framedResponse(version, anys, typeUrl, nonce, []));
   }
 

@@ -14,7 +14,7 @@ import { type Connection, type DiscoveryRequestMsg, type DiscoveryResponseMsg, S
 import type { EncodedResource } from './cache';
 import type { ResourceSet, XdsWatcher } from './engine';
 import type { XdsMetrics } from './metrics';
-import type { WireCache } from './wire';
+import type { AnyMsg, WireCache } from './wire';
 import { FRAMED, type SharedResponses } from './shared-responses';
 import { SHORT_TYPE, TypeUrl, isTypeUrl } from './protos';
 
@@ -136,19 +136,29 @@ export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeU
   const begun = beginRespond(deps, conn, typeUrl);
   if (!begun) return false;
   const { w, version, set, from } = begun;
-  let out: EncodedResource[];
+  let out: readonly EncodedResource[];
+  let anys: readonly AnyMsg[] | undefined;
   if (FULL_STATE_TYPES.has(typeUrl)) {
-    const subscribed: EncodedResource[] = [];
+    let subscribed: readonly EncodedResource[];
     if (w.names) {
+      const named: EncodedResource[] = [];
       for (const n of w.names) {
         const r = set.resources.get(n);
-        if (r) subscribed.push(r);
+        if (r) named.push(r);
       }
-    } else subscribed.push(...set.resources.values());
-    if (!w.mustRespond && w.sent.isExactly(set.resources) && !w.names) return false;
-    const had = [...w.sent.keys()];
-    const same = subscribed.length === had.length && subscribed.every((r) => w.sent.get(r.name) === r.hash);
-    if (same && !w.mustRespond) return false;
+      subscribed = named;
+    } else {
+      // The whole set, as every proxy of the class is sent it: its list and wrappers made once.
+      const whole = deps.wire.whole(set.resources, typeUrl);
+      subscribed = whole.resources;
+      anys = whole.anys;
+    }
+    if (!w.mustRespond) {
+      if (!w.names && w.sent.isExactly(set.resources)) return false;
+      let had = 0;
+      for (const _ of w.sent.keys()) had++;
+      if (subscribed.length === had && subscribed.every((r) => w.sent.get(r.name) === r.hash)) return false;
+    }
     out = subscribed;
     if (!w.names) w.sent.resetTo(set.resources);
     else {
@@ -161,12 +171,13 @@ export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeU
     // with, only the names that changed between the two need a look.
     const fast = set.changed !== undefined && from !== undefined && set.changed.from === from && !w.mustRespond;
     const candidates: Iterable<string> = fast && set.changed ? set.changed.names : (w.names ?? set.resources.keys());
-    out = [];
+    const lacking: EncodedResource[] = [];
     for (const n of candidates) {
       if (w.names && !w.names.has(n)) continue;
       const r = set.resources.get(n);
-      if (r && w.sent.get(n) !== r.hash) out.push(r);
+      if (r && w.sent.get(n) !== r.hash) lacking.push(r);
     }
+    out = lacking;
     // After a full look, or a look at what changed from a map the client had exactly, the client
     // has (once `out` is sent) this set's version of every subscribed name: share the set's map
     // instead of copying it.
@@ -175,12 +186,12 @@ export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeU
     if (out.length === 0 && !w.mustRespond) return false;
   }
   w.mustRespond = false;
-  const resources = out.map((r) => deps.wire.any(r, typeUrl));
+  const resources = anys ?? out.map((r) => deps.wire.any(r, typeUrl));
   // The response every proxy sent these resources at this version gets, unless this stream was
   // just sent that very one (a nonce is never repeated on a stream).
   const shared = deps.shared.sotw(version, typeUrl, out, resources);
   const nonce = shared && shared.nonce !== w.nonceSent ? shared.nonce : conn.nextNonce();
-  const response: DiscoveryResponseMsg = { version_info: version, resources, type_url: typeUrl, nonce };
+  const response: DiscoveryResponseMsg = { version_info: version, resources: resources as AnyMsg[], type_url: typeUrl, nonce };
   if (shared && nonce === shared.nonce) Object.defineProperty(response, FRAMED, { value: shared.framed, enumerable: false });
   const bytes = out.reduce((s, r) => s + r.bytes.length, 0);
   deps.send(conn, response, bytes);

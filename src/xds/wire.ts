@@ -30,9 +30,23 @@ export class WireCache {
   private readonly anys = new Map<string, WeakMap<EncodedResource, AnyMsg>>();
   private readonly deltas = new Map<string, WeakMap<EncodedResource, DeltaResourceMsg>>();
 
-  private of<V extends object>(m: Map<string, WeakMap<EncodedResource, V>>, typeUrl: string): WeakMap<EncodedResource, V> {
+  private of<K extends object, V>(m: Map<string, WeakMap<K, V>>, typeUrl: string): WeakMap<K, V> {
     let w = m.get(typeUrl);
     if (!w) m.set(typeUrl, (w = new WeakMap()));
+    return w;
+  }
+
+  private readonly wholes = new Map<string, WeakMap<ReadonlyMap<string, EncodedResource>, { resources: readonly EncodedResource[]; anys: readonly AnyMsg[] }>>();
+
+  /** Every resource of a set, and their wrappers, in the set's order: made once per set and type. */
+  whole(set: ReadonlyMap<string, EncodedResource>, typeUrl: string): { resources: readonly EncodedResource[]; anys: readonly AnyMsg[] } {
+    const wholes = this.of(this.wholes, typeUrl);
+    let w = wholes.get(set);
+    if (!w) {
+      const resources = Object.freeze([...set.values()]);
+      w = { resources, anys: Object.freeze(resources.map((r) => this.any(r, typeUrl))) };
+      wholes.set(set, w);
+    }
     return w;
   }
 
