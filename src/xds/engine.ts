@@ -103,6 +103,11 @@ export interface EngineStats {
 }
 
 const EMPTY: PartValue = new Map();
+
+interface MergeNode {
+  next: WeakMap<PartValue, MergeNode>;
+  map?: PartValue;
+}
 /** Snapshots between sweeps of unused results; a result unused for that long is dropped. */
 const PRUNE_EVERY = 8;
 
@@ -116,6 +121,8 @@ export class ConfigEngine implements XdsWatcher {
   private readonly items = new Slots<ItemValue>();
   private readonly checkedItems: LRUCache<string, ItemValue>;
   private readonly ids = new WeakMap<object, number>();
+  /** Merged part values, by the values in order (a trie of weak maps). */
+  private readonly merges: MergeNode = { next: new WeakMap() };
   /** Sets whose references all resolve in a referenced set (the publish gate's quick answer). */
   private readonly gateResolved = new WeakMap<PartValue, WeakSet<PartValue>>();
   /** Names that differ between two values of a part (by value pair). */
@@ -192,13 +199,7 @@ export class ConfigEngine implements XdsWatcher {
       if (this.opts.checkFromScratch) this.compareWithScratch(h.proxy, typeUrl, requested, last.set);
       return last.set;
     }
-    let resources: PartValue;
-    if (values.length === 1) resources = values[0] ?? EMPTY;
-    else {
-      const merged = new Map<string, EncodedResource>();
-      for (const v of values) for (const [n, r] of v) merged.set(n, r);
-      resources = merged;
-    }
+    let resources: PartValue = values.length === 1 ? (values[0] ?? EMPTY) : this.merged(values);
     const dep = REFERENCED[typeUrl];
     const gated = dep && this.serves(h, dep);
     if (gated) {
@@ -224,6 +225,25 @@ export class ConfigEngine implements XdsWatcher {
     h.last.set(lastKey, { parts: values, set });
     if (this.opts.checkFromScratch) this.compareWithScratch(h.proxy, typeUrl, requested, set);
     return set;
+  }
+
+  /**
+   * The parts' values as one map: the same map for every proxy whose parts have the same values
+   * (so what is kept per set, the publish gate's answer and the wire wrappers, is shared too).
+   */
+  private merged(values: readonly PartValue[]): PartValue {
+    let node = this.merges;
+    for (const v of values) {
+      let next = node.next.get(v);
+      if (!next) node.next.set(v, (next = { next: new WeakMap() }));
+      node = next;
+    }
+    if (!node.map) {
+      const merged = new Map<string, EncodedResource>();
+      for (const v of values) for (const [n, r] of v) merged.set(n, r);
+      node.map = merged;
+    }
+    return node.map;
   }
 
   private diff(a: PartValue, b: PartValue): readonly string[] {
