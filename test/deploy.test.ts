@@ -316,6 +316,7 @@ const RESOURCE: Record<Kind, string> = {
   PeerAuthentication: 'peerauthentications',
   AuthorizationPolicy: 'authorizationpolicies',
   RequestAuthentication: 'requestauthentications',
+  Telemetry: 'telemetries',
 };
 const WATCH = ['get', 'list', 'watch'];
 
