@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
-import { ISTIO_NETWORKING_VERSIONS, KNOWN_KINDS, type Kind } from '../src/model/objects';
+import { ISTIO_NETWORKING_VERSIONS, ISTIO_TELEMETRY_VERSIONS, KNOWN_KINDS, type Kind } from '../src/model/objects';
 import { parseDocuments } from '../src/sources/parse';
 import {
   DEPLOY,
@@ -50,6 +50,7 @@ const SHORT_NAMES: Record<string, string> = {
   PeerAuthentication: 'pa',
   AuthorizationPolicy: 'ap',
   RequestAuthentication: 'ra',
+  Telemetry: 'telemetry',
 };
 /** istiod's Service ports: name, port, targetPort. */
 const ISTIOD_PORTS: Array<[string, number, number]> = [
@@ -107,7 +108,7 @@ test('the kustomization installs every manifest outside kind/, each once, and no
 test('the CRDs are exactly the Istio kinds meshd reads, served in the versions its parser accepts', () => {
   const objs = installed();
   const networking = (Object.keys(KNOWN_KINDS) as Kind[]).filter((k) => KNOWN_KINDS[k].group === 'networking.istio.io');
-  const want = [...networking.map((k) => `networking.istio.io/${k}`), ...SECURITY_KINDS.map((k) => `security.istio.io/${k}`)].sort();
+  const want = [...networking.map((k) => `networking.istio.io/${k}`), ...SECURITY_KINDS.map((k) => `security.istio.io/${k}`), 'telemetry.istio.io/Telemetry'].sort();
   assert.deepEqual(
     crds(objs)
       .map((c) => `${String(at(c, 'spec.group'))}/${String(at(c, 'spec.names.kind'))}`)
@@ -129,7 +130,11 @@ test('the CRDs are exactly the Istio kinds meshd reads, served in the versions i
 
     const versions = recs(spec['versions'], `${kind} versions`);
     const served = versions.filter((v) => v['served'] === true).map((v) => String(v['name']));
-    assert.deepEqual(served.sort(), [...(group === 'networking.istio.io' ? ISTIO_NETWORKING_VERSIONS : SECURITY_VERSIONS)].sort(), `${kind} served versions`);
+    assert.deepEqual(
+      served.sort(),
+      [...(group === 'networking.istio.io' ? ISTIO_NETWORKING_VERSIONS : group === 'telemetry.istio.io' ? ISTIO_TELEMETRY_VERSIONS : SECURITY_VERSIONS)].sort(),
+      `${kind} served versions`,
+    );
     assert.deepEqual(
       versions.filter((v) => v['storage'] === true).map((v) => v['name']),
       ['v1'],
@@ -316,6 +321,7 @@ const RESOURCE: Record<Kind, string> = {
   PeerAuthentication: 'peerauthentications',
   AuthorizationPolicy: 'authorizationpolicies',
   RequestAuthentication: 'requestauthentications',
+  Telemetry: 'telemetries',
 };
 const WATCH = ['get', 'list', 'watch'];
 

@@ -208,7 +208,7 @@ test('sidecar: the served listener sends a real gRPC call to HTTP routing by the
   // An HTTP/1.1 request line is HTTP too; bytes that are neither go to the port's tcp_proxy.
   assert.equal(selectChain(listener, VIP, SERVICE_PORT, httpInspector(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))), chain);
   const tcp = selectChain(listener, VIP, SERVICE_PORT, httpInspector(Buffer.from('*1\r\n$4\r\nPING\r\n')));
-  const tcpProxy = ((tcp.filters as Obj[])[0] as Obj).typed_config as Obj;
+  const tcpProxy = ((tcp.filters as Obj[]).find((f) => f.name === 'envoy.filters.network.tcp_proxy') as Obj).typed_config as Obj;
   assert.match(String(tcpProxy['@type']), /TcpProxy$/);
   assert.equal(tcpProxy.cluster, `outbound|${SERVICE_PORT}||${FQDN}`);
 

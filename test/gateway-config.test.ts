@@ -137,7 +137,7 @@ spec:
   // `tcp` route: weighted clusters, stat prefix `<vs name>.<vs namespace>` as istiod names it.
   const l9443 = lds.find((l) => l.name === '0.0.0.0_9443') as J;
   assert.deepEqual(tlsContext(l9443).alpn_protocols, ['istio-peer-exchange', 'h2', 'http/1.1']);
-  const proxy = (((l9443.filter_chains as J[])[0] as J).filters as J[])[0] as J;
+  const proxy = (((l9443.filter_chains as J[])[0] as J).filters as J[]).find((f) => f.name === 'envoy.filters.network.tcp_proxy') as J;
   assert.deepEqual(proxy.typed_config, {
     '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
     stat_prefix: 'tcp.gw',

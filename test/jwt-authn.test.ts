@@ -274,10 +274,19 @@ test('sidecar inbound: jwt_authn after the CUSTOM filter and before RBAC on HTTP
   assert.ok(inbound);
   const byPort = new Map<number, string[]>();
   for (const c of chainFilters(inbound)) byPort.set(c.port, c.names);
-  const http = ['envoy.filters.network.http_connection_manager', 'envoy.filters.http.rbac', 'envoy.filters.http.jwt_authn', 'envoy.filters.http.rbac', 'envoy.filters.http.router'];
+  // Metadata exchange first and istio.stats before the router, as istiod orders them (telemetry).
+  const http = [
+    'envoy.filters.network.http_connection_manager',
+    'istio.metadata_exchange',
+    'envoy.filters.http.rbac',
+    'envoy.filters.http.jwt_authn',
+    'envoy.filters.http.rbac',
+    'istio.stats',
+    'envoy.filters.http.router',
+  ];
   assert.deepEqual(byPort.get(8080), http);
   assert.deepEqual(byPort.get(9090), http, 'gRPC is HTTP');
-  assert.deepEqual(byPort.get(5432), ['envoy.filters.network.rbac', 'envoy.filters.network.rbac', 'envoy.filters.network.tcp_proxy']);
+  assert.deepEqual(byPort.get(5432), ['istio.metadata_exchange', 'envoy.filters.network.rbac', 'envoy.filters.network.rbac', 'istio.stats', 'envoy.filters.network.tcp_proxy']);
   const jwt = JSON.stringify(inbound).match(/"@type":"([^"]*JwtAuthentication)"/);
   assert.equal(jwt?.[1], JWT_AUTHN_TYPE);
 });

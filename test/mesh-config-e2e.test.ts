@@ -37,9 +37,11 @@ async function getJson(m: MeshdHandle, p: string): Promise<Record<string, unknow
 
 /** The cluster virtualOutbound's catch-all chain proxies unknown destinations to. */
 function catchAll(lds: Response): string {
-  const l = lds.resources.find((r) => r['name'] === 'virtualOutbound') as { filter_chains: Array<{ name: string; filters: Array<{ typed_config: { cluster: string } }> }> };
+  const l = lds.resources.find((r) => r['name'] === 'virtualOutbound') as {
+    filter_chains: Array<{ name: string; filters: Array<{ name: string; typed_config: { cluster: string } }> }>;
+  };
   const chain = l.filter_chains.find((c) => c.name === 'virtualOutbound-catchall-tcp');
-  return chain?.filters[0]?.typed_config.cluster ?? '';
+  return chain?.filters.find((f) => f.name === 'envoy.filters.network.tcp_proxy')?.typed_config.cluster ?? '';
 }
 
 /** The last virtual host of route table `name` (the catch-all for unknown hosts). */

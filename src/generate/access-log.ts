@@ -3,11 +3,12 @@
  * it when no Telemetry API resource configures logging: an `envoy.access_loggers.file` logger on
  * every HTTP connection manager and TCP proxy of a sidecar's or gateway's listeners, and on each
  * listener itself filtered to NR (no filter chain matched), unless disableEnvoyListenerLog.
+ * Applied to listeners by telemetry/apply.ts, when no Telemetry configures access logging.
  */
 import type { MeshAccessLog } from '../model/build-mesh';
 import type { JsonLike } from './security/struct';
 import { toStruct } from './security/struct';
-import type { GenerateContext, ProtoObject, ProtoValue, Resource } from './types';
+import type { ProtoObject, ProtoValue } from './types';
 
 export const FILE_ACCESS_LOG = 'envoy.access_loggers.file';
 const FILE_ACCESS_LOG_TYPE = 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog';
@@ -46,13 +47,4 @@ export function addAccessLogs(listener: ProtoObject, al: MeshAccessLog | undefin
   if (listener['default_filter_chain'] !== undefined) out['default_filter_chain'] = chainWithLog(listener['default_filter_chain'], log);
   if (al.listenerLog) out['access_log'] = [{ ...log, filter: { response_flag_filter: { flags: ['NR'] } } }];
   return out;
-}
-
-/** Listener generators with the mesh's access log applied (what the builds read of it is tracked). */
-export function withAccessLogs(list: (ctx: GenerateContext) => Resource[]): (ctx: GenerateContext) => Resource[] {
-  return (ctx) =>
-    list(ctx).map((r) => {
-      const build = r.build;
-      return { ...r, build: () => addAccessLogs(build(), ctx.snap.accessLog) };
-    });
 }

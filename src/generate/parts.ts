@@ -14,7 +14,7 @@ import { TypeUrl } from '../xds/protos';
 import { outboundClusterNamed, outboundClusters, sidecarLocalClusters } from './clusters';
 import { endpointResource, endpointResources } from './endpoints';
 import { gatewayClusters, gatewayEndpoints } from './gateway/clusters';
-import { withAccessLogs } from './access-log';
+import { withTelemetry } from './telemetry/apply';
 import { gatewayListeners } from './gateway/listeners';
 import { gatewayRoutes } from './gateway/routes';
 import { grpcApiListenerNamed, grpcServicePortNames } from './grpc';
@@ -66,8 +66,8 @@ export const SIDECAR_PARTS: PartTable = {
   ],
   [TypeUrl.Endpoint]: [edsPart],
   [TypeUrl.Listener]: [
-    { kind: 'list', id: 'lds-outbound', list: withAccessLogs(sidecarOutboundListeners) },
-    { kind: 'list', id: 'lds-inbound', list: withAccessLogs(sidecarInboundListeners) },
+    { kind: 'list', id: 'lds-outbound', list: withTelemetry(sidecarOutboundListeners) },
+    { kind: 'list', id: 'lds-inbound', list: withTelemetry(sidecarInboundListeners) },
   ],
   [TypeUrl.Route]: [
     {
@@ -104,7 +104,7 @@ export const GRPC_PARTS: PartTable = {
 export const GATEWAY_PARTS: PartTable = {
   [TypeUrl.Cluster]: [{ kind: 'list', id: 'cds-gateway', list: gatewayClusters }],
   [TypeUrl.Endpoint]: [{ kind: 'list', id: 'eds-gateway', list: gatewayEndpoints }],
-  [TypeUrl.Listener]: [{ kind: 'list', id: 'lds-gateway', list: withAccessLogs(gatewayListeners) }],
+  [TypeUrl.Listener]: [{ kind: 'list', id: 'lds-gateway', list: withTelemetry(gatewayListeners) }],
   [TypeUrl.Route]: [{ kind: 'requested', id: 'rds-gateway', list: gatewayRoutes }],
   [TypeUrl.Secret]: [{ kind: 'requested', id: 'sds-gateway', list: secretResources }],
 };

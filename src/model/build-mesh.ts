@@ -15,6 +15,7 @@ import {
   parseMeshConfig,
   protoDuration,
 } from './mesh-config';
+import { type TelemetryMesh, telemetryMesh } from './telemetry-providers';
 
 /** Where a MeshConfig text came from, and the text (a source's `mesh.yaml`, ConfigMap `istio`, or `--mesh-config`). */
 export interface MeshConfigText {
@@ -50,6 +51,7 @@ export interface MeshFields {
   meshStatus: MeshConfigStatus;
   outboundTrafficPolicy: OutboundTrafficMode;
   accessLog: MeshAccessLog | undefined;
+  telemetryMesh: TelemetryMesh;
   connectTimeout: ProtoDuration;
   enableAutoMtls: boolean;
   localityLbSetting: LocalityLbSetting;
@@ -143,6 +145,7 @@ export function buildMesh(input: MeshConfigText | undefined, defaults: MeshConfi
     meshStatus: status,
     outboundTrafficPolicy: config.outboundTrafficPolicy.mode,
     accessLog: meshAccessLog(config),
+    telemetryMesh: telemetryMesh(config),
     connectTimeout: protoDuration(config.connectTimeout),
     enableAutoMtls: config.enableAutoMtls,
     localityLbSetting: config.localityLbSetting,

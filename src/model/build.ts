@@ -7,6 +7,7 @@ import type { ConfigError, ConfigObject } from './objects';
 import { buildRouting } from './build-routing';
 import { buildRequestAuthn } from './build-reqauthn';
 import { buildSecurity } from './build-security';
+import { buildTelemetries } from './build-telemetry';
 import type { JwksEntry } from './jwks';
 import { SnapshotMemo } from './memo';
 import { share } from './intern';
@@ -93,6 +94,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   const trustDomains = trustDomainBundle(meshConfig.trustDomain, meshConfig.trustDomainAliases);
   const security = buildSecurity(kind, errors, trustDomains);
   const reqAuthn = buildRequestAuthn(kind, input.jwks, errors);
+  const telemetries = buildTelemetries(kind);
 
   // exportTo: one list per namespace, shared when nothing restricts visibility.
   const publicServices = registry.services.filter((s) => s.exportTo.includes('*'));
@@ -155,6 +157,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     ...routing,
     security,
     requestAuthentications: reqAuthn.requestAuthentications,
+    telemetries,
     jwks: reqAuthn.jwks,
     errors,
     counts,

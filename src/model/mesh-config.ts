@@ -108,7 +108,9 @@ export function defaultMeshConfig(d: MeshConfigDefaults = {}): MeshConfig {
       ingressClass: 'istio',
       proxyListenPort: 15001,
       dnsRefreshRate: '60s',
-      defaultProviders: {},
+      // istiod's DefaultMeshConfig has none; its install (the istiod chart's ConfigMap) sets
+      // prometheus, and meshd, which has no chart, starts from that: sidecars report metrics.
+      defaultProviders: { metrics: ['prometheus'] },
       extensionProviders: [
         { name: 'prometheus', prometheus: {} },
         { name: 'stackdriver', stackdriver: {} },
@@ -494,6 +496,8 @@ function applyMesh(m: Record<string, unknown>, defaults: MeshConfigDefaults): Me
   if (Object.keys(metadata).length > 0) defaultConfig['proxyMetadata'] = metadata;
   const other: Record<string, unknown> = { ...d.other };
   for (const [k, v] of Object.entries(m)) if (!TYPED.has(k)) other[k] = v;
+  // ApplyMeshConfig decodes defaultProviders into the previous value: the fields given replace.
+  if (isRecord(m['defaultProviders']) && isRecord(d.other['defaultProviders'])) other['defaultProviders'] = { ...d.other['defaultProviders'], ...m['defaultProviders'] };
   const otp = isRecord(m['outboundTrafficPolicy']) ? m['outboundTrafficPolicy']['mode'] : undefined;
   return {
     // An empty trust domain is the default, as protobuf's zero value.

@@ -36,6 +36,7 @@ export const KNOWN_KINDS = {
   PeerAuthentication: { group: 'security.istio.io', kind: 'PeerAuthentication', namespaced: true },
   AuthorizationPolicy: { group: 'security.istio.io', kind: 'AuthorizationPolicy', namespaced: true },
   RequestAuthentication: { group: 'security.istio.io', kind: 'RequestAuthentication', namespaced: true },
+  Telemetry: { group: 'telemetry.istio.io', kind: 'Telemetry', namespaced: true },
 } as const;
 export type Kind = keyof typeof KNOWN_KINDS;
 
@@ -43,6 +44,8 @@ export const ISTIO_NETWORKING_VERSIONS: readonly string[] = ['v1', 'v1beta1', 'v
 
 // Istio security (security.istio.io): spec types live beside this file.
 export * from './objects-security';
+// The Telemetry API (telemetry.istio.io).
+export * from './objects-telemetry';
 
 /** One object as read from a source, before validation: spec is still untrusted JSON. */
 export interface ConfigObject {

@@ -12,6 +12,8 @@ import type { Protocol } from './protocol';
 import type { LocalityLbSetting } from './objects';
 import type { MeshAccessLog, MeshConfigStatus } from './build-mesh';
 import type { MeshConfig, OutboundTrafficMode, ProtoDuration } from './mesh-config';
+import type { TelemetryConfig } from './build-telemetry';
+import type { TelemetryMesh } from './telemetry-providers';
 
 export interface ServicePort {
   name: string;
@@ -146,6 +148,10 @@ export interface MeshSnapshot {
   readonly outboundTrafficPolicy: OutboundTrafficMode;
   /** MeshConfig accessLogFile/Format/Encoding: the file access log, or none. */
   readonly accessLog: MeshAccessLog | undefined;
+  /** MeshConfig extensionProviders, defaultProviders, enableTracing and the default tracing sampling (the Telemetry API's view). */
+  readonly telemetryMesh: TelemetryMesh;
+  /** Telemetry objects by namespace, in name order. */
+  readonly telemetries: ReadonlyMap<string, readonly TelemetryConfig[]>;
   /** MeshConfig connectTimeout: clusters' connect_timeout unless a DestinationRule sets one. */
   readonly connectTimeout: ProtoDuration;
   /** MeshConfig enableAutoMtls. */

@@ -5,7 +5,7 @@
  * generation, and annotations where meshd reads none) leave the object — and with it the
  * snapshot's content hash — unchanged.
  */
-import { ISTIO_NETWORKING_VERSIONS, ISTIO_SECURITY_VERSIONS, type ConfigError, type ConfigObject, type Kind } from '../model/objects';
+import { ISTIO_NETWORKING_VERSIONS, ISTIO_SECURITY_VERSIONS, ISTIO_TELEMETRY_VERSIONS, type ConfigError, type ConfigObject, type Kind } from '../model/objects';
 import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../config/limits';
 import { checkTree } from './bounds';
 import { parseObject } from './parse';
@@ -69,6 +69,7 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   security('PeerAuthentication', 'peerauthentications'),
   security('AuthorizationPolicy', 'authorizationpolicies'),
   security('RequestAuthentication', 'requestauthentications'),
+  { kind: 'Telemetry', group: 'telemetry.istio.io', versions: ISTIO_TELEMETRY_VERSIONS, plural: 'telemetries', namespaced: true, keepAnnotations: false },
 ];
 
 export function apiVersionOf(k: KubeResource, version: string): string {

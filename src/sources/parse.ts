@@ -10,6 +10,7 @@ import { DEFAULT_INPUT_LIMITS, type InputLimits, LIMIT_FLAGS } from '../config/l
 import {
   ISTIO_NETWORKING_VERSIONS,
   ISTIO_SECURITY_VERSIONS,
+  ISTIO_TELEMETRY_VERSIONS,
   KNOWN_KINDS,
   type ConfigError,
   type ConfigObject,
@@ -33,6 +34,7 @@ const GROUP_VERSIONS: Readonly<Record<string, readonly string[]>> = {
   'discovery.k8s.io': ['v1'],
   'networking.istio.io': ISTIO_NETWORKING_VERSIONS,
   'security.istio.io': ISTIO_SECURITY_VERSIONS,
+  'telemetry.istio.io': ISTIO_TELEMETRY_VERSIONS,
 };
 
 function isRecord(v: unknown): v is JsonObject {

@@ -51,6 +51,15 @@ const ENTRY_FILES = [
   'envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.proto',
   'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',
+  'envoy/extensions/access_loggers/filters/cel/v3/cel.proto',
+  'envoy/config/trace/v3/zipkin.proto',
+  'envoy/config/trace/v3/opentelemetry.proto',
+  'envoy/config/trace/v3/datadog.proto',
+  'envoy/config/trace/v3/skywalking.proto',
+  'envoy/extensions/request_id/uuid/v3/uuid.proto',
+  'udpa/type/v1/typed_struct.proto',
+  // Istio's stats filter config (not part of Envoy's API): our own copy under proto/.
+  'istio-proxy/stats.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',
   'envoy/extensions/filters/http/fault/v3/fault.proto',
   'envoy/extensions/filters/http/cors/v3/cors.proto',
@@ -75,7 +84,8 @@ function includeRoots(): string[] {
   const pkg = path.dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
   const deps = path.join(pkg, 'deps');
   const protobufjsDir = path.dirname(require.resolve('protobufjs/package.json'));
-  return [path.join(deps, 'envoy-api'), path.join(deps, 'xds'), path.join(deps, 'googleapis'), path.join(deps, 'protoc-gen-validate'), protobufjsDir];
+  const own = path.join(__dirname, '..', '..', 'proto');
+  return [own, path.join(deps, 'envoy-api'), path.join(deps, 'xds'), path.join(deps, 'googleapis'), path.join(deps, 'protoc-gen-validate'), protobufjsDir];
 }
 
 /** Loads Envoy's API into a fresh protobufjs Root (keepCase: proto field names). */

@@ -61,6 +61,7 @@ export const DEFAULT_RESOURCES: readonly ApiResource[] = [
   istio('security.istio.io', SECURITY, 'peerauthentications', 'PeerAuthentication'),
   istio('security.istio.io', SECURITY, 'authorizationpolicies', 'AuthorizationPolicy'),
   istio('security.istio.io', SECURITY, 'requestauthentications', 'RequestAuthentication'),
+  istio('telemetry.istio.io', ['v1', 'v1alpha1'], 'telemetries', 'Telemetry'),
 ];
 
 /** DEFAULT_RESOURCES without the given kinds (e.g. to simulate a missing CRD). */

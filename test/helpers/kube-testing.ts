@@ -180,6 +180,12 @@ export function shopObjects(): Array<Record<string, unknown>> {
       metadata: { name: 'web', namespace: SHOP },
       spec: { selector: { matchLabels: { app: 'web' } }, jwtRules: [{ issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks' }] },
     },
+    {
+      apiVersion: 'telemetry.istio.io/v1',
+      kind: 'Telemetry',
+      metadata: { name: 'web', namespace: SHOP },
+      spec: { selector: { matchLabels: { app: 'web' } }, accessLogging: [{ providers: [{ name: 'envoy' }] }] },
+    },
   ];
 }
 

@@ -18,6 +18,7 @@ import { validatePeerAuthentication } from './peerauthentication';
 import { validatePod } from './pod';
 import { validateRequestAuthentication } from './requestauthentication';
 import { validateSecret } from './secret';
+import { validateTelemetry } from './telemetry';
 import { validateService } from './service';
 import { validateServiceEntry } from './serviceentry';
 import { validateVirtualService } from './virtualservice';
@@ -88,6 +89,9 @@ export function checkObject(obj: ConfigObject, maxErrors: number = DEFAULT_INPUT
       break;
     case 'RequestAuthentication':
       validateRequestAuthentication(obj, issues);
+      break;
+    case 'Telemetry':
+      validateTelemetry(obj, issues);
       break;
   }
   return { errors: issues.result(), warnings: issues.warningsResult() };
