@@ -109,7 +109,14 @@ export function deltaRespond(deps: ProtocolDeps, conn: Connection, typeUrl: Type
   if (changed.length === 0 && removed.length === 0 && !w.mustRespond) return false;
   w.mustRespond = false;
   const nonce = conn.nextNonce();
-  const response: DeltaDiscoveryResponseMsg = { system_version_info: version, resources: changed, type_url: typeUrl, removed_resources: removed, nonce };
+  const response: DeltaDiscoveryResponseMsg = {
+    system_version_info: version,
+    resources: changed,
+    type_url: typeUrl,
+    removed_resources: removed,
+    nonce,
+    ...(deps.controlPlane ? { control_plane: deps.controlPlane } : {}),
+  };
   deps.send(conn, response, bytes);
   Object.assign(w, { versionSent: version, nonceSent: nonce, sentAt: deps.now().toISOString(), resourcesSent: changed.length });
   deps.log.debug({ conn: conn.id, type: SHORT_TYPE[typeUrl], changed: changed.length, removed: removed.length }, 'delta pushed');

@@ -14,7 +14,7 @@ import { type Connection, type DiscoveryRequestMsg, type DiscoveryResponseMsg, S
 import type { EncodedResource } from './cache';
 import type { ResourceSet, XdsWatcher } from './engine';
 import type { XdsMetrics } from './metrics';
-import type { WireCache } from './wire';
+import type { ControlPlaneMsg, WireCache } from './wire';
 import { SHORT_TYPE, TypeUrl, isTypeUrl } from './protos';
 
 export const WILDCARD_TYPES: ReadonlySet<TypeUrl> = new Set([TypeUrl.Cluster, TypeUrl.Listener]);
@@ -32,6 +32,8 @@ export interface ProtocolDeps {
   wire: WireCache;
   /** Writes a message, counting its bytes as queued until it is on its way. */
   send: (conn: Connection, msg: object, bytes: number) => void;
+  /** Put on every response, as istiod does: which control plane instance and version answered. */
+  controlPlane?: ControlPlaneMsg;
 }
 
 export function newWatch(names: Set<string> | undefined, previous?: WatchState): WatchState {
@@ -173,7 +175,13 @@ export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeU
   }
   w.mustRespond = false;
   const nonce = conn.nextNonce();
-  const response: DiscoveryResponseMsg = { version_info: version, resources: out.map((r) => deps.wire.any(r, typeUrl)), type_url: typeUrl, nonce };
+  const response: DiscoveryResponseMsg = {
+    version_info: version,
+    resources: out.map((r) => deps.wire.any(r, typeUrl)),
+    type_url: typeUrl,
+    nonce,
+    ...(deps.controlPlane ? { control_plane: deps.controlPlane } : {}),
+  };
   const bytes = out.reduce((s, r) => s + r.bytes.length, 0);
   deps.send(conn, response, bytes);
   Object.assign(w, { versionSent: version, nonceSent: nonce, sentAt: deps.now().toISOString(), resourcesSent: out.length });
