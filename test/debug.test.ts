@@ -1,5 +1,6 @@
 /** Debug HTTP endpoints and metrics against a running meshd serving the bookinfo example. */
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
@@ -9,6 +10,7 @@ import { AdsClient } from './helpers/ads-client';
 import { parseBack, requireProto3JsonChecker } from './helpers/proto3-json';
 
 const protos = new EnvoyProtos();
+const VERSION = (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
 const PRODUCTPAGE = 'sidecar~10.244.0.10~productpage-v1.default~default.svc.cluster.local';
 let meshd: MeshdHandle;
 let client: AdsClient;
@@ -30,6 +32,20 @@ before(async () => {
 after(async () => {
   client.close();
   await meshd.close();
+});
+
+test('/version answers on both HTTP ports as istiod does: <version>-<revision>-<status>', async () => {
+  for (const port of [meshd.debugPort, meshd.monitoringPort]) {
+    const r = await get('/version', port);
+    assert.equal(r.status, 200);
+    assert.equal(r.body, `${VERSION}-unknown-unknown`);
+  }
+});
+
+test('the debug views are on the monitoring port too, where Kiali reads them', async () => {
+  const s = JSON.parse((await get('/debug/syncz', meshd.monitoringPort)).body) as { proxy: string }[];
+  assert.ok(s.some((x) => x.proxy === PRODUCTPAGE));
+  assert.equal((await get(`/debug/config_dump?proxyID=${encodeURIComponent(PRODUCTPAGE)}`, meshd.monitoringPort)).status, 200);
 });
 
 test('/ready answers 200 once config is loaded and the servers listen', async () => {
@@ -126,7 +142,9 @@ test('/debug/configz lists accepted config and no errors for the example', async
 test("/metrics (debug port and monitoring port) uses Istio's metric names", async () => {
   for (const port of [meshd.debugPort, meshd.monitoringPort]) {
     const m = (await get('/metrics', port)).body;
-    assert.match(m, /^pilot_xds 1$/m);
+    // Connected proxies by their ISTIO_VERSION, and meshd's own build, as istiod labels them.
+    assert.match(m, /^pilot_xds\{version="1.24.0"\} 1$/m);
+    assert.match(m, new RegExp(`^istio_build\\{component="pilot",tag="${VERSION.replace(/\./g, '\\.')}"\\} 1$`, 'm'));
     assert.match(m, /^pilot_xds_pushes\{type="cds"\} [1-9]/m);
     assert.match(m, /^pilot_xds_pushes\{type="rds"\} [1-9]/m);
     assert.match(m, /^# TYPE pilot_total_xds_rejects counter$/m);

@@ -346,7 +346,7 @@ export class AdsServer {
       if (this.debugConnections.delete(conn)) return;
       this.queue.remove(conn);
       if (this.connections.delete(conn.id)) {
-        this.opts.metrics.connected.dec();
+        this.opts.metrics.connected.dec({ version: conn.proxy?.istioVersion ?? '' });
         this.opts.log.info({ conn: conn.id, proxy: conn.proxy?.id }, 'ADS stream closed');
       }
     };
@@ -395,7 +395,7 @@ export class AdsServer {
     conn.handle = this.opts.watcher.attach(proxy);
     conn.userAgent = `${req.node?.user_agent_name ?? ''}/${req.node?.user_agent_version ?? ''}`;
     this.connections.set(conn.id, conn);
-    this.opts.metrics.connected.inc();
+    this.opts.metrics.connected.inc({ version: proxy.istioVersion ?? '' });
     this.opts.log.info(
       { conn: conn.id, proxy: proxy.id, generator: proxy.generator, protocol: conn.protocol, peer: conn.peer, identity: identity.verified?.id, via: identity.verified?.via },
       'ADS stream connected',
