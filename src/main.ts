@@ -10,6 +10,7 @@ import { validateFiles } from './cli/validate';
 import { agentCommand } from './cli/agent';
 import { bootstrapCommand } from './cli/bootstrap';
 import { kubeInjectCommand } from './cli/kube-inject';
+import { MESHD_VERSION } from './version';
 
 export { startMeshd, type MeshdHandle } from './meshd';
 
@@ -46,6 +47,7 @@ interface CliOptions {
   maxDepth: number;
   maxAliasNodes: number;
   maxErrorsPerObject: number;
+  debugEndpointAuth: boolean;
 }
 
 type LimitFlags = Pick<InputLimits, 'maxFileBytes' | 'maxDocumentsPerFile' | 'maxDepth' | 'maxAliasNodes' | 'maxErrorsPerObject'>;
@@ -98,6 +100,16 @@ function limitsOf(o: LimitFlags): Partial<InputLimits> {
   };
 }
 
+/** `true` or `false` (also 1/0, yes/no, on/off), as a flag's value: `--flag=false`. */
+function bool(name: string) {
+  return (v: string): boolean => {
+    const t = v.trim().toLowerCase();
+    if (['true', '1', 'yes', 'on'].includes(t)) return true;
+    if (['false', '0', 'no', 'off'].includes(t)) return false;
+    throw new InvalidArgumentError(`${name} must be true or false`);
+  };
+}
+
 function port(name: string, allowDisable = false) {
   return (v: string): number => {
     const n = Number(v);
@@ -143,6 +155,7 @@ export const DEFAULT_CA_DIR = '.meshd/ca';
 export function program(): Command {
   const cmd = new Command('meshd')
     .description('An Istio control plane: Istio and Kubernetes config in, Envoy xDS out.')
+    .version(MESHD_VERSION, '--version', 'print the version and exit')
     // A subcommand's options are its own: `meshd agent --trust-domain X` must reach the agent,
     // not the server's flag of the same name.
     .enablePositionalOptions()
@@ -194,7 +207,13 @@ export function program(): Command {
     )
     .option('--domain <domain>', 'cluster DNS domain', DEFAULTS.domain)
     .option('--log-level <level>', 'trace, debug, info, warn, error', DEFAULTS.logLevel)
-    .option('--no-validate-resources', 'skip the validate.rules check of generated resources');
+    .option('--no-validate-resources', 'skip the validate.rules check of generated resources')
+    .option(
+      '--debug-endpoint-auth <bool>',
+      "istiod's ENABLE_DEBUG_ENDPOINT_AUTH: answer xDS debug types (istioctl proxy-status) only to an identity verified over TLS; false also answers them on the plaintext port",
+      bool('--debug-endpoint-auth'),
+      DEFAULTS.debugEndpointAuth,
+    );
   limitOptions(cmd).action(async (o: CliOptions) => {
     if (o.configDir && o.kubeconfig) cmd.error('error: --config-dir and --kubeconfig are exclusive: pick one config source');
     // Neither flag inside a pod: the cluster's own API server, with the pod's service account.

@@ -1,11 +1,14 @@
 /** Composition: source (folder or Kubernetes API) → model → generate → cache → ADS server, plus debug. */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { type MeshdOptionsInput, withDefaults } from './config/options';
 import type { InputLimits } from './config/limits';
 import { truncate } from './sources/bounds';
-import { debugApp, listenApp, metricsApp } from './debug/server';
+import { debugApp, listenApp } from './debug/server';
+import { XdsDebug } from './debug/xds-debug';
+import { controlPlaneIdentifier } from './version';
 import { buildSnapshot } from './model/build';
 import { jwksSources } from './model/build-reqauthn';
 import type { ConfigError, ConfigObject, RequestAuthenticationSpec } from './model/objects';
@@ -187,6 +190,10 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     watcher: engine,
     metrics,
     log,
+    // istioctl's proxy-status and config dump over xDS (istio.io/debug/*), as istiod answers them.
+    debug: new XdsDebug({ protos, watcher: engine, systemNamespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE }),
+    debugEndpointAuth: opts.debugEndpointAuth,
+    controlPlaneIdentifier: controlPlaneIdentifier(opts.podName ?? os.hostname()),
     auth: {
       authenticate: (ctx) => authenticate(ctx),
       peerCertificate: (peer) => peerCertificate(peer),
@@ -392,11 +399,13 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       const injector = server.connectionInjector('tls', { extraServices: [ca.grpcService((peer) => securePort.peerCertificate(peer))] });
       secureXdsPort = await securePort.listen(opts.host, opts.secureXdsPort, injector);
     }
-    const dbg = debugApp({ server, protos, engine, metrics, snapshot: () => current, ready: () => ready, jwks: () => jwksResolver.status() });
+    const debugDeps = { server, protos, engine, metrics, snapshot: () => current, ready: () => ready, jwks: () => jwksResolver.status() };
+    const dbg = debugApp(debugDeps);
     apps.push(dbg);
     debugPort = await listenApp(dbg, opts.host, opts.debugPort);
     if (opts.monitoringPort >= 0) {
-      const mon = metricsApp(metrics);
+      // As istiod: the debug views are on the monitoring port too (Kiali reads /debug/syncz there).
+      const mon = debugApp(debugDeps);
       apps.push(mon);
       monitoringPort = await listenApp(mon, opts.host, opts.monitoringPort);
     }

@@ -15,6 +15,16 @@ function meshd(args: string[]): { status: number | null; stdout: string; stderr:
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+test('meshd --version and meshctl version print the version of package.json', () => {
+  const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const d = meshd(['--version']);
+  assert.equal(d.status, 0, d.stderr);
+  assert.equal(d.stdout, `${version}\n`);
+  const c = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'cli', 'meshctl.ts'), 'version'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(c.status, 0, c.stderr);
+  assert.equal(c.stdout, `client version: ${version}\n`);
+});
+
 test('meshd validate accepts the bookinfo example', () => {
   const r = meshd(['validate', 'examples/bookinfo']);
   assert.equal(r.status, 0, r.stdout + r.stderr);

@@ -1,13 +1,16 @@
 /** Debug HTTP endpoints and metrics against a running meshd serving the bookinfo example. */
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { type MeshdHandle, startMeshd } from '../src/meshd';
 import { EnvoyProtos, TypeUrl } from '../src/xds/protos';
 import { AdsClient } from './helpers/ads-client';
+import { parseBack, requireProto3JsonChecker } from './helpers/proto3-json';
 
 const protos = new EnvoyProtos();
+const VERSION = (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
 const PRODUCTPAGE = 'sidecar~10.244.0.10~productpage-v1.default~default.svc.cluster.local';
 let meshd: MeshdHandle;
 let client: AdsClient;
@@ -31,6 +34,20 @@ after(async () => {
   await meshd.close();
 });
 
+test('/version answers on both HTTP ports as istiod does: <version>-<revision>-<status>', async () => {
+  for (const port of [meshd.debugPort, meshd.monitoringPort]) {
+    const r = await get('/version', port);
+    assert.equal(r.status, 200);
+    assert.equal(r.body, `${VERSION}-unknown-unknown`);
+  }
+});
+
+test('the debug views are on the monitoring port too, where Kiali reads them', async () => {
+  const s = JSON.parse((await get('/debug/syncz', meshd.monitoringPort)).body) as { proxy: string }[];
+  assert.ok(s.some((x) => x.proxy === PRODUCTPAGE));
+  assert.equal((await get(`/debug/config_dump?proxyID=${encodeURIComponent(PRODUCTPAGE)}`, meshd.monitoringPort)).status, 200);
+});
+
 test('/ready answers 200 once config is loaded and the servers listen', async () => {
   const r = await get('/ready');
   assert.equal(r.status, 200);
@@ -41,24 +58,42 @@ test("/debug/config_dump has Envoy's ConfigDump shape with what the proxy was se
   assert.equal(r.status, 200);
   const dump = JSON.parse(r.body) as { configs: Record<string, unknown>[] };
   const byType = new Map(dump.configs.map((c) => [c['@type'], c]));
-  const clusters = byType.get('type.googleapis.com/envoy.admin.v3.ClustersConfigDump') as { dynamic_active_clusters: { cluster: { name: string; '@type': string } }[] };
-  assert.ok(clusters.dynamic_active_clusters.some((c) => c.cluster.name === 'outbound|9080|v2|reviews.default.svc.cluster.local'));
-  assert.equal(clusters.dynamic_active_clusters[0]?.cluster['@type'], TypeUrl.Cluster);
-  const listeners = byType.get('type.googleapis.com/envoy.admin.v3.ListenersConfigDump') as { dynamic_listeners: { name: string; active_state: { listener: { name: string } } }[] };
-  assert.deepEqual(listeners.dynamic_listeners.map((l) => l.name).sort(), ['0.0.0.0_9080', 'virtualInbound', 'virtualOutbound']);
+  const clusters = byType.get('type.googleapis.com/envoy.admin.v3.ClustersConfigDump') as { dynamicActiveClusters: { cluster: { name: string; '@type': string } }[] };
+  assert.ok(clusters.dynamicActiveClusters.some((c) => c.cluster.name === 'outbound|9080|v2|reviews.default.svc.cluster.local'));
+  assert.equal(clusters.dynamicActiveClusters[0]?.cluster['@type'], TypeUrl.Cluster);
+  const listeners = byType.get('type.googleapis.com/envoy.admin.v3.ListenersConfigDump') as { dynamicListeners: { name: string; activeState: { listener: { name: string } } }[] };
+  assert.deepEqual(listeners.dynamicListeners.map((l) => l.name).sort(), ['0.0.0.0_9080', 'virtualInbound', 'virtualOutbound']);
   const routes = byType.get('type.googleapis.com/envoy.admin.v3.RoutesConfigDump') as {
-    dynamic_route_configs: { route_config: { name: string; virtual_hosts: { name: string; routes: unknown[] }[] } }[];
+    dynamicRouteConfigs: { routeConfig: { name: string; virtualHosts: { name: string; routes: unknown[] }[] } }[];
   };
-  assert.equal(routes.dynamic_route_configs.length, 1);
-  const reviews = routes.dynamic_route_configs[0]?.route_config.virtual_hosts.find((v) => v.name === 'reviews.default.svc.cluster.local:9080');
+  assert.equal(routes.dynamicRouteConfigs.length, 1);
+  const reviews = routes.dynamicRouteConfigs[0]?.routeConfig.virtualHosts.find((v) => v.name === 'reviews.default.svc.cluster.local:9080');
   assert.ok(JSON.stringify(reviews?.routes).includes('"exact":"jason"'), 'the jason header route is in the dump');
-  const eds = byType.get('type.googleapis.com/envoy.admin.v3.EndpointsConfigDump') as { dynamic_endpoint_configs: { endpoint_config: { cluster_name: string } }[] };
+  const eds = byType.get('type.googleapis.com/envoy.admin.v3.EndpointsConfigDump') as { dynamicEndpointConfigs: { endpointConfig: { clusterName: string } }[] };
   assert.deepEqual(
-    eds.dynamic_endpoint_configs.map((e) => e.endpoint_config.cluster_name),
+    eds.dynamicEndpointConfigs.map((e) => e.endpointConfig.clusterName),
     ['outbound|9080|v1|reviews.default.svc.cluster.local'],
   );
   // Istio's short form <pod>.<namespace> works too.
   assert.equal((await get('/debug/config_dump?proxyID=productpage-v1.default')).status, 200);
+});
+
+test("/debug/config_dump is canonical proto3 JSON: what Google's own parser reads and prints back unchanged", async (t) => {
+  if (!requireProto3JsonChecker(t)) return;
+  const dump = JSON.parse((await get(`/debug/config_dump?proxyID=${encodeURIComponent(PRODUCTPAGE)}`)).body) as { configs: Record<string, unknown>[] };
+  assert.deepEqual(parseBack('envoy.admin.v3.ConfigDump', dump), dump);
+  // The well-known types in their JSON forms (not protobufjs's object forms).
+  const text = JSON.stringify(dump);
+  assert.match(text, /"connectTimeout":"10s"/, 'Duration as "10s"');
+  assert.match(text, /"lastUpdated":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z"/, 'Timestamp in RFC 3339');
+  assert.match(text, /"match":\{"tlsMode":"istio"\}/, 'Struct as a plain JSON object');
+  assert.match(text, /"type":"EDS"/, 'enums by name');
+  assert.match(
+    text,
+    /"typedConfig":\{"@type":"type.googleapis.com\/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"/,
+    'Any with @type and fields',
+  );
+  assert.ok(!/"seconds"|"nanos"|"fields":|"stringValue"|"type_url"/.test(text), 'no protobufjs object forms left');
 });
 
 test('/debug/config_dump explains a missing or unknown proxyID', async () => {
@@ -107,7 +142,9 @@ test('/debug/configz lists accepted config and no errors for the example', async
 test("/metrics (debug port and monitoring port) uses Istio's metric names", async () => {
   for (const port of [meshd.debugPort, meshd.monitoringPort]) {
     const m = (await get('/metrics', port)).body;
-    assert.match(m, /^pilot_xds 1$/m);
+    // Connected proxies by their ISTIO_VERSION, and meshd's own build, as istiod labels them.
+    assert.match(m, /^pilot_xds\{version="1.24.0"\} 1$/m);
+    assert.match(m, new RegExp(`^istio_build\\{component="pilot",tag="${VERSION.replace(/\./g, '\\.')}"\\} 1$`, 'm'));
     assert.match(m, /^pilot_xds_pushes\{type="cds"\} [1-9]/m);
     assert.match(m, /^pilot_xds_pushes\{type="rds"\} [1-9]/m);
     assert.match(m, /^# TYPE pilot_total_xds_rejects counter$/m);

@@ -246,7 +246,8 @@ test('malformed traffic on the xDS port never stops meshd serving a well-behaved
   // Every dropped stream is forgotten: only the good proxy remains.
   const connected = async (): Promise<number> => {
     const text = await (await fetch(`http://127.0.0.1:${meshd.debugPort}/metrics`)).text();
-    return Number(/^pilot_xds (\d+)/m.exec(text)?.[1] ?? Number.NaN);
+    // pilot_xds is by proxy version (istiod's label): the connected proxies are the sum.
+    return [...text.matchAll(/^pilot_xds\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
   };
   await until('only the good proxy connected', async () => ((await connected()) === 1 && (await syncz(meshd.debugPort)).length === 1 ? true : undefined), 10_000);
   await pushArrives('at the end');

@@ -305,12 +305,14 @@ test("config_dump shows a gateway's secrets with the private key redacted, and n
   const dump = await http(`/debug/config_dump?proxyID=${encodeURIComponent(id)}`);
   assert.ok(dump.includes('0.0.0.0_8443'), "the gateway's listeners are in the dump");
   const secrets = (JSON.parse(dump) as { configs: J[] }).configs.find((x) => x['@type'] === 'type.googleapis.com/envoy.admin.v3.SecretsConfigDump');
-  const active = (secrets?.dynamic_active_secrets ?? []) as J[];
+  // Proto3 JSON, as Envoy's admin prints it: lowerCamelCase names, bytes in base64.
+  const active = (secrets?.dynamicActiveSecrets ?? []) as J[];
   assert.deepEqual(active.map((s) => s.name).sort(), ['kubernetes://bookinfo-credential', 'kubernetes://mtls-credential']);
+  const inline = (ds: unknown): string => Buffer.from(String((ds as J).inlineBytes), 'base64').toString('utf8');
   for (const s of active) {
-    const t = (s.secret as J).tls_certificate as J;
-    assert.equal(pemOf(t.private_key), '[redacted]', "Envoy's redaction");
-    assert.ok(pemOf(t.certificate_chain).includes('BEGIN CERTIFICATE'), 'certificates are public and shown');
+    const t = (s.secret as J).tlsCertificate as J;
+    assert.equal(inline(t.privateKey), '[redacted]', "Envoy's redaction");
+    assert.ok(inline(t.certificateChain).includes('BEGIN CERTIFICATE'), 'certificates are public and shown');
   }
   const everything = [dump, await http('/debug/configz'), await http('/debug/push_status'), await http('/debug/syncz'), await http('/debug/registryz'), ...logs].join('\n');
   assert.ok(logs.length > 0, 'log lines were captured');

@@ -29,27 +29,30 @@ test('a response is framed once per version and resources; the second request ke
   const shared = new SharedResponses({ maxBytes: 1 << 20 });
   const rs = [resource('a'), resource('b')];
   const anys = rs.map((r) => wire.any(r, TypeUrl.Cluster));
-  const first = shared.sotw('v1', TypeUrl.Cluster, rs, anys);
-  const second = shared.sotw('v1', TypeUrl.Cluster, rs, anys);
-  const third = shared.sotw('v1', TypeUrl.Cluster, rs, anys);
+  const body = (version: string, as: typeof anys) => (nonce: string) => sotwBytes({ version_info: version, resources: as, type_url: TypeUrl.Cluster, nonce });
+  const first = shared.response('v1', 'sotw', TypeUrl.Cluster, rs, [], body('v1', anys));
+  const second = shared.response('v1', 'sotw', TypeUrl.Cluster, rs, [], body('v1', anys));
+  const third = shared.response('v1', 'sotw', TypeUrl.Cluster, rs, [], body('v1', anys));
   assert.ok(first && second && third);
   assert.equal(second.nonce, first.nonce, 'the first response already carries the shared nonce');
   assert.equal(third.framed, second.framed, 'kept from the second request on: the very same buffer');
   assert.deepEqual(shared.stats().responses, 1);
   // The frame: flag 0, the length, then exactly the response as serialised on its own.
-  const body = sotwBytes({ version_info: 'v1', resources: anys, type_url: TypeUrl.Cluster, nonce: first.nonce });
-  assert.ok(body);
+  const alone = sotwBytes({ version_info: 'v1', resources: anys, type_url: TypeUrl.Cluster, nonce: first.nonce });
+  assert.ok(alone);
   assert.equal(first.framed[0], 0);
-  assert.equal(first.framed.readUInt32BE(1), body.length);
-  assert.deepEqual(first.framed.subarray(5), body);
+  assert.equal(first.framed.readUInt32BE(1), alone.length);
+  assert.deepEqual(first.framed.subarray(5), alone);
 
-  const other = shared.sotw('v1', TypeUrl.Cluster, [rs[0] as EncodedResource], [anys[0] as (typeof anys)[number]]);
+  const other = shared.response('v1', 'sotw', TypeUrl.Cluster, [rs[0] as EncodedResource], [], body('v1', [anys[0] as (typeof anys)[number]]));
   assert.notEqual(other?.nonce, first.nonce, 'other resources: another response');
-  const next = shared.sotw('v2', TypeUrl.Cluster, rs, anys);
+  const asDelta = shared.response('v1', 'delta', TypeUrl.Cluster, rs, [], body('v1', anys));
+  assert.notEqual(asDelta?.nonce, first.nonce, 'another kind of response: another response');
+  const next = shared.response('v2', 'sotw', TypeUrl.Cluster, rs, [], body('v2', anys));
   assert.notEqual(next?.nonce, first.nonce, 'another version: another response');
   assert.equal(shared.stats().responses, 0, 'a new version forgets the old responses');
   shared.clear();
-  assert.equal(new SharedResponses({ maxBytes: 0 }).sotw('v1', TypeUrl.Cluster, rs, anys), undefined, 'sharing off');
+  assert.equal(new SharedResponses({ maxBytes: 0 }).response('v1', 'sotw', TypeUrl.Cluster, rs, [], body('v1', anys)), undefined, 'sharing off');
 });
 
 test('grpc-js writes a framed response as it is, and frames every other message itself', () => {

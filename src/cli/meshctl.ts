@@ -7,10 +7,17 @@ import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { kubeInjectCommand } from './kube-inject';
 import { validateFiles } from './validate';
+import { MESHD_VERSION } from '../version';
 
 export function meshctl(io = { stdout: process.stdout, stderr: process.stderr, stdin: (): string => fs.readFileSync(0, 'utf8') }): Command {
   const cmd = new Command('meshctl').description('meshd command line: offline sidecar injection and config validation');
   cmd.addCommand(kubeInjectCommand(io));
+  cmd
+    .command('version')
+    .description("print meshctl's version (meshd's, from the same package)")
+    .action(() => {
+      io.stdout.write(`client version: ${MESHD_VERSION}\n`);
+    });
   cmd
     .command('validate')
     .description('check Istio/Kubernetes config files offline; exits 1 if any object is invalid')

@@ -77,6 +77,12 @@ export interface MeshdOptions {
   maxWorkloadCertTtlSeconds: number;
   /** What one input may cost: file size, documents, depth, aliases, errors (config/limits.ts). */
   limits: InputLimits;
+  /**
+   * istiod's ENABLE_DEBUG_ENDPOINT_AUTH: xDS debug types (istioctl's proxy-status, config dump)
+   * are answered only to an identity verified over TLS, of the system namespace or the proxy's
+   * own. Off: answered on the plaintext port too, to anyone who reaches it.
+   */
+  debugEndpointAuth: boolean;
 }
 
 /** Options as callers give them: any subset, the limits too. */
@@ -109,6 +115,7 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   limits: DEFAULT_INPUT_LIMITS,
   // Off for embedders and tests; the command line uses the cores beside meshd's own.
   caSignWorkers: 0,
+  debugEndpointAuth: true,
 };
 
 /** A DNS name for a certificate SAN: lower-case labels of letters, digits and inner hyphens, optionally `*.` first. */
@@ -156,6 +163,7 @@ export function withDefaults(o: MeshdOptionsInput): MeshdOptions {
   }
   const jwksProblem = merged.jwks !== undefined ? jwksSourceProblem(merged.jwks) : undefined;
   if (jwksProblem) throw new Error(jwksProblem);
+  if (typeof merged.debugEndpointAuth !== 'boolean') throw new Error(`--debug-endpoint-auth: ${JSON.stringify(merged.debugEndpointAuth)} is not true or false`);
   if (!Number.isInteger(merged.jwtMaxLifetimeSeconds) || merged.jwtMaxLifetimeSeconds <= 0) {
     throw new Error(`--jwt-max-lifetime: ${merged.jwtMaxLifetimeSeconds} is not a positive number of seconds`);
   }

@@ -1,4 +1,7 @@
-/** Debug HTTP (fastify): /debug/* views, /ready, /metrics. */
+/**
+ * Debug HTTP (fastify): /debug/* views, /ready, /metrics, /version. Served on the debug port
+ * (8080) and, as istiod does, on the monitoring port (15014), where Kiali reads them.
+ */
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { MeshSnapshot } from '../model/snapshot';
 import type { ConfigEngine } from '../xds/engine';
@@ -6,7 +9,10 @@ import type { XdsMetrics } from '../xds/metrics';
 import type { EnvoyProtos } from '../xds/protos';
 import type { AdsServer } from '../xds/server';
 import { meshConfigView } from '../model/mesh-config';
-import { configDump, configz, registryz, syncz } from './views';
+import { versionLine } from '../version';
+import { configDumpAnys, configDumpJson } from './config-dump';
+import { configz, registryz, syncz } from './views';
+import { findProxy } from './xds-debug';
 
 export interface DebugDeps {
   server: AdsServer;
@@ -19,12 +25,15 @@ export interface DebugDeps {
   jwks?: () => object;
 }
 
+/** `/metrics` and `/version` (istiod's monitoring port answers both). */
 export function metricsApp(metrics: XdsMetrics): FastifyInstance {
   const app = Fastify({ logger: false });
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
+  // istiod's BuildInfo.String(): `<version>-<revision>-<status>`.
+  app.get('/version', async (_req, reply) => reply.type('text/plain; charset=utf-8').send(versionLine()));
   return app;
 }
 
@@ -48,7 +57,7 @@ export function debugApp(deps: DebugDeps): FastifyInstance {
   });
 
   app.get('/debug', async () => ({
-    endpoints: ['/debug/config_dump?proxyID=<id>', '/debug/syncz', '/debug/registryz', '/debug/configz', '/debug/mesh', '/debug/push_status', '/metrics', '/ready'],
+    endpoints: ['/debug/config_dump?proxyID=<id>', '/debug/syncz', '/debug/registryz', '/debug/configz', '/debug/mesh', '/debug/push_status', '/metrics', '/ready', '/version'],
   }));
 
   app.get('/debug/syncz', async () => syncz(deps.server.connectionList()));
@@ -72,12 +81,13 @@ export function debugApp(deps: DebugDeps): FastifyInstance {
   app.get<{ Querystring: { proxyID?: string } }>('/debug/config_dump', async (req, reply) => {
     const id = req.query.proxyID;
     if (!id) return reply.code(400).send({ error: 'proxyID is required, e.g. /debug/config_dump?proxyID=sidecar~10.0.0.1~pod.ns~ns.svc.cluster.local' });
-    const conns = deps.server.connectionList();
-    // Accept the full node ID or Istio's short form `<pod>.<namespace>`.
-    const conn = conns.find((c) => c.proxy?.id === id) ?? conns.find((c) => c.proxy && `${c.proxy.podName}.${c.proxy.namespace}` === id);
+    // The full node ID or Istio's short form `<pod>.<namespace>`.
+    const conn = findProxy(deps.server.connectionList(), id);
     if (!conn) return reply.code(404).send({ error: `proxy ${id} is not connected` });
     snap();
-    return configDump(deps.engine, deps.protos, conn);
+    // Proto3 JSON, as Envoy's admin /config_dump prints it.
+    reply.type('application/json; charset=utf-8');
+    return JSON.stringify(configDumpJson(deps.protos, configDumpAnys(deps.engine, deps.protos, conn)), null, 2);
   });
 
   return app;

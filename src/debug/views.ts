@@ -3,9 +3,7 @@ import { credentialReport } from '../generate/secrets';
 import { jwksSourceOf } from '../model/jwks';
 import type { MeshSnapshot, ServiceEndpoint } from '../model/snapshot';
 import type { Connection } from '../xds/connection';
-import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE, TypeUrl } from '../xds/protos';
-import type { XdsWatcher } from '../xds/engine';
-import { redactSensitive } from './redact';
+import { PUSH_ORDER, SHORT_TYPE } from '../xds/protos';
 
 const SYNCZ_NAMES: Readonly<Record<string, string>> = { CDS: 'cluster', EDS: 'endpoint', LDS: 'listener', RDS: 'route', SDS: 'secret' };
 
@@ -57,65 +55,6 @@ export function syncz(conns: readonly Connection[]): object[] {
         types,
       };
     });
-}
-
-/** Envoy's admin ConfigDump shape for one connected proxy, from what it would be sent now. */
-export function configDump(watcher: XdsWatcher, protos: EnvoyProtos, conn: Connection): object {
-  const handle = conn.handle;
-  if (!handle) return { configs: [] };
-  const decoded = (t: TypeUrl): { name: string; body: Record<string, unknown> }[] => {
-    if (!watcher.serves(handle, t)) return [];
-    const w = conn.watches.get(t);
-    const names = w ? w.names : t === TypeUrl.Cluster || t === TypeUrl.Listener ? undefined : new Set<string>();
-    const all = watcher.resources(handle, t, names).resources;
-    const list = names ? [...names].sort().flatMap((n) => all.get(n) ?? []) : [...all.values()];
-    // As Envoy's admin does: private keys and other sensitive fields read `[redacted]`.
-    return list.map((r) => ({ name: r.name, body: { '@type': t, ...redactSensitive(protos, t, protos.decode(t, r.bytes)) } }));
-  };
-  const versionOf = (t: TypeUrl): string => conn.watches.get(t)?.versionSent ?? '';
-  const updated = (t: TypeUrl): string | undefined => conn.watches.get(t)?.sentAt;
-  return {
-    configs: [
-      {
-        '@type': 'type.googleapis.com/envoy.admin.v3.ClustersConfigDump',
-        version_info: versionOf(TypeUrl.Cluster),
-        dynamic_active_clusters: decoded(TypeUrl.Cluster).map((r) => ({ version_info: versionOf(TypeUrl.Cluster), cluster: r.body, last_updated: updated(TypeUrl.Cluster) })),
-      },
-      {
-        '@type': 'type.googleapis.com/envoy.admin.v3.ListenersConfigDump',
-        version_info: versionOf(TypeUrl.Listener),
-        dynamic_listeners: decoded(TypeUrl.Listener).map((r) => ({
-          name: r.name,
-          active_state: { version_info: versionOf(TypeUrl.Listener), listener: r.body, last_updated: updated(TypeUrl.Listener) },
-        })),
-      },
-      {
-        '@type': 'type.googleapis.com/envoy.admin.v3.RoutesConfigDump',
-        dynamic_route_configs: decoded(TypeUrl.Route).map((r) => ({ version_info: versionOf(TypeUrl.Route), route_config: r.body, last_updated: updated(TypeUrl.Route) })),
-      },
-      {
-        '@type': 'type.googleapis.com/envoy.admin.v3.EndpointsConfigDump',
-        dynamic_endpoint_configs: decoded(TypeUrl.Endpoint).map((r) => ({
-          version_info: versionOf(TypeUrl.Endpoint),
-          endpoint_config: r.body,
-          last_updated: updated(TypeUrl.Endpoint),
-        })),
-      },
-      ...(watcher.serves(handle, TypeUrl.Secret)
-        ? [
-            {
-              '@type': 'type.googleapis.com/envoy.admin.v3.SecretsConfigDump',
-              dynamic_active_secrets: decoded(TypeUrl.Secret).map((r) => ({
-                name: r.name,
-                version_info: versionOf(TypeUrl.Secret),
-                last_updated: updated(TypeUrl.Secret),
-                secret: r.body,
-              })),
-            },
-          ]
-        : []),
-    ],
-  };
 }
 
 export function registryz(snap: MeshSnapshot): object[] {

@@ -111,18 +111,19 @@ export async function authenticateStream(stream: AuthStream, auth: XdsAuth): Pro
  * istiod's checkConnectionIdentity: the first proved SPIFFE ID in the proxy's namespace (and of its
  * service account, when the node names one). None: the stream is refused (PERMISSION_DENIED).
  */
-export function matchIdentity(proxy: Proxy, proved: ProvedIdentity): VerifiedIdentity {
+export function matchIdentity(proxy: Pick<Proxy, 'id' | 'serviceAccount'> & { namespace?: string }, proved: ProvedIdentity): VerifiedIdentity {
   for (const raw of proved.identities) {
     const m = SPIFFE.exec(raw);
     if (!m) continue;
     const [, trustDomain, namespace, serviceAccount] = m as unknown as [string, string, string, string];
-    if (namespace !== proxy.namespace) continue;
+    // A debug client that names no namespace is whoever its identity says.
+    if (proxy.namespace !== undefined && namespace !== proxy.namespace) continue;
     if (proxy.serviceAccount && serviceAccount !== proxy.serviceAccount) continue;
     return { id: raw, trustDomain, namespace, serviceAccount, via: proved.via };
   }
   throw new StreamAuthError(
     grpc.status.PERMISSION_DENIED,
-    `the proved identities (${proved.identities.join(', ')}) do not match proxy ${proxy.id} (namespace ${proxy.namespace}${proxy.serviceAccount ? `, service account ${proxy.serviceAccount}` : ''})`,
+    `the proved identities (${proved.identities.join(', ')}) do not match proxy ${proxy.id} (namespace ${proxy.namespace ?? 'any'}${proxy.serviceAccount ? `, service account ${proxy.serviceAccount}` : ''})`,
   );
 }
 

@@ -1,9 +1,9 @@
 /** Per-stream ADS state: what each type was asked for, sent, ACKed and NACKed. */
 import type * as grpc from '@grpc/grpc-js';
-import type { StreamIdentity } from './authn';
+import type { StreamIdentity, VerifiedIdentity } from './authn';
 import type { Proxy } from '../model/proxy';
 import type { ProxyHandle, ResourceSet } from './engine';
-import { type AnyMsg, type DeltaResourceMsg, RequestDecoder, Scratch, deltaBytes, sotwBytes } from './wire';
+import { type AnyMsg, type ControlPlaneMsg, type DeltaResourceMsg, RequestDecoder, Scratch, deltaBytes, sotwBytes } from './wire';
 import type { EnvoyProtos, TypeUrl } from './protos';
 import { FRAMED } from './shared-responses';
 
@@ -104,6 +104,8 @@ export interface DiscoveryResponseMsg {
   resources: AnyMsg[];
   type_url: string;
   nonce: string;
+  /** Which control plane answered (istiod's IstioControlPlaneInstance JSON). */
+  control_plane?: ControlPlaneMsg;
 }
 
 export interface DeltaDiscoveryRequestMsg {
@@ -122,6 +124,7 @@ export interface DeltaDiscoveryResponseMsg {
   type_url: string;
   removed_resources: string[];
   nonce: string;
+  control_plane?: ControlPlaneMsg;
 }
 
 export type AdsStream = grpc.ServerDuplexStream<DiscoveryRequestMsg, DiscoveryResponseMsg>;
@@ -138,8 +141,18 @@ export interface XdsStream<Res> {
   getPeer(): string;
 }
 
+/** A debug client (istioctl): asks for `istio.io/debug/*` and is sent no config. */
+export interface DebugState {
+  /** The identity it proved over TLS; absent on a plaintext stream. */
+  caller?: VerifiedIdentity;
+  /** The nonce of the last answer per debug type (a request repeating it is an ACK). */
+  readonly nonces: Map<string, string>;
+}
+
 export class Connection {
   readonly watches = new Map<TypeUrl, WatchState>();
+  /** Set for a debug connection (node type `debug` or GENERATOR=event), which has no proxy. */
+  debug?: DebugState;
   readonly connectedAt: string;
   proxy?: Proxy;
   /** The config side's state for this proxy. */

@@ -14,6 +14,7 @@ import type { Connection, DeltaDiscoveryRequestMsg, DeltaDiscoveryResponseMsg, W
 import { type ProtocolDeps, WILDCARD_TYPES, beginRespond, newWatch, recordAck } from './sotw';
 import { SHORT_TYPE, type TypeUrl, isTypeUrl } from './protos';
 import { FRAMED } from './shared-responses';
+import { deltaBytes } from './wire';
 
 export function deltaRequest(deps: ProtocolDeps, conn: Connection, req: DeltaDiscoveryRequestMsg): void {
   const typeUrl = req.type_url ?? '';
@@ -109,9 +110,12 @@ export function deltaRespond(deps: ProtocolDeps, conn: Connection, typeUrl: Type
   }
   if (changed.length === 0 && removed.length === 0 && !w.mustRespond) return false;
   w.mustRespond = false;
-  const shared = deps.shared.delta(version, typeUrl, changed, removed);
+  const controlPlane = deps.controlPlane ? { control_plane: deps.controlPlane } : {};
+  const shared = deps.shared.response(version, 'delta', typeUrl, changed, removed, (n) =>
+    deltaBytes({ system_version_info: version, resources: changed, type_url: typeUrl, removed_resources: removed, nonce: n, ...controlPlane }),
+  );
   const nonce = shared && shared.nonce !== w.nonceSent ? shared.nonce : conn.nextNonce();
-  const response: DeltaDiscoveryResponseMsg = { system_version_info: version, resources: changed, type_url: typeUrl, removed_resources: removed, nonce };
+  const response: DeltaDiscoveryResponseMsg = { system_version_info: version, resources: changed, type_url: typeUrl, removed_resources: removed, nonce, ...controlPlane };
   if (shared && nonce === shared.nonce) Object.defineProperty(response, FRAMED, { value: shared.framed, enumerable: false });
   deps.send(conn, response, bytes);
   Object.assign(w, { versionSent: version, nonceSent: nonce, sentAt: deps.now().toISOString(), resourcesSent: changed.length });

@@ -1,9 +1,12 @@
 /** Istio's control-plane metric names, on a registry owned by one meshd instance. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { MESHD_VERSION } from '../version';
 
 export class XdsMetrics {
   readonly registry: Registry;
-  readonly connected: Gauge;
+  /** Connected proxies by their ISTIO_VERSION (istiod's `pilot_xds{version}`). */
+  readonly connected: Gauge<'version'>;
+  readonly build: Gauge<'component' | 'tag'>;
   readonly pushes: Counter;
   readonly rejects: Counter;
   readonly expiredNonce: Counter;
@@ -23,7 +26,10 @@ export class XdsMetrics {
     this.registry = registry;
     const registers = [registry];
     if (withProcessMetrics) collectDefaultMetrics({ register: registry });
-    this.connected = new Gauge({ name: 'pilot_xds', help: 'Number of endpoints connected to this pilot using XDS.', registers });
+    this.connected = new Gauge({ name: 'pilot_xds', help: 'Number of endpoints connected to this pilot using XDS.', labelNames: ['version'], registers });
+    // istiod's build gauge, which dashboards group control planes by.
+    this.build = new Gauge({ name: 'istio_build', help: 'Istio component build info', labelNames: ['component', 'tag'], registers });
+    this.build.set({ component: 'pilot', tag: MESHD_VERSION }, 1);
     this.pushes = new Counter({ name: 'pilot_xds_pushes', help: 'Pilot build and send errors for lds, rds, cds and eds.', labelNames: ['type'], registers });
     this.rejects = new Counter({ name: 'pilot_total_xds_rejects', help: 'Total number of XDS responses from pilot rejected by proxy.', labelNames: ['type'], registers });
     this.expiredNonce = new Counter({ name: 'pilot_xds_expired_nonce', help: 'Total number of XDS requests with an expired nonce.', labelNames: ['type'], registers });

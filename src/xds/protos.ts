@@ -38,7 +38,7 @@ export function messageName(typeUrl: string): string {
 }
 
 /** Every proto file meshd needs; their imports are resolved from the include roots. */
-const ENTRY_FILES = [
+export const ENTRY_FILES = [
   'envoy/service/discovery/v3/ads.proto',
   'envoy/service/discovery/v3/discovery.proto',
   'envoy/config/cluster/v3/cluster.proto',
@@ -80,7 +80,7 @@ const ENTRY_FILES = [
   'google/rpc/status.proto',
 ];
 
-function includeRoots(): string[] {
+export function includeRoots(): string[] {
   const pkg = path.dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
   const deps = path.join(pkg, 'deps');
   const protobufjsDir = path.dirname(require.resolve('protobufjs/package.json'));

@@ -12,6 +12,7 @@ import { type Proxy, type ProxyMetadata, parseProxy } from '../model/proxy';
 import {
   type AdsStream,
   Connection,
+  type DiscoveryResponseMsg,
   type DeltaDiscoveryRequestMsg,
   type DeltaStream,
   type DiscoveryRequestMsg,
@@ -21,13 +22,24 @@ import {
   shutdownServer,
 } from './connection';
 import { secretDenial } from '../generate/secrets';
-import { type AuthStream, PLAINTEXT_REASON, type ProvedIdentity, StreamAuthError, type StreamIdentity, type XdsAuth, authenticateStream, streamIdentity } from './authn';
+import {
+  type AuthStream,
+  PLAINTEXT_REASON,
+  type ProvedIdentity,
+  StreamAuthError,
+  type StreamIdentity,
+  type VerifiedIdentity,
+  type XdsAuth,
+  authenticateStream,
+  matchIdentity,
+  streamIdentity,
+} from './authn';
 import { deltaRequest, deltaRespond } from './delta';
 import type { XdsWatcher } from './engine';
 import type { XdsMetrics } from './metrics';
 import { type EnvoyProtos, PUSH_ORDER, SHORT_TYPE, TypeUrl } from './protos';
 import { PushQueue } from './push-queue';
-import { WireCache } from './wire';
+import { type AnyMsg, WireCache, controlPlaneMsg } from './wire';
 import { SharedResponses } from './shared-responses';
 import { installFramedResponses } from './grpc-frames';
 import { type ProtocolDeps, failStream, sotwRequest, sotwRespond } from './sotw';
@@ -51,6 +63,47 @@ export interface AdsServerOptions {
   sharedResponseBytes?: number;
   /** Authenticates TLS streams and authorizes credentials; absent: no stream has an identity, no credential is served. */
   auth?: XdsAuth;
+  /** Answers the `istio.io/debug/*` types of debug connections (istioctl); absent: refused. */
+  debug?: XdsDebugService;
+  /**
+   * istiod's ENABLE_DEBUG_ENDPOINT_AUTH: debug types are answered only to an identity verified
+   * over TLS (default true). Off: answered on any stream, to anyone who can reach the port.
+   */
+  debugEndpointAuth?: boolean;
+  /** The `control_plane.identifier` put on every response (version.ts controlPlaneIdentifier). */
+  controlPlaneIdentifier?: string;
+}
+
+/** A question of a debug connection, with who asks and what is connected. */
+export interface DebugRequest {
+  typeUrl: string;
+  resourceNames: readonly string[];
+  /** The verified caller; absent when debug endpoint auth is off (then anything may be asked). */
+  caller?: VerifiedIdentity;
+  /** The connected proxies (debug connections are not among them). */
+  connections: readonly Connection[];
+}
+
+/** Answers debug types; throws XdsRequestError for a question it refuses or cannot answer. */
+export interface XdsDebugService {
+  answer(req: DebugRequest): AnyMsg[];
+}
+
+/** A request refused: the gRPC status and message the stream ends with. */
+export class XdsRequestError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const DEBUG_TYPE_PREFIX = 'istio.io/debug';
+
+/** istioctl's node (`debug~…`, or adsc's with GENERATOR=event metadata) asks for debug types, not config. */
+export function isDebugNode(id: string, metadata: ProxyMetadata): boolean {
+  return id.split('~')[0] === 'debug' || metadata.GENERATOR === 'event';
 }
 
 /** A gRPC service served beside ADS on some ports only (istiod: the CA on 15012, not on 15010). */
@@ -88,6 +141,8 @@ export type ServerStream<Req, Res> = XdsStream<Res> & {
 
 export class AdsServer {
   private readonly connections = new Map<string, Connection>();
+  /** Debug connections (istioctl): not proxies, not counted, sent no config. */
+  private readonly debugConnections = new Set<Connection>();
   private readonly servers: grpc.Server[] = [];
   private readonly services: ExtraService[] = [];
   private connCounter = 0;
@@ -119,6 +174,7 @@ export class AdsServer {
       wire: new WireCache(),
       shared: new SharedResponses({ maxBytes: opts.sharedResponseBytes ?? 64 * 1024 * 1024 }),
       send: (conn, msg, bytes) => this.send(conn, msg, bytes),
+      ...(opts.controlPlaneIdentifier !== undefined ? { controlPlane: controlPlaneMsg(opts.controlPlaneIdentifier) } : {}),
     };
   }
 
@@ -168,7 +224,7 @@ export class AdsServer {
   }
 
   async close(): Promise<void> {
-    for (const c of this.connections.values()) c.stream.end();
+    for (const c of [...this.connections.values(), ...this.debugConnections]) c.stream.end();
     await Promise.all(this.servers.map((s) => shutdownServer(s)));
   }
 
@@ -222,6 +278,7 @@ export class AdsServer {
   ): void {
     const run = (req: Req): void => {
       try {
+        if (conn.debug) return this.debugRequest(conn, req as DiscoveryRequestMsg, transport);
         onRequest(req);
         if (conn.proxy?.type === 'router') this.noteSecretDenials(conn);
       } catch (err) {
@@ -237,15 +294,38 @@ export class AdsServer {
     proving?.catch(() => undefined);
     let early: Req[] | undefined;
     stream.on('data', (req: Req) => {
-      if (conn.proxy) return run(req);
+      if (conn.proxy || conn.debug) return run(req);
       if (early) {
         if (early.length >= MAX_EARLY_REQUESTS)
           return failStream(stream, grpc.status.RESOURCE_EXHAUSTED, `more than ${MAX_EARLY_REQUESTS} requests before the stream was authenticated`);
         early.push(req);
         return;
       }
-      const proxy = this.parseNode(conn, req);
-      if (!proxy) return;
+      const node = this.parseNode(conn, req);
+      if (!node) return;
+      if ('debug' in node) {
+        if (conn.protocol === 'delta')
+          return failStream(stream, grpc.status.UNIMPLEMENTED, `debug types (${DEBUG_TYPE_PREFIX}/*) are answered on StreamAggregatedResources, not on the delta stream`);
+        if (!proving) {
+          this.identifyDebug(conn, node.debug.id, undefined);
+          return run(req);
+        }
+        early = [req];
+        void proving
+          .then((proved) => matchIdentity(node.debug, proved))
+          .then(
+            (caller) => {
+              if (conn.closed) return;
+              this.identifyDebug(conn, node.debug.id, caller);
+              const queued = early ?? [];
+              early = undefined;
+              for (const r of queued) run(r);
+            },
+            (err: unknown) => refuse(node.debug.id, err),
+          );
+        return;
+      }
+      const proxy = node.proxy;
       if (!proving) {
         this.identify(conn, proxy, req, { credentialsDenied: this.opts.auth ? PLAINTEXT_REASON : 'this server does not authenticate proxies: no credential is served' });
         return run(req);
@@ -261,20 +341,22 @@ export class AdsServer {
             early = undefined;
             for (const r of queued) run(r);
           },
-          (err: unknown) => {
-            const e = err instanceof StreamAuthError ? err : new StreamAuthError(grpc.status.UNAUTHENTICATED, 'authentication failed');
-            this.opts.metrics.authFailures.inc({ reason: e.code === grpc.status.PERMISSION_DENIED ? 'identity_mismatch' : 'unauthenticated' });
-            this.opts.log.warn({ conn: conn.id, proxy: proxy.id, peer: conn.peer, error: e.message }, 'ADS stream refused');
-            early = undefined;
-            failStream(stream, e.code, e.message);
-          },
+          (err: unknown) => refuse(proxy.id, err),
         );
     });
+    const refuse = (who: string, err: unknown): void => {
+      const e = err instanceof StreamAuthError ? err : new StreamAuthError(grpc.status.UNAUTHENTICATED, 'authentication failed');
+      this.opts.metrics.authFailures.inc({ reason: e.code === grpc.status.PERMISSION_DENIED ? 'identity_mismatch' : 'unauthenticated' });
+      this.opts.log.warn({ conn: conn.id, proxy: who, peer: conn.peer, error: e.message }, 'ADS stream refused');
+      early = undefined;
+      failStream(stream, e.code, e.message);
+    };
     const done = (): void => {
       conn.closed = true;
+      if (this.debugConnections.delete(conn)) return;
       this.queue.remove(conn);
       if (this.connections.delete(conn.id)) {
-        this.opts.metrics.connected.dec();
+        this.opts.metrics.connected.dec({ version: conn.proxy?.istioVersion ?? '' });
         this.opts.log.info({ conn: conn.id, proxy: conn.proxy?.id }, 'ADS stream closed');
       }
     };
@@ -287,15 +369,27 @@ export class AdsServer {
     stream.on('cancelled', done);
   }
 
-  /** The proxy the first request names; undefined (and the stream failed) if it names none. */
-  private parseNode(conn: Connection, req: { node?: DiscoveryRequestMsg['node'] }): Proxy | undefined {
+  /**
+   * The proxy the first request names, or the debug client it is; undefined (and the stream
+   * failed) if it names none.
+   */
+  private parseNode(
+    conn: Connection,
+    req: { node?: DiscoveryRequestMsg['node'] },
+  ): { proxy: Proxy } | { debug: { id: string; namespace?: string; serviceAccount?: string } } | undefined {
     const id = req.node?.id;
     if (!id) {
       failStream(conn.stream, grpc.status.INVALID_ARGUMENT, 'the first DiscoveryRequest must carry node.id');
       return undefined;
     }
+    const metadata = structToJs(req.node?.metadata as PbStruct | undefined) as ProxyMetadata;
+    if (isDebugNode(id, metadata)) {
+      const ns = typeof metadata.NAMESPACE === 'string' && metadata.NAMESPACE ? metadata.NAMESPACE : undefined;
+      const sa = typeof metadata.SERVICE_ACCOUNT === 'string' && metadata.SERVICE_ACCOUNT ? metadata.SERVICE_ACCOUNT : undefined;
+      return { debug: { id, ...(ns ? { namespace: ns } : {}), ...(sa ? { serviceAccount: sa } : {}) } };
+    }
     try {
-      return parseProxy(id, structToJs(req.node?.metadata as PbStruct | undefined) as ProxyMetadata, req.node?.locality);
+      return { proxy: parseProxy(id, metadata, req.node?.locality) };
     } catch (err) {
       failStream(conn.stream, grpc.status.INVALID_ARGUMENT, (err as Error).message);
       return undefined;
@@ -311,11 +405,64 @@ export class AdsServer {
     conn.handle = this.opts.watcher.attach(proxy);
     conn.userAgent = `${req.node?.user_agent_name ?? ''}/${req.node?.user_agent_version ?? ''}`;
     this.connections.set(conn.id, conn);
-    this.opts.metrics.connected.inc();
+    this.opts.metrics.connected.inc({ version: proxy.istioVersion ?? '' });
     this.opts.log.info(
       { conn: conn.id, proxy: proxy.id, generator: proxy.generator, protocol: conn.protocol, peer: conn.peer, identity: identity.verified?.id, via: identity.verified?.via },
       'ADS stream connected',
     );
+  }
+
+  /** A debug client is known (and, over TLS, who it is): it is answered, never pushed to. */
+  private identifyDebug(conn: Connection, id: string, caller: VerifiedIdentity | undefined): void {
+    conn.debug = { ...(caller ? { caller } : {}), nonces: new Map() };
+    this.debugConnections.add(conn);
+    this.opts.log.info({ conn: conn.id, node: id, peer: conn.peer, identity: caller?.id }, 'debug stream connected');
+  }
+
+  /** One request of a debug connection: answered at once, or the stream ends with why not. */
+  private debugRequest(conn: Connection, req: DiscoveryRequestMsg, transport: Transport): void {
+    const debug = conn.debug;
+    if (!debug) return;
+    const typeUrl = req.type_url ?? '';
+    // An ACK of an answer (istioctl sends none, other clients may): nothing to do.
+    if (req.response_nonce && debug.nonces.get(typeUrl) === req.response_nonce) return;
+    if (typeUrl !== DEBUG_TYPE_PREFIX && !typeUrl.startsWith(`${DEBUG_TYPE_PREFIX}/`)) {
+      return failStream(
+        conn.stream,
+        grpc.status.INVALID_ARGUMENT,
+        `a debug connection (node type debug, or GENERATOR=event) asks for ${DEBUG_TYPE_PREFIX}/* types only, not ${JSON.stringify(typeUrl)}`,
+      );
+    }
+    const auth = this.opts.debugEndpointAuth !== false;
+    if (auth && !debug.caller) {
+      this.opts.log.warn({ conn: conn.id, peer: conn.peer, type: typeUrl, transport }, 'debug request refused: no verified identity');
+      return failStream(
+        conn.stream,
+        grpc.status.PERMISSION_DENIED,
+        `${typeUrl} is refused on a ${transport === 'tls' ? 'stream with no verified identity' : 'plaintext stream'}: debug endpoint auth is on (istiod's ENABLE_DEBUG_ENDPOINT_AUTH). ` +
+          "Ask over TLS (port 15012) with a service-account token or workload certificate of the system namespace or of the proxy's namespace, " +
+          'or start meshd with --debug-endpoint-auth=false',
+      );
+    }
+    if (!this.opts.debug) return failStream(conn.stream, grpc.status.UNIMPLEMENTED, 'this server answers no debug types');
+    let resources: AnyMsg[];
+    try {
+      resources = this.opts.debug.answer({ typeUrl, resourceNames: req.resource_names ?? [], ...(auth ? { caller: debug.caller } : {}), connections: this.connectionList() });
+    } catch (err) {
+      if (!(err instanceof XdsRequestError)) throw err;
+      this.opts.log.warn({ conn: conn.id, peer: conn.peer, type: typeUrl, names: req.resource_names, identity: debug.caller?.id, error: err.message }, 'debug request refused');
+      return failStream(conn.stream, err.code, err.message);
+    }
+    const nonce = conn.nextNonce();
+    debug.nonces.set(typeUrl, nonce);
+    const response: DiscoveryResponseMsg = {
+      version_info: this.opts.watcher.version() ?? '',
+      resources,
+      type_url: typeUrl,
+      nonce,
+      ...(this.deps.controlPlane ? { control_plane: this.deps.controlPlane } : {}),
+    };
+    (conn.stream as XdsStream<DiscoveryResponseMsg>).write(response, () => undefined);
   }
 
   /** Each credential name a gateway asks for and is refused is recorded (syncz) and logged once, with the reason. */

@@ -10,8 +10,6 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { EncodedResource } from './cache';
-import { type AnyMsg, type DeltaResourceMsg, RAW, Writer } from './wire';
 
 /** The framed gRPC message (5-byte header, then the serialised response) a response object carries. */
 export const FRAMED = Symbol('framed gRPC message');
@@ -75,7 +73,7 @@ export class SharedResponses {
       this.clear();
       this.version = version;
     }
-    const k = key.length > 256 ? createHash('sha1').update(key).digest('base64') : key;
+    const k = key;
     const kept = this.frames.get(k);
     if (kept) return kept;
     // The first time, the response gets the nonce all later copies will carry, and its own bytes;
@@ -90,48 +88,39 @@ export class SharedResponses {
     return e;
   }
 
-  /** A state-of-the-world response of these resources (their wire wrappers) at this version. */
-  sotw(version: string, typeUrl: string, resources: readonly EncodedResource[], anys: readonly AnyMsg[]): SharedResponse | undefined {
+  /**
+   * The response of these resources at this version, for every stream sent it: `body` serialises
+   * it with a nonce (called at most twice per distinct response). `kind` tells apart responses of
+   * other shapes (delta) with the same resources; `extra` is the rest of what the body holds.
+   */
+  response(
+    version: string,
+    kind: string,
+    typeUrl: string,
+    resources: readonly object[],
+    extra: readonly string[],
+    body: (nonce: string) => Buffer | undefined,
+  ): SharedResponse | undefined {
     // A list made once per set (a whole CDS or LDS set) keeps its key.
-    let key = Object.isFrozen(resources) ? this.keys.get(resources) : undefined;
+    const frozen = extra.length === 0 && Object.isFrozen(resources);
+    let key = frozen ? this.keys.get(resources) : undefined;
     if (key === undefined) {
-      key = `${typeUrl}\0`;
+      key = `${kind}\0${typeUrl}\0`;
       for (const r of resources) key += `${this.id(r)},`;
+      for (const x of extra) key += `\0${x}`;
       if (key.length > 256) key = createHash('sha1').update(key).digest('base64');
-      if (Object.isFrozen(resources)) this.keys.set(resources, key);
+      if (frozen) this.keys.set(resources, key);
     }
-    return this.entry(version, key, (nonce) => framedResponse(version, anys, typeUrl, nonce, []));
-  }
-
-  /** A delta response of these resources and removals at this version. */
-  delta(version: string, typeUrl: string, resources: readonly DeltaResourceMsg[], removed: readonly string[]): SharedResponse | undefined {
-    let key = `d${typeUrl}\0`;
-    for (const r of resources) key += `${this.id(r)},`;
-    key += '\0';
-    for (const n of removed) key += `${n}\0`;
-    return this.entry(version, key, (nonce) => framedResponse(version, resources, typeUrl, nonce, removed));
+    return this.entry(version, key, (nonce) => frame(body(nonce)));
   }
 }
 
-/**
- * A (Delta)DiscoveryResponse with its gRPC frame header: version in field 1, resources in 2, the
- * type in 4, the nonce in 5, removed names in 6 (delta). Undefined when a resource has no bytes.
- */
-function framedResponse(version: string, resources: readonly { [RAW]?: Buffer }[], typeUrl: string, nonce: string, removed: readonly string[]): Buffer | undefined {
-  const w = new Writer();
-  const header = Buffer.alloc(5);
-  w.raw(header);
-  w.addString(1, version);
-  for (const r of resources) {
-    const raw = r[RAW];
-    if (!raw) return undefined;
-    w.add(2, raw);
-  }
-  w.addString(4, typeUrl);
-  w.addString(5, nonce);
-  for (const n of removed) w.add(6, Buffer.from(n, 'utf8'));
-  const out = w.finish();
+/** A serialised message with its gRPC frame header: flag 0 (not compressed), the 4-byte length. */
+function frame(body: Buffer | undefined): Buffer | undefined {
+  if (!body) return undefined;
+  const out = Buffer.allocUnsafe(body.length + 5);
   out.writeUInt8(0, 0);
-  out.writeUInt32BE(out.length - 5, 1);
+  out.writeUInt32BE(body.length, 1);
+  body.copy(out, 5);
   return out;
 }

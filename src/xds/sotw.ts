@@ -14,7 +14,7 @@ import { type Connection, type DiscoveryRequestMsg, type DiscoveryResponseMsg, S
 import type { EncodedResource } from './cache';
 import type { ResourceSet, XdsWatcher } from './engine';
 import type { XdsMetrics } from './metrics';
-import type { AnyMsg, WireCache } from './wire';
+import { type AnyMsg, type ControlPlaneMsg, type WireCache, sotwBytes } from './wire';
 import { FRAMED, type SharedResponses } from './shared-responses';
 import { SHORT_TYPE, TypeUrl, isTypeUrl } from './protos';
 
@@ -35,6 +35,8 @@ export interface ProtocolDeps {
   shared: SharedResponses;
   /** Writes a message, counting its bytes as queued until it is on its way. */
   send: (conn: Connection, msg: object, bytes: number) => void;
+  /** Put on every response, as istiod does: which control plane instance and version answered. */
+  controlPlane?: ControlPlaneMsg;
 }
 
 export function newWatch(names: Set<string> | undefined, previous?: WatchState): WatchState {
@@ -187,11 +189,12 @@ export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeU
   }
   w.mustRespond = false;
   const resources = anys ?? out.map((r) => deps.wire.any(r, typeUrl));
+  const controlPlane = deps.controlPlane ? { control_plane: deps.controlPlane } : {};
   // The response every proxy sent these resources at this version gets, unless this stream was
   // just sent that very one (a nonce is never repeated on a stream).
-  const shared = deps.shared.sotw(version, typeUrl, out, resources);
+  const shared = deps.shared.response(version, 'sotw', typeUrl, out, [], (n) => sotwBytes({ version_info: version, resources, type_url: typeUrl, nonce: n, ...controlPlane }));
   const nonce = shared && shared.nonce !== w.nonceSent ? shared.nonce : conn.nextNonce();
-  const response: DiscoveryResponseMsg = { version_info: version, resources: resources as AnyMsg[], type_url: typeUrl, nonce };
+  const response: DiscoveryResponseMsg = { version_info: version, resources: resources as AnyMsg[], type_url: typeUrl, nonce, ...controlPlane };
   if (shared && nonce === shared.nonce) Object.defineProperty(response, FRAMED, { value: shared.framed, enumerable: false });
   const bytes = out.reduce((s, r) => s + r.bytes.length, 0);
   deps.send(conn, response, bytes);

@@ -24,6 +24,21 @@ export interface DeltaResourceMsg {
   [RAW]?: Buffer;
 }
 
+/** envoy.config.core.v3.ControlPlane, with its bytes made once. */
+export interface ControlPlaneMsg {
+  identifier: string;
+  [RAW]?: Buffer;
+}
+
+export function controlPlaneMsg(identifier: string): ControlPlaneMsg {
+  const m: ControlPlaneMsg = { identifier };
+  // ControlPlane: identifier = 1.
+  const w = new Writer();
+  w.addString(1, identifier);
+  Object.defineProperty(m, RAW, { value: w.finish(), enumerable: false });
+  return m;
+}
+
 /** The wrappers of encoded resources, made once per resource and type. */
 export class WireCache {
   // Per type: equal bytes of two types would otherwise share one wrapper.
@@ -161,6 +176,7 @@ function responseBytes(
   typeUrl: string,
   nonce: string,
   removed: readonly string[],
+  controlPlane: { field: number; msg: ControlPlaneMsg | undefined },
   scratch?: Scratch,
 ): Buffer | undefined {
   const w = new Writer();
@@ -173,18 +189,35 @@ function responseBytes(
   w.addString(4, typeUrl);
   w.addString(5, nonce);
   for (const n of removed) w.add(6, Buffer.from(n, 'utf8'));
+  if (controlPlane.msg) {
+    const raw = controlPlane.msg[RAW];
+    if (!raw) return undefined;
+    w.add(controlPlane.field, raw);
+  }
   return w.finish(scratch);
 }
 
-export function sotwBytes(m: { version_info: string; resources: readonly AnyMsg[]; type_url: string; nonce: string }, scratch?: Scratch): Buffer | undefined {
-  return responseBytes(m.version_info, m.resources, m.type_url, m.nonce, [], scratch);
+export function sotwBytes(
+  m: { version_info: string; resources: readonly AnyMsg[]; type_url: string; nonce: string; control_plane?: ControlPlaneMsg },
+  scratch?: Scratch,
+): Buffer | undefined {
+  // DiscoveryResponse.control_plane = 6.
+  return responseBytes(m.version_info, m.resources, m.type_url, m.nonce, [], { field: 6, msg: m.control_plane }, scratch);
 }
 
 export function deltaBytes(
-  m: { system_version_info: string; resources: readonly DeltaResourceMsg[]; type_url: string; removed_resources: readonly string[]; nonce: string },
+  m: {
+    system_version_info: string;
+    resources: readonly DeltaResourceMsg[];
+    type_url: string;
+    removed_resources: readonly string[];
+    nonce: string;
+    control_plane?: ControlPlaneMsg;
+  },
   scratch?: Scratch,
 ): Buffer | undefined {
-  return responseBytes(m.system_version_info, m.resources, m.type_url, m.nonce, m.removed_resources, scratch);
+  // DeltaDiscoveryResponse.control_plane = 7.
+  return responseBytes(m.system_version_info, m.resources, m.type_url, m.nonce, m.removed_resources, { field: 7, msg: m.control_plane }, scratch);
 }
 
 /** A decoded name list with the bytes it was decoded from. */
