@@ -121,6 +121,7 @@ export class ConfigEngine implements XdsWatcher {
   private readonly items = new Slots<ItemValue>();
   private readonly checkedItems: LRUCache<string, ItemValue>;
   private readonly ids = new WeakMap<object, number>();
+  private readonly nameKeys = new WeakMap<ReadonlySet<string>, string>();
   /** Merged part values, by the values in order (a trie of weak maps). */
   private readonly merges: MergeNode = { next: new WeakMap() };
   /** Sets whose references all resolve in a referenced set (the publish gate's quick answer). */
@@ -192,7 +193,7 @@ export class ConfigEngine implements XdsWatcher {
     const parts = partsFor(h.proxy)[typeUrl];
     if (!snap || !this.view || !parts) return { resources: EMPTY };
     const values = parts.map((p) => this.partValue(h, typeUrl, p, requested));
-    const lastKey = parts.some((p) => p.kind === 'requested') ? `${typeUrl}|${requested ? [...requested].sort().join('\n') : '*'}` : typeUrl;
+    const lastKey = parts.some((p) => p.kind === 'requested') ? `${typeUrl}|${this.namesKey(requested)}` : typeUrl;
     const last = h.last.get(lastKey);
     if (last && last.parts.length === values.length && last.parts.every((v, i) => v === values[i])) {
       // Reuse is exactly what the check is for: compare the reused set too.
@@ -225,6 +226,22 @@ export class ConfigEngine implements XdsWatcher {
     h.last.set(lastKey, { parts: values, set });
     if (this.opts.checkFromScratch) this.compareWithScratch(h.proxy, typeUrl, requested, set);
     return set;
+  }
+
+  /**
+   * A key for a set of subscribed names, equal for equal sets: made once per set object (proxies
+   * of a class share their subscription's set), short however many names (a hash of them sorted).
+   */
+  private namesKey(requested: ReadonlySet<string> | undefined): string {
+    if (!requested) return '*';
+    let key = this.nameKeys.get(requested);
+    if (key === undefined) {
+      const hash = createHash('sha1');
+      for (const n of [...requested].sort()) hash.update(n).update('\n');
+      key = `${requested.size}:${hash.digest('base64')}`;
+      this.nameKeys.set(requested, key);
+    }
+    return key;
   }
 
   /**
@@ -281,7 +298,7 @@ export class ConfigEngine implements XdsWatcher {
   }
 
   private partValue(h: Handle, typeUrl: TypeUrl, part: Part, requested: ReadonlySet<string> | undefined): PartValue {
-    const key = part.kind === 'requested' ? `${part.id}|${requested ? [...requested].sort().join('\n') : '*'}` : part.id;
+    const key = part.kind === 'requested' ? `${part.id}|${this.namesKey(requested)}` : part.id;
     const mine = h.variants.get(key);
     if (mine && mine.deps.holdsIn(this.rev as Revision)) {
       mine.lastUsed = this.seq;
@@ -296,11 +313,10 @@ export class ConfigEngine implements XdsWatcher {
     const snap = this.rev as Revision;
     if (part.kind === 'requested') {
       // A wildcard asks for everything the part has.
-      const wanted = requested ? [...requested].sort() : undefined;
-      const key = wanted ? `${part.id}|${wanted.join('\n')}` : `${part.id}|*`;
-      return this.parts.get(key, h.facets, snap, this.seq, (prev) =>
-        this.tracker.run(() => (wanted?.length === 0 ? EMPTY : this.buildList(h, typeUrl, part.list(this.ctx(h, wanted && new Set(wanted))), prev))),
-      );
+      return this.parts.get(`${part.id}|${this.namesKey(requested)}`, h.facets, snap, this.seq, (prev) => {
+        const wanted = requested ? [...requested].sort() : undefined;
+        return this.tracker.run(() => (wanted?.length === 0 ? EMPTY : this.buildList(h, typeUrl, part.list(this.ctx(h, wanted && new Set(wanted))), prev)));
+      });
     }
     if (part.kind === 'list') {
       return this.parts.get(part.id, h.facets, snap, this.seq, (prev) => this.tracker.run(() => this.buildList(h, typeUrl, part.list(this.ctx(h)), prev)));

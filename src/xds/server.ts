@@ -42,7 +42,7 @@ import { PushQueue } from './push-queue';
 import { type AnyMsg, WireCache, controlPlaneMsg } from './wire';
 import { SharedResponses } from './shared-responses';
 import { installFramedResponses } from './grpc-frames';
-import { type ProtocolDeps, failStream, sotwRequest, sotwRespond } from './sotw';
+import { type ProtocolDeps, Subscriptions, failStream, sotwRequest, sotwRespond } from './sotw';
 import { type PbStruct, structToJs } from './struct';
 
 export const ADS_PATH = '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources';
@@ -172,6 +172,7 @@ export class AdsServer {
       now: this.now,
       enqueue: (conn) => this.queue.add(conn),
       wire: new WireCache(),
+      subscriptions: new Subscriptions(),
       shared: new SharedResponses({ maxBytes: opts.sharedResponseBytes ?? 64 * 1024 * 1024 }),
       send: (conn, msg, bytes) => this.send(conn, msg, bytes),
       ...(opts.controlPlaneIdentifier !== undefined ? { controlPlane: controlPlaneMsg(opts.controlPlaneIdentifier) } : {}),

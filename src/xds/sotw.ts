@@ -33,10 +33,32 @@ export interface ProtocolDeps {
   wire: WireCache;
   /** Responses serialised once for every proxy they go to. */
   shared: SharedResponses;
+  /** Subscribed name sets, one per distinct request list (never changed once made). */
+  subscriptions: Subscriptions;
   /** Writes a message, counting its bytes as queued until it is on its way. */
   send: (conn: Connection, msg: object, bytes: number) => void;
   /** Put on every response, as istiod does: which control plane instance and version answered. */
   controlPlane?: ControlPlaneMsg;
+}
+
+/**
+ * The name set of a state-of-the-world subscription, shared by every stream that sent the same
+ * list (the request decoder hands out one array per distinct list): what is derived from a set
+ * (the engine's key for it) is then derived once per class of proxies, not once per proxy.
+ * State-of-the-world watches replace their set and never change it, so sharing is safe.
+ */
+export class Subscriptions {
+  private readonly sets = new Map<TypeUrl, WeakMap<readonly string[], Set<string> | undefined>>();
+
+  of(typeUrl: TypeUrl, list: readonly string[]): Set<string> | undefined {
+    if (!Object.isFrozen(list)) return requestedNames(typeUrl, list, WILDCARD_TYPES);
+    let byList = this.sets.get(typeUrl);
+    if (!byList) this.sets.set(typeUrl, (byList = new WeakMap()));
+    if (byList.has(list)) return byList.get(list);
+    const names = requestedNames(typeUrl, list, WILDCARD_TYPES);
+    byList.set(list, names);
+    return names;
+  }
 }
 
 export function newWatch(names: Set<string> | undefined, previous?: WatchState): WatchState {
@@ -85,7 +107,7 @@ export function sotwRequest(deps: ProtocolDeps, conn: Connection, req: Discovery
   const nonce = req.response_nonce ?? '';
   if (nonce === '' || !w) {
     // A new subscription, or a client reconnecting with a nonce of an earlier stream: answer in full.
-    const fresh = newWatch(requestedNames(typeUrl, list, WILDCARD_TYPES), w);
+    const fresh = newWatch(deps.subscriptions.of(typeUrl, list), w);
     fresh.namesList = list;
     conn.watches.set(typeUrl, fresh);
     deps.enqueue(conn);
@@ -96,7 +118,7 @@ export function sotwRequest(deps: ProtocolDeps, conn: Connection, req: Discovery
   // is the same subscription, without building a set.
   if (sameList(list, w.namesList)) return;
   w.namesList = list;
-  const names = requestedNames(typeUrl, list, WILDCARD_TYPES);
+  const names = deps.subscriptions.of(typeUrl, list);
   if (!sameNames(names, w.names)) {
     // Unsubscribed names are forgotten, so subscribing again sends them again; newly subscribed
     // ones are not had, whatever a shared map says.

@@ -250,7 +250,6 @@ export class RequestDecoder {
   decode(buf: Uint8Array): Record<string, unknown> {
     const r = protobuf.Reader.create(buf);
     const out: Record<string, unknown> = {};
-    const slices: Uint8Array[] = [];
     // The resource_names entries as one span of the request, while they are adjacent (they are, from every known client).
     let spanStart = -1;
     let spanEnd = -1;
@@ -266,9 +265,8 @@ export class RequestDecoder {
           out.node = this.node.decode(r, r.uint32());
           break;
         case 3: {
-          const len = r.uint32();
-          slices.push(buf.subarray(r.pos, r.pos + len));
-          r.skip(len);
+          // Only where the names are: they are looked at (and decoded) once the request is read.
+          r.skip(r.uint32());
           if (spanStart < 0) spanStart = at;
           else if (spanEnd !== at) adjacent = false;
           spanEnd = r.pos;
@@ -287,22 +285,42 @@ export class RequestDecoder {
           r.skipType(tag & 7);
       }
     }
-    out.resource_names = slices.length === 0 ? [] : this.names(adjacent ? buf.subarray(spanStart, spanEnd) : undefined, slices);
+    if (spanStart < 0) out.resource_names = [];
+    else if (adjacent) out.resource_names = this.names(buf.subarray(spanStart, spanEnd), () => nameSlices(buf.subarray(spanStart, spanEnd)));
+    else {
+      const slices = nameSlices(buf);
+      out.resource_names = this.names(undefined, () => slices, slices);
+    }
     return out;
   }
 
-  private names(span: Uint8Array | undefined, slices: readonly Uint8Array[]): readonly string[] {
-    const raw = span ? Buffer.from(span.buffer, span.byteOffset, span.byteLength) : Buffer.concat(slices.flatMap((s) => [Buffer.from(`${s.length}:`), s]));
+  private names(span: Uint8Array | undefined, slicesOf: () => readonly Uint8Array[], given?: readonly Uint8Array[]): readonly string[] {
+    const raw = span ? Buffer.from(span.buffer, span.byteOffset, span.byteLength) : Buffer.concat((given ?? []).flatMap((s) => [Buffer.from(`${s.length}:`), s]));
     const key = fingerprint(raw);
     const candidates = this.lists.get(key);
     const found = candidates?.find((l) => l.raw.equals(raw));
     if (found) return found.names;
-    const names = Object.freeze(slices.map((s) => Buffer.from(s.buffer, s.byteOffset, s.byteLength).toString('utf8')));
+    const names = Object.freeze(slicesOf().map((s) => Buffer.from(s.buffer, s.byteOffset, s.byteLength).toString('utf8')));
     // A copy: the request's own buffer is not kept alive by the list.
     const list: NameList = { raw: Buffer.from(raw), names };
     this.lists.set(key, candidates ? [...candidates, list] : [list]);
     return names;
   }
+}
+
+/** The resource_names (field 3) entries of a DiscoveryRequest, or of a run of them. */
+function nameSlices(buf: Uint8Array): Uint8Array[] {
+  const r = protobuf.Reader.create(buf);
+  const out: Uint8Array[] = [];
+  while (r.pos < r.len) {
+    const tag = r.uint32();
+    if (tag >>> 3 === 3 && (tag & 7) === 2) {
+      const len = r.uint32();
+      out.push(buf.subarray(r.pos, r.pos + len));
+      r.skip(len);
+    } else r.skipType(tag & 7);
+  }
+  return out;
 }
 
 function fingerprint(raw: Buffer): string {
