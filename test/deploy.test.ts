@@ -313,6 +313,7 @@ const RESOURCE: Record<Kind, string> = {
   ServiceEntry: 'serviceentries',
   WorkloadEntry: 'workloadentries',
   Gateway: 'gateways',
+  Sidecar: 'sidecars',
   PeerAuthentication: 'peerauthentications',
   AuthorizationPolicy: 'authorizationpolicies',
   RequestAuthentication: 'requestauthentications',

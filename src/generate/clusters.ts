@@ -3,7 +3,7 @@
  * policy (cluster-policy.ts, cluster-tls.ts, locality.ts); sidecar specials and inbound.
  */
 import { type Protocol, isAuto, isHttp2 } from '../model/protocol';
-import { proxyDestinationRule, visibleServices } from '../model/lookup';
+import { proxyDestinationRule, proxyServices } from '../model/lookup';
 import {
   type ClusterDraft,
   type ClusterFlavor,
@@ -165,7 +165,7 @@ export function outboundClusters(ctx: GenerateContext, flavor: ClusterFlavor): R
   const out: Resource[] = [];
   let placement: ProxyPlacement | undefined;
   const placed = (): ProxyPlacement => (placement ??= proxyPlacement(snap, proxy));
-  for (const svc of visibleServices(snap, proxy.namespace)) {
+  for (const svc of proxyServices(snap, proxy)) {
     const dr = proxyDestinationRule(snap, proxy, svc.hostname);
     const subsets = ['', ...(dr?.spec.subsets ?? []).map((s) => s.name)];
     for (const port of svc.ports) {

@@ -25,7 +25,7 @@ function virtualOutbound(ctx: GenerateContext): ProtoObject {
     use_original_dst: { value: true },
     traffic_direction: 'OUTBOUND',
     // PassthroughCluster, or BlackHoleCluster under MeshConfig REGISTRY_ONLY.
-    filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(outboundCatchAllCluster(ctx.snap))] }],
+    filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(outboundCatchAllCluster(ctx.snap, ctx.proxy))] }],
   };
 }
 

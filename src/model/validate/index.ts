@@ -20,6 +20,7 @@ import { validateRequestAuthentication } from './requestauthentication';
 import { validateSecret } from './secret';
 import { validateService } from './service';
 import { validateServiceEntry } from './serviceentry';
+import { validateSidecar } from './sidecar';
 import { validateVirtualService } from './virtualservice';
 import { validateWorkloadEntry } from './workloadentry';
 
@@ -76,6 +77,9 @@ export function checkObject(obj: ConfigObject, maxErrors: number = DEFAULT_INPUT
       break;
     case 'Gateway':
       validateGateway(obj, issues);
+      break;
+    case 'Sidecar':
+      validateSidecar(obj, issues);
       break;
     case 'Secret':
       validateSecret(obj, issues);
