@@ -33,7 +33,7 @@ import {
   subsetEndpoints,
 } from './cluster-shape';
 import { applyUpstreamTls, grpcUpstreamTls } from './cluster-tls';
-import { inboundPorts } from './inbound';
+import { type InboundEndpoint, inboundPorts } from './inbound';
 import { applyAutoMtls } from './security/auto-mtls';
 import { wantsLocalityWeightedConfig } from './locality';
 import type { GenerateContext, ProtoObject, Resource } from './types';
@@ -186,6 +186,17 @@ export function outboundClusterNamed(ctx: GenerateContext, flavor: ClusterFlavor
   return o && outboundCluster(ctx, flavor, o.svc, o.port, o.subset, o.dr, () => proxyPlacement(ctx.snap, ctx.proxy));
 }
 
+function staticInboundCluster(name: string, endpoint: InboundEndpoint, connectTimeout: ProtoObject): ProtoObject {
+  const address = 'pipe' in endpoint ? { pipe: { path: endpoint.pipe } } : { socket_address: { address: endpoint.address, port_value: endpoint.port } };
+  return {
+    name,
+    type: 'STATIC',
+    connect_timeout: connectTimeout,
+    circuit_breakers: defaultCircuitBreakers(),
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address } }] }] },
+  };
+}
+
 function originalDstCluster(name: string, bindInbound: boolean, connectTimeout: ProtoObject): ProtoObject {
   return {
     name,
@@ -219,7 +230,10 @@ export function sidecarLocalClusters(ctx: GenerateContext): Resource[] {
     const name = inboundClusterName(ip.targetPort);
     if (!want(name)) continue;
     const options = inboundHttpOptions(ip.protocol);
-    out.push({ name, build: () => ({ ...originalDstCluster(name, true, timeout()), ...(options ? { typed_extension_protocol_options: options } : {}) }) });
+    const endpoint = ip.endpoint;
+    // A Sidecar ingress listener's defaultEndpoint: a STATIC cluster to it, as istiod.
+    const base = (): ProtoObject => (endpoint ? staticInboundCluster(name, endpoint, timeout()) : originalDstCluster(name, true, timeout()));
+    out.push({ name, build: () => ({ ...base(), ...(options ? { typed_extension_protocol_options: options } : {}) }) });
   }
   return out;
 }
