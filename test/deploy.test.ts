@@ -40,7 +40,7 @@ import {
 const NS = 'istio-system';
 const SECURITY_KINDS = ['PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication'];
 const SECURITY_VERSIONS = ['v1', 'v1beta1'];
-/** Istio's short names, from its CRDs. */
+/** Istio's short names, from its CRDs (Sidecar's CRD has none). */
 const SHORT_NAMES: Record<string, string> = {
   VirtualService: 'vs',
   DestinationRule: 'dr',
@@ -125,7 +125,8 @@ test('the CRDs are exactly the Istio kinds meshd reads, served in the versions i
     assert.equal(spec['scope'], 'Namespaced');
     assert.equal(names['listKind'], `${kind}List`);
     assert.equal(names['singular'], kind.toLowerCase());
-    assert.deepEqual(names['shortNames'], [SHORT_NAMES[kind]], `${kind} short names`);
+    const short = SHORT_NAMES[kind];
+    assert.deepEqual(names['shortNames'], short === undefined ? undefined : [short], `${kind} short names`);
     assert.deepEqual(names['categories'], ['istio-io', group.replace(/\./g, '-')], `${kind} categories`);
 
     const versions = recs(spec['versions'], `${kind} versions`);
@@ -318,6 +319,7 @@ const RESOURCE: Record<Kind, string> = {
   ServiceEntry: 'serviceentries',
   WorkloadEntry: 'workloadentries',
   Gateway: 'gateways',
+  Sidecar: 'sidecars',
   PeerAuthentication: 'peerauthentications',
   AuthorizationPolicy: 'authorizationpolicies',
   RequestAuthentication: 'requestauthentications',

@@ -381,10 +381,15 @@ describe('validation', () => {
     const r1 = await admit('/validate', reviewOf(bad, { namespace: 'shop' }));
     assert.equal(r1.allowed, false);
     assert.match(r1.status?.message ?? '', /apiVersion: unsupported apiVersion "networking.istio.io\/v2" for kind VirtualService/);
-    const sidecar = { apiVersion: 'networking.istio.io/v1', kind: 'Sidecar', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
-    const r2 = await admit('/validate', reviewOf(sidecar, { namespace: 'shop' }));
+    const filter = { apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
+    const r2 = await admit('/validate', reviewOf(filter, { namespace: 'shop' }));
     assert.equal(r2.allowed, true);
-    assert.match(r2.warnings?.[0] ?? '', /does not validate kind Sidecar/);
+    assert.match(r2.warnings?.[0] ?? '', /does not validate kind EnvoyFilter/);
+    // Sidecar is validated: an empty one is refused with Istio's message.
+    const sidecar = { apiVersion: 'networking.istio.io/v1', kind: 'Sidecar', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
+    const r6 = await admit('/validate', reviewOf(sidecar, { namespace: 'shop' }));
+    assert.equal(r6.allowed, false);
+    assert.match(r6.status?.message ?? '', /sidecar: empty configuration provided/);
     // RequestAuthentication is validated: a JWKS over plain http is refused with its field path.
     const ra = {
       apiVersion: 'security.istio.io/v1',

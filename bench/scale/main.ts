@@ -22,6 +22,7 @@ import { type ChangeSample, type Results, type Series, type TargetResult, fmtMs,
 const USAGE = `Usage: npm run bench -- [options]
   --services N (1000) --endpoints E per service (5) --namespaces N (20) --vs N (300) --dr N (300)
   --sidecars N (1700) --grpc N (300) --changes N (10) --workers N (4) --delta
+  --sidecar-scope (a Sidecar per namespace: egress ./* and istio-system/*)
   --meshd-arg=ARG (repeatable; extra meshd flag, e.g. --meshd-arg=--log-level=error)
   --meshd-node-arg=ARG (repeatable; Node flag for meshd's process, e.g. --meshd-node-arg=--max-old-space-size=8192)
   --json FILE  --timeout S (120, each wait)  --quiet-ms MS (1000)  --noop-window MS (3000)
@@ -40,6 +41,7 @@ const { values: v } = parseArgs({
     changes: { type: 'string', default: '10' },
     workers: { type: 'string', default: '4' },
     delta: { type: 'boolean', default: false },
+    'sidecar-scope': { type: 'boolean', default: false },
     'meshd-arg': { type: 'string', multiple: true, default: [] },
     'meshd-node-arg': { type: 'string', multiple: true, default: [] },
     json: { type: 'string' },
@@ -75,6 +77,7 @@ const mesh: MeshSize = {
   dr: int('dr', v.dr, 0),
   sidecars: int('sidecars', v.sidecars, 0),
   grpc: int('grpc', v.grpc, 0),
+  sidecarScope: v['sidecar-scope'],
 };
 const CHANGES = int('changes', v.changes, 1);
 const TIMEOUT = int('timeout', v.timeout, 1) * 1000;

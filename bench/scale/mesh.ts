@@ -9,6 +9,7 @@
  *  - DestinationRules (subsets v1/v2) for the first --dr services, one file;
  *  - VirtualServices for the first --vs services, one file each (vs-<i>.yaml):
  *    end-user: jason → v2, else 90 v1 / 10 v2.
+ *  - with --sidecar-scope, a Sidecar `default` in each namespace: egress `./*` and `istio-system/*`.
  * Sidecar proxies are pods svc-i-<k>: proxy s runs in pod (s % S, floor(s / S)).
  */
 import * as fs from 'node:fs';
@@ -23,6 +24,8 @@ export interface MeshSize {
   dr: number;
   sidecars: number;
   grpc: number;
+  /** Each namespace gets a Sidecar limiting egress to its own services and istio-system's (`./*`, `istio-system/*`). */
+  sidecarScope: boolean;
 }
 
 /** The service whose VirtualService the route changes edit (exported, has a VirtualService). */
@@ -210,7 +213,16 @@ export function writeMesh(dir: string, m: MeshSize): number {
   for (let i = 0; i < Math.min(m.dr, m.services); i++) drDocs.push(drYaml(m, i));
   if (drDocs.length) atomicWrite(dir, 'destinationrules.yaml', join(drDocs));
   for (let i = 0; i < Math.min(m.vs, m.services); i++) atomicWrite(dir, vsFile(i), vsYaml(m, i, 90));
-  return objects + drDocs.length + Math.min(m.vs, m.services);
+  const scopeDocs: string[] = [];
+  if (m.sidecarScope) {
+    for (let j = 0; j < m.namespaces; j++) {
+      scopeDocs.push(
+        `apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata:\n  name: default\n  namespace: ns-${j}\nspec:\n  egress:\n  - hosts: ["./*", "istio-system/*"]\n`,
+      );
+    }
+    atomicWrite(dir, 'sidecars.yaml', join(scopeDocs));
+  }
+  return objects + drDocs.length + Math.min(m.vs, m.services) + scopeDocs.length;
 }
 
 /** Sidecars (pods of the services) then proxyless gRPC clients, as Envoy / gRPC identify themselves. */

@@ -3,7 +3,7 @@
  * policy (cluster-policy.ts, cluster-tls.ts, locality.ts); sidecar specials and inbound.
  */
 import { type Protocol, isAuto, isHttp2 } from '../model/protocol';
-import { proxyDestinationRule, visibleServices } from '../model/lookup';
+import { proxyDestinationRule, proxyServices } from '../model/lookup';
 import {
   type ClusterDraft,
   type ClusterFlavor,
@@ -33,7 +33,7 @@ import {
   subsetEndpoints,
 } from './cluster-shape';
 import { applyUpstreamTls, grpcUpstreamTls } from './cluster-tls';
-import { inboundPorts } from './inbound';
+import { type InboundEndpoint, inboundPorts } from './inbound';
 import { applyAutoMtls } from './security/auto-mtls';
 import { wantsLocalityWeightedConfig } from './locality';
 import type { GenerateContext, ProtoObject, Resource } from './types';
@@ -165,7 +165,7 @@ export function outboundClusters(ctx: GenerateContext, flavor: ClusterFlavor): R
   const out: Resource[] = [];
   let placement: ProxyPlacement | undefined;
   const placed = (): ProxyPlacement => (placement ??= proxyPlacement(snap, proxy));
-  for (const svc of visibleServices(snap, proxy.namespace)) {
+  for (const svc of proxyServices(snap, proxy)) {
     const dr = proxyDestinationRule(snap, proxy, svc.hostname);
     const subsets = ['', ...(dr?.spec.subsets ?? []).map((s) => s.name)];
     for (const port of svc.ports) {
@@ -184,6 +184,17 @@ export function outboundClusters(ctx: GenerateContext, flavor: ClusterFlavor): R
 export function outboundClusterNamed(ctx: GenerateContext, flavor: ClusterFlavor, name: string): Resource | undefined {
   const o = outboundNamed(ctx, name);
   return o && outboundCluster(ctx, flavor, o.svc, o.port, o.subset, o.dr, () => proxyPlacement(ctx.snap, ctx.proxy));
+}
+
+function staticInboundCluster(name: string, endpoint: InboundEndpoint, connectTimeout: ProtoObject): ProtoObject {
+  const address = 'pipe' in endpoint ? { pipe: { path: endpoint.pipe } } : { socket_address: { address: endpoint.address, port_value: endpoint.port } };
+  return {
+    name,
+    type: 'STATIC',
+    connect_timeout: connectTimeout,
+    circuit_breakers: defaultCircuitBreakers(),
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address } }] }] },
+  };
 }
 
 function originalDstCluster(name: string, bindInbound: boolean, connectTimeout: ProtoObject): ProtoObject {
@@ -219,7 +230,10 @@ export function sidecarLocalClusters(ctx: GenerateContext): Resource[] {
     const name = inboundClusterName(ip.targetPort);
     if (!want(name)) continue;
     const options = inboundHttpOptions(ip.protocol);
-    out.push({ name, build: () => ({ ...originalDstCluster(name, true, timeout()), ...(options ? { typed_extension_protocol_options: options } : {}) }) });
+    const endpoint = ip.endpoint;
+    // A Sidecar ingress listener's defaultEndpoint: a STATIC cluster to it, as istiod.
+    const base = (): ProtoObject => (endpoint ? staticInboundCluster(name, endpoint, timeout()) : originalDstCluster(name, true, timeout()));
+    out.push({ name, build: () => ({ ...base(), ...(options ? { typed_extension_protocol_options: options } : {}) }) });
   }
   return out;
 }

@@ -4,7 +4,7 @@
  * load balancing when the DestinationRule makes them apply. DNS and original-destination
  * clusters get no assignment here.
  */
-import { proxyDestinationRule, visibleServices } from '../model/lookup';
+import { proxyDestinationRule, proxyServices } from '../model/lookup';
 import { type ClusterTarget, type ProxyPlacement, edsTarget, groupsToProto, placedGroups, placementPlan, proxyPlacement, subsetEndpoints } from './cluster-shape';
 import { withTlsModeMetadata } from './security/auto-mtls';
 import type { GenerateContext, ProtoObject, Resource } from './types';
@@ -46,7 +46,7 @@ export function endpointResource(ctx: GenerateContext, name: string, placement: 
 
 export function allEdsClusterNames(ctx: GenerateContext): string[] {
   const names: string[] = [];
-  for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
+  for (const svc of proxyServices(ctx.snap, ctx.proxy)) {
     const dr = proxyDestinationRule(ctx.snap, ctx.proxy, svc.hostname);
     const subsets = ['', ...(dr?.spec.subsets ?? []).map((s) => s.name)];
     for (const p of svc.ports) for (const s of subsets) names.push(outboundClusterName(p.port, s, svc.hostname));

@@ -2,7 +2,7 @@
  * LDS for proxyless gRPC: one api listener `<fqdn>:<port>` per service port (clients), routed by
  * RDS, and the inbound listeners xDS-enabled servers ask for by name (security/grpc-server.ts).
  */
-import { visibleServices } from '../model/lookup';
+import { proxyServices } from '../model/lookup';
 import type { MeshService } from '../model/snapshot';
 import type { GenerateContext, ProtoObject, Resource } from './types';
 import { httpFilters } from './http-filters';
@@ -11,7 +11,7 @@ import { grpcServerListeners } from './security/grpc-server';
 
 export function grpcListeners(ctx: GenerateContext): Resource[] {
   const out: Resource[] = grpcServerListeners(ctx);
-  for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
+  for (const svc of proxyServices(ctx.snap, ctx.proxy)) {
     for (const p of svc.ports) {
       if (p.protocol === 'UDP') continue;
       const name = `${svc.hostname}:${p.port}`;
@@ -42,7 +42,7 @@ function apiListener(svc: MeshService, port: number): ProtoObject {
 /** The names of a gRPC client's api listeners (and of their route configurations). */
 export function grpcServicePortNames(ctx: GenerateContext): string[] {
   const out: string[] = [];
-  for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) for (const p of svc.ports) if (p.protocol !== 'UDP') out.push(`${svc.hostname}:${p.port}`);
+  for (const svc of proxyServices(ctx.snap, ctx.proxy)) for (const p of svc.ports) if (p.protocol !== 'UDP') out.push(`${svc.hostname}:${p.port}`);
   return out;
 }
 

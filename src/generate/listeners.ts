@@ -5,7 +5,7 @@
 import { isAuto, isHttp } from '../model/protocol';
 import { securedInboundChains } from './security/inbound';
 import { httpInspector, needsTlsInspector, tlsInspector } from './security/inbound-tls';
-import { inboundPorts } from './inbound';
+import { type InboundPort, inboundPorts } from './inbound';
 import { outboundServiceListeners } from './outbound-listeners';
 import { outboundCatchAllCluster } from './outbound-policy';
 import type { GenerateContext, ProtoObject, Resource } from './types';
@@ -25,7 +25,7 @@ function virtualOutbound(ctx: GenerateContext): ProtoObject {
     use_original_dst: { value: true },
     traffic_direction: 'OUTBOUND',
     // PassthroughCluster, or BlackHoleCluster under MeshConfig REGISTRY_ONLY.
-    filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(outboundCatchAllCluster(ctx.snap))] }],
+    filter_chains: [{ name: 'virtualOutbound-catchall-tcp', filters: [tcpProxy(outboundCatchAllCluster(ctx.snap, ctx.proxy))] }],
   };
 }
 
@@ -55,20 +55,46 @@ function inboundHcm(targetPort: number): ProtoObject {
   };
 }
 
-function virtualInbound(ctx: GenerateContext): ProtoObject {
-  const chains: ProtoObject[] = inboundPorts(ctx).flatMap((p) => {
-    const cluster = inboundClusterName(p.targetPort);
-    // PeerAuthentication picks the chains (mTLS / plaintext), AuthorizationPolicy adds RBAC; a
-    // port without a declared protocol gets both kinds, told apart by ALPN.
-    if (isAuto(p.protocol)) return securedInboundChains(ctx, p, 'auto', { http: inboundHcm(p.targetPort), tcp: tcpProxy(cluster) });
-    if (isHttp(p.protocol)) return securedInboundChains(ctx, p, 'http', { http: inboundHcm(p.targetPort) });
-    return securedInboundChains(ctx, p, 'tcp', { tcp: tcpProxy(cluster) });
-  });
-  const listenerFilters: ProtoObject[] = [{ name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_TYPE } }];
+function inboundChains(ctx: GenerateContext, p: InboundPort): ProtoObject[] {
+  const cluster = inboundClusterName(p.targetPort);
+  // PeerAuthentication picks the chains (mTLS / plaintext), AuthorizationPolicy adds RBAC; a
+  // port without a declared protocol gets both kinds, told apart by ALPN.
+  if (isAuto(p.protocol)) return securedInboundChains(ctx, p, 'auto', { http: inboundHcm(p.targetPort), tcp: tcpProxy(cluster) });
+  if (isHttp(p.protocol)) return securedInboundChains(ctx, p, 'http', { http: inboundHcm(p.targetPort) });
+  return securedInboundChains(ctx, p, 'tcp', { tcp: tcpProxy(cluster) });
+}
+
+function inboundListenerFilters(chains: ProtoObject[], originalDst: boolean): ProtoObject[] {
+  const listenerFilters: ProtoObject[] = originalDst ? [{ name: 'envoy.filters.listener.original_dst', typed_config: { '@type': ORIGINAL_DST_TYPE } }] : [];
   const http = httpInspector(chains);
   // The TLS inspector goes first: the HTTP inspector leaves connections it marked TLS alone.
   if (needsTlsInspector(chains)) listenerFilters.push(tlsInspector());
   if (http) listenerFilters.push(http);
+  return listenerFilters;
+}
+
+/**
+ * A Sidecar ingress listener with captureMode NONE: traffic is not redirected to virtualInbound,
+ * so it gets a listener of its own, bound to `<bind>:<port>` (istiod's bind-to-port inbound listener).
+ */
+function boundInbound(ctx: GenerateContext, p: InboundPort, bind: string): ProtoObject {
+  const chains = inboundChains(ctx, p);
+  return {
+    name: `${bind}_${p.targetPort}`,
+    address: socketAddress(bind, p.targetPort),
+    traffic_direction: 'INBOUND',
+    listener_filters: inboundListenerFilters(chains, false),
+    filter_chains: chains,
+    listener_filters_timeout: seconds(ctx.snap.protocolDetectionTimeoutMs / 1000),
+    continue_on_listener_filters_timeout: true,
+  };
+}
+
+function virtualInbound(ctx: GenerateContext): ProtoObject {
+  const chains: ProtoObject[] = inboundPorts(ctx)
+    .filter((p) => p.bindTo === undefined)
+    .flatMap((p) => inboundChains(ctx, p));
+  const listenerFilters = inboundListenerFilters(chains, true);
   return {
     name: 'virtualInbound',
     address: socketAddress('0.0.0.0', VIRTUAL_INBOUND_PORT),
@@ -95,8 +121,18 @@ export function sidecarOutboundListeners(ctx: GenerateContext): Resource[] {
   return out;
 }
 
-/** `virtualInbound`: the proxy's own workload's ports, with its security policies. */
+/**
+ * `virtualInbound`: the proxy's own workload's ports, with its security policies; and a listener
+ * of its own for each Sidecar ingress listener that captures nothing (captureMode NONE).
+ */
 export function sidecarInboundListeners(ctx: GenerateContext): Resource[] {
-  if (ctx.names && !ctx.names.has('virtualInbound')) return [];
-  return [{ name: 'virtualInbound', build: () => virtualInbound(ctx) }];
+  const out: Resource[] = [];
+  if (!ctx.names || ctx.names.has('virtualInbound')) out.push({ name: 'virtualInbound', build: () => virtualInbound(ctx) });
+  for (const p of inboundPorts(ctx)) {
+    const bind = p.bindTo;
+    if (bind === undefined) continue;
+    const name = `${bind}_${p.targetPort}`;
+    if (!ctx.names || ctx.names.has(name)) out.push({ name, build: () => boundInbound(ctx, p, bind) });
+  }
+  return out;
 }

@@ -26,7 +26,7 @@
  * when others exist, else the `PassthroughFilterChain` to `PassthroughCluster`.
  */
 import { isIP } from 'node:net';
-import { visibleServices } from '../model/lookup';
+import { proxyServices } from '../model/lookup';
 import { AUTO, type Protocol, isAuto, isHttp } from '../model/protocol';
 import type { MeshService, ServicePort } from '../model/snapshot';
 import { httpFilters } from './http-filters';
@@ -140,7 +140,7 @@ function isHeadless(svc: MeshService): boolean {
 /** The outbound listeners of a sidecar, by name, before their chains are built. */
 function plan(ctx: GenerateContext): Map<string, Entry> {
   const entries = new Map<string, Entry>();
-  for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
+  for (const svc of proxyServices(ctx.snap, ctx.proxy)) {
     for (const port of svc.ports) {
       const lp = listenerProtocol(port.protocol);
       if (!lp) continue;
@@ -229,7 +229,7 @@ function buildListener(e: Entry, ctx: GenerateContext): ProtoObject {
     defaultChain = undefined;
   } else if (!defaultChain) {
     // istiod's buildOutboundCatchAllNetworkFiltersOnly: BlackHoleCluster under REGISTRY_ONLY.
-    const catchAll = outboundCatchAllCluster(ctx.snap);
+    const catchAll = outboundCatchAllCluster(ctx.snap, ctx.proxy);
     defaultChain = { filter_chain_match: {}, name: 'PassthroughFilterChain', filters: [tcpProxyFilter(catchAll, { cluster: catchAll })] };
   }
   return {
@@ -268,7 +268,7 @@ export function outboundServiceListeners(ctx: GenerateContext): Resource[] {
 export function sidecarRouteNames(ctx: GenerateContext): string[] {
   const ports = new Set<number>();
   const sniffed = new Set<string>();
-  for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
+  for (const svc of proxyServices(ctx.snap, ctx.proxy)) {
     for (const p of svc.ports) {
       if (isHttp(p.protocol)) ports.add(p.port);
       if (!isAuto(p.protocol)) continue;

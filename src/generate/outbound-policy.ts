@@ -1,20 +1,22 @@
 /**
- * MeshConfig outboundTrafficPolicy for sidecars, as istiod: ALLOW_ANY sends traffic to unknown
+ * outboundTrafficPolicy for sidecars (the proxy's Sidecar's, else MeshConfig's), as istiod: ALLOW_ANY sends traffic to unknown
  * destinations to PassthroughCluster (the `allow_any` virtual host, the virtualOutbound catch-all),
  * REGISTRY_ONLY to BlackHoleCluster (the `block_all` virtual host answers 502).
  */
 import type { MeshSnapshot } from '../model/snapshot';
+import type { Proxy } from '../model/proxy';
+import { proxyOutboundTrafficPolicy } from '../model/lookup';
 import type { ProtoObject } from './types';
 import { BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER, seconds } from './util';
 
 /** The cluster a sidecar's virtualOutbound catch-all chain proxies unknown TCP traffic to. */
-export function outboundCatchAllCluster(snap: MeshSnapshot): string {
-  return snap.outboundTrafficPolicy === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
+export function outboundCatchAllCluster(snap: MeshSnapshot, proxy: Proxy): string {
+  return proxyOutboundTrafficPolicy(snap, proxy) === 'REGISTRY_ONLY' ? BLACKHOLE_CLUSTER : PASSTHROUGH_CLUSTER;
 }
 
 /** istiod's buildCatchAllVirtualHost: the last virtual host of every sidecar outbound route table. */
-export function catchAllVirtualHost(snap: MeshSnapshot): ProtoObject {
-  if (snap.outboundTrafficPolicy === 'REGISTRY_ONLY') {
+export function catchAllVirtualHost(snap: MeshSnapshot, proxy: Proxy): ProtoObject {
+  if (proxyOutboundTrafficPolicy(snap, proxy) === 'REGISTRY_ONLY') {
     return {
       name: 'block_all',
       domains: ['*'],

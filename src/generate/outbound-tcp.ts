@@ -9,7 +9,7 @@
  */
 import type { L4MatchAttributes, RouteDestination, TLSMatchAttributes } from '../model/objects';
 import { proxyLabels } from '../model/proxy';
-import { virtualServiceFor } from '../model/lookup';
+import { proxyVirtualService } from '../model/lookup';
 import { type MeshService, type ServicePort, type VirtualServiceConfig, labelsMatch } from '../model/snapshot';
 import { type RouteScope, destinationCluster, gatewayRef } from './route-scope';
 import type { GenerateContext, ProtoObject } from './types';
@@ -124,6 +124,6 @@ function tcpChains(t: Target, vs: VirtualServiceConfig | undefined, scope: Route
 
 /** The filter chains of one TCP/TLS service port on a listener (`wildcard`: the listener is 0.0.0.0). */
 export function tcpTargetChains(t: Target, wildcard: boolean, ctx: GenerateContext, scope: RouteScope): ProtoObject[] {
-  const vs = virtualServiceFor(ctx.snap, ctx.proxy.namespace, t.svc.hostname);
+  const vs = proxyVirtualService(ctx.snap, ctx.proxy, t.svc.hostname);
   return isTls(t.port) ? tlsChains(t, wildcard, vs, scope) : tcpChains(t, vs, scope);
 }

@@ -8,7 +8,7 @@
  *   routes, gRPC server listeners).
  * Parts of one type never share names.
  */
-import { visibleServices } from '../model/lookup';
+import { proxyServices } from '../model/lookup';
 import type { Proxy } from '../model/proxy';
 import { TypeUrl } from '../xds/protos';
 import { outboundClusterNamed, outboundClusters, sidecarLocalClusters } from './clusters';
@@ -90,7 +90,7 @@ export const GRPC_PARTS: PartTable = {
     {
       kind: 'named',
       id: 'rds-grpc',
-      names: (ctx) => visibleServices(ctx.snap, ctx.proxy.namespace).flatMap((svc) => svc.ports.map((p) => `${svc.hostname}:${p.port}`)),
+      names: (ctx) => proxyServices(ctx.snap, ctx.proxy).flatMap((svc) => svc.ports.map((p) => `${svc.hostname}:${p.port}`)),
       build: (ctx, name) => {
         const colon = name.lastIndexOf(':');
         const svc = ctx.snap.serviceByHost.get(name.slice(0, colon));

@@ -5,8 +5,9 @@
  * http-route.ts.
  */
 import { isHttpOrSniffed } from '../model/protocol';
-import { visibleServices, virtualServiceFor } from '../model/lookup';
+import { proxyServices, proxyVirtualService } from '../model/lookup';
 import type { MeshService, MeshSnapshot } from '../model/snapshot';
+import type { Proxy } from '../model/proxy';
 import { defaultRoute, virtualServiceRoutes } from './http-route';
 import { type RouteScope, meshScope } from './route-scope';
 import type { CompositeItem, GenerateContext, ProtoObject, Resource } from './types';
@@ -20,7 +21,7 @@ const MAX_DIRECT_RESPONSE_BODY = 1024 * 1024;
 
 /** Routes for a service on a port: its VirtualService's, or the default route to the service. */
 export function serviceRoutes(svc: MeshService, scope: RouteScope): ProtoObject[] {
-  const vs = virtualServiceFor(scope.snap, scope.proxy.namespace, svc.hostname);
+  const vs = proxyVirtualService(scope.snap, scope.proxy, svc.hostname);
   const routes = vs ? virtualServiceRoutes(vs, scope, svc) : [];
   // A VirtualService with no route for this port leaves the service its default route, as in istiod.
   return routes.length > 0 ? routes : [defaultRoute(svc, scope)];
@@ -41,8 +42,8 @@ function sidecarDomains(svc: MeshService, port: number, proxyNs: string, domain:
 }
 
 /** The services with virtual hosts on a port: HTTP and sniffed ports (istiod's IsHTTPOrSniffed). */
-function httpServicesOn(snap: MeshSnapshot, ns: string, port: number): MeshService[] {
-  return visibleServices(snap, ns).filter((svc) => svc.ports.some((p) => p.port === port && isHttpOrSniffed(p.protocol)));
+function httpServicesOn(snap: MeshSnapshot, proxy: Proxy, port: number): MeshService[] {
+  return proxyServices(snap, proxy).filter((svc) => svc.ports.some((p) => p.port === port && isHttpOrSniffed(p.protocol)));
 }
 
 /** Sidecar RouteConfiguration named `<port>`: one virtual host per HTTP service on that port. */
@@ -63,7 +64,7 @@ export function sidecarRouteResource(ctx: GenerateContext, port: number): Resour
   const scope = meshScope(ctx.snap, ctx.proxy, 'envoy', port);
   const used = new Set<string>();
   const items: CompositeItem[] = [];
-  for (const svc of httpServicesOn(ctx.snap, ctx.proxy.namespace, port)) {
+  for (const svc of httpServicesOn(ctx.snap, ctx.proxy, port)) {
     // A domain goes to the first service that claims it, so the lists are settled here, in order.
     const domains = sidecarDomains(svc, port, ctx.proxy.namespace, ctx.snap.domain).filter((d) => !used.has(d));
     if (domains.length === 0) continue;
@@ -78,7 +79,7 @@ export function sidecarRouteResource(ctx: GenerateContext, port: number): Resour
     key: '*',
     inputs: [],
     // allow_any → PassthroughCluster, or block_all (502) under REGISTRY_ONLY.
-    build: () => catchAllVirtualHost(ctx.snap),
+    build: () => catchAllVirtualHost(ctx.snap, ctx.proxy),
   });
   const head = (): ProtoObject => ({
     name: String(port),
@@ -135,7 +136,7 @@ export function sidecarRouteNamed(ctx: GenerateContext, name: string): Resource 
 
 export function grpcRoutes(ctx: GenerateContext): Resource[] {
   const out: Resource[] = [];
-  for (const svc of visibleServices(ctx.snap, ctx.proxy.namespace)) {
+  for (const svc of proxyServices(ctx.snap, ctx.proxy)) {
     for (const p of svc.ports) {
       const name = `${svc.hostname}:${p.port}`;
       if (ctx.names && !ctx.names.has(name)) continue;

@@ -26,12 +26,12 @@ function gatewayKey(name: string, namespace: string): string {
   return name === 'mesh' || name.includes('/') ? name : `${namespace}/${name}`;
 }
 
-function isMeshBound(vs: VirtualServiceConfig): boolean {
+export function isMeshBound(vs: VirtualServiceConfig): boolean {
   return vs.gateways.length === 0 || vs.gateways.includes('mesh');
 }
 
 /** host → VirtualService for proxies in `ns`: VirtualServices in `ns` first, then the rest in order. */
-function meshIndex(list: readonly VirtualServiceConfig[], ns: string | undefined): Map<string, VirtualServiceConfig> {
+export function meshIndex(list: readonly VirtualServiceConfig[], ns: string | undefined): Map<string, VirtualServiceConfig> {
   const index = new Map<string, VirtualServiceConfig>();
   const ordered = ns === undefined ? list : [...list.filter((v) => v.meta.namespace === ns), ...list.filter((v) => v.meta.namespace !== ns)];
   for (const vs of ordered) {

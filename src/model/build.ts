@@ -15,6 +15,7 @@ import { buildRegistry } from './build-services';
 import { trustDomainBundle } from './trust-domain';
 import { type MeshConfigText, buildMesh } from './build-mesh';
 import { meshConfigView } from './mesh-config';
+import { buildSidecarScoping } from './build-sidecar';
 import { DEFAULT_ROOT_NAMESPACE, type MeshService, type MeshSnapshot, exportedTo } from './snapshot';
 
 export interface BuildInput {
@@ -104,6 +105,23 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     servicesVisibleIn.set(ns, restricted ? registry.services.filter((s) => s.namespace === ns || exportedTo(s.exportTo, ns)) : publicServices);
   }
 
+  const meshSetsRoot = input.mesh !== undefined && meshConfig.rootNamespace !== DEFAULT_ROOT_NAMESPACE;
+  const rootNamespace = meshSetsRoot ? meshConfig.rootNamespace : (input.rootNamespace ?? meshConfig.rootNamespace);
+  const sidecarScoping = buildSidecarScoping(
+    kind('Sidecar'),
+    {
+      namespaces,
+      rootNamespace,
+      domain,
+      outboundTrafficPolicy: mesh.outboundTrafficPolicy,
+      servicesVisibleIn,
+      publicServices,
+      serviceByHost: registry.serviceByHost,
+      virtualServices: routing.virtualServices,
+    },
+    errors,
+  );
+
   const serviceAccountsByHost = new Map<string, string[]>();
   for (const [host, byPort] of registry.endpoints) {
     const ids = new Set<string>();
@@ -139,14 +157,13 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   for (const [key, e] of reqAuthn.jwks) hash.update(`jwks\0${key}\0${e.keys ?? ''}\0${e.error ?? ''}`);
   // So is the MeshConfig in effect.
   hash.update(`mesh\0${JSON.stringify(meshConfigView(meshConfig))}`);
-  const meshSetsRoot = input.mesh !== undefined && meshConfig.rootNamespace !== DEFAULT_ROOT_NAMESPACE;
 
   const fields = {
     version: `${input.sequence}-${hash.digest('hex').slice(0, 12)}`,
     builtAt: input.now.toISOString(),
     domain,
     trustDomains,
-    rootNamespace: meshSetsRoot ? meshConfig.rootNamespace : (input.rootNamespace ?? meshConfig.rootNamespace),
+    rootNamespace,
     ...mesh,
     namespaces,
     namespaceLabels,
@@ -155,6 +172,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     publicServices,
     serviceAccountsByHost,
     ...routing,
+    ...sidecarScoping,
     security,
     requestAuthentications: reqAuthn.requestAuthentications,
     telemetries,

@@ -4,6 +4,8 @@
  * Pure functions of (snapshot, proxy); generators use only these to pick config.
  */
 import type { Proxy } from './proxy';
+import type { SidecarScope } from './build-sidecar';
+import type { OutboundTrafficMode } from './mesh-config';
 import { proxyLabels, workloadOf } from './proxy';
 import { type DestinationRuleConfig, type GatewayConfig, type Locality, type MeshService, type MeshSnapshot, type VirtualServiceConfig, exportedTo, labelsMatch } from './snapshot';
 
@@ -12,15 +14,61 @@ export function visibleServices(snap: MeshSnapshot, ns: string): readonly MeshSe
   return snap.servicesVisibleIn.get(ns) ?? snap.publicServices;
 }
 
-/** The VirtualService that routes `hostname` for sidecars and gRPC clients in namespace `ns`. */
-export function virtualServiceFor(snap: MeshSnapshot, ns: string, hostname: string): VirtualServiceConfig | undefined {
-  const own = snap.meshVirtualServicesIn.get(ns);
+/**
+ * The key of the Sidecar scope a sidecar or proxyless gRPC client is under (istiod's
+ * getSidecarScope): the first Sidecar of its namespace whose workloadSelector matches its labels,
+ * else its namespace (whose entry, if any, is the namespace's or the root namespace's default
+ * Sidecar). Labels are read only where a Sidecar of the namespace selects workloads, so proxies
+ * of one namespace share results otherwise. Gateways are never scoped by Sidecars: `''`.
+ */
+export function sidecarScopeKey(snap: MeshSnapshot, proxy: Proxy): string {
+  if (proxy.type === 'router') return '';
+  const ns = proxy.namespace;
+  const selectors = snap.sidecarSelectors.get(ns);
+  if (!selectors) return ns;
+  const labels = proxyLabels(proxy, snap);
+  return selectors.find((s) => labelsMatch(s.labels, labels))?.key ?? ns;
+}
+
+/** The Sidecar scope in effect for a proxy, if a Sidecar applies to it. */
+export function sidecarScopeOf(snap: MeshSnapshot, proxy: Proxy): SidecarScope | undefined {
+  const key = sidecarScopeKey(snap, proxy);
+  return key === '' ? undefined : snap.sidecarScopes.get(key);
+}
+
+/**
+ * The services a sidecar or proxyless gRPC client gets config for: its Sidecar scope's egress
+ * imports, else every service exported to its namespace (sorted by hostname).
+ */
+export function proxyServices(snap: MeshSnapshot, proxy: Proxy): readonly MeshService[] {
+  const key = sidecarScopeKey(snap, proxy);
+  return (key === '' ? undefined : snap.sidecarServices.get(key)) ?? visibleServices(snap, proxy.namespace);
+}
+
+/** The VirtualService that routes `hostname` for a sidecar or gRPC client, its Sidecar scope applied. */
+export function proxyVirtualService(snap: MeshSnapshot, proxy: Proxy, hostname: string): VirtualServiceConfig | undefined {
+  return virtualServiceFor(snap, proxy.namespace, hostname, sidecarScopeKey(snap, proxy));
+}
+
+/** MeshConfig's outboundTrafficPolicy, unless the proxy's Sidecar sets its own. */
+export function proxyOutboundTrafficPolicy(snap: MeshSnapshot, proxy: Proxy): OutboundTrafficMode {
+  return sidecarScopeOf(snap, proxy)?.outboundTrafficPolicy ?? snap.outboundTrafficPolicy;
+}
+
+/**
+ * The VirtualService that routes `hostname` for sidecars and gRPC clients in namespace `ns`
+ * (under Sidecar scope `key`, when one applies).
+ */
+export function virtualServiceFor(snap: MeshSnapshot, ns: string, hostname: string, key = ''): VirtualServiceConfig | undefined {
+  const scoped = key === '' ? undefined : snap.sidecarVirtualServices.get(key);
+  const own = scoped ?? snap.meshVirtualServicesIn.get(ns);
   const index = own ?? snap.publicMeshVirtualServices;
   const exact = index.get(hostname);
   if (exact) return exact;
   // The most specific wildcard host wins.
   let best: { vs: VirtualServiceConfig; len: number } | undefined;
-  for (const [pattern, vs] of snap.meshVirtualServiceWildcards.get(own ? ns : '') ?? []) {
+  const wildcards = scoped ? snap.sidecarVirtualServiceWildcards.get(key) : snap.meshVirtualServiceWildcards.get(own ? ns : '');
+  for (const [pattern, vs] of wildcards ?? []) {
     const suffix = pattern.slice(1);
     if ((pattern === '*' || hostname.endsWith(suffix)) && (!best || suffix.length > best.len)) best = { vs, len: suffix.length };
   }

@@ -32,6 +32,7 @@ export const KNOWN_KINDS = {
   ServiceEntry: { group: 'networking.istio.io', kind: 'ServiceEntry', namespaced: true },
   WorkloadEntry: { group: 'networking.istio.io', kind: 'WorkloadEntry', namespaced: true },
   Gateway: { group: 'networking.istio.io', kind: 'Gateway', namespaced: true },
+  Sidecar: { group: 'networking.istio.io', kind: 'Sidecar', namespaced: true },
   Secret: { group: '', kind: 'Secret', namespaced: true },
   PeerAuthentication: { group: 'security.istio.io', kind: 'PeerAuthentication', namespaced: true },
   AuthorizationPolicy: { group: 'security.istio.io', kind: 'AuthorizationPolicy', namespaced: true },
@@ -472,6 +473,43 @@ export interface GatewayServer {
 export interface GatewaySpec {
   servers: GatewayServer[];
   selector?: Record<string, string>;
+}
+
+// ---- Sidecar ----
+
+export type CaptureMode = 'DEFAULT' | 'IPTABLES' | 'NONE';
+
+export interface SidecarPort {
+  number?: number;
+  protocol?: string;
+  name?: string;
+  targetPort?: number;
+}
+
+export interface IstioEgressListener {
+  port?: SidecarPort;
+  bind?: string;
+  captureMode?: CaptureMode;
+  /** `namespace/dnsName`: namespace `*`, `.`, `~` or a name; dnsName `*`, `*.suffix` or an FQDN. */
+  hosts: string[];
+}
+
+export interface IstioIngressListener {
+  port: SidecarPort;
+  bind?: string;
+  captureMode?: CaptureMode;
+  /** `127.0.0.1:<port>`, `0.0.0.0:<port>`, `[::1]:<port>`, `[::]:<port>` or `unix://<path>`. */
+  defaultEndpoint?: string;
+  tls?: ServerTLSSettings;
+  connectionPool?: Record<string, unknown>;
+}
+
+export interface SidecarSpec {
+  workloadSelector?: { labels?: Record<string, string> };
+  ingress?: IstioIngressListener[];
+  egress?: IstioEgressListener[];
+  inboundConnectionPool?: Record<string, unknown>;
+  outboundTrafficPolicy?: { mode?: 'REGISTRY_ONLY' | 'ALLOW_ANY'; egressProxy?: Record<string, unknown> };
 }
 
 // ---- Secret (gateway credentials) ----

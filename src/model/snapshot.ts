@@ -14,6 +14,7 @@ import type { MeshAccessLog, MeshConfigStatus } from './build-mesh';
 import type { MeshConfig, OutboundTrafficMode, ProtoDuration } from './mesh-config';
 import type { TelemetryConfig } from './build-telemetry';
 import type { TelemetryMesh } from './telemetry-providers';
+import type { SidecarScope, SidecarSelector } from './build-sidecar';
 
 export interface ServicePort {
   name: string;
@@ -191,6 +192,20 @@ export interface MeshSnapshot {
   readonly publicMeshVirtualServices: ReadonlyMap<string, VirtualServiceConfig>;
   /** The wildcard-host entries of each index above (`''`: the public one), in index order. */
   readonly meshVirtualServiceWildcards: ReadonlyMap<string, readonly (readonly [string, VirtualServiceConfig])[]>;
+  /**
+   * Sidecar scopes (istiod's SidecarScope) by scope key: a namespace name for the namespace's
+   * default Sidecar (its own without workloadSelector, else the root namespace's), `namespace/name`
+   * for a Sidecar with a workloadSelector. See model/build-sidecar.ts and lookup.ts `sidecarScopeKey`.
+   */
+  readonly sidecarScopes: ReadonlyMap<string, SidecarScope>;
+  /** namespace → its Sidecars with a workloadSelector, first match wins (oldest first). */
+  readonly sidecarSelectors: ReadonlyMap<string, readonly SidecarSelector[]>;
+  /** scope key → the services (ports trimmed by port-bound egress listeners) the scope imports. */
+  readonly sidecarServices: ReadonlyMap<string, readonly MeshService[]>;
+  /** scope key → host → VirtualService, from the VirtualServices the scope's egress hosts select. */
+  readonly sidecarVirtualServices: ReadonlyMap<string, ReadonlyMap<string, VirtualServiceConfig>>;
+  /** The wildcard-host entries of each index above. */
+  readonly sidecarVirtualServiceWildcards: ReadonlyMap<string, readonly (readonly [string, VirtualServiceConfig])[]>;
   /** Merged rules, sorted by namespace/name of their first source. */
   readonly destinationRules: readonly DestinationRuleConfig[];
   /** spec.host (FQDN or wildcard) → merged rules for it, one per namespace and selector. */

@@ -66,6 +66,7 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   istio('ServiceEntry', 'serviceentries'),
   istio('WorkloadEntry', 'workloadentries'),
   istio('Gateway', 'gateways'),
+  istio('Sidecar', 'sidecars'),
   security('PeerAuthentication', 'peerauthentications'),
   security('AuthorizationPolicy', 'authorizationpolicies'),
   security('RequestAuthentication', 'requestauthentications'),

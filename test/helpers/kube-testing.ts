@@ -167,6 +167,12 @@ export function shopObjects(): Array<Record<string, unknown>> {
       metadata: { name: 'gw', namespace: SHOP },
       spec: { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }] },
     },
+    {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'Sidecar',
+      metadata: { name: 'default', namespace: SHOP },
+      spec: { egress: [{ hosts: ['./*', 'istio-system/*'] }] },
+    },
     { apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'default', namespace: SHOP }, spec: { mtls: { mode: 'STRICT' } } },
     {
       apiVersion: 'security.istio.io/v1',

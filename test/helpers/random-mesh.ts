@@ -107,12 +107,25 @@ export const PROXIES: readonly { id: string; metadata: Labels | Record<string, u
   },
 ];
 
+/** A Sidecar: who it selects (none: the namespace's default), its egress and ingress, its outbound policy. */
+export interface SidecarState {
+  ns: string;
+  name: string;
+  app?: string;
+  /** A port-bound egress listener before the catch-all one. */
+  egressPort?: { number: number; hosts: string[] };
+  hosts: string[];
+  ingressPort?: number;
+  mode?: 'REGISTRY_ONLY' | 'ALLOW_ANY';
+}
+
 /** The mesh as data; `objects()` renders it. Every mutation keeps it valid. */
 export class MeshModel {
   readonly services = new Map<string, SvcState>();
   readonly pods = new Map<string, { ns: string; name: string; ip: string; labels: Labels }>();
   readonly drs = new Map<string, DrState>();
   readonly vss = new Map<string, VsState>();
+  readonly sidecars = new Map<string, SidecarState>();
   readonly peerAuth = new Map<string, string>([
     ['istio-system', 'PERMISSIVE'],
     ['alpha', 'STRICT'],
@@ -315,6 +328,20 @@ export class MeshModel {
         http: [{ match: [{ uri: { prefix: '/cart' } }], route: [{ destination: { host: 'cart' } }] }, { route: [{ destination: { host: this.gatewayVsTarget } }] }],
       },
     });
+    for (const sc of this.sidecars.values()) {
+      const egress = [...(sc.egressPort ? [{ port: { number: sc.egressPort.number, protocol: 'HTTP', name: 'http' }, hosts: sc.egressPort.hosts }] : []), { hosts: sc.hosts }];
+      out.push({
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'Sidecar',
+        metadata: meta(sc.ns, sc.name),
+        spec: {
+          ...(sc.app ? { workloadSelector: { labels: { app: sc.app } } } : {}),
+          egress,
+          ...(sc.ingressPort ? { ingress: [{ port: { number: sc.ingressPort, protocol: 'HTTP', name: 'http' }, defaultEndpoint: `127.0.0.1:${sc.ingressPort + 1}` }] } : {}),
+          ...(sc.mode ? { outboundTrafficPolicy: { mode: sc.mode } } : {}),
+        },
+      });
+    }
     for (const ra of this.reqAuthn.values()) {
       out.push({
         apiVersion: 'security.istio.io/v1',
@@ -535,6 +562,29 @@ export function randomChange(m: MeshModel, r: Rng): string {
       return `jwks ${issuer} → ${JSON.stringify(next)}`;
     },
   ];
+  const sidecarChange = (): string => {
+    // A namespace default, the root namespace's, or a workloadSelector one; added, changed or deleted.
+    const ns = r.pick(['istio-system', ...NAMESPACES]);
+    const app = ns === 'istio-system' ? undefined : r.pick([undefined, 'web', 'cart', 'books']);
+    const key = `${ns}/${app ?? 'default'}`;
+    if (m.sidecars.has(key) && r.chance(0.3)) {
+      m.sidecars.delete(key);
+      return `sidecar ${key} deleted`;
+    }
+    const other = r.pick(NAMESPACES.filter((n) => n !== ns));
+    const sc: SidecarState = {
+      ns,
+      name: app ?? 'default',
+      ...(app ? { app } : {}),
+      hosts: r.pick([['./*'], ['./*', 'istio-system/*'], [`${other}/*`], ['*/*.svc.cluster.local'], ['~/*'], [`./*`, `${other}/ratings.${other}.svc.cluster.local`]]),
+      ...(r.chance(0.3) ? { egressPort: { number: r.pick([8080, 9080]), hosts: [`${other}/*`] } } : {}),
+      ...(r.chance(0.3) ? { ingressPort: r.pick([8080, 9080]) } : {}),
+      ...(r.chance(0.4) ? { mode: r.pick(['REGISTRY_ONLY', 'ALLOW_ANY'] as const) } : {}),
+    };
+    m.sidecars.set(key, sc);
+    return `sidecar ${key}: ${JSON.stringify(sc)}`;
+  };
+  changes.push(sidecarChange, sidecarChange);
   for (;;) {
     const what = r.pick(changes)();
     if (what) return what;

@@ -21,6 +21,7 @@ import { validateSecret } from './secret';
 import { validateTelemetry } from './telemetry';
 import { validateService } from './service';
 import { validateServiceEntry } from './serviceentry';
+import { validateSidecar } from './sidecar';
 import { validateVirtualService } from './virtualservice';
 import { validateWorkloadEntry } from './workloadentry';
 
@@ -77,6 +78,9 @@ export function checkObject(obj: ConfigObject, maxErrors: number = DEFAULT_INPUT
       break;
     case 'Gateway':
       validateGateway(obj, issues);
+      break;
+    case 'Sidecar':
+      validateSidecar(obj, issues);
       break;
     case 'Secret':
       validateSecret(obj, issues);
