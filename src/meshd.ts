@@ -21,6 +21,7 @@ import { parseMeshConfig } from './model/mesh-config';
 import * as path from 'node:path';
 import { loadKubeConfig } from './sources/kube-http';
 import { KubeSource, type KubeSourceOptions } from './sources/kube-source';
+import { eventRecorder } from './sources/events';
 import { type LeaderElectionHandle, type LeaseTimings, leaderIdentity, meshdLeaderTasks, startLeaderElection } from './leader';
 import { DEFAULT_LEADER_NAMESPACE } from './leader';
 import { checkObject } from './model/validate';
@@ -226,6 +227,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         kubeConfig,
         log: log.child({ component: 'kube' }),
         limits: opts.limits,
+        events: eventRecorder(metrics),
         ...(meshFile ? {} : { meshConfigMap: { namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE, name: meshConfigMapName(opts.revision) } }),
         ...input.kube,
       })
@@ -234,6 +236,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         settleMs: opts.configSettleMs,
         log: log.child({ component: 'folder' }),
         limits: opts.limits,
+        events: eventRecorder(metrics),
       });
   // The CA signs for the trust domain in effect at start: a MeshConfig file's, else the flag's
   // (a MeshConfig read later from the API server changes the generated config, not the CA).
@@ -421,6 +424,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         // The MeshConfig's defaultConfig (proxyMetadata, holdApplicationUntilProxyStarts, …) and trust domain, when one is given.
         meshInjection: () => meshInjection(current),
         namespaceLabels: (ns) => current?.namespaceLabels.get(ns),
+        metrics,
       });
       webhooks = hooks;
       // Issued by meshd's CA for istiod's names and the custom hosts, renewed at half-life; until

@@ -15,6 +15,7 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
+import { type RecordEvent, recordDiff } from './events';
 import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../config/limits';
 import type { ConfigError, ConfigObject } from '../model/objects';
 import { objectError, objectKey } from '../model/objects';
@@ -66,9 +67,11 @@ export interface FileSourceOptions {
   log?: Logger;
   /** What one file may cost (size, documents, depth, aliases, errors); default DEFAULT_INPUT_LIMITS. */
   limits?: InputLimits;
+  /** Called per object added, changed or removed by a file edit (istiod's pilot_k8s_*_events). */
+  events?: RecordEvent;
 }
 
-export const FILE_SOURCE_DEFAULTS: Readonly<Required<Omit<FileSourceOptions, 'log' | 'watch' | 'limits'>>> = Object.freeze({
+export const FILE_SOURCE_DEFAULTS: Readonly<Required<Omit<FileSourceOptions, 'log' | 'watch' | 'limits' | 'events'>>> = Object.freeze({
   settleMs: 50,
   suspectHoldMs: 500,
   maxSettleMs: 2000,
@@ -143,9 +146,10 @@ interface Settling {
 export class FileSource extends EventEmitter implements ConfigSource {
   private readonly files = new Map<string, Committed>();
   private readonly settling = new Map<string, Settling>();
-  private readonly opts: Required<Omit<FileSourceOptions, 'log' | 'watch' | 'limits'>>;
+  private readonly opts: Required<Omit<FileSourceOptions, 'log' | 'watch' | 'limits' | 'events'>>;
   private readonly limits: InputLimits;
   private readonly log: Logger | undefined;
+  private readonly events: RecordEvent | undefined;
   private readonly watchEvents: boolean;
   private readonly stopping = new AbortController();
   private readonly counters: FileSourceStats = { rescans: 0, foundByRescan: 0, held: 0 };
@@ -158,12 +162,13 @@ export class FileSource extends EventEmitter implements ConfigSource {
     options: FileSourceOptions = {},
   ) {
     super();
-    const given = Object.fromEntries(Object.entries(options).filter(([k, v]) => v !== undefined && k !== 'log' && k !== 'watch' && k !== 'limits'));
+    const given = Object.fromEntries(Object.entries(options).filter(([k, v]) => v !== undefined && k !== 'log' && k !== 'watch' && k !== 'limits' && k !== 'events'));
     this.opts = { ...FILE_SOURCE_DEFAULTS, ...given };
     for (const [k, v] of Object.entries(this.opts)) {
       if (!Number.isFinite(v) || v < 0) throw new Error(`folder source: ${k} must be a number >= 0 (got ${v})`);
     }
     this.log = options.log;
+    this.events = options.events;
     this.limits = options.limits ?? DEFAULT_INPUT_LIMITS;
     this.watchEvents = options.watch ?? true;
   }
@@ -247,7 +252,10 @@ export class FileSource extends EventEmitter implements ConfigSource {
       return;
     }
     const text = buf.toString('utf8');
-    this.files.set(file, { ...(this.isMeshFile(file, text) ? { objects: [], errors: [], meshText: text } : loadText(text, source, this.limits)), hash: contentHash(buf) });
+    const read: Read = this.isMeshFile(file, text) ? { objects: [], errors: [], meshText: text } : loadText(text, source, this.limits);
+    // As an informer's initial list does: every object found at start is an add.
+    if (this.events) recordDiff([], read.objects, this.events);
+    this.files.set(file, { ...read, hash: contentHash(buf) });
   }
 
   /**
@@ -355,11 +363,14 @@ export class FileSource extends EventEmitter implements ConfigSource {
 
   private commit(file: string, obs: Observation, next: Read | undefined, doubt: string | undefined): void {
     const source = path.relative(this.dir, file);
+    const prev = this.files.get(file);
     if (!next) {
+      if (prev && this.events) recordDiff(prev.objects, [], this.events);
       if (this.files.delete(file)) this.emit('change', source);
       return;
     }
-    if (this.files.get(file)?.hash === obs.hash) return; // same content: nothing to push
+    if (prev?.hash === obs.hash) return; // same content: nothing to push
+    if (this.events) recordDiff(prev?.objects ?? [], next.objects, this.events);
     this.files.set(file, { ...next, hash: obs.hash });
     if (doubt !== undefined) {
       this.log?.warn({ file: source, holdMs: this.opts.suspectHoldMs }, `config file ${source} ${doubt} and stayed so; serving it as it is`);

@@ -18,10 +18,13 @@ import { type KindPhase, type KindSink, KindWatcher, type RawObject } from './ku
 import { KUBE_KINDS, type KubeKind, type KubeResource, type ObjectResult, originOf, toConfigObject } from './kube-kinds';
 import type { MeshConfigText } from '../model/build-mesh';
 import type { ConfigSource, ConfigState } from './source';
+import type { RecordEvent } from './events';
 
 export interface KubeSourceOptions {
   kubeConfig: KubeConfig;
   log: Logger;
+  /** Called per object added, changed or removed (istiod's pilot_k8s_reg_events / pilot_k8s_cfg_events). */
+  events?: RecordEvent;
   /** Kinds to watch; default all of KUBE_KINDS. */
   kinds?: readonly KubeKind[];
   /** Reconnect backoff after a failed list or watch: first delay and cap (default 100 ms, 5 s). */
@@ -187,14 +190,17 @@ export class KubeSource extends EventEmitter implements ConfigSource {
     const byKey = this.entries.get(k.kind) as Map<string, ObjectResult>;
     const key = this.key(k, raw);
     const next = toConfigObject(k, version, raw, this.opts.limits);
-    if (byKey.get(key)?.fingerprint === next.fingerprint) return;
+    const prev = byKey.get(key);
+    if (prev?.fingerprint === next.fingerprint) return;
     byKey.set(key, next);
+    this.opts.events?.(k.kind, prev ? 'update' : 'add');
     const m = metaOf(raw);
     this.changed(originOf(k.kind, m.namespace, m.name));
   }
 
   private remove(k: KubeKind, raw: RawObject): void {
     if (!(this.entries.get(k.kind) as Map<string, ObjectResult>).delete(this.key(k, raw))) return;
+    this.opts.events?.(k.kind, 'delete');
     const m = metaOf(raw);
     this.changed(originOf(k.kind, m.namespace, m.name));
   }
@@ -202,6 +208,7 @@ export class KubeSource extends EventEmitter implements ConfigSource {
   private clear(k: KubeKind): void {
     const byKey = this.entries.get(k.kind) as Map<string, ObjectResult>;
     if (byKey.size === 0) return;
+    for (let i = 0; i < byKey.size; i++) this.opts.events?.(k.kind, 'delete');
     byKey.clear();
     this.changed(`kubernetes:${k.kind}`);
   }

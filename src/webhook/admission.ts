@@ -21,6 +21,8 @@ export class BadReview extends Error {
 export interface AdmissionRequest {
   uid: string;
   kind?: { group?: string; version?: string; kind?: string };
+  /** The resource as the API server names it (group, version, plural resource). */
+  resource?: { group?: string; version?: string; resource?: string };
   namespace?: string;
   name?: string;
   operation?: string;
@@ -68,11 +70,13 @@ export function readReview(body: unknown): { apiVersion: string; request: Admiss
   const uid = req['uid'];
   if (typeof uid !== 'string' || uid === '') throw new BadReview('request.uid must be a non-empty string');
   const kind = rec(req['kind']);
+  const resource = rec(req['resource']);
   return {
     apiVersion,
     request: {
       uid,
       ...(kind ? { kind: { group: str(kind['group']), version: str(kind['version']), kind: str(kind['kind']) } } : {}),
+      ...(resource ? { resource: { group: str(resource['group']), version: str(resource['version']), resource: str(resource['resource']) } } : {}),
       ...(str(req['namespace']) !== undefined ? { namespace: str(req['namespace']) } : {}),
       ...(str(req['name']) !== undefined ? { name: str(req['name']) } : {}),
       ...(str(req['operation']) !== undefined ? { operation: str(req['operation']) } : {}),

@@ -9,6 +9,7 @@
 import type * as https from 'node:https';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
 import type { Labels } from '../inject';
 import { type InjectionConfig, type InjectionOptions, resolveInjectionOptions } from '../inject/options';
 import type { ConfigObject } from '../model/objects';
@@ -40,6 +41,18 @@ export interface WebhookServerOptions {
   /** The first serving certificate, if already known; else none is served until `setCertificate`. */
   certificate?: WebhookCertificate;
   bodyLimit?: number;
+  /** istiod's webhook counters (galley_validation_*, sidecar_injection_*_total); uncounted when absent. */
+  metrics?: WebhookMetrics;
+}
+
+/** The counters the webhooks move, as istiod's names them. */
+export interface WebhookMetrics {
+  validationPassed: Counter<'group' | 'version' | 'resource'>;
+  validationFailed: Counter<'group' | 'version' | 'resource' | 'reason'>;
+  injectionRequests: Counter;
+  injectionSuccess: Counter;
+  injectionFailure: Counter;
+  injectionSkip: Counter;
 }
 
 export interface WebhookServerHandle {
@@ -84,12 +97,17 @@ export function webhookApp(o: WebhookServerOptions, cert: WebhookCertificate | u
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'Not Found', message: `no webhook at ${req.method} ${req.url}; use POST /inject or POST /validate` }));
 
+  const m = o.metrics;
   const inject = async (req: { body: unknown }, reply: FastifyReply): Promise<unknown> => {
+    m?.injectionRequests.inc();
     let parsed;
     try {
       parsed = readReview(req.body);
     } catch (err) {
-      if (err instanceof BadReview) return badRequest(reply, err.message);
+      if (err instanceof BadReview) {
+        m?.injectionFailure.inc();
+        return badRequest(reply, err.message);
+      }
       throw err;
     }
     let opts: InjectionOptions;
@@ -102,6 +120,7 @@ export function webhookApp(o: WebhookServerOptions, cert: WebhookCertificate | u
     }
     const out = admitInjection(parsed.request, { opts, ...(o.namespaceLabels ? { namespaceLabels: o.namespaceLabels } : {}) });
     const r = parsed.request;
+    (!out.response.allowed ? m?.injectionFailure : out.injected ? m?.injectionSuccess : m?.injectionSkip)?.inc();
     log.debug({ uid: r.uid, namespace: r.namespace, name: r.name, injected: out.injected, reason: out.reason }, 'sidecar injection');
     if (!out.response.allowed) log.warn({ uid: r.uid, namespace: r.namespace, reason: out.reason }, 'sidecar injection refused');
     return review(parsed.apiVersion, out.response);
@@ -114,10 +133,19 @@ export function webhookApp(o: WebhookServerOptions, cert: WebhookCertificate | u
     try {
       parsed = readReview(req.body);
     } catch (err) {
-      if (err instanceof BadReview) return badRequest(reply, err.message);
+      if (err instanceof BadReview) {
+        m?.validationFailed.inc({ group: '', version: '', resource: '', reason: 'invalid_review' });
+        return badRequest(reply, err.message);
+      }
       throw err;
     }
     const response = admitValidation(parsed.request, o.validate);
+    if (m) {
+      const k = parsed.request.resource ?? parsed.request.kind;
+      const labels = { group: k?.group ?? '', version: k?.version ?? '', resource: parsed.request.resource?.resource ?? parsed.request.kind?.kind ?? '' };
+      if (response.allowed) m.validationPassed.inc(labels);
+      else m.validationFailed.inc({ ...labels, reason: response.status?.code === 400 ? 'invalid_resource' : 'invalid_config' });
+    }
     if (!response.allowed) log.info({ uid: parsed.request.uid, namespace: parsed.request.namespace, reason: response.status?.message }, 'config rejected');
     return review(parsed.apiVersion, response);
   });

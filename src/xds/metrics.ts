@@ -21,6 +21,18 @@ export class XdsMetrics {
   readonly sendTime: Histogram;
   readonly debounceTime: Histogram;
   readonly snapshotBuildTime: Histogram;
+  /** Config objects added/updated/deleted, by kind (istiod's pilot_k8s_cfg_events). */
+  readonly cfgEvents: Counter<'type' | 'event'>;
+  /** Services, EndpointSlices, Endpoints and Pods added/updated/deleted (pilot_k8s_reg_events). */
+  readonly regEvents: Counter<'type' | 'event'>;
+  /** The validating webhook (istiod's galley_validation_*). */
+  readonly validationPassed: Counter<'group' | 'version' | 'resource'>;
+  readonly validationFailed: Counter<'group' | 'version' | 'resource' | 'reason'>;
+  /** The injection webhook (istiod's sidecar_injection_*_total). */
+  readonly injectionRequests: Counter;
+  readonly injectionSuccess: Counter;
+  readonly injectionFailure: Counter;
+  readonly injectionSkip: Counter;
 
   constructor(registry: Registry = new Registry(), withProcessMetrics = true) {
     this.registry = registry;
@@ -78,6 +90,19 @@ export class XdsMetrics {
       buckets: [0.01, 0.1, 0.5, 1, 3, 5],
       registers,
     });
+    this.cfgEvents = new Counter({ name: 'pilot_k8s_cfg_events', help: 'Events from k8s config.', labelNames: ['type', 'event'], registers });
+    this.regEvents = new Counter({ name: 'pilot_k8s_reg_events', help: 'Events from k8s registry.', labelNames: ['type', 'event'], registers });
+    this.validationPassed = new Counter({ name: 'galley_validation_passed', help: 'Resource is valid', labelNames: ['group', 'version', 'resource'], registers });
+    this.validationFailed = new Counter({
+      name: 'galley_validation_failed',
+      help: 'Resource validation failed',
+      labelNames: ['group', 'version', 'resource', 'reason'],
+      registers,
+    });
+    this.injectionRequests = new Counter({ name: 'sidecar_injection_requests_total', help: 'Total number of sidecar injection requests.', registers });
+    this.injectionSuccess = new Counter({ name: 'sidecar_injection_success_total', help: 'Total number of successful sidecar injection requests.', registers });
+    this.injectionFailure = new Counter({ name: 'sidecar_injection_failure_total', help: 'Total number of failed sidecar injection requests.', registers });
+    this.injectionSkip = new Counter({ name: 'sidecar_injection_skip_total', help: 'Total number of skipped sidecar injection requests.', registers });
     this.invalidObjects = new Gauge({ name: 'meshd_config_invalid_objects', help: 'Objects left out of the served config because they are invalid.', registers });
     this.rejectedResources = new Gauge({ name: 'meshd_xds_rejected_resources', help: 'Generated resources withheld because they failed the Envoy proto check.', registers });
     this.authFailures = new Counter({
