@@ -102,21 +102,34 @@ export function readInput(snap: MeshSnapshot, r: InputRead): unknown {
   return v;
 }
 
-function pathKey(field: string, path: readonly unknown[]): string {
-  let s = field;
-  for (const k of path) s += `\0${typeof k === 'string' ? k : `${typeof k}:${String(k)}`}`;
-  return s;
+/**
+ * Where a read looked: a snapshot field, or an entry of a Map field through nested Maps. One
+ * object per distinct place per snapshot view (a trie), so the reads of every computation share
+ * their paths and a computation's reads are told apart by identity, not by a key built per read.
+ */
+export class Location {
+  private readonly children = new Map<unknown, Location>();
+
+  constructor(
+    readonly field: string,
+    readonly path: readonly unknown[],
+  ) {}
+
+  child(key: unknown): Location {
+    let c = this.children.get(key);
+    if (!c) this.children.set(key, (c = new Location(this.field, Object.freeze([...this.path, key]))));
+    return c;
+  }
 }
 
 /** The reads of one computation while it runs. */
 export class Frame {
-  private readonly inputs = new Map<string, InputRead>();
+  private readonly inputs = new Map<Location, InputRead>();
   private readonly groups = new Set<DepSet>();
   private readonly facets = new Map<string, string>();
 
-  readInput(field: string, path: readonly unknown[], value: unknown): void {
-    const k = pathKey(field, path);
-    if (!this.inputs.has(k)) this.inputs.set(k, { field, path, value });
+  readInput(at: Location, value: unknown): void {
+    if (!this.inputs.has(at)) this.inputs.set(at, { field: at.field, path: at.path, value });
   }
 
   addGroup(g: DepSet): void {

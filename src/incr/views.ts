@@ -5,7 +5,7 @@
  */
 import type { MeshSnapshot } from '../model/snapshot';
 import type { Proxy } from '../model/proxy';
-import type { DepSet, Tracker } from './deps';
+import { type DepSet, Location, type Tracker } from './deps';
 
 /**
  * A Map field of a snapshot (or a Map nested in one) whose lookups are recorded per key and
@@ -14,29 +14,29 @@ import type { DepSet, Tracker } from './deps';
  */
 class TrackedMap<K, V> implements ReadonlyMap<K, V> {
   constructor(
-    private readonly field: string,
-    private readonly path: readonly unknown[],
+    private readonly at: Location,
     private readonly map: ReadonlyMap<K, V>,
     private readonly tracker: Tracker,
   ) {}
 
   get(key: K): V | undefined {
     const v = this.map.get(key);
-    const path = [...this.path, key];
-    if (v instanceof Map) return new TrackedMap(this.field, path, v as ReadonlyMap<unknown, unknown>, this.tracker) as unknown as V;
-    this.tracker.current?.readInput(this.field, path, v);
+    if (v instanceof Map) return new TrackedMap(this.at.child(key), v as ReadonlyMap<unknown, unknown>, this.tracker) as unknown as V;
+    // Outside a computation nothing is recorded: no place to make.
+    const frame = this.tracker.current;
+    frame?.readInput(this.at.child(key), v);
     return v;
   }
 
   has(key: K): boolean {
     // The model's maps never hold undefined values.
     const v = this.map.get(key);
-    this.tracker.current?.readInput(this.field, [...this.path, key], v);
+    this.tracker.current?.readInput(this.at.child(key), v);
     return v !== undefined;
   }
 
   private whole(): ReadonlyMap<K, V> {
-    this.tracker.current?.readInput(this.field, this.path, this.map);
+    this.tracker.current?.readInput(this.at, this.map);
     return this.map;
   }
 
@@ -98,6 +98,12 @@ class TrackedMemo {
 /** A snapshot whose reads are recorded; one per snapshot and engine. */
 export function trackedSnapshot(snap: MeshSnapshot, tracker: Tracker): MeshSnapshot {
   const maps = new Map<string, TrackedMap<unknown, unknown>>();
+  const fields = new Map<string, Location>();
+  const fieldAt = (prop: string): Location => {
+    let at = fields.get(prop);
+    if (!at) fields.set(prop, (at = new Location(prop, [])));
+    return at;
+  };
   const memo = new TrackedMemo(tracker);
   // The target is a blank object: a frozen snapshot's properties could not be answered with views.
   return new Proxy(Object.create(null) as MeshSnapshot, {
@@ -107,10 +113,10 @@ export function trackedSnapshot(snap: MeshSnapshot, tracker: Tracker): MeshSnaps
       if (typeof prop !== 'string') return value;
       if (value instanceof Map) {
         let m = maps.get(prop);
-        if (!m) maps.set(prop, (m = new TrackedMap(prop, [], value as ReadonlyMap<unknown, unknown>, tracker)));
+        if (!m) maps.set(prop, (m = new TrackedMap(fieldAt(prop), value as ReadonlyMap<unknown, unknown>, tracker)));
         return m;
       }
-      tracker.current?.readInput(prop, [], value);
+      tracker.current?.readInput(fieldAt(prop), value);
       return value;
     },
   });
