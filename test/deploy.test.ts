@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
-import { ISTIO_NETWORKING_VERSIONS, ISTIO_TELEMETRY_VERSIONS, KNOWN_KINDS, type Kind } from '../src/model/objects';
+import { ISTIO_NETWORKING_VERSIONS, ISTIO_TELEMETRY_VERSIONS, KIND_VERSIONS, KNOWN_KINDS, type Kind } from '../src/model/objects';
 import { parseDocuments } from '../src/sources/parse';
 import {
   DEPLOY,
@@ -51,6 +51,8 @@ const SHORT_NAMES: Record<string, string> = {
   AuthorizationPolicy: 'ap',
   RequestAuthentication: 'ra',
   Telemetry: 'telemetry',
+  // Istio's EnvoyFilter CRD has no short name.
+  EnvoyFilter: '',
 };
 /** istiod's Service ports: name, port, targetPort. */
 const ISTIOD_PORTS: Array<[string, number, number]> = [
@@ -125,20 +127,22 @@ test('the CRDs are exactly the Istio kinds meshd reads, served in the versions i
     assert.equal(spec['scope'], 'Namespaced');
     assert.equal(names['listKind'], `${kind}List`);
     assert.equal(names['singular'], kind.toLowerCase());
-    assert.deepEqual(names['shortNames'], [SHORT_NAMES[kind]], `${kind} short names`);
+    assert.deepEqual(names['shortNames'], SHORT_NAMES[kind] ? [SHORT_NAMES[kind]] : undefined, `${kind} short names`);
     assert.deepEqual(names['categories'], ['istio-io', group.replace(/\./g, '-')], `${kind} categories`);
 
     const versions = recs(spec['versions'], `${kind} versions`);
     const served = versions.filter((v) => v['served'] === true).map((v) => String(v['name']));
     assert.deepEqual(
       served.sort(),
-      [...(group === 'networking.istio.io' ? ISTIO_NETWORKING_VERSIONS : group === 'telemetry.istio.io' ? ISTIO_TELEMETRY_VERSIONS : SECURITY_VERSIONS)].sort(),
+      [
+        ...(KIND_VERSIONS[kind] ?? (group === 'networking.istio.io' ? ISTIO_NETWORKING_VERSIONS : group === 'telemetry.istio.io' ? ISTIO_TELEMETRY_VERSIONS : SECURITY_VERSIONS)),
+      ].sort(),
       `${kind} served versions`,
     );
     assert.deepEqual(
       versions.filter((v) => v['storage'] === true).map((v) => v['name']),
-      ['v1'],
-      `${kind}: v1 is the one storage version`,
+      [KIND_VERSIONS[kind]?.[0] ?? 'v1'],
+      `${kind}: ${KIND_VERSIONS[kind]?.[0] ?? 'v1'} is the one storage version`,
     );
     const columns = JSON.stringify(versions[0]?.['additionalPrinterColumns']);
     for (const v of versions) {
@@ -322,6 +326,7 @@ const RESOURCE: Record<Kind, string> = {
   AuthorizationPolicy: 'authorizationpolicies',
   RequestAuthentication: 'requestauthentications',
   Telemetry: 'telemetries',
+  EnvoyFilter: 'envoyfilters',
 };
 const WATCH = ['get', 'list', 'watch'];
 
