@@ -407,11 +407,15 @@ export class ConfigEngine implements XdsWatcher {
    * report names the EnvoyFilters whose patches were withheld.
    */
   private withoutBrokenPatches(typeUrl: TypeUrl, name: string, p: PatchedBy, failed: RejectedResource): { served?: EncodedResource; rejected: RejectedResource } {
-    const tag = (by: string, errors: readonly RuleViolation[]): RuleViolation[] =>
-      errors.map((e) => ({ ...e, message: `EnvoyFilter ${by}: ${e.message}; patch withheld, the resource is served without it` }));
+    const outcome = p.base ? 'patch withheld, the resource is served without it' : 'the resource it adds is not served';
+    const tag = (by: string, errors: readonly RuleViolation[]): RuleViolation[] => errors.map((e) => ({ ...e, message: `EnvoyFilter ${by}: ${e.message}; ${outcome}` }));
     const whole = p.by.join(', ');
     const rejected = (errors: readonly RuleViolation[]): RejectedResource => ({ name, typeUrl, errors, envoyFilters: p.by });
-    if (!p.base) return { rejected: rejected(tag(whole, failed.errors)) };
+    if (!p.base) {
+      const r = rejected(tag(whole, failed.errors));
+      this.opts.log?.warn({ resource: name, typeUrl, envoyFilters: p.by }, `EnvoyFilter ${whole}: ${name} not served: ${r.errors.map((e) => e.message).join('; ')}`);
+      return { rejected: r };
+    }
     let current: ProtoObject;
     let good: EncodedResource | RejectedResource;
     try {
