@@ -161,6 +161,11 @@ export class ConfigEngine implements XdsWatcher {
     this.snap = snap;
     this.view = trackedSnapshot(snap, this.tracker);
     this.seq++;
+    // A report of withheld EnvoyFilter patches lasts while those EnvoyFilters do (a changed one
+    // rebuilds what it patched, which reports again or clears the report).
+    for (const [key, r] of this.rejections) {
+      if (r.envoyFilters?.some((ef) => !hasEnvoyFilter(snap, ef))) this.rejections.delete(key);
+    }
     if (this.seq % PRUNE_EVERY === 0) {
       this.parts.prune(this.seq - PRUNE_EVERY);
       this.builds.prune(this.seq - PRUNE_EVERY);
@@ -536,6 +541,11 @@ export class ConfigEngine implements XdsWatcher {
     for (const n of got.keys()) if (!want.has(n)) diff.push(`extra ${n}`);
     if (diff.length > 0) throw new Error(`incremental result differs from a fresh build for ${proxy.id} ${typeUrl}: ${diff.slice(0, 10).join(', ')}`);
   }
+}
+
+function hasEnvoyFilter(snap: MeshSnapshot, key: string): boolean {
+  const slash = key.indexOf('/');
+  return (snap.envoyFilters.get(key.slice(0, slash)) ?? []).some((f) => f.key === key);
 }
 
 /** `next`, or `prev` when it holds exactly the same entries (so identity says "unchanged"). */
