@@ -28,6 +28,7 @@ interface CliOptions {
   plaintextCa?: boolean;
   trustDomain: string;
   trustDomainAliases: string[];
+  envoyFilterAllowedTypes: string[];
   meshConfig?: string;
   caDir: string;
   cacerts?: string;
@@ -183,6 +184,16 @@ export function program(): Command {
     .option(
       '--trust-domain-aliases <domains>',
       'comma-separated trust domains that also mean this mesh (MeshConfig trustDomainAliases)',
+      (v: string) =>
+        v
+          .split(',')
+          .map((d) => d.trim())
+          .filter(Boolean),
+      [] as string[],
+    )
+    .option(
+      '--envoy-filter-allowed-types <types>',
+      'comma-separated filter type URLs EnvoyFilter patches may insert (e.g. type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua); others are rejected. Default: any',
       (v: string) =>
         v
           .split(',')

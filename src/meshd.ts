@@ -313,6 +313,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       domain: opts.domain,
       trustDomain: opts.trustDomain,
       trustDomainAliases: opts.trustDomainAliases,
+      envoyFilterAllowedTypes: opts.envoyFilterAllowedTypes,
       mesh: meshText(),
       previous: current,
       digests,

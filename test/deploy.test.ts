@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
-import { ISTIO_NETWORKING_VERSIONS, ISTIO_TELEMETRY_VERSIONS, KNOWN_KINDS, type Kind } from '../src/model/objects';
+import { ISTIO_NETWORKING_VERSIONS, ISTIO_TELEMETRY_VERSIONS, KIND_VERSIONS, KNOWN_KINDS, type Kind } from '../src/model/objects';
 import { parseDocuments } from '../src/sources/parse';
 import {
   DEPLOY,
@@ -133,13 +133,15 @@ test('the CRDs are exactly the Istio kinds meshd reads, served in the versions i
     const served = versions.filter((v) => v['served'] === true).map((v) => String(v['name']));
     assert.deepEqual(
       served.sort(),
-      [...(group === 'networking.istio.io' ? ISTIO_NETWORKING_VERSIONS : group === 'telemetry.istio.io' ? ISTIO_TELEMETRY_VERSIONS : SECURITY_VERSIONS)].sort(),
+      [
+        ...(KIND_VERSIONS[kind] ?? (group === 'networking.istio.io' ? ISTIO_NETWORKING_VERSIONS : group === 'telemetry.istio.io' ? ISTIO_TELEMETRY_VERSIONS : SECURITY_VERSIONS)),
+      ].sort(),
       `${kind} served versions`,
     );
     assert.deepEqual(
       versions.filter((v) => v['storage'] === true).map((v) => v['name']),
-      ['v1'],
-      `${kind}: v1 is the one storage version`,
+      [KIND_VERSIONS[kind]?.[0] ?? 'v1'],
+      `${kind}: ${KIND_VERSIONS[kind]?.[0] ?? 'v1'} is the one storage version`,
     );
     const columns = JSON.stringify(versions[0]?.['additionalPrinterColumns']);
     for (const v of versions) {
@@ -324,6 +326,7 @@ const RESOURCE: Record<Kind, string> = {
   AuthorizationPolicy: 'authorizationpolicies',
   RequestAuthentication: 'requestauthentications',
   Telemetry: 'telemetries',
+  EnvoyFilter: 'envoyfilters',
 };
 const WATCH = ['get', 'list', 'watch'];
 

@@ -6,6 +6,8 @@
  *   input: <folder relative to the repo root>
  *   mesh: <MeshConfig file relative to the repo root, replacing the folder's mesh.yaml> (optional)
  *   proxies: [{ name, id, metadata, names? }]   (names: { LDS: [...] } subscribes by name)
+ *   rejections: true   (optional: the resources rejected for the proxy, with why, are expected in
+ *                       <proxy name>/rejected.yaml; otherwise there must be none)
  * and the expected output lives in test/golden/<case>/<proxy name>/{cds,eds,lds,rds}.yaml.
  */
 import assert from 'node:assert/strict';
@@ -27,6 +29,8 @@ interface Case {
   jwks?: Record<string, string>;
   /** A MeshConfig file (relative to the repo root) in place of the folder's mesh.yaml. */
   mesh?: string;
+  /** Rejected resources are expected (EnvoyFilter patches withheld), kept in rejected.yaml. */
+  rejections?: boolean;
   proxies: { name: string; id: string; metadata?: Record<string, unknown>; names?: Record<string, string[]> }[];
 }
 
@@ -39,9 +43,13 @@ for (const name of fs.readdirSync(GOLDEN).sort()) {
     test(`golden ${name}/${p.name}`, () => {
       assert.deepEqual(snap.errors, [], 'golden inputs must be valid');
       const out = render(protos, snap, p.id, p.metadata ?? {}, p.names);
-      assert.deepEqual(out.rejected, [], 'every generated resource passes validate.rules');
-      for (const [type, resources] of Object.entries(out.byType)) {
-        const file = path.join(GOLDEN, name, p.name, `${type.toLowerCase()}.yaml`);
+      const outputs: [string, unknown][] = Object.entries(out.byType).map(([type, resources]) => [type.toLowerCase(), resources]);
+      if (c.rejections) {
+        const rejected = out.rejected.map((r) => ({ type: r.typeUrl.slice(r.typeUrl.lastIndexOf('.') + 1), name: r.name, envoyFilters: r.envoyFilters, errors: r.errors }));
+        outputs.push(['rejected', rejected.sort((a, b) => (`${a.type}/${a.name}` < `${b.type}/${b.name}` ? -1 : 1))]);
+      } else assert.deepEqual(out.rejected, [], 'every generated resource passes validate.rules');
+      for (const [type, resources] of outputs) {
+        const file = path.join(GOLDEN, name, p.name, `${type}.yaml`);
         const actual = YAML.stringify(resources, { sortMapEntries: false, lineWidth: 0 });
         if (update) {
           fs.mkdirSync(path.dirname(file), { recursive: true });

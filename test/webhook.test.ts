@@ -381,10 +381,14 @@ describe('validation', () => {
     const r1 = await admit('/validate', reviewOf(bad, { namespace: 'shop' }));
     assert.equal(r1.allowed, false);
     assert.match(r1.status?.message ?? '', /apiVersion: unsupported apiVersion "networking.istio.io\/v2" for kind VirtualService/);
-    const filter = { apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
-    const r2 = await admit('/validate', reviewOf(filter, { namespace: 'shop' }));
+    const plugin = { apiVersion: 'extensions.istio.io/v1alpha1', kind: 'WasmPlugin', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
+    const r2 = await admit('/validate', reviewOf(plugin, { namespace: 'shop' }));
     assert.equal(r2.allowed, true);
-    assert.match(r2.warnings?.[0] ?? '', /does not validate kind EnvoyFilter/);
+    assert.match(r2.warnings?.[0] ?? '', /does not validate kind WasmPlugin/);
+    // EnvoyFilter is validated; an accepted one carries istiod's warning.
+    const filter = { apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
+    const r7 = await admit('/validate', reviewOf(filter, { namespace: 'shop' }));
+    assert.match(r7.warnings?.join('\n') ?? r7.status?.message ?? '', /EnvoyFilter exposes internal implementation details/);
     // Sidecar is validated: an empty one is refused with Istio's message.
     const sidecar = { apiVersion: 'networking.istio.io/v1', kind: 'Sidecar', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
     const r6 = await admit('/validate', reviewOf(sidecar, { namespace: 'shop' }));

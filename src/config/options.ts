@@ -55,6 +55,11 @@ export interface MeshdOptions {
    * identities carry them are accepted, and policies' principals are spelled for them too.
    */
   trustDomainAliases: string[];
+  /**
+   * The filter types (type URLs) EnvoyFilter patches may put into listeners, as managed meshes
+   * restrict EnvoyFilter to a few extensions (Lua, compressor, local rate limit, …); empty: any.
+   */
+  envoyFilterAllowedTypes: string[];
   /** Self-signed root folder (folder source). Unset: a new root in memory on every start. */
   caDir?: string;
   /** Plug-in root folder (`cacerts`); replaces the self-signed root. */
@@ -109,6 +114,7 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   plaintextCa: false,
   trustDomain: 'cluster.local',
   trustDomainAliases: [],
+  envoyFilterAllowedTypes: [],
   workloadCertTtlSeconds: 24 * 3600,
   maxWorkloadCertTtlSeconds: 90 * 24 * 3600,
   jwtMaxLifetimeSeconds: JWT_DEFAULTS.maxLifetimeSeconds,
@@ -150,6 +156,10 @@ export function withDefaults(o: MeshdOptionsInput): MeshdOptions {
   if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(merged.trustDomain)) throw new Error(`--trust-domain: ${JSON.stringify(merged.trustDomain)} is not a DNS-like name`);
   for (const alias of merged.trustDomainAliases) {
     if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(alias)) throw new Error(`--trust-domain-aliases: ${JSON.stringify(alias)} is not a DNS-like name`);
+  }
+  for (const t of merged.envoyFilterAllowedTypes) {
+    if (!/^[A-Za-z0-9.-]+\/[A-Za-z_][A-Za-z0-9_.]*$/.test(t))
+      throw new Error(`--envoy-filter-allowed-types: ${JSON.stringify(t)} is not a type URL (such as type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua)`);
   }
   const { workloadCertTtlSeconds: ttl, maxWorkloadCertTtlSeconds: maxTtl } = merged;
   if (!Number.isInteger(ttl) || ttl <= 0 || !Number.isInteger(maxTtl) || maxTtl < ttl) {

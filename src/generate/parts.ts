@@ -15,6 +15,7 @@ import { outboundClusterNamed, outboundClusters, sidecarLocalClusters } from './
 import { endpointResource, endpointResources } from './endpoints';
 import { gatewayClusters, gatewayEndpoints } from './gateway/clusters';
 import { withTelemetry } from './telemetry/apply';
+import { withClusterListPatches, withListenerPatches, withNamedClusterPatches, withNamedRoutePatches, withRouteListPatches } from './envoyfilter/apply';
 import { gatewayListeners } from './gateway/listeners';
 import { gatewayRoutes } from './gateway/routes';
 import { grpcApiListenerNamed, grpcServicePortNames } from './grpc';
@@ -52,6 +53,15 @@ export type PartTable = Readonly<Partial<Record<TypeUrl, readonly Part[]>>>;
 
 const names = (list: (ctx: GenerateContext) => Resource[]) => (ctx: GenerateContext) => list(ctx).map((r) => r.name);
 
+/** A sidecar cluster's EnvoyFilter patch context: inbound clusters (and the inbound passthrough ones) are SIDECAR_INBOUND. */
+const sidecarClusterContext = (_ctx: GenerateContext, name: string): 'SIDECAR_INBOUND' | 'SIDECAR_OUTBOUND' =>
+  name.startsWith('inbound|') || name.startsWith('InboundPassthroughCluster') ? 'SIDECAR_INBOUND' : 'SIDECAR_OUTBOUND';
+
+const sidecarOutboundClusters = withNamedClusterPatches('SIDECAR_OUTBOUND', {
+  names: names((ctx) => outboundClusters(ctx, 'envoy')),
+  build: (ctx, name) => outboundClusterNamed(ctx, 'envoy', name),
+});
+
 const edsPart: NamedPart = {
   kind: 'named',
   id: 'eds',
@@ -61,20 +71,20 @@ const edsPart: NamedPart = {
 
 export const SIDECAR_PARTS: PartTable = {
   [TypeUrl.Cluster]: [
-    { kind: 'named', id: 'cds-outbound', names: names((ctx) => outboundClusters(ctx, 'envoy')), build: (ctx, name) => outboundClusterNamed(ctx, 'envoy', name) },
-    { kind: 'list', id: 'cds-local', list: sidecarLocalClusters },
+    { kind: 'named', id: 'cds-outbound', ...sidecarOutboundClusters },
+    { kind: 'list', id: 'cds-local', list: withClusterListPatches(sidecarClusterContext, 'SIDECAR_INBOUND', sidecarLocalClusters) },
   ],
   [TypeUrl.Endpoint]: [edsPart],
   [TypeUrl.Listener]: [
-    { kind: 'list', id: 'lds-outbound', list: withTelemetry(sidecarOutboundListeners) },
-    { kind: 'list', id: 'lds-inbound', list: withTelemetry(sidecarInboundListeners) },
+    { kind: 'list', id: 'lds-outbound', list: withListenerPatches('SIDECAR_OUTBOUND', withTelemetry(sidecarOutboundListeners)) },
+    { kind: 'list', id: 'lds-inbound', list: withListenerPatches('SIDECAR_INBOUND', withTelemetry(sidecarInboundListeners)) },
   ],
   [TypeUrl.Route]: [
     {
       kind: 'named',
       id: 'rds-sidecar',
       names: sidecarRouteNames,
-      build: sidecarRouteNamed,
+      build: withNamedRoutePatches('SIDECAR_OUTBOUND', sidecarRouteNamed),
     },
   ],
 };
@@ -102,10 +112,10 @@ export const GRPC_PARTS: PartTable = {
 };
 
 export const GATEWAY_PARTS: PartTable = {
-  [TypeUrl.Cluster]: [{ kind: 'list', id: 'cds-gateway', list: gatewayClusters }],
+  [TypeUrl.Cluster]: [{ kind: 'list', id: 'cds-gateway', list: withClusterListPatches(() => 'GATEWAY', 'GATEWAY', gatewayClusters) }],
   [TypeUrl.Endpoint]: [{ kind: 'list', id: 'eds-gateway', list: gatewayEndpoints }],
-  [TypeUrl.Listener]: [{ kind: 'list', id: 'lds-gateway', list: withTelemetry(gatewayListeners) }],
-  [TypeUrl.Route]: [{ kind: 'requested', id: 'rds-gateway', list: gatewayRoutes }],
+  [TypeUrl.Listener]: [{ kind: 'list', id: 'lds-gateway', list: withListenerPatches('GATEWAY', withTelemetry(gatewayListeners)) }],
+  [TypeUrl.Route]: [{ kind: 'requested', id: 'rds-gateway', list: withRouteListPatches('GATEWAY', gatewayRoutes) }],
   [TypeUrl.Secret]: [{ kind: 'requested', id: 'sds-gateway', list: secretResources }],
 };
 

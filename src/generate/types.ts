@@ -1,6 +1,7 @@
 /** What generators produce: named plain-object resources in Envoy's proto shape. */
 import type { MeshSnapshot } from '../model/snapshot';
 import type { Proxy } from '../model/proxy';
+import type { ProtoTypes } from './envoyfilter/proto-json';
 
 /** A JSON-like value in Envoy's proto field spelling (Any as `{'@type': …}`). */
 export type ProtoValue = string | number | boolean | null | ProtoObject | ProtoValue[];
@@ -26,6 +27,22 @@ export interface Resource {
    * returns the whole message (for callers outside the engine).
    */
   composite?: Composite;
+  /**
+   * Set when EnvoyFilter patches made this resource what it is. If the patched resource fails
+   * its checks, the engine serves it without the patches that break it (each EnvoyFilter tried
+   * on its own, in order, from `base`) and reports those EnvoyFilters; with no `base` (a
+   * resource a patch added) nothing is served.
+   */
+  patched?: PatchedBy;
+}
+
+export interface PatchedBy {
+  /** `namespace/name` of the EnvoyFilters whose patches apply, in order. */
+  by: readonly string[];
+  /** The resource as generated, before any patch. */
+  base?: () => ProtoObject;
+  /** Each EnvoyFilter's patches on their own, in order. */
+  layers?: readonly { by: string; apply: (o: ProtoObject) => ProtoObject }[];
 }
 
 export interface CompositeItem {
@@ -49,4 +66,6 @@ export interface GenerateContext {
   proxy: Proxy;
   /** Names the proxy asked for; undefined = all (wildcard). */
   names?: ReadonlySet<string>;
+  /** Envoy's message types, for EnvoyFilter patch values (the engine passes its own). */
+  protos?: ProtoTypes;
 }

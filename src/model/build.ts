@@ -8,6 +8,7 @@ import { buildRouting } from './build-routing';
 import { buildRequestAuthn } from './build-reqauthn';
 import { buildSecurity } from './build-security';
 import { buildTelemetries } from './build-telemetry';
+import { buildEnvoyFilters } from './build-envoyfilter';
 import type { JwksEntry } from './jwks';
 import { SnapshotMemo } from './memo';
 import { share } from './intern';
@@ -48,6 +49,8 @@ export interface BuildInput {
    * snapshot change like any other. Undefined: nothing fetches (remote sources get no keys).
    */
   jwks?: ReadonlyMap<string, JwksEntry>;
+  /** `--envoy-filter-allowed-types`: the only filter types EnvoyFilter patches may insert (empty: any). */
+  envoyFilterAllowedTypes?: readonly string[];
 }
 
 function byKey(a: ConfigObject, b: ConfigObject): number {
@@ -96,6 +99,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   const security = buildSecurity(kind, errors, trustDomains);
   const reqAuthn = buildRequestAuthn(kind, input.jwks, errors);
   const telemetries = buildTelemetries(kind);
+  const envoyFilters = buildEnvoyFilters(kind, errors, input.envoyFilterAllowedTypes);
 
   // exportTo: one list per namespace, shared when nothing restricts visibility.
   const publicServices = registry.services.filter((s) => s.exportTo.includes('*'));
@@ -176,6 +180,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     security,
     requestAuthentications: reqAuthn.requestAuthentications,
     telemetries,
+    envoyFilters,
     jwks: reqAuthn.jwks,
     errors,
     counts,

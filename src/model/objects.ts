@@ -38,6 +38,7 @@ export const KNOWN_KINDS = {
   AuthorizationPolicy: { group: 'security.istio.io', kind: 'AuthorizationPolicy', namespaced: true },
   RequestAuthentication: { group: 'security.istio.io', kind: 'RequestAuthentication', namespaced: true },
   Telemetry: { group: 'telemetry.istio.io', kind: 'Telemetry', namespaced: true },
+  EnvoyFilter: { group: 'networking.istio.io', kind: 'EnvoyFilter', namespaced: true },
 } as const;
 export type Kind = keyof typeof KNOWN_KINDS;
 
@@ -47,6 +48,11 @@ export const ISTIO_NETWORKING_VERSIONS: readonly string[] = ['v1', 'v1beta1', 'v
 export * from './objects-security';
 // The Telemetry API (telemetry.istio.io).
 export * from './objects-telemetry';
+// EnvoyFilter (networking.istio.io/v1alpha3).
+export * from './objects-envoyfilter';
+
+/** Kinds served at fewer versions than their group: EnvoyFilter exists only as v1alpha3. */
+export const KIND_VERSIONS: Readonly<Partial<Record<string, readonly string[]>>> = { EnvoyFilter: ['v1alpha3'] };
 
 /** One object as read from a source, before validation: spec is still untrusted JSON. */
 export interface ConfigObject {

@@ -13,6 +13,7 @@ import type { LocalityLbSetting } from './objects';
 import type { MeshAccessLog, MeshConfigStatus } from './build-mesh';
 import type { MeshConfig, OutboundTrafficMode, ProtoDuration } from './mesh-config';
 import type { TelemetryConfig } from './build-telemetry';
+import type { EnvoyFilterConfig } from './build-envoyfilter';
 import type { TelemetryMesh } from './telemetry-providers';
 import type { SidecarScope, SidecarSelector } from './build-sidecar';
 
@@ -153,6 +154,8 @@ export interface MeshSnapshot {
   readonly telemetryMesh: TelemetryMesh;
   /** Telemetry objects by namespace, in name order. */
   readonly telemetries: ReadonlyMap<string, readonly TelemetryConfig[]>;
+  /** EnvoyFilter objects by namespace, in name order, with the patches the allowlist lets through. */
+  readonly envoyFilters: ReadonlyMap<string, readonly EnvoyFilterConfig[]>;
   /** MeshConfig connectTimeout: clusters' connect_timeout unless a DestinationRule sets one. */
   readonly connectTimeout: ProtoDuration;
   /** MeshConfig enableAutoMtls. */

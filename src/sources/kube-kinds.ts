@@ -67,6 +67,7 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   istio('WorkloadEntry', 'workloadentries'),
   istio('Gateway', 'gateways'),
   istio('Sidecar', 'sidecars'),
+  { kind: 'EnvoyFilter', group: 'networking.istio.io', versions: ['v1alpha3'], plural: 'envoyfilters', namespaced: true, keepAnnotations: false },
   security('PeerAuthentication', 'peerauthentications'),
   security('AuthorizationPolicy', 'authorizationpolicies'),
   security('RequestAuthentication', 'requestauthentications'),

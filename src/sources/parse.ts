@@ -11,6 +11,7 @@ import {
   ISTIO_NETWORKING_VERSIONS,
   ISTIO_SECURITY_VERSIONS,
   ISTIO_TELEMETRY_VERSIONS,
+  KIND_VERSIONS,
   KNOWN_KINDS,
   type ConfigError,
   type ConfigObject,
@@ -278,7 +279,7 @@ function readKind(o: JsonObject): KindResult {
     const slash = version.indexOf('/');
     const gotGroup = slash < 0 ? '' : version.slice(0, slash);
     const gotVersion = slash < 0 ? version : version.slice(slash + 1);
-    const versions = GROUP_VERSIONS[group] ?? [];
+    const versions = KIND_VERSIONS[known] ?? GROUP_VERSIONS[group] ?? [];
     if (gotGroup !== group || !versions.includes(gotVersion)) {
       const want = versions.map((v) => (group === '' ? v : `${group}/${v}`)).join(' or ');
       errors.push({ path: 'apiVersion', message: `unsupported apiVersion ${JSON.stringify(version)} for kind ${kind} (want ${want})` });

@@ -15,6 +15,8 @@ export interface RejectedResource {
   name: string;
   typeUrl: TypeUrl;
   errors: readonly RuleViolation[];
+  /** When EnvoyFilter patches made the resource: their `namespace/name`. */
+  envoyFilters?: readonly string[];
 }
 
 export interface ResourceChecker {

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { type Part, partsFor } from '../generate/parts';
-import type { Composite, GenerateContext, Resource } from '../generate/types';
+import type { Composite, GenerateContext, PatchedBy, ProtoObject, Resource } from '../generate/types';
 import type { Proxy } from '../model/proxy';
 import type { MeshSnapshot } from '../model/snapshot';
 import { type DepSet, Revision, Tracker } from '../incr/deps';
@@ -162,6 +162,11 @@ export class ConfigEngine implements XdsWatcher {
     this.snap = snap;
     this.view = trackedSnapshot(snap, this.tracker);
     this.seq++;
+    // A report of withheld EnvoyFilter patches lasts while those EnvoyFilters do (a changed one
+    // rebuilds what it patched, which reports again or clears the report).
+    for (const [key, r] of this.rejections) {
+      if (r.envoyFilters?.some((ef) => !hasEnvoyFilter(snap, ef))) this.rejections.delete(key);
+    }
     if (this.seq % PRUNE_EVERY === 0) {
       this.parts.prune(this.seq - PRUNE_EVERY);
       this.builds.prune(this.seq - PRUNE_EVERY);
@@ -294,7 +299,7 @@ export class ConfigEngine implements XdsWatcher {
   }
 
   private ctx(h: Handle, names?: ReadonlySet<string>): GenerateContext {
-    return { snap: this.view as MeshSnapshot, proxy: h.tracked, ...(names ? { names } : {}) };
+    return { snap: this.view as MeshSnapshot, proxy: h.tracked, protos: this.opts.protos, ...(names ? { names } : {}) };
   }
 
   private partValue(h: Handle, typeUrl: TypeUrl, part: Part, requested: ReadonlySet<string> | undefined): PartValue {
@@ -400,13 +405,70 @@ export class ConfigEngine implements XdsWatcher {
     } catch (err) {
       entry = { name: r.name, typeUrl, errors: [{ path: '', message: `generation failed: ${(err as Error).message}` }] };
     }
-    const rkey = `${typeUrl}|${r.name}`;
+    // A resource EnvoyFilters patched is reported under its own key, so a proxy that gets the
+    // same resource unpatched does not clear the report.
+    const rkey = r.patched ? `${typeUrl}|${r.name}|${r.patched.by.join(',')}` : `${typeUrl}|${r.name}`;
     if ('errors' in entry) {
+      if (r.patched) {
+        const fb = this.withoutBrokenPatches(typeUrl, r.name, r.patched, entry);
+        this.rejections.set(rkey, fb.rejected);
+        return { served: fb.served ?? lastGood, rejected: fb.rejected };
+      }
       this.rejections.set(rkey, entry);
       return { served: lastGood, rejected: entry };
     }
     this.rejections.delete(rkey);
     return { served: entry };
+  }
+
+  /**
+   * A patched resource failed its checks: start from the resource as generated and add each
+   * EnvoyFilter's patches in turn, keeping those after which it still encodes and passes
+   * validate.rules. What is served is the resource with every patch that does not break it; the
+   * report names the EnvoyFilters whose patches were withheld.
+   */
+  private withoutBrokenPatches(typeUrl: TypeUrl, name: string, p: PatchedBy, failed: RejectedResource): { served?: EncodedResource; rejected: RejectedResource } {
+    const outcome = p.base ? 'patch withheld, the resource is served without it' : 'the resource it adds is not served';
+    const tag = (by: string, errors: readonly RuleViolation[]): RuleViolation[] => errors.map((e) => ({ ...e, message: `EnvoyFilter ${by}: ${e.message}; ${outcome}` }));
+    const whole = p.by.join(', ');
+    const rejected = (errors: readonly RuleViolation[]): RejectedResource => ({ name, typeUrl, errors, envoyFilters: p.by });
+    if (!p.base) {
+      const r = rejected(tag(whole, failed.errors));
+      this.opts.log?.warn({ resource: name, typeUrl, envoyFilters: p.by }, `EnvoyFilter ${whole}: ${name} not served: ${r.errors.map((e) => e.message).join('; ')}`);
+      return { rejected: r };
+    }
+    let current: ProtoObject;
+    let good: EncodedResource | RejectedResource;
+    try {
+      current = p.base();
+      good = this.encodeBody(typeUrl, name, current);
+    } catch (err) {
+      good = { name, typeUrl, errors: [{ path: '', message: `generation failed: ${(err as Error).message}` }] };
+      current = {};
+    }
+    // Broken before any patch: not the EnvoyFilters' doing.
+    if ('errors' in good) return { rejected: good };
+    const errors: RuleViolation[] = [];
+    for (const layer of p.layers ?? []) {
+      let next: ProtoObject;
+      try {
+        next = layer.apply(current);
+      } catch (err) {
+        errors.push(...tag(layer.by, [{ path: '', message: `patch failed: ${(err as Error).message}` }]));
+        continue;
+      }
+      const enc = this.encodeBody(typeUrl, name, next);
+      if ('errors' in enc) {
+        errors.push(...tag(layer.by, enc.errors));
+        continue;
+      }
+      current = next;
+      good = enc;
+    }
+    if (errors.length === 0) errors.push(...tag(whole, failed.errors));
+    const out = rejected(errors);
+    this.opts.log?.warn({ resource: name, typeUrl, envoyFilters: p.by }, `EnvoyFilter patches withheld from ${name}: ${errors.map((e) => e.message).join('; ')}`);
+    return { served: good, rejected: out };
   }
 
   /**
@@ -495,6 +557,11 @@ export class ConfigEngine implements XdsWatcher {
     for (const n of got.keys()) if (!want.has(n)) diff.push(`extra ${n}`);
     if (diff.length > 0) throw new Error(`incremental result differs from a fresh build for ${proxy.id} ${typeUrl}: ${diff.slice(0, 10).join(', ')}`);
   }
+}
+
+function hasEnvoyFilter(snap: MeshSnapshot, key: string): boolean {
+  const slash = key.indexOf('/');
+  return (snap.envoyFilters.get(key.slice(0, slash)) ?? []).some((f) => f.key === key);
 }
 
 /** `next`, or `prev` when it holds exactly the same entries (so identity says "unchanged"). */

@@ -61,6 +61,15 @@ export const ENTRY_FILES = [
   // Istio's stats filter config (not part of Envoy's API): our own copy under proto/.
   'istio-proxy/stats.proto',
   'envoy/extensions/filters/http/router/v3/router.proto',
+  // Filters EnvoyFilters commonly insert (and managed meshes allow): their configs must encode.
+  'envoy/extensions/filters/http/lua/v3/lua.proto',
+  'envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto',
+  'envoy/extensions/filters/network/local_ratelimit/v3/local_rate_limit.proto',
+  'envoy/extensions/filters/http/compressor/v3/compressor.proto',
+  'envoy/extensions/compression/gzip/compressor/v3/gzip.proto',
+  'envoy/extensions/filters/http/buffer/v3/buffer.proto',
+  'envoy/extensions/filters/http/header_mutation/v3/header_mutation.proto',
+  'envoy/config/core/v3/extension.proto',
   'envoy/extensions/filters/http/fault/v3/fault.proto',
   'envoy/extensions/filters/http/cors/v3/cors.proto',
   'envoy/extensions/filters/http/rbac/v3/rbac.proto',

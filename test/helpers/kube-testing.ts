@@ -192,6 +192,30 @@ export function shopObjects(): Array<Record<string, unknown>> {
       metadata: { name: 'web', namespace: SHOP },
       spec: { selector: { matchLabels: { app: 'web' } }, accessLogging: [{ providers: [{ name: 'envoy' }] }] },
     },
+    {
+      apiVersion: 'networking.istio.io/v1alpha3',
+      kind: 'EnvoyFilter',
+      metadata: { name: 'web-lua', namespace: SHOP },
+      spec: {
+        workloadSelector: { labels: { app: 'web' } },
+        configPatches: [
+          {
+            applyTo: 'HTTP_FILTER',
+            match: {
+              context: 'SIDECAR_INBOUND',
+              listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager', subFilter: { name: 'envoy.filters.http.router' } } } },
+            },
+            patch: {
+              operation: 'INSERT_BEFORE',
+              value: {
+                name: 'envoy.lua',
+                typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua', inlineCode: 'function envoy_on_request(h) end' },
+              },
+            },
+          },
+        ],
+      },
+    },
   ];
 }
 

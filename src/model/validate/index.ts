@@ -19,6 +19,7 @@ import { validatePod } from './pod';
 import { validateRequestAuthentication } from './requestauthentication';
 import { validateSecret } from './secret';
 import { validateTelemetry } from './telemetry';
+import { validateEnvoyFilter } from './envoyfilter';
 import { validateService } from './service';
 import { validateServiceEntry } from './serviceentry';
 import { validateSidecar } from './sidecar';
@@ -96,6 +97,9 @@ export function checkObject(obj: ConfigObject, maxErrors: number = DEFAULT_INPUT
       break;
     case 'Telemetry':
       validateTelemetry(obj, issues);
+      break;
+    case 'EnvoyFilter':
+      validateEnvoyFilter(obj, issues);
       break;
   }
   return { errors: issues.result(), warnings: issues.warningsResult() };
