@@ -26,6 +26,7 @@ import { ConfigEngine } from '../src/xds/engine';
 import { EnvoyProtos, TypeUrl } from '../src/xds/protos';
 import { ResourceValidator } from '../src/xds/validate-rules';
 import { AdsClient, type Response } from './helpers/ads-client';
+import { DeltaAdsClient } from './helpers/delta-client';
 import { JWT_AUDIENCE, JWT_ISSUER, mintToken } from './helpers/security-mesh';
 import { type WorkloadCert, bearer, tlsChannel, workloadCert } from './helpers/verified-proxy';
 import { type Pem, issue, makeCa, tlsSecretYaml } from './helpers/certs';
@@ -401,4 +402,22 @@ test('the shop gateway, verified by its certificate, gets its credential; by a t
   const rt = await t.subscribe(TypeUrl.Secret, [SHOP_SECRET]);
   assert.deepEqual(rt.names, [SHOP_SECRET]);
   assert.equal((await synczOf(byToken))?.identity && ((await synczOf(byToken))?.identity as J).via, 'jwt');
+});
+
+test('a gateway on a delta stream that subscribes to one more route name gets it (a changed subscription is a new set)', async () => {
+  const c = new DeltaAdsClient(protos, `127.0.0.1:${meshd.xdsPort}`, { id: GW_ID, metadata: { NAMESPACE: 'istio-system' } });
+  try {
+    const first = await c.subscribe(TypeUrl.Route, ['http.8080']);
+    assert.deepEqual(first.names, ['http.8080']);
+    c.ack(first);
+    const more = await c.subscribe(TypeUrl.Route, [HTTPS_ROUTE]);
+    assert.deepEqual(more.names, [HTTPS_ROUTE], 'the newly subscribed route, and only it');
+    c.ack(more);
+    c.send({ type_url: TypeUrl.Route, unsubscribe: ['http.8080'] });
+    c.send({ type_url: TypeUrl.Route, subscribe: ['http.8080'] });
+    const again = await c.next(TypeUrl.Route);
+    assert.deepEqual(again.names, ['http.8080'], 'subscribing again sends it again');
+  } finally {
+    c.close();
+  }
 });

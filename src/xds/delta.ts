@@ -55,6 +55,9 @@ export function deltaRequest(deps: ProtocolDeps, conn: Connection, req: DeltaDis
  */
 function changeSubscription(w: WatchState, subscribe: readonly string[], unsubscribe: readonly string[]): void {
   const explicit = (w.explicit ??= new Set(w.names ?? []));
+  // A set handed to the engine is never changed afterwards (it keys results by the set): a
+  // changed subscription is a new set.
+  if (w.names) w.names = new Set(w.names);
   for (const n of unsubscribe) {
     if (n === '*') {
       if (!w.names) w.names = new Set(explicit);

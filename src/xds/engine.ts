@@ -49,7 +49,8 @@ export interface XdsWatcher {
   /** Whether this proxy gets resources of this type at all. */
   serves(h: ProxyHandle, typeUrl: TypeUrl): boolean;
   /**
-   * Every resource of `typeUrl` the proxy gets now. `requested` (the names subscribed to, or
+   * Every resource of `typeUrl` the proxy gets now. `requested` must not change once passed (a
+   * changed subscription is a new set: results are keyed by the set). `requested` (the names subscribed to, or
    * undefined for a wildcard) matters only for types served by name alone (SDS, gateway RDS);
    * callers filter the rest.
    */
