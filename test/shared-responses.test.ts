@@ -159,3 +159,22 @@ test('proxies of one class get one response: the same nonce and content; a chang
   assert.ok(!other.names.includes('outbound|9090||local.default.svc.cluster.local'));
   assert.notEqual(other.nonce, pushed[0]?.nonce);
 });
+
+test('a stream never gets a nonce twice for a type, even when the same response comes round again', async () => {
+  const c = client('d');
+  const reviews = 'outbound|9080||reviews.default.svc.cluster.local';
+  const ratings = 'outbound|9080||ratings.default.svc.cluster.local';
+  const nonces: string[] = [];
+  const ask = async (names: string[], expect: string[]): Promise<void> => {
+    c.send({ type_url: TypeUrl.Endpoint, resource_names: names, response_nonce: nonces[nonces.length - 1] ?? '' });
+    const r = await c.next(TypeUrl.Endpoint);
+    assert.deepEqual(r.names, expect);
+    nonces.push(r.nonce);
+  };
+  await ask([reviews], [reviews]);
+  await ask([reviews, ratings], [ratings]);
+  // Unsubscribed, so forgotten: subscribing again brings the very same response again.
+  c.send({ type_url: TypeUrl.Endpoint, resource_names: [reviews], response_nonce: nonces[nonces.length - 1] });
+  await ask([reviews, ratings], [ratings]);
+  assert.equal(new Set(nonces).size, nonces.length, `no nonce twice: ${nonces.join(' ')}`);
+});

@@ -23,6 +23,8 @@ export interface WatchState {
   explicit?: Set<string>;
   versionSent?: string;
   nonceSent?: string;
+  /** The newest shared response this watch was sent (SharedResponse.seq): an older one never again. */
+  sharedSeq?: number;
   sentAt?: string;
   /** Resources in the last response. */
   resourcesSent: number;

@@ -117,9 +117,12 @@ export function deltaRespond(deps: ProtocolDeps, conn: Connection, typeUrl: Type
   const shared = deps.shared.response(version, 'delta', typeUrl, changed, removed, (n) =>
     deltaBytes({ system_version_info: version, resources: changed, type_url: typeUrl, removed_resources: removed, nonce: n, ...controlPlane }),
   );
-  const nonce = shared && shared.nonce !== w.nonceSent ? shared.nonce : conn.nextNonce();
+  // A shared nonce only ever newer than the last this watch got: never one it was sent before.
+  const useShared = shared !== undefined && shared.seq > (w.sharedSeq ?? 0);
+  const nonce = useShared ? shared.nonce : conn.nextNonce();
+  if (useShared) w.sharedSeq = shared.seq;
   const response: DeltaDiscoveryResponseMsg = { system_version_info: version, resources: changed, type_url: typeUrl, removed_resources: removed, nonce, ...controlPlane };
-  if (shared && nonce === shared.nonce) Object.defineProperty(response, FRAMED, { value: shared.framed, enumerable: false });
+  if (useShared) Object.defineProperty(response, FRAMED, { value: shared.framed, enumerable: false });
   deps.send(conn, response, bytes);
   Object.assign(w, { versionSent: version, nonceSent: nonce, sentAt: deps.now().toISOString(), resourcesSent: changed.length });
   deps.log.debug({ conn: conn.id, type: SHORT_TYPE[typeUrl], changed: changed.length, removed: removed.length }, 'delta pushed');

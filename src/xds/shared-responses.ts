@@ -16,6 +16,8 @@ export const FRAMED = Symbol('framed gRPC message');
 
 export interface SharedResponse {
   readonly nonce: string;
+  /** Increases with every new response (its nonce's number): a stream takes only ever newer ones. */
+  readonly seq: number;
   /** The gRPC message: flag byte 0 (not compressed), 4-byte length, the DiscoveryResponse. */
   readonly framed: Buffer;
 }
@@ -35,7 +37,7 @@ export class SharedResponses {
   /** Responses sent at least twice, with their bytes. */
   private readonly frames: LRUCache<string, SharedResponse> | undefined;
   /** Responses sent once, by nonce only: a response one proxy alone gets never holds its bytes here. */
-  private readonly seen = new LRUCache<string, string>({ max: 20_000 });
+  private readonly seen = new LRUCache<string, number>({ max: 20_000 });
 
   constructor(opts: SharedResponsesOptions) {
     this.frames = opts.maxBytes > 0 ? new LRUCache<string, SharedResponse>({ maxSize: opts.maxBytes, sizeCalculation: (r) => r.framed.length + 64 }) : undefined;
@@ -78,12 +80,13 @@ export class SharedResponses {
     if (kept) return kept;
     // The first time, the response gets the nonce all later copies will carry, and its own bytes;
     // a second proxy asking for it shows it is shared, and its bytes are kept.
-    let nonce = this.seen.get(k);
-    const first = nonce === undefined;
-    if (nonce === undefined) this.seen.set(k, (nonce = `s${++this.nonceCounter}`));
+    let seq = this.seen.get(k);
+    const first = seq === undefined;
+    if (seq === undefined) this.seen.set(k, (seq = ++this.nonceCounter));
+    const nonce = `s${seq}`;
     const framed = build(nonce);
     if (!framed) return undefined;
-    const e = { nonce, framed };
+    const e = { nonce, seq, framed };
     if (!first) this.frames.set(k, e);
     return e;
   }

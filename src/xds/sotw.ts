@@ -62,7 +62,7 @@ export class Subscriptions {
 }
 
 export function newWatch(names: Set<string> | undefined, previous?: WatchState): WatchState {
-  return { names, resourcesSent: 0, nackCount: 0, versionAcked: previous?.versionAcked, sent: new SentState(), mustRespond: true };
+  return { names, resourcesSent: 0, nackCount: 0, versionAcked: previous?.versionAcked, sharedSeq: previous?.sharedSeq, sent: new SentState(), mustRespond: true };
 }
 
 /** Records a NACK or an ACK of the latest response; false if the nonce is stale. */
@@ -212,12 +212,14 @@ export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeU
   w.mustRespond = false;
   const resources = anys ?? out.map((r) => deps.wire.any(r, typeUrl));
   const controlPlane = deps.controlPlane ? { control_plane: deps.controlPlane } : {};
-  // The response every proxy sent these resources at this version gets, unless this stream was
-  // just sent that very one (a nonce is never repeated on a stream).
+  // The response every proxy sent these resources at this version gets.
   const shared = deps.shared.response(version, 'sotw', typeUrl, out, [], (n) => sotwBytes({ version_info: version, resources, type_url: typeUrl, nonce: n, ...controlPlane }));
-  const nonce = shared && shared.nonce !== w.nonceSent ? shared.nonce : conn.nextNonce();
+  // A shared nonce only ever newer than the last this watch got: never one it was sent before.
+  const useShared = shared !== undefined && shared.seq > (w.sharedSeq ?? 0);
+  const nonce = useShared ? shared.nonce : conn.nextNonce();
+  if (useShared) w.sharedSeq = shared.seq;
   const response: DiscoveryResponseMsg = { version_info: version, resources: resources as AnyMsg[], type_url: typeUrl, nonce, ...controlPlane };
-  if (shared && nonce === shared.nonce) Object.defineProperty(response, FRAMED, { value: shared.framed, enumerable: false });
+  if (useShared) Object.defineProperty(response, FRAMED, { value: shared.framed, enumerable: false });
   const bytes = out.reduce((s, r) => s + r.bytes.length, 0);
   deps.send(conn, response, bytes);
   Object.assign(w, { versionSent: version, nonceSent: nonce, sentAt: deps.now().toISOString(), resourcesSent: out.length });
