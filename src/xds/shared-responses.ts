@@ -75,19 +75,18 @@ export class SharedResponses {
       this.clear();
       this.version = version;
     }
-    const k = key;
-    const kept = this.frames.get(k);
+    const kept = this.frames.get(key);
     if (kept) return kept;
     // The first time, the response gets the nonce all later copies will carry, and its own bytes;
     // a second proxy asking for it shows it is shared, and its bytes are kept.
-    let seq = this.seen.get(k);
+    let seq = this.seen.get(key);
     const first = seq === undefined;
-    if (seq === undefined) this.seen.set(k, (seq = ++this.nonceCounter));
+    if (seq === undefined) this.seen.set(key, (seq = ++this.nonceCounter));
     const nonce = `s${seq}`;
     const framed = build(nonce);
     if (!framed) return undefined;
     const e = { nonce, seq, framed };
-    if (!first) this.frames.set(k, e);
+    if (!first) this.frames.set(key, e);
     return e;
   }
 

@@ -286,21 +286,18 @@ export class RequestDecoder {
       }
     }
     if (spanStart < 0) out.resource_names = [];
-    else if (adjacent) out.resource_names = this.names(buf.subarray(spanStart, spanEnd), () => nameSlices(buf.subarray(spanStart, spanEnd)));
-    else {
-      const slices = nameSlices(buf);
-      out.resource_names = this.names(undefined, () => slices, slices);
-    }
+    // A run of resource_names entries, as sent: the key their decoded list is shared by.
+    else out.resource_names = this.names(adjacent ? buf.subarray(spanStart, spanEnd) : nameRun(buf));
     return out;
   }
 
-  private names(span: Uint8Array | undefined, slicesOf: () => readonly Uint8Array[], given?: readonly Uint8Array[]): readonly string[] {
-    const raw = span ? Buffer.from(span.buffer, span.byteOffset, span.byteLength) : Buffer.concat((given ?? []).flatMap((s) => [Buffer.from(`${s.length}:`), s]));
+  private names(run: Uint8Array): readonly string[] {
+    const raw = Buffer.from(run.buffer, run.byteOffset, run.byteLength);
     const key = fingerprint(raw);
     const candidates = this.lists.get(key);
     const found = candidates?.find((l) => l.raw.equals(raw));
     if (found) return found.names;
-    const names = Object.freeze(slicesOf().map((s) => Buffer.from(s.buffer, s.byteOffset, s.byteLength).toString('utf8')));
+    const names = Object.freeze(nameSlices(raw).map((s) => Buffer.from(s.buffer, s.byteOffset, s.byteLength).toString('utf8')));
     // A copy: the request's own buffer is not kept alive by the list.
     const list: NameList = { raw: Buffer.from(raw), names };
     this.lists.set(key, candidates ? [...candidates, list] : [list]);
@@ -308,7 +305,22 @@ export class RequestDecoder {
   }
 }
 
-/** The resource_names (field 3) entries of a DiscoveryRequest, or of a run of them. */
+/** The resource_names entries of a request whose names are split by other fields, joined into one run. */
+function nameRun(buf: Uint8Array): Buffer {
+  const r = protobuf.Reader.create(buf);
+  const entries: Uint8Array[] = [];
+  while (r.pos < r.len) {
+    const at = r.pos;
+    const tag = r.uint32();
+    if (tag >>> 3 === 3 && (tag & 7) === 2) {
+      r.skip(r.uint32());
+      entries.push(buf.subarray(at, r.pos));
+    } else r.skipType(tag & 7);
+  }
+  return Buffer.concat(entries);
+}
+
+/** The names in a run of resource_names (field 3) entries. */
 function nameSlices(buf: Uint8Array): Uint8Array[] {
   const r = protobuf.Reader.create(buf);
   const out: Uint8Array[] = [];
