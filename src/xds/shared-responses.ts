@@ -30,13 +30,14 @@ export interface SharedResponsesOptions {
 /** Shared responses of the current version, keyed by what they carry. */
 export class SharedResponses {
   private readonly ids = new WeakMap<object, number>();
-  private readonly keys = new WeakMap<readonly object[], string>();
+  /** Keys of lists made once per set, by the list (the key names the kind and type it was made for). */
+  private readonly keys = new WeakMap<readonly object[], { kind: string; typeUrl: string; key: string }>();
   private nextId = 0;
   private nonceCounter = 0;
   private version?: string;
   /** Responses sent at least twice, with their bytes. */
   private readonly frames: LRUCache<string, SharedResponse> | undefined;
-  /** Responses sent once, by nonce only: a response one proxy alone gets never holds its bytes here. */
+  /** Responses sent so far, by their number only: a response one proxy alone gets never holds its bytes here. */
   private readonly seen = new LRUCache<string, number>({ max: 20_000 });
 
   constructor(opts: SharedResponsesOptions) {
@@ -105,13 +106,14 @@ export class SharedResponses {
   ): SharedResponse | undefined {
     // A list made once per set (a whole CDS or LDS set) keeps its key.
     const frozen = extra.length === 0 && Object.isFrozen(resources);
-    let key = frozen ? this.keys.get(resources) : undefined;
+    const known = frozen ? this.keys.get(resources) : undefined;
+    let key = known?.kind === kind && known.typeUrl === typeUrl ? known.key : undefined;
     if (key === undefined) {
       key = `${kind}\0${typeUrl}\0`;
       for (const r of resources) key += `${this.id(r)},`;
       for (const x of extra) key += `\0${x}`;
       if (key.length > 256) key = createHash('sha1').update(key).digest('base64');
-      if (frozen) this.keys.set(resources, key);
+      if (frozen) this.keys.set(resources, { kind, typeUrl, key });
     }
     return this.entry(version, key, (nonce) => frame(body(nonce)));
   }
