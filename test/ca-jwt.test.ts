@@ -23,6 +23,7 @@ import { CaError } from '../src/ca/types';
 import { withDefaults } from '../src/config/options';
 import { type MeshdHandle, startMeshd } from '../src/meshd';
 import { issue, makeCa } from './helpers/certs';
+import { portArgs } from './helpers/meshd-process';
 
 const ISSUER = 'https://issuer.jwt.test';
 const AUDIENCE = 'istio-ca';
@@ -91,16 +92,7 @@ describe('JWKS location', () => {
         path.join(root, 'src', 'main.ts'),
         '--config-dir',
         'examples/bookinfo',
-        '--xds-port',
-        '0',
-        '--debug-port',
-        '0',
-        '--monitoring-port',
-        '-1',
-        '--secure-xds-port',
-        '-1',
-        '--webhook-port',
-        '-1',
+        ...portArgs(),
         '--jwks',
         'http://127.0.0.1:1/jwks.json',
         '--jwt-issuer',

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { portArgs } from './helpers/meshd-process';
 
 const ROOT = path.join(__dirname, '..');
 const MAIN = path.join(ROOT, 'src', 'main.ts');
@@ -60,40 +61,10 @@ test('meshd refuses a bad port flag with a clear message', () => {
 });
 
 test('meshd --jwks-ca-file must name a PEM file of CA certificates', () => {
-  const missing = meshd([
-    '--config-dir',
-    'examples/bookinfo',
-    '--xds-port',
-    '0',
-    '--debug-port',
-    '0',
-    '--monitoring-port',
-    '-1',
-    '--webhook-port',
-    '-1',
-    '--secure-xds-port',
-    '-1',
-    '--jwks-ca-file',
-    '/nonexistent/ca.pem',
-  ]);
+  const missing = meshd(['--config-dir', 'examples/bookinfo', ...portArgs(), '--jwks-ca-file', '/nonexistent/ca.pem']);
   assert.notEqual(missing.status, 0);
   assert.match(missing.stderr, /--jwks-ca-file \/nonexistent\/ca\.pem: ENOENT/);
-  const notPem = meshd([
-    '--config-dir',
-    'examples/bookinfo',
-    '--xds-port',
-    '0',
-    '--debug-port',
-    '0',
-    '--monitoring-port',
-    '-1',
-    '--webhook-port',
-    '-1',
-    '--secure-xds-port',
-    '-1',
-    '--jwks-ca-file',
-    'package.json',
-  ]);
+  const notPem = meshd(['--config-dir', 'examples/bookinfo', ...portArgs(), '--jwks-ca-file', 'package.json']);
   assert.match(notPem.stderr, /--jwks-ca-file package\.json: no PEM certificate in it/);
 });
 
@@ -106,16 +77,7 @@ test('meshd --config-dir with port 0 prints the ports it chose and serves until 
       MAIN,
       '--config-dir',
       'examples/bookinfo',
-      '--xds-port',
-      '0',
-      '--debug-port',
-      '0',
-      '--monitoring-port',
-      '-1',
-      '--webhook-port',
-      '0',
-      '--secure-xds-port',
-      '0',
+      ...portArgs({ webhook: true, secureXds: true }),
       '--ca-dir',
       fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-cli-ca-')),
       '--log-level',

@@ -17,6 +17,7 @@ import { after, test } from 'node:test';
 import { EnvoyProtos, TypeUrl } from '../src/xds/protos';
 import { AdsClient } from './helpers/ads-client';
 import { DEPLOY, ROOT } from './helpers/deploy-manifests';
+import { portArgs } from './helpers/meshd-process';
 
 interface Stage {
   name?: string;
@@ -261,16 +262,7 @@ test(
         config,
         '--ca-dir',
         caDir,
-        '--xds-port',
-        '0',
-        '--secure-xds-port',
-        '0',
-        '--debug-port',
-        '0',
-        '--monitoring-port',
-        '-1',
-        '--webhook-port',
-        '-1',
+        ...portArgs({ secureXds: true }),
         '--log-level',
         'warn',
       ],

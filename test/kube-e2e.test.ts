@@ -23,6 +23,7 @@ import { resourcesWithout, startKubeApiServer, type KubeApiServer } from './help
 import { captureLog, caughtUp, waitFor, type LogCapture } from './helpers/kube-testing';
 import { closeInOrder } from './helpers/teardown';
 import { runUntil, startGrpcJsXdsClient, type CallResult, type XdsClient } from './helpers/xds-clients';
+import { portArgs } from './helpers/meshd-process';
 
 const NS = 'default';
 const PORT = 9080;
@@ -256,29 +257,9 @@ describe('the meshd command line', { timeout: 60_000 }, () => {
 
   test('--kubeconfig serves the API server it names; /ready turns 200', T, async () => {
     const api = ready().api;
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        MAIN,
-        '--kubeconfig',
-        api.kubeconfigPath,
-        '--xds-port',
-        '0',
-        '--debug-port',
-        '0',
-        '--monitoring-port',
-        '-1',
-        '--webhook-port',
-        '0',
-        '--secure-xds-port',
-        '0',
-        '--log-level',
-        'warn',
-      ],
-      { cwd: ROOT },
-    );
+    const child = spawn(process.execPath, ['--import', 'tsx', MAIN, '--kubeconfig', api.kubeconfigPath, ...portArgs({ webhook: true, secureXds: true }), '--log-level', 'warn'], {
+      cwd: ROOT,
+    });
     try {
       let out = '';
       child.stdout.on('data', (b: Buffer) => (out += b.toString()));

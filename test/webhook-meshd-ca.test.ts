@@ -17,6 +17,7 @@ import pino from 'pino';
 import { withDefaults } from '../src/config/options';
 import { type MeshdHandle, startMeshd } from '../src/meshd';
 import { makeCa } from './helpers/certs';
+import { portArgs } from './helpers/meshd-process';
 
 const ROOT = path.join(__dirname, '..');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-webhook-ca-'));
@@ -121,27 +122,7 @@ describe('command line', () => {
     const caDir = path.join(dir, 'cli-ca');
     const child = spawn(
       process.execPath,
-      [
-        '--import',
-        'tsx',
-        MAIN,
-        '--config-dir',
-        'examples/bookinfo',
-        '--xds-port',
-        '0',
-        '--debug-port',
-        '0',
-        '--monitoring-port',
-        '-1',
-        '--secure-xds-port',
-        '-1',
-        '--webhook-port',
-        '0',
-        '--ca-dir',
-        caDir,
-        '--log-level',
-        'warn',
-      ],
+      ['--import', 'tsx', MAIN, '--config-dir', 'examples/bookinfo', ...portArgs({ webhook: true }), '--ca-dir', caDir, '--log-level', 'warn'],
       {
         cwd: ROOT,
         env: { ...process.env, ISTIOD_CUSTOM_HOST: 'hooks.example.com, Other.Example.org,' },
@@ -169,25 +150,7 @@ describe('command line', () => {
     assert.throws(() => withDefaults({ configDir: 'x', customHosts: ['bad name'] }), /^Error: --custom-host: "bad name" is not a DNS name/);
     const r = spawnSync(
       process.execPath,
-      [
-        '--import',
-        'tsx',
-        MAIN,
-        '--config-dir',
-        'examples/bookinfo',
-        '--xds-port',
-        '0',
-        '--debug-port',
-        '0',
-        '--monitoring-port',
-        '-1',
-        '--secure-xds-port',
-        '-1',
-        '--webhook-port',
-        '0',
-        '--custom-host',
-        'ok.example.com,bad_host!',
-      ],
+      ['--import', 'tsx', MAIN, '--config-dir', 'examples/bookinfo', ...portArgs({ webhook: true }), '--custom-host', 'ok.example.com,bad_host!'],
       { cwd: ROOT, encoding: 'utf8', timeout: 25_000 },
     );
     assert.equal(r.status, 1, r.stdout + r.stderr);

@@ -28,6 +28,7 @@ import { startBackends, type BackendSet } from './backends';
 import { EDS_ONLY_SERVICE, FUZZ_NAMESPACE, FUZZ_SERVICES, Fuzzer, SHAPES, fuzzHost } from './fuzz';
 import { createMeshFixture, type MeshFixture } from './mesh-fixture';
 import { startGrpcJsXdsClient, type XdsClient } from './xds-clients';
+import { portArgs } from './meshd-process';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MAIN = path.join(ROOT, 'src', 'main.ts');
@@ -85,29 +86,7 @@ interface MeshdChild {
 }
 
 async function startMeshdChild(configDir: string, caDir: string): Promise<MeshdChild> {
-  const args = [
-    '--import',
-    'tsx',
-    MAIN,
-    '--config-dir',
-    configDir,
-    '--host',
-    '127.0.0.1',
-    '--xds-port',
-    '0',
-    '--debug-port',
-    '0',
-    '--monitoring-port',
-    '-1',
-    '--webhook-port',
-    '-1',
-    '--secure-xds-port',
-    '-1',
-    '--ca-dir',
-    caDir,
-    '--log-level',
-    'info',
-  ];
+  const args = ['--import', 'tsx', MAIN, '--config-dir', configDir, '--host', '127.0.0.1', ...portArgs(), '--ca-dir', caDir, '--log-level', 'info'];
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: 'pipe', env: { ...process.env, NODE_OPTIONS: '' } });
   let exit: string | undefined;
   let bytes = 0;

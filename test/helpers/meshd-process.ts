@@ -35,6 +35,25 @@ export interface MeshdProcessOptions {
   startTimeoutMs?: number;
 }
 
+/**
+ * meshd's port flags for a test: xDS and debug on free ports (or the ones given), the monitoring
+ * port off, the webhook and TLS xDS ports off unless asked for (then on free ports too).
+ */
+export function portArgs(o: { xds?: number; debug?: number; webhook?: boolean; secureXds?: boolean } = {}): string[] {
+  return [
+    '--xds-port',
+    String(o.xds ?? 0),
+    '--debug-port',
+    String(o.debug ?? 0),
+    '--monitoring-port',
+    '-1',
+    '--webhook-port',
+    o.webhook ? '0' : '-1',
+    '--secure-xds-port',
+    o.secureXds ? '0' : '-1',
+  ];
+}
+
 /** A fresh copy of an example folder (meshd watches it; tests may edit it). */
 export function copyExample(name: string): string {
   const src = path.join(ROOT, 'examples', name);
@@ -55,16 +74,7 @@ export async function startMeshdProcess(opts: MeshdProcessOptions): Promise<Mesh
     MAIN,
     '--config-dir',
     opts.configDir,
-    '--xds-port',
-    String(opts.xdsPort ?? 0),
-    '--debug-port',
-    String(opts.debugPort ?? 0),
-    '--monitoring-port',
-    '-1',
-    '--webhook-port',
-    '-1',
-    '--secure-xds-port',
-    '-1',
+    ...portArgs({ xds: opts.xdsPort, debug: opts.debugPort }),
     '--ca-dir',
     caDir,
     '--log-level',
