@@ -9,8 +9,10 @@ import type { XdsMetrics } from '../xds/metrics';
 import type { EnvoyProtos } from '../xds/protos';
 import type { AdsServer } from '../xds/server';
 import { meshConfigView } from '../model/mesh-config';
-import { versionLine } from '../version';
+import { buildInfo, versionLine } from '../version';
 import { configDumpAnys, configDumpJson } from './config-dump';
+import { meshGraph } from './ui-model';
+import { uiPage } from './ui-page';
 import { configz, registryz, syncz } from './views';
 import { findProxy } from './xds-debug';
 
@@ -57,10 +59,31 @@ export function debugApp(deps: DebugDeps): FastifyInstance {
   });
 
   app.get('/debug', async () => ({
-    endpoints: ['/debug/config_dump?proxyID=<id>', '/debug/syncz', '/debug/registryz', '/debug/configz', '/debug/mesh', '/debug/push_status', '/metrics', '/ready', '/version'],
+    endpoints: [
+      '/debug/config_dump?proxyID=<id>',
+      '/debug/syncz',
+      '/debug/registryz',
+      '/debug/configz',
+      '/debug/mesh',
+      '/debug/push_status',
+      '/ui',
+      '/metrics',
+      '/ready',
+      '/version',
+    ],
   }));
 
   app.get('/debug/syncz', async () => syncz(deps.server.connectionList()));
+
+  // The live web UI: one static page that polls /ui/data.
+  const page = uiPage(buildInfo().version);
+  app.get('/ui', async (_req, reply) =>
+    reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'").send(page),
+  );
+  app.get('/ui/data', async () => {
+    const s = deps.snapshot();
+    return { version: s?.version ?? null, proxies: syncz(deps.server.connectionList()), errors: s?.errors ?? [], graph: s ? meshGraph(s) : null };
+  });
   app.get('/debug/registryz', async () => registryz(snap()));
   app.get('/debug/configz', async () => ({ ...configz(snap()), mesh_config: meshStatusView(snap()), ...(deps.jwks ? { jwks: deps.jwks() } : {}) }));
   // istiod's /debug/mesh: the MeshConfig in effect (with its defaults), and where it came from.
