@@ -170,7 +170,7 @@ test('proxy-config listener, route, endpoint: what the proxy received, filtered 
   assert.deepEqual(rrows[0], ROUTE);
   assert.equal(rrows[1]?.[0], '9080');
   assert.ok(
-    rrows.some((c) => c[1] === 'reviews.default.svc.cluster.local:9080' && (c[2] ?? '').startsWith('reviews.default, reviews') && c[3] === '/*'),
+    rrows.some((c) => c[1] === 'reviews.default.svc.cluster.local:9080' && (c[2] ?? '').startsWith('reviews.default, reviews') && c[3] === '/*' && c[4] === 'reviews.default'),
     rt.stdout,
   );
   const none = await meshctl(['pc', 'route', 'productpage-v1.default', ...xds(), '--name', '8080']);

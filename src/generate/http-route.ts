@@ -12,6 +12,7 @@ import { defaultForwardAction, directResponseAction, forwardAction, redirectActi
 import { isCatchAll, matchApplies, routeMatches } from './route-match';
 import { HTTP_FAULT_TYPE, appendHeaderOps, corsPolicy, headerOperations, httpFault } from './route-policies';
 import type { RouteScope } from './route-scope';
+import { toStruct } from './security/struct';
 import type { ProtoObject } from './types';
 import { outboundClusterName, parseOutboundClusterName } from './util';
 
@@ -98,7 +99,13 @@ function translateRoute(
   }
   if (r.corsPolicy && envoy) perFilter[CORS_FILTER_NAME] = corsPolicy(r.corsPolicy);
   if (Object.keys(perFilter).length > 0) route.typed_per_filter_config = perFilter;
+  route.metadata = configMetadata(vs);
   return route;
+}
+
+/** istiod's BuildConfigInfoMetadata: the VirtualService a route came from, as istioctl reads it back. */
+function configMetadata(vs: VirtualServiceConfig): ProtoObject {
+  return { filter_metadata: { istio: toStruct({ config: `/apis/networking.istio.io/v1/namespaces/${vs.meta.namespace}/virtual-service/${vs.meta.name}` }) } };
 }
 
 /**
