@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { kubeInjectCommand } from './kube-inject';
-import { proxyConfigCommand, proxyStatusCommand } from './xds-commands';
+import { proxyConfigCommand, proxyStatusCommand, routeSimCommand } from './xds-commands';
 import { validateFiles } from './validate';
 import { MESHD_VERSION } from '../version';
 
@@ -16,6 +16,10 @@ export function meshctl(io = { stdout: process.stdout, stderr: process.stderr, s
   cmd.addCommand(kubeInjectCommand(io));
   cmd.addCommand(proxyStatusCommand(io));
   cmd.addCommand(proxyConfigCommand(io));
+  // Experimental verbs, as istioctl's `x`.
+  const x = new Command('x').alias('experimental').description('experimental verbs');
+  x.addCommand(routeSimCommand(io));
+  cmd.addCommand(x);
   cmd
     .command('version')
     .description("print meshctl's version (meshd's, from the same package)")

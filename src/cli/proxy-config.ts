@@ -12,9 +12,9 @@ const ADMIN = 'type.googleapis.com/envoy.admin.v3.';
 const HCM = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const TCP_PROXY = 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
 
-const obj = (v: unknown): Json => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : {});
-const arr = (v: unknown): Json[] => (Array.isArray(v) ? v.map(obj) : []);
-const s = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : '');
+export const obj = (v: unknown): Json => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : {});
+export const arr = (v: unknown): Json[] => (Array.isArray(v) ? v.map(obj) : []);
+export const s = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : '');
 
 /** A message without its Any's `@type` (istioctl prints the bare messages). */
 function bare(m: unknown): Json {
@@ -43,7 +43,7 @@ function byClusterName(a: string, b: string): number {
 }
 
 /** istioctl's describeManagement: the Istio object a resource came from, `name.namespace`. */
-function management(metadata: unknown): string {
+export function management(metadata: unknown): string {
   const cfg = s(obj(obj(obj(metadata)['filterMetadata'])['istio'])['config']);
   if (!cfg) return '';
   const p = cfg.split('/');
@@ -271,7 +271,7 @@ export interface EndpointFilter {
   status?: string;
 }
 
-function endpointAddress(ep: Json): string {
+export function endpointAddress(ep: Json): string {
   const a = obj(obj(ep['endpoint'])['address']);
   const sa = obj(a['socketAddress']);
   if (Object.keys(sa).length > 0) return `${s(sa['address'])}:${s(sa['portValue']) || '0'}`;

@@ -9,6 +9,7 @@ import { configDumpJson } from '../debug/config-dump';
 import { EnvoyProtos } from '../xds/protos';
 import * as pc from './proxy-config';
 import { proxyDiff, readStatuses, displayName, statusTable } from './proxy-status';
+import { describeSimulation, simulateRoute } from './route-sim';
 import { parseOutput, printValue } from './tables';
 import { askXds, type XdsTarget } from './xds-ask';
 
@@ -212,5 +213,66 @@ export function proxyConfigCommand(io: CliIo): Command {
   cmd.addCommand(
     configCommand(io, 'all', 'clusters, listeners, routes, endpoints and secrets', (c) => clusterFlags(c).option('--name <name>', 'only the route configuration of this name')),
   );
+  return cmd;
+}
+
+interface RouteFlags extends XdsFlags {
+  from: string;
+  to: string;
+  path: string;
+  method?: string;
+  header: string[];
+  grpc?: boolean;
+}
+
+/** `host:port` (IPv6 in brackets) → its parts. */
+function hostPort(v: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(v);
+  const port = Number(m?.[2]);
+  if (!m || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--to must be host:port (got ${JSON.stringify(v)})`);
+  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
+}
+
+function headerPair(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+/**
+ * `meshctl x route --from <proxy> --to <host:port>`: one request simulated through the config
+ * meshd serves the proxy (route-sim.ts), with the listener, virtual host, route and the
+ * VirtualService it came from, the policies on the way, and the clusters and endpoints it may reach.
+ */
+export function routeSimCommand(io: CliIo): Command {
+  const cmd = new Command('route').description("simulate one request through a proxy's config: listener, virtual host, route, policies, clusters, endpoints");
+  xdsFlags(cmd, 'text, json, yaml', 'text')
+    .requiredOption('--from <proxy>', 'the calling proxy: <pod>[.<namespace>] or a node ID')
+    .requiredOption('--to <host:port>', 'the destination as the caller names it')
+    .option('--path <path>', 'request path (with query); gRPC: /<package.Service>/<Method>', '/')
+    .option('--method <method>', 'HTTP method (default GET; POST with --grpc)')
+    .option('--header <name=value>', 'a request header (repeatable)', headerPair, [] as string[])
+    .option('--grpc', 'a gRPC call: POST with content-type application/grpc')
+    .action(async (o: RouteFlags) => {
+      try {
+        const format = parseOutput(o.output, ['text', 'json', 'yaml']);
+        const { host, port } = hostPort(o.to);
+        const headers: Record<string, string> = {};
+        for (const h of o.header) {
+          const i = h.indexOf('=');
+          if (i <= 0) throw new Error(`--header must be name=value (got ${JSON.stringify(h)})`);
+          headers[h.slice(0, i).toLowerCase()] = h.slice(i + 1);
+        }
+        if (o.grpc) headers['content-type'] ??= 'application/grpc';
+        const protos = new EnvoyProtos();
+        const t = target(o);
+        const name = proxyName(o.from, o.namespace);
+        const { response } = await askXds(protos, t, CONFIG_DUMP, [name]);
+        if (response.resources.length === 0) throw new Error(`proxy ${name} is not connected to ${t.address}`);
+        const dump = configDumpJson(protos, response.resources) as pc.Json;
+        const result = simulateRoute(dump, { host, port, path: o.path, method: (o.method ?? (o.grpc ? 'POST' : 'GET')).toUpperCase(), headers });
+        io.stdout.write(format === 'text' ? describeSimulation(result) : printValue(result, format as 'json' | 'yaml'));
+      } catch (err) {
+        fail(io, err);
+      }
+    });
   return cmd;
 }
