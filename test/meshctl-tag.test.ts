@@ -7,6 +7,7 @@
  * and `canary`, each with its own injector as a revisioned install has it.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -303,4 +304,30 @@ test('--context picks the kubeconfig context; an unknown context is an error bef
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the meshctl binary carries `tag`, reads the confirmation from standard input, and exits 1 on a refusal', async () => {
+  const bin = (args: string[], input: string): Promise<{ out: string; err: string; code: number | null }> =>
+    new Promise((resolve) => {
+      const c = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'cli', 'meshctl.ts'), 'tag', ...args, '--kubeconfig', api.kubeconfigPath], { cwd: ROOT });
+      let out = '';
+      let err = '';
+      c.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      c.stderr.on('data', (b: Buffer) => (err += b.toString()));
+      c.on('close', (code) => resolve({ out, err, code }));
+      c.stdin.end(input);
+    });
+  const set = await bin(['set', 'prod', '--revision', 'canary'], '');
+  assert.equal(set.code, 0, set.err);
+  assert.match(set.out, /^Revision tag "prod" created/);
+  const refused = await bin(['set', 'prod', '--revision', 'stable'], '');
+  assert.equal(refused.code, 1);
+  assert.equal(refused.err, 'Error: revision tag "prod" already exists, and --overwrite is false\n');
+  const no = await bin(['remove', 'prod'], 'n\n');
+  assert.match(no.out, /Aborting operation\.\n$/);
+  assert.ok(api.store.get(ADM, 'MutatingWebhookConfiguration', '', 'istio-revision-tag-prod'));
+  const yes = await bin(['remove', 'prod'], 'yes\n');
+  assert.equal(yes.code, 0, yes.err);
+  assert.match(yes.out, /Revision tag prod removed\n$/);
+  assert.equal(api.store.get(ADM, 'MutatingWebhookConfiguration', '', 'istio-revision-tag-prod'), undefined);
 });
