@@ -252,6 +252,12 @@ test('the default tag takes istio-injection=enabled and opted-in pods, deactivat
   assert.deepEqual(injectors('legacy'), ['istio-system/istiod']);
   assert.deepEqual(validator().webhooks[0]?.clientConfig.service, { name: 'istiod', namespace: 'istio-system', path: '/validate', port: 443 });
   assert.equal(validator().metadata.labels?.['istio.io/rev'], 'default');
+
+  // Removing the default tag (istioctl's behaviour): the validator stays, and with the default
+  // injector deactivated, istio-injection=enabled namespaces are injected by nobody.
+  assert.equal((await tag('remove', 'default', '-y')).code, 0);
+  assert.deepEqual(injectors('legacy'), []);
+  assert.ok(validator());
 });
 
 test('--auto-inject-namespaces makes the default tag inject unlabelled namespaces, but not kube-system', async () => {
@@ -279,6 +285,12 @@ test('tag generate prints the webhooks without applying them; --webhook-name ren
   assert.deepEqual(applied.webhooks, docs[0]?.webhooks);
   // Generating a tag that names a revision is allowed (istioctl checks that only when applying).
   assert.equal((await tag('generate', 'canary', '--revision', 'stable')).code, 0);
+  // Outside istio-system the name carries the namespace, as the chart names it (both spellings of -i).
+  for (const flag of ['-i', '--istio-namespace', '--istioNamespace']) {
+    const other = await tag('generate', 'prod', '--revision', 'stable', flag, 'mesh-cp');
+    assert.equal(other.code, 0, other.err);
+    assert.equal((parseAllDocuments(other.out)[0]?.toJS() as WebhookConfiguration).metadata.name, 'istio-revision-tag-prod-mesh-cp', flag);
+  }
 });
 
 test('--context picks the kubeconfig context; an unknown context is an error before any request', async () => {

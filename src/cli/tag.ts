@@ -10,7 +10,7 @@
  * accepted and ignored.
  */
 import { AdmissionregistrationV1Api, CoreV1Api, KubeConfig, type V1MutatingWebhookConfiguration, type V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import * as YAML from 'yaml';
 import { statusOf } from '../leader/lease';
 import { parseOutput, tabulate } from './tables';
@@ -287,10 +287,14 @@ async function removeTag(io: TagIo, tag: string, f: KubeFlags & { skipConfirmati
 }
 
 function kubeFlags(cmd: Command): Command {
-  return cmd
-    .option('-c, --kubeconfig <file>', 'Kubernetes configuration file (default: $KUBECONFIG or ~/.kube/config, else in-cluster)')
-    .option('--context <name>', 'the name of the kubeconfig context to use')
-    .option('-i, --istio-namespace <ns>', 'Istio system namespace', 'istio-system');
+  return (
+    cmd
+      .option('-c, --kubeconfig <file>', 'Kubernetes configuration file (default: $KUBECONFIG or ~/.kube/config, else in-cluster)')
+      .option('--context <name>', 'the name of the kubeconfig context to use')
+      .option('-i, --istio-namespace <ns>', 'Istio system namespace', 'istio-system')
+      // istioctl's global spelling, as meshctl's xDS commands take it.
+      .addOption(new Option('--istioNamespace <ns>', 'the same as --istio-namespace').hideHelp())
+  );
 }
 
 function setFlags(cmd: Command): Command {
