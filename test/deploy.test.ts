@@ -23,7 +23,9 @@ import {
   documents,
   filesUnder,
   flagValues,
+  haveKustomize,
   installed,
+  kustomize,
   kustomizationResources,
   list,
   meshdContainer,
@@ -85,7 +87,8 @@ test('every YAML document under deploy/ is a Kubernetes object with apiVersion, 
 test('the kustomization installs every manifest outside kind/, each once, and no object twice', () => {
   const resources = kustomizationResources();
   assert.equal(new Set(resources).size, resources.length, 'a resource is listed twice');
-  const manifests = yamlFiles().filter((f) => f !== 'kustomization.yaml' && !f.startsWith('kind/'));
+  // The revision overlay and its component are checked against their rendering below.
+  const manifests = yamlFiles().filter((f) => !f.endsWith('kustomization.yaml') && !f.startsWith('kind/') && !f.startsWith('revision/') && !f.startsWith('components/'));
   assert.deepEqual([...resources].sort(), manifests);
   const keys = installed().map(({ obj }) => `${String(obj['kind'])}/${meta(obj).namespace ?? ''}/${meta(obj).name}`);
   assert.deepEqual(
@@ -440,4 +443,15 @@ test("kind's sidecars reach the CA over plaintext 15010, so up.sh turns on meshd
   const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', 'main.ts'), '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /--plaintext-ca/);
+});
+
+test('`kubectl kustomize deploy/` renders exactly the objects these checks read from the files', (t) => {
+  if (!haveKustomize()) {
+    assert.notEqual(process.env['CI'], 'true', 'kubectl (with kustomize) is required on CI');
+    t.skip('kubectl not installed');
+    return;
+  }
+  const norm = (d: Doc): string => JSON.stringify(d.obj, (_k, v: unknown) => (isPlain(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v));
+  const isPlain = (v: unknown): v is J => typeof v === 'object' && v !== null && !Array.isArray(v);
+  assert.deepEqual(kustomize('.').map(norm).sort(), installed().map(norm).sort());
 });

@@ -2,17 +2,18 @@
  * meshctl: the operator CLI (istioctl's counterpart). `proxy-status` and `proxy-config` ask a
  * running meshd over xDS, as istioctl asks istiod; `kube-inject` injects sidecars into workload
  * YAML offline; `validate` checks Istio/Kubernetes config as the folder source and the
- * validating webhook do.
+ * validating webhook do; `tag` manages revision tags (the webhooks that map a tag to a revision).
  */
 import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { kubeInjectCommand } from './kube-inject';
+import { tagCommand } from './tag';
 import { proxyConfigCommand, proxyStatusCommand, routeSimCommand } from './xds-commands';
 import { validateFiles } from './validate';
 import { MESHD_VERSION } from '../version';
 
 export function meshctl(io = { stdout: process.stdout, stderr: process.stderr, stdin: (): string => fs.readFileSync(0, 'utf8') }): Command {
-  const cmd = new Command('meshctl').description('meshd command line: proxy status and config over xDS, offline sidecar injection and config validation');
+  const cmd = new Command('meshctl').description('meshd command line: proxy status and config over xDS, offline sidecar injection and config validation, revision tags');
   cmd.addCommand(kubeInjectCommand(io));
   cmd.addCommand(proxyStatusCommand(io));
   cmd.addCommand(proxyConfigCommand(io));
@@ -20,6 +21,7 @@ export function meshctl(io = { stdout: process.stdout, stderr: process.stderr, s
   const x = new Command('x').alias('experimental').description('experimental verbs');
   x.addCommand(routeSimCommand(io));
   cmd.addCommand(x);
+  cmd.addCommand(tagCommand(io));
   cmd
     .command('version')
     .description("print meshctl's version (meshd's, from the same package)")

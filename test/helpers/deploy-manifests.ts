@@ -3,6 +3,7 @@
  * and small typed accessors for the tests that check them.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -81,11 +82,39 @@ export function documents(rel: string): Doc[] {
 
 export const yamlFiles = (): string[] => filesUnder(DEPLOY, (n) => /\.ya?ml$/.test(n));
 
-/** The resources listed by deploy/kustomization.yaml (what `kubectl apply -k deploy/` applies). */
-export function kustomizationResources(): string[] {
-  const [k] = documents('kustomization.yaml');
-  assert.ok(k, 'deploy/kustomization.yaml has no document');
-  return strs(k.obj['resources'], 'kustomization resources');
+/**
+ * The files a kustomization under deploy/ lists (`dir` relative to deploy/, '' for deploy/
+ * itself), with a listed folder replaced by the files its own kustomization lists: what
+ * `kubectl apply -k` applies, before any component or patch.
+ */
+export function kustomizationResources(dir = ''): string[] {
+  const rel = (p: string): string => path.posix.normalize(dir ? `${dir}/${p}` : p);
+  const [k] = documents(rel('kustomization.yaml'));
+  assert.ok(k, `deploy/${rel('kustomization.yaml')} has no document`);
+  return strs(k.obj['resources'], 'kustomization resources').flatMap((r) => (fs.statSync(path.join(DEPLOY, rel(r))).isDirectory() ? kustomizationResources(rel(r)) : [rel(r)]));
+}
+
+/** Whether `kubectl kustomize` (kustomize v5 inside kubectl) can run here. */
+export function haveKustomize(): boolean {
+  return spawnSync('kubectl', ['kustomize', '--help'], { encoding: 'utf8', timeout: 30_000 }).status === 0;
+}
+
+/** `kubectl kustomize <dir>` (an absolute path, or relative to deploy/): the objects it renders. */
+export function kustomize(dir: string): Doc[] {
+  const abs = path.isAbsolute(dir) ? dir : path.join(DEPLOY, dir);
+  const r = spawnSync('kubectl', ['kustomize', abs], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.status, 0, `kubectl kustomize ${dir}: ${r.stderr || String(r.error)}`);
+  return parseAllDocuments(r.stdout)
+    .map((d, i) => {
+      assert.deepEqual(
+        d.errors.map((e) => e.message),
+        [],
+        `kubectl kustomize ${dir} document ${i}`,
+      );
+      return d.toJS() as unknown;
+    })
+    .filter((v) => v !== null && v !== undefined)
+    .map((v, i) => ({ file: `kustomize ${dir} #${i}`, obj: rec(v, `kubectl kustomize ${dir} document ${i}`) }));
 }
 
 /** The objects the install applies, from the files the kustomization lists. */
@@ -116,12 +145,12 @@ export function at(obj: J, dotted: string): unknown {
   return cur;
 }
 
-/** The Deployment's meshd container. */
-export function meshdContainer(objs: Doc[]): J {
-  const dep = one(objs, 'Deployment', 'istiod', 'istio-system');
+/** The Deployment's meshd container (Deployment `istiod`, or `istiod-<rev>` for a revision). */
+export function meshdContainer(objs: Doc[], deployment = 'istiod'): J {
+  const dep = one(objs, 'Deployment', deployment, 'istio-system');
   const containers = recs(at(dep, 'spec.template.spec.containers'), 'containers');
   const c = containers.find((x) => x['name'] === 'discovery');
-  assert.ok(c, 'Deployment istiod has no container named discovery');
+  assert.ok(c, `Deployment ${deployment} has no container named discovery`);
   return c;
 }
 
