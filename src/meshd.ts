@@ -10,6 +10,8 @@ import { debugApp, listenApp } from './debug/server';
 import { XdsDebug } from './debug/xds-debug';
 import { controlPlaneIdentifier } from './version';
 import { buildSnapshot } from './model/build';
+import { loadText } from './sources/load';
+import { type PreviewMode, type PreviewReport, applyChange, previewChange } from './debug/preview';
 import { jwksSources } from './model/build-reqauthn';
 import type { ConfigError, ConfigObject, RequestAuthenticationSpec } from './model/objects';
 import { JwksResolver, type JwksResolverOptions } from './jwks/resolver';
@@ -169,7 +171,8 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const log = input.logger ?? meshdLogger(opts.logLevel);
   const protos = new EnvoyProtos();
   const metrics = new XdsMetrics();
-  const engine = new ConfigEngine({ protos, checker: opts.validateResources ? new ResourceValidator(protos) : undefined, log });
+  const engineOptions = { protos, checker: opts.validateResources ? new ResourceValidator(protos) : undefined, log };
+  const engine = new ConfigEngine(engineOptions);
   let current: MeshSnapshot | undefined;
   let sequence = 0;
   let ready = false;
@@ -302,13 +305,11 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   let logged = new Set<string>();
   let loggedMeshWarnings = '';
   const digests = new WeakMap<ConfigObject, string>();
-  const rebuild = (): MeshSnapshot => {
-    const state = source.state();
-    const started = performance.now();
-    const snap = buildSnapshot({
-      objects: state.objects,
-      errors: state.errors,
-      sequence: ++sequence,
+  const snapshotOf = (objects: readonly ConfigObject[], errors: readonly ConfigError[], seq: number): MeshSnapshot =>
+    buildSnapshot({
+      objects,
+      errors,
+      sequence: seq,
       now: new Date(),
       domain: opts.domain,
       trustDomain: opts.trustDomain,
@@ -319,6 +320,10 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       digests,
       jwks: jwksResolver.entries(),
     });
+  const rebuild = (): MeshSnapshot => {
+    const state = source.state();
+    const started = performance.now();
+    const snap = snapshotOf(state.objects, state.errors, ++sequence);
     metrics.snapshotBuildTime.observe((performance.now() - started) / 1000);
     metrics.invalidObjects.set(snap.errors.length);
     const now = new Set<string>();
@@ -403,13 +408,50 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       const injector = server.connectionInjector('tls', { extraServices: [ca.grpcService((peer) => securePort.peerCertificate(peer))] });
       secureXdsPort = await securePort.listen(opts.host, opts.secureXdsPort, injector);
     }
-    const debugDeps = { server, protos, engine, metrics, snapshot: () => current, ready: () => ready, jwks: () => jwksResolver.status() };
+    /** `meshctl x preview`: the change over a copy of the current objects, diffed per connected proxy. */
+    const preview = async (text: string, mode: PreviewMode): Promise<PreviewReport> => {
+      const cur = current;
+      if (!cur) throw Object.assign(new Error('no config loaded yet'), { statusCode: 503 });
+      const parsed = loadText(text, 'preview', opts.limits);
+      const state = source.state();
+      const { objects, missing } = applyChange(state.objects, parsed.objects, mode);
+      const next = snapshotOf(objects, state.errors, sequence + 1);
+      const line = (e: ConfigError): string => describe(e, opts.limits);
+      const before = new Set(cur.errors.map(line));
+      const after = new Set(next.errors.map(line));
+      return previewChange({
+        live: engine,
+        next,
+        connections: server.connectionList(),
+        engineOptions,
+        base: {
+          mode,
+          fromVersion: cur.version,
+          changeErrors: parsed.errors,
+          missing,
+          newErrors: next.errors.filter((e) => !before.has(line(e))),
+          clearedErrors: cur.errors.filter((e) => !after.has(line(e))),
+        },
+      });
+    };
+    const debugDeps = {
+      server,
+      protos,
+      engine,
+      metrics,
+      snapshot: () => current,
+      ready: () => ready,
+      jwks: () => jwksResolver.status(),
+      preview,
+      maxBodyBytes: opts.limits.maxFileBytes,
+    };
     const dbg = debugApp(debugDeps);
     apps.push(dbg);
     debugPort = await listenApp(dbg, opts.host, opts.debugPort);
     if (opts.monitoringPort >= 0) {
       // As istiod: the debug views are on the monitoring port too (Kiali reads /debug/syncz there).
-      const mon = debugApp(debugDeps);
+      // No preview there: it costs a generation pass per proxy, and 15014 is reachable in the cluster.
+      const mon = debugApp({ ...debugDeps, preview: undefined });
       apps.push(mon);
       monitoringPort = await listenApp(mon, opts.host, opts.monitoringPort);
     }

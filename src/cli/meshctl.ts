@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { kubeInjectCommand } from './kube-inject';
+import { previewCommand } from './preview';
 import { tagCommand } from './tag';
 import { proxyConfigCommand, proxyStatusCommand, routeSimCommand } from './xds-commands';
 import { validateFiles } from './validate';
@@ -20,6 +21,7 @@ export function meshctl(io = { stdout: process.stdout, stderr: process.stderr, s
   // Experimental verbs, as istioctl's `x`.
   const x = new Command('x').alias('experimental').description('experimental verbs');
   x.addCommand(routeSimCommand(io));
+  x.addCommand(previewCommand(io));
   cmd.addCommand(x);
   cmd.addCommand(tagCommand(io));
   cmd

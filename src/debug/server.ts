@@ -11,6 +11,7 @@ import type { AdsServer } from '../xds/server';
 import { meshConfigView } from '../model/mesh-config';
 import { buildInfo, versionLine } from '../version';
 import { configDumpAnys, configDumpJson } from './config-dump';
+import type { PreviewMode, PreviewReport } from './preview';
 import { meshGraph } from './ui-model';
 import { uiPage } from './ui-page';
 import { configz, registryz, syncz } from './views';
@@ -25,6 +26,10 @@ export interface DebugDeps {
   ready: () => boolean;
   /** The JWKS resolver's sources and cache, for /debug/configz. */
   jwks?: () => object;
+  /** What a change would do (`POST /debug/preview`), see preview.ts. */
+  preview?: (text: string, mode: PreviewMode) => Promise<PreviewReport>;
+  /** The largest change body /debug/preview reads (the folder's file limit). */
+  maxBodyBytes?: number;
 }
 
 /** `/metrics` and `/version` (istiod's monitoring port answers both). */
@@ -100,6 +105,23 @@ export function debugApp(deps: DebugDeps): FastifyInstance {
     engine: deps.engine.stats(),
     rejected_resources: deps.engine.currentRejections(),
   }));
+
+  // `meshctl x preview`: a YAML or JSON change (text body), applied (`?mode=apply`, the default) or
+  // deleted (`?mode=delete`) over a copy of the config; nothing served changes.
+  const preview = deps.preview;
+  if (preview) {
+    app.addContentTypeParser(
+      ['text/yaml', 'application/yaml', 'application/x-yaml', 'text/plain'],
+      { parseAs: 'string', bodyLimit: deps.maxBodyBytes ?? 16 * 1024 * 1024 },
+      (_req, body, done) => done(null, body),
+    );
+    app.post<{ Querystring: { mode?: string }; Body: unknown }>('/debug/preview', { bodyLimit: deps.maxBodyBytes ?? 16 * 1024 * 1024 }, async (req, reply) => {
+      const mode = req.query.mode ?? 'apply';
+      if (mode !== 'apply' && mode !== 'delete') return reply.code(400).send({ error: `mode must be apply or delete (got ${JSON.stringify(mode)})` });
+      const text = typeof req.body === 'string' ? req.body : JSON.stringify(req.body ?? '');
+      return preview(text, mode);
+    });
+  }
 
   app.get<{ Querystring: { proxyID?: string } }>('/debug/config_dump', async (req, reply) => {
     const id = req.query.proxyID;
