@@ -2,6 +2,7 @@
  * CDS: outbound clusters per service port and DestinationRule subset, with the rule's traffic
  * policy (cluster-policy.ts, cluster-tls.ts, locality.ts); sidecar specials and inbound.
  */
+import { toStruct } from './security/struct';
 import { type Protocol, isAuto, isHttp2 } from '../model/protocol';
 import { proxyDestinationRule, proxyServices } from '../model/lookup';
 import {
@@ -112,7 +113,19 @@ function envoyCluster(ctx: GenerateContext, name: string, t: ClusterTarget, load
   if (c.type === 'EDS') c.eds_cluster_config = { eds_config: adsConfigSource(), service_name: name };
   const http = httpProtocolOptions(d, HTTP_PROTOCOL_OPTIONS_TYPE);
   if (http) c.typed_extension_protocol_options = { 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': http };
+  const md = configMetadata(t);
+  if (md) c.metadata = md;
   return c;
+}
+
+/**
+ * istiod's BuildConfigInfoMetadata and AddSubsetToMetadata on a cluster shaped by a
+ * DestinationRule: the rule it came from and the subset, as istioctl reads them back.
+ */
+function configMetadata(t: ClusterTarget): ProtoObject | undefined {
+  if (!t.dr) return undefined;
+  const config = `/apis/networking.istio.io/v1/namespaces/${t.dr.meta.namespace}/destination-rule/${t.dr.meta.name}`;
+  return { filter_metadata: { istio: toStruct(t.subset ? { config, subset: t.subset } : { config }) } };
 }
 
 /** Proxyless gRPC: only what gRPC clients implement (lb policy, max_requests, outlier detection, mTLS). */
@@ -128,6 +141,8 @@ function grpcCluster(ctx: GenerateContext, name: string, t: ClusterTarget, loadA
   if (od) c.outlier_detection = od;
   const ts = grpcUpstreamTls(t.policy?.tls, t.policy?.tls?.mode === 'ISTIO_MUTUAL' ? serviceAccounts(ctx.snap, t.svc) : []);
   if (ts) c.transport_socket = ts;
+  const md = configMetadata(t);
+  if (md) c.metadata = md;
   return c;
 }
 
