@@ -17,7 +17,7 @@ import type { InjectionOptions } from '../inject/options';
 import { type LeaderTask, abortableDelay, unlessAborted } from '../leader/tasks';
 import { isManual, renderGateway } from './deployment-render';
 import { type Json, type KubeRest, KubeRestError, isRecord, kubeRest, records, str } from './kube-rest';
-import { GATEWAY_API_GROUP, GATEWAY_FIELD_MANAGER, ISTIO_GATEWAY_CLASS, ISTIO_GATEWAY_CONTROLLER, gatewayApiPath } from './names';
+import { GATEWAY_API_GROUP, GATEWAY_FIELD_MANAGER, ISTIO_GATEWAY_CLASS, ISTIO_GATEWAY_CONTROLLER, STATUS_KINDS, gatewayApiCollectionPath, gatewayApiPath } from './names';
 import { withClassStatuses } from './standin';
 import { composeStatus, contains, kubeTime, sameStatus } from './status-merge';
 import type { GatewayApiStatus, GatewayApiStatusSource } from './status-types';
@@ -81,6 +81,8 @@ export class GatewayController implements LeaderTask {
   private dirty = true;
   private wake: (() => void) | undefined;
   private apiMissingLogged = false;
+  /** What this replica last applied, by path: applied again when it changes even if the server's copy still contains it (a removed label). */
+  private readonly applied = new Map<string, string>();
   private readonly controllerName: string;
   private readonly revision: string;
   private readonly source: GatewayApiStatusSource;
@@ -204,9 +206,12 @@ export class GatewayController implements LeaderTask {
   /** Server-side apply with istiod's field manager, unless the object already is as wanted. */
   private async apply(rest: KubeRest, obj: Json): Promise<boolean> {
     const path = objectPath(obj);
+    const text = JSON.stringify(obj);
     const existing = await rest.find(path);
-    if (existing && contains(existing, obj)) return false;
+    if (existing && contains(existing, obj) && this.applied.get(path) === text) return false;
+    // Server-side apply: fields this manager applied before and no longer sends are removed.
     await rest.patch(`${path}?fieldManager=${encodeURIComponent(GATEWAY_FIELD_MANAGER)}&force=true`, obj, APPLY);
+    this.applied.set(path, text);
     return true;
   }
 
@@ -223,11 +228,32 @@ export class GatewayController implements LeaderTask {
       const k = KNOWN_KINDS[o.kind];
       if (k.group === GATEWAY_API_GROUP) generations.set(`${k.kind}/${o.metadata.namespace}/${o.metadata.name}`, o.metadata.generation);
     }
+    // One LIST per kind per round (not a GET per object); a conflict re-reads the one object.
+    const lists = new Map<string, Promise<Map<string, Json>>>();
+    const listed = (kind: string): Promise<Map<string, Json>> => {
+      let l = lists.get(kind);
+      if (!l) {
+        const all = gatewayApiCollectionPath(kind);
+        l = all
+          ? rest.get(all).then((list) => {
+              const byKey = new Map<string, Json>();
+              for (const o of records(list['items'])) {
+                const m = isRecord(o['metadata']) ? o['metadata'] : {};
+                byKey.set(`${str(m['namespace']) ?? ''}/${str(m['name']) ?? ''}`, o);
+              }
+              return byKey;
+            })
+          : Promise.resolve(new Map<string, Json>());
+        lists.set(kind, l);
+      }
+      return l;
+    };
     for (const s of wanted) {
       if (signal?.aborted) return;
       if (s.group !== GATEWAY_API_GROUP) continue;
       try {
-        const outcome = await this.writeOne(rest, s, ours, generations.get(`${s.kind}/${s.namespace ?? ''}/${s.name}`));
+        const cached = (await listed(s.kind)).get(`${STATUS_KINDS[s.kind]?.namespaced ? (s.namespace ?? '') : ''}/${s.name}`);
+        const outcome = await this.writeOne(rest, s, ours, generations.get(`${s.kind}/${s.namespace ?? ''}/${s.name}`), cached);
         if (outcome === 'written') result.written.push(describe(s));
         else if (outcome === 'unchanged') result.unchanged++;
         else result.skipped.push(`${describe(s)}: ${outcome}`);
@@ -237,12 +263,14 @@ export class GatewayController implements LeaderTask {
     }
   }
 
-  private async writeOne(rest: KubeRest, s: GatewayApiStatus, ours: ReadonlySet<string>, configGeneration: number | undefined): Promise<string> {
+  private async writeOne(rest: KubeRest, s: GatewayApiStatus, ours: ReadonlySet<string>, configGeneration: number | undefined, listed: Json | undefined): Promise<string> {
     const path = gatewayApiPath(s.kind, s.namespace, s.name);
-    if (!path) return 'not a kind with status';
+    const k = STATUS_KINDS[s.kind];
+    if (!path || !k) return 'not a kind with status';
     const attempts = this.opts.conflictRetries ?? 5;
     for (let i = 0; ; i++) {
-      const live = await rest.find(path);
+      // The round's list first; after a conflict, the object as it is now.
+      const live = i === 0 ? listed : await rest.find(path);
       if (!live) return 'gone';
       const spec = isRecord(live['spec']) ? live['spec'] : {};
       // Never another controller's object.
@@ -256,7 +284,7 @@ export class GatewayController implements LeaderTask {
       const next = composeStatus(s.kind, s.status, existing, generation, kubeTime(this.opts.now?.() ?? new Date()), this.controllerName);
       if (sameStatus(next, existing)) return 'unchanged';
       try {
-        await rest.put(`${path}/status`, { ...live, status: next });
+        await rest.put(`${path}/status`, { ...live, apiVersion: `${GATEWAY_API_GROUP}/${k.version}`, kind: s.kind, status: next });
         return 'written';
       } catch (err) {
         if (err instanceof KubeRestError && err.code === 409 && i + 1 < attempts) continue;

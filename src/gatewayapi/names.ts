@@ -44,6 +44,12 @@ export function gatewayApiPath(kind: string, namespace: string | undefined, name
   return `/apis/${GATEWAY_API_GROUP}/${k.version}${ns}/${k.plural}${name !== undefined ? `/${encodeURIComponent(name)}` : ''}`;
 }
 
+/** The kind's collection across all namespaces, or undefined for a kind meshd does not write. */
+export function gatewayApiCollectionPath(kind: string): string | undefined {
+  const k = STATUS_KINDS[kind];
+  return k ? `/apis/${GATEWAY_API_GROUP}/${k.version}/${k.plural}` : undefined;
+}
+
 /** istiod's names for an automated deployment: `<gateway>-istio`, unless an annotation overrides them. */
 export function deploymentNames(gatewayName: string, annotations: Readonly<Record<string, string>>): { deployment: string; serviceAccount: string } {
   const deployment = annotations[NAME_OVERRIDE_ANNOTATION] || `${gatewayName}-istio`;
