@@ -12,7 +12,7 @@ import { test, type TestContext } from 'node:test';
 import { KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
 import { loadText } from '../src/sources/file-source';
 import { loadKubeConfig } from '../src/sources/kube-http';
-import { DEFAULT_RESOURCES, resourcesWithout, startKubeApiServer, type KubeApiServer, type KubeApiServerOptions } from './helpers/kube-api-server';
+import { DEFAULT_RESOURCES, startKubeApiServer, type KubeApiServer, type KubeApiServerOptions } from './helpers/kube-api-server';
 import { SHOP, caughtUp, freshModel, kubeSource, modelOf, originOfObject, shopObjects, waitFor, type SourceUnderTest } from './helpers/kube-testing';
 
 const T = { timeout: 30_000 };
