@@ -205,6 +205,27 @@ test('a Gateway with a manual address (Hostname) is left alone; deleting a Gatew
   assert.equal(get('apps/v1', 'Deployment', 'manual-istio'), undefined);
   assert.equal(get('v1', 'Service', 'manual-istio'), undefined);
   assert.ok(get('apps/v1', 'Deployment', 'auto-istio'));
+  // Its status names the Service its address names, once that exists (istiod's messages).
+  assert.deepEqual(
+    [cond(get(GW_API, 'Gateway', 'manual'), 'Programmed')?.['reason'], cond(get(GW_API, 'Gateway', 'manual'), 'Programmed')?.['message']],
+    ['AddressNotAssigned', 'Failed to assign to any requested addresses: hostname "my-gw.default.svc.cluster.local" not found'],
+  );
+  api.store.create({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'my-gw', namespace: 'default' },
+    spec: {
+      ports: [
+        { name: 'http', port: 80 },
+        { name: 'https', port: 443 },
+      ],
+    },
+  });
+  await round(c);
+  const manual = get(GW_API, 'Gateway', 'manual');
+  assert.equal(cond(manual, 'Programmed')?.['message'], 'Resource programmed, assigned to service(s) my-gw.default.svc.cluster.local:80 and my-gw.default.svc.cluster.local:443');
+  assert.deepEqual((manual?.['status'] as Json)['addresses'], [{ type: 'Hostname', value: 'my-gw.default.svc.cluster.local' }]);
+  assert.equal(get('apps/v1', 'Deployment', 'manual-istio'), undefined);
   api.store.delete(GW_API, 'Gateway', 'default', 'auto');
   assert.equal(get('apps/v1', 'Deployment', 'auto-istio'), undefined);
   assert.equal(get('v1', 'Service', 'auto-istio'), undefined);

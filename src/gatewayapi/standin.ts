@@ -33,31 +33,62 @@ export function standInGatewayStatuses(objects: readonly ConfigObject[], domain 
     const ns = gw.metadata.namespace;
     const manual = records(spec(gw)['addresses']);
     const accepted: GatewayApiCondition = { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'Resource accepted' };
-    let programmed: GatewayApiCondition;
-    let addresses: Array<{ type: string; value: string }>;
-    if (manualAddresses(manual)) {
-      addresses = manual.map((a) => ({ type: str(a['type']) ?? 'IPAddress', value: str(a['value']) ?? '' }));
-      programmed = { type: 'Programmed', status: 'True', reason: 'Programmed', message: 'Resource programmed, using the addresses given in spec.addresses' };
-    } else {
-      const svcName = deploymentNames(gw.metadata.name, gw.metadata.annotations).deployment;
-      const host = `${svcName}.${ns}.svc.${domain}`;
-      addresses = [{ type: 'Hostname', value: host }];
-      const svc = services.get(`${ns}/${svcName}`);
-      const ports = records(isRecord(svc?.body['spec']) ? (svc?.body['spec'] as Record<string, unknown>)['ports'] : undefined)
+    // The gateway's Services as istiod's extractGatewayServices names them: the deployed one, or
+    // the Hostname addresses of a manual Gateway (short names in the Gateway's namespace).
+    const hosts = manualAddresses(manual)
+      ? manual.filter((a) => (str(a['type']) ?? 'Hostname') === 'Hostname').map((a) => expandHost(str(a['value']) ?? '', ns, domain))
+      : [`${deploymentNames(gw.metadata.name, gw.metadata.annotations).deployment}.${ns}.svc.${domain}`];
+    const suffix = `.svc.${domain}`;
+    const assigned: string[] = [];
+    const missing: string[] = [];
+    for (const host of hosts) {
+      const [name, svcNs] = host.endsWith(suffix) ? host.slice(0, -suffix.length).split('.') : [];
+      const svc = name && svcNs ? services.get(`${svcNs}/${name}`) : undefined;
+      if (!svc) {
+        missing.push(`hostname ${JSON.stringify(host)} not found`);
+        continue;
+      }
+      const svcSpec = isRecord(svc.body['spec']) ? svc.body['spec'] : {};
+      const ports = records(svcSpec['ports'])
         .map((p) => p['port'])
-        .filter((p) => typeof p === 'number' && p !== 15021);
-      programmed = svc
-        ? {
-            type: 'Programmed',
-            status: 'True',
-            reason: 'Programmed',
-            message: `Resource programmed, assigned to service(s) ${ports.map((p) => `${host}:${String(p)}`).join(', ') || host}`,
-          }
-        : { type: 'Programmed', status: 'False', reason: 'AddressNotAssigned', message: `Failed to assign to any requested addresses: hostname ${JSON.stringify(host)} not found` };
+        .filter((p): p is number => typeof p === 'number' && p !== 15021);
+      assigned.push(...(ports.length > 0 ? ports.map((p) => `${host}:${p}`) : [host]));
+    }
+    const addresses = manualAddresses(manual)
+      ? manual.map((a) => ({ type: str(a['type']) ?? 'IPAddress', value: str(a['value']) ?? '' }))
+      : hosts.map((value) => ({ type: 'Hostname', value }));
+    let programmed: GatewayApiCondition = {
+      type: 'Programmed',
+      status: 'True',
+      reason: 'Programmed',
+      message: `Resource programmed, assigned to service(s) ${humanReadableJoin(assigned)}`,
+    };
+    if (missing.length > 0) {
+      programmed = {
+        type: 'Programmed',
+        status: 'False',
+        reason: 'AddressNotAssigned',
+        message:
+          assigned.length > 0
+            ? `Assigned to service(s) ${humanReadableJoin(assigned)}, but failed to assign to all requested addresses: ${missing.join('; ')}`
+            : `Failed to assign to any requested addresses: ${missing.join('; ')}`,
+      };
     }
     out.push({ group: GATEWAY_API_GROUP, kind: 'Gateway', namespace: ns, name: gw.metadata.name, status: { addresses, conditions: [accepted, programmed] } });
   }
   return out;
+}
+
+/** istiod's humanReadableJoin: `a`, `a and b`, `a, b, and c`. */
+function humanReadableJoin(ss: readonly string[]): string {
+  if (ss.length <= 1) return ss[0] ?? '';
+  if (ss.length === 2) return `${ss[0]} and ${ss[1]}`;
+  return `${ss.slice(0, -1).join(', ')}, and ${ss[ss.length - 1]}`;
+}
+
+/** A short Service name in a Gateway's address is a Service in the Gateway's namespace. */
+function expandHost(value: string, namespace: string, domain: string): string {
+  return value.includes('.') ? value : `${value}.${namespace}.svc.${domain}`;
 }
 
 /** The stand-in source: class and gateway statuses from the current config objects. */
