@@ -183,6 +183,7 @@ export class GatewayController implements LeaderTask {
 
   private async deploy(rest: KubeRest, ours: ReadonlySet<string>, result: RoundResult, signal?: AbortSignal): Promise<void> {
     const gateways = records((await rest.get(`/apis/${GATEWAY_API_GROUP}/v1/gateways`))['items']);
+    const wanted = new Set<string>();
     for (const gw of gateways) {
       if (signal?.aborted) return;
       const meta = isRecord(gw['metadata']) ? gw['metadata'] : {};
@@ -194,6 +195,7 @@ export class GatewayController implements LeaderTask {
       try {
         const r = renderGateway(gw, className, this.opts.injection());
         for (const obj of [r.serviceAccount, r.deployment, r.service]) {
+          wanted.add(objectPath(obj));
           if (await this.apply(rest, obj))
             result.applied.push(`${String(obj['kind'])} ${str((obj['metadata'] as Json)['namespace']) ?? ''}/${str((obj['metadata'] as Json)['name']) ?? ''}`);
         }
@@ -201,6 +203,8 @@ export class GatewayController implements LeaderTask {
         this.opts.log.warn({ gateway: who, err: String(err) }, 'gateway controller: could not deploy the gateway');
       }
     }
+    // Forget objects of Gateways that are gone (Kubernetes deletes the objects themselves).
+    for (const path of this.applied.keys()) if (!wanted.has(path)) this.applied.delete(path);
   }
 
   /** Server-side apply with istiod's field manager, unless the object already is as wanted. */
