@@ -119,8 +119,13 @@ test("automated deployment: ServiceAccount, Deployment and Service <gateway>-ist
   const c = controller();
   await round(c);
   const gw = api.store.create(gateway('web', [HTTP80], {}, { labels: { team: 'a' } }));
+  api.store.create({ apiVersion: GW_API, kind: 'Gateway', metadata: { name: 'theirs', namespace: 'default' }, spec: { gatewayClassName: 'other', listeners: [HTTP80] } });
+  api.store.create({ ...gateway('canary', [HTTP80], {}, { labels: { 'istio.io/rev': 'canary' } }) });
   const uid = (gw['metadata'] as Json)['uid'];
   const r = await round(c);
+  // Another class's Gateway, and one for another revision, get nothing.
+  assert.equal(get('apps/v1', 'Deployment', 'theirs-istio'), undefined);
+  assert.equal(get('apps/v1', 'Deployment', 'canary-istio'), undefined);
   assert.deepEqual(r.applied.sort(), ['Deployment default/web-istio', 'Service default/web-istio', 'ServiceAccount default/web-istio']);
   const owner = [{ apiVersion: GW_API, kind: 'Gateway', name: 'web', uid }];
   const sa = get('v1', 'ServiceAccount', 'web-istio');
