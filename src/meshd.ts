@@ -8,7 +8,7 @@ import type { InputLimits } from './config/limits';
 import { truncate } from './sources/bounds';
 import { debugApp, listenApp } from './debug/server';
 import { XdsDebug } from './debug/xds-debug';
-import { controlPlaneIdentifier } from './version';
+import { MESHD_VERSION, controlPlaneIdentifier } from './version';
 import { buildSnapshot } from './model/build';
 import { loadText } from './sources/load';
 import { type PreviewMode, type PreviewReport, applyChange, previewChange } from './debug/preview';
@@ -43,6 +43,10 @@ import { MeshdCa } from './ca/setup';
 import type { ServingCertificate } from './ca/tls-server';
 import type { CertificateAuthority } from './ca/types';
 import { ResourceValidator } from './xds/validate-rules';
+import { GatewayController } from './gatewayapi/controller';
+import { standInStatusSource } from './gatewayapi/standin';
+import type { GatewayApiStatusSource } from './gatewayapi/status-types';
+import { resolveInjectionOptions } from './inject/options';
 
 export interface MeshdHandle {
   xdsPort: number;
@@ -87,7 +91,18 @@ export type StartOptions = MeshdOptionsInput & {
   servingCertTtlSeconds?: number;
   /** JWKS resolver tuning (tests shorten the refresh; embedders may bound the cache). */
   jwksResolver?: Omit<JwksResolverOptions, 'onChange' | 'log' | 'registry'>;
+  /** Gateway API controller tuning (tests shorten the debounce and resync). */
+  gatewayController?: { debounceMs?: number; resyncMs?: number };
 };
+
+/**
+ * The wanted status of the Gateway API objects, from the config being served. Until the
+ * translation computes its own, the controller's stand-in: GatewayClass Accepted, Gateway
+ * Accepted/Programmed without listeners.
+ */
+function gatewayStatusSource(objects: () => readonly ConfigObject[], _snapshot: () => MeshSnapshot | undefined, domain: string): GatewayApiStatusSource {
+  return standInStatusSource(objects, domain);
+}
 
 /** meshd's logger: JSON lines at `level` to `out` (default: standard output, bounded; see BoundedSink). */
 export function meshdLogger(level: string, out: pino.DestinationStream = new BoundedSink(process.stdout)): Logger {
@@ -270,6 +285,26 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   });
   authenticate = (ctx) => ca.authenticate(ctx);
   if (kubeConfig) secretAccess = new SecretAccessReviewer({ kubeConfig });
+  // The Gateway API controller (class, automated deployment, status), as istiod's: only the
+  // default revision's leader runs it.
+  const meshInjection = meshInjector();
+  const gatewayController =
+    kubeConfig && (opts.revision ?? 'default') === 'default'
+      ? new GatewayController({
+          kubeConfig,
+          log: log.child({ component: 'gateway-api' }),
+          statuses: gatewayStatusSource(
+            () => source.state().objects,
+            () => current,
+            opts.domain,
+          ),
+          objects: () => source.state().objects,
+          injection: () => resolveInjectionOptions({ clusterDomain: opts.domain, trustDomain: opts.trustDomain, revision: opts.revision, ...meshInjection(current) }),
+          revision: opts.revision,
+          userAgent: `meshd/${MESHD_VERSION} (${opts.podName ?? os.hostname()}) gateway-controller`,
+          ...input.gatewayController,
+        })
+      : undefined;
   // Every replica serves xDS; work that must happen once in the cluster runs on the Lease holder:
   // the webhooks' caBundle, and the CA's root Secret and istio-ca-root-cert ConfigMaps.
   const election: LeaderElectionHandle | undefined = kubeConfig
@@ -279,7 +314,11 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         identity: leaderIdentity(opts.podName),
         log,
         // The webhooks' caBundle is the CA's root bundle: every replica's webhook certificate chains to it.
-        tasks: [...meshdLeaderTasks({ kubeConfig, log, webhookCaPem: opts.webhookPort >= 0 ? () => ca.authority.rootBundlePem() || undefined : undefined }), ...ca.leaderTasks],
+        tasks: [
+          ...meshdLeaderTasks({ kubeConfig, log, webhookCaPem: opts.webhookPort >= 0 ? () => ca.authority.rootBundlePem() || undefined : undefined }),
+          ...ca.leaderTasks,
+          ...(gatewayController ? [gatewayController] : []),
+        ],
         timings: input.leaseTimings,
       })
     : undefined;
@@ -370,6 +409,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
           'config changed; pushing',
         );
         void server.push({ snap: next, triggeredAt: firstAt, reason: 'config' });
+        gatewayController?.notify();
       })
       // Whatever the input, a failed rebuild must not end the process: what is served stays.
       .catch((err: unknown) =>
@@ -457,7 +497,6 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     }
     if (opts.webhookPort >= 0) {
       const wlog = log.child({ component: 'webhook' });
-      const meshInjection = meshInjector();
       const hooks = await startWebhookServer({
         host: opts.host,
         port: opts.webhookPort,
@@ -526,6 +565,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       log.info({ version: first.version, counts: first.counts, errors: first.errors.length }, 'config loaded');
       await server.push({ snap: first, triggeredAt: Date.now(), reason: 'config' });
       becomeReady();
+      gatewayController?.notify();
     })().catch((err: unknown) => log.error({ err }, 'config source failed to load'));
   }
 

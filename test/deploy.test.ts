@@ -330,6 +330,8 @@ const RESOURCE: Record<Kind, string> = {
   RequestAuthentication: 'requestauthentications',
   Telemetry: 'telemetries',
   EnvoyFilter: 'envoyfilters',
+  KubernetesGateway: 'gateways',
+  GatewayClass: 'gatewayclasses',
 };
 const WATCH = ['get', 'list', 'watch'];
 
@@ -355,6 +357,15 @@ test("RBAC grants istiod's service account every verb meshd needs, on every reso
     ['admissionregistration.k8s.io', 'validatingwebhookconfigurations', [...WATCH, 'update', 'patch']],
     ['coordination.k8s.io', 'leases', ['get', 'create', 'update'], NS], // leader election
     ['', 'secrets', ['create', 'update'], NS], // istio-ca-secret
+    // The Gateway API controller: status, GatewayClass istio, automated deployment (applied server-side).
+    ['gateway.networking.k8s.io', 'gatewayclasses/status', ['get', 'update', 'patch']],
+    ['gateway.networking.k8s.io', 'gateways/status', ['get', 'update', 'patch']],
+    ['gateway.networking.k8s.io', 'httproutes/status', ['get', 'update', 'patch']],
+    ['gateway.networking.k8s.io', 'grpcroutes/status', ['get', 'update', 'patch']],
+    ['gateway.networking.k8s.io', 'gatewayclasses', ['create']],
+    ['apps', 'deployments', ['get', 'create', 'patch']],
+    ['', 'services', ['get', 'create', 'patch']],
+    ['', 'serviceaccounts', ['get', 'create', 'patch']],
   );
   const missing = needs.flatMap(([g, r, verbs, ns]) => verbs.filter((v) => !can(v, g, r, ns)).map((v) => `${v} ${g || 'core'}/${r}${ns ? ` in ${ns}` : ''}`));
   assert.deepEqual(missing, []);

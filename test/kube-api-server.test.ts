@@ -162,6 +162,22 @@ test('status subresource, generation, and writes that change nothing', T, async 
   assert.equal(at(same.json, 'metadata', 'resourceVersion'), at(m.json, 'metadata', 'resourceVersion'), 'a no-op write gets no new resourceVersion');
 });
 
+test('garbage collection: deleting an owner deletes the objects whose every owner is gone, down the chain', T, async (t) => {
+  const { api } = await server(t);
+  const owner = api.store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'owner', namespace: 'default' } });
+  const other = api.store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'other', namespace: 'default' } });
+  const ref = (o: Obj): Obj => ({ apiVersion: 'v1', kind: 'ConfigMap', name: at(o, 'metadata', 'name'), uid: at(o, 'metadata', 'uid') });
+  const child = api.store.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'child', namespace: 'default', ownerReferences: [ref(owner)] } });
+  api.store.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'grandchild', namespace: 'default', ownerReferences: [{ ...ref(child), kind: 'Secret' }] } });
+  api.store.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'shared', namespace: 'default', ownerReferences: [ref(owner), ref(other)] } });
+  assert.equal((await raw(api, 'DELETE', '/api/v1/namespaces/default/configmaps/owner')).status, 200);
+  assert.equal(api.store.get('v1', 'Secret', 'default', 'child'), undefined);
+  assert.equal(api.store.get('v1', 'ServiceAccount', 'default', 'grandchild'), undefined);
+  assert.ok(api.store.get('v1', 'Service', 'default', 'shared'), 'another owner still exists');
+  api.store.delete('v1', 'ConfigMap', 'default', 'other');
+  assert.equal(api.store.get('v1', 'Service', 'default', 'shared'), undefined);
+});
+
 test('paged LIST: limit, continue, remainingItemCount; an expired continue token is 410', T, async (t) => {
   const { api } = await server(t);
   for (let i = 0; i < 5; i++) api.store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `c${i}`, namespace: 'default' } });

@@ -39,10 +39,15 @@ export const KNOWN_KINDS = {
   RequestAuthentication: { group: 'security.istio.io', kind: 'RequestAuthentication', namespaced: true },
   Telemetry: { group: 'telemetry.istio.io', kind: 'Telemetry', namespaced: true },
   EnvoyFilter: { group: 'networking.istio.io', kind: 'EnvoyFilter', namespaced: true },
+  // The Kubernetes Gateway API: the key differs from the kind because `Gateway` is Istio's.
+  KubernetesGateway: { group: 'gateway.networking.k8s.io', kind: 'Gateway', namespaced: true },
+  GatewayClass: { group: 'gateway.networking.k8s.io', kind: 'GatewayClass', namespaced: false },
 } as const;
 export type Kind = keyof typeof KNOWN_KINDS;
 
 export const ISTIO_NETWORKING_VERSIONS: readonly string[] = ['v1', 'v1beta1', 'v1alpha3'];
+/** gateway.networking.k8s.io versions meshd reads Gateway and GatewayClass at, preferred first. */
+export const GATEWAY_API_VERSIONS: readonly string[] = ['v1', 'v1beta1'];
 
 // Istio security (security.istio.io): spec types live beside this file.
 export * from './objects-security';

@@ -5,7 +5,16 @@
  * generation, and annotations where meshd reads none) leave the object — and with it the
  * snapshot's content hash — unchanged.
  */
-import { ISTIO_NETWORKING_VERSIONS, ISTIO_SECURITY_VERSIONS, ISTIO_TELEMETRY_VERSIONS, type ConfigError, type ConfigObject, type Kind } from '../model/objects';
+import {
+  GATEWAY_API_VERSIONS,
+  ISTIO_NETWORKING_VERSIONS,
+  KNOWN_KINDS,
+  ISTIO_SECURITY_VERSIONS,
+  ISTIO_TELEMETRY_VERSIONS,
+  type ConfigError,
+  type ConfigObject,
+  type Kind,
+} from '../model/objects';
 import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../config/limits';
 import { checkTree } from './bounds';
 import { parseObject } from './parse';
@@ -34,6 +43,8 @@ export interface KubeKind extends KubeResource {
   namespaced: boolean;
   /** Annotations meshd reads (Service: exportTo; Secret: type-specific ones validation checks). */
   keepAnnotations: boolean;
+  /** Keep metadata.generation (Gateway API kinds: their status carries the observedGeneration it was computed from). */
+  keepGeneration?: boolean;
 }
 
 const core = (kind: Kind, plural: string, namespaced = true, keepAnnotations = false): KubeKind => ({ kind, group: '', versions: ['v1'], plural, namespaced, keepAnnotations });
@@ -72,6 +83,25 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   security('AuthorizationPolicy', 'authorizationpolicies'),
   security('RequestAuthentication', 'requestauthentications'),
   { kind: 'Telemetry', group: 'telemetry.istio.io', versions: ISTIO_TELEMETRY_VERSIONS, plural: 'telemetries', namespaced: true, keepAnnotations: false },
+  // The Gateway API; annotations matter (networking.istio.io/service-type, gateway.istio.io/*).
+  {
+    kind: 'KubernetesGateway',
+    group: 'gateway.networking.k8s.io',
+    versions: GATEWAY_API_VERSIONS,
+    plural: 'gateways',
+    namespaced: true,
+    keepAnnotations: true,
+    keepGeneration: true,
+  },
+  {
+    kind: 'GatewayClass',
+    group: 'gateway.networking.k8s.io',
+    versions: GATEWAY_API_VERSIONS,
+    plural: 'gatewayclasses',
+    namespaced: false,
+    keepAnnotations: false,
+    keepGeneration: true,
+  },
 ];
 
 export function apiVersionOf(k: KubeResource, version: string): string {
@@ -114,7 +144,8 @@ export function configView(k: KubeKind, version: string, raw: Json): Json {
   if (k.namespaced) meta['namespace'] = m['namespace'];
   if (m['labels'] !== undefined && m['labels'] !== null) meta['labels'] = m['labels'];
   if (k.keepAnnotations && m['annotations'] !== undefined && m['annotations'] !== null) meta['annotations'] = m['annotations'];
-  const out: Json = { apiVersion: apiVersionOf(k, version), kind: k.kind, metadata: meta, ...rest };
+  if (k.keepGeneration && typeof m['generation'] === 'number') meta['generation'] = m['generation'];
+  const out: Json = { apiVersion: apiVersionOf(k, version), kind: KNOWN_KINDS[k.kind].kind, metadata: meta, ...rest };
   if (k.kind === 'Pod' && isRecord(status)) {
     const s: Json = {};
     for (const f of POD_STATUS_FIELDS) if (status[f] !== undefined && status[f] !== null) s[f] = status[f];

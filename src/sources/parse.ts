@@ -8,6 +8,7 @@
  */
 import { DEFAULT_INPUT_LIMITS, type InputLimits, LIMIT_FLAGS } from '../config/limits';
 import {
+  GATEWAY_API_VERSIONS,
   ISTIO_NETWORKING_VERSIONS,
   ISTIO_SECURITY_VERSIONS,
   ISTIO_TELEMETRY_VERSIONS,
@@ -36,6 +37,7 @@ const GROUP_VERSIONS: Readonly<Record<string, readonly string[]>> = {
   'networking.istio.io': ISTIO_NETWORKING_VERSIONS,
   'security.istio.io': ISTIO_SECURITY_VERSIONS,
   'telemetry.istio.io': ISTIO_TELEMETRY_VERSIONS,
+  'gateway.networking.k8s.io': GATEWAY_API_VERSIONS,
 };
 
 function isRecord(v: unknown): v is JsonObject {
@@ -256,6 +258,18 @@ interface KindResult {
   errors: FieldError[];
 }
 
+/**
+ * The KNOWN_KINDS key for a kind as Kubernetes spells it: by group first (`Gateway` is Istio's in
+ * networking.istio.io and the Gateway API's in gateway.networking.k8s.io), else the first key of
+ * that kind, so a wrong group is reported against the apiVersion.
+ */
+function kindOf(kind: string, apiVersion: string): Kind | undefined {
+  const slash = apiVersion.indexOf('/');
+  const group = slash < 0 ? '' : apiVersion.slice(0, slash);
+  const keys = (Object.keys(KNOWN_KINDS) as Kind[]).filter((k) => KNOWN_KINDS[k].kind === kind);
+  return keys.find((k) => KNOWN_KINDS[k].group === group) ?? keys[0];
+}
+
 function readKind(o: JsonObject): KindResult {
   const kind = o['kind'];
   const apiVersion = o['apiVersion'];
@@ -268,12 +282,13 @@ function readKind(o: JsonObject): KindResult {
     return { apiVersion: String(apiVersion ?? ''), errors };
   }
   const version = typeof apiVersion === 'string' ? apiVersion : '';
-  if (!Object.prototype.hasOwnProperty.call(KNOWN_KINDS, kind)) {
-    const known = Object.keys(KNOWN_KINDS).join(', ');
+  const found = kindOf(kind, version);
+  if (found === undefined) {
+    const known = [...new Set(Object.values(KNOWN_KINDS).map((k) => k.kind))].join(', ');
     errors.push({ path: 'kind', message: `unsupported kind ${JSON.stringify(kind)} (apiVersion ${version || 'unset'}); meshd reads ${known}` });
     return { kindName: kind, apiVersion: version, errors };
   }
-  const known = kind as Kind;
+  const known = found;
   if (errors.length === 0) {
     const { group } = KNOWN_KINDS[known];
     const slash = version.indexOf('/');

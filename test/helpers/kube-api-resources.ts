@@ -63,6 +63,9 @@ export const DEFAULT_RESOURCES: readonly ApiResource[] = [
   istio('security.istio.io', SECURITY, 'authorizationpolicies', 'AuthorizationPolicy'),
   istio('security.istio.io', SECURITY, 'requestauthentications', 'RequestAuthentication'),
   istio('telemetry.istio.io', ['v1', 'v1alpha1'], 'telemetries', 'Telemetry'),
+  // The Gateway API's standard channel (the kinds meshd's controller reads and writes status for).
+  { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], resource: 'gatewayclasses', kind: 'GatewayClass', namespaced: false, crd: true, status: true },
+  { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], resource: 'gateways', kind: 'Gateway', namespaced: true, crd: true, status: true },
 ];
 
 /** DEFAULT_RESOURCES without the given kinds (e.g. to simulate a missing CRD). */

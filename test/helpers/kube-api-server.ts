@@ -17,8 +17,9 @@
  * installed later). Every request needs the bearer token written into `kubeconfigPath`.
  *
  * Differences from a real API server: no admission or schema validation (EndpointSlices may
- * hold loopback addresses, which a real one refuses), strategic merge is a plain merge, and
- * deleting a Namespace deletes its objects at once.
+ * hold loopback addresses, which a real one refuses), strategic merge and server-side apply are
+ * plain merges, deleting a Namespace deletes its objects at once, and garbage collection (objects
+ * whose ownerReferences all name deleted uids) runs at once on every delete.
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';

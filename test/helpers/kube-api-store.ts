@@ -343,7 +343,28 @@ export class KubeStore {
     const gone = clone(old);
     meta(gone)['resourceVersion'] = String(++this.rv);
     this.emit({ rv: this.rv, resource: qualifiedResource(res), type: 'DELETED', object: gone, old });
+    this.collectGarbage();
     return clone(gone);
+  }
+
+  /**
+   * The garbage collector (background propagation, run at once): an object whose every
+   * ownerReference names a uid that no longer exists is deleted, and so on down the chain.
+   */
+  private collectGarbage(): void {
+    const uids = new Set<string>();
+    for (const bucket of this.objects.values()) for (const o of bucket.values()) uids.add(String(meta(o)['uid']));
+    for (const r of this.resources) {
+      for (const o of this.list(r)) {
+        const refs = meta(o)['ownerReferences'];
+        if (!Array.isArray(refs) || refs.length === 0) continue;
+        if (refs.some((ref) => isObject(ref) && uids.has(String(ref['uid'])))) continue;
+        const m = meta(o);
+        // Already removed further down the chain.
+        if (!this.objects.get(qualifiedResource(r))?.has(this.key(r, String(m['namespace'] ?? ''), String(m['name'])))) continue;
+        this.remove(r, String(m['namespace'] ?? ''), String(m['name']));
+      }
+    }
   }
 
   private commit(res: ApiResource, key: string, obj: JsonObject, old: JsonObject | undefined, type: EventType, opts: WriteOptions): JsonObject {

@@ -186,6 +186,13 @@ export function shopObjects(): Array<Record<string, unknown>> {
       metadata: { name: 'web', namespace: SHOP },
       spec: { selector: { matchLabels: { app: 'web' } }, jwtRules: [{ issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks' }] },
     },
+    { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'istio' }, spec: { controllerName: 'istio.io/gateway-controller' } },
+    {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'web', namespace: SHOP },
+      spec: { gatewayClassName: 'istio', listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }] },
+    },
     {
       apiVersion: 'telemetry.istio.io/v1',
       kind: 'Telemetry',
@@ -222,5 +229,7 @@ export function shopObjects(): Array<Record<string, unknown>> {
 /** `kubernetes:<Kind>/<ns>/<name>` of an object, as the source names it. */
 export function originOfObject(o: Record<string, unknown>): string {
   const m = o['metadata'] as { name: string; namespace?: string };
-  return `kubernetes:${String(o['kind'])}/${m.namespace ? `${m.namespace}/` : ''}${m.name}`;
+  // The Gateway API's Gateway is KubernetesGateway to meshd (`Gateway` is Istio's).
+  const kind = o['kind'] === 'Gateway' && String(o['apiVersion']).startsWith('gateway.networking.k8s.io/') ? 'KubernetesGateway' : String(o['kind']);
+  return `kubernetes:${kind}/${m.namespace ? `${m.namespace}/` : ''}${m.name}`;
 }
