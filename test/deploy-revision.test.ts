@@ -46,6 +46,8 @@ function revisionNames(rev: string): string[] {
     `RoleBinding/${NS}/istiod-${rev}`,
     `ClusterRole//istiod-clusterrole-${rev}-istio-system`,
     `ClusterRoleBinding//istiod-clusterrole-${rev}-istio-system`,
+    `ClusterRole//istiod-gateway-controller-${rev}-istio-system`,
+    `ClusterRoleBinding//istiod-gateway-controller-${rev}-istio-system`,
     `ConfigMap/${NS}/istio-${rev}`,
     `Deployment/${NS}/istiod-${rev}`,
     `Service/${NS}/istiod-${rev}`,
