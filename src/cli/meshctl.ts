@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { Command } from 'commander';
+import { analyzeCommand } from './analyze';
 import { kubeInjectCommand } from './kube-inject';
 import { proxyConfigCommand, proxyStatusCommand } from './xds-commands';
 import { validateFiles } from './validate';
@@ -16,6 +17,7 @@ export function meshctl(io = { stdout: process.stdout, stderr: process.stderr, s
   cmd.addCommand(kubeInjectCommand(io));
   cmd.addCommand(proxyStatusCommand(io));
   cmd.addCommand(proxyConfigCommand(io));
+  cmd.addCommand(analyzeCommand(io));
   cmd
     .command('version')
     .description("print meshctl's version (meshd's, from the same package)")
