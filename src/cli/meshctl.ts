@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { analyzeCommand } from './analyze';
+import { experimentalCommand } from './describe';
 import { kubeInjectCommand } from './kube-inject';
 import { proxyConfigCommand, proxyStatusCommand } from './xds-commands';
 import { validateFiles } from './validate';
@@ -18,6 +19,7 @@ export function meshctl(io = { stdout: process.stdout, stderr: process.stderr, s
   cmd.addCommand(proxyStatusCommand(io));
   cmd.addCommand(proxyConfigCommand(io));
   cmd.addCommand(analyzeCommand(io));
+  cmd.addCommand(experimentalCommand(io));
   cmd
     .command('version')
     .description("print meshctl's version (meshd's, from the same package)")
