@@ -312,6 +312,81 @@ spec: { egress: [{ hosts: ["./*"] }] }
     })),
   },
   {
+    name: 'IST0101 Sidecar selector and IST0110 Sidecars selecting the same pod',
+    yaml: `
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: a, namespace: default }
+spec:
+  workloadSelector: { labels: { app: reviews } }
+  egress: [{ hosts: ["./*"] }]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: b, namespace: default }
+spec:
+  workloadSelector: { labels: { version: v1 } }
+  egress: [{ hosts: ["./*"] }]
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: { name: c, namespace: default }
+spec:
+  workloadSelector: { labels: { app: ghost } }
+  egress: [{ hosts: ["./*"] }]
+`,
+    expect: [
+      { level: 'Error', code: 'IST0101', origin: 'Sidecar default/c', text: 'Referenced selector not found: "app=ghost"' },
+      ...['a', 'b'].map((n) => ({
+        level: 'Error',
+        code: 'IST0110',
+        origin: `Sidecar default/${n}`,
+        text: 'The Sidecars [default/a default/b] in namespace "default" select the same workload pod "reviews-v1", which can lead to undefined behavior.',
+      })),
+    ],
+  },
+  {
+    name: 'IST0127 AuthorizationPolicy selecting no workload',
+    yaml: `
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: p, namespace: default }
+spec:
+  selector:
+    matchLabels: { app: ghost }
+  action: ALLOW
+`,
+    expect: [
+      {
+        level: 'Warning',
+        code: 'IST0127',
+        origin: 'AuthorizationPolicy default/p',
+        text: 'No matching workloads for this resource with the following labels: app=ghost',
+        at: 'selector:',
+      },
+    ],
+  },
+  {
+    name: 'IST0134 ServiceEntry without addresses on a TCP port',
+    yaml: `
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: { name: db, namespace: default }
+spec:
+  hosts: [db.example.com]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports:
+  - number: 443
+    name: https
+    protocol: HTTPS
+  - number: 5432
+    name: tcp-pg
+    protocol: TCP
+`,
+    expect: [{ level: 'Warning', code: 'IST0134', origin: 'ServiceEntry default/db', text: 'ServiceEntry addresses are required for this protocol.', at: '- number: 5432' }],
+  },
+  {
     name: 'IST0112 destination port required, IST0118 port name',
     yaml: `
 apiVersion: v1

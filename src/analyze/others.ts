@@ -1,8 +1,8 @@
 /** Istio's destinationrule, injection, service and sidecar analyzers, as far as meshd's model reads the objects. */
-import type { DestinationRuleSpec, ServiceSpec, SidecarSpec } from '../model/objects';
+import type { AuthorizationPolicySpec, ConfigObject, DestinationRuleSpec, ServiceEntrySpec, ServiceSpec, SidecarSpec } from '../model/objects';
 import { AUTO, protocolOf } from '../model/protocol';
 import { MSG } from './messages';
-import { type AnalysisContext, type Analyzer, hostMatches, specOf, toFqdn } from './util';
+import { type AnalysisContext, type Analyzer, hostMatches, selectorString, selects, specOf, toFqdn } from './util';
 
 const caCertificates: Analyzer = {
   name: 'destinationrule.CaCertificateAnalyzer',
@@ -144,4 +144,71 @@ const sidecarEgressHosts: Analyzer = {
   },
 };
 
-export const otherAnalyzers: readonly Analyzer[] = [caCertificates, injection, portNames, sidecarSelectors, sidecarEgressHosts];
+const sidecarWorkloads: Analyzer = {
+  name: 'sidecar.SelectorAnalyzer',
+  description: "Validates that sidecars that define a workload selector match at least one pod, and that there aren't multiple sidecar resources that select overlapping pods",
+  run(c: AnalysisContext): void {
+    const bySidecar = new Map<ConfigObject, ConfigObject[]>();
+    for (const o of c.of('Sidecar')) {
+      const sel = specOf<SidecarSpec>(o).workloadSelector?.labels ?? {};
+      if (Object.keys(sel).length === 0) continue;
+      const pods = c.of('Pod').filter((p) => p.metadata.namespace === o.metadata.namespace && selects(sel, p.metadata.labels));
+      if (pods.length === 0) c.report(MSG.ReferencedResourceNotFound, o, `Referenced selector not found: ${JSON.stringify(selectorString(sel))}`, 'spec.workloadSelector');
+      bySidecar.set(o, pods);
+    }
+    for (const pod of c.of('Pod')) {
+      const sidecars = [...bySidecar].filter(([, pods]) => pods.includes(pod)).map(([s]) => s);
+      if (sidecars.length < 2) continue;
+      const names = sidecars.map((s) => `${s.metadata.namespace}/${s.metadata.name}`).join(' ');
+      for (const s of sidecars) {
+        c.report(
+          MSG.ConflictingSidecarWorkloadSelectors,
+          s,
+          `The Sidecars [${names}] in namespace ${JSON.stringify(s.metadata.namespace)} select the same workload pod ${JSON.stringify(pod.metadata.name)}, which can lead to undefined behavior.`,
+          'spec.workloadSelector',
+        );
+      }
+    }
+  },
+};
+
+const authorizationPolicies: Analyzer = {
+  name: 'auth.AuthorizationPoliciesAnalyzer',
+  description: 'Checks that AuthorizationPolicy selectors match workloads',
+  run(c: AnalysisContext): void {
+    for (const o of c.of('AuthorizationPolicy')) {
+      const sel = specOf<AuthorizationPolicySpec>(o).selector?.matchLabels ?? {};
+      if (Object.keys(sel).length === 0) continue;
+      // A policy in the root namespace applies mesh-wide; elsewhere, to its own namespace.
+      const meshWide = o.metadata.namespace === c.options.istioNamespace;
+      if (c.of('Pod').some((p) => (meshWide || p.metadata.namespace === o.metadata.namespace) && selects(sel, p.metadata.labels))) continue;
+      c.report(MSG.NoMatchingWorkloadsFound, o, `No matching workloads for this resource with the following labels: ${selectorString(sel)}`, 'spec.selector');
+    }
+  },
+};
+
+const serviceEntryAddresses: Analyzer = {
+  name: 'serviceentry.Analyzer',
+  description: 'Checks that ServiceEntries serving TCP (or unset) protocol ports have addresses',
+  run(c: AnalysisContext): void {
+    for (const o of c.of('ServiceEntry')) {
+      const s = specOf<ServiceEntrySpec>(o);
+      if ((s.addresses ?? []).length > 0) continue;
+      (s.ports ?? []).forEach((p, i) => {
+        if (p.protocol === undefined || p.protocol === '' || p.protocol === 'TCP')
+          c.report(MSG.ServiceEntryAddressesRequired, o, 'ServiceEntry addresses are required for this protocol.', `spec.ports[${i}]`);
+      });
+    }
+  },
+};
+
+export const otherAnalyzers: readonly Analyzer[] = [
+  authorizationPolicies,
+  caCertificates,
+  injection,
+  serviceEntryAddresses,
+  portNames,
+  sidecarSelectors,
+  sidecarWorkloads,
+  sidecarEgressHosts,
+];
