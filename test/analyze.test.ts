@@ -12,6 +12,7 @@ import { after, before, test } from 'node:test';
 import { type Level, type Message } from '../src/analyze';
 import { readFiles } from '../src/analyze/read';
 import { EXIT_ANALYZER_FOUND_ISSUES, EXIT_DATA_ERROR, EXIT_INCORRECT_USAGE, runAnalysis } from '../src/cli/analyze';
+import { SHAPES } from './helpers/fuzz';
 import { type KubeApiServer, startKubeApiServer } from './helpers/kube-api-server';
 
 const ROOT = path.join(__dirname, '..');
@@ -735,3 +736,17 @@ test('analyze -k reads the cluster from the kubeconfig (fake API server) and ove
 });
 
 export type { Message };
+
+test('analyze survives every input shape that once hurt meshd: no crash, no internal error, bounded output', () => {
+  const dir = path.join(tmp, 'shapes');
+  fs.mkdirSync(dir, { recursive: true });
+  for (const s of SHAPES) {
+    const file = path.join(dir, s.name);
+    fs.writeFileSync(file, s.text());
+    const r = run([file]);
+    assert.doesNotMatch(r.stdout, /IST0001|Internal error/, s.name);
+    // Every line bounded: a megabyte name or 3,000 errors never become megabytes of output.
+    assert.ok(r.stdout.length < 200_000, `${s.name}: ${r.stdout.length} bytes of output`);
+    fs.rmSync(file);
+  }
+});

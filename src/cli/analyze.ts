@@ -29,7 +29,9 @@ import {
 } from '../analyze';
 import { LineFinder } from '../analyze/lines';
 import { overlay, readCluster, readFiles } from '../analyze/read';
+import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../config/limits';
 import type { ConfigError, ConfigObject } from '../model/objects';
+import { truncate } from '../sources/bounds';
 import { printValue } from './tables';
 import type { CliIo } from './xds-commands';
 
@@ -105,6 +107,7 @@ export function runAnalysis(
     ignoreUnknown?: boolean;
   },
   readText: (file: string) => string | undefined,
+  limits: InputLimits = DEFAULT_INPUT_LIMITS,
 ): AnalyzeRun {
   const result = analyze({ objects: input.objects, refused: input.refused }, { ...DEFAULT_ANALYSIS_OPTIONS, istioNamespace: o.istioNamespace });
   const ns = o.allNamespaces ? undefined : (o.namespace ?? 'default');
@@ -119,8 +122,16 @@ export function runAnalysis(
   kept.sort(compareMessages);
   const shown = kept.filter((m) => atLeast(m.type.level, o.outputLevel));
   let stderr = '';
-  for (const e of input.parseErrors) stderr += `Error(s) adding files: ${e}\n`;
-  const stdout = o.output === 'log' ? `${shown.map(formatMessage).join('\n')}\n` : printValue(shown.map(unstructured), o.output);
+  for (const e of input.parseErrors) stderr += `Error(s) adding files: ${truncate(e, limits.maxLogLineLength)}\n`;
+  // Every line and field bounded: a megabyte name in the input never becomes megabytes of output.
+  const bound = (v: string): string => truncate(v, limits.maxMessageLength);
+  const stdout =
+    o.output === 'log'
+      ? `${shown.map((m) => truncate(formatMessage(m), limits.maxLogLineLength)).join('\n')}\n`
+      : printValue(
+          shown.map((m) => Object.fromEntries(Object.entries(unstructured(m)).map(([k, v]) => [k, bound(v)]))),
+          o.output,
+        );
   const target = ns === undefined ? 'all namespaces' : `namespace: ${ns}`;
   if (shown.length === 0) {
     if (input.parseErrors.length === 0) stderr += `\u2714 No validation issues found when analyzing ${input.files.length > 0 ? input.files.join('\n') : target}.\n`;
@@ -213,6 +224,8 @@ export function analyzeCommand(io: CliIo): Command {
         { namespace: o.namespace, allNamespaces: o.allNamespaces, istioNamespace: o.istioNamespace, output, failure, outputLevel, suppress, ignoreUnknown: o.ignoreUnknown },
         (file) => {
           try {
+            // Lines only for files the reader accepted: a refused file is not read again.
+            if (fs.statSync(file).size > DEFAULT_INPUT_LIMITS.maxFileBytes) return undefined;
             return fs.readFileSync(file, 'utf8');
           } catch {
             return undefined;
