@@ -730,6 +730,10 @@ test('analyze -k reads the cluster from the kubeconfig (fake API server) and ove
   const o = await meshctlAsync(['-k', '--kubeconfig', api.kubeconfigPath, f]);
   assert.equal(o.status, 0, o.stdout + o.stderr);
   assert.match(o.stderr, /No validation issues found when analyzing namespace: default\./);
+  // A namespace the cluster does not have: istioctl's note, nothing analyzed.
+  const none = await meshctlAsync(['-k', '--kubeconfig', api.kubeconfigPath, '-n', 'nowhere']);
+  assert.equal(none.status, 0);
+  assert.equal(none.stderr, 'namespace "nowhere" not found\n');
   // Without -k or files, analyze reads the cluster (istioctl's default).
   const d = await meshctlAsync([], { KUBECONFIG: api.kubeconfigPath });
   assert.equal(d.status, EXIT_ANALYZER_FOUND_ISSUES, d.stderr);

@@ -211,6 +211,11 @@ export function analyzeCommand(io: CliIo): Command {
       if (useKube) {
         try {
           const cluster = await readCluster({ kubeconfig: kubeconfigPath(o.kubeconfig) });
+          // As istioctl: a namespace asked for by name that the cluster does not have ends the run.
+          if (o.namespace !== undefined && !o.allNamespaces && !cluster.objects.some((x) => x.kind === 'Namespace' && x.metadata.name === o.namespace)) {
+            io.stderr.write(`namespace ${JSON.stringify(o.namespace)} not found\n`);
+            return;
+          }
           objects = overlay(cluster.objects, fromFiles.objects);
           refused = [...cluster.refused, ...fromFiles.refused];
         } catch (err) {
