@@ -727,7 +727,8 @@ test('analyze -k reads the cluster from the kubeconfig (fake API server) and ove
     f,
     'apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: { name: reviews, namespace: default }\nspec: { host: reviews, subsets: [{ name: v2, labels: { version: v2 } }] }\n',
   );
-  const o = await meshctlAsync(['-k', '--kubeconfig', api.kubeconfigPath, f]);
+  // (`-k FILE`: the flag's optional value is the file, which stays an input.)
+  const o = await meshctlAsync(['--kubeconfig', api.kubeconfigPath, '-k', f]);
   assert.equal(o.status, 0, o.stdout + o.stderr);
   assert.match(o.stderr, /No validation issues found when analyzing namespace: default\./);
   // A namespace the cluster does not have: istioctl's note, nothing analyzed.

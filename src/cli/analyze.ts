@@ -155,13 +155,28 @@ function kubeconfigPath(flag: string | undefined): string {
   return flag ?? process.env['KUBECONFIG']?.split(path.delimiter)[0] ?? path.join(os.homedir(), '.kube', 'config');
 }
 
+/**
+ * `-k`, `-k=false`, `--use-kube=false`, `--use-kube true`: the flag takes an optional value, so
+ * `-k FILE` would hand it FILE; such a value is kept as an input instead (into `spill`).
+ */
+export function useKubeValue(spill: string[]): (v: string) => boolean {
+  return (v: string): boolean => {
+    const b = v.replace(/^=/, '').toLowerCase();
+    if (b === 'false' || b === '0') return false;
+    if (b === 'true' || b === '1' || b === '') return true;
+    spill.push(v);
+    return true;
+  };
+}
+
 export function analyzeCommand(io: CliIo): Command {
   const levels = LEVEL_ORDER.join(', ');
+  const spilled: string[] = [];
   return new Command('analyze')
     .description('Analyze Istio configuration and print validation messages (files, folders, or the cluster with -k)')
     .argument('[files...]', 'files or folders to analyze (- is not supported)')
     .option('-f, --filename <file>', 'a file or folder to analyze (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .option('-k, --use-kube [bool]', 'read the live cluster (the default when no file is given); --use-kube=false for files only', (v: string) => v !== 'false')
+    .option('-k, --use-kube [bool]', 'read the live cluster (the default when no file is given); --use-kube=false for files only', useKubeValue(spilled))
     .option('--kubeconfig <file>', 'kubeconfig to reach the cluster with (default $KUBECONFIG, ~/.kube/config)')
     .option('-n, --namespace <ns>', 'namespace to report on', undefined)
     .option('-A, --all-namespaces', 'report on every namespace')
@@ -202,7 +217,7 @@ export function analyzeCommand(io: CliIo): Command {
         if (!ISTIO_CODES.has(code)) io.stderr.write(`Warning: Supplied message code '${code}' is an unknown message code and will not have any effect.\n`);
         suppress.push({ code, resource: glob(resource) });
       }
-      const inputs = [...o.filename, ...files];
+      const inputs = [...o.filename, ...spilled, ...files];
       const useKube = o.useKube ?? inputs.length === 0;
       const fromFiles = readFiles(inputs, { recursive: o.recursive === true });
       for (const n of fromFiles.notes) io.stderr.write(`${n}\n`);

@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { overlay, readCluster, readFiles } from '../analyze/read';
 import { DescribeContext, DescribeError, describePod, describeService } from '../describe';
 import type { ConfigObject } from '../model/objects';
+import { useKubeValue } from './analyze';
 import type { CliIo } from './xds-commands';
 
 interface DescribeFlags {
@@ -37,18 +38,20 @@ async function objectsFor(o: DescribeFlags): Promise<ConfigObject[]> {
 }
 
 function describeVerb(io: CliIo, use: string, alias: string, what: 'pod' | 'service'): Command {
+  const spilled: string[] = [];
   return new Command(use)
     .alias(alias)
     .description(what === 'pod' ? 'Describe a pod and the Istio configuration that applies to it' : 'Describe a service and the Istio configuration that applies to it')
     .argument(`<${what}>`, `${what} name, or name.namespace`)
     .option('-n, --namespace <ns>', 'namespace of the object named without one', 'default')
     .option('-f, --filename <file>', 'read objects from this file or folder instead of the cluster (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .option('-k, --use-kube [bool]', 'read the cluster (the default without -f); with -f, apply the files over it', (v: string) => v !== 'false')
+    .option('-k, --use-kube [bool]', 'read the cluster (the default without -f); with -f, apply the files over it', useKubeValue(spilled))
     .option('--kubeconfig <file>', 'kubeconfig to reach the cluster with (default $KUBECONFIG, ~/.kube/config)')
     .option('-R, --recursive', "read folders' subfolders too")
     .option('-r, --revision <rev>', 'the control-plane revision pods are injected by', 'default')
     .action(async (arg: string, o: DescribeFlags) => {
       try {
+        if (spilled.length > 0) throw new Error(`-k takes true or false, not ${JSON.stringify(spilled[0])}`);
         const [name, ns] = nameAndNamespace(arg, o.namespace);
         const ctx = new DescribeContext(await objectsFor(o), { domain: 'cluster.local', namespace: o.namespace, revision: o.revision });
         io.stdout.write(what === 'pod' ? describePod(ctx, ns, name) : describeService(ctx, ns, name));
