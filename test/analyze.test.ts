@@ -388,6 +388,59 @@ spec:
     expect: [{ level: 'Warning', code: 'IST0134', origin: 'ServiceEntry default/db', text: 'ServiceEntry addresses are required for this protocol.', at: '- number: 5432' }],
   },
   {
+    name: 'IST0107 misplaced, IST0108 unknown and IST0135 deprecated annotations; galley.istio.io/analyze-suppress',
+    yaml: `
+apiVersion: v1
+kind: Service
+metadata:
+  name: annotated
+  namespace: default
+  annotations:
+    sidecar.istio.io/proxyCPU: 100m
+    sidecar.istio.io/no-such-thing: "1"
+    example.com/not-istio: "x"
+spec:
+  selector: { app: reviews }
+  ports: [{ name: http, port: 80 }]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: old
+  namespace: default
+  annotations:
+    sidecar.istio.io/statsInclusionPrefixes: cluster
+spec: { containers: [{ name: app }] }
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: quiet
+  namespace: default
+  annotations:
+    sidecar.istio.io/what: "1"
+    galley.istio.io/analyze-suppress: IST0108
+spec: { containers: [{ name: app }] }
+`,
+    expect: [
+      {
+        level: 'Warning',
+        code: 'IST0107',
+        origin: 'Service default/annotated',
+        text: 'Misplaced annotation: sidecar.istio.io/proxyCPU can only be applied to Pod',
+        at: 'sidecar.istio.io/proxyCPU',
+      },
+      { level: 'Warning', code: 'IST0108', origin: 'Service default/annotated', text: 'Unknown annotation: sidecar.istio.io/no-such-thing', at: 'no-such-thing' },
+      {
+        level: 'Info',
+        code: 'IST0135',
+        origin: 'Pod default/old',
+        text: 'Annotation "sidecar.istio.io/statsInclusionPrefixes" has been deprecated and may not work in future Istio versions.',
+        at: 'statsInclusionPrefixes',
+      },
+    ],
+  },
+  {
     name: 'IST0112 destination port required, IST0118 port name',
     yaml: `
 apiVersion: v1

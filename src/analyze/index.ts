@@ -14,6 +14,7 @@ import { type Message, type MessageResource, MSG, compareMessages } from './mess
 import { virtualServiceAnalyzers } from './virtualservice';
 import { gatewayAnalyzers } from './gateway';
 import { otherAnalyzers } from './others';
+import { annotationsAnalyzer, suppressedByAnnotation } from './annotations';
 import { type AnalysisContext, type AnalysisOptions, type Analyzer, type RegistryHost, DEFAULT_ANALYSIS_OPTIONS, specOf, toFqdn } from './util';
 
 export * from './messages';
@@ -43,7 +44,7 @@ function registryHosts(objects: readonly ConfigObject[], domain: string): Regist
 
 /** Every analyzer meshd runs, in Istio's names. */
 export function allAnalyzers(): readonly Analyzer[] {
-  return [schemaAnalyzer, ...virtualServiceAnalyzers, ...gatewayAnalyzers, ...otherAnalyzers];
+  return [schemaAnalyzer, annotationsAnalyzer, ...virtualServiceAnalyzers, ...gatewayAnalyzers, ...otherAnalyzers];
 }
 
 const schemaAnalyzer: Analyzer = {
@@ -138,7 +139,11 @@ export function analyze(input: AnalysisInput, options: AnalysisOptions = DEFAULT
     objects: valid,
     of: (kind) => byKind.get(kind) ?? [],
     hosts: registryHosts(valid, options.domain),
-    report: (type, o, text, field) => push({ type, text, resource: resourceOf(o), ...(field !== undefined ? { field } : {}) }),
+    report: (type, o, text, field) => {
+      // A resource may silence codes for itself, as in Istio (`galley.istio.io/analyze-suppress`).
+      if (suppressedByAnnotation(o.metadata.annotations, type.code)) return;
+      push({ type, text, resource: resourceOf(o), ...(field !== undefined ? { field } : {}) });
+    },
   };
   const names: string[] = [];
   for (const a of allAnalyzers()) {

@@ -33,6 +33,8 @@ export const MSG = {
   ReferencedResourceNotFound: t('IST0101', 'ReferencedResourceNotFound', 'Error', 'A resource being referenced does not exist.'),
   NamespaceNotInjected: t('IST0102', 'NamespaceNotInjected', 'Info', 'A namespace is not enabled for Istio injection.'),
   SchemaValidationError: t('IST0106', 'SchemaValidationError', 'Error', 'The resource has a schema validation error.'),
+  MisplacedAnnotation: t('IST0107', 'MisplacedAnnotation', 'Warning', 'An Istio annotation is applied to the wrong kind of resource.'),
+  UnknownAnnotation: t('IST0108', 'UnknownAnnotation', 'Warning', 'An Istio annotation is not recognized for any kind of resource'),
   ConflictingMeshGatewayVirtualServiceHosts: t(
     'IST0109',
     'ConflictingMeshGatewayVirtualServiceHosts',
@@ -77,6 +79,7 @@ export const MSG = {
   VirtualServiceHostNotFoundInGateway: t('IST0132', 'VirtualServiceHostNotFoundInGateway', 'Warning', 'Host defined in VirtualService not found in Gateway.'),
   SchemaWarning: t('IST0133', 'SchemaWarning', 'Warning', 'The resource has a schema validation warning.'),
   ServiceEntryAddressesRequired: t('IST0134', 'ServiceEntryAddressesRequired', 'Warning', 'Virtual IP addresses are required for ports serving TCP (or unset) protocol'),
+  DeprecatedAnnotation: t('IST0135', 'DeprecatedAnnotation', 'Info', 'A resource is using a deprecated Istio annotation.'),
   ConflictingGateways: t('IST0145', 'ConflictingGateways', 'Error', 'Gateway should not have the same selector, port and matched hosts of server'),
   InvalidTelemetryProvider: t('IST0157', 'InvalidTelemetryProvider', 'Warning', 'The Telemetry with empty providers will be ignored'),
   GatewayPortNotDefinedOnService: t('IST0162', 'GatewayPortNotDefinedOnService', 'Warning', 'Gateway port not exposed by service'),
