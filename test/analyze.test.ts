@@ -757,6 +757,19 @@ test('analyze -k reads the cluster from the kubeconfig (fake API server) and ove
   const api: KubeApiServer = await startKubeApiServer();
   t.after(() => api.close());
   api.store.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'default', labels: { 'istio-injection': 'enabled' } } });
+  // Annotations from the cluster count too: this Pod's unknown one is silenced by its own suppression.
+  api.store.create({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'p', namespace: 'default', annotations: { 'sidecar.istio.io/nope': '1', 'galley.istio.io/analyze-suppress': 'IST0108' } },
+    spec: { containers: [{ name: 'app' }] },
+  });
+  api.store.create({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'q', namespace: 'default', annotations: { 'sidecar.istio.io/nope': '1' } },
+    spec: { containers: [{ name: 'app' }] },
+  });
   api.store.create({
     apiVersion: 'v1',
     kind: 'Service',
@@ -772,7 +785,10 @@ test('analyze -k reads the cluster from the kubeconfig (fake API server) and ove
   const r = await meshctlAsync(['-k', '--kubeconfig', api.kubeconfigPath]);
   assert.equal(r.status, EXIT_ANALYZER_FOUND_ISSUES, r.stderr);
   // Cluster objects carry no file reference.
-  assert.equal(r.stdout, 'Error [IST0101] (VirtualService default/r) Referenced host+subset in destinationrule not found: "reviews+v2"\n');
+  assert.equal(
+    r.stdout,
+    'Error [IST0101] (VirtualService default/r) Referenced host+subset in destinationrule not found: "reviews+v2"\nWarning [IST0108] (Pod default/q) Unknown annotation: sidecar.istio.io/nope\n',
+  );
   assert.ok(api.requests.some((q) => q.path.startsWith('/apis/networking.istio.io/v1/virtualservices')));
   // A file applied over the cluster: the DestinationRule that defines v2 makes it clean.
   const f = path.join(tmp, 'dr-v2.yaml');
@@ -783,7 +799,10 @@ test('analyze -k reads the cluster from the kubeconfig (fake API server) and ove
   // (`-k FILE`: the flag's optional value is the file, which stays an input.)
   const o = await meshctlAsync(['--kubeconfig', api.kubeconfigPath, '-k', f]);
   assert.equal(o.status, 0, o.stdout + o.stderr);
-  assert.match(o.stderr, /No validation issues found when analyzing namespace: default\./);
+  assert.equal(o.stdout, 'Warning [IST0108] (Pod default/q) Unknown annotation: sidecar.istio.io/nope\n');
+  // Suppressed on the command line as well: nothing left.
+  const quiet = await meshctlAsync(['--kubeconfig', api.kubeconfigPath, '-k', f, '-S', 'IST0108=Pod *']);
+  assert.match(quiet.stderr, /No validation issues found when analyzing namespace: default\./);
   // A namespace the cluster does not have: istioctl's note, nothing analyzed.
   const none = await meshctlAsync(['-k', '--kubeconfig', api.kubeconfigPath, '-n', 'nowhere']);
   assert.equal(none.status, 0);

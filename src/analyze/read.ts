@@ -108,7 +108,9 @@ export async function readCluster(conn: KubeConnection, limits: InputLimits = DE
         throw err;
       }
       for (const raw of items) {
-        const view = configView(k, version, raw);
+        // Annotations kept on every kind (meshd's source keeps only those it reads): the
+        // annotation checks and `galley.istio.io/analyze-suppress` read them.
+        const view = configView({ ...k, keepAnnotations: true }, version, raw);
         const m = view['metadata'] as Record<string, unknown>;
         const source = `kubernetes:${k.kind}/${typeof m['namespace'] === 'string' ? `${m['namespace']}/` : ''}${String(m['name'] ?? '')}`;
         const parsed = parseObject(view, source, limits);
