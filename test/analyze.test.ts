@@ -441,6 +441,45 @@ spec: { containers: [{ name: app }] }
     ],
   },
   {
+    name: 'IST0159 Telemetries selecting the same pod and IST0160 two selector-less Telemetries',
+    yaml: `
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: t1, namespace: default }
+spec: { selector: { matchLabels: { app: reviews } }, accessLogging: [{ providers: [{ name: envoy }] }] }
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: t2, namespace: default }
+spec: { selector: { matchLabels: { version: v1 } }, accessLogging: [{ providers: [{ name: envoy }] }] }
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: n1, namespace: default }
+spec: { accessLogging: [{ providers: [{ name: envoy }] }] }
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: { name: n2, namespace: default }
+spec: { accessLogging: [{ providers: [{ name: envoy }] }] }
+`,
+    expect: [
+      ...['t1', 't2'].map((n) => ({
+        level: 'Error',
+        code: 'IST0159',
+        origin: `Telemetry default/${n}`,
+        text: 'The Telemetries [default/t1 default/t2] in namespace "default" select the same workload pod "reviews-v1", which can lead to undefined behavior.',
+      })),
+      ...['n1', 'n2'].map((n) => ({
+        level: 'Error',
+        code: 'IST0160',
+        origin: `Telemetry default/${n}`,
+        text: 'The Telemetries [default/n1 default/n2] in namespace "default" have no workload selector, which can lead to undefined behavior.',
+        at: `name: ${n},`,
+      })),
+    ],
+  },
+  {
     name: 'IST0112 destination port required, IST0118 port name',
     yaml: `
 apiVersion: v1

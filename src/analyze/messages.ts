@@ -82,6 +82,18 @@ export const MSG = {
   DeprecatedAnnotation: t('IST0135', 'DeprecatedAnnotation', 'Info', 'A resource is using a deprecated Istio annotation.'),
   ConflictingGateways: t('IST0145', 'ConflictingGateways', 'Error', 'Gateway should not have the same selector, port and matched hosts of server'),
   InvalidTelemetryProvider: t('IST0157', 'InvalidTelemetryProvider', 'Warning', 'The Telemetry with empty providers will be ignored'),
+  ConflictingTelemetryWorkloadSelectors: t(
+    'IST0159',
+    'ConflictingTelemetryWorkloadSelectors',
+    'Error',
+    'A Telemetry resource selects the same workloads as another Telemetry resource',
+  ),
+  MultipleTelemetriesWithoutWorkloadSelectors: t(
+    'IST0160',
+    'MultipleTelemetriesWithoutWorkloadSelectors',
+    'Error',
+    'More than one telemetry resource in a namespace has no workload selector',
+  ),
   GatewayPortNotDefinedOnService: t('IST0162', 'GatewayPortNotDefinedOnService', 'Warning', 'Gateway port not exposed by service'),
 } as const satisfies Record<string, MessageType>;
 

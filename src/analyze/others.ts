@@ -1,5 +1,5 @@
 /** Istio's destinationrule, injection, service and sidecar analyzers, as far as meshd's model reads the objects. */
-import type { AuthorizationPolicySpec, ConfigObject, DestinationRuleSpec, ServiceEntrySpec, ServiceSpec, SidecarSpec } from '../model/objects';
+import type { AuthorizationPolicySpec, ConfigObject, DestinationRuleSpec, ServiceEntrySpec, ServiceSpec, SidecarSpec, TelemetrySpec } from '../model/objects';
 import { AUTO, protocolOf } from '../model/protocol';
 import { MSG } from './messages';
 import { type AnalysisContext, type Analyzer, hostMatches, selectorString, selects, specOf, toFqdn } from './util';
@@ -202,7 +202,52 @@ const serviceEntryAddresses: Analyzer = {
   },
 };
 
+/** Istio's telemetry selector analyzers: one selector-less Telemetry per namespace, one Telemetry per pod. */
+const telemetrySelectors: Analyzer = {
+  name: 'telemetry.SelectorAnalyzer',
+  description: "Validates that telemetries that define a selector don't select the same pods, and that there is at most one selector-less Telemetry per namespace",
+  run(c: AnalysisContext): void {
+    const all = c.of('Telemetry').filter((o) => {
+      const s = specOf<TelemetrySpec>(o);
+      return !s.targetRef && (s.targetRefs?.length ?? 0) === 0;
+    });
+    const plain = new Map<string, ConfigObject[]>();
+    const selecting: Array<[ConfigObject, Readonly<Record<string, string>>]> = [];
+    for (const o of all) {
+      const sel = specOf<TelemetrySpec>(o).selector?.matchLabels ?? {};
+      if (Object.keys(sel).length === 0) plain.set(o.metadata.namespace, [...(plain.get(o.metadata.namespace) ?? []), o]);
+      else selecting.push([o, sel]);
+    }
+    for (const [ns, list] of plain) {
+      if (list.length < 2) continue;
+      const names = list.map((o) => `${ns}/${o.metadata.name}`).join(' ');
+      for (const o of list) {
+        c.report(
+          MSG.MultipleTelemetriesWithoutWorkloadSelectors,
+          o,
+          `The Telemetries [${names}] in namespace ${JSON.stringify(ns)} have no workload selector, which can lead to undefined behavior.`,
+          'metadata.name',
+        );
+      }
+    }
+    for (const pod of c.of('Pod')) {
+      const list = selecting.filter(([o, sel]) => o.metadata.namespace === pod.metadata.namespace && selects(sel, pod.metadata.labels)).map(([o]) => o);
+      if (list.length < 2) continue;
+      const names = list.map((o) => `${o.metadata.namespace}/${o.metadata.name}`).join(' ');
+      for (const o of list) {
+        c.report(
+          MSG.ConflictingTelemetryWorkloadSelectors,
+          o,
+          `The Telemetries [${names}] in namespace ${JSON.stringify(o.metadata.namespace)} select the same workload pod ${JSON.stringify(pod.metadata.name)}, which can lead to undefined behavior.`,
+          'spec.selector',
+        );
+      }
+    }
+  },
+};
+
 export const otherAnalyzers: readonly Analyzer[] = [
+  telemetrySelectors,
   authorizationPolicies,
   caCertificates,
   injection,
