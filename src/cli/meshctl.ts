@@ -2,7 +2,8 @@
  * meshctl: the operator CLI (istioctl's counterpart). `proxy-status` and `proxy-config` ask a
  * running meshd over xDS, as istioctl asks istiod; `kube-inject` injects sidecars into workload
  * YAML offline; `validate` checks Istio/Kubernetes config as the folder source and the
- * validating webhook do.
+ * validating webhook do; `analyze` and `x describe` check and explain config across objects,
+ * from files or the cluster.
  */
 import * as fs from 'node:fs';
 import { Command } from 'commander';
@@ -14,7 +15,9 @@ import { validateFiles } from './validate';
 import { MESHD_VERSION } from '../version';
 
 export function meshctl(io = { stdout: process.stdout, stderr: process.stderr, stdin: (): string => fs.readFileSync(0, 'utf8') }): Command {
-  const cmd = new Command('meshctl').description('meshd command line: proxy status and config over xDS, offline sidecar injection and config validation');
+  const cmd = new Command('meshctl').description(
+    'meshd command line: proxy status and config over xDS, offline sidecar injection and config validation, config analysis and describe',
+  );
   cmd.addCommand(kubeInjectCommand(io));
   cmd.addCommand(proxyStatusCommand(io));
   cmd.addCommand(proxyConfigCommand(io));
