@@ -2,10 +2,14 @@
  * meshctl: the operator CLI (istioctl's counterpart). `proxy-status` and `proxy-config` ask a
  * running meshd over xDS, as istioctl asks istiod; `kube-inject` injects sidecars into workload
  * YAML offline; `validate` checks Istio/Kubernetes config as the folder source and the
- * validating webhook do; `tag` manages revision tags (the webhooks that map a tag to a revision).
+ * validating webhook do; `analyze` and `x describe` check and explain config across objects,
+ * from files or the cluster; `x route` and `x preview` simulate a request and preview a change;
+ * `tag` manages revision tags (the webhooks that map a tag to a revision).
  */
 import * as fs from 'node:fs';
 import { Command } from 'commander';
+import { analyzeCommand } from './analyze';
+import { experimentalCommand } from './describe';
 import { kubeInjectCommand } from './kube-inject';
 import { previewCommand } from './preview';
 import { tagCommand } from './tag';
@@ -14,12 +18,15 @@ import { validateFiles } from './validate';
 import { MESHD_VERSION } from '../version';
 
 export function meshctl(io = { stdout: process.stdout, stderr: process.stderr, stdin: (): string => fs.readFileSync(0, 'utf8') }): Command {
-  const cmd = new Command('meshctl').description('meshd command line: proxy status and config over xDS, offline sidecar injection and config validation, revision tags');
+  const cmd = new Command('meshctl').description(
+    'meshd command line: proxy status and config over xDS, offline sidecar injection and config validation, config analysis and describe, route simulation and change preview, revision tags',
+  );
   cmd.addCommand(kubeInjectCommand(io));
   cmd.addCommand(proxyStatusCommand(io));
   cmd.addCommand(proxyConfigCommand(io));
-  // Experimental verbs, as istioctl's `x`.
-  const x = new Command('x').alias('experimental').description('experimental verbs');
+  cmd.addCommand(analyzeCommand(io));
+  // Experimental verbs, as istioctl's `x`: describe, and meshd's route simulator and change preview.
+  const x = experimentalCommand(io);
   x.addCommand(routeSimCommand(io));
   x.addCommand(previewCommand(io));
   cmd.addCommand(x);

@@ -12,7 +12,8 @@ import { checkObject } from '../model/validate';
 import { boundFieldErrors, fileTooLarge, truncate } from '../sources/bounds';
 import { parseDocuments } from '../sources/parse';
 
-function expand(p: string): string[] {
+/** A file, or the YAML/JSON files under a folder (recursively). */
+export function expand(p: string): string[] {
   const st = fs.statSync(p);
   if (!st.isDirectory()) return [p];
   return fs
@@ -26,7 +27,7 @@ function expand(p: string): string[] {
  * one meshd reads: `group/Kind` to name it, else undefined. (The apiVersion comes with the error:
  * reading the file again per such document made a file of 10,000 Deployments take hours.)
  */
-function foreignKind(e: ConfigError): string | undefined {
+export function foreignKind(e: ConfigError): string | undefined {
   if (e.kind === undefined || e.errors.length === 0) return undefined;
   const headOnly = e.errors.every((fe) => /(^|\.)(kind|apiVersion)$/.test(fe.path));
   if (!headOnly) return undefined;
