@@ -381,10 +381,10 @@ describe('validation', () => {
     const r1 = await admit('/validate', reviewOf(bad, { namespace: 'shop' }));
     assert.equal(r1.allowed, false);
     assert.match(r1.status?.message ?? '', /apiVersion: unsupported apiVersion "networking.istio.io\/v2" for kind VirtualService/);
-    const plugin = { apiVersion: 'extensions.istio.io/v1alpha1', kind: 'WasmPlugin', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
-    const r2 = await admit('/validate', reviewOf(plugin, { namespace: 'shop' }));
+    const ext = { apiVersion: 'extensions.istio.io/v1alpha1', kind: 'TrafficExtension', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
+    const r2 = await admit('/validate', reviewOf(ext, { namespace: 'shop' }));
     assert.equal(r2.allowed, true);
-    assert.match(r2.warnings?.[0] ?? '', /does not validate kind WasmPlugin/);
+    assert.deepEqual(r2.warnings, ['meshd does not support kind TrafficExtension (extensions.istio.io/v1alpha1): admitted unchecked, and ignored by meshd']);
     // EnvoyFilter is validated; an accepted one carries istiod's warning.
     const filter = { apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
     const r7 = await admit('/validate', reviewOf(filter, { namespace: 'shop' }));

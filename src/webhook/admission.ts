@@ -150,7 +150,9 @@ export function admitValidation(req: AdmissionRequest, validate: (obj: ConfigObj
   if (!isRecord(obj)) return deny(req.uid, 400, 'BadRequest', `request.object must be an object (got ${typeName(obj)})`);
   const kind = str(obj['kind']) ?? '';
   if (kind !== '' && !Object.prototype.hasOwnProperty.call(KNOWN_KINDS, kind)) {
-    return { uid: req.uid, allowed: true, warnings: [`meshd does not validate kind ${kind}; admitted unchecked`] };
+    // Admitted (another control plane may serve it), but never silently: kubectl prints this.
+    const apiVersion = str(obj['apiVersion']);
+    return { uid: req.uid, allowed: true, warnings: [`meshd does not support kind ${kind}${apiVersion ? ` (${apiVersion})` : ''}: admitted unchecked, and ignored by meshd`] };
   }
   let body: Json = obj;
   const meta = rec(obj['metadata']);
