@@ -425,6 +425,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         // The MeshConfig's defaultConfig (proxyMetadata, holdApplicationUntilProxyStarts, …) and trust domain, when one is given.
         meshInjection: () => meshInjection(current),
         namespaceLabels: (ns) => current?.namespaceLabels.get(ns),
+        proxyConfigs: () => (current ? { rootNamespace: current.rootNamespace, byNamespace: current.proxyConfigs } : undefined),
         metrics,
       });
       webhooks = hooks;

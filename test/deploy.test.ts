@@ -327,6 +327,7 @@ const RESOURCE: Record<Kind, string> = {
   RequestAuthentication: 'requestauthentications',
   Telemetry: 'telemetries',
   EnvoyFilter: 'envoyfilters',
+  ProxyConfig: 'proxyconfigs',
 };
 const WATCH = ['get', 'list', 'watch'];
 

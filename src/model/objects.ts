@@ -39,6 +39,7 @@ export const KNOWN_KINDS = {
   RequestAuthentication: { group: 'security.istio.io', kind: 'RequestAuthentication', namespaced: true },
   Telemetry: { group: 'telemetry.istio.io', kind: 'Telemetry', namespaced: true },
   EnvoyFilter: { group: 'networking.istio.io', kind: 'EnvoyFilter', namespaced: true },
+  ProxyConfig: { group: 'networking.istio.io', kind: 'ProxyConfig', namespaced: true },
 } as const;
 export type Kind = keyof typeof KNOWN_KINDS;
 
@@ -51,8 +52,8 @@ export * from './objects-telemetry';
 // EnvoyFilter (networking.istio.io/v1alpha3).
 export * from './objects-envoyfilter';
 
-/** Kinds served at fewer versions than their group: EnvoyFilter exists only as v1alpha3. */
-export const KIND_VERSIONS: Readonly<Partial<Record<string, readonly string[]>>> = { EnvoyFilter: ['v1alpha3'] };
+/** Kinds served at fewer versions than their group: EnvoyFilter exists only as v1alpha3, ProxyConfig only as v1beta1. */
+export const KIND_VERSIONS: Readonly<Partial<Record<string, readonly string[]>>> = { EnvoyFilter: ['v1alpha3'], ProxyConfig: ['v1beta1'] };
 
 /** One object as read from a source, before validation: spec is still untrusted JSON. */
 export interface ConfigObject {

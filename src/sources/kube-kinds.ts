@@ -68,6 +68,7 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   istio('Gateway', 'gateways'),
   istio('Sidecar', 'sidecars'),
   { kind: 'EnvoyFilter', group: 'networking.istio.io', versions: ['v1alpha3'], plural: 'envoyfilters', namespaced: true, keepAnnotations: false },
+  { kind: 'ProxyConfig', group: 'networking.istio.io', versions: ['v1beta1'], plural: 'proxyconfigs', namespaced: true, keepAnnotations: false },
   security('PeerAuthentication', 'peerauthentications'),
   security('AuthorizationPolicy', 'authorizationpolicies'),
   security('RequestAuthentication', 'requestauthentications'),

@@ -59,6 +59,7 @@ export const DEFAULT_RESOURCES: readonly ApiResource[] = [
   istio('networking.istio.io', NETWORKING, 'gateways', 'Gateway'),
   istio('networking.istio.io', NETWORKING, 'sidecars', 'Sidecar'),
   istio('networking.istio.io', ['v1alpha3'], 'envoyfilters', 'EnvoyFilter'),
+  istio('networking.istio.io', ['v1beta1'], 'proxyconfigs', 'ProxyConfig'),
   istio('security.istio.io', SECURITY, 'peerauthentications', 'PeerAuthentication'),
   istio('security.istio.io', SECURITY, 'authorizationpolicies', 'AuthorizationPolicy'),
   istio('security.istio.io', SECURITY, 'requestauthentications', 'RequestAuthentication'),

@@ -216,6 +216,12 @@ export function shopObjects(): Array<Record<string, unknown>> {
         ],
       },
     },
+    {
+      apiVersion: 'networking.istio.io/v1beta1',
+      kind: 'ProxyConfig',
+      metadata: { name: 'web', namespace: SHOP },
+      spec: { selector: { matchLabels: { app: 'web' } }, concurrency: 2, environmentVariables: { ISTIO_META_DNS_CAPTURE: 'true' }, image: { imageType: 'distroless' } },
+    },
   ];
 }
 
