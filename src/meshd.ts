@@ -41,6 +41,8 @@ import { MeshdCa } from './ca/setup';
 import type { ServingCertificate } from './ca/tls-server';
 import type { CertificateAuthority } from './ca/types';
 import { ResourceValidator } from './xds/validate-rules';
+import { AutoRegistrar } from './autoreg/registrar';
+import { KubeWorkloadEntryStore, MemoryWorkloadEntryStore } from './autoreg/stores';
 
 export interface MeshdHandle {
   xdsPort: number;
@@ -186,8 +188,21 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   let authenticate: XdsAuth['authenticate'] = () => Promise.reject(new Error('the CA is not set up'));
   let secretAccess: SecretAccessReviewer | undefined;
   let peerCertificate: (peer: string) => Buffer | undefined = () => undefined;
+  // WorkloadGroup auto-registration: the entries go to the API server, or (folder mode) to memory.
+  const kubeConnection = opts.configDir !== undefined ? undefined : opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : { inCluster: true as const };
+  const kubeConfig = kubeConnection ? loadKubeConfig(kubeConnection) : undefined;
+  const memoryEntries = kubeConfig ? undefined : new MemoryWorkloadEntryStore();
+  const registrar = new AutoRegistrar({
+    store: kubeConfig ? new KubeWorkloadEntryStore(kubeConfig) : (memoryEntries as MemoryWorkloadEntryStore),
+    instanceId: opts.podName ?? os.hostname(),
+    group: (ns, name) => current?.workloadGroups.get(`${ns}/${name}`),
+    gracePeriodMs: opts.workloadEntryGracePeriodMs,
+    validateIdentity: opts.validateWorkloadEntryIdentity,
+    log: log.child({ component: 'wle' }),
+  });
   const server = new AdsServer({
     protos,
+    lifecycle: registrar,
     watcher: engine,
     metrics,
     log,
@@ -220,8 +235,6 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     : undefined;
   meshFile?.load();
   const meshText = (): MeshConfigText | undefined => (meshFile ? meshFile.text() : source.state().mesh);
-  const kubeConnection = opts.configDir !== undefined ? undefined : opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : { inCluster: true as const };
-  const kubeConfig = kubeConnection ? loadKubeConfig(kubeConnection) : undefined;
   const source: ConfigSource = kubeConfig
     ? new KubeSource({
         kubeConfig,
@@ -304,10 +317,12 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const digests = new WeakMap<ConfigObject, string>();
   const rebuild = (): MeshSnapshot => {
     const state = source.state();
+    // Folder mode: auto-registered WorkloadEntries join the folder's objects.
+    const registered = memoryEntries?.state();
     const started = performance.now();
     const snap = buildSnapshot({
-      objects: state.objects,
-      errors: state.errors,
+      objects: registered && registered.objects.length + registered.errors.length > 0 ? [...state.objects, ...registered.objects] : state.objects,
+      errors: registered && registered.errors.length > 0 ? [...state.errors, ...registered.errors] : state.errors,
       sequence: ++sequence,
       now: new Date(),
       domain: opts.domain,
@@ -374,6 +389,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   onJwksChange = () => debouncer.add('jwks');
   meshFile?.on('change', (what: string) => debouncer.add(what));
   source.on('change', (what: string) => debouncer.add(what));
+  memoryEntries?.on('change', (what: string) => debouncer.add(what));
   source.on('error', (err: unknown) => log.error({ err }, 'config source error'));
   if (source instanceof FileSource) await source.start();
   meshFile?.start();
@@ -453,6 +469,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     await election?.stop();
     await source.close();
     await server.close();
+    registrar.close();
     await securePort?.close();
     for (const a of apps) await a.close();
     throw err;
@@ -515,6 +532,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       await meshFile?.close();
       await source.close();
       await server.close();
+      registrar.close();
       await securePort?.close();
       for (const a of apps) await a.close();
     },

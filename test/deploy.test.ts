@@ -46,6 +46,7 @@ const SHORT_NAMES: Record<string, string> = {
   DestinationRule: 'dr',
   ServiceEntry: 'se',
   WorkloadEntry: 'we',
+  WorkloadGroup: 'wg',
   Gateway: 'gw',
   PeerAuthentication: 'pa',
   AuthorizationPolicy: 'ap',
@@ -328,6 +329,7 @@ const RESOURCE: Record<Kind, string> = {
   Telemetry: 'telemetries',
   EnvoyFilter: 'envoyfilters',
   ProxyConfig: 'proxyconfigs',
+  WorkloadGroup: 'workloadgroups',
 };
 const WATCH = ['get', 'list', 'watch'];
 

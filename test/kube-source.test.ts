@@ -16,7 +16,7 @@ import { DEFAULT_RESOURCES, resourcesWithout, startKubeApiServer, type ApiResour
 import { SHOP, caughtUp, freshModel, kubeSource, modelOf, originOfObject, shopObjects, waitFor, type SourceUnderTest } from './helpers/kube-testing';
 
 const T = { timeout: 30_000 };
-const KINDS = 17;
+const KINDS = 18;
 
 async function setup(t: TestContext, opts: KubeApiServerOptions = {}, objects = shopObjects()): Promise<{ api: KubeApiServer; s: SourceUnderTest }> {
   const api = await startKubeApiServer(opts);

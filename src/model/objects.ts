@@ -40,6 +40,7 @@ export const KNOWN_KINDS = {
   Telemetry: { group: 'telemetry.istio.io', kind: 'Telemetry', namespaced: true },
   EnvoyFilter: { group: 'networking.istio.io', kind: 'EnvoyFilter', namespaced: true },
   ProxyConfig: { group: 'networking.istio.io', kind: 'ProxyConfig', namespaced: true },
+  WorkloadGroup: { group: 'networking.istio.io', kind: 'WorkloadGroup', namespaced: true },
 } as const;
 export type Kind = keyof typeof KNOWN_KINDS;
 

@@ -65,6 +65,7 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   istio('DestinationRule', 'destinationrules'),
   istio('ServiceEntry', 'serviceentries'),
   istio('WorkloadEntry', 'workloadentries'),
+  istio('WorkloadGroup', 'workloadgroups'),
   istio('Gateway', 'gateways'),
   istio('Sidecar', 'sidecars'),
   { kind: 'EnvoyFilter', group: 'networking.istio.io', versions: ['v1alpha3'], plural: 'envoyfilters', namespaced: true, keepAnnotations: false },

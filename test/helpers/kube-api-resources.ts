@@ -56,6 +56,7 @@ export const DEFAULT_RESOURCES: readonly ApiResource[] = [
   istio('networking.istio.io', NETWORKING, 'destinationrules', 'DestinationRule'),
   istio('networking.istio.io', NETWORKING, 'serviceentries', 'ServiceEntry'),
   istio('networking.istio.io', NETWORKING, 'workloadentries', 'WorkloadEntry'),
+  istio('networking.istio.io', NETWORKING, 'workloadgroups', 'WorkloadGroup'),
   istio('networking.istio.io', NETWORKING, 'gateways', 'Gateway'),
   istio('networking.istio.io', NETWORKING, 'sidecars', 'Sidecar'),
   istio('networking.istio.io', ['v1alpha3'], 'envoyfilters', 'EnvoyFilter'),

@@ -21,6 +21,7 @@ import { validateSecret } from './secret';
 import { validateTelemetry } from './telemetry';
 import { validateEnvoyFilter } from './envoyfilter';
 import { validateProxyConfig } from './proxyconfig';
+import { validateWorkloadGroup } from './workloadgroup';
 import { validateService } from './service';
 import { validateServiceEntry } from './serviceentry';
 import { validateSidecar } from './sidecar';
@@ -104,6 +105,9 @@ export function checkObject(obj: ConfigObject, maxErrors: number = DEFAULT_INPUT
       break;
     case 'ProxyConfig':
       validateProxyConfig(obj, issues);
+      break;
+    case 'WorkloadGroup':
+      validateWorkloadGroup(obj, issues);
       break;
   }
   return { errors: issues.result(), warnings: issues.warningsResult() };
