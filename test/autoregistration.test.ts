@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { exportJWK, generateKeyPair } from 'jose';
 import { startMeshd, type MeshdHandle } from '../src/main';
 import { identityError } from '../src/autoreg/registrar';
 import { autoRegisteredEntryName, workloadEntryFromGroup, type RegisteringProxy, type WorkloadGroupConfig } from '../src/model/workload-group';
@@ -21,6 +22,8 @@ import { AdsClient } from './helpers/ads-client';
 import { startKubeApiServer, type KubeApiServer } from './helpers/kube-api-server';
 import { captureLog, waitFor } from './helpers/kube-testing';
 import { closeInOrder } from './helpers/teardown';
+import { JWT_AUDIENCE, JWT_ISSUER, mintToken } from './helpers/security-mesh';
+import { bearer, tlsChannel } from './helpers/verified-proxy';
 
 const T = { timeout: 60_000 };
 const NS = 'vms';
@@ -277,5 +280,57 @@ describe('folder mode: the entry is held in memory', () => {
     assert.ok(snap?.workloadGroups.has(`${NS}/vm-app`));
     vm.close();
     assert.deepEqual(await endpointsSeen(obs, (a) => a.length === 0, 'the endpoint gone'), []);
+  });
+});
+
+describe('identity: a verified identity of the group namespace and template service account registers (the default)', () => {
+  let meshd: MeshdHandle | undefined;
+  const clients: AdsClient[] = [];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-autoreg-id-'));
+  after(async () => {
+    await closeInOrder([...clients.map((c) => () => c.close()), () => meshd?.close()]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('TLS with a token of vms/vm-sa registers; another service account and plaintext are refused', T, async () => {
+    const { privateKey, publicKey } = await generateKeyPair('ES256');
+    fs.writeFileSync(path.join(dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
+    fs.mkdirSync(path.join(dir, 'config'));
+    fs.writeFileSync(path.join(dir, 'config', 'vm.yaml'), [service, group()].map((o) => JSON.stringify(o)).join('\n---\n'));
+    meshd = await startMeshd({
+      configDir: path.join(dir, 'config'),
+      xdsPort: 0,
+      secureXdsPort: 0,
+      debugPort: 0,
+      monitoringPort: 0,
+      logger: captureLog('warn').log,
+      jwks: path.join(dir, 'jwks.json'),
+      jwtIssuer: JWT_ISSUER,
+      jwtAudiences: [JWT_AUDIENCE],
+    });
+    await meshd.caReady();
+    const m = meshd;
+    const tlsVm = async (sa: string, ip: string): Promise<AdsClient> => {
+      const c = new AdsClient(protos, `127.0.0.1:${m.secureXdsPort}`, vmNode('vm-app', ip), 'full', {
+        ...tlsChannel(m.caRootPem()),
+        metadata: bearer(await mintToken(privateKey, sa, NS)),
+      });
+      clients.push(c);
+      c.send({ type_url: TypeUrl.Cluster });
+      return c;
+    };
+    const wrong = await tlsVm('other', '192.0.2.9');
+    await waitFor(() => wrong.ended, 'another service account refused');
+    assert.equal(wrong.error?.code, grpc.status.FAILED_PRECONDITION);
+    assert.match(wrong.error?.details ?? '', /registration of WorkloadEntry service account mismatch: "other" vs "vm-sa"/);
+    const plain = connectVm(m.xdsPort, vmNode('vm-app', '192.0.2.10'));
+    clients.push(plain);
+    await waitFor(() => plain.ended, 'plaintext refused');
+    assert.match(plain.error?.details ?? '', /registration of WorkloadEntry requires a verified identity/);
+
+    const obs = await observer(m.xdsPort);
+    clients.push(obs);
+    await tlsVm('vm-sa', VM_IP);
+    assert.deepEqual(await endpointsSeen(obs, (a) => a.includes(VM_IP), 'the verified VM registered'), [VM_IP]);
   });
 });
