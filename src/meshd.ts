@@ -47,6 +47,8 @@ import { GatewayController } from './gatewayapi/controller';
 import { standInStatusSource } from './gatewayapi/standin';
 import type { GatewayApiStatusSource } from './gatewayapi/status-types';
 import { resolveInjectionOptions } from './inject/options';
+import { AutoRegistrar } from './autoreg/registrar';
+import { KubeWorkloadEntryStore, MemoryWorkloadEntryStore } from './autoreg/stores';
 
 export interface MeshdHandle {
   xdsPort: number;
@@ -204,8 +206,21 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   let authenticate: XdsAuth['authenticate'] = () => Promise.reject(new Error('the CA is not set up'));
   let secretAccess: SecretAccessReviewer | undefined;
   let peerCertificate: (peer: string) => Buffer | undefined = () => undefined;
+  // WorkloadGroup auto-registration: the entries go to the API server, or (folder mode) to memory.
+  const kubeConnection = opts.configDir !== undefined ? undefined : opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : { inCluster: true as const };
+  const kubeConfig = kubeConnection ? loadKubeConfig(kubeConnection) : undefined;
+  const memoryEntries = kubeConfig ? undefined : new MemoryWorkloadEntryStore();
+  const registrar = new AutoRegistrar({
+    store: kubeConfig ? new KubeWorkloadEntryStore(kubeConfig) : (memoryEntries as MemoryWorkloadEntryStore),
+    instanceId: opts.podName ?? os.hostname(),
+    group: (ns, name) => current?.workloadGroups.get(`${ns}/${name}`),
+    gracePeriodMs: opts.workloadEntryGracePeriodMs,
+    validateIdentity: opts.validateWorkloadEntryIdentity,
+    log: log.child({ component: 'wle' }),
+  });
   const server = new AdsServer({
     protos,
+    lifecycle: registrar,
     watcher: engine,
     metrics,
     log,
@@ -238,8 +253,6 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     : undefined;
   meshFile?.load();
   const meshText = (): MeshConfigText | undefined => (meshFile ? meshFile.text() : source.state().mesh);
-  const kubeConnection = opts.configDir !== undefined ? undefined : opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : { inCluster: true as const };
-  const kubeConfig = kubeConnection ? loadKubeConfig(kubeConnection) : undefined;
   const source: ConfigSource = kubeConfig
     ? new KubeSource({
         kubeConfig,
@@ -359,8 +372,15 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       digests,
       jwks: jwksResolver.entries(),
     });
-  const rebuild = (): MeshSnapshot => {
+  /** The config objects: the source's, and in folder mode the auto-registered WorkloadEntries. */
+  const currentObjects = (): { objects: readonly ConfigObject[]; errors: readonly ConfigError[] } => {
     const state = source.state();
+    const registered = memoryEntries?.state();
+    if (!registered || registered.objects.length + registered.errors.length === 0) return state;
+    return { objects: [...state.objects, ...registered.objects], errors: [...state.errors, ...registered.errors] };
+  };
+  const rebuild = (): MeshSnapshot => {
+    const state = currentObjects();
     const started = performance.now();
     const snap = snapshotOf(state.objects, state.errors, ++sequence);
     metrics.snapshotBuildTime.observe((performance.now() - started) / 1000);
@@ -419,6 +439,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   onJwksChange = () => debouncer.add('jwks');
   meshFile?.on('change', (what: string) => debouncer.add(what));
   source.on('change', (what: string) => debouncer.add(what));
+  memoryEntries?.on('change', (what: string) => debouncer.add(what));
   source.on('error', (err: unknown) => log.error({ err }, 'config source error'));
   if (source instanceof FileSource) await source.start();
   meshFile?.start();
@@ -453,7 +474,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       const cur = current;
       if (!cur) throw Object.assign(new Error('no config loaded yet'), { statusCode: 503 });
       const parsed = loadText(text, 'preview', opts.limits);
-      const state = source.state();
+      const state = currentObjects();
       const { objects, missing } = applyChange(state.objects, parsed.objects, mode);
       const next = snapshotOf(objects, state.errors, sequence + 1);
       const line = (e: ConfigError): string => describe(e, opts.limits);
@@ -506,6 +527,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         // The MeshConfig's defaultConfig (proxyMetadata, holdApplicationUntilProxyStarts, …) and trust domain, when one is given.
         meshInjection: () => meshInjection(current),
         namespaceLabels: (ns) => current?.namespaceLabels.get(ns),
+        proxyConfigs: () => (current ? { rootNamespace: current.rootNamespace, byNamespace: current.proxyConfigs } : undefined),
         metrics,
       });
       webhooks = hooks;
@@ -533,6 +555,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     await election?.stop();
     await source.close();
     await server.close();
+    registrar.close();
     await securePort?.close();
     for (const a of apps) await a.close();
     throw err;
@@ -596,6 +619,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       await meshFile?.close();
       await source.close();
       await server.close();
+      registrar.close();
       await securePort?.close();
       for (const a of apps) await a.close();
     },

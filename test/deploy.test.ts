@@ -48,6 +48,7 @@ const SHORT_NAMES: Record<string, string> = {
   DestinationRule: 'dr',
   ServiceEntry: 'se',
   WorkloadEntry: 'we',
+  WorkloadGroup: 'wg',
   Gateway: 'gw',
   PeerAuthentication: 'pa',
   AuthorizationPolicy: 'ap',
@@ -332,6 +333,8 @@ const RESOURCE: Record<Kind, string> = {
   EnvoyFilter: 'envoyfilters',
   KubernetesGateway: 'gateways',
   GatewayClass: 'gatewayclasses',
+  ProxyConfig: 'proxyconfigs',
+  WorkloadGroup: 'workloadgroups',
 };
 const WATCH = ['get', 'list', 'watch'];
 

@@ -12,11 +12,11 @@ import { test, type TestContext } from 'node:test';
 import { KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
 import { loadText } from '../src/sources/file-source';
 import { loadKubeConfig } from '../src/sources/kube-http';
-import { DEFAULT_RESOURCES, startKubeApiServer, type KubeApiServer, type KubeApiServerOptions } from './helpers/kube-api-server';
+import { DEFAULT_RESOURCES, startKubeApiServer, type ApiResource, type KubeApiServer, type KubeApiServerOptions } from './helpers/kube-api-server';
 import { SHOP, caughtUp, freshModel, kubeSource, modelOf, originOfObject, shopObjects, waitFor, type SourceUnderTest } from './helpers/kube-testing';
 
 const T = { timeout: 30_000 };
-const KINDS = 18;
+const KINDS = 20;
 
 async function setup(t: TestContext, opts: KubeApiServerOptions = {}, objects = shopObjects()): Promise<{ api: KubeApiServer; s: SourceUnderTest }> {
   const api = await startKubeApiServer(opts);
@@ -299,6 +299,57 @@ test('a CRD that is not installed is reported once, looked for again, and watche
   assert.equal(s.logs.records().filter((r) => String(r['msg']).includes('Gateway is no longer served')).length, 1);
   assert.equal(notServed(), 1);
   await assertMatchesFreshList(api, s);
+});
+
+test('Istio kinds meshd does not know are reported: a log line once per kind, a source error, gone with their CRD', T, async (t) => {
+  const ext: ApiResource = {
+    group: 'extensions.istio.io',
+    versions: ['v1alpha1'],
+    resource: 'trafficextensions',
+    kind: 'TrafficExtension',
+    namespaced: true,
+    crd: true,
+    status: true,
+  };
+  const api = await startKubeApiServer({ resources: [...DEFAULT_RESOURCES, ext] });
+  for (const o of shopObjects()) api.store.create(o);
+  api.store.create({ apiVersion: 'extensions.istio.io/v1alpha1', kind: 'TrafficExtension', metadata: { name: 'lua', namespace: SHOP }, spec: {} });
+  const s = kubeSource(api, { unknownKindRetryMs: 50 });
+  t.after(async () => {
+    await s.src.close();
+    await api.close();
+  });
+  await s.src.load();
+  const unknownErrors = (): string[] =>
+    s.src
+      .state()
+      .errors.filter((e) => e.errors[0]?.message.includes('meshd does not support it'))
+      .map((e) => `${e.source} ${e.apiVersion ?? ''}: ${e.errors[0]?.message ?? ''}`);
+  // Part of the initial state: the first snapshot already lists it (and so /debug/configz).
+  assert.deepEqual(unknownErrors(), [
+    'kubernetes:TrafficExtension extensions.istio.io/v1alpha1: extensions.istio.io TrafficExtension is served by the API server (v1alpha1) but meshd does not support it; objects of this kind are ignored',
+  ]);
+  assert.match(modelOf(s.src.state()).errors, /TrafficExtension is served by the API server/);
+  assert.equal(s.src.state().objects.length, KINDS, 'the known kinds are served as before');
+
+  // A CRD installed later (a kind in a known group, at two versions) is found by the next pass.
+  const future: ApiResource = { group: 'networking.istio.io', versions: ['v1', 'v1alpha3'], resource: 'meshpolicies', kind: 'MeshPolicy', namespaced: true, crd: true };
+  const nonIstio: ApiResource = { group: 'example.com', versions: ['v1'], resource: 'widgets', kind: 'Widget', namespaced: true, crd: true };
+  api.install(future);
+  api.install(nonIstio);
+  await waitFor(() => unknownErrors().length === 2, 'the CRD installed later is reported');
+  assert.match(unknownErrors()[1] ?? '', /^kubernetes:MeshPolicy networking.istio.io\/v1: networking.istio.io MeshPolicy is served by the API server \(v1, v1alpha3\)/);
+  assert.ok(s.changes.includes('kubernetes:unknown-kinds'), 'a change, so the snapshot is rebuilt');
+  // Several more passes: each kind is still logged once.
+  const rounds = api.requests.filter((r) => r.path === '/apis').length;
+  await waitFor(() => api.requests.filter((r) => r.path === '/apis').length >= rounds + 3, 'more discovery passes');
+  const logged = (kind: string): number => s.logs.records().filter((r) => r['kind'] === kind && String(r['msg']).includes('does not support it')).length;
+  assert.deepEqual([logged('TrafficExtension'), logged('MeshPolicy'), logged('Widget')], [1, 1, 0]);
+  assert.equal(s.logs.records().find((r) => r['kind'] === 'TrafficExtension' && String(r['msg']).includes('does not support it'))?.['level'], 40, 'a warning');
+
+  api.uninstall('TrafficExtension', 'extensions.istio.io');
+  await waitFor(() => unknownErrors().length === 1, 'gone with its CRD');
+  assert.match(unknownErrors()[0] ?? '', /MeshPolicy/);
 });
 
 test('Istio kinds fall back to v1beta1, then v1alpha3, when v1 is not served', T, async (t) => {

@@ -13,7 +13,9 @@ import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { parse as parseYaml, stringify } from 'yaml';
 import { validateFiles } from '../src/cli/validate';
-import { applyPatch, type Labels, type PatchOp } from '../src/inject';
+import { applyPatch, type Labels, type PatchOp, type ProxyConfigSet } from '../src/inject';
+import { buildProxyConfigs } from '../src/model/proxy-config';
+import { loadText } from '../src/sources/file-source';
 import { checkObject } from '../src/model/validate';
 import { MeshdAuthority } from '../src/ca/authority';
 import { FolderRootStore } from '../src/ca/root-store';
@@ -21,6 +23,7 @@ import type { ServingCertificate } from '../src/ca/tls-server';
 import { followCertificates, startWebhookServer, webhookServingCertificate, type WebhookServerHandle } from '../src/webhook/server';
 
 const GOLDEN = path.join(__dirname, 'golden-inject', 'webhook');
+const PROXY_CONFIG_GOLDEN = path.join(__dirname, 'golden-inject', 'proxyconfig');
 const update = process.env.UPDATE_GOLDEN === '1';
 const SERVICE_NAME = 'istiod.istio-system.svc';
 
@@ -35,6 +38,8 @@ const NAMESPACES: Record<string, Labels> = {
 };
 
 let server: WebhookServerHandle;
+/** The ProxyConfig objects the webhook sees (as meshd passes those of its current snapshot). */
+let proxyConfigs: ProxyConfigSet | undefined;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-webhook-'));
 const quiet = pino({ level: 'silent' });
 const authorities: MeshdAuthority[] = [];
@@ -78,6 +83,7 @@ before(async () => {
     log: quiet,
     validate: checkObject,
     namespaceLabels: (ns) => NAMESPACES[ns],
+    proxyConfigs: () => proxyConfigs,
     bodyLimit: 256 * 1024,
   });
   await serveFrom(await issuer(ca), server);
@@ -257,6 +263,73 @@ describe('injection goldens', () => {
   });
 });
 
+describe('ProxyConfig goldens: mesh default < root namespace < namespace < annotation < workload', () => {
+  const cases = fs.readdirSync(PROXY_CONFIG_GOLDEN).filter((f) => f.endsWith('.yaml') && !f.endsWith('.injected.yaml'));
+  assert.ok(cases.length >= 3, 'golden cases exist');
+  const proxyEnv = (out: unknown): Record<string, string | undefined> => {
+    const c = (out as { spec: { containers: Array<{ name: string; env?: Array<{ name: string; value?: string }> }> } }).spec.containers.find((x) => x.name === 'istio-proxy');
+    return Object.fromEntries((c?.env ?? []).map((e) => [e.name, e.value]));
+  };
+  const injectWith = async (file: string): Promise<{ input: Record<string, unknown>; out: Record<string, unknown> }> => {
+    const text = fs.readFileSync(path.join(PROXY_CONFIG_GOLDEN, file), 'utf8');
+    // ProxyConfigs are read and validated as a config folder reads them; the pod is the last document.
+    const loaded = loadText(text, file);
+    assert.deepEqual(loaded.errors, [], `${file}: every ProxyConfig is valid`);
+    const pods = loaded.objects.filter((o) => o.kind === 'Pod');
+    assert.equal(pods.length, 1);
+    const input = structuredClone(pods[0]?.body) as Record<string, unknown>;
+    proxyConfigs = { rootNamespace: 'istio-system', byNamespace: buildProxyConfigs(loaded.objects.filter((o) => o.kind === 'ProxyConfig')) };
+    try {
+      const resp = await admit('/inject', reviewOf(input, { namespace: 'default' }));
+      assert.equal(resp.allowed, true, JSON.stringify(resp.status));
+      return { input, out: applyPatch(input, patchOf(resp)) as Record<string, unknown> };
+    } finally {
+      proxyConfigs = undefined;
+    }
+  };
+  for (const file of cases) {
+    test(file, async () => {
+      const { out } = await injectWith(file);
+      const actual = stringify(out, { sortMapEntries: true, lineWidth: 0 });
+      const expectedFile = path.join(PROXY_CONFIG_GOLDEN, file.replace(/\.yaml$/, '.injected.yaml'));
+      if (update) fs.writeFileSync(expectedFile, actual);
+      assert.ok(fs.existsSync(expectedFile), `${path.basename(expectedFile)} is missing; run with UPDATE_GOLDEN=1 and review it`);
+      assert.equal(actual, fs.readFileSync(expectedFile, 'utf8'), `${path.basename(expectedFile)} differs; if intended, UPDATE_GOLDEN=1 and review the diff`);
+    });
+  }
+
+  test('what each layer contributes reaches PROXY_CONFIG, the proxy env and the image', async () => {
+    const { out } = await injectWith('workload-wins.yaml');
+    const env = proxyEnv(out);
+    const pc = JSON.parse(env['PROXY_CONFIG'] ?? '{}') as Record<string, unknown>;
+    assert.equal(pc['concurrency'], 1, 'the workload ProxyConfig wins over the annotation (3) and the root (4)');
+    assert.deepEqual(pc['proxyMetadata'], { LAYER_ROOT: 'root', SHARED_B: 'namespace', SHARED_C: 'workload', LAYER_ANNOTATION: 'annotation' });
+    assert.deepEqual(
+      [env['LAYER_ROOT'], env['SHARED_B'], env['SHARED_C'], env['LAYER_ANNOTATION']],
+      ['root', 'namespace', 'workload', 'annotation'],
+      'proxyMetadata entries are proxy env variables',
+    );
+    const images = (out as { spec: { containers: Array<{ name: string; image: string }>; initContainers: Array<{ name: string; image: string }> } }).spec;
+    assert.equal(images.containers.find((c) => c.name === 'istio-proxy')?.image, 'docker.io/istio/proxyv2:1.24.0-debug');
+    assert.equal(images.initContainers.find((c) => c.name === 'istio-init')?.image, 'docker.io/istio/proxyv2:1.24.0-debug');
+
+    const zero = proxyEnv((await injectWith('annotation-zero.yaml')).out);
+    const zpc = JSON.parse(zero['PROXY_CONFIG'] ?? '{}') as Record<string, unknown>;
+    assert.equal(zpc['concurrency'], 0, 'concurrency 0 in the annotation overrides the root namespace (2)');
+    const ns = proxyEnv((await injectWith('namespace-default.yaml')).out);
+    assert.equal((JSON.parse(ns['PROXY_CONFIG'] ?? '{}') as Record<string, unknown>)['concurrency'], 6, 'the oldest namespace-wide ProxyConfig wins');
+  });
+
+  test('an unusable proxy.istio.io/config annotation refuses injection with its field path', async () => {
+    const bad = pod({ annotations: { 'proxy.istio.io/config': 'concurrency: -1' } });
+    const resp = await admit('/inject', reviewOf(bad, { namespace: 'default' }));
+    assert.equal(resp.allowed, false);
+    assert.deepEqual(resp.status?.details?.causes, [
+      { reason: 'FieldValueInvalid', field: 'metadata.annotations["proxy.istio.io/config"]', message: 'concurrency must be a non-negative integer (got -1)' },
+    ]);
+  });
+});
+
 describe('which pods are injected', () => {
   const table: Array<[string, string, Record<string, unknown>, boolean]> = [
     ['namespace istio-injection=enabled', 'enabled', pod(), true],
@@ -381,10 +454,10 @@ describe('validation', () => {
     const r1 = await admit('/validate', reviewOf(bad, { namespace: 'shop' }));
     assert.equal(r1.allowed, false);
     assert.match(r1.status?.message ?? '', /apiVersion: unsupported apiVersion "networking.istio.io\/v2" for kind VirtualService/);
-    const plugin = { apiVersion: 'extensions.istio.io/v1alpha1', kind: 'WasmPlugin', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
-    const r2 = await admit('/validate', reviewOf(plugin, { namespace: 'shop' }));
+    const ext = { apiVersion: 'extensions.istio.io/v1alpha1', kind: 'TrafficExtension', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
+    const r2 = await admit('/validate', reviewOf(ext, { namespace: 'shop' }));
     assert.equal(r2.allowed, true);
-    assert.match(r2.warnings?.[0] ?? '', /does not validate kind WasmPlugin/);
+    assert.deepEqual(r2.warnings, ['meshd does not support kind TrafficExtension (extensions.istio.io/v1alpha1): admitted unchecked, and ignored by meshd']);
     // EnvoyFilter is validated; an accepted one carries istiod's warning.
     const filter = { apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
     const r7 = await admit('/validate', reviewOf(filter, { namespace: 'shop' }));

@@ -88,6 +88,13 @@ export interface MeshdOptions {
    * own. Off: answered on the plaintext port too, to anyone who reaches it.
    */
   debugEndpointAuth: boolean;
+  /** istiod's PILOT_WORKLOAD_ENTRY_GRACE_PERIOD: how long an auto-registered WorkloadEntry outlives its proxy's disconnect (ms). */
+  workloadEntryGracePeriodMs: number;
+  /**
+   * istiod's VALIDATE_WORKLOAD_ENTRY_IDENTITY: auto-registration needs an identity verified over
+   * TLS, of the group's namespace and template service account. Off: any stream may register.
+   */
+  validateWorkloadEntryIdentity: boolean;
 }
 
 /** Options as callers give them: any subset, the limits too. */
@@ -122,6 +129,8 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   // Off for embedders and tests; the command line uses the cores beside meshd's own.
   caSignWorkers: 0,
   debugEndpointAuth: true,
+  workloadEntryGracePeriodMs: 10_000,
+  validateWorkloadEntryIdentity: true,
 };
 
 /** A DNS name for a certificate SAN: lower-case labels of letters, digits and inner hyphens, optionally `*.` first. */

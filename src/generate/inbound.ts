@@ -60,7 +60,9 @@ export function inboundPorts(ctx: GenerateContext): InboundPort[] {
           const endpoint = parseDefaultEndpoint(l.defaultEndpoint, proxy.ips);
           const port: InboundPort = { targetPort: l.port.number, protocol: l.port.protocol, hosts: [], captureMode: l.captureMode };
           if (endpoint) port.endpoint = endpoint;
-          if (l.captureMode === 'NONE') port.bindTo = l.bind ?? '0.0.0.0';
+          // istiod's getBindToPort: NONE binds; DEFAULT binds when the proxy captures nothing.
+          const bindToPort = l.captureMode === 'NONE' || (l.captureMode === 'DEFAULT' && proxy.metadata['INTERCEPTION_MODE'] === 'NONE');
+          if (bindToPort) port.bindTo = l.bind ?? '0.0.0.0';
           return port;
         })
         .sort((a, b) => a.targetPort - b.targetPort);

@@ -26,7 +26,8 @@
  * when others exist, else the `PassthroughFilterChain` to `PassthroughCluster`.
  */
 import { isIP } from 'node:net';
-import { proxyServices } from '../model/lookup';
+import { proxyServices, sidecarScopeOf } from '../model/lookup';
+import type { SidecarEgressListener } from '../model/build-sidecar';
 import { AUTO, type Protocol, isAuto, isHttp } from '../model/protocol';
 import type { MeshService, ServicePort } from '../model/snapshot';
 import { httpFilters } from './http-filters';
@@ -67,16 +68,28 @@ interface Entry {
   /** The port's protocol; UnsupportedProtocol once HTTP and TCP share it (sniffed). */
   protocol: Protocol;
   sources: ChainSource[];
+  /** Bound to its port (Sidecar egress captureMode NONE, an explicit unix bind, or a proxy without capture): no `bind_to_port: false`. */
+  bindToPort?: true;
+}
+
+/** How an egress listener's ports bind (istiod's listenerBinding). */
+interface Binding {
+  /** The egress listener's bind, or the loopback address when it binds to its port without one. */
+  bind?: string;
+  bindToPort: boolean;
+  /** Listener names an earlier egress listener made: the catch-all listener adds nothing to them. */
+  locked?: ReadonlySet<string>;
 }
 
 type Conflict = 'none' | 'HTTPOverTCP' | 'TCPOverHTTP' | 'TCPOverTCP' | 'TCPOverAuto' | 'AutoOverHTTP' | 'AutoOverTCP';
 
 /** istiod's buildSidecarOutboundListener for one service port and bind address. */
-function addServicePort(entries: Map<string, Entry>, svc: MeshService, port: ServicePort, bind: string, cidr?: string): void {
+function addServicePort(entries: Map<string, Entry>, svc: MeshService, port: ServicePort, bind: string, cidr?: string, binding?: Binding): void {
   const lp = listenerProtocol(port.protocol);
   if (!lp) return;
   const name = `${bind}_${port.port}`;
   const existing = entries.get(name);
+  if (existing && binding?.locked?.has(name)) return;
   const wildcard = bind === WILDCARD;
   let conflict: Conflict = 'none';
   let sources: ChainSource[];
@@ -110,7 +123,7 @@ function addServicePort(entries: Map<string, Entry>, svc: MeshService, port: Ser
   switch (conflict) {
     case 'none':
     case 'AutoOverHTTP':
-      entries.set(name, { name, address: bind, port: port.port, protocol, sources });
+      entries.set(name, { name, address: bind, port: port.port, protocol, sources, ...(binding?.bindToPort ? { bindToPort: true as const } : {}) });
       break;
     case 'HTTPOverTCP':
     case 'TCPOverHTTP':
@@ -137,36 +150,106 @@ function isHeadless(svc: MeshService): boolean {
   return svc.resolution === 'PASSTHROUGH' && svc.addresses.length === 0;
 }
 
-/** The outbound listeners of a sidecar, by name, before their chains are built. */
+/** The proxy captures no traffic (INTERCEPTION_MODE NONE): every egress listener binds its port. */
+function noneMode(ctx: GenerateContext): boolean {
+  return ctx.proxy.metadata['INTERCEPTION_MODE'] === 'NONE';
+}
+
+/** istiod's actualLocalHosts: 127.0.0.1, or ::1 for a proxy with IPv6 addresses only. */
+function localhost(ctx: GenerateContext): string {
+  return ctx.proxy.ips.length > 0 && ctx.proxy.ips.every((ip) => ip.includes(':')) ? '::1' : '127.0.0.1';
+}
+
+interface EgressPlan {
+  listener: SidecarEgressListener;
+  binding: Binding;
+  services: MeshService[];
+}
+
+/**
+ * The Sidecar egress listeners that bind (an explicit `bind`, captureMode NONE, or a proxy that
+ * captures nothing), with their services; undefined when none does and the services are placed
+ * as without a Sidecar.
+ */
+function egressPlans(ctx: GenerateContext): EgressPlan[] | undefined {
+  const scope = sidecarScopeOf(ctx.snap, ctx.proxy);
+  const none = noneMode(ctx);
+  if (!none && !scope?.egress.some((l) => l.bind !== undefined || l.captureMode === 'NONE')) return undefined;
+  const all = proxyServices(ctx.snap, ctx.proxy);
+  const byHost = new Map(all.map((s) => [s.hostname, s] as const));
+  const listeners: readonly SidecarEgressListener[] = scope?.egress ?? [{ captureMode: 'DEFAULT', hosts: [], services: all.map((s) => s.hostname) }];
+  return listeners.map((l) => {
+    const bindToPort = none || l.captureMode === 'NONE' || (l.bind?.startsWith('unix://') ?? false);
+    const bind = l.bind ?? (bindToPort ? localhost(ctx) : undefined);
+    const services = l.services.map((h) => byHost.get(h)).filter((s): s is MeshService => s !== undefined);
+    return { listener: l, binding: { ...(bind !== undefined ? { bind } : {}), bindToPort }, services };
+  });
+}
+
+/** istiod's CanBindToPort: an unprivileged proxy cannot bind ports below 1024 itself. */
+function canBind(ctx: GenerateContext, binding: Binding, port: number): boolean {
+  return !(binding.bindToPort && port < 1024 && ctx.proxy.metadata['UNPRIVILEGED_POD'] === 'true');
+}
+
+/**
+ * The outbound listeners of a sidecar, by name, before their chains are built. With binding
+ * Sidecar egress listeners, as istiod's buildSidecarOutboundListeners: each listener in order,
+ * a listener with a port placing only that port of its services, the catch-all one (last)
+ * adding nothing to listeners made before it; a bind (or, capturing nothing, the loopback
+ * address) places every port of the listener's services there.
+ */
 function plan(ctx: GenerateContext): Map<string, Entry> {
   const entries = new Map<string, Entry>();
-  for (const svc of proxyServices(ctx.snap, ctx.proxy)) {
-    for (const port of svc.ports) {
-      const lp = listenerProtocol(port.protocol);
-      if (!lp) continue;
-      if (lp === 'HTTP') {
-        addServicePort(entries, svc, port, WILDCARD);
-        continue;
+  const plans = egressPlans(ctx);
+  if (!plans) {
+    for (const svc of proxyServices(ctx.snap, ctx.proxy)) for (const port of svc.ports) placeServicePort(ctx, entries, svc, port);
+    return entries;
+  }
+  for (const { listener, binding, services } of plans) {
+    const lp = listener.port;
+    if (lp) {
+      if (!canBind(ctx, binding, lp.number)) continue;
+      for (const svc of services) {
+        const sp = svc.ports.find((p) => p.port === lp.number);
+        // The listener's protocol is the egress port's (istiod's listenPort).
+        if (sp) placeServicePort(ctx, entries, svc, { ...sp, protocol: lp.protocol }, binding);
       }
-      if (isHeadless(svc)) {
-        const inst = instanceAddresses(ctx, svc, port.port);
-        if (svc.source.kind === 'ServiceEntry' && !inst.any && Object.keys(svc.selector).length === 0) {
-          addServicePort(entries, svc, port, WILDCARD);
-        } else {
-          for (const a of inst.addresses) addServicePort(entries, svc, port, a);
-        }
-        continue;
-      }
-      if (svc.clusterIP) {
-        addServicePort(entries, svc, port, svc.clusterIP);
-        continue;
-      }
-      const cidrs = svc.addresses.filter((a) => a.includes('/'));
-      if (cidrs.length === 0) addServicePort(entries, svc, port, WILDCARD);
-      for (const cidr of cidrs) addServicePort(entries, svc, port, WILDCARD, cidr);
+      continue;
     }
+    const locked: ReadonlySet<string> = new Set(entries.keys());
+    for (const svc of services) for (const port of svc.ports) if (canBind(ctx, binding, port.port)) placeServicePort(ctx, entries, svc, port, { ...binding, locked });
   }
   return entries;
+}
+
+/** One service port's listener(s): at the egress listener's bind, else where its protocol and addresses put it. */
+function placeServicePort(ctx: GenerateContext, entries: Map<string, Entry>, svc: MeshService, port: ServicePort, binding?: Binding): void {
+  const lp = listenerProtocol(port.protocol);
+  if (!lp) return;
+  if (binding?.bind !== undefined) {
+    addServicePort(entries, svc, port, binding.bind, undefined, binding);
+    return;
+  }
+  if (lp === 'HTTP') {
+    addServicePort(entries, svc, port, WILDCARD, undefined, binding);
+    return;
+  }
+  if (isHeadless(svc)) {
+    const inst = instanceAddresses(ctx, svc, port.port);
+    if (svc.source.kind === 'ServiceEntry' && !inst.any && Object.keys(svc.selector).length === 0) {
+      addServicePort(entries, svc, port, WILDCARD, undefined, binding);
+    } else {
+      for (const a of inst.addresses) addServicePort(entries, svc, port, a, undefined, binding);
+    }
+    return;
+  }
+  if (svc.clusterIP) {
+    addServicePort(entries, svc, port, svc.clusterIP, undefined, binding);
+    return;
+  }
+  const cidrs = svc.addresses.filter((a) => a.includes('/'));
+  if (cidrs.length === 0) addServicePort(entries, svc, port, WILDCARD, undefined, binding);
+  for (const cidr of cidrs) addServicePort(entries, svc, port, WILDCARD, cidr, binding);
 }
 
 /** The outbound HTTP connection manager of a chain on listener `name`. */
@@ -235,7 +318,7 @@ function buildListener(e: Entry, ctx: GenerateContext): ProtoObject {
   return {
     name: e.name,
     address: socketAddress(e.address, e.port),
-    bind_to_port: { value: false },
+    ...(e.bindToPort ? {} : { bind_to_port: { value: false } }),
     traffic_direction: 'OUTBOUND',
     continue_on_listener_filters_timeout: true,
     ...(listenerFilters.length > 0 ? { listener_filters: listenerFilters } : {}),
@@ -268,14 +351,28 @@ export function outboundServiceListeners(ctx: GenerateContext): Resource[] {
 export function sidecarRouteNames(ctx: GenerateContext): string[] {
   const ports = new Set<number>();
   const sniffed = new Set<string>();
-  for (const svc of proxyServices(ctx.snap, ctx.proxy)) {
-    for (const p of svc.ports) {
-      if (isHttp(p.protocol)) ports.add(p.port);
-      if (!isAuto(p.protocol)) continue;
-      const own = svc.clusterIP !== undefined || isHeadless(svc);
-      if (own) sniffed.add(`${svc.hostname}:${p.port}`);
-      // A sniffed ServiceEntry port without an address of its own binds the wildcard.
-      if (!svc.clusterIP && svc.source.kind === 'ServiceEntry') ports.add(p.port);
+  const note = (svc: MeshService, port: number, protocol: Protocol, bind: string | undefined): void => {
+    if (isHttp(protocol)) ports.add(port);
+    if (!isAuto(protocol)) return;
+    // A sniffed port bound to an address of its own (a VIP, a headless service's endpoints, an
+    // egress listener's bind) has a route configuration of its own.
+    const own = bind !== undefined ? bind !== WILDCARD : svc.clusterIP !== undefined || isHeadless(svc);
+    if (own) sniffed.add(`${svc.hostname}:${port}`);
+    // A sniffed ServiceEntry port without an address of its own binds the wildcard.
+    if (bind === undefined ? !svc.clusterIP && svc.source.kind === 'ServiceEntry' : bind === WILDCARD) ports.add(port);
+  };
+  const plans = egressPlans(ctx);
+  if (!plans) {
+    for (const svc of proxyServices(ctx.snap, ctx.proxy)) for (const p of svc.ports) note(svc, p.port, p.protocol, undefined);
+  } else {
+    for (const { listener, binding, services } of plans) {
+      const lp = listener.port;
+      for (const svc of services) {
+        for (const p of svc.ports) {
+          if (lp && p.port !== lp.number) continue;
+          note(svc, p.port, lp ? lp.protocol : p.protocol, binding.bind);
+        }
+      }
     }
   }
   return [...[...ports].sort((a, b) => a - b).map(String), ...[...sniffed].sort()];

@@ -7,6 +7,7 @@
  * Pure: the input is never modified.
  */
 import type { FieldError } from '../model/objects';
+import { type ProxyConfigEntry, effectiveProxyConfig } from '../model/proxy-config';
 import { decideInjection, type Labels, REVISION_LABEL, STATUS_ANNOTATION } from './decide';
 import type { InjectionOptions } from './options';
 import { sidecarTemplate } from './template';
@@ -18,7 +19,17 @@ export interface InjectContext {
   opts: InjectionOptions;
   /** The namespace's labels; undefined when unknown (the namespace then counts as selected). */
   namespaceLabels?: Labels;
+  /** ProxyConfig objects in effect, merged over the mesh default as istiod does (none: the annotation only). */
+  proxyConfigs?: ProxyConfigSet;
 }
+
+/** The ProxyConfigs of the mesh and its root namespace (the namespace-wide default's home). */
+export interface ProxyConfigSet {
+  rootNamespace: string;
+  byNamespace: ReadonlyMap<string, readonly ProxyConfigEntry[]>;
+}
+
+const NO_PROXY_CONFIGS: ProxyConfigSet = { rootNamespace: '', byNamespace: new Map() };
 
 export interface InjectResult {
   /** The pod template, injected or (when not injected) the input itself. */
@@ -52,7 +63,17 @@ export function injectPodTemplate(template: Json, ctx: InjectContext): InjectRes
   if (containers.length === 0) {
     return { pod: template, injected: false, reason: 'not injected', errors: [{ path: 'spec.containers', message: 'the pod has no containers' }] };
   }
-  const { parts, errors } = sidecarTemplate({ labels, annotations, containers, workload: ctx.workload, opts: ctx.opts });
+  // The effective proxy config: mesh default < root namespace < namespace < annotation < workload ProxyConfig.
+  const pcs = ctx.proxyConfigs ?? NO_PROXY_CONFIGS;
+  const effective = effectiveProxyConfig({
+    meshDefault: ctx.opts.proxyConfig,
+    rootNamespace: pcs.rootNamespace,
+    proxyConfigs: pcs.byNamespace,
+    target: { namespace: ctx.namespace, labels, annotations },
+  });
+  if (effective.errors.length > 0) return { pod: template, injected: false, reason: 'invalid injection annotations', errors: effective.errors };
+  const opts = effective.config === ctx.opts.proxyConfig ? ctx.opts : { ...ctx.opts, proxyConfig: effective.config };
+  const { parts, errors } = sidecarTemplate({ labels, annotations, containers, workload: ctx.workload, opts });
   if (errors.length > 0) return { pod: template, injected: false, reason: 'invalid injection annotations', errors };
 
   const pod = structuredClone(template);
@@ -66,7 +87,7 @@ export function injectPodTemplate(template: Json, ctx: InjectContext): InjectRes
 
   if (parts.initContainers.length > 0) podSpec['initContainers'] = mergeByName(records(podSpec['initContainers']), parts.initContainers, true);
   // holdApplicationUntilProxyStarts puts istio-proxy first, so its postStart hook holds the app's start.
-  podSpec['containers'] = mergeByName(containers, parts.containers, ctx.opts.proxyConfig['holdApplicationUntilProxyStarts'] === true);
+  podSpec['containers'] = mergeByName(containers, parts.containers, opts.proxyConfig['holdApplicationUntilProxyStarts'] === true);
   const volumes = records(podSpec['volumes']);
   const have = new Set(volumes.map((v) => str(v['name'])));
   const added = parts.volumes.filter((v) => !have.has(str(v['name'])));

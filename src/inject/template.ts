@@ -7,6 +7,7 @@
  * readiness probe timings).
  */
 import type { FieldError } from '../model/objects';
+import { imageWithType } from '../model/proxy-config';
 import type { Labels } from './decide';
 import type { InjectionOptions, ResourceRequirements } from './options';
 import { type Json, type WorkloadMeta, ownerUri, records, str } from './workload';
@@ -96,7 +97,12 @@ export function sidecarTemplate(input: TemplateInput): { parts: SidecarParts; er
   if (!['REDIRECT', 'TPROXY', 'NONE'].includes(mode)) {
     errors.push({ path: 'metadata.annotations["sidecar.istio.io/interceptionMode"]', message: `must be REDIRECT, TPROXY or NONE (got ${JSON.stringify(mode)})` });
   }
-  const image = ann(a, 'sidecar.istio.io/proxyImage', opts.image);
+  // ProxyConfig `image.imageType` (or the pod's `sidecar.istio.io/proxyImageType`) picks the tag's
+  // variant, as istiod's ProxyImage; a `sidecar.istio.io/proxyImage` annotation is used as given.
+  const pcImage = opts.proxyConfig['image'];
+  const pcImageType = typeof pcImage === 'object' && pcImage !== null ? (pcImage as Record<string, unknown>)['imageType'] : undefined;
+  const imageType = a['sidecar.istio.io/proxyImageType'] ?? (typeof pcImageType === 'string' ? pcImageType : undefined);
+  const image = ann(a, 'sidecar.istio.io/proxyImage', imageWithType(opts.image, imageType));
   const resources = proxyResources(a, opts.resources);
   const pull = opts.imagePullPolicy ? { imagePullPolicy: opts.imagePullPolicy } : {};
   const agentLog = ann(a, 'sidecar.istio.io/agentLogLevel', opts.agentLogLevel);

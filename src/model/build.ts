@@ -9,6 +9,8 @@ import { buildRequestAuthn } from './build-reqauthn';
 import { buildSecurity } from './build-security';
 import { buildTelemetries } from './build-telemetry';
 import { buildEnvoyFilters } from './build-envoyfilter';
+import { buildProxyConfigs } from './proxy-config';
+import { workloadGroupOf } from './workload-group';
 import type { JwksEntry } from './jwks';
 import { SnapshotMemo } from './memo';
 import { share } from './intern';
@@ -100,6 +102,8 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   const reqAuthn = buildRequestAuthn(kind, input.jwks, errors);
   const telemetries = buildTelemetries(kind);
   const envoyFilters = buildEnvoyFilters(kind, errors, input.envoyFilterAllowedTypes);
+  const proxyConfigs = buildProxyConfigs(kind('ProxyConfig'));
+  const workloadGroups = new Map(kind('WorkloadGroup').map((o) => [`${o.metadata.namespace}/${o.metadata.name}`, workloadGroupOf(o)] as const));
 
   // exportTo: one list per namespace, shared when nothing restricts visibility.
   const publicServices = registry.services.filter((s) => s.exportTo.includes('*'));
@@ -181,6 +185,8 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     requestAuthentications: reqAuthn.requestAuthentications,
     telemetries,
     envoyFilters,
+    proxyConfigs,
+    workloadGroups,
     jwks: reqAuthn.jwks,
     errors,
     counts,

@@ -42,6 +42,8 @@ export const KNOWN_KINDS = {
   // The Kubernetes Gateway API: the key differs from the kind because `Gateway` is Istio's.
   KubernetesGateway: { group: 'gateway.networking.k8s.io', kind: 'Gateway', namespaced: true },
   GatewayClass: { group: 'gateway.networking.k8s.io', kind: 'GatewayClass', namespaced: false },
+  ProxyConfig: { group: 'networking.istio.io', kind: 'ProxyConfig', namespaced: true },
+  WorkloadGroup: { group: 'networking.istio.io', kind: 'WorkloadGroup', namespaced: true },
 } as const;
 export type Kind = keyof typeof KNOWN_KINDS;
 
@@ -56,8 +58,8 @@ export * from './objects-telemetry';
 // EnvoyFilter (networking.istio.io/v1alpha3).
 export * from './objects-envoyfilter';
 
-/** Kinds served at fewer versions than their group: EnvoyFilter exists only as v1alpha3. */
-export const KIND_VERSIONS: Readonly<Partial<Record<string, readonly string[]>>> = { EnvoyFilter: ['v1alpha3'] };
+/** Kinds served at fewer versions than their group: EnvoyFilter exists only as v1alpha3, ProxyConfig only as v1beta1. */
+export const KIND_VERSIONS: Readonly<Partial<Record<string, readonly string[]>>> = { EnvoyFilter: ['v1alpha3'], ProxyConfig: ['v1beta1'] };
 
 /** One object as read from a source, before validation: spec is still untrusted JSON. */
 export interface ConfigObject {

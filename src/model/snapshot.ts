@@ -14,6 +14,8 @@ import type { MeshAccessLog, MeshConfigStatus } from './build-mesh';
 import type { MeshConfig, OutboundTrafficMode, ProtoDuration } from './mesh-config';
 import type { TelemetryConfig } from './build-telemetry';
 import type { EnvoyFilterConfig } from './build-envoyfilter';
+import type { ProxyConfigEntry } from './proxy-config';
+import type { WorkloadGroupConfig } from './workload-group';
 import type { TelemetryMesh } from './telemetry-providers';
 import type { SidecarScope, SidecarSelector } from './build-sidecar';
 
@@ -156,6 +158,10 @@ export interface MeshSnapshot {
   readonly telemetries: ReadonlyMap<string, readonly TelemetryConfig[]>;
   /** EnvoyFilter objects by namespace, in name order, with the patches the allowlist lets through. */
   readonly envoyFilters: ReadonlyMap<string, readonly EnvoyFilterConfig[]>;
+  /** ProxyConfig objects by namespace, oldest first then by name (first match wins; model/proxy-config.ts). */
+  readonly proxyConfigs: ReadonlyMap<string, readonly ProxyConfigEntry[]>;
+  /** WorkloadGroups by `namespace/name` (auto-registration templates; autoreg/registrar.ts). */
+  readonly workloadGroups: ReadonlyMap<string, WorkloadGroupConfig>;
   /** MeshConfig connectTimeout: clusters' connect_timeout unless a DestinationRule sets one. */
   readonly connectTimeout: ProtoDuration;
   /** MeshConfig enableAutoMtls. */

@@ -47,10 +47,21 @@ function statusMessage(code: number, body: string): string {
 }
 
 export async function getJson(kc: KubeConfig, path: string, signal?: AbortSignal): Promise<unknown> {
+  return requestJson(kc, 'GET', path, undefined, signal);
+}
+
+/** One JSON request (GET, POST, PUT, PATCH as a merge patch, DELETE); a non-2xx answer is a KubeHttpError. */
+export async function requestJson(kc: KubeConfig, method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<unknown> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig: no current cluster');
   const url = new URL(cluster.server + path);
-  const opts: https.RequestOptions = { method: 'GET', headers: { Accept: 'application/json' } };
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  const headers: Record<string, string | number> = { Accept: 'application/json' };
+  if (payload) {
+    headers['Content-Type'] = method === 'PATCH' ? 'application/merge-patch+json' : 'application/json';
+    headers['Content-Length'] = payload.length;
+  }
+  const opts: https.RequestOptions = { method, headers };
   await kc.applyToHTTPSOptions(opts);
   const mod = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
@@ -62,19 +73,19 @@ export async function getJson(kc: KubeConfig, path: string, signal?: AbortSignal
         const text = Buffer.concat(chunks).toString('utf8');
         const code = res.statusCode ?? 0;
         if (code < 200 || code > 299) {
-          reject(new KubeHttpError(code, `GET ${path}: ${code} ${statusMessage(code, text)}`));
+          reject(new KubeHttpError(code, `${method} ${path}: ${code} ${statusMessage(code, text)}`));
           return;
         }
         try {
-          resolve(JSON.parse(text));
+          resolve(text === '' ? undefined : JSON.parse(text));
         } catch (err) {
-          reject(new Error(`GET ${path}: invalid JSON: ${(err as Error).message}`));
+          reject(new Error(`${method} ${path}: invalid JSON: ${(err as Error).message}`));
         }
       });
     });
-    req.on('timeout', () => req.destroy(new Error(`GET ${path}: no answer within ${REQUEST_TIMEOUT_MS} ms`)));
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer within ${REQUEST_TIMEOUT_MS} ms`)));
     req.on('error', reject);
-    req.end();
+    req.end(payload);
   });
 }
 

@@ -19,6 +19,7 @@ import { KUBE_KINDS, type KubeKind, type KubeResource, type ObjectResult, origin
 import type { MeshConfigText } from '../model/build-mesh';
 import type { ConfigSource, ConfigState } from './source';
 import type { RecordEvent } from './events';
+import { UnknownKindScanner } from './kube-unknown';
 
 export interface KubeSourceOptions {
   kubeConfig: KubeConfig;
@@ -38,6 +39,10 @@ export interface KubeSourceOptions {
   limits?: InputLimits;
   /** The ConfigMap holding the MeshConfig (key `mesh`), as istiod: `istio` (or `istio-<revision>`) in its namespace. */
   meshConfigMap?: { namespace: string; name: string };
+  /** Look for Istio kinds served that meshd does not know, and report them (default true). */
+  reportUnknownKinds?: boolean;
+  /** How often discovery looks again for unknown Istio kinds (default 60 s). */
+  unknownKindRetryMs?: number;
 }
 
 /** ConfigMaps, watched in one namespace for the MeshConfig's. */
@@ -69,6 +74,9 @@ export class KubeSource extends EventEmitter implements ConfigSource {
   /** The MeshConfig ConfigMap's watcher, and the ConfigMap's `data.mesh` as last seen. */
   private readonly meshWatcher?: KindWatcher<KubeResource>;
   private mesh?: MeshConfigText;
+  /** Served Istio kinds meshd does not model; their first discovery pass is part of the initial list. */
+  private readonly unknownKinds?: UnknownKindScanner;
+  private unknownScanned = false;
   private started = false;
   private allSynced = false;
   private readonly syncWaiters: Array<() => void> = [];
@@ -93,6 +101,14 @@ export class KubeSource extends EventEmitter implements ConfigSource {
       watchTimeoutSeconds: () => opts.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300),
     };
     this.watchers = this.kinds.map((k) => new KindWatcher(k, watchOpts, sink));
+    if (opts.reportUnknownKinds !== false) {
+      this.unknownKinds = new UnknownKindScanner({
+        kc: opts.kubeConfig,
+        log: opts.log,
+        retryMs: opts.unknownKindRetryMs ?? 60_000,
+        onChange: () => this.changed('kubernetes:unknown-kinds'),
+      });
+    }
     const cm = opts.meshConfigMap;
     if (cm) {
       const mine = (raw: RawObject): boolean => metaOf(raw).name === cm.name;
@@ -128,6 +144,12 @@ export class KubeSource extends EventEmitter implements ConfigSource {
       this.opts.log.info({ server, kinds: this.kinds.map((k) => k.kind) }, 'watching the Kubernetes API');
       for (const w of this.watchers) w.start();
       this.meshWatcher?.start();
+      if (this.unknownKinds) {
+        void this.unknownKinds.start().then(() => {
+          this.unknownScanned = true;
+          this.checkSynced();
+        });
+      }
     }
     if (this.allSynced) return Promise.resolve();
     return new Promise((resolve) => this.syncWaiters.push(resolve));
@@ -156,6 +178,7 @@ export class KubeSource extends EventEmitter implements ConfigSource {
         errors.push(...r.errors);
       }
     }
+    if (this.unknownKinds) errors.push(...this.unknownKinds.errors());
     return { objects, errors, ...(this.mesh ? { mesh: this.mesh } : {}) };
   }
 
@@ -172,6 +195,7 @@ export class KubeSource extends EventEmitter implements ConfigSource {
   }
 
   async close(): Promise<void> {
+    this.unknownKinds?.close();
     await Promise.all([...this.watchers, ...(this.meshWatcher ? [this.meshWatcher] : [])].map((w) => w.close()));
     for (const resolve of this.syncWaiters.splice(0)) resolve();
   }
@@ -223,10 +247,11 @@ export class KubeSource extends EventEmitter implements ConfigSource {
   }
 
   private checkSynced(): void {
-    if (this.allSynced || !this.watchers.every((w) => w.isSynced) || (this.meshWatcher && !this.meshWatcher.isSynced)) return;
+    if (this.allSynced || !this.watchers.every((w) => w.isSynced) || (this.meshWatcher && !this.meshWatcher.isSynced) || (this.unknownKinds && !this.unknownScanned)) return;
     this.allSynced = true;
     const counts = Object.fromEntries(this.kinds.map((k) => [k.kind, this.entries.get(k.kind)?.size ?? 0]));
-    this.opts.log.info({ counts, notServed: [...this.missingKinds.keys()] }, 'Kubernetes initial list done');
+    const unknown = this.unknownKinds?.unknown().map((u) => `${u.group}/${u.kind}`) ?? [];
+    this.opts.log.info({ counts, notServed: [...this.missingKinds.keys()], ...(unknown.length > 0 ? { unknown } : {}) }, 'Kubernetes initial list done');
     for (const resolve of this.syncWaiters.splice(0)) resolve();
   }
 }

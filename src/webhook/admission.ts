@@ -3,7 +3,7 @@
  * review (anything malformed is a `BadReview`, answered 400), the mutating `/inject` answer (a
  * base64 JSONPatch) and the validating `/validate` answer (a Status listing `path: message`).
  */
-import { injectPodTemplate, type Labels } from '../inject';
+import { injectPodTemplate, type Labels, type ProxyConfigSet } from '../inject';
 import { createPatch } from '../inject/jsonpatch';
 import type { InjectionOptions } from '../inject/options';
 import { type Json, isRecord, rec, str, workloadOfPod } from '../inject/workload';
@@ -103,6 +103,8 @@ export function describeErrors(errors: readonly FieldError[]): string[] {
 export interface InjectDeps {
   opts: InjectionOptions;
   namespaceLabels?: (namespace: string) => Labels | undefined;
+  /** ProxyConfig objects in effect (none: the mesh default and the pod's annotation only). */
+  proxyConfigs?: ProxyConfigSet;
 }
 
 export interface InjectOutcome {
@@ -125,7 +127,13 @@ export function admitInjection(req: AdmissionRequest, deps: InjectDeps): InjectO
   const namespace = req.namespace || str(meta['namespace']) || 'default';
   const workload = workloadOfPod(meta, namespace);
   const nsLabels = deps.namespaceLabels?.(namespace);
-  const r = injectPodTemplate(pod, { namespace, workload, opts: deps.opts, ...(nsLabels ? { namespaceLabels: nsLabels } : {}) });
+  const r = injectPodTemplate(pod, {
+    namespace,
+    workload,
+    opts: deps.opts,
+    ...(nsLabels ? { namespaceLabels: nsLabels } : {}),
+    ...(deps.proxyConfigs ? { proxyConfigs: deps.proxyConfigs } : {}),
+  });
   if (r.errors.length > 0) {
     const message = `sidecar injection failed: ${describeErrors(r.errors).join('; ')}`;
     return { response: deny(req.uid, 400, 'BadRequest', message, r.errors, { kind: 'Pod', name: str(meta['name']) ?? workload.name }), injected: false, reason: message };
@@ -150,7 +158,9 @@ export function admitValidation(req: AdmissionRequest, validate: (obj: ConfigObj
   if (!isRecord(obj)) return deny(req.uid, 400, 'BadRequest', `request.object must be an object (got ${typeName(obj)})`);
   const kind = str(obj['kind']) ?? '';
   if (kind !== '' && !Object.prototype.hasOwnProperty.call(KNOWN_KINDS, kind)) {
-    return { uid: req.uid, allowed: true, warnings: [`meshd does not validate kind ${kind}; admitted unchecked`] };
+    // Admitted (another control plane may serve it), but never silently: kubectl prints this.
+    const apiVersion = str(obj['apiVersion']);
+    return { uid: req.uid, allowed: true, warnings: [`meshd does not support kind ${kind}${apiVersion ? ` (${apiVersion})` : ''}: admitted unchecked, and ignored by meshd`] };
   }
   let body: Json = obj;
   const meta = rec(obj['metadata']);

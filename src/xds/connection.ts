@@ -156,6 +156,8 @@ export class Connection {
   /** Set for a debug connection (node type `debug` or GENERATOR=event), which has no proxy. */
   debug?: DebugState;
   readonly connectedAt: string;
+  /** When the proxy lifecycle (auto-registration) accepted this stream; unset without one. */
+  lifecycleAt?: Date;
   proxy?: Proxy;
   /** The config side's state for this proxy. */
   handle?: ProxyHandle;

@@ -72,6 +72,19 @@ export interface AdsServerOptions {
   debugEndpointAuth?: boolean;
   /** The `control_plane.identifier` put on every response (version.ts controlPlaneIdentifier). */
   controlPlaneIdentifier?: string;
+  /** Told when a proxy's stream is identified and when it ends (WorkloadGroup auto-registration); absent: nothing is. */
+  lifecycle?: ProxyLifecycle;
+}
+
+/**
+ * Proxy stream events for controllers that act on connections (istiod's WorkloadEntry
+ * controller). Called once per identified config stream, never for debug streams.
+ */
+export interface ProxyLifecycle {
+  /** The stream is identified; a returned message refuses it (FAILED_PRECONDITION), as istiod's RegisterWorkload. */
+  connected(proxy: Proxy, identity: StreamIdentity, at: Date): string | undefined;
+  /** The stream of a proxy `connected` accepted has ended. */
+  disconnected(proxy: Proxy, connectedAt: Date): void;
 }
 
 /** A question of a debug connection, with who asks and what is connected. */
@@ -328,7 +341,8 @@ export class AdsServer {
       }
       const proxy = node.proxy;
       if (!proving) {
-        this.identify(conn, proxy, req, { credentialsDenied: this.opts.auth ? PLAINTEXT_REASON : 'this server does not authenticate proxies: no credential is served' });
+        if (!this.identify(conn, proxy, req, { credentialsDenied: this.opts.auth ? PLAINTEXT_REASON : 'this server does not authenticate proxies: no credential is served' }))
+          return;
         return run(req);
       }
       early = [req];
@@ -337,7 +351,10 @@ export class AdsServer {
         .then(
           (identity) => {
             if (conn.closed) return;
-            this.identify(conn, proxy, req, identity);
+            if (!this.identify(conn, proxy, req, identity)) {
+              early = undefined;
+              return;
+            }
             const queued = early ?? [];
             early = undefined;
             for (const r of queued) run(r);
@@ -359,6 +376,7 @@ export class AdsServer {
       if (this.connections.delete(conn.id)) {
         this.opts.metrics.connected.dec({ version: conn.proxy?.istioVersion ?? '' });
         this.opts.log.info({ conn: conn.id, proxy: conn.proxy?.id }, 'ADS stream closed');
+        if (conn.proxy && conn.lifecycleAt) this.opts.lifecycle?.disconnected(conn.proxy, conn.lifecycleAt);
       }
     };
     stream.on('end', () => {
@@ -397,10 +415,21 @@ export class AdsServer {
     }
   }
 
-  /** The proxy is known and its identity settled: attach it to the config side. */
-  private identify(conn: Connection, parsed: Proxy, req: { node?: DiscoveryRequestMsg['node'] }, identity: StreamIdentity): void {
+  /** The proxy is known and its identity settled: attach it to the config side (false: refused, the stream failed). */
+  private identify(conn: Connection, parsed: Proxy, req: { node?: DiscoveryRequestMsg['node'] }, identity: StreamIdentity): boolean {
     const credentialNamespace = identity.verified && !identity.credentialsDenied ? identity.verified.namespace : undefined;
     const proxy: Proxy = credentialNamespace !== undefined ? { ...parsed, credentialNamespace } : parsed;
+    const lifecycle = this.opts.lifecycle;
+    if (lifecycle) {
+      const at = this.opts.now?.() ?? new Date();
+      const refused = lifecycle.connected(proxy, identity, at);
+      if (refused !== undefined) {
+        this.opts.log.warn({ conn: conn.id, proxy: proxy.id, peer: conn.peer, error: refused }, 'ADS stream refused');
+        failStream(conn.stream, grpc.status.FAILED_PRECONDITION, refused);
+        return false;
+      }
+      conn.lifecycleAt = at;
+    }
     conn.proxy = proxy;
     conn.identity = identity;
     conn.handle = this.opts.watcher.attach(proxy);
@@ -411,6 +440,7 @@ export class AdsServer {
       { conn: conn.id, proxy: proxy.id, generator: proxy.generator, protocol: conn.protocol, peer: conn.peer, identity: identity.verified?.id, via: identity.verified?.via },
       'ADS stream connected',
     );
+    return true;
   }
 
   /** A debug client is known (and, over TLS, who it is): it is answered, never pushed to. */

@@ -163,6 +163,12 @@ export function shopObjects(): Array<Record<string, unknown>> {
     },
     {
       apiVersion: 'networking.istio.io/v1',
+      kind: 'WorkloadGroup',
+      metadata: { name: 'vms', namespace: SHOP },
+      spec: { metadata: { labels: { app: 'web' } }, template: { serviceAccount: 'web', ports: { http: 8080 } }, probe: { httpGet: { port: 8080, path: '/ready' } } },
+    },
+    {
+      apiVersion: 'networking.istio.io/v1',
       kind: 'Gateway',
       metadata: { name: 'gw', namespace: SHOP },
       spec: { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }] },
@@ -222,6 +228,12 @@ export function shopObjects(): Array<Record<string, unknown>> {
           },
         ],
       },
+    },
+    {
+      apiVersion: 'networking.istio.io/v1beta1',
+      kind: 'ProxyConfig',
+      metadata: { name: 'web', namespace: SHOP },
+      spec: { selector: { matchLabels: { app: 'web' } }, concurrency: 2, environmentVariables: { ISTIO_META_DNS_CAPTURE: 'true' }, image: { imageType: 'distroless' } },
     },
   ];
 }

@@ -20,6 +20,8 @@ import { validateRequestAuthentication } from './requestauthentication';
 import { validateSecret } from './secret';
 import { validateTelemetry } from './telemetry';
 import { validateEnvoyFilter } from './envoyfilter';
+import { validateProxyConfig } from './proxyconfig';
+import { validateWorkloadGroup } from './workloadgroup';
 import { validateService } from './service';
 import { validateServiceEntry } from './serviceentry';
 import { validateSidecar } from './sidecar';
@@ -100,6 +102,12 @@ export function checkObject(obj: ConfigObject, maxErrors: number = DEFAULT_INPUT
       break;
     case 'EnvoyFilter':
       validateEnvoyFilter(obj, issues);
+      break;
+    case 'ProxyConfig':
+      validateProxyConfig(obj, issues);
+      break;
+    case 'WorkloadGroup':
+      validateWorkloadGroup(obj, issues);
       break;
   }
   return { errors: issues.result(), warnings: issues.warningsResult() };
