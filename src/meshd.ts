@@ -22,7 +22,18 @@ import * as path from 'node:path';
 import { loadKubeConfig } from './sources/kube-http';
 import { KubeSource, type KubeSourceOptions } from './sources/kube-source';
 import { eventRecorder } from './sources/events';
-import { type LeaderElectionHandle, type LeaseTimings, leaderIdentity, meshdLeaderTasks, startLeaderElection } from './leader';
+import {
+  type GatedElectionHandle,
+  LEASE_NAMES,
+  type LeaderElectionHandle,
+  type LeaseTimings,
+  RevisionTagWatcher,
+  leaderIdentity,
+  meshdLeaderTasks,
+  startGatedElection,
+  startLeaderElection,
+} from './leader';
+import { REVISION_LABEL, perRevisionLeaseName, revisionNames } from './config/revision';
 import { DEFAULT_LEADER_NAMESPACE } from './leader';
 import { checkObject } from './model/validate';
 import { type WebhookServerHandle, followCertificates, startWebhookServer, webhookServingCertificate } from './webhook/server';
@@ -67,8 +78,16 @@ export interface MeshdHandle {
   caRootPem(): string;
   /** Resolves once the CA signs (and the 15012 serving certificate is issued). */
   caReady(): Promise<void>;
-  /** With a Kubernetes source: this replica's leader-election identity and state. */
+  /**
+   * With a Kubernetes source: this replica's identity and state in the shared election
+   * (`istio-namespace-controller-election`: cluster-wide writes), which it joins only while its
+   * revision is the mesh's default.
+   */
   leader(): { identity: string; leading: boolean; holder: string } | undefined;
+  /** With a Kubernetes source and webhooks on: the per-revision election (`meshd-webhook-patcher-<rev>`). */
+  revisionLeader(): { identity: string; leading: boolean; holder: string; lease: string } | undefined;
+  /** meshd's revision and, with a Kubernetes source, the tags pointing at it and whether it is the default. */
+  revision(): { revision: string; tags: readonly string[]; isDefault: boolean };
   close(): Promise<void>;
 }
 
@@ -83,6 +102,9 @@ export type StartOptions = MeshdOptionsInput & {
   certificateAuthority?: CertificateAuthority;
   /** Lifetime of the 15012 and webhook serving certificates (default 24 h; re-issued at half). */
   servingCertTtlSeconds?: number;
+  /** How often the revision tag webhooks are listed (default 5 s) and this revision's webhooks' caBundle re-checked (default 30 s). */
+  revisionTagIntervalMs?: number;
+  webhookPatchIntervalMs?: number;
   /** JWKS resolver tuning (tests shorten the refresh; embedders may bound the cache). */
   jwksResolver?: Omit<JwksResolverOptions, 'onChange' | 'log' | 'registry'>;
 };
@@ -135,7 +157,7 @@ function readCaFile(file: string): string {
 
 /** istiod's MeshConfig ConfigMap: `istio`, or `istio-<revision>` for a revision other than default. */
 export function meshConfigMapName(revision: string | undefined): string {
-  return revision && revision !== 'default' ? `istio-${revision}` : 'istio';
+  return revisionNames(revision, DEFAULT_LEADER_NAMESPACE).meshConfigMap;
 }
 
 /** A config folder's mesh.yaml, if it has one (read before the source, for the CA's trust domain). */
@@ -164,6 +186,7 @@ function meshInjector(): (snap: MeshSnapshot | undefined) => InjectionConfig | u
 
 export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const opts = withDefaults(input);
+  const names = revisionNames(opts.revision, opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE);
   // Read before anything starts, so a bad file fails the start cleanly.
   const jwksCaPems = opts.jwksCaFile !== undefined ? [readCaFile(opts.jwksCaFile)] : undefined;
   const log = input.logger ?? meshdLogger(opts.logLevel);
@@ -228,7 +251,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         log: log.child({ component: 'kube' }),
         limits: opts.limits,
         events: eventRecorder(metrics),
-        ...(meshFile ? {} : { meshConfigMap: { namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE, name: meshConfigMapName(opts.revision) } }),
+        ...(meshFile ? {} : { meshConfigMap: { namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE, name: names.meshConfigMap } }),
         ...input.kube,
       })
     : new FileSource(opts.configDir as string, {
@@ -251,6 +274,8 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     kubeConfig,
     namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE,
     domain: opts.domain,
+    revision: names.revision,
+    // Only the leader of the default revision creates or rotates the shared root; other revisions use it as it is.
     mayWrite: () => leading(),
     defaultTtlSeconds: opts.workloadCertTtlSeconds,
     maxTtlSeconds: opts.maxWorkloadCertTtlSeconds,
@@ -267,19 +292,59 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   });
   authenticate = (ctx) => ca.authenticate(ctx);
   if (kubeConfig) secretAccess = new SecretAccessReviewer({ kubeConfig });
-  // Every replica serves xDS; work that must happen once in the cluster runs on the Lease holder:
-  // the webhooks' caBundle, and the CA's root Secret and istio-ca-root-cert ConfigMaps.
-  const election: LeaderElectionHandle | undefined = kubeConfig
-    ? startLeaderElection({
+  // Every replica serves xDS. Work that must happen once in the cluster (the CA's root Secret, the
+  // istio-ca-root-cert ConfigMaps) runs on the holder of istiod's shared namespace-controller Lease,
+  // which only replicas of the default revision campaign for (istiod lets the default revision
+  // take it over). This revision's own webhook configurations are patched by the holder of its
+  // per-revision Lease.
+  const identity = leaderIdentity(opts.podName);
+  const tagWatcher = kubeConfig
+    ? new RevisionTagWatcher({
         kubeConfig,
-        namespace: opts.podNamespace,
-        identity: leaderIdentity(opts.podName),
+        revision: names.revision,
         log,
-        // The webhooks' caBundle is the CA's root bundle: every replica's webhook certificate chains to it.
-        tasks: [...meshdLeaderTasks({ kubeConfig, log, webhookCaPem: opts.webhookPort >= 0 ? () => ca.authority.rootBundlePem() || undefined : undefined }), ...ca.leaderTasks],
-        timings: input.leaseTimings,
+        ...(input.revisionTagIntervalMs !== undefined ? { intervalMs: input.revisionTagIntervalMs } : {}),
+        onChange: (r) => void election?.setEnabled(r.isDefault),
       })
     : undefined;
+  const isDefault = (): boolean => tagWatcher?.role().isDefault ?? names.isDefaultName;
+  const election: GatedElectionHandle | undefined = kubeConfig
+    ? startGatedElection(
+        {
+          kubeConfig,
+          namespace: opts.podNamespace,
+          identity,
+          log,
+          tasks: [...ca.leaderTasks],
+          timings: input.leaseTimings,
+        },
+        isDefault(),
+      )
+    : undefined;
+  const revisionLease = perRevisionLeaseName(LEASE_NAMES.webhookPatcher, names.revision);
+  // The webhooks' caBundle is the CA's root bundle: every replica's webhook certificate chains to it.
+  const revisionElection: LeaderElectionHandle | undefined =
+    kubeConfig && opts.webhookPort >= 0
+      ? startLeaderElection({
+          kubeConfig,
+          namespace: opts.podNamespace,
+          leaseName: revisionLease,
+          labels: { [REVISION_LABEL]: names.revision },
+          identity,
+          log,
+          tasks: meshdLeaderTasks({
+            kubeConfig,
+            log,
+            webhookCaPem: () => ca.authority.rootBundlePem() || undefined,
+            revision: names.revision,
+            namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE,
+            isDefault,
+            ...(input.webhookPatchIntervalMs !== undefined ? { webhookPatchIntervalMs: input.webhookPatchIntervalMs } : {}),
+          }),
+          timings: input.leaseTimings,
+        })
+      : undefined;
+  tagWatcher?.start();
   if (election) leading = () => election.isLeader();
   // RequestAuthentication key sets, fetched by meshd (istiod's default) and handed to the model.
   let onJwksChange: () => void = () => undefined;
@@ -421,7 +486,15 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         port: opts.webhookPort,
         log: wlog,
         validate: (o) => checkObject(o, opts.limits.maxErrorsPerObject),
-        injection: { clusterDomain: opts.domain, trustDomain: opts.trustDomain },
+        // The injected proxy dials this revision's Service (istiod-<rev>.<ns>.svc:15012) unless the MeshConfig names another.
+        injection: {
+          clusterDomain: opts.domain,
+          trustDomain: opts.trustDomain,
+          revision: names.revision,
+          istiodService: names.service,
+          istioNamespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE,
+        },
+        role: () => tagWatcher?.role() ?? { tags: [], isDefault: names.isDefaultName },
         // The MeshConfig's defaultConfig (proxyMetadata, holdApplicationUntilProxyStarts, …) and trust domain, when one is given.
         meshInjection: () => meshInjection(current),
         namespaceLabels: (ns) => current?.namespaceLabels.get(ns),
@@ -435,6 +508,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE,
         domain: opts.domain,
         customHosts: opts.customHosts,
+        revision: names.revision,
         log: wlog,
         ...(input.servingCertTtlSeconds !== undefined ? { ttlSeconds: input.servingCertTtlSeconds } : {}),
       });
@@ -449,7 +523,9 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     webhookCert?.close();
     await meshFile?.close();
     await webhooks?.close();
+    await tagWatcher?.stop();
     await election?.stop();
+    await revisionElection?.stop();
     await source.close();
     await server.close();
     await securePort?.close();
@@ -501,6 +577,12 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     caRootPem: () => ca.authority.rootBundlePem(),
     caReady: () => ca.ready(),
     leader: () => (election ? { identity: election.identity, leading: election.isLeader(), holder: election.leader() } : undefined),
+    revisionLeader: () =>
+      revisionElection ? { identity: revisionElection.identity, leading: revisionElection.isLeader(), holder: revisionElection.leader(), lease: revisionLease } : undefined,
+    revision: () => {
+      const r = tagWatcher?.role();
+      return { revision: names.revision, tags: r?.tags ?? [], isDefault: r?.isDefault ?? names.isDefaultName };
+    },
     close: async () => {
       closed = true;
       ready = false;
@@ -509,7 +591,9 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       jwksResolver.close();
       ca.close();
       webhookCert?.close();
+      await tagWatcher?.stop();
       await election?.stop();
+      await revisionElection?.stop();
       await webhooks?.close();
       await meshFile?.close();
       await source.close();

@@ -7,7 +7,7 @@
  * Pure: the input is never modified.
  */
 import type { FieldError } from '../model/objects';
-import { decideInjection, type Labels, REVISION_LABEL, STATUS_ANNOTATION } from './decide';
+import { decideInjection, type InjectorRole, type Labels, REVISION_LABEL, STATUS_ANNOTATION } from './decide';
 import type { InjectionOptions } from './options';
 import { sidecarTemplate } from './template';
 import { type Json, type WorkloadMeta, isRecord, rec, records, str, stringMap } from './workload';
@@ -18,6 +18,8 @@ export interface InjectContext {
   opts: InjectionOptions;
   /** The namespace's labels; undefined when unknown (the namespace then counts as selected). */
   namespaceLabels?: Labels;
+  /** The revision tags that point at this injector and whether it is the default revision (default: none; default only for revision `default`). */
+  role?: Omit<InjectorRole, 'revision'>;
 }
 
 export interface InjectResult {
@@ -46,7 +48,10 @@ export function injectPodTemplate(template: Json, ctx: InjectContext): InjectRes
   const spec = rec(template['spec']) ?? {};
   const labels = stringMap(metadata['labels']);
   const annotations = stringMap(metadata['annotations']);
-  const decision = decideInjection({ namespace: ctx.namespace, labels, annotations, hostNetwork: spec['hostNetwork'] === true }, ctx.namespaceLabels, ctx.opts.revision);
+  const decision = decideInjection({ namespace: ctx.namespace, labels, annotations, hostNetwork: spec['hostNetwork'] === true }, ctx.namespaceLabels, {
+    ...ctx.role,
+    revision: ctx.opts.revision,
+  });
   if (!decision.inject) return { pod: template, injected: false, reason: decision.reason, errors: [] };
   const containers = records(spec['containers']);
   if (containers.length === 0) {

@@ -3,7 +3,7 @@
  * review (anything malformed is a `BadReview`, answered 400), the mutating `/inject` answer (a
  * base64 JSONPatch) and the validating `/validate` answer (a Status listing `path: message`).
  */
-import { injectPodTemplate, type Labels } from '../inject';
+import { type InjectorRole, injectPodTemplate, type Labels } from '../inject';
 import { createPatch } from '../inject/jsonpatch';
 import type { InjectionOptions } from '../inject/options';
 import { type Json, isRecord, rec, str, workloadOfPod } from '../inject/workload';
@@ -103,6 +103,8 @@ export function describeErrors(errors: readonly FieldError[]): string[] {
 export interface InjectDeps {
   opts: InjectionOptions;
   namespaceLabels?: (namespace: string) => Labels | undefined;
+  /** The tags pointing at this revision and whether it is the default one, read per review. */
+  role?: () => Omit<InjectorRole, 'revision'>;
 }
 
 export interface InjectOutcome {
@@ -125,7 +127,8 @@ export function admitInjection(req: AdmissionRequest, deps: InjectDeps): InjectO
   const namespace = req.namespace || str(meta['namespace']) || 'default';
   const workload = workloadOfPod(meta, namespace);
   const nsLabels = deps.namespaceLabels?.(namespace);
-  const r = injectPodTemplate(pod, { namespace, workload, opts: deps.opts, ...(nsLabels ? { namespaceLabels: nsLabels } : {}) });
+  const role = deps.role?.();
+  const r = injectPodTemplate(pod, { namespace, workload, opts: deps.opts, ...(nsLabels ? { namespaceLabels: nsLabels } : {}), ...(role ? { role } : {}) });
   if (r.errors.length > 0) {
     const message = `sidecar injection failed: ${describeErrors(r.errors).join('; ')}`;
     return { response: deny(req.uid, 400, 'BadRequest', message, r.errors, { kind: 'Pod', name: str(meta['name']) ?? workload.name }), injected: false, reason: message };

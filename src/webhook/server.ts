@@ -10,7 +10,7 @@ import type * as https from 'node:https';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
-import type { Labels } from '../inject';
+import type { InjectorRole, Labels } from '../inject';
 import { type InjectionConfig, type InjectionOptions, resolveInjectionOptions } from '../inject/options';
 import type { ConfigObject } from '../model/objects';
 import type { Validation } from '../model/validate';
@@ -38,6 +38,8 @@ export interface WebhookServerOptions {
   meshInjection?: () => InjectionConfig | undefined;
   /** A namespace's labels from the Kubernetes source; undefined when unknown (then the webhook configuration's selectors are trusted). */
   namespaceLabels?: (namespace: string) => Labels | undefined;
+  /** The revision tags pointing at this revision and whether it is the default one (as istiod's selectors see them). */
+  role?: () => Omit<InjectorRole, 'revision'>;
   /** The first serving certificate, if already known; else none is served until `setCertificate`. */
   certificate?: WebhookCertificate;
   bodyLimit?: number;
@@ -118,7 +120,7 @@ export function webhookApp(o: WebhookServerOptions, cert: WebhookCertificate | u
       log.warn({ err: (err as Error).message }, 'injection settings from the MeshConfig are unusable');
       opts = base;
     }
-    const out = admitInjection(parsed.request, { opts, ...(o.namespaceLabels ? { namespaceLabels: o.namespaceLabels } : {}) });
+    const out = admitInjection(parsed.request, { opts, ...(o.namespaceLabels ? { namespaceLabels: o.namespaceLabels } : {}), ...(o.role ? { role: o.role } : {}) });
     const r = parsed.request;
     (!out.response.allowed ? m?.injectionFailure : out.injected ? m?.injectionSuccess : m?.injectionSkip)?.inc();
     log.debug({ uid: r.uid, namespace: r.namespace, name: r.name, injected: out.injected, reason: out.reason }, 'sidecar injection');
