@@ -216,7 +216,7 @@ test('stable and canary side by side: own injection, own Lease, own webhooks; on
   await until('canary knows the namespaces', () => canary.snapshot()?.namespaceLabels.get('ns-plain') !== undefined);
   assert.deepEqual(await injects(canary, 'canary', NAMESPACES), ['ns-canary']);
   const canaryPod = await inject(canary, 'canary', 'ns-canary');
-  assert.match(canaryPod.patch, /istiod-canary\.istio-system\.svc:15012/, 'the proxy dials its revision');
+  assert.match(canaryPod.patch, /discoveryAddress\\*":\\*"istiod-canary\.istio-system\.svc:15012/, 'the proxy dials its revision');
   assert.equal((await inject(canary, 'canary', 'ns-plain', { 'istio.io/rev': 'canary' })).injected, true, 'a pod labelled istio.io/rev=canary');
   assert.equal((await inject(canary, 'canary', 'ns-plain', { 'sidecar.istio.io/inject': 'true' })).injected, false, 'sidecar.istio.io/inject=true is the default revision’s');
 
@@ -268,7 +268,7 @@ test('stable and canary side by side: own injection, own Lease, own webhooks; on
     await until('stable knows the namespaces', () => stable.snapshot()?.namespaceLabels.get('ns-plain') !== undefined);
     assert.deepEqual(await injects(stable, 'stable', NAMESPACES), ['ns-stable', 'ns-prod', 'ns-enabled']);
     assert.deepEqual(await injects(canary, 'canary', NAMESPACES), ['ns-canary']);
-    assert.match((await inject(stable, 'stable', 'ns-enabled')).patch, /istiod-stable\.istio-system\.svc:15012/);
+    assert.match((await inject(stable, 'stable', 'ns-enabled')).patch, /discoveryAddress\\*":\\*"istiod-stable\.istio-system\.svc:15012/);
     assert.equal((await inject(stable, 'stable', 'ns-plain', { 'sidecar.istio.io/inject': 'true' })).injected, true);
 
     // `meshctl tag set default --revision canary`: the default role moves.
