@@ -318,7 +318,9 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
           tasks: [...ca.leaderTasks],
           timings: input.leaseTimings,
         },
-        isDefault(),
+        // Joined once the tags were read: a revision named default that is no longer the default
+        // must not take the shared Lease (and create a root) in the meantime.
+        false,
       )
     : undefined;
   const revisionLease = perRevisionLeaseName(LEASE_NAMES.webhookPatcher, names.revision);
@@ -345,6 +347,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         })
       : undefined;
   tagWatcher?.start();
+  void tagWatcher?.read().then(() => (closed ? undefined : election?.setEnabled(isDefault())));
   if (election) leading = () => election.isLeader();
   // RequestAuthentication key sets, fetched by meshd (istiod's default) and handed to the model.
   let onJwksChange: () => void = () => undefined;

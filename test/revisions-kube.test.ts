@@ -294,3 +294,27 @@ test('stable and canary side by side: own injection, own Lease, own webhooks; on
   const after = String((api.store.get('v1', 'Secret', 'istio-system', 'istio-ca-secret')?.['metadata'] as { resourceVersion?: string }).resourceVersion);
   assert.equal(after, secretVersion, 'nobody rewrote the shared root Secret');
 });
+
+test('revision default, started while the default tag names another revision, creates no root until the tag goes', { timeout: 60_000 }, async () => {
+  for (const m of running.splice(0)) await m.close();
+  // No root yet, and the default tag names canary (left so by the test above), which is not running.
+  api.store.delete('v1', 'Secret', 'istio-system', 'istio-ca-secret');
+  const labels = (api.store.get(ADM, 'MutatingWebhookConfiguration', '', 'istio-revision-tag-default')?.['metadata'] as { labels?: Record<string, string> }).labels;
+  assert.equal(labels?.['istio.io/rev'], 'canary');
+  const m = await meshd('default', 'istiod-default-a');
+  let led = false;
+  const sampler = setInterval(() => (led ||= m.leader()?.leading === true), 5);
+  try {
+    await until('the tags are read', () => m.revision().tags.length === 0 && !m.revision().isDefault);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(led, false, 'it never led the shared election');
+    assert.equal(api.store.get('v1', 'Secret', 'istio-system', 'istio-ca-secret'), undefined, 'no root created by a non-default revision');
+    // `meshctl tag remove default`: revision default is the default again, joins, and creates the root.
+    api.store.delete(ADM, 'MutatingWebhookConfiguration', '', 'istio-revision-tag-default');
+    await until('revision default leads the shared election', () => m.leader()?.leading === true);
+    await until('the root is created', () => api.store.get('v1', 'Secret', 'istio-system', 'istio-ca-secret') !== undefined);
+    await m.caReady();
+  } finally {
+    clearInterval(sampler);
+  }
+});

@@ -119,8 +119,9 @@ export function startGatedElection(opts: LeaderElectionOptions & { identity: str
     enabled: () => on,
     setEnabled: set,
     stop: async (o) => {
-      await chain;
+      // Pending changes are dropped: none starts an election once stopping.
       stopped = true;
+      await chain;
       const c = current;
       current = undefined;
       await c?.stop(o);
