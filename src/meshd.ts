@@ -33,7 +33,7 @@ import {
   startGatedElection,
   startLeaderElection,
 } from './leader';
-import { REVISION_LABEL, perRevisionLeaseName, revisionNames } from './config/revision';
+import { REVISION_LABEL, objectsOfRevision, perRevisionLeaseName, revisionNames } from './config/revision';
 import { DEFAULT_LEADER_NAMESPACE } from './leader';
 import { checkObject } from './model/validate';
 import { type WebhookServerHandle, followCertificates, startWebhookServer, webhookServingCertificate } from './webhook/server';
@@ -360,9 +360,8 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   });
   /** Fetches the key sets the current config names and has not fetched yet (bounded by their timeouts). */
   const fetchJwks = async (): Promise<void> => {
-    const policies = source
-      .state()
-      .objects.filter((o) => o.kind === 'RequestAuthentication')
+    const policies = objectsOfRevision(source.state().objects, names.revision)
+      .filter((o) => o.kind === 'RequestAuthentication')
       .map((o) => ({ meta: o.metadata, spec: (o.body.spec ?? {}) as RequestAuthenticationSpec }));
     await jwksResolver.want(jwksSources(policies));
   };
@@ -374,7 +373,8 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     const state = source.state();
     const started = performance.now();
     const snap = buildSnapshot({
-      objects: state.objects,
+      // As istiod: Istio config labelled istio.io/rev for another revision is not this one's.
+      objects: objectsOfRevision(state.objects, names.revision),
       errors: state.errors,
       sequence: ++sequence,
       now: new Date(),

@@ -4,9 +4,14 @@
  * one table over namespace labels × pod labels/annotations × injector (revision, tags, default).
  */
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { describe, test } from 'node:test';
+import pino from 'pino';
+import { startMeshd } from '../src/meshd';
 import { decideInjection, type InjectorRole } from '../src/inject';
-import { revisionNames, checkRevision, perRevisionLeaseName } from '../src/config/revision';
+import { revisionNames, checkRevision, labelsInRevision, objectsOfRevision, perRevisionLeaseName } from '../src/config/revision';
 import { roleFrom } from '../src/leader/revision-tags';
 
 type L = Record<string, string>;
@@ -133,5 +138,45 @@ describe('revision role from the tag webhooks (istiod DefaultWatcher)', () => {
     assert.deepEqual(roleFrom('stable', labels), { tags: ['default', 'prod'], isDefault: true, defaultRevision: 'stable' });
     assert.deepEqual(roleFrom('canary', labels), { tags: ['next'], isDefault: false, defaultRevision: 'stable' });
     assert.deepEqual(roleFrom('default', labels), { tags: [], isDefault: false, defaultRevision: 'stable' });
+  });
+});
+
+describe('Istio config by revision (istiod LabelsInRevision)', () => {
+  test("unlabelled config is every revision's; labelled, only its own; other kinds are never filtered", () => {
+    assert.equal(labelsInRevision({}, 'canary'), true);
+    assert.equal(labelsInRevision({ 'istio.io/rev': 'canary' }, 'canary'), true);
+    assert.equal(labelsInRevision({ 'istio.io/rev': 'stable' }, 'canary'), false);
+    const objs: Array<{ apiVersion: string; metadata: { labels: Record<string, string> } }> = [
+      { apiVersion: 'networking.istio.io/v1', metadata: { labels: { 'istio.io/rev': 'stable' } } },
+      { apiVersion: 'security.istio.io/v1', metadata: { labels: {} } },
+      { apiVersion: 'v1', metadata: { labels: { 'istio.io/rev': 'stable' } } },
+    ];
+    assert.deepEqual(objectsOfRevision(objs, 'canary'), [objs[1], objs[2]]);
+    assert.equal(objectsOfRevision(objs.slice(1), 'canary').length, 2);
+  });
+
+  test('two meshd revisions on one config folder each serve the unlabelled config and only their own labelled config', { timeout: 30_000 }, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-rev-config-'));
+    const vs = (name: string, labels: Record<string, string>) => ({
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name, namespace: 'default', labels },
+      spec: { hosts: [`${name}.default.svc.cluster.local`], http: [{ route: [{ destination: { host: `${name}.default.svc.cluster.local` } }] }] },
+    });
+    fs.writeFileSync(
+      path.join(dir, 'config.json'),
+      JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [vs('shared', {}), vs('for-canary', { 'istio.io/rev': 'canary' }), vs('for-stable', { 'istio.io/rev': 'stable' })] }),
+    );
+    const start = (revision: string) => startMeshd({ configDir: dir, revision, xdsPort: 0, debugPort: 0, monitoringPort: -1, logger: pino({ level: 'silent' }) });
+    const [stable, canary] = await Promise.all([start('stable'), start('canary')]);
+    try {
+      const names = (m: typeof stable) => (m.snapshot()?.virtualServices ?? []).map((v) => v.meta.name).sort();
+      assert.deepEqual(names(stable), ['for-stable', 'shared']);
+      assert.deepEqual(names(canary), ['for-canary', 'shared']);
+    } finally {
+      await stable.close();
+      await canary.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -65,3 +65,24 @@ export function revisionNames(revision: string | undefined, namespace: string): 
 export function perRevisionLeaseName(electionId: string, revision: string): string {
   return `${electionId}-${revision}`;
 }
+
+/**
+ * istiod's `LabelsInRevision`: Istio config without `istio.io/rev` is everyone's; labelled, it is
+ * only its revision's (a literal comparison: tags are not resolved, as in istiod).
+ */
+export function labelsInRevision(labels: Readonly<Record<string, string>>, revision: string): boolean {
+  const rev = labels[REVISION_LABEL];
+  return rev === undefined || rev === revision;
+}
+
+/** Istio's own config kinds (networking, security, telemetry, extensions): the ones istiod filters by revision. */
+export function isIstioConfig(apiVersion: string): boolean {
+  const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
+  return group.endsWith('.istio.io');
+}
+
+/** The objects this revision reads: every object but Istio config labelled for another revision (the same array when none is). */
+export function objectsOfRevision<T extends { apiVersion: string; metadata: { labels: Readonly<Record<string, string>> } }>(objects: readonly T[], revision: string): readonly T[] {
+  const foreign = (o: T): boolean => isIstioConfig(o.apiVersion) && !labelsInRevision(o.metadata.labels, revision);
+  return objects.some(foreign) ? objects.filter((o) => !foreign(o)) : objects;
+}
