@@ -4,6 +4,7 @@
  * one table over namespace labels × pod labels/annotations × injector (revision, tags, default).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -178,5 +179,24 @@ describe('Istio config by revision (istiod LabelsInRevision)', () => {
       await canary.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('meshd --revision and REVISION', () => {
+  const main = path.join(__dirname, '..', 'src', 'main.ts');
+  const run = (args: string[], env: Record<string, string>) =>
+    spawnSync(process.execPath, ['--import', 'tsx', main, '--config-dir', os.tmpdir(), ...args], {
+      cwd: path.join(__dirname, '..'),
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, ...env },
+    });
+  test('REVISION is read, and --revision wins over it; a bad name is refused before anything listens', { timeout: 60_000 }, () => {
+    const fromEnv = run([], { REVISION: 'Bad_Env' });
+    assert.equal(fromEnv.status, 1);
+    assert.match(fromEnv.stderr, /--revision: "Bad_Env" is not a revision name/);
+    const flagWins = run(['--revision', 'Bad_Flag'], { REVISION: 'canary' });
+    assert.equal(flagWins.status, 1);
+    assert.match(flagWins.stderr, /--revision: "Bad_Flag" is not a revision name/);
   });
 });
