@@ -14,6 +14,8 @@ import { startMeshd } from '../src/meshd';
 import { decideInjection, type InjectorRole } from '../src/inject';
 import { revisionNames, checkRevision, labelsInRevision, objectsOfRevision, perRevisionLeaseName } from '../src/config/revision';
 import { roleFrom } from '../src/leader/revision-tags';
+import { istiodDnsNames } from '../src/ca/tls-server';
+import { webhookCertificateNames } from '../src/webhook/certs';
 
 type L = Record<string, string>;
 const pod = (labels: L = {}, annotations: L = {}) => ({ namespace: 'app', labels, annotations, hostNetwork: false });
@@ -117,6 +119,18 @@ describe('revision names (istiod and its Helm chart)', () => {
         ['default', 'istiod', 'istiod.mesh.svc:15012', 'istio-sidecar-injector', 'istio-validator-mesh', 'istio'],
       );
     }
+  });
+  test("the 15012 and webhook certificates also name the revision's Service, as istiod's", () => {
+    assert.deepEqual(istiodDnsNames('istio-system', 'cluster.local', 'canary'), [
+      'istiod.istio-system.svc',
+      'istiod.istio-system.svc.cluster.local',
+      'istio-pilot.istio-system.svc',
+      'istio-pilot.istio-system.svc.cluster.local',
+      'istiod-canary.istio-system.svc',
+      'istiod-canary.istio-system.svc.cluster.local',
+    ]);
+    assert.ok(!istiodDnsNames('istio-system', 'cluster.local', 'default').some((n) => n.startsWith('istiod-')));
+    assert.ok(webhookCertificateNames('istio-system', 'cluster.local', [], 'canary').includes('istiod-canary.istio-system.svc'));
   });
   test('per-revision elections append the revision, as istiod', () => {
     assert.equal(perRevisionLeaseName('meshd-webhook-patcher', 'canary'), 'meshd-webhook-patcher-canary');
