@@ -22,18 +22,9 @@ import * as path from 'node:path';
 import { loadKubeConfig } from './sources/kube-http';
 import { KubeSource, type KubeSourceOptions } from './sources/kube-source';
 import { eventRecorder } from './sources/events';
-import {
-  type GatedElectionHandle,
-  LEASE_NAMES,
-  type LeaderElectionHandle,
-  type LeaseTimings,
-  RevisionTagWatcher,
-  leaderIdentity,
-  meshdLeaderTasks,
-  startGatedElection,
-  startLeaderElection,
-} from './leader';
-import { REVISION_LABEL, objectsOfRevision, perRevisionLeaseName, revisionNames } from './config/revision';
+import { type LeaseTimings, leaderIdentity } from './leader';
+import { startRevisionElections } from './leader/revision-elections';
+import { objectsOfRevision, revisionNames } from './config/revision';
 import { DEFAULT_LEADER_NAMESPACE } from './leader';
 import { checkObject } from './model/validate';
 import { type WebhookServerHandle, followCertificates, startWebhookServer, webhookServingCertificate } from './webhook/server';
@@ -102,8 +93,9 @@ export type StartOptions = MeshdOptionsInput & {
   certificateAuthority?: CertificateAuthority;
   /** Lifetime of the 15012 and webhook serving certificates (default 24 h; re-issued at half). */
   servingCertTtlSeconds?: number;
-  /** How often the revision tag webhooks are listed (default 5 s) and this revision's webhooks' caBundle re-checked (default 30 s). */
+  /** How often the revision tag webhooks are listed (default 5 s). */
   revisionTagIntervalMs?: number;
+  /** How often this revision's webhook configurations' caBundle is re-checked (default 30 s). */
   webhookPatchIntervalMs?: number;
   /** JWKS resolver tuning (tests shorten the refresh; embedders may bound the cache). */
   jwksResolver?: Omit<JwksResolverOptions, 'onChange' | 'log' | 'registry'>;
@@ -294,60 +286,25 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   if (kubeConfig) secretAccess = new SecretAccessReviewer({ kubeConfig });
   // Every replica serves xDS. Work that must happen once in the cluster (the CA's root Secret, the
   // istio-ca-root-cert ConfigMaps) runs on the holder of istiod's shared namespace-controller Lease,
-  // which only replicas of the default revision campaign for (istiod lets the default revision
-  // take it over). This revision's own webhook configurations are patched by the holder of its
-  // per-revision Lease.
-  const identity = leaderIdentity(opts.podName);
-  const tagWatcher = kubeConfig
-    ? new RevisionTagWatcher({
+  // which only replicas of the default revision campaign for; this revision's own webhook
+  // configurations are patched by the holder of its per-revision Lease (leader/revision-elections.ts).
+  const elections = kubeConfig
+    ? startRevisionElections({
         kubeConfig,
-        revision: names.revision,
+        names,
+        namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE,
+        identity: leaderIdentity(opts.podName),
         log,
-        ...(input.revisionTagIntervalMs !== undefined ? { intervalMs: input.revisionTagIntervalMs } : {}),
-        onChange: (r) => void election?.setEnabled(r.isDefault),
+        sharedTasks: ca.leaderTasks,
+        // The webhooks' caBundle is the CA's root bundle: every replica's webhook certificate chains to it.
+        ...(opts.webhookPort >= 0 ? { webhookCaPem: () => ca.authority.rootBundlePem() || undefined } : {}),
+        timings: input.leaseTimings,
+        revisionTagIntervalMs: input.revisionTagIntervalMs,
+        webhookPatchIntervalMs: input.webhookPatchIntervalMs,
       })
     : undefined;
-  const isDefault = (): boolean => tagWatcher?.role().isDefault ?? names.isDefaultName;
-  const election: GatedElectionHandle | undefined = kubeConfig
-    ? startGatedElection(
-        {
-          kubeConfig,
-          namespace: opts.podNamespace,
-          identity,
-          log,
-          tasks: [...ca.leaderTasks],
-          timings: input.leaseTimings,
-        },
-        // Joined once the tags were read: a revision named default that is no longer the default
-        // must not take the shared Lease (and create a root) in the meantime.
-        false,
-      )
-    : undefined;
-  const revisionLease = perRevisionLeaseName(LEASE_NAMES.webhookPatcher, names.revision);
-  // The webhooks' caBundle is the CA's root bundle: every replica's webhook certificate chains to it.
-  const revisionElection: LeaderElectionHandle | undefined =
-    kubeConfig && opts.webhookPort >= 0
-      ? startLeaderElection({
-          kubeConfig,
-          namespace: opts.podNamespace,
-          leaseName: revisionLease,
-          labels: { [REVISION_LABEL]: names.revision },
-          identity,
-          log,
-          tasks: meshdLeaderTasks({
-            kubeConfig,
-            log,
-            webhookCaPem: () => ca.authority.rootBundlePem() || undefined,
-            revision: names.revision,
-            namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE,
-            isDefault,
-            ...(input.webhookPatchIntervalMs !== undefined ? { webhookPatchIntervalMs: input.webhookPatchIntervalMs } : {}),
-          }),
-          timings: input.leaseTimings,
-        })
-      : undefined;
-  tagWatcher?.start();
-  void tagWatcher?.read().then(() => (closed ? undefined : election?.setEnabled(isDefault())));
+  const election = elections?.shared;
+  const role = (): { tags: readonly string[]; isDefault: boolean } => elections?.role() ?? { tags: [], isDefault: names.isDefaultName };
   if (election) leading = () => election.isLeader();
   // RequestAuthentication key sets, fetched by meshd (istiod's default) and handed to the model.
   let onJwksChange: () => void = () => undefined;
@@ -497,7 +454,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
           istiodService: names.service,
           istioNamespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE,
         },
-        role: () => tagWatcher?.role() ?? { tags: [], isDefault: names.isDefaultName },
+        role,
         // The MeshConfig's defaultConfig (proxyMetadata, holdApplicationUntilProxyStarts, …) and trust domain, when one is given.
         meshInjection: () => meshInjection(current),
         namespaceLabels: (ns) => current?.namespaceLabels.get(ns),
@@ -526,9 +483,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     webhookCert?.close();
     await meshFile?.close();
     await webhooks?.close();
-    await tagWatcher?.stop();
-    await election?.stop();
-    await revisionElection?.stop();
+    await elections?.stop();
     await source.close();
     await server.close();
     await securePort?.close();
@@ -580,11 +535,13 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     caRootPem: () => ca.authority.rootBundlePem(),
     caReady: () => ca.ready(),
     leader: () => (election ? { identity: election.identity, leading: election.isLeader(), holder: election.leader() } : undefined),
-    revisionLeader: () =>
-      revisionElection ? { identity: revisionElection.identity, leading: revisionElection.isLeader(), holder: revisionElection.leader(), lease: revisionLease } : undefined,
+    revisionLeader: () => {
+      const r = elections?.perRevision;
+      return r ? { identity: r.identity, leading: r.isLeader(), holder: r.leader(), lease: r.lease } : undefined;
+    },
     revision: () => {
-      const r = tagWatcher?.role();
-      return { revision: names.revision, tags: r?.tags ?? [], isDefault: r?.isDefault ?? names.isDefaultName };
+      const r = role();
+      return { revision: names.revision, tags: r.tags, isDefault: r.isDefault };
     },
     close: async () => {
       closed = true;
@@ -594,9 +551,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       jwksResolver.close();
       ca.close();
       webhookCert?.close();
-      await tagWatcher?.stop();
-      await election?.stop();
-      await revisionElection?.stop();
+      await elections?.stop();
       await webhooks?.close();
       await meshFile?.close();
       await source.close();
