@@ -30,6 +30,7 @@ interface CliOptions {
   trustDomainAliases: string[];
   envoyFilterAllowedTypes: string[];
   meshConfig?: string;
+  revision?: string;
   caDir: string;
   cacerts?: string;
   jwks?: string;
@@ -179,6 +180,11 @@ export function program(): Command {
     )
     .option('--secure-xds-port <port>', 'xDS and CA over TLS as istiod; 0 picks, -1 disables', port('--secure-xds-port', true), 15012)
     .option('--plaintext-ca', 'also serve the CA on the plaintext xDS port (development only: tokens cross the network in clear)')
+    .option(
+      '--revision <name>',
+      "control-plane revision (istiod's REVISION, which it defaults to): istiod-<rev>, istio-sidecar-injector-<rev>, istio.io/rev=<rev>",
+      process.env['REVISION'] || undefined,
+    )
     .option('--mesh-config <file>', "MeshConfig file, watched (istiod's --meshConfig); replaces the folder's mesh.yaml and the ConfigMap istio")
     .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities (MeshConfig trustDomain wins when set)', DEFAULTS.trustDomain)
     .option(
@@ -262,8 +268,6 @@ export function program(): Command {
       logger,
       ...pod,
       meshConfigFile: meshConfig,
-      // istiod reads its revision from REVISION; it names the MeshConfig ConfigMap.
-      revision: process.env['REVISION'] || undefined,
       inCluster: inCluster || undefined,
       cacertsDir: cacerts,
       configRescanIntervalMs: configRescanInterval,

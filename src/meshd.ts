@@ -24,7 +24,9 @@ import * as path from 'node:path';
 import { loadKubeConfig } from './sources/kube-http';
 import { KubeSource, type KubeSourceOptions } from './sources/kube-source';
 import { eventRecorder } from './sources/events';
-import { type LeaderElectionHandle, type LeaseTimings, leaderIdentity, meshdLeaderTasks, startLeaderElection } from './leader';
+import { type LeaseTimings, leaderIdentity } from './leader';
+import { startRevisionElections } from './leader/revision-elections';
+import { objectsOfRevision, revisionNames } from './config/revision';
 import { DEFAULT_LEADER_NAMESPACE } from './leader';
 import { checkObject } from './model/validate';
 import { type WebhookServerHandle, followCertificates, startWebhookServer, webhookServingCertificate } from './webhook/server';
@@ -75,8 +77,16 @@ export interface MeshdHandle {
   caRootPem(): string;
   /** Resolves once the CA signs (and the 15012 serving certificate is issued). */
   caReady(): Promise<void>;
-  /** With a Kubernetes source: this replica's leader-election identity and state. */
+  /**
+   * With a Kubernetes source: this replica's identity and state in the shared election
+   * (`istio-namespace-controller-election`: cluster-wide writes), which it joins only while its
+   * revision is the mesh's default.
+   */
   leader(): { identity: string; leading: boolean; holder: string } | undefined;
+  /** With a Kubernetes source and webhooks on: the per-revision election (`meshd-webhook-patcher-<rev>`). */
+  revisionLeader(): { identity: string; leading: boolean; holder: string; lease: string } | undefined;
+  /** meshd's revision and, with a Kubernetes source, the tags pointing at it and whether it is the default. */
+  revision(): { revision: string; tags: readonly string[]; isDefault: boolean };
   close(): Promise<void>;
 }
 
@@ -91,6 +101,10 @@ export type StartOptions = MeshdOptionsInput & {
   certificateAuthority?: CertificateAuthority;
   /** Lifetime of the 15012 and webhook serving certificates (default 24 h; re-issued at half). */
   servingCertTtlSeconds?: number;
+  /** How often the revision tag webhooks are listed (default 5 s). */
+  revisionTagIntervalMs?: number;
+  /** How often this revision's webhook configurations' caBundle is re-checked (default 30 s). */
+  webhookPatchIntervalMs?: number;
   /** JWKS resolver tuning (tests shorten the refresh; embedders may bound the cache). */
   jwksResolver?: Omit<JwksResolverOptions, 'onChange' | 'log' | 'registry'>;
   /** Gateway API controller tuning (tests shorten the debounce and resync). */
@@ -154,7 +168,7 @@ function readCaFile(file: string): string {
 
 /** istiod's MeshConfig ConfigMap: `istio`, or `istio-<revision>` for a revision other than default. */
 export function meshConfigMapName(revision: string | undefined): string {
-  return revision && revision !== 'default' ? `istio-${revision}` : 'istio';
+  return revisionNames(revision, DEFAULT_LEADER_NAMESPACE).meshConfigMap;
 }
 
 /** A config folder's mesh.yaml, if it has one (read before the source, for the CA's trust domain). */
@@ -183,6 +197,7 @@ function meshInjector(): (snap: MeshSnapshot | undefined) => InjectionConfig | u
 
 export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const opts = withDefaults(input);
+  const names = revisionNames(opts.revision, opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE);
   // Read before anything starts, so a bad file fails the start cleanly.
   const jwksCaPems = opts.jwksCaFile !== undefined ? [readCaFile(opts.jwksCaFile)] : undefined;
   const log = input.logger ?? meshdLogger(opts.logLevel);
@@ -259,7 +274,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         log: log.child({ component: 'kube' }),
         limits: opts.limits,
         events: eventRecorder(metrics),
-        ...(meshFile ? {} : { meshConfigMap: { namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE, name: meshConfigMapName(opts.revision) } }),
+        ...(meshFile ? {} : { meshConfigMap: { namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE, name: names.meshConfigMap } }),
         ...input.kube,
       })
     : new FileSource(opts.configDir as string, {
@@ -282,6 +297,8 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     kubeConfig,
     namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE,
     domain: opts.domain,
+    revision: names.revision,
+    // Only the leader of the default revision creates or rotates the shared root; other revisions use it as it is.
     mayWrite: () => leading(),
     defaultTtlSeconds: opts.workloadCertTtlSeconds,
     maxTtlSeconds: opts.maxWorkloadCertTtlSeconds,
@@ -298,11 +315,11 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   });
   authenticate = (ctx) => ca.authenticate(ctx);
   if (kubeConfig) secretAccess = new SecretAccessReviewer({ kubeConfig });
-  // The Gateway API controller (class, automated deployment, status), as istiod's: only the
-  // default revision's leader runs it.
+  // The Gateway API controller (class, automated deployment, status), as istiod's: it runs on the
+  // shared Lease, which only the mesh's default revision campaigns for.
   const meshInjection = meshInjector();
   const gatewayController =
-    kubeConfig && (opts.revision ?? 'default') === 'default'
+    kubeConfig
       ? new GatewayController({
           kubeConfig,
           log: log.child({ component: 'gateway-api' }),
@@ -318,23 +335,27 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
           ...input.gatewayController,
         })
       : undefined;
-  // Every replica serves xDS; work that must happen once in the cluster runs on the Lease holder:
-  // the webhooks' caBundle, and the CA's root Secret and istio-ca-root-cert ConfigMaps.
-  const election: LeaderElectionHandle | undefined = kubeConfig
-    ? startLeaderElection({
+  // Every replica serves xDS. Work that must happen once in the cluster (the CA's root Secret, the
+  // istio-ca-root-cert ConfigMaps) runs on the holder of istiod's shared namespace-controller Lease,
+  // which only replicas of the default revision campaign for; this revision's own webhook
+  // configurations are patched by the holder of its per-revision Lease (leader/revision-elections.ts).
+  const elections = kubeConfig
+    ? startRevisionElections({
         kubeConfig,
-        namespace: opts.podNamespace,
+        names,
+        namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE,
         identity: leaderIdentity(opts.podName),
         log,
+        sharedTasks: [...ca.leaderTasks, ...(gatewayController ? [gatewayController] : [])],
         // The webhooks' caBundle is the CA's root bundle: every replica's webhook certificate chains to it.
-        tasks: [
-          ...meshdLeaderTasks({ kubeConfig, log, webhookCaPem: opts.webhookPort >= 0 ? () => ca.authority.rootBundlePem() || undefined : undefined }),
-          ...ca.leaderTasks,
-          ...(gatewayController ? [gatewayController] : []),
-        ],
+        ...(opts.webhookPort >= 0 ? { webhookCaPem: () => ca.authority.rootBundlePem() || undefined } : {}),
         timings: input.leaseTimings,
+        revisionTagIntervalMs: input.revisionTagIntervalMs,
+        webhookPatchIntervalMs: input.webhookPatchIntervalMs,
       })
     : undefined;
+  const election = elections?.shared;
+  const role = (): { tags: readonly string[]; isDefault: boolean } => elections?.role() ?? { tags: [], isDefault: names.isDefaultName };
   if (election) leading = () => election.isLeader();
   // RequestAuthentication key sets, fetched by meshd (istiod's default) and handed to the model.
   let onJwksChange: () => void = () => undefined;
@@ -347,9 +368,8 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   });
   /** Fetches the key sets the current config names and has not fetched yet (bounded by their timeouts). */
   const fetchJwks = async (): Promise<void> => {
-    const policies = source
-      .state()
-      .objects.filter((o) => o.kind === 'RequestAuthentication')
+    const policies = objectsOfRevision(source.state().objects, names.revision)
+      .filter((o) => o.kind === 'RequestAuthentication')
       .map((o) => ({ meta: o.metadata, spec: (o.body.spec ?? {}) as RequestAuthenticationSpec }));
     await jwksResolver.want(jwksSources(policies));
   };
@@ -375,9 +395,11 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   /** The config objects: the source's, and in folder mode the auto-registered WorkloadEntries. */
   const currentObjects = (): { objects: readonly ConfigObject[]; errors: readonly ConfigError[] } => {
     const state = source.state();
+    // As istiod: Istio config labelled istio.io/rev for another revision is not this one's.
+    const objects = objectsOfRevision(state.objects, names.revision);
     const registered = memoryEntries?.state();
-    if (!registered || registered.objects.length + registered.errors.length === 0) return state;
-    return { objects: [...state.objects, ...registered.objects], errors: [...state.errors, ...registered.errors] };
+    if (!registered || registered.objects.length + registered.errors.length === 0) return { objects, errors: state.errors };
+    return { objects: [...objects, ...registered.objects], errors: [...state.errors, ...registered.errors] };
   };
   const rebuild = (): MeshSnapshot => {
     const state = currentObjects();
@@ -523,7 +545,15 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         port: opts.webhookPort,
         log: wlog,
         validate: (o) => checkObject(o, opts.limits.maxErrorsPerObject),
-        injection: { clusterDomain: opts.domain, trustDomain: opts.trustDomain },
+        // The injected proxy dials this revision's Service (istiod-<rev>.<ns>.svc:15012) unless the MeshConfig names another.
+        injection: {
+          clusterDomain: opts.domain,
+          trustDomain: opts.trustDomain,
+          revision: names.revision,
+          istiodService: names.service,
+          istioNamespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE,
+        },
+        role,
         // The MeshConfig's defaultConfig (proxyMetadata, holdApplicationUntilProxyStarts, …) and trust domain, when one is given.
         meshInjection: () => meshInjection(current),
         namespaceLabels: (ns) => current?.namespaceLabels.get(ns),
@@ -538,6 +568,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
         namespace: opts.podNamespace ?? DEFAULT_LEADER_NAMESPACE,
         domain: opts.domain,
         customHosts: opts.customHosts,
+        revision: names.revision,
         log: wlog,
         ...(input.servingCertTtlSeconds !== undefined ? { ttlSeconds: input.servingCertTtlSeconds } : {}),
       });
@@ -552,7 +583,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     webhookCert?.close();
     await meshFile?.close();
     await webhooks?.close();
-    await election?.stop();
+    await elections?.stop();
     await source.close();
     await server.close();
     registrar.close();
@@ -606,6 +637,14 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     caRootPem: () => ca.authority.rootBundlePem(),
     caReady: () => ca.ready(),
     leader: () => (election ? { identity: election.identity, leading: election.isLeader(), holder: election.leader() } : undefined),
+    revisionLeader: () => {
+      const r = elections?.perRevision;
+      return r ? { identity: r.identity, leading: r.isLeader(), holder: r.leader(), lease: r.lease } : undefined;
+    },
+    revision: () => {
+      const r = role();
+      return { revision: names.revision, tags: r.tags, isDefault: r.isDefault };
+    },
     close: async () => {
       closed = true;
       ready = false;
@@ -614,7 +653,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       jwksResolver.close();
       ca.close();
       webhookCert?.close();
-      await election?.stop();
+      await elections?.stop();
       await webhooks?.close();
       await meshFile?.close();
       await source.close();

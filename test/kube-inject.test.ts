@@ -105,7 +105,8 @@ test('settings: flags, an injection config file and a mesh config reach the side
   assert.equal(flags.status, 0, flags.stderr);
   const t1 = template(docs(flags.stdout).find((d) => d['kind'] === 'Deployment') as Obj);
   const env1 = proxyEnv(t1);
-  assert.deepEqual(JSON.parse(env1['PROXY_CONFIG'] ?? ''), { discoveryAddress: 'istiod.istio-system.svc:15010' });
+  // A revision's proxies dial its own Service, istiod-<rev>, as istiod's revisioned injector config says.
+  assert.deepEqual(JSON.parse(env1['PROXY_CONFIG'] ?? ''), { discoveryAddress: 'istiod-canary.istio-system.svc:15010' });
   assert.equal(env1['ISTIO_META_ISTIO_VERSION'], '1.24.1');
   assert.equal(((t1['metadata'] as Obj)['annotations'] as Obj)['istio.io/rev'], 'canary');
 

@@ -336,13 +336,15 @@ describe('which pods are injected', () => {
     ['enabled namespace, pod annotation inject "false"', 'enabled', pod({ annotations: { 'sidecar.istio.io/inject': 'false' } }), false],
     ['enabled namespace, pod label inject "false"', 'enabled', pod({ labels: { 'sidecar.istio.io/inject': 'false' } }), false],
     ['namespace istio-injection=disabled wins over a pod asking', 'off', pod({ labels: { 'sidecar.istio.io/inject': 'true' } }), false],
-    ['unlabelled namespace, pod annotation inject "true"', 'plain', pod({ annotations: { 'sidecar.istio.io/inject': 'true' } }), true],
+    // istiod's object selector reads the pod's labels: an annotation alone does not select it.
+    ['unlabelled namespace, pod annotation inject "true"', 'plain', pod({ annotations: { 'sidecar.istio.io/inject': 'true' } }), false],
     ['unlabelled namespace, pod label inject "true"', 'plain', pod({ labels: { 'sidecar.istio.io/inject': 'true' } }), true],
     ['unlabelled namespace, pod label istio.io/rev=default', 'plain', pod({ labels: { 'istio.io/rev': 'default' } }), true],
     ['unlabelled namespace, pod silent', 'plain', pod(), false],
     ['namespace istio.io/rev=default', 'rev', pod(), true],
     ['namespace of another revision', 'canary', pod(), false],
-    ['enabled namespace, pod of another revision', 'enabled', pod({ labels: { 'istio.io/rev': 'canary' } }), false],
+    // istio-injection=enabled selects the default revision whatever the pod's istio.io/rev (istioctl analyze warns).
+    ['enabled namespace, pod of another revision', 'enabled', pod({ labels: { 'istio.io/rev': 'canary' } }), true],
     ['hostNetwork pod', 'enabled', pod({ hostNetwork: true }), false],
     ['already injected pod', 'enabled', pod({ annotations: { 'sidecar.istio.io/status': '{}' } }), false],
     ['kube-system, even labelled', 'kube-system', pod(), false],

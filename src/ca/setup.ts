@@ -31,6 +31,8 @@ export interface MeshdCaOptions {
   namespace: string;
   /** Cluster DNS domain for istiod's serving names. */
   domain: string;
+  /** meshd's revision: other than default, the 15012 certificate also names `istiod-<rev>`. */
+  revision?: string;
   /** May this replica create or rotate the self-signed root (the leader)? */
   mayWrite: () => boolean;
   defaultTtlSeconds: number;
@@ -138,7 +140,7 @@ export class MeshdCa {
     const serving = opts.serving
       ? new ServingCertificate({
           ca: this.authority,
-          dnsNames: istiodDnsNames(opts.namespace, opts.domain),
+          dnsNames: istiodDnsNames(opts.namespace, opts.domain, opts.revision),
           identity: spiffeId(opts.trustDomain, opts.namespace, 'istiod'),
           ttlSeconds: opts.servingTtlSeconds,
           log,

@@ -18,8 +18,10 @@ type IdentityCertificateUpdate = grpc.experimental.IdentityCertificateUpdate;
 type IdentityCertificateUpdateListener = grpc.experimental.IdentityCertificateUpdateListener;
 
 /** istiod's serving names in `namespace` (its Service `istiod`, and the legacy `istio-pilot`). */
-export function istiodDnsNames(namespace: string, domain: string): string[] {
-  return ['istiod', 'istio-pilot'].flatMap((svc) => [`${svc}.${namespace}.svc`, `${svc}.${namespace}.svc.${domain}`]);
+export function istiodDnsNames(namespace: string, domain: string, revision?: string): string[] {
+  // As istiod: a revision other than default also answers as its own Service, istiod-<rev>.
+  const services = ['istiod', 'istio-pilot', ...(revision && revision !== 'default' ? [`istiod-${revision}`] : [])];
+  return services.flatMap((svc) => [`${svc}.${namespace}.svc`, `${svc}.${namespace}.svc.${domain}`]);
 }
 
 /** A P-256 key and a CSR for `uris` and `dnsNames` (DER written here, signed with Node's crypto). */

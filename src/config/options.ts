@@ -1,6 +1,7 @@
 /** Every option meshd takes, as one typed object. Only main.ts reads argv or env. */
 import { JWT_DEFAULTS, jwksSourceProblem } from '../ca/authn/jwt';
 import { DEFAULT_DOMAIN } from '../model/snapshot';
+import { checkRevision } from './revision';
 import { DEFAULT_INPUT_LIMITS, type InputLimits, inputLimits } from './limits';
 
 export interface MeshdOptions {
@@ -46,7 +47,10 @@ export interface MeshdOptions {
    * set it is the MeshConfig, and the source's (folder `mesh.yaml`, ConfigMap `istio`) is not read.
    */
   meshConfigFile?: string;
-  /** meshd's revision (istiod's REVISION): the MeshConfig ConfigMap is `istio-<revision>` unless `default`. */
+  /**
+   * meshd's revision (`--revision`, else istiod's REVISION): names its Service, webhook
+   * configurations, MeshConfig ConfigMap and Leases as istiod's (config/revision.ts). Default `default`.
+   */
   revision?: string;
   /** SPIFFE trust domain of issued identities: the default of MeshConfig `trustDomain`, which wins when set. */
   trustDomain: string;
@@ -155,6 +159,7 @@ export function withDefaults(o: MeshdOptionsInput): MeshdOptions {
   if (!Number.isInteger(merged.secureXdsPort) || merged.secureXdsPort < -1 || merged.secureXdsPort > 65535) {
     throw new Error(`--secure-xds-port: ${merged.secureXdsPort} is not a port (0-65535, or -1 to disable)`);
   }
+  if (merged.revision !== undefined) checkRevision(merged.revision);
   for (const h of merged.customHosts) {
     if (!DNS_NAME.test(h)) throw new Error(`--custom-host: ${JSON.stringify(h)} is not a DNS name (comma-separated names such as webhook.example.com)`);
   }

@@ -7,7 +7,7 @@ import { type InjectContext, injectPodTemplate } from './inject';
 import type { InjectionOptions } from './options';
 import { type Json, type WorkloadMeta, isRecord, rec, str } from './workload';
 
-export { decideInjection, type Decision, type Labels, STATUS_ANNOTATION } from './decide';
+export { decideInjection, type Decision, type InjectorRole, type Labels, STATUS_ANNOTATION } from './decide';
 export { injectPodTemplate, type InjectContext, type InjectResult, type ProxyConfigSet } from './inject';
 export { applyPatch, createPatch, type PatchOp } from './jsonpatch';
 export { DEFAULT_PROXY_IMAGE, type InjectionConfig, type InjectionOptions, resolveInjectionOptions } from './options';

@@ -8,7 +8,7 @@
  */
 import type { FieldError } from '../model/objects';
 import { type ProxyConfigEntry, effectiveProxyConfig } from '../model/proxy-config';
-import { decideInjection, type Labels, REVISION_LABEL, STATUS_ANNOTATION } from './decide';
+import { decideInjection, type InjectorRole, type Labels, REVISION_LABEL, STATUS_ANNOTATION } from './decide';
 import type { InjectionOptions } from './options';
 import { sidecarTemplate } from './template';
 import { type Json, type WorkloadMeta, isRecord, rec, records, str, stringMap } from './workload';
@@ -21,6 +21,8 @@ export interface InjectContext {
   namespaceLabels?: Labels;
   /** ProxyConfig objects in effect, merged over the mesh default as istiod does (none: the annotation only). */
   proxyConfigs?: ProxyConfigSet;
+  /** The revision tags that point at this injector and whether it is the default revision (default: none; default only for revision `default`). */
+  role?: Omit<InjectorRole, 'revision'>;
 }
 
 /** The ProxyConfigs of the mesh and its root namespace (the namespace-wide default's home). */
@@ -57,7 +59,10 @@ export function injectPodTemplate(template: Json, ctx: InjectContext): InjectRes
   const spec = rec(template['spec']) ?? {};
   const labels = stringMap(metadata['labels']);
   const annotations = stringMap(metadata['annotations']);
-  const decision = decideInjection({ namespace: ctx.namespace, labels, annotations, hostNetwork: spec['hostNetwork'] === true }, ctx.namespaceLabels, ctx.opts.revision);
+  const decision = decideInjection({ namespace: ctx.namespace, labels, annotations, hostNetwork: spec['hostNetwork'] === true }, ctx.namespaceLabels, {
+    ...ctx.role,
+    revision: ctx.opts.revision,
+  });
   if (!decision.inject) return { pod: template, injected: false, reason: decision.reason, errors: [] };
   const containers = records(spec['containers']);
   if (containers.length === 0) {

@@ -48,7 +48,7 @@ export interface InjectionOptions {
 /** What callers may set: any option, plus `plaintext` (xDS on 15010 instead of 15012). */
 export type InjectionConfig = Partial<InjectionOptions> & {
   plaintext?: boolean;
-  /** Where istiod runs: `<service>.<namespace>.svc`. */
+  /** Where istiod runs: `<service>.<namespace>.svc`; default `istiod`, or `istiod-<revision>` for a revision other than default. */
   istiodService?: string;
   istioNamespace?: string;
 };
@@ -66,7 +66,7 @@ export function versionFromImage(image: string): string {
 }
 
 export function resolveInjectionOptions(c: InjectionConfig = {}): InjectionOptions {
-  const service = c.istiodService ?? 'istiod';
+  const service = c.istiodService ?? (c.revision && c.revision !== 'default' ? `istiod-${c.revision}` : 'istiod');
   const ns = c.istioNamespace ?? 'istio-system';
   const host = `${service}.${ns}.svc`;
   const image = c.image ?? DEFAULT_PROXY_IMAGE;

@@ -25,6 +25,12 @@ export const LEASE_NAMES = {
   /** istiod's legacy general-purpose election. */
   leader: 'istio-leader',
   statusController: 'istio-status-leader',
+  /**
+   * meshd's per-revision election for patching its webhook configurations' caBundle, named
+   * `meshd-webhook-patcher-<rev>` as istiod names its per-revision elections (`<id>-<rev>`).
+   * istiod patches from every replica; meshd from one per revision.
+   */
+  webhookPatcher: 'meshd-webhook-patcher',
 } as const;
 
 export interface LeaseTimings {
@@ -74,6 +80,8 @@ export interface LeaderElectorOptions {
   timings?: LeaseTimings;
   log: Logger;
   callbacks: LeaderCallbacks;
+  /** Labels of the Lease when this replica creates it (`istio.io/rev` for a per-revision one). */
+  labels?: Readonly<Record<string, string>>;
   /** Clock in milliseconds; tests may pass their own. */
   now?: () => number;
 }
@@ -291,7 +299,7 @@ export class LeaderElector {
         body: {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
-          metadata: { name, namespace },
+          metadata: { name, namespace, ...(this.opts.labels ? { labels: { ...this.opts.labels } } : {}) },
           spec: { holderIdentity: identity, leaseDurationSeconds: durationSeconds, acquireTime: stamp, renewTime: stamp, leaseTransitions: 0 },
         },
       });

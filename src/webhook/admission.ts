@@ -3,7 +3,7 @@
  * review (anything malformed is a `BadReview`, answered 400), the mutating `/inject` answer (a
  * base64 JSONPatch) and the validating `/validate` answer (a Status listing `path: message`).
  */
-import { injectPodTemplate, type Labels, type ProxyConfigSet } from '../inject';
+import { type InjectorRole, injectPodTemplate, type Labels, type ProxyConfigSet } from '../inject';
 import { createPatch } from '../inject/jsonpatch';
 import type { InjectionOptions } from '../inject/options';
 import { type Json, isRecord, rec, str, workloadOfPod } from '../inject/workload';
@@ -105,6 +105,8 @@ export interface InjectDeps {
   namespaceLabels?: (namespace: string) => Labels | undefined;
   /** ProxyConfig objects in effect (none: the mesh default and the pod's annotation only). */
   proxyConfigs?: ProxyConfigSet;
+  /** The tags pointing at this revision and whether it is the default one, read per review. */
+  role?: () => Omit<InjectorRole, 'revision'>;
 }
 
 export interface InjectOutcome {
@@ -127,12 +129,14 @@ export function admitInjection(req: AdmissionRequest, deps: InjectDeps): InjectO
   const namespace = req.namespace || str(meta['namespace']) || 'default';
   const workload = workloadOfPod(meta, namespace);
   const nsLabels = deps.namespaceLabels?.(namespace);
+  const role = deps.role?.();
   const r = injectPodTemplate(pod, {
     namespace,
     workload,
     opts: deps.opts,
     ...(nsLabels ? { namespaceLabels: nsLabels } : {}),
     ...(deps.proxyConfigs ? { proxyConfigs: deps.proxyConfigs } : {}),
+    ...(role ? { role } : {}),
   });
   if (r.errors.length > 0) {
     const message = `sidecar injection failed: ${describeErrors(r.errors).join('; ')}`;

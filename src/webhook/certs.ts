@@ -30,6 +30,8 @@ export interface WebhookCertificateOptions {
   domain: string;
   /** Extra DNS names (ISTIOD_CUSTOM_HOST). */
   customHosts: readonly string[];
+  /** meshd's revision: other than default, its Service `istiod-<rev>` is named too (the webhooks' clientConfig). */
+  revision?: string;
   log: Logger;
   /** Lifetime asked for; default 24 h, renewed at half. */
   ttlSeconds?: number;
@@ -38,8 +40,9 @@ export interface WebhookCertificateOptions {
 }
 
 /** The names of the webhook certificate: istiod's Service names, then the custom hosts. */
-export function webhookCertificateNames(namespace: string, domain: string, customHosts: readonly string[]): string[] {
-  return [...new Set([...webhookDnsNames('istiod', namespace, domain), ...customHosts])];
+export function webhookCertificateNames(namespace: string, domain: string, customHosts: readonly string[], revision?: string): string[] {
+  const own = revision && revision !== 'default' ? webhookDnsNames(`istiod-${revision}`, namespace, domain) : [];
+  return [...new Set([...webhookDnsNames('istiod', namespace, domain), ...own, ...customHosts])];
 }
 
 /**
@@ -49,7 +52,7 @@ export function webhookCertificateNames(namespace: string, domain: string, custo
 export function webhookServingCertificate(o: WebhookCertificateOptions): ServingCertificate {
   return new ServingCertificate({
     ca: o.ca,
-    dnsNames: webhookCertificateNames(o.namespace, o.domain, o.customHosts),
+    dnsNames: webhookCertificateNames(o.namespace, o.domain, o.customHosts, o.revision),
     identity: spiffeId(o.ca.trustDomain, o.namespace, 'istiod'),
     log: o.log,
     ...(o.ttlSeconds !== undefined ? { ttlSeconds: o.ttlSeconds } : {}),

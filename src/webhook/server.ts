@@ -10,7 +10,7 @@ import type * as https from 'node:https';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
-import type { Labels, ProxyConfigSet } from '../inject';
+import type { InjectorRole, Labels, ProxyConfigSet } from '../inject';
 import { type InjectionConfig, type InjectionOptions, resolveInjectionOptions } from '../inject/options';
 import type { ConfigObject } from '../model/objects';
 import type { Validation } from '../model/validate';
@@ -40,6 +40,8 @@ export interface WebhookServerOptions {
   namespaceLabels?: (namespace: string) => Labels | undefined;
   /** The ProxyConfig objects in effect, read for each review. */
   proxyConfigs?: () => ProxyConfigSet | undefined;
+  /** The revision tags pointing at this revision and whether it is the default one (as istiod's selectors see them). */
+  role?: () => Omit<InjectorRole, 'revision'>;
   /** The first serving certificate, if already known; else none is served until `setCertificate`. */
   certificate?: WebhookCertificate;
   bodyLimit?: number;
@@ -121,7 +123,12 @@ export function webhookApp(o: WebhookServerOptions, cert: WebhookCertificate | u
       opts = base;
     }
     const pcs = o.proxyConfigs?.();
-    const out = admitInjection(parsed.request, { opts, ...(o.namespaceLabels ? { namespaceLabels: o.namespaceLabels } : {}), ...(pcs ? { proxyConfigs: pcs } : {}) });
+    const out = admitInjection(parsed.request, {
+      opts,
+      ...(o.namespaceLabels ? { namespaceLabels: o.namespaceLabels } : {}),
+      ...(pcs ? { proxyConfigs: pcs } : {}),
+      ...(o.role ? { role: o.role } : {}),
+    });
     const r = parsed.request;
     (!out.response.allowed ? m?.injectionFailure : out.injected ? m?.injectionSuccess : m?.injectionSkip)?.inc();
     log.debug({ uid: r.uid, namespace: r.namespace, name: r.name, injected: out.injected, reason: out.reason }, 'sidecar injection');

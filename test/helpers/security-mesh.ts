@@ -33,12 +33,14 @@ export interface Workload {
   pod: string;
   serviceAccount: string;
   labels: Record<string, string>;
+  /** Default NS. */
+  namespace?: string;
 }
 export const ECHO: Workload = { pod: 'echo-0', serviceAccount: 'echo', labels: { app: 'echo', 'security.istio.io/tlsMode': 'istio' } };
 export const SLEEP: Workload = { pod: 'sleep-0', serviceAccount: 'sleep', labels: { app: 'sleep', 'security.istio.io/tlsMode': 'istio' } };
 
 export function spiffe(w: Workload, trustDomain = 'cluster.local'): string {
-  return `spiffe://${trustDomain}/ns/${NS}/sa/${w.serviceAccount}`;
+  return `spiffe://${trustDomain}/ns/${w.namespace ?? NS}/sa/${w.serviceAccount}`;
 }
 
 /** A free 127.0.0.1 port, found by binding port 0 (XdsServer needs a concrete port to name its listener). */
@@ -53,11 +55,11 @@ export function freePort(): Promise<number> {
   });
 }
 
-function pod(w: Workload): object {
+export function pod(w: Workload): object {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: w.pod, namespace: NS, labels: w.labels },
+    metadata: { name: w.pod, namespace: w.namespace ?? NS, labels: w.labels },
     spec: { serviceAccountName: w.serviceAccount, containers: [{ name: 'app' }] },
     status: { phase: 'Running', podIP: '127.0.0.1', podIPs: [{ ip: '127.0.0.1' }] },
   };
@@ -208,7 +210,7 @@ export async function startAgentProcess(o: {
     o.ttl,
     ...(o.trustDomain ? ['--trust-domain', o.trustDomain] : []),
   ];
-  const env = { ...process.env, POD_NAME: o.w.pod, POD_NAMESPACE: NS, SERVICE_ACCOUNT: o.w.serviceAccount, INSTANCE_IP: '127.0.0.1' };
+  const env = { ...process.env, POD_NAME: o.w.pod, POD_NAMESPACE: o.w.namespace ?? NS, SERVICE_ACCOUNT: o.w.serviceAccount, INSTANCE_IP: '127.0.0.1' };
   const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: 'pipe' });
   const out = { text: '' };
   collect(child, out);
