@@ -191,6 +191,9 @@ describe('meshd --kubeconfig against the fake API server', { timeout: 120_000 },
 
   test('status-only and annotation-only writes: no rebuild, no push', T, async () => {
     const e = ready();
+    // The Gateway API controller creates GatewayClass `istio` once this replica leads: a real
+    // change, which must have landed before the writes that must change nothing.
+    await waitFor(() => (e.meshd.snapshot()?.counts['GatewayClass'] ?? 0) > 0 || undefined, 'GatewayClass istio created and read');
     await waitFor(() => settled(e), 'both clients in sync');
     const version = e.meshd.snapshot()?.version;
     const lastPush = JSON.stringify((await getJson(e, '/debug/push_status'))['last_push']);
