@@ -5,7 +5,17 @@
  * generation, and annotations where meshd reads none) leave the object — and with it the
  * snapshot's content hash — unchanged.
  */
-import { ISTIO_NETWORKING_VERSIONS, ISTIO_SECURITY_VERSIONS, ISTIO_TELEMETRY_VERSIONS, type ConfigError, type ConfigObject, type Kind } from '../model/objects';
+import {
+  GATEWAY_API_GROUP,
+  GATEWAY_API_VERSIONS,
+  ISTIO_NETWORKING_VERSIONS,
+  ISTIO_SECURITY_VERSIONS,
+  ISTIO_TELEMETRY_VERSIONS,
+  KNOWN_KINDS,
+  type ConfigError,
+  type ConfigObject,
+  type Kind,
+} from '../model/objects';
 import { DEFAULT_INPUT_LIMITS, type InputLimits } from '../config/limits';
 import { checkTree } from './bounds';
 import { parseObject } from './parse';
@@ -54,6 +64,15 @@ const security = (kind: Kind, plural: string): KubeKind => ({
   keepAnnotations: false,
 });
 
+const gatewayApi = (kind: keyof typeof GATEWAY_API_VERSIONS, plural: string, namespaced = true): KubeKind => ({
+  kind,
+  group: GATEWAY_API_GROUP,
+  versions: GATEWAY_API_VERSIONS[kind],
+  plural,
+  namespaced,
+  keepAnnotations: false,
+});
+
 /** Every kind the Kubernetes source watches (Endpoints are not: EndpointSlices replace them). */
 export const KUBE_KINDS: readonly KubeKind[] = [
   core('Namespace', 'namespaces', false),
@@ -72,6 +91,14 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   security('AuthorizationPolicy', 'authorizationpolicies'),
   security('RequestAuthentication', 'requestauthentications'),
   { kind: 'Telemetry', group: 'telemetry.istio.io', versions: ISTIO_TELEMETRY_VERSIONS, plural: 'telemetries', namespaced: true, keepAnnotations: false },
+  gatewayApi('GatewayClass', 'gatewayclasses', false),
+  gatewayApi('KubernetesGateway', 'gateways'),
+  gatewayApi('HTTPRoute', 'httproutes'),
+  gatewayApi('GRPCRoute', 'grpcroutes'),
+  gatewayApi('TCPRoute', 'tcproutes'),
+  gatewayApi('TLSRoute', 'tlsroutes'),
+  gatewayApi('ReferenceGrant', 'referencegrants'),
+  gatewayApi('BackendTLSPolicy', 'backendtlspolicies'),
 ];
 
 export function apiVersionOf(k: KubeResource, version: string): string {
@@ -114,7 +141,8 @@ export function configView(k: KubeKind, version: string, raw: Json): Json {
   if (k.namespaced) meta['namespace'] = m['namespace'];
   if (m['labels'] !== undefined && m['labels'] !== null) meta['labels'] = m['labels'];
   if (k.keepAnnotations && m['annotations'] !== undefined && m['annotations'] !== null) meta['annotations'] = m['annotations'];
-  const out: Json = { apiVersion: apiVersionOf(k, version), kind: k.kind, metadata: meta, ...rest };
+  // The kind as the API spells it (the Gateway API's Gateway is keyed KubernetesGateway here).
+  const out: Json = { apiVersion: apiVersionOf(k, version), kind: KNOWN_KINDS[k.kind].kind, metadata: meta, ...rest };
   if (k.kind === 'Pod' && isRecord(status)) {
     const s: Json = {};
     for (const f of POD_STATUS_FIELDS) if (status[f] !== undefined && status[f] !== null) s[f] = status[f];

@@ -268,12 +268,12 @@ function readKind(o: JsonObject): KindResult {
     return { apiVersion: String(apiVersion ?? ''), errors };
   }
   const version = typeof apiVersion === 'string' ? apiVersion : '';
-  if (!Object.prototype.hasOwnProperty.call(KNOWN_KINDS, kind)) {
-    const known = Object.keys(KNOWN_KINDS).join(', ');
-    errors.push({ path: 'kind', message: `unsupported kind ${JSON.stringify(kind)} (apiVersion ${version || 'unset'}); meshd reads ${known}` });
+  const known = knownKind(kind, version);
+  if (known === undefined) {
+    const names = [...new Set(Object.values(KNOWN_KINDS).map((k) => k.kind))].join(', ');
+    errors.push({ path: 'kind', message: `unsupported kind ${JSON.stringify(kind)} (apiVersion ${version || 'unset'}); meshd reads ${names}` });
     return { kindName: kind, apiVersion: version, errors };
   }
-  const known = kind as Kind;
   if (errors.length === 0) {
     const { group } = KNOWN_KINDS[known];
     const slash = version.indexOf('/');
@@ -286,6 +286,17 @@ function readKind(o: JsonObject): KindResult {
     }
   }
   return { kind: known, kindName: kind, apiVersion: version, errors };
+}
+
+/** The model's key for a kind as written: by group where two groups share a name (Gateway). */
+function knownKind(kind: string, apiVersion: string): Kind | undefined {
+  const slash = apiVersion.indexOf('/');
+  const group = slash < 0 ? '' : apiVersion.slice(0, slash);
+  const keys = Object.keys(KNOWN_KINDS) as Kind[];
+  const byGroup = keys.find((k) => KNOWN_KINDS[k].kind === kind && KNOWN_KINDS[k].group === group);
+  if (byGroup !== undefined) return byGroup;
+  // Otherwise the first of that name (its apiVersion is then reported as wrong for it).
+  return keys.find((k) => KNOWN_KINDS[k].kind === kind);
 }
 
 interface MetaResult {

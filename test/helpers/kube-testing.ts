@@ -192,6 +192,19 @@ export function shopObjects(): Array<Record<string, unknown>> {
       metadata: { name: 'web', namespace: SHOP },
       spec: { selector: { matchLabels: { app: 'web' } }, accessLogging: [{ providers: [{ name: 'envoy' }] }] },
     },
+    { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'istio' }, spec: { controllerName: 'istio.io/gateway-controller' } },
+    {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'shop-gw', namespace: SHOP },
+      spec: { gatewayClassName: 'istio', listeners: [{ name: 'http', port: 80, protocol: 'HTTP', hostname: 'shop.example.com' }] },
+    },
+    {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'web', namespace: SHOP },
+      spec: { parentRefs: [{ name: 'shop-gw' }], rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/' } }], backendRefs: [{ name: 'web', port: 80 }] }] },
+    },
     {
       apiVersion: 'networking.istio.io/v1alpha3',
       kind: 'EnvoyFilter',
@@ -219,8 +232,9 @@ export function shopObjects(): Array<Record<string, unknown>> {
   ];
 }
 
-/** `kubernetes:<Kind>/<ns>/<name>` of an object, as the source names it. */
+/** `kubernetes:<Kind>/<ns>/<name>` of an object, as the source names it (the Gateway API's Gateway: KubernetesGateway). */
 export function originOfObject(o: Record<string, unknown>): string {
   const m = o['metadata'] as { name: string; namespace?: string };
-  return `kubernetes:${String(o['kind'])}/${m.namespace ? `${m.namespace}/` : ''}${m.name}`;
+  const kind = o['kind'] === 'Gateway' && String(o['apiVersion']).startsWith('gateway.networking.k8s.io/') ? 'KubernetesGateway' : String(o['kind']);
+  return `kubernetes:${kind}/${m.namespace ? `${m.namespace}/` : ''}${m.name}`;
 }

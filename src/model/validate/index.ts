@@ -20,6 +20,7 @@ import { validateRequestAuthentication } from './requestauthentication';
 import { validateSecret } from './secret';
 import { validateTelemetry } from './telemetry';
 import { validateEnvoyFilter } from './envoyfilter';
+import { validateGatewayApi } from './gatewayapi';
 import { validateService } from './service';
 import { validateServiceEntry } from './serviceentry';
 import { validateSidecar } from './sidecar';
@@ -100,6 +101,16 @@ export function checkObject(obj: ConfigObject, maxErrors: number = DEFAULT_INPUT
       break;
     case 'EnvoyFilter':
       validateEnvoyFilter(obj, issues);
+      break;
+    case 'GatewayClass':
+    case 'KubernetesGateway':
+    case 'HTTPRoute':
+    case 'GRPCRoute':
+    case 'TCPRoute':
+    case 'TLSRoute':
+    case 'ReferenceGrant':
+    case 'BackendTLSPolicy':
+      validateGatewayApi(obj, issues);
       break;
   }
   return { errors: issues.result(), warnings: issues.warningsResult() };
