@@ -16,6 +16,7 @@ import type { TelemetryConfig } from './build-telemetry';
 import type { EnvoyFilterConfig } from './build-envoyfilter';
 import type { TelemetryMesh } from './telemetry-providers';
 import type { SidecarScope, SidecarSelector } from './build-sidecar';
+import type { GatewayApiStatus } from '../gatewayapi/status-types';
 
 export interface ServicePort {
   name: string;
@@ -156,6 +157,8 @@ export interface MeshSnapshot {
   readonly telemetries: ReadonlyMap<string, readonly TelemetryConfig[]>;
   /** EnvoyFilter objects by namespace, in name order, with the patches the allowlist lets through. */
   readonly envoyFilters: ReadonlyMap<string, readonly EnvoyFilterConfig[]>;
+  /** The status every Gateway API object meshd controls should have (gatewayapi/convert.ts). */
+  readonly gatewayApiStatuses: readonly GatewayApiStatus[];
   /** MeshConfig connectTimeout: clusters' connect_timeout unless a DestinationRule sets one. */
   readonly connectTimeout: ProtoDuration;
   /** MeshConfig enableAutoMtls. */
