@@ -1,0 +1,390 @@
+/**
+ * The Gateway API in the model: validation (the CRDs' schema and CEL rules, with field paths),
+ * the wanted status of every object (accepted, conflicting and unresolved cases, with the spec's
+ * reasons), and what the conversion hands the generators (GAMMA precedence over
+ * VirtualServices, per-namespace gateway selection).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { buildSnapshot } from '../src/model/build';
+import type { MeshSnapshot } from '../src/model/snapshot';
+import { loadText } from '../src/sources/file-source';
+import { gatewayApiStatusSource, gatewayApiStatuses } from '../src/gatewayapi/status';
+import type { GatewayApiCondition, GatewayApiStatus } from '../src/gatewayapi/status-types';
+import { toPercent } from '../src/gatewayapi/routes';
+
+const GW = 'gateway.networking.k8s.io/v1';
+
+function snap(yaml: string): MeshSnapshot {
+  const r = loadText(yaml, 'in.yaml');
+  assert.deepEqual(r.errors, [], 'inputs are valid');
+  return buildSnapshot({ objects: r.objects, errors: [], sequence: 1, now: new Date(0), domain: 'cluster.local' });
+}
+
+function refused(yaml: string): Array<{ path: string; message: string }> {
+  const r = loadText(yaml, 'in.yaml');
+  assert.equal(r.objects.length, 0, 'the object is left out');
+  return r.errors.flatMap((e) => e.errors.map((f) => ({ path: f.path, message: f.message })));
+}
+
+function statusOf(s: MeshSnapshot, kind: string, name: string): GatewayApiStatus {
+  const found = gatewayApiStatuses(s).find((x) => x.kind === kind && x.name === name);
+  assert.ok(found, `${kind} ${name} has a status`);
+  return found;
+}
+
+function conditions(list: unknown): Record<string, string> {
+  return Object.fromEntries((list as GatewayApiCondition[]).map((c) => [c.type, `${c.status}/${c.reason}`]));
+}
+
+function parentConditions(s: MeshSnapshot, kind: string, name: string): Array<Record<string, string>> {
+  const parents = statusOf(s, kind, name).status['parents'] as Array<{ conditions: GatewayApiCondition[]; controllerName: string }>;
+  for (const p of parents) assert.equal(p.controllerName, 'istio.io/gateway-controller');
+  return parents.map((p) => conditions(p.conditions));
+}
+
+const BASE = `
+apiVersion: ${GW}
+kind: GatewayClass
+metadata: { name: istio }
+spec: { controllerName: istio.io/gateway-controller }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: apps }
+spec: { clusterIP: 10.96.1.1, ports: [{ name: http, port: 8080 }] }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: gw-istio, namespace: gws }
+spec: { clusterIP: 10.96.0.9, ports: [{ name: http, port: 80 }] }
+---
+apiVersion: ${GW}
+kind: Gateway
+metadata: { name: gw, namespace: gws }
+spec:
+  gatewayClassName: istio
+  listeners:
+  - { name: http, port: 80, protocol: HTTP, hostname: "*.example.com", allowedRoutes: { namespaces: { from: All } } }
+  - { name: same-ns, port: 8080, protocol: HTTP }
+`;
+
+test('validation: the CEL and schema rules refuse bad objects with field paths', () => {
+  const errs = refused(`
+apiVersion: ${GW}
+kind: Gateway
+metadata: { name: gw, namespace: gws }
+spec:
+  gatewayClassName: istio
+  listeners:
+  - { name: a, port: 80, protocol: HTTP, tls: { mode: Terminate, certificateRefs: [{ name: c }] } }
+  - { name: a, port: 443, protocol: HTTPS }
+  - { name: b, port: 9000, protocol: TCP, hostname: x.example.com }
+`);
+  const paths = errs.map((e) => e.path);
+  assert.ok(paths.includes('spec.listeners[0].tls'), JSON.stringify(errs));
+  assert.ok(paths.includes('spec.listeners[1].name'), 'listener names are unique');
+  assert.ok(paths.includes('spec.listeners[1].tls'), 'HTTPS needs tls');
+  assert.ok(paths.includes('spec.listeners[2].hostname'), 'TCP takes no hostname');
+
+  const route = refused(`
+apiVersion: ${GW}
+kind: HTTPRoute
+metadata: { name: r, namespace: apps }
+spec:
+  parentRefs: [{ name: gw }]
+  rules:
+  - matches: [{ path: { type: Exact, value: "/a//b" } }, { path: { type: PathPrefix, value: "nope" } }]
+    filters:
+    - { type: RequestHeaderModifier }
+    - { type: URLRewrite, urlRewrite: { path: { type: ReplacePrefixMatch, replacePrefixMatch: /x } } }
+    - { type: RequestRedirect, requestRedirect: { statusCode: 301 } }
+    backendRefs: [{ name: web }]
+    timeouts: { request: 1s, backendRequest: 2s }
+`);
+  const rp = route.map((e) => e.path);
+  for (const want of [
+    'spec.rules[0].matches[0].path.value',
+    'spec.rules[0].matches[1].path.value',
+    'spec.rules[0].filters[0].requestHeaderModifier',
+    'spec.rules[0].filters[1].urlRewrite.path.type',
+    'spec.rules[0].filters',
+    'spec.rules[0].backendRefs[0].port',
+    'spec.rules[0].timeouts.backendRequest',
+  ]) {
+    assert.ok(rp.includes(want), `${want} in ${JSON.stringify(route)}`);
+  }
+  // A Gateway API Gateway is not mistaken for Istio's Gateway, nor Istio's for it.
+  assert.deepEqual(
+    loadText(`apiVersion: ${GW}\nkind: Gateway\nmetadata: { name: g }\nspec: { gatewayClassName: istio, listeners: [{ name: h, port: 80, protocol: HTTP }] }\n`, 'x.yaml')
+      .objects[0]?.kind,
+    'KubernetesGateway',
+  );
+  assert.equal(
+    loadText(
+      `apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: { name: g }\nspec: { servers: [{ port: { number: 80, name: http, protocol: HTTP }, hosts: ['*'] }] }\n`,
+      'x.yaml',
+    ).objects[0]?.kind,
+    'Gateway',
+  );
+});
+
+test('status: an accepted Gateway and route — class Accepted, listeners Programmed with attachedRoutes, address from its Service', () => {
+  const s = snap(`${BASE}
+---
+apiVersion: ${GW}
+kind: HTTPRoute
+metadata: { name: web, namespace: apps }
+spec:
+  parentRefs: [{ name: gw, namespace: gws, sectionName: http }]
+  hostnames: [www.example.com]
+  rules: [{ backendRefs: [{ name: web, port: 8080 }] }]
+`);
+  assert.deepEqual(conditions(statusOf(s, 'GatewayClass', 'istio').status['conditions']), { Accepted: 'True/Accepted' });
+  const gw = statusOf(s, 'Gateway', 'gw');
+  assert.equal(gw.namespace, 'gws');
+  assert.deepEqual(conditions(gw.status['conditions']), { Accepted: 'True/Accepted', Programmed: 'True/Programmed' });
+  assert.deepEqual(gw.status['addresses'], [{ type: 'IPAddress', value: '10.96.0.9' }]);
+  const listeners = gw.status['listeners'] as Array<{ name: string; attachedRoutes: number; conditions: GatewayApiCondition[]; supportedKinds: unknown }>;
+  assert.deepEqual(
+    listeners.map((l) => [l.name, l.attachedRoutes]),
+    [
+      ['http', 1],
+      ['same-ns', 0],
+    ],
+  );
+  assert.deepEqual(conditions(listeners[0]?.conditions), {
+    Accepted: 'True/Accepted',
+    ResolvedRefs: 'True/ResolvedRefs',
+    Conflicted: 'False/NoConflicts',
+    Programmed: 'True/Programmed',
+  });
+  assert.deepEqual(listeners[0]?.supportedKinds, [
+    { group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' },
+    { group: 'gateway.networking.k8s.io', kind: 'GRPCRoute' },
+  ]);
+  assert.deepEqual(parentConditions(s, 'HTTPRoute', 'web'), [{ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' }]);
+  // The source the status writer calls reads the current snapshot.
+  const holder: { current?: MeshSnapshot } = {};
+  const source = gatewayApiStatusSource(() => holder.current);
+  assert.deepEqual(source(), []);
+  holder.current = s;
+  assert.equal(source().length, 3);
+});
+
+test('status: conflicting listeners and routes the listeners do not allow', () => {
+  const s = snap(`${BASE}
+---
+apiVersion: ${GW}
+kind: Gateway
+metadata: { name: clash, namespace: gws }
+spec:
+  gatewayClassName: istio
+  listeners:
+  - { name: web, port: 9000, protocol: HTTP }
+  - { name: raw, port: 9000, protocol: TCP }
+---
+apiVersion: ${GW}
+kind: HTTPRoute
+metadata: { name: other-ns, namespace: apps }
+spec:
+  parentRefs: [{ name: gw, namespace: gws, sectionName: same-ns }]
+  rules: [{ backendRefs: [{ name: web, port: 8080 }] }]
+---
+apiVersion: ${GW}
+kind: HTTPRoute
+metadata: { name: wrong-host, namespace: apps }
+spec:
+  parentRefs: [{ name: gw, namespace: gws, sectionName: http }]
+  hostnames: [www.other.org]
+  rules: [{ backendRefs: [{ name: web, port: 8080 }] }]
+---
+apiVersion: ${GW}
+kind: HTTPRoute
+metadata: { name: no-listener, namespace: apps }
+spec:
+  parentRefs: [{ name: gw, namespace: gws, sectionName: missing }, { name: nope, namespace: gws }]
+  rules: [{ backendRefs: [{ name: web, port: 8080 }] }]
+`);
+  const clash = statusOf(s, 'Gateway', 'clash');
+  const ls = clash.status['listeners'] as Array<{ conditions: GatewayApiCondition[] }>;
+  for (const l of ls) assert.deepEqual(conditions(l.conditions)['Conflicted'], 'True/ProtocolConflict');
+  for (const l of ls) assert.deepEqual(conditions(l.conditions)['Programmed'], 'False/Invalid');
+  assert.deepEqual(conditions(clash.status['conditions'])['Accepted'], 'True/ListenersNotValid');
+  assert.deepEqual(conditions(clash.status['conditions'])['Programmed'], 'False/AddressNotAssigned');
+  // A conflicted listener serves nothing.
+  assert.equal(
+    s.gateways.some((g) => g.meta.name.startsWith('clash-')),
+    false,
+  );
+
+  assert.equal(parentConditions(s, 'HTTPRoute', 'other-ns')[0]?.['Accepted'], 'False/NotAllowedByListeners');
+  assert.equal(parentConditions(s, 'HTTPRoute', 'wrong-host')[0]?.['Accepted'], 'False/NoMatchingListenerHostname');
+  assert.deepEqual(
+    parentConditions(s, 'HTTPRoute', 'no-listener').map((c) => c['Accepted']),
+    ['False/NoMatchingParent', 'False/NoMatchingParent'],
+  );
+  const gw = statusOf(s, 'Gateway', 'gw').status['listeners'] as Array<{ attachedRoutes: number }>;
+  assert.deepEqual(
+    gw.map((l) => l.attachedRoutes),
+    [0, 0],
+    'refused routes are not counted',
+  );
+});
+
+test('status: unresolved references — BackendNotFound, RefNotPermitted (until a ReferenceGrant), InvalidKind, certificates', () => {
+  const routes = `${BASE}
+---
+apiVersion: v1
+kind: Service
+metadata: { name: catalog, namespace: shared }
+spec: { clusterIP: 10.96.2.1, ports: [{ name: http, port: 8080 }] }
+---
+apiVersion: ${GW}
+kind: HTTPRoute
+metadata: { name: broken, namespace: apps }
+spec:
+  parentRefs: [{ name: gw, namespace: gws, sectionName: http }]
+  hostnames: [www.example.com]
+  rules:
+  - matches: [{ path: { value: /missing } }]
+    backendRefs: [{ name: missing, port: 8080 }]
+  - matches: [{ path: { value: /shared } }]
+    backendRefs: [{ name: catalog, namespace: shared, port: 8080 }]
+  - matches: [{ path: { value: /bucket } }]
+    backendRefs: [{ group: storage.example.com, kind: Bucket, name: b }]
+---
+apiVersion: ${GW}
+kind: Gateway
+metadata: { name: tls, namespace: gws }
+spec:
+  gatewayClassName: istio
+  listeners:
+  - { name: https, port: 443, protocol: HTTPS, tls: { certificateRefs: [{ name: cert, namespace: certs }] } }
+`;
+  const s = snap(routes);
+  const parent = statusOf(s, 'HTTPRoute', 'broken').status['parents'] as Array<{ conditions: GatewayApiCondition[] }>;
+  const refs = parent[0]?.conditions.find((c) => c.type === 'ResolvedRefs');
+  assert.equal(refs?.status, 'False');
+  assert.equal(refs?.reason, 'BackendNotFound');
+  assert.match(refs?.message ?? '', /spec\.rules\[0\]\.backendRefs\[0\]: backend Service apps\/missing not found/);
+  assert.match(refs?.message ?? '', /RefNotPermitted|not permitted/);
+  assert.match(refs?.message ?? '', /only Services are supported/);
+  // The same problems are config errors (shown in /debug/configz), with field paths.
+  const err = s.errors.find((e) => e.name === 'broken');
+  assert.deepEqual(
+    err?.errors.map((e) => e.path),
+    ['spec.rules[0].backendRefs[0]', 'spec.rules[1].backendRefs[0]', 'spec.rules[2].backendRefs[0]'],
+  );
+  const tls = statusOf(s, 'Gateway', 'tls').status['listeners'] as Array<{ conditions: GatewayApiCondition[] }>;
+  assert.equal(conditions(tls[0]?.conditions)['ResolvedRefs'], 'False/RefNotPermitted');
+
+  // ReferenceGrants make both references permitted.
+  const granted = snap(`${routes}
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: { name: routes, namespace: shared }
+spec:
+  from: [{ group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: apps }]
+  to: [{ group: "", kind: Service, name: catalog }]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: { name: gateways, namespace: certs }
+spec:
+  from: [{ group: gateway.networking.k8s.io, kind: Gateway, namespace: gws }]
+  to: [{ group: "", kind: Secret }]
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: cert, namespace: certs }
+type: kubernetes.io/tls
+stringData: { tls.crt: x, tls.key: y }
+`);
+  const after = granted.errors.find((e) => e.name === 'broken');
+  assert.deepEqual(
+    after?.errors.map((e) => e.path),
+    ['spec.rules[0].backendRefs[0]', 'spec.rules[2].backendRefs[0]'],
+    'the granted reference resolves',
+  );
+  const tlsAfter = statusOf(granted, 'Gateway', 'tls').status['listeners'] as Array<{ conditions: GatewayApiCondition[] }>;
+  assert.equal(conditions(tlsAfter[0]?.conditions)['ResolvedRefs'], 'True/ResolvedRefs');
+  // Calls to an unresolved backend get a 500; the resolved one is routed.
+  const vs = granted.virtualServices.find((v) => v.hosts.includes('www.example.com'));
+  const http = vs?.spec.http ?? [];
+  assert.deepEqual(http.find((r) => r.match?.[0]?.uri?.exact === '/missing')?.directResponse, { status: 500 });
+  assert.equal(http.find((r) => r.match?.[0]?.uri?.exact === '/shared')?.route?.[0]?.destination.host, 'catalog.shared.svc.cluster.local');
+});
+
+test('GAMMA: a route on a Service takes precedence over a VirtualService for its host; a consumer route stays in its namespace', () => {
+  const s = snap(`${BASE}
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web-v2, namespace: apps }
+spec: { clusterIP: 10.96.1.2, ports: [{ name: http, port: 8080 }] }
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: web, namespace: apps }
+spec: { hosts: [web], http: [{ route: [{ destination: { host: web } }] }] }
+---
+# A VirtualService for the same host in a client namespace would win there over one elsewhere; not over the HTTPRoute.
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: web-from-default, namespace: default }
+spec: { hosts: [web.apps.svc.cluster.local], http: [{ route: [{ destination: { host: web.apps.svc.cluster.local } }] }] }
+---
+apiVersion: ${GW}
+kind: HTTPRoute
+metadata: { name: web, namespace: apps }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: web, port: 8080 }]
+  rules: [{ backendRefs: [{ name: web-v2, port: 8080 }] }]
+---
+apiVersion: ${GW}
+kind: HTTPRoute
+metadata: { name: consumer, namespace: client }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: web-v2, namespace: apps }]
+  rules: [{ backendRefs: [{ name: web, namespace: apps, port: 8080 }] }]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: { name: client, namespace: apps }
+spec:
+  from: [{ group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: client }]
+  to: [{ group: "", kind: Service }]
+`);
+  const host = 'web.apps.svc.cluster.local';
+  for (const ns of ['apps', 'default', 'client']) {
+    const vs = s.meshVirtualServicesIn.get(ns)?.get(host);
+    assert.equal(vs?.meta.annotations['internal.istio.io/route-semantics'], 'gateway', `the HTTPRoute wins in ${ns}`);
+    assert.equal(vs?.spec.http?.[0]?.route?.[0]?.destination.host, 'web-v2.apps.svc.cluster.local');
+    assert.equal(vs?.spec.http?.[0]?.match?.[0]?.port, 8080, 'the parentRef port becomes a port match');
+  }
+  const v2 = 'web-v2.apps.svc.cluster.local';
+  assert.equal(s.meshVirtualServicesIn.get('client')?.get(v2)?.spec.http?.[0]?.route?.[0]?.destination.host, host, 'the consumer route applies in its namespace');
+  assert.equal(s.meshVirtualServicesIn.get('apps')?.get(v2), undefined, 'and nowhere else');
+  assert.deepEqual(parentConditions(s, 'HTTPRoute', 'consumer'), [{ Accepted: 'True/Accepted', ResolvedRefs: 'True/ResolvedRefs' }]);
+});
+
+test('ingress: Gateways from the Gateway API select their own pods in their own namespace only', () => {
+  const s = snap(BASE);
+  const gws = s.gateways.filter((g) => g.meta.namespace === 'gws');
+  assert.deepEqual(
+    gws.map((g) => [g.meta.name, g.spec.selector]),
+    [
+      ['gw-istio-autogenerated-k8s-gateway-http', { 'gateway.networking.k8s.io/gateway-name': 'gw' }],
+      ['gw-istio-autogenerated-k8s-gateway-same-ns', { 'gateway.networking.k8s.io/gateway-name': 'gw' }],
+    ],
+  );
+});
+
+test('weights: relative weights become percentages that sum to 100', () => {
+  assert.deepEqual(toPercent([1, 1]), [50, 50]);
+  assert.deepEqual(toPercent([1, 2]), [33, 67]);
+  assert.deepEqual(toPercent([1, 1, 1]), [34, 33, 33]);
+  assert.deepEqual(toPercent([0, 5]), [0, 100]);
+});
