@@ -241,14 +241,21 @@ export function convertGatewayApi(kind: Kinds, input: ConvertInput, errors: Conf
               resolvedMessage = `certificateRef to Secret ${refNs}/${ref.name} is not permitted by any ReferenceGrant`;
               return;
             }
+            if (refNs !== ns) {
+              // Permitted, but meshd's SDS serves a gateway the Secrets of its own namespace only.
+              resolved = false;
+              resolvedReason = 'InvalidCertificateRef';
+              resolvedMessage = `certificateRef to Secret ${refNs}/${ref.name}: meshd serves certificates from the Gateway's own namespace only`;
+              return;
+            }
             const present = kind('Secret').some((s) => s.metadata.namespace === refNs && s.metadata.name === ref.name);
             if (!present) {
               resolved = false;
               resolvedReason = 'InvalidCertificateRef';
               resolvedMessage = `invalid certificate reference Secret ${refNs}/${ref.name}: not found`;
             }
-            // Same namespace: the Secret's name, as an Istio Gateway's credentialName. Other namespaces: istiod's kubernetes-gateway:// form.
-            names.push(refNs === ns ? ref.name : `kubernetes-gateway://${refNs}/${ref.name}`);
+            // The Secret's name, as an Istio Gateway's credentialName: SDS serves it as kubernetes://<name>.
+            names.push(ref.name);
           });
           server.tls = names.length > 1 ? { mode: 'SIMPLE', credentialNames: names } : { mode: 'SIMPLE', credentialName: names[0] ?? '' };
         }
