@@ -12,6 +12,10 @@ import { loadText } from '../src/sources/file-source';
 import { gatewayApiStatusSource, gatewayApiStatuses } from '../src/gatewayapi/status';
 import type { GatewayApiCondition, GatewayApiStatus } from '../src/gatewayapi/status-types';
 import { toPercent } from '../src/gatewayapi/routes';
+import { parseProxy } from '../src/model/proxy';
+import { ConfigEngine } from '../src/xds/engine';
+import { EnvoyProtos, TypeUrl } from '../src/xds/protos';
+import { ResourceValidator } from '../src/xds/validate-rules';
 
 const GW = 'gateway.networking.k8s.io/v1';
 
@@ -390,4 +394,61 @@ test('weights: relative weights become percentages that sum to 100', () => {
   assert.deepEqual(toPercent([1, 2]), [33, 67]);
   assert.deepEqual(toPercent([1, 1, 1]), [34, 33, 33]);
   assert.deepEqual(toPercent([0, 5]), [0, 100]);
+});
+
+test('push engine: a route edit rebuilds only what reads it, and equals a fresh build', () => {
+  const protos = new EnvoyProtos();
+  const engine = new ConfigEngine({ protos, checker: new ResourceValidator(protos), checkFromScratch: true });
+  const world = (meshBackend: string): string => `${BASE}
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web-v2, namespace: apps }
+spec: { clusterIP: 10.96.1.2, ports: [{ name: http, port: 8080 }] }
+---
+apiVersion: ${GW}
+kind: HTTPRoute
+metadata: { name: mesh, namespace: apps }
+spec:
+  parentRefs: [{ group: "", kind: Service, name: web }]
+  rules: [{ backendRefs: [{ name: ${meshBackend}, port: 8080 }] }]
+---
+apiVersion: ${GW}
+kind: HTTPRoute
+metadata: { name: ingress, namespace: gws }
+spec:
+  parentRefs: [{ name: gw, sectionName: same-ns }]
+  rules: [{ backendRefs: [{ name: web, namespace: apps, port: 8080 }] }]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: { name: gws, namespace: apps }
+spec:
+  from: [{ group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: gws }]
+  to: [{ group: "", kind: Service }]
+`;
+  const build = (yaml: string, previous?: MeshSnapshot): MeshSnapshot => {
+    const r = loadText(yaml, 'in.yaml');
+    assert.deepEqual(r.errors, []);
+    return buildSnapshot({ objects: r.objects, errors: [], sequence: 1, now: new Date(0), domain: 'cluster.local', ...(previous ? { previous } : {}) });
+  };
+  const first = build(world('web'));
+  engine.setSnapshot(first);
+  const sidecar = engine.attach(parseProxy('sidecar~10.244.1.5~client-1.apps~apps.svc.cluster.local', { NAMESPACE: 'apps' }));
+  const gateway = engine.attach(
+    parseProxy('router~10.244.0.9~gw-istio-1.gws~gws.svc.cluster.local', { NAMESPACE: 'gws', LABELS: { 'gateway.networking.k8s.io/gateway-name': 'gw' } }),
+  );
+  const gwRoutes = engine.resources(gateway, TypeUrl.Route, new Set(['http.8080']));
+  assert.ok(JSON.stringify([...gwRoutes.resources.keys()]).includes('http.8080'), 'the gateway serves its listener route');
+  const sideRoutes = engine.resources(sidecar, TypeUrl.Route, new Set(['8080']));
+  engine.setSnapshot(build(world('web-v2'), first));
+  assert.equal(engine.resources(gateway, TypeUrl.Route, new Set(['http.8080'])), gwRoutes, "the gateway's routes are reused as they were");
+  const after = engine.resources(sidecar, TypeUrl.Route, new Set(['8080']));
+  assert.notEqual(after, sideRoutes, "the sidecar's routes are rebuilt");
+  assert.ok(
+    Buffer.from(after.resources.get('8080')?.bytes ?? new Uint8Array())
+      .toString('latin1')
+      .includes('web-v2.apps'),
+    'and route to the new backend',
+  );
 });
