@@ -4,7 +4,9 @@
  * the Gateway's namespace whose pod is labelled gateway.networking.k8s.io/gateway-name, connected over TLS
  * with the workload certificate of that namespace, as istio-agent connects) gets the listener
  * with `kubernetes://<secret>` over SDS, and the served certificate and key complete a real TLS
- * handshake on 127.0.0.1. Replacing the certificateRef moves the listener to the new Secret.
+ * handshake on 127.0.0.1. Replacing the certificateRef moves the listener to the new Secret; a
+ * Secret of another namespace is served (as `kubernetes-gateway://<ns>/<name>`) only once a
+ * ReferenceGrant there permits it.
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
@@ -30,6 +32,7 @@ type J = Record<string, unknown>;
 const ca = makeCa();
 const certA = issue(ca, ['secure.example.com']);
 const certB = issue(ca, ['secure.example.com']);
+const certShared = issue(ca, ['secure.example.com']);
 
 let dir: string;
 let jwksDir: string;
@@ -37,7 +40,7 @@ let meshd: MeshdHandle;
 let jwtKey: CryptoKey;
 const clients: AdsClient[] = [];
 
-function gatewayYaml(secret: string): string {
+function gatewayYaml(secret: string, secretNamespace?: string): string {
   return `
 # The gateway's pod: its labels (read by the proxy's pod name) select it for the Gateway.
 apiVersion: v1
@@ -56,7 +59,7 @@ spec:
     port: 443
     protocol: HTTPS
     hostname: secure.example.com
-    tls: { mode: Terminate, certificateRefs: [{ name: ${secret} }] }
+    tls: { mode: Terminate, certificateRefs: [{ name: ${secret}${secretNamespace ? `, namespace: ${secretNamespace}` : ''} }] }
 ---
 apiVersion: v1
 kind: Service
@@ -124,7 +127,10 @@ async function handshake(server: tls.TlsOptions, clientOpts: tls.ConnectionOptio
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshd-gwapi-tls-'));
-  write('secrets.yaml', `${tlsSecretYaml(NS, 'cert-a', certA)}\n---\n${tlsSecretYaml(NS, 'cert-b', certB)}\n`);
+  write(
+    'secrets.yaml',
+    `${tlsSecretYaml(NS, 'cert-a', certA)}\n---\n${tlsSecretYaml(NS, 'cert-b', certB)}\n---\n${tlsSecretYaml('certs', 'shared-cert', certShared)}\n---\n${tlsSecretYaml('certs', 'other-cert', certB)}\n`,
+  );
   write('gateway.yaml', gatewayYaml('cert-a'));
   const { privateKey, publicKey } = await generateKeyPair('ES256');
   jwtKey = privateKey;
@@ -183,4 +189,34 @@ test('changing the certificateRef moves the listener to the other Secret, which 
   const hs = await handshake({ cert: got.chain, key: got.key }, { servername: 'secure.example.com', ca: ca.cert });
   assert.equal(hs.ok, true);
   assert.equal(hs.peer, new X509Certificate(certB.cert).fingerprint256);
+});
+
+test('a certificateRef to another namespace is served only once a ReferenceGrant permits it', async () => {
+  const c = await gatewayClient();
+  await c.subscribe(TypeUrl.Listener);
+  write('gateway.yaml', gatewayYaml('shared-cert', 'certs'));
+  // Not permitted: the listener is not programmed, so the gateway serves no 443 at all.
+  const refused = await c.next(TypeUrl.Listener);
+  assert.deepEqual(refused.names, []);
+  // Nor does SDS serve the Secret to a gateway that asks for it by name.
+  const early = await (await gatewayClient()).subscribe(TypeUrl.Secret, ['kubernetes-gateway://certs/shared-cert', 'kubernetes://cert-a']);
+  assert.deepEqual(early.names, ['kubernetes://cert-a'], 'no ReferenceGrant: not served');
+  write(
+    'grant.yaml',
+    `apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: { name: gws-certs, namespace: certs }
+spec:
+  from: [{ group: gateway.networking.k8s.io, kind: Gateway, namespace: ${NS} }]
+  to: [{ group: "", kind: Secret, name: shared-cert }]
+`,
+  );
+  const lds = await c.next(TypeUrl.Listener);
+  assert.ok(JSON.stringify(lds.resources).includes('kubernetes-gateway://certs/shared-cert'), "the listener names the Secret in istiod's cross-namespace form");
+  const sds = await (await gatewayClient()).subscribe(TypeUrl.Secret, ['kubernetes-gateway://certs/shared-cert', 'kubernetes-gateway://certs/other-cert']);
+  assert.deepEqual(sds.names, ['kubernetes-gateway://certs/shared-cert'], 'only the Secret the grant and the Gateway name');
+  const got = served(sds, 'kubernetes-gateway://certs/shared-cert');
+  const hs = await handshake({ cert: got.chain, key: got.key }, { servername: 'secure.example.com', ca: ca.cert });
+  assert.equal(hs.ok, true);
+  assert.equal(hs.peer, new X509Certificate(certShared.cert).fingerprint256);
 });

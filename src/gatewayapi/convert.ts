@@ -40,6 +40,8 @@ export const GATEWAY_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
 export const ROUTE_SEMANTICS = 'internal.istio.io/route-semantics';
 export const GATEWAY_SEMANTICS = 'internal.istio.io/gateway-semantics';
 export const PARENTS_ANNOTATION = 'internal.istio.io/parents';
+/** istiod's SDS name of a Secret a Gateway references across namespaces (credentials.KubernetesGatewaySecretType). */
+export const KUBERNETES_GATEWAY_SECRET_PREFIX = 'kubernetes-gateway://';
 
 type Kinds = (kind: string) => readonly ConfigObject[];
 
@@ -56,6 +58,11 @@ export interface GatewayApiModel {
   gateways: ConfigObject[];
   /** The status every Gateway API object of ours should have. */
   statuses: GatewayApiStatus[];
+  /**
+   * `<gateway namespace>|<secret namespace>/<name>`: Secrets of another namespace that a Gateway
+   * of the first references and a ReferenceGrant permits; SDS serves exactly these across namespaces.
+   */
+  credentialGrants: string[];
 }
 
 const cond = (type: string, ok: boolean, reason: string, message: string): GatewayApiCondition => ({ type, status: ok ? 'True' : 'False', reason, message });
@@ -175,6 +182,7 @@ export function convertGatewayApi(kind: Kinds, input: ConvertInput, errors: Conf
   }
 
   // ---- gateways and listeners ----
+  const credentialGrants = new Set<string>();
   const gateways = new Map<string, GatewayState>();
   const istioGateways: ConfigObject[] = [];
   for (const g of kind('KubernetesGateway')) {
@@ -241,21 +249,20 @@ export function convertGatewayApi(kind: Kinds, input: ConvertInput, errors: Conf
               resolvedMessage = `certificateRef to Secret ${refNs}/${ref.name} is not permitted by any ReferenceGrant`;
               return;
             }
-            if (refNs !== ns) {
-              // Permitted, but meshd's SDS serves a gateway the Secrets of its own namespace only.
-              resolved = false;
-              resolvedReason = 'InvalidCertificateRef';
-              resolvedMessage = `certificateRef to Secret ${refNs}/${ref.name}: meshd serves certificates from the Gateway's own namespace only`;
-              return;
-            }
             const present = kind('Secret').some((s) => s.metadata.namespace === refNs && s.metadata.name === ref.name);
             if (!present) {
               resolved = false;
               resolvedReason = 'InvalidCertificateRef';
               resolvedMessage = `invalid certificate reference Secret ${refNs}/${ref.name}: not found`;
             }
-            // The Secret's name, as an Istio Gateway's credentialName: SDS serves it as kubernetes://<name>.
-            names.push(ref.name);
+            // Same namespace: the Secret's name, as an Istio Gateway's credentialName (SDS: kubernetes://<name>).
+            // Another namespace, permitted by a ReferenceGrant: istiod's kubernetes-gateway://<ns>/<name>,
+            // which SDS serves to this namespace's gateways only for the grants recorded here.
+            if (refNs === ns) names.push(ref.name);
+            else {
+              names.push(`${KUBERNETES_GATEWAY_SECRET_PREFIX}${refNs}/${ref.name}`);
+              credentialGrants.add(`${ns}|${refNs}/${ref.name}`);
+            }
           });
           server.tls = names.length > 1 ? { mode: 'SIMPLE', credentialNames: names } : { mode: 'SIMPLE', credentialName: names[0] ?? '' };
         }
@@ -524,7 +531,7 @@ export function convertGatewayApi(kind: Kinds, input: ConvertInput, errors: Conf
     });
   }
   statuses.sort((a, b) => statusKey(a).localeCompare(statusKey(b)));
-  return { virtualServices, gateways: istioGateways, statuses };
+  return { virtualServices, gateways: istioGateways, statuses, credentialGrants: [...credentialGrants].sort() };
 }
 
 function statusKey(s: GatewayApiStatus): string {

@@ -187,6 +187,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     telemetries,
     envoyFilters,
     gatewayApiStatuses: gatewayApi.statuses,
+    gatewayCredentialGrants: gatewayApi.credentialGrants,
     jwks: reqAuthn.jwks,
     errors,
     counts,

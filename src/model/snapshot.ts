@@ -159,6 +159,8 @@ export interface MeshSnapshot {
   readonly envoyFilters: ReadonlyMap<string, readonly EnvoyFilterConfig[]>;
   /** The status every Gateway API object meshd controls should have (gatewayapi/convert.ts). */
   readonly gatewayApiStatuses: readonly GatewayApiStatus[];
+  /** `<gateway ns>|<secret ns>/<name>`: cross-namespace certificateRefs a ReferenceGrant permits (SDS serves these). */
+  readonly gatewayCredentialGrants: readonly string[];
   /** MeshConfig connectTimeout: clusters' connect_timeout unless a DestinationRule sets one. */
   readonly connectTimeout: ProtoDuration;
   /** MeshConfig enableAutoMtls. */
