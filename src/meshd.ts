@@ -46,7 +46,8 @@ import type { ServingCertificate } from './ca/tls-server';
 import type { CertificateAuthority } from './ca/types';
 import { ResourceValidator } from './xds/validate-rules';
 import { GatewayController } from './gatewayapi/controller';
-import { standInStatusSource } from './gatewayapi/standin';
+import { withClassStatuses } from './gatewayapi/standin';
+import { gatewayApiStatusSource } from './gatewayapi/status';
 import type { GatewayApiStatusSource } from './gatewayapi/status-types';
 import { resolveInjectionOptions } from './inject/options';
 import { AutoRegistrar } from './autoreg/registrar';
@@ -112,12 +113,11 @@ export type StartOptions = MeshdOptionsInput & {
 };
 
 /**
- * The wanted status of the Gateway API objects, from the config being served. Until the
- * translation computes its own, the controller's stand-in: GatewayClass Accepted, Gateway
- * Accepted/Programmed without listeners.
+ * The wanted status of the Gateway API objects, from the config being served (the translation's,
+ * gatewayapi/status.ts), with the controller's GatewayClass Accepted for classes it leaves out.
  */
-function gatewayStatusSource(objects: () => readonly ConfigObject[], _snapshot: () => MeshSnapshot | undefined, domain: string): GatewayApiStatusSource {
-  return standInStatusSource(objects, domain);
+function gatewayStatusSource(objects: () => readonly ConfigObject[], snapshot: () => MeshSnapshot | undefined): GatewayApiStatusSource {
+  return withClassStatuses(gatewayApiStatusSource(snapshot), objects);
 }
 
 /** meshd's logger: JSON lines at `level` to `out` (default: standard output, bounded; see BoundedSink). */
@@ -318,23 +318,21 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   // The Gateway API controller (class, automated deployment, status), as istiod's: it runs on the
   // shared Lease, which only the mesh's default revision campaigns for.
   const meshInjection = meshInjector();
-  const gatewayController =
-    kubeConfig
-      ? new GatewayController({
-          kubeConfig,
-          log: log.child({ component: 'gateway-api' }),
-          statuses: gatewayStatusSource(
-            () => source.state().objects,
-            () => current,
-            opts.domain,
-          ),
-          objects: () => source.state().objects,
-          injection: () => resolveInjectionOptions({ clusterDomain: opts.domain, trustDomain: opts.trustDomain, revision: opts.revision, ...meshInjection(current) }),
-          revision: opts.revision,
-          userAgent: `meshd/${MESHD_VERSION} (${opts.podName ?? os.hostname()}) gateway-controller`,
-          ...input.gatewayController,
-        })
-      : undefined;
+  const gatewayController = kubeConfig
+    ? new GatewayController({
+        kubeConfig,
+        log: log.child({ component: 'gateway-api' }),
+        statuses: gatewayStatusSource(
+          () => source.state().objects,
+          () => current,
+        ),
+        objects: () => source.state().objects,
+        injection: () => resolveInjectionOptions({ clusterDomain: opts.domain, trustDomain: opts.trustDomain, revision: opts.revision, ...meshInjection(current) }),
+        revision: opts.revision,
+        userAgent: `meshd/${MESHD_VERSION} (${opts.podName ?? os.hostname()}) gateway-controller`,
+        ...input.gatewayController,
+      })
+    : undefined;
   // Every replica serves xDS. Work that must happen once in the cluster (the CA's root Secret, the
   // istio-ca-root-cert ConfigMaps) runs on the holder of istiod's shared namespace-controller Lease,
   // which only replicas of the default revision campaign for; this revision's own webhook

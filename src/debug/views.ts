@@ -129,6 +129,8 @@ export function configz(snap: MeshSnapshot): object {
     // Secrets by name, with why one cannot be served: their contents never appear in debug output.
     secrets: credentialReport(snap),
     request_authentications: requestAuthentications(snap),
+    // The Gateway API objects meshd controls, with the status they should have (invalid references included).
+    gateway_api: snap.gatewayApiStatuses,
     errors: snap.errors,
   };
 }

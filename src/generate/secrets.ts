@@ -15,15 +15,37 @@ import type { GenerateContext, ProtoObject, Resource } from './types';
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
-/** `kubernetes://[ns/]name` → where the Secret lives; undefined for names meshd does not serve. */
-function parseSecretName(resource: string, proxyNamespace: string): { namespace: string; name: string } | undefined {
-  if (!resource.startsWith(KUBERNETES_SECRET_PREFIX)) return undefined;
-  const rest = resource.slice(KUBERNETES_SECRET_PREFIX.length);
+/** istiod's name for a Secret a Gateway API Gateway references in another namespace. */
+const KUBERNETES_GATEWAY_PREFIX = 'kubernetes-gateway://';
+
+/**
+ * `kubernetes://[ns/]name` or `kubernetes-gateway://ns/name` → where the Secret lives (and which
+ * form named it); undefined for names meshd does not serve.
+ */
+function parseSecretName(resource: string, proxyNamespace: string): { namespace: string; name: string; gatewayRef: boolean } | undefined {
+  const gatewayRef = resource.startsWith(KUBERNETES_GATEWAY_PREFIX);
+  if (!gatewayRef && !resource.startsWith(KUBERNETES_SECRET_PREFIX)) return undefined;
+  const rest = resource.slice(gatewayRef ? KUBERNETES_GATEWAY_PREFIX.length : KUBERNETES_SECRET_PREFIX.length);
   const slash = rest.indexOf('/');
+  if (gatewayRef && slash < 0) return undefined;
   const namespace = slash < 0 ? proxyNamespace : rest.slice(0, slash);
   const name = slash < 0 ? rest : rest.slice(slash + 1);
   if (!namespace || !name || name.includes('/')) return undefined;
-  return { namespace, name };
+  return { namespace, name, gatewayRef };
+}
+
+/**
+ * A Secret of another namespace that a gateway of `credentialNamespace` may read: named in the
+ * Gateway API's form, referenced by a Gateway of that namespace and permitted by a ReferenceGrant
+ * (istiod's SecretGen check for `kubernetes-gateway://`).
+ */
+function grantedAcross(snap: MeshSnapshot, credentialNamespace: string, ref: { namespace: string; name: string; gatewayRef: boolean }): boolean {
+  if (!ref.gatewayRef) return false;
+  const base = ref.name.endsWith(CA_SUFFIX) ? ref.name.slice(0, -CA_SUFFIX.length) : ref.name;
+  return (
+    snap.gatewayCredentialGrants.includes(`${credentialNamespace}|${ref.namespace}/${ref.name}`) ||
+    snap.gatewayCredentialGrants.includes(`${credentialNamespace}|${ref.namespace}/${base}`)
+  );
 }
 
 /** Every certificate of a PEM bundle, parsed; throws a message that names no content. */
@@ -85,8 +107,11 @@ function inline(pem: string): ProtoObject {
 export function secretDenial(proxy: Pick<Proxy, 'type' | 'namespace' | 'credentialNamespace'>, resource: string, noIdentityReason: string): string | undefined {
   if (proxy.type !== 'router') return 'only gateway (router) proxies are served credentials by the control plane';
   const ref = parseSecretName(resource, proxy.namespace);
-  if (!ref) return `not a credential name this control plane serves (want ${KUBERNETES_SECRET_PREFIX}[namespace/]name)`;
+  if (!ref) return `not a credential name this control plane serves (want ${KUBERNETES_SECRET_PREFIX}[namespace/]name or ${KUBERNETES_GATEWAY_PREFIX}namespace/name)`;
   if (proxy.credentialNamespace === undefined) return noIdentityReason;
+  // A Gateway API reference across namespaces is served only where a ReferenceGrant permits it;
+  // the snapshot decides that (secretResources), so nothing is reported here.
+  if (ref.gatewayRef) return undefined;
   if (ref.namespace !== proxy.credentialNamespace) return `Secret ${ref.namespace}/${ref.name} is outside the verified identity's namespace ${proxy.credentialNamespace}`;
   return undefined;
 }
@@ -94,8 +119,9 @@ export function secretDenial(proxy: Pick<Proxy, 'type' | 'namespace' | 'credenti
 /** One requested SDS name → its resource, or undefined when it is not served to this proxy. */
 function secretResource(snap: MeshSnapshot, credentialNamespace: string, resource: string): Resource | undefined {
   const ref = parseSecretName(resource, credentialNamespace);
-  // istiod's authorization: a verified gateway reads Secrets in its own namespace only.
-  if (!ref || ref.namespace !== credentialNamespace) return undefined;
+  // istiod's authorization: a verified gateway reads Secrets in its own namespace, and others
+  // only through a Gateway API reference a ReferenceGrant permits.
+  if (!ref || (ref.namespace !== credentialNamespace && !grantedAcross(snap, credentialNamespace, ref))) return undefined;
   const key = `${ref.namespace}/${ref.name}`;
   if (ref.name.endsWith(CA_SUFFIX)) {
     const src = caSource(snap, ref.namespace, ref.name);

@@ -30,10 +30,21 @@ export function isMeshBound(vs: VirtualServiceConfig): boolean {
   return vs.gateways.length === 0 || vs.gateways.includes('mesh');
 }
 
-/** host → VirtualService for proxies in `ns`: VirtualServices in `ns` first, then the rest in order. */
+/** Generated from a Gateway API route (istiod's `internal.istio.io/route-semantics: gateway`). */
+export function hasGatewaySemantics(vs: VirtualServiceConfig): boolean {
+  return vs.meta.annotations['internal.istio.io/route-semantics'] === 'gateway';
+}
+
+/**
+ * host → VirtualService for proxies in `ns`: routes of the Gateway API first (they take
+ * precedence over VirtualServices for the same host, as in Istio), then VirtualServices in `ns`,
+ * then the rest in order.
+ */
 export function meshIndex(list: readonly VirtualServiceConfig[], ns: string | undefined): Map<string, VirtualServiceConfig> {
   const index = new Map<string, VirtualServiceConfig>();
-  const ordered = ns === undefined ? list : [...list.filter((v) => v.meta.namespace === ns), ...list.filter((v) => v.meta.namespace !== ns)];
+  const byNs = (l: readonly VirtualServiceConfig[]): VirtualServiceConfig[] =>
+    ns === undefined ? [...l] : [...l.filter((v) => v.meta.namespace === ns), ...l.filter((v) => v.meta.namespace !== ns)];
+  const ordered = [...byNs(list.filter(hasGatewaySemantics)), ...byNs(list.filter((v) => !hasGatewaySemantics(v)))];
   for (const vs of ordered) {
     const visible = ns === undefined ? vs.exportTo.includes('*') : vs.meta.namespace === ns || exportedTo(vs.exportTo, ns);
     if (!visible) continue;

@@ -19,6 +19,7 @@ import { trustDomainBundle } from './trust-domain';
 import { type MeshConfigText, buildMesh } from './build-mesh';
 import { meshConfigView } from './mesh-config';
 import { buildSidecarScoping } from './build-sidecar';
+import { convertGatewayApi } from '../gatewayapi/convert';
 import { DEFAULT_ROOT_NAMESPACE, type MeshService, type MeshSnapshot, exportedTo } from './snapshot';
 
 export interface BuildInput {
@@ -93,7 +94,11 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   const mesh = buildMesh(input.mesh, { trustDomain: input.trustDomain, trustDomainAliases: input.trustDomainAliases }, input.previous?.meshConfig, errors);
   const meshConfig = mesh.meshConfig;
   const registry = buildRegistry(kind, domain, errors, meshConfig.defaultServiceExportTo);
-  const routing = buildRouting(kind, domain, namespaces, errors, {
+  // The Gateway API, as istiod does it: converted into Istio VirtualServices and Gateways (GAMMA routes first).
+  const gatewayApi = convertGatewayApi(kind, { domain, namespaceLabels, services: registry.serviceByHost }, errors);
+  const routingKind = (k: string): readonly ConfigObject[] =>
+    k === 'VirtualService' ? [...gatewayApi.virtualServices, ...kind(k)] : k === 'Gateway' ? [...kind(k), ...gatewayApi.gateways] : kind(k);
+  const routing = buildRouting(routingKind, domain, namespaces, errors, {
     virtualServiceExportTo: meshConfig.defaultVirtualServiceExportTo,
     destinationRuleExportTo: meshConfig.defaultDestinationRuleExportTo,
   });
@@ -187,6 +192,8 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     envoyFilters,
     proxyConfigs,
     workloadGroups,
+    gatewayApiStatuses: gatewayApi.statuses,
+    gatewayCredentialGrants: gatewayApi.credentialGrants,
     jwks: reqAuthn.jwks,
     errors,
     counts,

@@ -132,11 +132,14 @@ export function destinationRuleScope(snap: MeshSnapshot, proxy: Proxy): string {
 
 /**
  * The Gateways whose selector matches a gateway proxy's labels, in any namespace (istiod's
- * default). As in istiod, an empty selector is a subset of every label set: it selects them all.
+ * default) but the Gateway API's, which select in their own namespace only. As in istiod, an empty selector is a subset of every label set: it selects them all.
  */
 export function gatewaysFor(snap: MeshSnapshot, proxy: Proxy): GatewayConfig[] {
   const labels = proxyLabels(proxy, snap);
-  return snap.gateways.filter((g) => labelsMatch(g.spec.selector ?? {}, labels));
+  // Gateways made from the Gateway API select only the proxies in their own namespace (istiod's rule).
+  return snap.gateways.filter(
+    (g) => labelsMatch(g.spec.selector ?? {}, labels) && (g.meta.annotations['internal.istio.io/gateway-semantics'] !== 'gateway' || g.meta.namespace === proxy.namespace),
+  );
 }
 
 /** The proxy's locality: from the xDS node, else from its pod's labels. */

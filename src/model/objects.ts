@@ -20,7 +20,7 @@ export interface Origin {
   item?: number;
 }
 
-/** The kinds meshd understands, keyed by `group/Kind` (core group is empty). */
+/** The kinds meshd understands, keyed by their kind (KubernetesGateway: the Gateway API's Gateway). */
 export const KNOWN_KINDS = {
   Namespace: { group: '', kind: 'Namespace', namespaced: false },
   Service: { group: '', kind: 'Service', namespaced: true },
@@ -39,17 +39,23 @@ export const KNOWN_KINDS = {
   RequestAuthentication: { group: 'security.istio.io', kind: 'RequestAuthentication', namespaced: true },
   Telemetry: { group: 'telemetry.istio.io', kind: 'Telemetry', namespaced: true },
   EnvoyFilter: { group: 'networking.istio.io', kind: 'EnvoyFilter', namespaced: true },
-  // The Kubernetes Gateway API: the key differs from the kind because `Gateway` is Istio's.
-  KubernetesGateway: { group: 'gateway.networking.k8s.io', kind: 'Gateway', namespaced: true },
+  // The Kubernetes Gateway API. `Gateway` there is keyed KubernetesGateway (istiod's name), since Gateway is Istio's.
   GatewayClass: { group: 'gateway.networking.k8s.io', kind: 'GatewayClass', namespaced: false },
+  KubernetesGateway: { group: 'gateway.networking.k8s.io', kind: 'Gateway', namespaced: true },
+  HTTPRoute: { group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespaced: true },
+  GRPCRoute: { group: 'gateway.networking.k8s.io', kind: 'GRPCRoute', namespaced: true },
+  TCPRoute: { group: 'gateway.networking.k8s.io', kind: 'TCPRoute', namespaced: true },
+  TLSRoute: { group: 'gateway.networking.k8s.io', kind: 'TLSRoute', namespaced: true },
+  ReferenceGrant: { group: 'gateway.networking.k8s.io', kind: 'ReferenceGrant', namespaced: true },
+  BackendTLSPolicy: { group: 'gateway.networking.k8s.io', kind: 'BackendTLSPolicy', namespaced: true },
   ProxyConfig: { group: 'networking.istio.io', kind: 'ProxyConfig', namespaced: true },
   WorkloadGroup: { group: 'networking.istio.io', kind: 'WorkloadGroup', namespaced: true },
 } as const;
 export type Kind = keyof typeof KNOWN_KINDS;
 
+import { GATEWAY_API_VERSIONS } from './objects-gatewayapi';
+
 export const ISTIO_NETWORKING_VERSIONS: readonly string[] = ['v1', 'v1beta1', 'v1alpha3'];
-/** gateway.networking.k8s.io versions meshd reads Gateway and GatewayClass at, preferred first. */
-export const GATEWAY_API_VERSIONS: readonly string[] = ['v1', 'v1beta1'];
 
 // Istio security (security.istio.io): spec types live beside this file.
 export * from './objects-security';
@@ -57,9 +63,11 @@ export * from './objects-security';
 export * from './objects-telemetry';
 // EnvoyFilter (networking.istio.io/v1alpha3).
 export * from './objects-envoyfilter';
+// The Kubernetes Gateway API (gateway.networking.k8s.io).
+export * from './objects-gatewayapi';
 
-/** Kinds served at fewer versions than their group: EnvoyFilter exists only as v1alpha3, ProxyConfig only as v1beta1. */
-export const KIND_VERSIONS: Readonly<Partial<Record<string, readonly string[]>>> = { EnvoyFilter: ['v1alpha3'], ProxyConfig: ['v1beta1'] };
+/** Kinds served at fewer versions than their group: EnvoyFilter exists only as v1alpha3, ProxyConfig only as v1beta1; each Gateway API kind at its own. */
+export const KIND_VERSIONS: Readonly<Partial<Record<string, readonly string[]>>> = { EnvoyFilter: ['v1alpha3'], ProxyConfig: ['v1beta1'], ...GATEWAY_API_VERSIONS };
 
 /** One object as read from a source, before validation: spec is still untrusted JSON. */
 export interface ConfigObject {

@@ -18,6 +18,7 @@ import type { ProxyConfigEntry } from './proxy-config';
 import type { WorkloadGroupConfig } from './workload-group';
 import type { TelemetryMesh } from './telemetry-providers';
 import type { SidecarScope, SidecarSelector } from './build-sidecar';
+import type { GatewayApiStatus } from '../gatewayapi/status-types';
 
 export interface ServicePort {
   name: string;
@@ -162,6 +163,10 @@ export interface MeshSnapshot {
   readonly proxyConfigs: ReadonlyMap<string, readonly ProxyConfigEntry[]>;
   /** WorkloadGroups by `namespace/name` (auto-registration templates; autoreg/registrar.ts). */
   readonly workloadGroups: ReadonlyMap<string, WorkloadGroupConfig>;
+  /** The status every Gateway API object meshd controls should have (gatewayapi/convert.ts). */
+  readonly gatewayApiStatuses: readonly GatewayApiStatus[];
+  /** `<gateway ns>|<secret ns>/<name>`: cross-namespace certificateRefs a ReferenceGrant permits (SDS serves these). */
+  readonly gatewayCredentialGrants: readonly string[];
   /** MeshConfig connectTimeout: clusters' connect_timeout unless a DestinationRule sets one. */
   readonly connectTimeout: ProtoDuration;
   /** MeshConfig enableAutoMtls. */

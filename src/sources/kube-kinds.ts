@@ -6,11 +6,12 @@
  * snapshot's content hash — unchanged.
  */
 import {
+  GATEWAY_API_GROUP,
   GATEWAY_API_VERSIONS,
   ISTIO_NETWORKING_VERSIONS,
-  KNOWN_KINDS,
   ISTIO_SECURITY_VERSIONS,
   ISTIO_TELEMETRY_VERSIONS,
+  KNOWN_KINDS,
   type ConfigError,
   type ConfigObject,
   type Kind,
@@ -65,6 +66,17 @@ const security = (kind: Kind, plural: string): KubeKind => ({
   keepAnnotations: false,
 });
 
+/** A Gateway API kind; generation is kept: status carries observedGeneration. */
+const gatewayApi = (kind: keyof typeof GATEWAY_API_VERSIONS, plural: string, namespaced = true, keepAnnotations = false): KubeKind => ({
+  kind,
+  group: GATEWAY_API_GROUP,
+  versions: GATEWAY_API_VERSIONS[kind],
+  plural,
+  namespaced,
+  keepAnnotations,
+  keepGeneration: true,
+});
+
 /** Every kind the Kubernetes source watches (Endpoints are not: EndpointSlices replace them). */
 export const KUBE_KINDS: readonly KubeKind[] = [
   core('Namespace', 'namespaces', false),
@@ -85,25 +97,15 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   security('AuthorizationPolicy', 'authorizationpolicies'),
   security('RequestAuthentication', 'requestauthentications'),
   { kind: 'Telemetry', group: 'telemetry.istio.io', versions: ISTIO_TELEMETRY_VERSIONS, plural: 'telemetries', namespaced: true, keepAnnotations: false },
-  // The Gateway API; annotations matter (networking.istio.io/service-type, gateway.istio.io/*).
-  {
-    kind: 'KubernetesGateway',
-    group: 'gateway.networking.k8s.io',
-    versions: GATEWAY_API_VERSIONS,
-    plural: 'gateways',
-    namespaced: true,
-    keepAnnotations: true,
-    keepGeneration: true,
-  },
-  {
-    kind: 'GatewayClass',
-    group: 'gateway.networking.k8s.io',
-    versions: GATEWAY_API_VERSIONS,
-    plural: 'gatewayclasses',
-    namespaced: false,
-    keepAnnotations: false,
-    keepGeneration: true,
-  },
+  // The Gateway API: a Gateway's annotations matter (networking.istio.io/service-type, gateway.istio.io/*).
+  gatewayApi('GatewayClass', 'gatewayclasses', false),
+  gatewayApi('KubernetesGateway', 'gateways', true, true),
+  gatewayApi('HTTPRoute', 'httproutes'),
+  gatewayApi('GRPCRoute', 'grpcroutes'),
+  gatewayApi('TCPRoute', 'tcproutes'),
+  gatewayApi('TLSRoute', 'tlsroutes'),
+  gatewayApi('ReferenceGrant', 'referencegrants'),
+  gatewayApi('BackendTLSPolicy', 'backendtlspolicies'),
 ];
 
 export function apiVersionOf(k: KubeResource, version: string): string {
@@ -147,6 +149,7 @@ export function configView(k: KubeKind, version: string, raw: Json): Json {
   if (m['labels'] !== undefined && m['labels'] !== null) meta['labels'] = m['labels'];
   if (k.keepAnnotations && m['annotations'] !== undefined && m['annotations'] !== null) meta['annotations'] = m['annotations'];
   if (k.keepGeneration && typeof m['generation'] === 'number') meta['generation'] = m['generation'];
+  // The kind as the API spells it (the Gateway API's Gateway is keyed KubernetesGateway here).
   const out: Json = { apiVersion: apiVersionOf(k, version), kind: KNOWN_KINDS[k.kind].kind, metadata: meta, ...rest };
   if (k.kind === 'Pod' && isRecord(status)) {
     const s: Json = {};

@@ -8,7 +8,6 @@
  */
 import { DEFAULT_INPUT_LIMITS, type InputLimits, LIMIT_FLAGS } from '../config/limits';
 import {
-  GATEWAY_API_VERSIONS,
   ISTIO_NETWORKING_VERSIONS,
   ISTIO_SECURITY_VERSIONS,
   ISTIO_TELEMETRY_VERSIONS,
@@ -37,7 +36,6 @@ const GROUP_VERSIONS: Readonly<Record<string, readonly string[]>> = {
   'networking.istio.io': ISTIO_NETWORKING_VERSIONS,
   'security.istio.io': ISTIO_SECURITY_VERSIONS,
   'telemetry.istio.io': ISTIO_TELEMETRY_VERSIONS,
-  'gateway.networking.k8s.io': GATEWAY_API_VERSIONS,
 };
 
 function isRecord(v: unknown): v is JsonObject {
@@ -263,13 +261,6 @@ interface KindResult {
  * networking.istio.io and the Gateway API's in gateway.networking.k8s.io), else the first key of
  * that kind, so a wrong group is reported against the apiVersion.
  */
-function kindOf(kind: string, apiVersion: string): Kind | undefined {
-  const slash = apiVersion.indexOf('/');
-  const group = slash < 0 ? '' : apiVersion.slice(0, slash);
-  const keys = (Object.keys(KNOWN_KINDS) as Kind[]).filter((k) => KNOWN_KINDS[k].kind === kind);
-  return keys.find((k) => KNOWN_KINDS[k].group === group) ?? keys[0];
-}
-
 function readKind(o: JsonObject): KindResult {
   const kind = o['kind'];
   const apiVersion = o['apiVersion'];
@@ -282,13 +273,12 @@ function readKind(o: JsonObject): KindResult {
     return { apiVersion: String(apiVersion ?? ''), errors };
   }
   const version = typeof apiVersion === 'string' ? apiVersion : '';
-  const found = kindOf(kind, version);
-  if (found === undefined) {
-    const known = [...new Set(Object.values(KNOWN_KINDS).map((k) => k.kind))].join(', ');
-    errors.push({ path: 'kind', message: `unsupported kind ${JSON.stringify(kind)} (apiVersion ${version || 'unset'}); meshd reads ${known}` });
+  const known = knownKind(kind, version);
+  if (known === undefined) {
+    const names = [...new Set(Object.values(KNOWN_KINDS).map((k) => k.kind))].join(', ');
+    errors.push({ path: 'kind', message: `unsupported kind ${JSON.stringify(kind)} (apiVersion ${version || 'unset'}); meshd reads ${names}` });
     return { kindName: kind, apiVersion: version, errors };
   }
-  const known = found;
   if (errors.length === 0) {
     const { group } = KNOWN_KINDS[known];
     const slash = version.indexOf('/');
@@ -301,6 +291,17 @@ function readKind(o: JsonObject): KindResult {
     }
   }
   return { kind: known, kindName: kind, apiVersion: version, errors };
+}
+
+/** The model's key for a kind as written: by group where two groups share a name (Gateway). */
+function knownKind(kind: string, apiVersion: string): Kind | undefined {
+  const slash = apiVersion.indexOf('/');
+  const group = slash < 0 ? '' : apiVersion.slice(0, slash);
+  const keys = Object.keys(KNOWN_KINDS) as Kind[];
+  const byGroup = keys.find((k) => KNOWN_KINDS[k].kind === kind && KNOWN_KINDS[k].group === group);
+  if (byGroup !== undefined) return byGroup;
+  // Otherwise the first of that name (its apiVersion is then reported as wrong for it).
+  return keys.find((k) => KNOWN_KINDS[k].kind === kind);
 }
 
 interface MetaResult {

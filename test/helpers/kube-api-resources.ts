@@ -34,8 +34,9 @@ const istio = (group: string, versions: readonly string[], resource: string, kin
 });
 const NETWORKING = ['v1', 'v1beta1', 'v1alpha3'] as const;
 const SECURITY = ['v1', 'v1beta1'] as const;
+const GATEWAY_API = 'gateway.networking.k8s.io';
 
-/** What a cluster with Istio's CRDs installed serves (as far as meshd and its tests care). */
+/** What a cluster with Istio's and the Gateway API's CRDs installed serves (as far as meshd and its tests care). */
 export const DEFAULT_RESOURCES: readonly ApiResource[] = [
   core('namespaces', 'Namespace', false, true),
   core('services', 'Service', true, true),
@@ -65,9 +66,15 @@ export const DEFAULT_RESOURCES: readonly ApiResource[] = [
   istio('security.istio.io', SECURITY, 'authorizationpolicies', 'AuthorizationPolicy'),
   istio('security.istio.io', SECURITY, 'requestauthentications', 'RequestAuthentication'),
   istio('telemetry.istio.io', ['v1', 'v1alpha1'], 'telemetries', 'Telemetry'),
-  // The Gateway API's standard channel (the kinds meshd's controller reads and writes status for).
-  { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], resource: 'gatewayclasses', kind: 'GatewayClass', namespaced: false, crd: true, status: true },
-  { group: 'gateway.networking.k8s.io', versions: ['v1', 'v1beta1'], resource: 'gateways', kind: 'Gateway', namespaced: true, crd: true, status: true },
+  // The Gateway API (the kinds meshd reads, and writes status for).
+  { ...istio(GATEWAY_API, ['v1', 'v1beta1'], 'gatewayclasses', 'GatewayClass'), namespaced: false },
+  istio(GATEWAY_API, ['v1', 'v1beta1'], 'gateways', 'Gateway'),
+  istio(GATEWAY_API, ['v1', 'v1beta1'], 'httproutes', 'HTTPRoute'),
+  istio(GATEWAY_API, ['v1', 'v1alpha2'], 'grpcroutes', 'GRPCRoute'),
+  istio(GATEWAY_API, ['v1alpha2'], 'tcproutes', 'TCPRoute'),
+  istio(GATEWAY_API, ['v1alpha3', 'v1alpha2'], 'tlsroutes', 'TLSRoute'),
+  { ...istio(GATEWAY_API, ['v1beta1', 'v1alpha2'], 'referencegrants', 'ReferenceGrant'), status: false },
+  istio(GATEWAY_API, ['v1', 'v1alpha3'], 'backendtlspolicies', 'BackendTLSPolicy'),
 ];
 
 /** DEFAULT_RESOURCES without the given kinds (e.g. to simulate a missing CRD). */

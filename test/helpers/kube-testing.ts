@@ -192,18 +192,24 @@ export function shopObjects(): Array<Record<string, unknown>> {
       metadata: { name: 'web', namespace: SHOP },
       spec: { selector: { matchLabels: { app: 'web' } }, jwtRules: [{ issuer: 'https://idp.example', jwksUri: 'https://idp.example/jwks' }] },
     },
-    { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'istio' }, spec: { controllerName: 'istio.io/gateway-controller' } },
-    {
-      apiVersion: 'gateway.networking.k8s.io/v1',
-      kind: 'Gateway',
-      metadata: { name: 'web', namespace: SHOP },
-      spec: { gatewayClassName: 'istio', listeners: [{ name: 'http', port: 80, protocol: 'HTTP' }] },
-    },
     {
       apiVersion: 'telemetry.istio.io/v1',
       kind: 'Telemetry',
       metadata: { name: 'web', namespace: SHOP },
       spec: { selector: { matchLabels: { app: 'web' } }, accessLogging: [{ providers: [{ name: 'envoy' }] }] },
+    },
+    { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'istio' }, spec: { controllerName: 'istio.io/gateway-controller' } },
+    {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'shop-gw', namespace: SHOP },
+      spec: { gatewayClassName: 'istio', listeners: [{ name: 'http', port: 80, protocol: 'HTTP', hostname: 'shop.example.com' }] },
+    },
+    {
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'web', namespace: SHOP },
+      spec: { parentRefs: [{ name: 'shop-gw' }], rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/' } }], backendRefs: [{ name: 'web', port: 80 }] }] },
     },
     {
       apiVersion: 'networking.istio.io/v1alpha3',
@@ -238,7 +244,7 @@ export function shopObjects(): Array<Record<string, unknown>> {
   ];
 }
 
-/** `kubernetes:<Kind>/<ns>/<name>` of an object, as the source names it. */
+/** `kubernetes:<Kind>/<ns>/<name>` of an object, as the source names it (the Gateway API's Gateway: KubernetesGateway). */
 export function originOfObject(o: Record<string, unknown>): string {
   const m = o['metadata'] as { name: string; namespace?: string };
   // The Gateway API's Gateway is KubernetesGateway to meshd (`Gateway` is Istio's).

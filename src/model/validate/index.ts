@@ -22,6 +22,7 @@ import { validateTelemetry } from './telemetry';
 import { validateEnvoyFilter } from './envoyfilter';
 import { validateProxyConfig } from './proxyconfig';
 import { validateWorkloadGroup } from './workloadgroup';
+import { validateGatewayApi } from './gatewayapi';
 import { validateService } from './service';
 import { validateServiceEntry } from './serviceentry';
 import { validateSidecar } from './sidecar';
@@ -108,6 +109,16 @@ export function checkObject(obj: ConfigObject, maxErrors: number = DEFAULT_INPUT
       break;
     case 'WorkloadGroup':
       validateWorkloadGroup(obj, issues);
+      break;
+    case 'GatewayClass':
+    case 'KubernetesGateway':
+    case 'HTTPRoute':
+    case 'GRPCRoute':
+    case 'TCPRoute':
+    case 'TLSRoute':
+    case 'ReferenceGrant':
+    case 'BackendTLSPolicy':
+      validateGatewayApi(obj, issues);
       break;
   }
   return { errors: issues.result(), warnings: issues.warningsResult() };
