@@ -41,7 +41,25 @@ export type ExtensionProvider =
       readonly http?: { readonly path: string; readonly timeout?: string; readonly headers: readonly HttpHeaderValue[] };
       readonly grpc?: { readonly timeout?: string; readonly initialMetadata: readonly HttpHeaderValue[] };
     })
-  /** Providers meshd stores but generates nothing for (stackdriver, ext_authz, ALS, lightstep, …). */
+  | (Named & {
+      readonly kind: 'envoyOtelAls';
+      readonly service: string;
+      readonly port: number;
+      readonly logName: string;
+      readonly logFormat?: { readonly text?: string; readonly labels?: Readonly<Record<string, unknown>> };
+    })
+  | (Named & {
+      readonly kind: 'envoyHttpAls';
+      readonly service: string;
+      readonly port: number;
+      readonly logName: string;
+      readonly filterStateObjectsToLog: readonly string[];
+      readonly additionalRequestHeadersToLog: readonly string[];
+      readonly additionalResponseHeadersToLog: readonly string[];
+      readonly additionalResponseTrailersToLog: readonly string[];
+    })
+  | (Named & { readonly kind: 'envoyTcpAls'; readonly service: string; readonly port: number; readonly logName: string; readonly filterStateObjectsToLog: readonly string[] })
+  /** Providers meshd stores but generates nothing for (stackdriver, ext_authz, lightstep, …). */
   | (Named & { readonly kind: 'other'; readonly type: string });
 
 export interface DefaultProviders {
@@ -114,6 +132,25 @@ export function parseProvider(p: Json): ExtensionProvider | undefined {
         ...(grpc ? { grpc: { ...(typeof grpc['timeout'] === 'string' ? { timeout: grpc['timeout'] } : {}), initialMetadata: headers(grpc['initialMetadata']) } } : {}),
       };
     }
+    case 'envoyOtelAls': {
+      const lf = isRecord(c['logFormat']) ? c['logFormat'] : undefined;
+      const logFormat = lf ? { ...(typeof lf['text'] === 'string' ? { text: lf['text'] } : {}), ...(isRecord(lf['labels']) ? { labels: lf['labels'] } : {}) } : undefined;
+      return { name, kind: 'envoyOtelAls', service: str(c['service']), port: num(c['port']), logName: str(c['logName']), ...(logFormat ? { logFormat } : {}) };
+    }
+    case 'envoyHttpAls':
+      return {
+        name,
+        kind: 'envoyHttpAls',
+        service: str(c['service']),
+        port: num(c['port']),
+        logName: str(c['logName']),
+        filterStateObjectsToLog: strList(c['filterStateObjectsToLog']),
+        additionalRequestHeadersToLog: strList(c['additionalRequestHeadersToLog']),
+        additionalResponseHeadersToLog: strList(c['additionalResponseHeadersToLog']),
+        additionalResponseTrailersToLog: strList(c['additionalResponseTrailersToLog']),
+      };
+    case 'envoyTcpAls':
+      return { name, kind: 'envoyTcpAls', service: str(c['service']), port: num(c['port']), logName: str(c['logName']), filterStateObjectsToLog: strList(c['filterStateObjectsToLog']) };
     default:
       return { name, kind: 'other', type };
   }

@@ -52,6 +52,9 @@ export const ENTRY_FILES = [
   'envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.proto',
   'envoy/extensions/access_loggers/file/v3/file.proto',
   'envoy/extensions/access_loggers/filters/cel/v3/cel.proto',
+  'envoy/extensions/access_loggers/grpc/v3/als.proto',
+  // Needs OpenTelemetry's common.proto, which Envoy's API does not carry: our own copy under proto/.
+  'envoy/extensions/access_loggers/open_telemetry/v3/logs_service.proto',
   'envoy/config/trace/v3/zipkin.proto',
   'envoy/config/trace/v3/opentelemetry.proto',
   'envoy/config/trace/v3/datadog.proto',

@@ -138,6 +138,61 @@ function fileLogFromProvider(p: Extract<ExtensionProvider, { kind: 'envoyFileAcc
   return { name: FILE_ACCESS_LOG, typed_config: { '@type': FILE_ACCESS_LOG_TYPE, path: p.path, log_format: logFormat } };
 }
 
+const HTTP_GRPC_ACCESS_LOG = 'envoy.access_loggers.http_grpc';
+const HTTP_GRPC_ACCESS_LOG_TYPE = 'type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig';
+const TCP_GRPC_ACCESS_LOG = 'envoy.tcp_grpc_access_log';
+const TCP_GRPC_ACCESS_LOG_TYPE = 'type.googleapis.com/envoy.extensions.access_loggers.grpc.v3.TcpGrpcAccessLogConfig';
+const OTEL_ACCESS_LOG = 'envoy.access_loggers.open_telemetry';
+const OTEL_ACCESS_LOG_TYPE = 'type.googleapis.com/envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig';
+/** The metadata exchange's filter state, logged by the gRPC loggers unless the provider names others (istiod's envoyWasmStateToLog). */
+const PEER_STATE_TO_LOG = ['wasm.upstream_peer', 'wasm.upstream_peer_id', 'wasm.downstream_peer', 'wasm.downstream_peer_id'];
+
+/** CommonGrpcAccessLogConfig to a collector, through its outbound cluster. */
+function grpcLogCommon(logName: string, cluster: string, filterState: readonly string[]): ProtoObject {
+  return {
+    log_name: logName,
+    grpc_service: { envoy_grpc: { cluster_name: cluster } },
+    transport_api_version: 'V3',
+    filter_state_objects_to_log: filterState.length > 0 ? [...filterState] : PEER_STATE_TO_LOG,
+  };
+}
+
+/**
+ * istiod's gRPC and OpenTelemetry access log providers (envoyHttpAls, envoyTcpAls, envoyOtelAls):
+ * the logger, or undefined when the provider's service is not in the registry (istiod logs and
+ * skips it).
+ */
+function grpcLogFromProvider(snap: MeshSnapshot, p: ExtensionProvider): ProtoObject | undefined {
+  if (p.kind !== 'envoyHttpAls' && p.kind !== 'envoyTcpAls' && p.kind !== 'envoyOtelAls') return undefined;
+  const target = lookupCluster(snap, p.service, p.port);
+  if (!target) return undefined;
+  if (p.kind === 'envoyHttpAls') {
+    const cfg: ProtoObject = { '@type': HTTP_GRPC_ACCESS_LOG_TYPE, common_config: grpcLogCommon(p.logName || 'http_envoy_accesslog', target.cluster, p.filterStateObjectsToLog) };
+    if (p.additionalRequestHeadersToLog.length > 0) cfg['additional_request_headers_to_log'] = [...p.additionalRequestHeadersToLog];
+    if (p.additionalResponseHeadersToLog.length > 0) cfg['additional_response_headers_to_log'] = [...p.additionalResponseHeadersToLog];
+    if (p.additionalResponseTrailersToLog.length > 0) cfg['additional_response_trailers_to_log'] = [...p.additionalResponseTrailersToLog];
+    return { name: HTTP_GRPC_ACCESS_LOG, typed_config: cfg };
+  }
+  if (p.kind === 'envoyTcpAls') {
+    return { name: TCP_GRPC_ACCESS_LOG, typed_config: { '@type': TCP_GRPC_ACCESS_LOG_TYPE, common_config: grpcLogCommon(p.logName || 'tcp_envoy_accesslog', target.cluster, p.filterStateObjectsToLog) } };
+  }
+  const cfg: ProtoObject = {
+    '@type': OTEL_ACCESS_LOG_TYPE,
+    common_config: grpcLogCommon(p.logName || 'otel_envoy_accesslog', target.cluster, []),
+    body: { string_value: p.logFormat?.text || ENVOY_TEXT_LOG_FORMAT },
+  };
+  const labels = p.logFormat?.labels;
+  if (labels && Object.keys(labels).length > 0) {
+    // Attributes are string values, as istiod's convertStructToAttributeKeyValues (sorted here).
+    cfg['attributes'] = {
+      values: Object.keys(labels)
+        .sort()
+        .map((key) => ({ key, value: { string_value: typeof labels[key] === 'string' ? labels[key] : '' } })),
+    };
+  }
+  return { name: OTEL_ACCESS_LOG, typed_config: cfg };
+}
+
 /**
  * Telemetries.AccessLogging: undefined when neither a Telemetry nor a default provider configures
  * logging (MeshConfig accessLogFile applies); otherwise the providers' loggers, by provider name.
@@ -147,9 +202,10 @@ export function telemetryLogs(t: ProxyTelemetry, snap: MeshSnapshot, c: Listener
   const out: LogConfig[] = [];
   for (const [name, spec] of mergeLogs(t.logging, snap.telemetryMesh, workloadMode(c))) {
     const p = findProvider(snap.telemetryMesh, name);
-    // Only file loggers are generated here; istiod builds the gRPC/OTel ALS providers too.
-    if (!p || p.kind !== 'envoyFileAccessLog') continue;
-    out.push({ disabled: spec.disabled, log: fileLogFromProvider(p), ...(spec.filter !== undefined ? { filter: spec.filter } : {}), provider: p.name });
+    if (!p) continue;
+    const log = p.kind === 'envoyFileAccessLog' ? fileLogFromProvider(p) : grpcLogFromProvider(snap, p);
+    if (!log) continue;
+    out.push({ disabled: spec.disabled, log, ...(spec.filter !== undefined ? { filter: spec.filter } : {}), provider: p.name });
   }
   out.sort((a, b) => (a.provider < b.provider ? -1 : a.provider > b.provider ? 1 : 0));
   return out.length > 0 ? out : undefined;
