@@ -150,7 +150,14 @@ export function parseProvider(p: Json): ExtensionProvider | undefined {
         additionalResponseTrailersToLog: strList(c['additionalResponseTrailersToLog']),
       };
     case 'envoyTcpAls':
-      return { name, kind: 'envoyTcpAls', service: str(c['service']), port: num(c['port']), logName: str(c['logName']), filterStateObjectsToLog: strList(c['filterStateObjectsToLog']) };
+      return {
+        name,
+        kind: 'envoyTcpAls',
+        service: str(c['service']),
+        port: num(c['port']),
+        logName: str(c['logName']),
+        filterStateObjectsToLog: strList(c['filterStateObjectsToLog']),
+      };
     default:
       return { name, kind: 'other', type };
   }

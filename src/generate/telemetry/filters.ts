@@ -174,7 +174,10 @@ function grpcLogFromProvider(snap: MeshSnapshot, p: ExtensionProvider): ProtoObj
     return { name: HTTP_GRPC_ACCESS_LOG, typed_config: cfg };
   }
   if (p.kind === 'envoyTcpAls') {
-    return { name: TCP_GRPC_ACCESS_LOG, typed_config: { '@type': TCP_GRPC_ACCESS_LOG_TYPE, common_config: grpcLogCommon(p.logName || 'tcp_envoy_accesslog', target.cluster, p.filterStateObjectsToLog) } };
+    return {
+      name: TCP_GRPC_ACCESS_LOG,
+      typed_config: { '@type': TCP_GRPC_ACCESS_LOG_TYPE, common_config: grpcLogCommon(p.logName || 'tcp_envoy_accesslog', target.cluster, p.filterStateObjectsToLog) },
+    };
   }
   const cfg: ProtoObject = {
     '@type': OTEL_ACCESS_LOG_TYPE,
