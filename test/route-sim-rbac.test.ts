@@ -171,6 +171,23 @@ test('denied by caller identity: ratings (its SERVICE_ACCOUNT from syncz), or a 
   );
 });
 
+test('GET /debug/route: the same simulation and RBAC decision from meshd itself; bad input is a 400 naming the parameter', { timeout: 30_000 }, async () => {
+  const get = async (q: string): Promise<{ status: number; text: string }> => {
+    const r = await fetch(`http://127.0.0.1:${meshd.debugPort}/debug/route?${q}`);
+    return { status: r.status, text: await r.text() };
+  };
+  const ok = await get('proxyID=productpage-v1.default&to=reviews:9080&path=/reviews/1&header=x-a%3D1');
+  assert.equal(ok.status, 200, ok.text);
+  assert.match(ok.text, /^Request: +GET reviews:9080\/reviews\/1 \(x-a: 1\)$/m);
+  assert.ok(ok.text.includes(`RBAC:           ${ALLOWED_BY}\n`), ok.text);
+  const post = await get('proxyID=productpage-v1.default&to=reviews:9080&path=/reviews/1&method=post');
+  assert.ok(post.text.includes(`RBAC:           ${NO_ALLOW}\n`), post.text);
+  assert.deepEqual(await get('proxyID=productpage-v1.default&to=reviews'), { status: 400, text: 'to: must be host:port (got "reviews")\n' });
+  assert.deepEqual(await get('proxyID=productpage-v1.default&to=reviews:9080&header=novalue'), { status: 400, text: 'header[0]: must be name=value (got "novalue")\n' });
+  assert.deepEqual(await get('to=reviews:9080'), { status: 400, text: 'proxyID: required (a node ID or <pod>.<namespace>)\n' });
+  assert.equal((await get('proxyID=nobody.default&to=reviews:9080')).status, 404);
+});
+
 test('a destination whose proxy is not connected, and --no-rbac', { timeout: 30_000 }, async () => {
   const r = await route(['--from', PRODUCTPAGE, '--to', 'details:9080', '--path', '/details/1']);
   assert.equal(r.code, 0, r.stderr);
