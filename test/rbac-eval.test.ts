@@ -1,11 +1,14 @@
 /**
  * The RBAC evaluator's semantics (Envoy's config.rbac.v3), one table row per kind of Permission
  * and Principal, plus not/and/or nesting, the three-valued "undecidable", and the filter order:
- * a DENY filter before an ALLOW one, ALLOW with no match denies, LOG decides nothing.
+ * a DENY filter before an ALLOW one, ALLOW with no match denies, LOG decides nothing; then the RBAC
+ * step over hand-written dumps: which proxy at an address decides, and who the caller is.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type RbacFilter, type RbacRequest, describeRbac, evaluateRbac, permissionMatches, principalMatches } from '../src/cli/rbac-eval';
+import { simulateRbac } from '../src/cli/route-rbac';
+import { simulateRoute } from '../src/cli/route-sim';
 
 type Json = Record<string, unknown>;
 
@@ -157,4 +160,83 @@ test('network RBAC on a TCP chain: ports and identities decide, HTTP fields neve
   assert.equal(evaluateRbac([tcpAllow], TCP).decision, 'ALLOW');
   assert.equal(evaluateRbac([tcpAllow], { ...TCP, principal: undefined }).decision, 'DENY');
   assert.equal(evaluateRbac([{ name: 'envoy.filters.network.rbac', rules: { policies: { p: GET_ONLY } } }], TCP).decision, 'DENY');
+});
+
+// ---- the RBAC step over dumps (route-rbac.ts), with hand-written proto3 JSON dumps ----
+
+const ADMIN = 'type.googleapis.com/envoy.admin.v3.';
+const HCM_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
+const RBAC_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC';
+const CLUSTER = 'outbound|7070||echo.default.svc.cluster.local';
+
+function dump(listeners: Json[], clusters: Json[] = [], cla: Json[] = []): Json {
+  return {
+    configs: [
+      { '@type': `${ADMIN}ClustersConfigDump`, dynamicActiveClusters: clusters.map((c) => ({ cluster: c })) },
+      { '@type': `${ADMIN}ListenersConfigDump`, dynamicListeners: listeners.map((l) => ({ name: l['name'], activeState: { listener: l } })) },
+      { '@type': `${ADMIN}EndpointsConfigDump`, dynamicEndpointConfigs: cla.map((e) => ({ endpointConfig: e })) },
+    ],
+  };
+}
+
+/** A proxyless client: API listener → cluster with grpcgen's ISTIO_MUTUAL (certificate provider `default`). */
+const CLIENT_DUMP = dump(
+  [
+    {
+      name: 'echo.default.svc.cluster.local:7070',
+      apiListener: {
+        apiListener: {
+          '@type': HCM_TYPE,
+          routeConfig: { name: 'r', virtualHosts: [{ name: 'v', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: CLUSTER } }] }] },
+        },
+      },
+    },
+  ],
+  [
+    {
+      name: CLUSTER,
+      type: 'EDS',
+      transportSocket: { name: 'tls', typedConfig: { commonTlsContext: { tlsCertificateProviderInstance: { instanceName: 'default', certificateName: 'default' } } } },
+    },
+  ],
+  [{ clusterName: CLUSTER, endpoints: [{ lbEndpoints: [{ endpoint: { address: { socketAddress: { address: '127.0.0.1', portValue: 7443 } } }, healthStatus: 'HEALTHY' }] }] }],
+);
+
+const serverDump = (port: number, policies: Record<string, Json>): Json =>
+  dump([
+    {
+      name: `xds.istio.io/grpc/lds/inbound/127.0.0.1:${port}`,
+      filterChains: [
+        {
+          name: 'inbound-mtls',
+          filters: [
+            { name: 'hcm', typedConfig: { '@type': HCM_TYPE, httpFilters: [{ name: 'envoy.filters.http.rbac', typedConfig: { '@type': RBAC_TYPE, rules: { policies } } }] } },
+          ],
+        },
+      ],
+    },
+  ]);
+
+test('the RBAC step: a proxyless ISTIO_MUTUAL caller is authenticated; of two proxies at one address, the one serving the port decides', async () => {
+  const sim = simulateRoute(CLIENT_DUMP, { host: 'echo.default.svc.cluster.local', port: 7070, path: '/pkg.Echo/Who', method: 'POST', headers: {} });
+  assert.equal(sim.action.type === 'forward' && sim.action.clusters[0]?.tls, 'ISTIO_MUTUAL');
+  const proxies = [
+    { id: 'sidecar~127.0.0.1~sleep-0.default~default.svc.cluster.local', namespace: 'default', serviceAccount: 'sleep', ips: ['127.0.0.1'] },
+    { id: 'sidecar~127.0.0.1~other-0.default~default.svc.cluster.local', namespace: 'default', ips: ['127.0.0.1'] },
+    { id: 'sidecar~127.0.0.1~echo-0.default~default.svc.cluster.local', namespace: 'default', ips: ['127.0.0.1'] },
+  ];
+  const dumps: Record<string, Json> = {
+    [proxies[0]?.id as string]: CLIENT_DUMP,
+    [proxies[1]?.id as string]: serverDump(9999, { wrong: { permissions: [{ any: true }], principals: [{ any: true }] } }),
+    [proxies[2]?.id as string]: serverDump(7443, { 'default-from-sleep-0': FROM_SLEEP }),
+  };
+  const dir = { proxies, dump: (id: string) => Promise.resolve(dumps[id]) };
+  const [r] = await simulateRbac(sim, 'sleep-0.default', dir, { trustDomain: 'cluster.local' });
+  assert.equal(r?.proxy, proxies[2]?.id);
+  assert.equal(r?.principal, 'spiffe://cluster.local/ns/default/sa/sleep');
+  assert.deepEqual(r?.decision, { decision: 'ALLOW', policy: 'default-from-sleep-0', filter: F });
+  const [other] = await simulateRbac(sim, 'sleep-0.default', dir, { trustDomain: 'cluster.local', principal: 'spiffe://cluster.local/ns/default/sa/x' });
+  assert.equal(other?.decision.decision, 'DENY');
+  const [gone] = await simulateRbac(sim, 'sleep-0.default', { proxies: proxies.slice(0, 2), dump: dir.dump }, { trustDomain: 'cluster.local' });
+  assert.deepEqual([gone?.decision.decision, gone?.note], ['NOT_CONNECTED', 'no connected proxy at 127.0.0.1 has an inbound listener for port 7443']);
 });

@@ -205,6 +205,8 @@ function tlsMode(c: Json): string {
   const ts = obj(c['transportSocket']);
   if (Object.keys(ts).length === 0) return 'none';
   const ctx = obj(ts['typedConfig']);
+  // Proxyless gRPC (grpcgen): ISTIO_MUTUAL is the only TLS it is given, from the bootstrap's `default` provider.
+  if (s(obj(obj(ctx['commonTlsContext'])['tlsCertificateProviderInstance'])['instanceName']) === 'default') return 'ISTIO_MUTUAL';
   const alpn = (obj(ctx['commonTlsContext'])['alpnProtocols'] as unknown[] | undefined) ?? [];
   return alpn.map(s).some((p) => p.startsWith('istio')) ? 'ISTIO_MUTUAL' : 'TLS';
 }
