@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type RbacFilter, type RbacRequest, describeRbac, evaluateRbac, permissionMatches, principalMatches } from '../src/cli/rbac-eval';
+import { type RbacFilter, type RbacRequest, describeRbac, evaluateRbac, inboundRbac, permissionMatches, principalMatches } from '../src/cli/rbac-eval';
+import { obj } from '../src/cli/proxy-config';
 import { simulateRbac } from '../src/cli/route-rbac';
 import { simulateRoute } from '../src/cli/route-sim';
 
@@ -239,4 +240,38 @@ test('the RBAC step: a proxyless ISTIO_MUTUAL caller is authenticated; of two pr
   assert.equal(other?.decision.decision, 'DENY');
   const [gone] = await simulateRbac(sim, 'sleep-0.default', { proxies: proxies.slice(0, 2), dump: dir.dump }, { trustDomain: 'cluster.local' });
   assert.deepEqual([gone?.decision.decision, gone?.note], ['NOT_CONNECTED', 'no connected proxy at 127.0.0.1 has an inbound listener for port 7443']);
+});
+
+test("a sidecar's virtualInbound: the chain by port and transport, STRICT refusing plaintext, the passthrough chain for other ports", () => {
+  const rbacHcm = (policies: Record<string, Json>): Json => ({
+    name: 'envoy.filters.network.http_connection_manager',
+    typedConfig: { '@type': HCM_TYPE, httpFilters: [{ name: F, typedConfig: { '@type': RBAC_TYPE, rules: { policies } } }, { name: 'envoy.filters.http.router' }] },
+  });
+  const vi = dump([
+    {
+      name: 'virtualInbound',
+      filterChains: [
+        {
+          name: '0.0.0.0_9080',
+          filterChainMatch: { destinationPort: 9080, transportProtocol: 'tls', applicationProtocols: ['istio-http/1.1'] },
+          filters: [rbacHcm({ http: GET_ONLY })],
+        },
+        { name: '0.0.0.0_9080', filterChainMatch: { destinationPort: 9080, transportProtocol: 'tls' }, filters: [{ name: 'envoy.filters.network.tcp_proxy', typedConfig: {} }] },
+      ],
+      defaultFilterChain: { name: 'InboundPassthroughFilterChain', filters: [{ name: 'envoy.filters.network.tcp_proxy', typedConfig: {} }] },
+    },
+  ]);
+  const tls = inboundRbac(vi, 9080, true, true);
+  assert.deepEqual(
+    tls?.filters.map((f) => Object.keys(obj(f.rules?.['policies']))),
+    [['http']],
+  );
+  assert.equal(tls?.portMatched, true);
+  // A TCP request takes the TCP chain (no RBAC filters there in this dump).
+  assert.deepEqual(inboundRbac(vi, 9080, true, false)?.filters, []);
+  const plain = inboundRbac(vi, 9080, false, true);
+  assert.match(plain?.refused ?? '', /^port 9080 accepts only mTLS \(PeerAuthentication STRICT\)/);
+  const other = inboundRbac(vi, 8000, false, true);
+  assert.deepEqual([other?.portMatched, other?.filterChain, other?.filters], [false, 'InboundPassthroughFilterChain', []]);
+  assert.equal(inboundRbac(dump([]), 9080, true, true), undefined);
 });

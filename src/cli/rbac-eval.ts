@@ -232,32 +232,46 @@ export interface InboundRbac {
   listener: string;
   filterChain?: string;
   filters: RbacFilter[];
+  /** False when the port has no chain of its own and the request takes the listener's default (passthrough) chain. */
+  portMatched: boolean;
+  /** Why the connection is refused before any RBAC filter (the port accepts only the other transport). */
+  refused?: string;
 }
 
 const hasHcm = (chain: Json): boolean => arr(chain['filters']).some((f) => s(obj(f['typedConfig'])['@type']) === HCM);
 
 /**
  * The destination's inbound chain for a port: a sidecar's virtualInbound chain matching the port
- * and transport (TLS for an mTLS caller, else plaintext; an HTTP chain for an HTTP request), or a
- * proxyless gRPC server's listener for the port; undefined when the proxy has neither.
+ * and transport (TLS for an mTLS caller, else plaintext; an HTTP chain for an HTTP request) — or,
+ * for a port without chains, the default (passthrough) chain —, or a proxyless gRPC server's
+ * listener for the port; undefined when the proxy has neither.
  */
 export function inboundRbac(dump: Json, port: number, mtls: boolean, http: boolean): InboundRbac | undefined {
   const all = listeners(dump, {});
-  const vi = all.find((l) => s(l['name']) === 'virtualInbound');
-  if (vi) {
-    const chains = arr(vi['filterChains']).filter((c) => Number(obj(c['filterChainMatch'])['destinationPort'] ?? -1) === port);
-    const transport = (c: Json): string => s(obj(c['filterChainMatch'])['transportProtocol']);
-    const wanted = mtls ? 'tls' : 'raw_buffer';
-    const byTransport = chains.filter((c) => transport(c) === wanted || transport(c) === '');
-    const chain = byTransport.find((c) => hasHcm(c) === http) ?? byTransport[0];
-    if (chain) return { listener: 'virtualInbound', ...(chain['name'] ? { filterChain: s(chain['name']) } : {}), filters: rbacFiltersOfChain(chain, hasHcm(chain)) };
-  }
   const grpc = all.find((l) => s(l['name']).startsWith(GRPC_INBOUND_PREFIX) && s(l['name']).endsWith(`:${port}`));
   if (grpc) {
     const chain = arr(grpc['filterChains'])[0] ?? obj(grpc['defaultFilterChain']);
-    return { listener: s(grpc['name']), ...(chain['name'] ? { filterChain: s(chain['name']) } : {}), filters: rbacFiltersOfChain(chain, true) };
+    return { listener: s(grpc['name']), ...(chain['name'] ? { filterChain: s(chain['name']) } : {}), filters: rbacFiltersOfChain(chain, true), portMatched: true };
   }
-  return undefined;
+  const vi = all.find((l) => s(l['name']) === 'virtualInbound');
+  if (!vi) return undefined;
+  const chains = arr(vi['filterChains']).filter((c) => Number(obj(c['filterChainMatch'])['destinationPort'] ?? -1) === port);
+  const named = (chain: Json): { filterChain?: string } => (chain['name'] ? { filterChain: s(chain['name']) } : {});
+  if (chains.length === 0) {
+    const d = obj(vi['defaultFilterChain']);
+    return { listener: 'virtualInbound', ...named(d), filters: rbacFiltersOfChain(d, hasHcm(d)), portMatched: false };
+  }
+  const transport = (c: Json): string => s(obj(c['filterChainMatch'])['transportProtocol']);
+  const wanted = mtls ? 'tls' : 'raw_buffer';
+  const byTransport = chains.filter((c) => transport(c) === wanted || transport(c) === '');
+  const chain = byTransport.find((c) => hasHcm(c) === http) ?? byTransport[0];
+  if (!chain) {
+    const refused = mtls
+      ? `port ${port} accepts only plaintext (PeerAuthentication DISABLE); an mTLS connection fails`
+      : `port ${port} accepts only mTLS (PeerAuthentication STRICT); a plaintext caller is refused`;
+    return { listener: 'virtualInbound', filters: [], portMatched: true, refused };
+  }
+  return { listener: 'virtualInbound', ...named(chain), filters: rbacFiltersOfChain(chain, hasHcm(chain)), portMatched: true };
 }
 
 /** The decision in one line, as `meshctl x route` prints it. */

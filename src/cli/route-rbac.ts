@@ -102,27 +102,23 @@ async function forCluster(sim: SimResult, c: SimCluster, callerName: string, dir
   const base = { cluster: c.name, endpoint: ep.address, ...(principal ? { principal } : {}) };
   // Several proxies may share an address (loopback, host network): the one that serves the port.
   const candidates = dir.proxies.filter((p) => p.ips.includes(addr.ip) && !proxyIs(p, callerName));
+  // The proxy with a chain for the port first; else one whose passthrough chain takes it.
   let found: { proxy: ProxyInfo; inbound: InboundRbac } | undefined;
   for (const p of candidates) {
     const dump = await dir.dump(p.id);
     const inbound = dump ? inboundRbac(dump, addr.port, mtls, http) : undefined;
-    if (inbound) {
-      found = { proxy: p, inbound };
-      break;
-    }
+    if (inbound && (inbound.portMatched || !found)) found = { proxy: p, inbound };
+    if (inbound?.portMatched) break;
   }
   if (!found) {
     const note = candidates.length > 0 ? `no connected proxy at ${addr.ip} has an inbound listener for port ${addr.port}` : `no connected proxy has the address ${addr.ip}`;
     return { ...base, note, decision: { decision: 'NOT_CONNECTED' } };
   }
   const { proxy, inbound } = found;
-  return {
-    ...base,
-    proxy: proxy.id,
-    listener: inbound.listener,
-    ...(inbound.filterChain ? { filterChain: inbound.filterChain } : {}),
-    decision: evaluateRbac(inbound.filters, rbacReq),
-  };
+  const where = { ...base, proxy: proxy.id, listener: inbound.listener, ...(inbound.filterChain ? { filterChain: inbound.filterChain } : {}) };
+  if (inbound.refused) return { ...where, note: 'the connection fails before any RBAC filter', decision: { decision: 'DENY', filter: inbound.listener, reason: inbound.refused } };
+  const note = inbound.portMatched ? {} : { note: `port ${addr.port} has no chain of its own: the request takes the passthrough chain` };
+  return { ...where, ...note, decision: evaluateRbac(inbound.filters, rbacReq) };
 }
 
 /** The RBAC step for every cluster the request may reach (a share above 0). */
