@@ -2,9 +2,10 @@
  * The RBAC step of `meshctl x route` end to end: a running meshd with real ADS clients connected
  * as sidecars (node IDs `sidecar~<ip>~<pod>.<ns>~…`): callers `productpage` and `ratings`
  * subscribed to CDS/LDS/RDS/EDS, the destination `reviews-v1` to LDS (its virtualInbound), and
- * AuthorizationPolicies on `reviews`. meshctl asks meshd over xDS (syncz and config dumps) and must
- * say what the policies say: allowed or denied by path, method and caller identity, with the
- * policy that decided; a destination whose proxy is not connected is said to be so.
+ * AuthorizationPolicies on `reviews` (one on a JWT claim). meshctl asks meshd over xDS (syncz
+ * and config dumps) and must say what the policies say: allowed or denied by path, method and
+ * caller identity, with the policy that decided; undecidable where a JWT would decide; a
+ * destination whose proxy is not connected is said to be so. And the same over /debug/route.
  *
  * The real-traffic comparison (grpc-js enforcing RBAC) is in route-sim-rbac-grpc.test.ts.
  */
@@ -68,6 +69,16 @@ const POLICIES = [
       selector: { matchLabels: { app: 'reviews' } },
       action: 'ALLOW',
       rules: [{ from: [{ source: { principals: ['cluster.local/ns/default/sa/bookinfo-productpage'] } }], to: [{ operation: { methods: ['GET'], paths: ['/reviews/*'] } }] }],
+    },
+  },
+  {
+    apiVersion: 'security.istio.io/v1',
+    kind: 'AuthorizationPolicy',
+    metadata: { name: 'reviews-editors', namespace: NS },
+    spec: {
+      selector: { matchLabels: { app: 'reviews' } },
+      action: 'ALLOW',
+      rules: [{ to: [{ operation: { methods: ['POST'] } }], when: [{ key: 'request.auth.claims[groups]', values: ['editors'] }] }],
     },
   },
   {
@@ -153,9 +164,17 @@ test('allowed: GET /reviews/1 from productpage (mTLS identity), with the policy 
 });
 
 test('denied by method and by path (no ALLOW policy matches; the DENY policy wins over the ALLOW one)', { timeout: 30_000 }, async () => {
-  assert.equal(await rbacLine(PRODUCTPAGE, ['--path', '/reviews/1', '--method', 'POST']), NO_ALLOW);
+  assert.equal(await rbacLine(PRODUCTPAGE, ['--path', '/reviews/1', '--method', 'PUT']), NO_ALLOW);
   assert.equal(await rbacLine(PRODUCTPAGE, ['--path', '/ratings/1']), NO_ALLOW);
   assert.equal(await rbacLine(PRODUCTPAGE, ['--path', '/reviews/admin']), 'DENY by ns[default]-policy[deny-admin]-rule[0] (envoy.filters.http.rbac)');
+});
+
+test('a rule on JWT claims is undecidable from the request, and says which policy and claim; a rule that surely matches still decides', { timeout: 30_000 }, async () => {
+  assert.equal(
+    await rbacLine(PRODUCTPAGE, ['--path', '/reviews/1', '--method', 'POST']),
+    "undecidable: ns[default]-policy[reviews-editors]-rule[0] needs the request's JWT claims (groups) (envoy.filters.http.rbac)",
+  );
+  assert.equal(await rbacLine(PRODUCTPAGE, ['--path', '/reviews/1']), ALLOWED_BY);
 });
 
 test('denied by caller identity: ratings (its SERVICE_ACCOUNT from syncz), or a --principal override; allowed again by overriding', { timeout: 30_000 }, async () => {
@@ -180,7 +199,7 @@ test('GET /debug/route: the same simulation and RBAC decision from meshd itself;
   assert.equal(ok.status, 200, ok.text);
   assert.match(ok.text, /^Request: +GET reviews:9080\/reviews\/1 \(x-a: 1\)$/m);
   assert.ok(ok.text.includes(`RBAC:           ${ALLOWED_BY}\n`), ok.text);
-  const post = await get('proxyID=productpage-v1.default&to=reviews:9080&path=/reviews/1&method=post');
+  const post = await get('proxyID=productpage-v1.default&to=reviews:9080&path=/reviews/1&method=put');
   assert.ok(post.text.includes(`RBAC:           ${NO_ALLOW}\n`), post.text);
   assert.deepEqual(await get('proxyID=productpage-v1.default&to=reviews'), { status: 400, text: 'to: must be host:port (got "reviews")\n' });
   assert.deepEqual(await get('proxyID=productpage-v1.default&to=reviews:9080&header=novalue'), { status: 400, text: 'header[0]: must be name=value (got "novalue")\n' });
