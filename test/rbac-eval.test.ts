@@ -240,6 +240,10 @@ test('the RBAC step: a proxyless ISTIO_MUTUAL caller is authenticated; of two pr
   assert.equal(other?.decision.decision, 'DENY');
   const [gone] = await simulateRbac(sim, 'sleep-0.default', { proxies: proxies.slice(0, 2), dump: dir.dump }, { trustDomain: 'cluster.local' });
   assert.deepEqual([gone?.decision.decision, gone?.note], ['NOT_CONNECTED', 'no connected proxy at 127.0.0.1 has an inbound listener for port 7443']);
+  // A dump that cannot be read (the asker may not see that namespace) is said so, not taken for "not connected".
+  const refusing = { proxies, dump: (id: string) => (id === proxies[2]?.id ? Promise.reject(new Error('PERMISSION_DENIED')) : dir.dump(id)) };
+  const [unknown] = await simulateRbac(sim, 'sleep-0.default', refusing, { trustDomain: 'cluster.local' });
+  assert.deepEqual(unknown?.decision, { decision: 'UNKNOWN', reason: `could not read the config of ${proxies[2]?.id}: PERMISSION_DENIED` });
 });
 
 test("a sidecar's virtualInbound: the chain by port and transport, STRICT refusing plaintext, the passthrough chain for other ports", () => {

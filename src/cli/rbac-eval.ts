@@ -47,7 +47,9 @@ export type RbacDecision =
   | { decision: 'DENY'; policy?: string; filter: string; reason: string }
   | { decision: 'NO_POLICY' }
   | { decision: 'UNDECIDABLE'; policy: string; filter: string; reason: string }
-  | { decision: 'NOT_CONNECTED' };
+  | { decision: 'NOT_CONNECTED' }
+  /** The destination's config could not be read (e.g. the asker may not see its namespace). */
+  | { decision: 'UNKNOWN'; reason: string };
 
 /** Three-valued: true, false, or a reason it cannot be known from the request. */
 type Tri = boolean | { unknown: string };
@@ -287,5 +289,7 @@ export function describeRbac(d: RbacDecision): string {
       return `undecidable: ${d.policy} ${d.reason} (${d.filter})`;
     case 'NOT_CONNECTED':
       return 'destination proxy not connected';
+    case 'UNKNOWN':
+      return `unknown: ${d.reason}`;
   }
 }

@@ -104,12 +104,20 @@ async function forCluster(sim: SimResult, c: SimCluster, callerName: string, dir
   const candidates = dir.proxies.filter((p) => p.ips.includes(addr.ip) && !proxyIs(p, callerName));
   // The proxy with a chain for the port first; else one whose passthrough chain takes it.
   let found: { proxy: ProxyInfo; inbound: InboundRbac } | undefined;
+  let unreadable: string | undefined;
   for (const p of candidates) {
-    const dump = await dir.dump(p.id);
+    let dump: Json | undefined;
+    try {
+      dump = await dir.dump(p.id);
+    } catch (e) {
+      unreadable ??= `could not read the config of ${p.id}: ${e instanceof Error ? e.message : String(e)}`;
+      continue;
+    }
     const inbound = dump ? inboundRbac(dump, addr.port, mtls, http) : undefined;
     if (inbound && (inbound.portMatched || !found)) found = { proxy: p, inbound };
     if (inbound?.portMatched) break;
   }
+  if (!found && unreadable) return { ...base, decision: { decision: 'UNKNOWN', reason: unreadable } };
   if (!found) {
     const note = candidates.length > 0 ? `no connected proxy at ${addr.ip} has an inbound listener for port ${addr.port}` : `no connected proxy has the address ${addr.ip}`;
     return { ...base, note, decision: { decision: 'NOT_CONNECTED' } };

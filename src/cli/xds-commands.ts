@@ -294,7 +294,14 @@ export function routeSimCommand(io: CliIo): Command {
         const result = simulateRoute(dump, { host, port, path: o.path, method: (o.method ?? (o.grpc ? 'POST' : 'GET')).toUpperCase(), headers });
         let rbac: Awaited<ReturnType<typeof simulateRbac>> = [];
         if (o.rbac && result.action.type === 'forward') {
-          const proxies = syncProxies(protos, (await askXds(protos, t, SYNCZ)).response.resources);
+          // Without the proxy list there is no destination to find: an empty list, said per cluster.
+          let proxies: ProxyInfo[] = [];
+          let listError: string | undefined;
+          try {
+            proxies = syncProxies(protos, (await askXds(protos, t, SYNCZ)).response.resources);
+          } catch (e) {
+            listError = `could not list the connected proxies: ${(e as Error).message}`;
+          }
           const dumps = new Map<string, pc.Json | undefined>([[name, dump]]);
           const dumpOf = async (id: string): Promise<pc.Json | undefined> => {
             if (!dumps.has(id)) {
@@ -304,6 +311,7 @@ export function routeSimCommand(io: CliIo): Command {
             return dumps.get(id);
           };
           rbac = await simulateRbac(result, name, { proxies, dump: dumpOf }, { trustDomain: o.trustDomain, ...(o.principal ? { principal: o.principal } : {}) });
+          if (listError) rbac = rbac.map(({ cluster, endpoint }) => ({ cluster, ...(endpoint ? { endpoint } : {}), decision: { decision: 'UNKNOWN', reason: listError } }));
         }
         io.stdout.write(
           format === 'text' ? describeSimulation(result) + describeRbacSteps(rbac) : printValue({ ...result, ...(o.rbac ? { rbac } : {}) }, format as 'json' | 'yaml'),
