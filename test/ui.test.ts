@@ -83,6 +83,7 @@ before(async () => {
   clients.push(pp);
   await pp.subscribe(TypeUrl.Cluster);
   await pp.subscribe(TypeUrl.Listener);
+  await pp.subscribe(TypeUrl.Route, ['9080']);
   const ratings = new AdsClient(protos, `127.0.0.1:${meshd.xdsPort}`, { id: RATINGS, metadata: { NAMESPACE: 'default' } });
   clients.push(ratings);
   ratings.send({ type_url: TypeUrl.Cluster });
@@ -149,6 +150,38 @@ test('picking a proxy shows the config meshd serves it', T, async () => {
   const names = await page.$$eval('#proxy li', (lis) => lis.map((li) => li.textContent ?? ''));
   assert.ok(names.includes('outbound|9080|v1|reviews.default.svc.cluster.local'), JSON.stringify(names));
   assert.ok(names.includes('virtualOutbound'), JSON.stringify(names));
+});
+
+test('the route simulator in the proxy panel: the form asks /debug/route and shows the route, the cluster and the RBAC step as text', T, async () => {
+  await page.click(`#proxies tr.proxy[data-proxy="${PRODUCTPAGE}"]`);
+  await page.waitForSelector('#route-sim:not([hidden])', { timeout: 15_000 });
+  const run = async (to: string, p: string, method: string, headers: string): Promise<{ text: string; status: string }> => {
+    await page.evaluate("document.getElementById('route-result').removeAttribute('data-status')");
+    await page.fill('#route-form input[name=to]', to);
+    await page.fill('#route-form input[name=path]', p);
+    await page.fill('#route-form input[name=method]', method);
+    await page.fill('#route-form textarea[name=headers]', headers);
+    await page.click('#route-form button[type=submit]');
+    await page.waitForSelector('#route-result[data-status]', { timeout: 15_000 });
+    return {
+      text: (await page.textContent('#route-result')) ?? '',
+      status: (await page.getAttribute('#route-result', 'data-status')) ?? '',
+    };
+  };
+  // bookinfo's reviews VirtualService: end-user jason goes to v2, everyone else to v1.
+  const jason = await run('reviews:9080', '/reviews/1', 'GET', 'end-user=jason');
+  assert.equal(jason.status, '200', jason.text);
+  assert.match(jason.text, /^Route: +#\d+ matching prefix \/, header end-user exact jason, from VirtualService reviews\.default$/m);
+  assert.match(jason.text, /^Cluster: +outbound\|9080\|v2\|reviews\.default\.svc\.cluster\.local \(100%\)/m);
+  assert.match(jason.text, /^RBAC: +destination proxy not connected$/m);
+  const other = await run('reviews:9080', '/reviews/1', 'GET', 'end-user=<img src=x onerror="document.title=1">');
+  assert.match(other.text, /^Cluster: +outbound\|9080\|v1\|reviews\.default\.svc\.cluster\.local \(100%\)/m);
+  // Values go into the page as text: the header shows literally, and no element was made of it.
+  assert.ok(other.text.includes('end-user: <img src=x onerror="document.title=1">'), other.text);
+  assert.equal((await page.$$('#route-result *')).length, 0);
+  const bad = await run('reviews', '/', 'GET', '');
+  assert.equal(bad.status, '400');
+  assert.match(bad.text, /^to: must be host:port/);
 });
 
 test('the screenshot shows the NACK in red in the proxies section', T, async () => {

@@ -91,7 +91,7 @@ function re2FullMatch(pattern: string, value: string): boolean {
 }
 
 /** Envoy's StringMatcher. */
-function stringMatches(m: Json, value: string): boolean {
+export function stringMatches(m: Json, value: string): boolean {
   const ic = m['ignoreCase'] === true;
   const v = ic ? value.toLowerCase() : value;
   const c = (x: unknown): string => (ic ? s(x).toLowerCase() : s(x));
@@ -104,7 +104,7 @@ function stringMatches(m: Json, value: string): boolean {
 }
 
 /** Envoy's HeaderMatcher against the request's headers (pseudo-headers included). */
-function headerMatches(h: Json, headers: ReadonlyMap<string, string>): boolean {
+export function headerMatches(h: Json, headers: ReadonlyMap<string, string>): boolean {
   const name = s(h['name']).toLowerCase();
   let value = headers.get(name);
   if (value === undefined && h['treatMissingHeaderAsEmpty'] === true) value = '';
@@ -205,6 +205,8 @@ function tlsMode(c: Json): string {
   const ts = obj(c['transportSocket']);
   if (Object.keys(ts).length === 0) return 'none';
   const ctx = obj(ts['typedConfig']);
+  // Proxyless gRPC (grpcgen): ISTIO_MUTUAL is the only TLS it is given, from the bootstrap's `default` provider.
+  if (s(obj(obj(ctx['commonTlsContext'])['tlsCertificateProviderInstance'])['instanceName']) === 'default') return 'ISTIO_MUTUAL';
   const alpn = (obj(ctx['commonTlsContext'])['alpnProtocols'] as unknown[] | undefined) ?? [];
   return alpn.map(s).some((p) => p.startsWith('istio')) ? 'ISTIO_MUTUAL' : 'TLS';
 }

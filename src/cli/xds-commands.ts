@@ -9,9 +9,11 @@ import { configDumpJson } from '../debug/config-dump';
 import { EnvoyProtos } from '../xds/protos';
 import * as pc from './proxy-config';
 import { proxyDiff, readStatuses, displayName, statusTable } from './proxy-status';
+import { type ProxyInfo, describeRbacSteps, proxyIps, simulateRbac } from './route-rbac';
 import { describeSimulation, simulateRoute } from './route-sim';
 import { parseOutput, printValue } from './tables';
 import { askXds, type XdsTarget } from './xds-ask';
+import type { AnyMsg } from '../xds/wire';
 
 const SYNCZ = 'istio.io/debug/syncz';
 const CONFIG_DUMP = 'istio.io/debug/config_dump';
@@ -218,6 +220,9 @@ export function proxyConfigCommand(io: CliIo): Command {
 
 interface RouteFlags extends XdsFlags {
   from: string;
+  principal?: string;
+  trustDomain: string;
+  rbac: boolean;
   to: string;
   path: string;
   method?: string;
@@ -231,6 +236,21 @@ function hostPort(v: string): { host: string; port: number } {
   const port = Number(m?.[2]);
   if (!m || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--to must be host:port (got ${JSON.stringify(v)})`);
   return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
+}
+
+/** The connected proxies in a syncz answer, with the node metadata the RBAC step needs. */
+export function syncProxies(protos: EnvoyProtos, resources: readonly AnyMsg[]): ProxyInfo[] {
+  const T = protos.type('envoy.service.status.v3.ClientConfig');
+  const out: ProxyInfo[] = [];
+  for (const any of resources) {
+    if (!any.type_url.endsWith('envoy.service.status.v3.ClientConfig')) continue;
+    const cc = T.toObject(T.decode(any.value), { defaults: false }) as { node?: { id?: string; metadata?: { fields?: Record<string, { stringValue?: string }> } } };
+    const id = cc.node?.id ?? '';
+    const f = cc.node?.metadata?.fields ?? {};
+    const sa = f['SERVICE_ACCOUNT']?.stringValue;
+    out.push({ id, namespace: f['NAMESPACE']?.stringValue ?? '', ips: proxyIps(id, f['INSTANCE_IPS']?.stringValue), ...(sa ? { serviceAccount: sa } : {}) });
+  }
+  return out;
 }
 
 function headerPair(v: string, prev: string[]): string[] {
@@ -251,6 +271,9 @@ export function routeSimCommand(io: CliIo): Command {
     .option('--method <method>', 'HTTP method (default GET; POST with --grpc)')
     .option('--header <name=value>', 'a request header (repeatable)', headerPair, [] as string[])
     .option('--grpc', 'a gRPC call: POST with content-type application/grpc')
+    .option('--principal <spiffe-id>', "the caller's identity at the destination (default: spiffe://<trust domain>/ns/<ns>/sa/<its SERVICE_ACCOUNT>)")
+    .option('--trust-domain <domain>', "the mesh's trust domain, for the caller's identity", 'cluster.local')
+    .option('--no-rbac', "skip the destination's RBAC decision")
     .action(async (o: RouteFlags) => {
       try {
         const format = parseOutput(o.output, ['text', 'json', 'yaml']);
@@ -269,7 +292,30 @@ export function routeSimCommand(io: CliIo): Command {
         if (response.resources.length === 0) throw new Error(`proxy ${name} is not connected to ${t.address}`);
         const dump = configDumpJson(protos, response.resources) as pc.Json;
         const result = simulateRoute(dump, { host, port, path: o.path, method: (o.method ?? (o.grpc ? 'POST' : 'GET')).toUpperCase(), headers });
-        io.stdout.write(format === 'text' ? describeSimulation(result) : printValue(result, format as 'json' | 'yaml'));
+        let rbac: Awaited<ReturnType<typeof simulateRbac>> = [];
+        if (o.rbac && result.action.type === 'forward') {
+          // Without the proxy list there is no destination to find: an empty list, said per cluster.
+          let proxies: ProxyInfo[] = [];
+          let listError: string | undefined;
+          try {
+            proxies = syncProxies(protos, (await askXds(protos, t, SYNCZ)).response.resources);
+          } catch (e) {
+            listError = `could not list the connected proxies: ${(e as Error).message}`;
+          }
+          const dumps = new Map<string, pc.Json | undefined>([[name, dump]]);
+          const dumpOf = async (id: string): Promise<pc.Json | undefined> => {
+            if (!dumps.has(id)) {
+              const r = (await askXds(protos, t, CONFIG_DUMP, [id])).response.resources;
+              dumps.set(id, r.length > 0 ? (configDumpJson(protos, r) as pc.Json) : undefined);
+            }
+            return dumps.get(id);
+          };
+          rbac = await simulateRbac(result, name, { proxies, dump: dumpOf }, { trustDomain: o.trustDomain, ...(o.principal ? { principal: o.principal } : {}) });
+          if (listError) rbac = rbac.map(({ cluster, endpoint }) => ({ cluster, ...(endpoint ? { endpoint } : {}), decision: { decision: 'UNKNOWN', reason: listError } }));
+        }
+        io.stdout.write(
+          format === 'text' ? describeSimulation(result) + describeRbacSteps(rbac) : printValue({ ...result, ...(o.rbac ? { rbac } : {}) }, format as 'json' | 'yaml'),
+        );
       } catch (err) {
         fail(io, err);
       }

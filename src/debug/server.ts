@@ -12,6 +12,7 @@ import { meshConfigView } from '../model/mesh-config';
 import { buildInfo, versionLine } from '../version';
 import { configDumpAnys, configDumpJson } from './config-dump';
 import type { PreviewMode, PreviewReport } from './preview';
+import { type RouteQuery, routeSimulation } from './route-endpoint';
 import { meshGraph } from './ui-model';
 import { uiPage } from './ui-page';
 import { configz, registryz, syncz } from './views';
@@ -66,6 +67,7 @@ export function debugApp(deps: DebugDeps): FastifyInstance {
   app.get('/debug', async () => ({
     endpoints: [
       '/debug/config_dump?proxyID=<id>',
+      '/debug/route?proxyID=<id>&to=<host:port>&path=&method=&header=<name=value>',
       '/debug/syncz',
       '/debug/registryz',
       '/debug/configz',
@@ -133,6 +135,14 @@ export function debugApp(deps: DebugDeps): FastifyInstance {
     // Proto3 JSON, as Envoy's admin /config_dump prints it.
     reply.type('application/json; charset=utf-8');
     return JSON.stringify(configDumpJson(deps.protos, configDumpAnys(deps.engine, deps.protos, conn)), null, 2);
+  });
+
+  // `meshctl x route` in meshd: one request simulated through the proxy's config, with the RBAC
+  // decision at the destination (route-endpoint.ts); text, as the CLI prints it.
+  app.get<{ Querystring: RouteQuery }>('/debug/route', async (req, reply) => {
+    const s = snap();
+    const r = await routeSimulation({ protos: deps.protos, watcher: deps.engine, connections: deps.server.connectionList(), trustDomain: s.meshConfig.trustDomain }, req.query);
+    return reply.code(r.status).type('text/plain; charset=utf-8').send(r.text);
   });
 
   return app;

@@ -2,8 +2,8 @@
  * meshd's live web UI (`/ui` on the debug port): one static page, no build step, no external
  * assets. It polls `/ui/data` and draws connected proxies with their sync state and NACKs, config
  * errors with field paths, the service graph from config and the access matrix, and a proxy's
- * config (from `/debug/config_dump`) when one is picked. Every value from config is put into the
- * page as text, never as markup.
+ * config (from `/debug/config_dump`) when one is picked, with the route simulator for it (a form
+ * that asks `/debug/route`). Every value from config is put into the page as text, never as markup.
  */
 
 const STYLE = `
@@ -22,6 +22,9 @@ tr.proxy:hover, tr.proxy.picked { background: #eef4ff; }
 .allow { background: #dafbe1; } .deny { background: #ffebe9; } .conditional { background: #fff8c5; }
 .path { font-family: ui-monospace, monospace; color: #cf222e; }
 .muted { color: #6e7781; }
+#route-form { display: flex; flex-wrap: wrap; gap: 10px; align-items: end; }
+#route-form label { display: flex; flex-direction: column; font-size: 12px; color: #4a5563; }
+#route-result { white-space: pre-wrap; background: #f6f8fa; padding: 6px 8px; }
 code, .mono { font-family: ui-monospace, monospace; font-size: 12px; }
 svg text { font: 11px system-ui, sans-serif; }
 `;
@@ -148,7 +151,30 @@ async function pick(id) {
     lists.push(el('h3', {}, type + ' (' + names.length + ')'), el('ul', { class: 'mono' }, ...names.filter(Boolean).map((n) => el('li', {}, n))));
   }
   replace('proxy', el('p', { class: 'mono' }, id), ...lists);
+  document.getElementById('route-sim').hidden = false;
+  document.getElementById('route-for').textContent = id;
 }
+
+// The route simulator (GET /debug/route) for the picked proxy; its answer is shown as text.
+async function simulate(ev) {
+  ev.preventDefault();
+  if (!picked) return;
+  const f = document.getElementById('route-form');
+  const q = new URLSearchParams({ proxyID: picked, to: f.elements.to.value.trim(), path: f.elements.path.value.trim() || '/', method: f.elements.method.value.trim() || 'GET' });
+  for (const line of f.elements.headers.value.split('\\n')) if (line.trim()) q.append('header', line.trim());
+  const out = document.getElementById('route-result');
+  out.textContent = 'Simulating ...';
+  out.className = 'mono';
+  try {
+    const res = await fetch('/debug/route?' + q.toString());
+    out.textContent = await res.text();
+    out.className = res.ok ? 'mono' : 'mono NACKED';
+    out.setAttribute('data-status', String(res.status));
+  } catch (e) {
+    out.textContent = 'meshd unreachable: ' + e;
+  }
+}
+document.getElementById('route-form').addEventListener('submit', simulate);
 
 async function refresh() {
   try {
@@ -177,7 +203,16 @@ export function uiPage(version: string): string {
 <header><h1>meshd ${esc(version)}</h1><span id="status">loading…</span></header>
 <main>
 <section><h2>Proxies</h2><div id="proxies"></div></section>
-<section><h2>Proxy config</h2><div id="proxy"><p class="muted">Pick a proxy above.</p></div></section>
+<section><h2>Proxy config</h2><div id="proxy"><p class="muted">Pick a proxy above.</p></div>
+<div id="route-sim" hidden><h3>Route simulator: one request from <span id="route-for" class="mono"></span></h3>
+<form id="route-form">
+<label>to <input name="to" placeholder="reviews:9080" required size="28"></label>
+<label>path <input name="path" value="/" size="24"></label>
+<label>method <input name="method" value="GET" size="7"></label>
+<label>headers (name=value, one a line) <textarea name="headers" rows="2" cols="28"></textarea></label>
+<button type="submit">Simulate</button>
+</form>
+<pre id="route-result" class="mono"></pre></div></section>
 <section><h2>Config errors</h2><div id="errors"></div></section>
 <section><h2>Service graph</h2><div id="graph"></div></section>
 </main>

@@ -2,7 +2,8 @@
  * The xDS debug types istioctl asks istiod for (pilot/pkg/xds/statusgen.go), answered the same way:
  *
  * - `istio.io/debug/syncz`: one `envoy.service.status.v3.ClientConfig` per connected proxy (named
- *   by its node ID), its node's CLUSTER_ID, NAMESPACE and ISTIO_VERSION, and a GenericXdsConfig
+ *   by its node ID), its node's CLUSTER_ID, NAMESPACE and ISTIO_VERSION (and, beyond istiod,
+ *   SERVICE_ACCOUNT and INSTANCE_IPS, for `meshctl x route`), and a GenericXdsConfig
  *   per type in istiod's order (LDS, RDS, EDS, CDS, ECDS) with SYNCED, STALE or NOT_SENT. Where
  *   istiod says STALE for a response the proxy rejected, meshd says ERROR (CSDS's word for a
  *   NACK) with `client_status: NACKED` and the proxy's error message.
@@ -92,6 +93,9 @@ export class XdsDebug implements XdsDebugService {
       if (p.clusterId) meta['CLUSTER_ID'] = { stringValue: p.clusterId };
       meta['NAMESPACE'] = { stringValue: p.namespace };
       if (p.istioVersion) meta['ISTIO_VERSION'] = { stringValue: p.istioVersion };
+      // Beyond istiod's three: what `meshctl x route` needs to find an endpoint's proxy and a caller's identity.
+      if (p.serviceAccount) meta['SERVICE_ACCOUNT'] = { stringValue: p.serviceAccount };
+      if (p.ips.length > 0) meta['INSTANCE_IPS'] = { stringValue: p.ips.join(',') };
       const clientConfig = {
         node: { id: p.id, metadata: { fields: meta } },
         generic_xds_configs: SYNCZ_TYPES.map((t) => ({ type_url: t, ...syncStatus(conn.watches.get(t as TypeUrl)) })),
