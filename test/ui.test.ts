@@ -182,6 +182,8 @@ test('the route simulator in the proxy panel: the form asks /debug/route and sho
   const bad = await run('reviews', '/', 'GET', '');
   assert.equal(bad.status, '400');
   assert.match(bad.text, /^to: must be host:port/);
+  // The README's screenshot shows a simulated request, not the refusal above.
+  await run('reviews:9080', '/reviews/1', 'GET', 'end-user=jason');
 });
 
 test('the screenshot shows the NACK in red in the proxies section', T, async () => {
