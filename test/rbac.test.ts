@@ -11,6 +11,7 @@ import { policyName, rulePolicy } from '../src/generate/security/rbac';
 import { quoteMeta } from '../src/generate/security/matchers';
 import { EnvoyProtos, TypeUrl } from '../src/xds/protos';
 import { ResourceValidator } from '../src/xds/validate-rules';
+import { meshGraph } from '../src/debug/ui-model';
 
 type P = Record<string, unknown>;
 const and = (...rules: P[]): P => ({ and_rules: { rules } });
@@ -592,4 +593,39 @@ test('the CUSTOM filters (HTTP and gRPC providers, HTTP and network) encode and 
     assert.ok(decoded.includes('istio_ext_authz_shadow_effective_policy_id'), `${ns}: the ext_authz filter survives encoding`);
     if (ns === 'other') assert.ok(decoded.includes('envoy.extensions.filters.network.ext_authz.v3.ExtAuthz'), 'the network ext_authz filter is encoded');
   }
+});
+
+test('the access matrix: CUSTOM with a usable provider is conditional (its authorizer decides); without one, deny', () => {
+  const obj = (kind: ConfigObject['kind'], name: string, labels: Record<string, string>, body: Record<string, unknown>): ConfigObject => ({
+    kind,
+    apiVersion: 'v1',
+    metadata: { name, namespace: 'shop', labels, annotations: {} },
+    body,
+    origin: { source: 'test' },
+  });
+  const workloads = ['web', 'client'].flatMap((app, i) => [
+    obj('Pod', `${app}-1`, { app }, { spec: { serviceAccountName: app }, status: { podIP: `10.60.0.${i + 1}` } }),
+    obj('Service', app, {}, { spec: { clusterIP: `10.96.60.${i + 1}`, selector: { app }, ports: [{ name: 'http', port: 8080 }] } }),
+    obj(
+      'EndpointSlice',
+      `${app}-abc`,
+      { 'kubernetes.io/service-name': app },
+      {
+        addressType: 'IPv4',
+        ports: [{ name: 'http', port: 8080 }],
+        endpoints: [{ addresses: [`10.60.0.${i + 1}`], targetRef: { kind: 'Pod', name: `${app}-1`, namespace: 'shop' } }],
+      },
+    ),
+  ]);
+  const edge = (provider: string): { decision: string; reason: string } | undefined => {
+    const s = meshSnap([...workloads, ap('ext', 'shop', { selector: { matchLabels: { app: 'web' } }, action: 'CUSTOM', provider: { name: provider }, rules: [{}] })]);
+    return meshGraph(s).access.find((a) => a.from === 'client.shop.svc.cluster.local' && a.to === 'web.shop.svc.cluster.local');
+  };
+  assert.deepEqual(edge('ext-http'), {
+    from: 'client.shop.svc.cluster.local',
+    to: 'web.shop.svc.cluster.local',
+    decision: 'conditional',
+    reason: 'shop/ext (CUSTOM): decided by the external authorizer ext-http',
+  });
+  assert.equal(edge('opa')?.decision, 'deny');
 });

@@ -103,7 +103,7 @@ export function checkExtAuthzProviders(m: Record<string, unknown>, issues: Issue
 }
 
 export interface ResolvedExtAuthz {
-  readonly provider: ExtAuthzHttpProvider | ExtAuthzGrpcProvider;
+  readonly provider: Extract<ExtensionProvider, ExtAuthzHttpProvider | ExtAuthzGrpcProvider>;
   readonly hostname: string;
   readonly cluster: string;
 }
