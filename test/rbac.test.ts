@@ -461,6 +461,7 @@ test('ext_authz providers are validated as istiod validates the MeshConfig, with
     service: ""
     port: 9000
     statusOnError: abc
+    timeout: -1s
 `;
   const s = meshSnap([], bad);
   const paths = s.errors.flatMap((e) => e.errors.map((f) => f.path)).sort();
@@ -472,6 +473,7 @@ test('ext_authz providers are validated as istiod validates the MeshConfig, with
     'extensionProviders[0].envoyExtAuthzHttp.statusOnError',
     'extensionProviders[1].envoyExtAuthzGrpc.service',
     'extensionProviders[1].envoyExtAuthzGrpc.statusOnError',
+    'extensionProviders[1].envoyExtAuthzGrpc.timeout',
   ]);
   assert.equal(s.meshStatus.keptLastGood, true, 'istiod rejects such a MeshConfig');
   const messages = s.errors.flatMap((e) => e.errors.map((f) => f.message)).join('\n');

@@ -2,7 +2,8 @@
  * The ext_authz extension providers of AuthorizationPolicy `action: CUSTOM`, as istiod checks and
  * resolves them:
  * - `checkExtAuthzProviders`: the MeshConfig validation (ValidateMeshConfig's
- *   validateExtensionProvider: port, service, statusOnError, pathPrefix), errors with field paths;
+ *   validateExtensionProvider: port, service, statusOnError, pathPrefix; the timeout's form as
+ *   istiod's decoder checks it, and not negative as Envoy requires), errors with field paths;
  *   the builder's header list check (a lone `*`) as warnings, since istiod only fails the provider;
  * - `resolveExtAuthz`: istiod's processExtensionProvider / buildExtAuthz{HTTP,GRPC}: each ext_authz
  *   provider with the outbound cluster of its service and port (LookupCluster), or why it cannot
@@ -56,6 +57,13 @@ function portProblem(port: unknown): string | undefined {
   return Number.isInteger(n) && n >= 1 && n <= 65535 ? undefined : `port must be in the range [1, 65535], found: ${String(port ?? 0)}`;
 }
 
+/** A protobuf JSON duration, not negative (Envoy's HttpUri timeout must be >= 0). */
+function timeoutProblem(t: unknown): string | undefined {
+  if (t === undefined) return undefined;
+  if (typeof t !== 'string' || !/^-?\d+(\.\d{1,9})?s$/.test(t)) return `invalid timeout ${JSON.stringify(t)}: protobuf JSON durations are seconds with an "s" suffix (e.g. "0.5s")`;
+  return t.startsWith('-') ? `timeout ${t} must not be negative` : undefined;
+}
+
 function pathPrefixProblem(prefix: string): string | undefined {
   if (prefix === '') return undefined;
   return prefix.startsWith('/') ? undefined : `pathPrefix should begin with \`/\` but found ${JSON.stringify(prefix)}`;
@@ -82,6 +90,7 @@ export function checkExtAuthzProviders(m: Record<string, unknown>, issues: Issue
       };
       add('port', portProblem(c['port']));
       add('service', serviceProblem(typeof c['service'] === 'string' ? c['service'] : ''));
+      add('timeout', timeoutProblem(c['timeout']));
       if (typeof c['statusOnError'] === 'string') add('statusOnError', statusOnErrorProblem(c['statusOnError']));
       if (type === 'envoyExtAuthzHttp' && typeof c['pathPrefix'] === 'string') add('pathPrefix', pathPrefixProblem(c['pathPrefix']));
       const body = c['includeRequestBodyInCheck'];
@@ -133,6 +142,8 @@ export function resolveExtAuthz(
     if (svc) problems.push(svc);
     const status = statusOnErrorProblem(p.statusOnError);
     if (status) problems.push(status);
+    const timeout = timeoutProblem(p.timeout);
+    if (timeout) problems.push(timeout);
     if (p.kind === 'envoyExtAuthzHttp') {
       const prefix = pathPrefixProblem(p.pathPrefix);
       if (prefix) problems.push(prefix);
