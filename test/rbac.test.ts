@@ -296,7 +296,7 @@ const EXT_MESH = `extensionProviders:
 - name: ext-grpc
   envoyExtAuthzGrpc:
     service: auth/authz.auth.svc.cluster.local
-    port: 9000
+    port: "9000"
     clearRouteCache: true
 - name: ext-nowhere
   envoyExtAuthzGrpc:
@@ -462,6 +462,13 @@ test('ext_authz providers are validated as istiod validates the MeshConfig, with
     port: 9000
     statusOnError: abc
     timeout: -1s
+    failOpen: "yes"
+- name: bad-lists
+  envoyExtAuthzHttp:
+    service: authz.auth.svc.cluster.local
+    port: 8000
+    headersToUpstreamOnAllow: x-user
+    includeAdditionalHeadersInCheck: { x-n: 1 }
 `;
   const s = meshSnap([], bad);
   const paths = s.errors.flatMap((e) => e.errors.map((f) => f.path)).sort();
@@ -471,9 +478,12 @@ test('ext_authz providers are validated as istiod validates the MeshConfig, with
     'extensionProviders[0].envoyExtAuthzHttp.port',
     'extensionProviders[0].envoyExtAuthzHttp.service',
     'extensionProviders[0].envoyExtAuthzHttp.statusOnError',
+    'extensionProviders[1].envoyExtAuthzGrpc.failOpen',
     'extensionProviders[1].envoyExtAuthzGrpc.service',
     'extensionProviders[1].envoyExtAuthzGrpc.statusOnError',
     'extensionProviders[1].envoyExtAuthzGrpc.timeout',
+    'extensionProviders[2].envoyExtAuthzHttp.headersToUpstreamOnAllow',
+    'extensionProviders[2].envoyExtAuthzHttp.includeAdditionalHeadersInCheck',
   ]);
   assert.equal(s.meshStatus.keptLastGood, true, 'istiod rejects such a MeshConfig');
   const messages = s.errors.flatMap((e) => e.errors.map((f) => f.message)).join('\n');
@@ -481,6 +491,7 @@ test('ext_authz providers are validated as istiod validates the MeshConfig, with
   assert.match(messages, /unsupported statusOnError value 999/);
   assert.match(messages, /pathPrefix should begin with `\/`/);
   assert.match(messages, /invalid extension provider bad-grpc: service must not be empty/);
+  assert.match(messages, /invalid extension provider bad-lists: headersToUpstreamOnAllow must be a list of strings/);
   // A lone "*" header and a zero body buffer: warnings, and the provider cannot be used.
   const warned = `extensionProviders:
 - name: star

@@ -53,7 +53,7 @@ export function statusOnErrorProblem(status: string): string | undefined {
 }
 
 function portProblem(port: unknown): string | undefined {
-  const n = typeof port === 'number' ? port : 0;
+  const n = typeof port === 'number' ? port : typeof port === 'string' && /^\d+$/.test(port) ? Number(port) : 0;
   return Number.isInteger(n) && n >= 1 && n <= 65535 ? undefined : `port must be in the range [1, 65535], found: ${String(port ?? 0)}`;
 }
 
@@ -74,6 +74,56 @@ const HEADER_LISTS = ['includeRequestHeadersInCheck', 'includeHeadersInCheck', '
 
 const LONE_WILDCARD = 'a single wildcard ("*") is not supported, change it to either prefix or suffix match';
 
+type FieldType = 'string' | 'port' | 'bool' | 'strings' | 'stringMap' | 'body';
+const COMMON_FIELDS: Record<string, FieldType> = {
+  service: 'string',
+  port: 'port',
+  timeout: 'string',
+  failOpen: 'bool',
+  clearRouteCache: 'bool',
+  statusOnError: 'string',
+  includeRequestBodyInCheck: 'body',
+};
+const FIELD_TYPES: Record<'envoyExtAuthzHttp' | 'envoyExtAuthzGrpc', Record<string, FieldType>> = {
+  envoyExtAuthzHttp: {
+    ...COMMON_FIELDS,
+    pathPrefix: 'string',
+    includeRequestHeadersInCheck: 'strings',
+    includeHeadersInCheck: 'strings',
+    includeAdditionalHeadersInCheck: 'stringMap',
+    headersToUpstreamOnAllow: 'strings',
+    headersToDownstreamOnDeny: 'strings',
+    headersToDownstreamOnAllow: 'strings',
+  },
+  envoyExtAuthzGrpc: COMMON_FIELDS,
+};
+const TYPE_WORDS: Record<FieldType, string> = {
+  string: 'a string',
+  port: 'a number',
+  bool: 'true or false',
+  strings: 'a list of strings',
+  stringMap: 'a map of strings',
+  body: 'an object (maxRequestBytes, allowPartialMessage, packAsBytes)',
+};
+
+function typeOk(t: FieldType, v: unknown): boolean {
+  switch (t) {
+    case 'string':
+      return typeof v === 'string';
+    case 'port':
+      // protobuf JSON takes an integer as a number or a decimal string.
+      return typeof v === 'number' || (typeof v === 'string' && /^\d+$/.test(v));
+    case 'bool':
+      return typeof v === 'boolean';
+    case 'strings':
+      return Array.isArray(v) && v.every((x) => typeof x === 'string');
+    case 'stringMap':
+      return isRecord(v) && Object.values(v).every((x) => typeof x === 'string');
+    case 'body':
+      return isRecord(v) && (v['maxRequestBytes'] === undefined || (Number.isInteger(v['maxRequestBytes']) && (v['maxRequestBytes'] as number) <= 0xffffffff));
+  }
+}
+
 /** MeshConfig validation of the ext_authz providers (raw JSON, before defaults are applied). */
 export function checkExtAuthzProviders(m: Record<string, unknown>, issues: Issues): void {
   const list = m['extensionProviders'];
@@ -88,6 +138,12 @@ export function checkExtAuthzProviders(m: Record<string, unknown>, issues: Issue
       const add = (field: string, problem: string | undefined): void => {
         if (problem) issues.add(`${at}.${field}`, `invalid extension provider ${name}: ${problem}`);
       };
+      // The field types, as istiod's protobuf JSON decoder checks them.
+      for (const [field, v] of Object.entries(c)) {
+        const want = FIELD_TYPES[type][field];
+        if (want === undefined) issues.warn(`${at}.${field}`, `unknown field ${JSON.stringify(field)} of ${type}`);
+        else if (!typeOk(want, v)) issues.add(`${at}.${field}`, `invalid extension provider ${name}: ${field} must be ${TYPE_WORDS[want]}`);
+      }
       add('port', portProblem(c['port']));
       add('service', serviceProblem(typeof c['service'] === 'string' ? c['service'] : ''));
       add('timeout', timeoutProblem(c['timeout']));

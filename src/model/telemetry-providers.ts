@@ -132,7 +132,8 @@ function extAuthzCommon(c: Json): ExtAuthzCommon {
   const body = isRecord(c['includeRequestBodyInCheck']) ? c['includeRequestBodyInCheck'] : undefined;
   return {
     service: str(c['service']),
-    port: num(c['port']),
+    // protobuf JSON takes an integer as a number or a decimal string.
+    port: typeof c['port'] === 'string' && /^\d+$/.test(c['port']) ? Number(c['port']) : num(c['port']),
     ...(typeof c['timeout'] === 'string' ? { timeout: c['timeout'] } : {}),
     failOpen: c['failOpen'] === true,
     clearRouteCache: c['clearRouteCache'] === true,
