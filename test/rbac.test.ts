@@ -11,6 +11,7 @@ import { policyName, rulePolicy } from '../src/generate/security/rbac';
 import { quoteMeta } from '../src/generate/security/matchers';
 import { EnvoyProtos, TypeUrl } from '../src/xds/protos';
 import { ResourceValidator } from '../src/xds/validate-rules';
+import { meshGraph } from '../src/debug/ui-model';
 
 type P = Record<string, unknown>;
 const and = (...rules: P[]): P => ({ and_rules: { rules } });
@@ -277,15 +278,244 @@ test('filter order AUDIT, DENY, ALLOW; no ALLOW policy → no ALLOW filter; ALLO
   assert.deepEqual(rbacRules([], 'ALLOW', false), { action: 'ALLOW' });
 });
 
-test('CUSTOM (no extension providers in meshd) denies everything, first, and is reported', () => {
-  const s = snap([ap('ext', 'shop', { action: 'CUSTOM', provider: { name: 'opa' }, rules: [{}] }), ap('allow', 'shop', { rules: [{}] })]);
-  const filters = rbacHttpFilters(workloadPolicies(s, 'shop', {}));
-  assert.deepEqual((filters[0]?.['typed_config'] as P)['rules'], {
-    action: 'DENY',
-    policies: { 'default-deny-all-due-to-bad-CUSTOM-action': { permissions: [{ any: true }], principals: [{ any: true }] } },
+const EXT_MESH = `extensionProviders:
+- name: ext-http
+  envoyExtAuthzHttp:
+    service: authz.auth.svc.cluster.local
+    port: 8000
+    timeout: 0.5s
+    pathPrefix: /check
+    failOpen: true
+    statusOnError: "503"
+    includeRequestHeadersInCheck: [x-user, "x-ext-*", "*-id"]
+    includeAdditionalHeadersInCheck: { x-b: "2", x-a: "1" }
+    headersToUpstreamOnAllow: [x-authz-user]
+    headersToDownstreamOnDeny: [x-reason]
+    headersToDownstreamOnAllow: [set-cookie]
+    includeRequestBodyInCheck: { maxRequestBytes: 4096, packAsBytes: true }
+- name: ext-grpc
+  envoyExtAuthzGrpc:
+    service: auth/authz.auth.svc.cluster.local
+    port: "9000"
+    clearRouteCache: true
+- name: ext-nowhere
+  envoyExtAuthzGrpc:
+    service: missing.auth.svc.cluster.local
+    port: 9000
+`;
+
+function svc(name: string, namespace: string): ConfigObject {
+  const metadata = { name, namespace, labels: {}, annotations: {} };
+  const spec = {
+    clusterIP: '10.96.0.50',
+    ports: [
+      { name: 'http', port: 8000 },
+      { name: 'grpc', port: 9000 },
+    ],
+  };
+  return { kind: 'Service', apiVersion: 'v1', metadata, body: { spec }, origin: { source: 'test' } };
+}
+
+function meshSnap(objects: ConfigObject[], text = EXT_MESH): ReturnType<typeof buildSnapshot> {
+  return buildSnapshot({ objects: [svc('authz', 'auth'), ...objects], errors: [], sequence: 1, now: new Date(0), domain: 'cluster.local', mesh: { source: 'mesh.yaml', text } });
+}
+
+const filterNames = (fs: Record<string, unknown>[]): unknown[] => fs.map((f) => f['name']);
+const cfgOf = (f: Record<string, unknown> | undefined): P => (f?.['typed_config'] ?? {}) as P;
+const DENY_ALL = { action: 'DENY', policies: { 'default-deny-all-due-to-bad-CUSTOM-action': { permissions: [{ any: true }], principals: [{ any: true }] } } };
+
+test('CUSTOM with an HTTP provider: shadow RBAC marking istio-ext-authz-… then ext_authz enabled by that metadata, before the other RBAC filters', () => {
+  const s = meshSnap([
+    ap('ext', 'shop', { action: 'CUSTOM', provider: { name: 'ext-http' }, rules: [{ to: [{ operation: { paths: ['/admin/*'] } }] }] }),
+    ap('allow', 'shop', { rules: [{}] }),
+  ]);
+  assert.deepEqual(s.errors, []);
+  const p = workloadPolicies(s, 'shop', {});
+  const filters = rbacHttpFilters(p);
+  assert.deepEqual(filterNames(filters), ['envoy.filters.http.rbac', 'envoy.filters.http.ext_authz', 'envoy.filters.http.rbac']);
+  const shadow = cfgOf(filters[0]);
+  assert.equal(shadow['rules'], undefined, 'the CUSTOM RBAC filter never enforces');
+  assert.equal(shadow['shadow_rules_stat_prefix'], 'istio_ext_authz_');
+  assert.deepEqual(Object.keys((shadow['shadow_rules'] as P)['policies'] as P), ['istio-ext-authz-ns[shop]-policy[ext]-rule[0]']);
+  assert.equal((shadow['shadow_rules'] as P)['action'], 'DENY');
+  const ext = cfgOf(filters[1]);
+  assert.deepEqual(ext, {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz',
+    status_on_error: { code: 503 },
+    failure_mode_allow: true,
+    transport_api_version: 'V3',
+    http_service: {
+      server_uri: { uri: 'http://authz.auth.svc.cluster.local', cluster: 'outbound|8000||authz.auth.svc.cluster.local', timeout: { seconds: 0, nanos: 500000000 } },
+      path_prefix: '/check',
+      authorization_request: {
+        allowed_headers: {
+          patterns: [
+            { exact: 'x-user', ignore_case: true },
+            { prefix: 'x-ext-', ignore_case: true },
+            { suffix: '-id', ignore_case: true },
+          ],
+        },
+        headers_to_add: [
+          { key: 'x-a', value: '1' },
+          { key: 'x-b', value: '2' },
+        ],
+      },
+      authorization_response: {
+        allowed_upstream_headers: { patterns: [{ exact: 'x-authz-user', ignore_case: true }] },
+        allowed_client_headers: { patterns: [{ exact: 'x-reason', ignore_case: true }] },
+        allowed_client_headers_on_success: { patterns: [{ exact: 'set-cookie', ignore_case: true }] },
+      },
+    },
+    filter_enabled_metadata: {
+      filter: 'envoy.filters.http.rbac',
+      path: [{ key: 'istio_ext_authz_shadow_effective_policy_id' }],
+      value: { string_match: { prefix: 'istio-ext-authz' } },
+    },
+    with_request_body: { max_request_bytes: 4096, pack_as_bytes: true },
   });
+  assert.deepEqual(
+    rbacNetworkFilters(p).map((f) => f['name']),
+    ['envoy.filters.network.rbac'],
+    'an HTTP provider adds nothing to TCP chains (istiod ignores it there)',
+  );
+  assert.deepEqual(cfgOf(rbacHttpFilters(p, true)[0])['rules'], DENY_ALL, 'proxyless gRPC servers: no CUSTOM, deny all');
+});
+
+test('CUSTOM with a gRPC provider: gRPC service (timeout 600s default, authority) on HTTP, and the network pair on TCP', () => {
+  const s = meshSnap([ap('ext', 'shop', { action: 'CUSTOM', provider: { name: 'ext-grpc' }, rules: [{ to: [{ operation: { ports: ['7000'], paths: ['/x'] } }] }] })]);
+  assert.deepEqual(s.errors, []);
+  const p = workloadPolicies(s, 'shop', {});
+  const grpcService = {
+    envoy_grpc: { cluster_name: 'outbound|9000||authz.auth.svc.cluster.local', authority: 'outbound_.9000_._.authz.auth.svc.cluster.local' },
+    timeout: { seconds: 600, nanos: 0 },
+  };
+  const http = rbacHttpFilters(p);
+  assert.deepEqual(filterNames(http), ['envoy.filters.http.rbac', 'envoy.filters.http.ext_authz']);
+  assert.deepEqual(cfgOf(http[1])['grpc_service'], grpcService);
+  assert.equal(cfgOf(http[1])['clear_route_cache'], true);
+  const tcp = rbacNetworkFilters(p);
+  assert.deepEqual(filterNames(tcp), ['envoy.filters.network.rbac', 'envoy.filters.network.ext_authz']);
+  const shadow = cfgOf(tcp[0]);
+  assert.equal(shadow['stat_prefix'], 'tcp.');
+  assert.equal(shadow['shadow_rules_stat_prefix'], 'istio_ext_authz_');
+  // DENY semantics on TCP: the HTTP-only path is dropped, the port stays (the rule matches more).
+  const rule = ((shadow['shadow_rules'] as P)['policies'] as P)['istio-ext-authz-ns[shop]-policy[ext]-rule[0]'] as P;
+  assert.deepEqual(rule['permissions'], [and(or({ destination_port: 7000 }))]);
+  assert.deepEqual(cfgOf(tcp[1]), {
+    '@type': 'type.googleapis.com/envoy.extensions.filters.network.ext_authz.v3.ExtAuthz',
+    stat_prefix: 'tcp.',
+    grpc_service: grpcService,
+    transport_api_version: 'V3',
+    filter_enabled_metadata: {
+      filter: 'envoy.filters.network.rbac',
+      path: [{ key: 'istio_ext_authz_shadow_effective_policy_id' }],
+      value: { string_match: { prefix: 'istio-ext-authz' } },
+    },
+  });
+});
+
+test('CUSTOM that cannot be served denies everything and is reported at spec.provider.name: unknown, unresolvable, none, two providers', () => {
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ['unknown', { provider: { name: 'opa' } }, /available providers are \[ext-http ext-grpc ext-nowhere\] but found "opa"/],
+    ['no-service', { provider: { name: 'ext-nowhere' } }, /found errors in provider ext-nowhere: could not find service missing\.auth\.svc\.cluster\.local/],
+    ['no-provider', {}, /no provider specified/],
+    ['telemetry-provider', { provider: { name: 'prometheus' } }, /but found "prometheus"/],
+  ];
+  for (const [name, extra, message] of cases) {
+    const s = meshSnap([ap(name, 'shop', { action: 'CUSTOM', rules: [{}], ...extra }), ap('allow', 'shop', { rules: [{}] })]);
+    const filters = rbacHttpFilters(workloadPolicies(s, 'shop', {}));
+    assert.deepEqual(filterNames(filters), ['envoy.filters.http.rbac', 'envoy.filters.http.rbac'], name);
+    assert.deepEqual(cfgOf(filters[0])['rules'], DENY_ALL, name);
+    assert.deepEqual(cfgOf(rbacNetworkFilters(workloadPolicies(s, 'shop', {}))[0])['rules'], DENY_ALL, name);
+    assert.equal(s.errors.length, 1, name);
+    assert.equal(s.errors[0]?.name, name);
+    assert.equal(s.errors[0]?.errors[0]?.path, 'spec.provider.name');
+    assert.match(s.errors[0]?.errors[0]?.message ?? '', message);
+    assert.match(s.errors[0]?.errors[0]?.message ?? '', /deny every request \(default-deny-all-due-to-bad-CUSTOM-action\)/);
+  }
+  // Two providers for one workload (istiod allows one): the workload denies all; the policies of
+  // another workload keep their provider.
+  const s = meshSnap([
+    ap('a-http', 'shop', { action: 'CUSTOM', provider: { name: 'ext-http' }, rules: [{}] }),
+    ap('b-grpc', 'shop', { selector: { matchLabels: { app: 'web' } }, action: 'CUSTOM', provider: { name: 'ext-grpc' }, rules: [{}] }),
+    ap('c-grpc', 'other', { action: 'CUSTOM', provider: { name: 'ext-grpc' }, rules: [{}] }),
+  ]);
+  assert.deepEqual(cfgOf(rbacHttpFilters(workloadPolicies(s, 'shop', { app: 'web' }))[0])['rules'], DENY_ALL);
+  assert.deepEqual(filterNames(rbacHttpFilters(workloadPolicies(s, 'shop', { app: 'db' }))), ['envoy.filters.http.rbac', 'envoy.filters.http.ext_authz']);
+  assert.deepEqual(filterNames(rbacHttpFilters(workloadPolicies(s, 'other', {}))), ['envoy.filters.http.rbac', 'envoy.filters.http.ext_authz']);
   assert.equal(s.errors.length, 1);
-  assert.match(s.errors[0]?.errors[0]?.message ?? '', /CUSTOM needs an extension provider/);
+  assert.equal(s.errors[0]?.name, 'b-grpc');
+  assert.match(s.errors[0]?.errors[0]?.message ?? '', /only 1 provider can be used per workload: .*shop\/a-http \(provider ext-http\)/);
+});
+
+test('ext_authz providers are validated as istiod validates the MeshConfig, with field paths', () => {
+  const bad = `extensionProviders:
+- name: bad-http
+  envoyExtAuthzHttp:
+    service: not a host
+    port: 70000
+    statusOnError: "999"
+    pathPrefix: check
+- name: bad-grpc
+  envoyExtAuthzGrpc:
+    service: ""
+    port: 9000
+    statusOnError: abc
+    timeout: -1s
+    failOpen: "yes"
+- name: bad-lists
+  envoyExtAuthzHttp:
+    service: authz.auth.svc.cluster.local
+    port: 8000
+    headersToUpstreamOnAllow: x-user
+    includeAdditionalHeadersInCheck: { x-n: 1 }
+`;
+  const s = meshSnap([], bad);
+  const paths = s.errors.flatMap((e) => e.errors.map((f) => f.path)).sort();
+  assert.deepEqual(paths, [
+    '',
+    'extensionProviders[0].envoyExtAuthzHttp.pathPrefix',
+    'extensionProviders[0].envoyExtAuthzHttp.port',
+    'extensionProviders[0].envoyExtAuthzHttp.service',
+    'extensionProviders[0].envoyExtAuthzHttp.statusOnError',
+    'extensionProviders[1].envoyExtAuthzGrpc.failOpen',
+    'extensionProviders[1].envoyExtAuthzGrpc.service',
+    'extensionProviders[1].envoyExtAuthzGrpc.statusOnError',
+    'extensionProviders[1].envoyExtAuthzGrpc.timeout',
+    'extensionProviders[2].envoyExtAuthzHttp.headersToUpstreamOnAllow',
+    'extensionProviders[2].envoyExtAuthzHttp.includeAdditionalHeadersInCheck',
+  ]);
+  assert.equal(s.meshStatus.keptLastGood, true, 'istiod rejects such a MeshConfig');
+  const messages = s.errors.flatMap((e) => e.errors.map((f) => f.message)).join('\n');
+  assert.match(messages, /invalid extension provider bad-http: port must be in the range \[1, 65535\], found: 70000/);
+  assert.match(messages, /unsupported statusOnError value 999/);
+  assert.match(messages, /pathPrefix should begin with `\/`/);
+  assert.match(messages, /invalid extension provider bad-grpc: service must not be empty/);
+  assert.match(messages, /invalid extension provider bad-lists: headersToUpstreamOnAllow must be a list of strings/);
+  // A lone "*" header and a zero body buffer: warnings, and the provider cannot be used.
+  const warned = `extensionProviders:
+- name: star
+  envoyExtAuthzHttp:
+    service: authz.auth.svc.cluster.local
+    port: 8000
+    includeRequestHeadersInCheck: ["*"]
+- name: body
+  envoyExtAuthzGrpc:
+    service: authz.auth.svc.cluster.local
+    port: 9000
+    includeRequestBodyInCheck: { allowPartialMessage: true }
+`;
+  const w = meshSnap(
+    [ap('star', 'shop', { action: 'CUSTOM', provider: { name: 'star' }, rules: [{}] }), ap('body', 'other', { action: 'CUSTOM', provider: { name: 'body' }, rules: [{}] })],
+    warned,
+  );
+  assert.deepEqual(
+    w.meshStatus.warnings.map((e) => e.path),
+    ['extensionProviders[0].envoyExtAuthzHttp.includeRequestHeadersInCheck[0]', 'extensionProviders[1].envoyExtAuthzGrpc.includeRequestBodyInCheck.maxRequestBytes'],
+  );
+  assert.deepEqual(cfgOf(rbacHttpFilters(workloadPolicies(w, 'shop', {}))[0])['rules'], DENY_ALL);
+  assert.deepEqual(cfgOf(rbacHttpFilters(workloadPolicies(w, 'other', {}))[0])['rules'], DENY_ALL);
+  assert.match(w.errors.map((e) => e.errors[0]?.message).join('\n'), /a single wildcard \("\*"\) is not supported/);
 });
 
 test('every translated filter encodes and passes validate.rules (HTTP and network RBAC)', () => {
@@ -339,4 +569,76 @@ test('every translated filter encodes and passes validate.rules (HTTP and networ
   assert.deepEqual(validator.validate(TypeUrl.Listener, listener), []);
   const decoded = protos.decode(TypeUrl.Listener, protos.encode(TypeUrl.Listener, listener));
   assert.equal(JSON.stringify(decoded).includes('"destination_port":80'), true, 'the port survives encoding');
+});
+
+test('the CUSTOM filters (HTTP and gRPC providers, HTTP and network) encode and pass validate.rules', () => {
+  const protos = new EnvoyProtos();
+  const validator = new ResourceValidator(protos);
+  const s = meshSnap([
+    ap('ext-http', 'shop', { action: 'CUSTOM', provider: { name: 'ext-http' }, rules: [{ to: [{ operation: { paths: ['/admin/*'] } }] }] }),
+    ap('ext-grpc', 'other', { action: 'CUSTOM', provider: { name: 'ext-grpc' }, rules: [{ to: [{ operation: { ports: ['7000'] } }] }] }),
+  ]);
+  for (const ns of ['shop', 'other']) {
+    const p = workloadPolicies(s, ns, {});
+    const tcpProxy = {
+      name: 'envoy.filters.network.tcp_proxy',
+      typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy', stat_prefix: 's', cluster: 'c' },
+    };
+    const hcm = {
+      name: 'hcm',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+        stat_prefix: 's',
+        rds: { config_source: { ads: {} }, route_config_name: 'r' },
+        http_filters: [
+          ...rbacHttpFilters(p),
+          { name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } },
+        ],
+      },
+    };
+    const listener = {
+      name: 'l',
+      address: { socket_address: { address: '0.0.0.0', port_value: 1 } },
+      filter_chains: [{ filters: [...rbacNetworkFilters(p), tcpProxy] }, { filter_chain_match: { destination_port: { value: 2 } }, filters: [hcm] }],
+    };
+    assert.deepEqual(validator.validate(TypeUrl.Listener, listener), [], ns);
+    const decoded = JSON.stringify(protos.decode(TypeUrl.Listener, protos.encode(TypeUrl.Listener, listener)));
+    assert.ok(decoded.includes('istio_ext_authz_shadow_effective_policy_id'), `${ns}: the ext_authz filter survives encoding`);
+    if (ns === 'other') assert.ok(decoded.includes('envoy.extensions.filters.network.ext_authz.v3.ExtAuthz'), 'the network ext_authz filter is encoded');
+  }
+});
+
+test('the access matrix: CUSTOM with a usable provider is conditional (its authorizer decides); without one, deny', () => {
+  const obj = (kind: ConfigObject['kind'], name: string, labels: Record<string, string>, body: Record<string, unknown>): ConfigObject => ({
+    kind,
+    apiVersion: 'v1',
+    metadata: { name, namespace: 'shop', labels, annotations: {} },
+    body,
+    origin: { source: 'test' },
+  });
+  const workloads = ['web', 'client'].flatMap((app, i) => [
+    obj('Pod', `${app}-1`, { app }, { spec: { serviceAccountName: app }, status: { podIP: `10.60.0.${i + 1}` } }),
+    obj('Service', app, {}, { spec: { clusterIP: `10.96.60.${i + 1}`, selector: { app }, ports: [{ name: 'http', port: 8080 }] } }),
+    obj(
+      'EndpointSlice',
+      `${app}-abc`,
+      { 'kubernetes.io/service-name': app },
+      {
+        addressType: 'IPv4',
+        ports: [{ name: 'http', port: 8080 }],
+        endpoints: [{ addresses: [`10.60.0.${i + 1}`], targetRef: { kind: 'Pod', name: `${app}-1`, namespace: 'shop' } }],
+      },
+    ),
+  ]);
+  const edge = (provider: string): { decision: string; reason: string } | undefined => {
+    const s = meshSnap([...workloads, ap('ext', 'shop', { selector: { matchLabels: { app: 'web' } }, action: 'CUSTOM', provider: { name: provider }, rules: [{}] })]);
+    return meshGraph(s).access.find((a) => a.from === 'client.shop.svc.cluster.local' && a.to === 'web.shop.svc.cluster.local');
+  };
+  assert.deepEqual(edge('ext-http'), {
+    from: 'client.shop.svc.cluster.local',
+    to: 'web.shop.svc.cluster.local',
+    decision: 'conditional',
+    reason: 'shop/ext (CUSTOM): decided by the external authorizer ext-http',
+  });
+  assert.equal(edge('opa')?.decision, 'deny');
 });

@@ -178,7 +178,11 @@ function policyMatches(p: AuthorizationPolicyConfig, c: Caller): Match {
 function decide(policies: WorkloadPolicies, c: Caller): { decision: AccessDecision; reason: string } {
   const id = (p: AuthorizationPolicyConfig): string => `${p.meta.namespace}/${p.meta.name} (${p.spec.action ?? 'ALLOW'})`;
   const custom = policies.custom[0];
-  if (custom) return { decision: 'conditional', reason: `${id(custom)}: decided by an external authorizer` };
+  if (custom) {
+    // No usable ext_authz provider: the workload's CUSTOM filter denies every request.
+    if (!policies.provider) return { decision: 'deny', reason: `${id(custom)}: its provider cannot be used, so every request is denied` };
+    return { decision: 'conditional', reason: `${id(custom)}: decided by the external authorizer ${policies.provider.provider.name}` };
+  }
   let maybe: string | undefined;
   for (const p of policies.deny) {
     const m = policyMatches(p, c);

@@ -7,6 +7,7 @@ import type { ConfigError, ConfigObject } from './objects';
 import { buildRouting } from './build-routing';
 import { buildRequestAuthn } from './build-reqauthn';
 import { buildSecurity } from './build-security';
+import { resolveExtAuthz } from './ext-authz';
 import { buildTelemetries } from './build-telemetry';
 import { buildEnvoyFilters } from './build-envoyfilter';
 import { buildProxyConfigs } from './proxy-config';
@@ -103,7 +104,16 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     destinationRuleExportTo: meshConfig.defaultDestinationRuleExportTo,
   });
   const trustDomains = trustDomainBundle(meshConfig.trustDomain, meshConfig.trustDomainAliases);
-  const security = buildSecurity(kind, errors, trustDomains);
+  const meshSetsRoot = input.mesh !== undefined && meshConfig.rootNamespace !== DEFAULT_ROOT_NAMESPACE;
+  const rootNamespace = meshSetsRoot ? meshConfig.rootNamespace : (input.rootNamespace ?? meshConfig.rootNamespace);
+  // istiod's LookupCluster: `<host>` or `<namespace>/<host>` of a registry service.
+  const extAuthz = resolveExtAuthz(mesh.telemetryMesh.providers, (service, port) => {
+    const slash = service.indexOf('/');
+    const svc = registry.serviceByHost.get(slash >= 0 ? service.slice(slash + 1) : service);
+    if (!svc || (slash >= 0 && svc.namespace !== service.slice(0, slash))) return undefined;
+    return { hostname: svc.hostname, cluster: `outbound|${port}||${svc.hostname}` };
+  });
+  const security = buildSecurity(kind, errors, trustDomains, extAuthz, rootNamespace);
   const reqAuthn = buildRequestAuthn(kind, input.jwks, errors);
   const telemetries = buildTelemetries(kind);
   const envoyFilters = buildEnvoyFilters(kind, errors, input.envoyFilterAllowedTypes);
@@ -118,8 +128,6 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     servicesVisibleIn.set(ns, restricted ? registry.services.filter((s) => s.namespace === ns || exportedTo(s.exportTo, ns)) : publicServices);
   }
 
-  const meshSetsRoot = input.mesh !== undefined && meshConfig.rootNamespace !== DEFAULT_ROOT_NAMESPACE;
-  const rootNamespace = meshSetsRoot ? meshConfig.rootNamespace : (input.rootNamespace ?? meshConfig.rootNamespace);
   const sidecarScoping = buildSidecarScoping(
     kind('Sidecar'),
     {

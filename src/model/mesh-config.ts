@@ -11,6 +11,7 @@
 import { parse as parseYaml } from 'yaml';
 import type { FieldError, LocalityLbSetting } from './objects';
 import { Issues, isRecord } from './validate/common';
+import { checkExtAuthzProviders } from './ext-authz';
 import { type Schema, any, arrayOf, bool, checkSchema, closed, i32, mapOf, oneOf, str, u32 } from './validate/schema';
 import { DEFAULT_TRUST_DOMAIN } from './trust-domain';
 
@@ -363,6 +364,7 @@ function validateMesh(m: Record<string, unknown>, issues: Issues): void {
         issues.add(`${f}[${i}]`, `${JSON.stringify(e)} is not a namespace name, "*", "." or "~"`);
     });
   }
+  checkExtAuthzProviders(m, issues);
   if (isRecord(m['localityLbSetting'])) checkLocalityLb(issues, 'localityLbSetting', m['localityLbSetting'] as LocalityLbSetting);
   if (Array.isArray(m['serviceSettings'])) {
     m['serviceSettings'].forEach((s: unknown, i) => {

@@ -59,8 +59,46 @@ export type ExtensionProvider =
       readonly additionalResponseTrailersToLog: readonly string[];
     })
   | (Named & { readonly kind: 'envoyTcpAls'; readonly service: string; readonly port: number; readonly logName: string; readonly filterStateObjectsToLog: readonly string[] })
-  /** Providers meshd stores but generates nothing for (stackdriver, ext_authz, lightstep, …). */
+  | (Named & ExtAuthzHttpProvider)
+  | (Named & ExtAuthzGrpcProvider)
+  /** Providers meshd stores but generates nothing for (stackdriver, lightstep, …). */
   | (Named & { readonly kind: 'other'; readonly type: string });
+
+/** EnvoyExternalAuthorizationRequestBody. */
+export interface ExtAuthzRequestBody {
+  readonly maxRequestBytes: number;
+  readonly allowPartialMessage: boolean;
+  readonly packAsBytes: boolean;
+}
+
+/** The fields both ext_authz providers share (AuthorizationPolicy CUSTOM, see generate/security/ext-authz.ts). */
+interface ExtAuthzCommon {
+  readonly service: string;
+  readonly port: number;
+  /** A protobuf JSON duration; absent: istiod's 600s. */
+  readonly timeout?: string;
+  readonly failOpen: boolean;
+  readonly clearRouteCache: boolean;
+  readonly statusOnError: string;
+  readonly includeRequestBodyInCheck?: ExtAuthzRequestBody;
+}
+
+/** MeshConfig EnvoyExternalAuthorizationHttpProvider. */
+export interface ExtAuthzHttpProvider extends ExtAuthzCommon {
+  readonly kind: 'envoyExtAuthzHttp';
+  readonly pathPrefix: string;
+  /** includeRequestHeadersInCheck, else the deprecated includeHeadersInCheck (as istiod). */
+  readonly includeRequestHeadersInCheck: readonly string[];
+  readonly includeAdditionalHeadersInCheck: Readonly<Record<string, string>>;
+  readonly headersToUpstreamOnAllow: readonly string[];
+  readonly headersToDownstreamOnDeny: readonly string[];
+  readonly headersToDownstreamOnAllow: readonly string[];
+}
+
+/** MeshConfig EnvoyExternalAuthorizationGrpcProvider. */
+export interface ExtAuthzGrpcProvider extends ExtAuthzCommon {
+  readonly kind: 'envoyExtAuthzGrpc';
+}
 
 export interface DefaultProviders {
   readonly metrics: readonly string[];
@@ -88,6 +126,34 @@ function headers(v: unknown): HttpHeaderValue[] {
   if (!Array.isArray(v)) return [];
   // envName values are read from istiod's environment; meshd has none to read, so they are empty.
   return v.filter(isRecord).map((h) => ({ name: str(h['name']), value: str(h['value']) }));
+}
+
+function extAuthzCommon(c: Json): ExtAuthzCommon {
+  const body = isRecord(c['includeRequestBodyInCheck']) ? c['includeRequestBodyInCheck'] : undefined;
+  return {
+    service: str(c['service']),
+    // protobuf JSON takes an integer as a number or a decimal string.
+    port: typeof c['port'] === 'string' && /^\d+$/.test(c['port']) ? Number(c['port']) : num(c['port']),
+    ...(typeof c['timeout'] === 'string' ? { timeout: c['timeout'] } : {}),
+    failOpen: c['failOpen'] === true,
+    clearRouteCache: c['clearRouteCache'] === true,
+    statusOnError: str(c['statusOnError']),
+    ...(body
+      ? {
+          includeRequestBodyInCheck: {
+            maxRequestBytes: num(body['maxRequestBytes']),
+            allowPartialMessage: body['allowPartialMessage'] === true,
+            packAsBytes: body['packAsBytes'] === true,
+          },
+        }
+      : {}),
+  };
+}
+
+function stringMap(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (isRecord(v)) for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
+  return out;
 }
 
 /** One given provider, typed by the first provider field it sets. */
@@ -158,6 +224,22 @@ export function parseProvider(p: Json): ExtensionProvider | undefined {
         logName: str(c['logName']),
         filterStateObjectsToLog: strList(c['filterStateObjectsToLog']),
       };
+    case 'envoyExtAuthzHttp': {
+      const reqHeaders = strList(c['includeRequestHeadersInCheck']);
+      return {
+        name,
+        kind: 'envoyExtAuthzHttp',
+        ...extAuthzCommon(c),
+        pathPrefix: str(c['pathPrefix']),
+        includeRequestHeadersInCheck: reqHeaders.length > 0 ? reqHeaders : strList(c['includeHeadersInCheck']),
+        includeAdditionalHeadersInCheck: stringMap(c['includeAdditionalHeadersInCheck']),
+        headersToUpstreamOnAllow: strList(c['headersToUpstreamOnAllow']),
+        headersToDownstreamOnDeny: strList(c['headersToDownstreamOnDeny']),
+        headersToDownstreamOnAllow: strList(c['headersToDownstreamOnAllow']),
+      };
+    }
+    case 'envoyExtAuthzGrpc':
+      return { name, kind: 'envoyExtAuthzGrpc', ...extAuthzCommon(c) };
     default:
       return { name, kind: 'other', type };
   }

@@ -7,7 +7,7 @@
 import { proxyLabels } from '../../model/proxy';
 import type { InboundPort } from '../inbound';
 import type { GenerateContext, ProtoObject } from '../types';
-import { rbacHttpFilters, rbacNetworkFilters, workloadPolicies } from './authz';
+import { customHttpFilterCount, rbacHttpFilters, rbacNetworkFilters, workloadPolicies } from './authz';
 import { type InboundKind, inboundChains } from './inbound-tls';
 import { jwtAuthnFilter } from './jwt';
 import { mtlsForPort, workloadMtls } from './peer-authn';
@@ -28,7 +28,7 @@ export function securedInboundChains(ctx: GenerateContext, port: InboundPort, ki
     const rest = (tc.http_filters as ProtoObject[] | undefined) ?? [];
     const rbac = rbacHttpFilters(policies);
     // istiod's order: the CUSTOM authorization filter, then authentication (JWT), then RBAC.
-    const custom = policies.custom.length > 0 ? 1 : 0;
+    const custom = customHttpFilterCount(policies);
     const jwt = jwtAuthnFilter(ctx.snap, ns, labels, false);
     const pre = [...rbac.slice(0, custom), ...(jwt ? [jwt] : []), ...rbac.slice(custom)];
     filters.http = [{ ...app.http, typed_config: { ...tc, http_filters: [...pre, ...rest] } }];
