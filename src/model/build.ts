@@ -8,6 +8,7 @@ import { buildRouting } from './build-routing';
 import { buildRequestAuthn } from './build-reqauthn';
 import { buildSecurity } from './build-security';
 import { buildTelemetries } from './build-telemetry';
+import { buildWasmPlugins } from './build-wasm';
 import { buildEnvoyFilters } from './build-envoyfilter';
 import { buildProxyConfigs } from './proxy-config';
 import { workloadGroupOf } from './workload-group';
@@ -106,6 +107,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   const security = buildSecurity(kind, errors, trustDomains);
   const reqAuthn = buildRequestAuthn(kind, input.jwks, errors);
   const telemetries = buildTelemetries(kind);
+  const wasmPlugins = buildWasmPlugins(kind);
   const envoyFilters = buildEnvoyFilters(kind, errors, input.envoyFilterAllowedTypes);
   const proxyConfigs = buildProxyConfigs(kind('ProxyConfig'));
   const workloadGroups = new Map(kind('WorkloadGroup').map((o) => [`${o.metadata.namespace}/${o.metadata.name}`, workloadGroupOf(o)] as const));
@@ -189,6 +191,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     security,
     requestAuthentications: reqAuthn.requestAuthentications,
     telemetries,
+    wasmPlugins,
     envoyFilters,
     proxyConfigs,
     workloadGroups,

@@ -70,7 +70,12 @@ export * from './objects-envoyfilter';
 export * from './objects-gatewayapi';
 
 /** Kinds served at fewer versions than their group: EnvoyFilter exists only as v1alpha3, ProxyConfig only as v1beta1; each Gateway API kind at its own. */
-export const KIND_VERSIONS: Readonly<Partial<Record<string, readonly string[]>>> = { EnvoyFilter: ['v1alpha3'], ProxyConfig: ['v1beta1'], WasmPlugin: ['v1alpha1'], ...GATEWAY_API_VERSIONS };
+export const KIND_VERSIONS: Readonly<Partial<Record<string, readonly string[]>>> = {
+  EnvoyFilter: ['v1alpha3'],
+  ProxyConfig: ['v1beta1'],
+  WasmPlugin: ['v1alpha1'],
+  ...GATEWAY_API_VERSIONS,
+};
 
 /** One object as read from a source, before validation: spec is still untrusted JSON. */
 export interface ConfigObject {
