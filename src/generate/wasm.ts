@@ -16,7 +16,7 @@
  */
 import type { WasmPluginConfig } from '../model/build-wasm';
 import type { WasmPhase } from '../model/objects-wasm';
-import type { Proxy } from '../model/proxy';
+import { type Proxy, proxyLabels } from '../model/proxy';
 import type { MeshSnapshot } from '../model/snapshot';
 import { wasmUrlScheme } from '../model/validate/wasmplugin';
 import type { GenerateContext, ProtoObject, ProtoValue, Resource } from './types';
@@ -43,12 +43,13 @@ type PluginKind = 'HTTP' | 'NETWORK';
 function attaches(p: WasmPluginConfig, snap: MeshSnapshot, proxy: Proxy): boolean {
   const ns = p.meta.namespace;
   const refs = p.spec.targetRefs ?? (p.spec.targetRef ? [p.spec.targetRef] : []);
+  const labels = proxyLabels(proxy, snap);
   if (refs.length > 0) {
-    const gw = proxy.labels[GATEWAY_NAME_LABEL];
+    const gw = labels[GATEWAY_NAME_LABEL];
     return ns === proxy.namespace && refs.some((r) => r.kind === 'Gateway' && (r.group ?? 'gateway.networking.k8s.io') === 'gateway.networking.k8s.io' && r.name === gw);
   }
   if (ns !== proxy.namespace && ns !== snap.rootNamespace) return false;
-  return Object.entries(p.spec.selector?.matchLabels ?? {}).every(([k, v]) => proxy.labels[k] === v);
+  return Object.entries(p.spec.selector?.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
 }
 
 function kindOf(p: WasmPluginConfig): PluginKind {
