@@ -166,6 +166,10 @@ test('a sidecar subscribing LDS then ECDS gets exactly the configs its listeners
   assert.deepEqual((cfg['configuration'] as J)['value'], '{"header":"x-mesh-user","required":true}');
   c.ack(ecds, [...names, `${PREFIX}default.ratings-only`]);
   assert.deepEqual(await c.drain(300), []);
+  const syncz = (await (await fetch(`http://127.0.0.1:${meshd.debugPort}/debug/syncz`)).json()) as J[];
+  const mine = syncz.find((p) => p['proxy'] === SIDECAR_ID) as J;
+  assert.equal(((mine['types'] as J)['ECDS'] as J)['status'], 'SYNCED', 'syncz shows the ECDS stream synced');
+  assert.equal(mine['extensionconfig_acked'], mine['extensionconfig_sent']);
 
   // pluginConfig only: the Wasm config changes, the filter chain does not.
   editPlugin('mesh-authn', (s) => {
