@@ -21,6 +21,7 @@ import type { MeshSnapshot } from '../model/snapshot';
 import { wasmUrlScheme } from '../model/validate/wasmplugin';
 import type { GenerateContext, ProtoObject, ProtoValue, Resource } from './types';
 import { adsConfigSource } from './util';
+import { mergeGateways } from './gateway/merge';
 
 export const WASM_HTTP_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm';
 export const WASM_NETWORK_TYPE = 'type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm';
@@ -56,15 +57,18 @@ function kindOf(p: WasmPluginConfig): PluginKind {
   return p.spec.type === 'NETWORK' ? 'NETWORK' : 'HTTP';
 }
 
-/** matchTrafficSelectors: no match list, or one whose mode and ports fit the listener. */
-function matchesTraffic(p: WasmPluginConfig, cls: WasmListenerClass, port: number): boolean {
+/**
+ * matchTrafficSelectors: no match list, or one whose mode and ports fit the listener. `ports`: the
+ * listener's port as istiod sees it (a gateway's: the port numbers of the servers it listens for).
+ */
+function matchesTraffic(p: WasmPluginConfig, cls: WasmListenerClass, ports: readonly number[]): boolean {
   const list = p.spec.match ?? [];
   if (list.length === 0) return true;
   const mode = cls === 'inbound' ? 'SERVER' : 'CLIENT';
   return list.some((m) => {
     const modeOk = m.mode === undefined || m.mode === 'UNDEFINED' || m.mode === 'CLIENT_AND_SERVER' || m.mode === mode;
-    const ports = m.ports ?? [];
-    return modeOk && (ports.length === 0 || ports.some((ps) => ps.number !== undefined && ps.number !== 0 && ps.number === port));
+    const want = m.ports ?? [];
+    return modeOk && (want.length === 0 || want.some((ps) => ps.number !== undefined && ps.number !== 0 && ports.includes(ps.number)));
   });
 }
 
@@ -78,7 +82,7 @@ export function proxyWasmPlugins(snap: MeshSnapshot, proxy: Proxy): WasmPluginCo
 }
 
 /** WasmPluginsByListenerInfo: by phase, each phase by priority (highest first, stable). */
-function byPhase(plugins: readonly WasmPluginConfig[], kind: PluginKind, cls: WasmListenerClass, port: number): Map<WasmPhase, WasmPluginConfig[]> {
+function byPhase(plugins: readonly WasmPluginConfig[], kind: PluginKind, cls: WasmListenerClass, port: readonly number[]): Map<WasmPhase, WasmPluginConfig[]> {
   const out = new Map<WasmPhase, WasmPluginConfig[]>();
   for (const p of plugins) {
     if (kindOf(p) !== kind || !matchesTraffic(p, cls, port)) continue;
@@ -131,14 +135,14 @@ function withNetworkPlugins(filters: readonly ProtoValue[], phases: Map<WasmPhas
   return [...pop('AUTHN'), ...pop('AUTHZ'), ...filters.slice(0, rbacEnd), ...pop('STATS'), ...pop('UNSPECIFIED_PHASE'), ...filters.slice(rbacEnd)];
 }
 
-function chainPort(chain: ProtoObject, listenerPort: number, cls: WasmListenerClass): number {
-  if (cls !== 'inbound') return listenerPort;
+function chainPort(chain: ProtoObject, listenerPorts: readonly number[], cls: WasmListenerClass): readonly number[] {
+  if (cls !== 'inbound') return listenerPorts;
   const m = chain['filter_chain_match'];
   const dp = isObject(m) && isObject(m['destination_port']) ? m['destination_port']['value'] : undefined;
-  return typeof dp === 'number' ? dp : 0;
+  return typeof dp === 'number' ? [dp] : [];
 }
 
-function withChainPlugins(chain: ProtoValue | undefined, plugins: readonly WasmPluginConfig[], cls: WasmListenerClass, listenerPort: number): ProtoValue | undefined {
+function withChainPlugins(chain: ProtoValue | undefined, plugins: readonly WasmPluginConfig[], cls: WasmListenerClass, listenerPort: readonly number[]): ProtoValue | undefined {
   if (!isObject(chain) || !Array.isArray(chain['filters']) || chain['filters'].length === 0) return chain;
   const port = chainPort(chain, listenerPort, cls);
   const filters = chain['filters'];
@@ -171,7 +175,13 @@ function listenerPort(listener: ProtoObject): number {
 /** The listener with the plugins that apply to each of its chains. */
 export function addWasmPlugins(ctx: GenerateContext, listener: ProtoObject, plugins: readonly WasmPluginConfig[]): ProtoObject {
   const cls: WasmListenerClass = ctx.proxy.type === 'router' ? 'gateway' : listener['name'] === 'virtualInbound' ? 'inbound' : 'outbound';
-  const port = listenerPort(listener);
+  const bound = listenerPort(listener);
+  let port: readonly number[] = [bound];
+  if (cls === 'gateway' && plugins.some((p) => (p.spec.match ?? []).some((m) => (m.ports ?? []).length > 0))) {
+    // istiod matches a gateway's plugins against its servers' port numbers, not the target port it binds.
+    const servers = mergeGateways(ctx.snap, ctx.proxy).groups.filter((g) => g.port === bound).flatMap((g) => g.servers.map((s) => s.server.port?.number ?? bound));
+    if (servers.length > 0) port = [...new Set(servers)];
+  }
   const out: ProtoObject = { ...listener };
   if (Array.isArray(listener['filter_chains'])) out['filter_chains'] = listener['filter_chains'].map((c) => withChainPlugins(c, plugins, cls, port) ?? c);
   if (listener['default_filter_chain'] !== undefined) out['default_filter_chain'] = withChainPlugins(listener['default_filter_chain'], plugins, cls, port);
