@@ -179,7 +179,9 @@ export function addWasmPlugins(ctx: GenerateContext, listener: ProtoObject, plug
   let port: readonly number[] = [bound];
   if (cls === 'gateway' && plugins.some((p) => (p.spec.match ?? []).some((m) => (m.ports ?? []).length > 0))) {
     // istiod matches a gateway's plugins against its servers' port numbers, not the target port it binds.
-    const servers = mergeGateways(ctx.snap, ctx.proxy).groups.filter((g) => g.port === bound).flatMap((g) => g.servers.map((s) => s.server.port?.number ?? bound));
+    const servers = mergeGateways(ctx.snap, ctx.proxy)
+      .groups.filter((g) => g.port === bound)
+      .flatMap((g) => g.servers.map((s) => s.server.port?.number ?? bound));
     if (servers.length > 0) port = [...new Set(servers)];
   }
   const out: ProtoObject = { ...listener };
