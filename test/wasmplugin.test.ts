@@ -170,6 +170,10 @@ test('a sidecar subscribing LDS then ECDS gets exactly the configs its listeners
   const mine = syncz.find((p) => p['proxy'] === SIDECAR_ID) as J;
   assert.equal(((mine['types'] as J)['ECDS'] as J)['status'], 'SYNCED', 'syncz shows the ECDS stream synced');
   assert.equal(mine['extensionconfig_acked'], mine['extensionconfig_sent']);
+  // config_dump shows them as Envoy's admin does (EcdsConfigDump).
+  const dump = (await (await fetch(`http://127.0.0.1:${meshd.debugPort}/debug/config_dump?proxyID=${encodeURIComponent(SIDECAR_ID)}`)).json()) as { configs: J[] };
+  const ecdsDump = dump.configs.find((x) => x['@type'] === 'type.googleapis.com/envoy.admin.v3.EcdsConfigDump') as { ecdsFilters: { ecdsFilter: J }[] };
+  assert.deepEqual(ecdsDump.ecdsFilters.map((f) => f.ecdsFilter['name']).sort(), names);
 
   // pluginConfig only: the Wasm config changes, the filter chain does not.
   editPlugin('mesh-authn', (s) => {
