@@ -227,3 +227,13 @@ test('a delta stream gets ECDS by name, only configs that apply to the proxy', a
   const body = r.resources[0]?.body as J;
   assert.equal((body['typed_config'] as J)['@type'], 'type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm', 'a NETWORK plugin');
 });
+
+test('a proxyless gRPC client asking for ECDS gets none (gRPC has no Wasm), even for a plugin that selects its labels', async () => {
+  const c = new AdsClient(protos, `127.0.0.1:${meshd.xdsPort}`, {
+    id: 'sidecar~10.244.0.70~client-0.default~default.svc.cluster.local',
+    metadata: { NAMESPACE: 'default', GENERATOR: 'grpc' },
+  });
+  clients.push(c);
+  const r = await c.subscribe(TypeUrl.ExtensionConfig, [`${PREFIX}istio-system.mesh-authn`]);
+  assert.deepEqual(r.resources, []);
+});
