@@ -112,7 +112,12 @@ test('the kustomization installs every manifest outside kind/, each once, and no
 test('the CRDs are exactly the Istio kinds meshd reads, served in the versions its parser accepts', () => {
   const objs = installed();
   const networking = (Object.keys(KNOWN_KINDS) as Kind[]).filter((k) => KNOWN_KINDS[k].group === 'networking.istio.io');
-  const want = [...networking.map((k) => `networking.istio.io/${k}`), ...SECURITY_KINDS.map((k) => `security.istio.io/${k}`), 'telemetry.istio.io/Telemetry'].sort();
+  const want = [
+    ...networking.map((k) => `networking.istio.io/${k}`),
+    ...SECURITY_KINDS.map((k) => `security.istio.io/${k}`),
+    'telemetry.istio.io/Telemetry',
+    'extensions.istio.io/WasmPlugin',
+  ].sort();
   assert.deepEqual(
     crds(objs)
       .map((c) => `${String(at(c, 'spec.group'))}/${String(at(c, 'spec.names.kind'))}`)
@@ -138,7 +143,14 @@ test('the CRDs are exactly the Istio kinds meshd reads, served in the versions i
     assert.deepEqual(
       served.sort(),
       [
-        ...(KIND_VERSIONS[kind] ?? (group === 'networking.istio.io' ? ISTIO_NETWORKING_VERSIONS : group === 'telemetry.istio.io' ? ISTIO_TELEMETRY_VERSIONS : SECURITY_VERSIONS)),
+        ...(KIND_VERSIONS[kind] ??
+          (group === 'networking.istio.io'
+            ? ISTIO_NETWORKING_VERSIONS
+            : group === 'telemetry.istio.io'
+              ? ISTIO_TELEMETRY_VERSIONS
+              : group === 'extensions.istio.io'
+                ? ['v1alpha1']
+                : SECURITY_VERSIONS)),
       ].sort(),
       `${kind} served versions`,
     );
@@ -341,6 +353,7 @@ const RESOURCE: Record<Kind, string> = {
   BackendTLSPolicy: 'backendtlspolicies',
   ProxyConfig: 'proxyconfigs',
   WorkloadGroup: 'workloadgroups',
+  WasmPlugin: 'wasmplugins',
 };
 const WATCH = ['get', 'list', 'watch'];
 

@@ -17,8 +17,8 @@ import { SHOP, caughtUp, freshModel, kubeSource, modelOf, originOfObject, shopOb
 
 const T = { timeout: 30_000 };
 /** Kinds watched (one watch each), and objects in the fixture. */
-const KINDS = 26;
-const OBJECTS = 21;
+const KINDS = 27;
+const OBJECTS = 22;
 
 async function setup(t: TestContext, opts: KubeApiServerOptions = {}, objects = shopObjects()): Promise<{ api: KubeApiServer; s: SourceUnderTest }> {
   const api = await startKubeApiServer(opts);

@@ -464,6 +464,11 @@ describe('validation', () => {
     const filter = { apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
     const r7 = await admit('/validate', reviewOf(filter, { namespace: 'shop' }));
     assert.match(r7.warnings?.join('\n') ?? r7.status?.message ?? '', /EnvoyFilter exposes internal implementation details/);
+    // WasmPlugin is validated: a url of a scheme istiod does not fetch is refused with its field path.
+    const wasm = { apiVersion: 'extensions.istio.io/v1alpha1', kind: 'WasmPlugin', metadata: { name: 'a', namespace: 'shop' }, spec: { url: 'ftp://host/a.wasm' } };
+    const r8 = await admit('/validate', reviewOf(wasm, { namespace: 'shop' }));
+    assert.equal(r8.allowed, false);
+    assert.match(r8.status?.message ?? '', /spec\.url: url contains unsupported scheme: ftp/);
     // Sidecar is validated: an empty one is refused with Istio's message.
     const sidecar = { apiVersion: 'networking.istio.io/v1', kind: 'Sidecar', metadata: { name: 'a', namespace: 'shop' }, spec: {} };
     const r6 = await admit('/validate', reviewOf(sidecar, { namespace: 'shop' }));

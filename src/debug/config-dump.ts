@@ -77,6 +77,18 @@ export function configDumpAnys(watcher: XdsWatcher, protos: EnvoyProtos, conn: C
       }),
     );
   }
+  // WasmPlugins (istiod's EcdsConfigDump), for a proxy that subscribes to ECDS: the configs it asked for.
+  if (watcher.serves(handle, TypeUrl.ExtensionConfig) && conn.watches.has(TypeUrl.ExtensionConfig)) {
+    parts.push(
+      part('EcdsConfigDump', {
+        ecds_filters: resources(TypeUrl.ExtensionConfig).map((r) => ({
+          version_info: version(TypeUrl.ExtensionConfig),
+          ecds_filter: r.any,
+          last_updated: updated(TypeUrl.ExtensionConfig),
+        })),
+      }),
+    );
+  }
   return parts;
 }
 

@@ -5,7 +5,7 @@ import type { MeshSnapshot, ServiceEndpoint } from '../model/snapshot';
 import type { Connection } from '../xds/connection';
 import { PUSH_ORDER, SHORT_TYPE } from '../xds/protos';
 
-const SYNCZ_NAMES: Readonly<Record<string, string>> = { CDS: 'cluster', EDS: 'endpoint', LDS: 'listener', RDS: 'route', SDS: 'secret' };
+const SYNCZ_NAMES: Readonly<Record<string, string>> = { CDS: 'cluster', EDS: 'endpoint', LDS: 'listener', RDS: 'route', SDS: 'secret', ECDS: 'extensionconfig' };
 
 export function syncz(conns: readonly Connection[]): object[] {
   return conns

@@ -25,9 +25,8 @@ import { configDumpAnys } from './config-dump';
 export const DEBUG_SYNCZ = 'istio.io/debug/syncz';
 export const DEBUG_CONFIG_DUMP = 'istio.io/debug/config_dump';
 const CLIENT_CONFIG = 'type.googleapis.com/envoy.service.status.v3.ClientConfig';
-const ECDS = 'type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig';
 /** istiod's order of the per-type states in a ClientConfig. */
-const SYNCZ_TYPES: readonly string[] = [TypeUrl.Listener, TypeUrl.Route, TypeUrl.Endpoint, TypeUrl.Cluster, ECDS];
+const SYNCZ_TYPES: readonly string[] = [TypeUrl.Listener, TypeUrl.Route, TypeUrl.Endpoint, TypeUrl.Cluster, TypeUrl.ExtensionConfig];
 
 export interface XdsDebugOptions {
   protos: EnvoyProtos;

@@ -25,6 +25,7 @@ import { sidecarRouteNames } from './outbound-listeners';
 import { secretResources } from './secrets';
 import { grpcServerListeners } from './security/grpc-server';
 import type { GenerateContext, Resource } from './types';
+import { extensionConfigs, withWasmPlugins } from './wasm';
 
 export interface NamedPart {
   kind: 'named';
@@ -69,6 +70,9 @@ const edsPart: NamedPart = {
   build: (ctx, name) => endpointResource(ctx, name),
 };
 
+/** ECDS (WasmPlugins): only ever sent by name, the names the proxy's listeners reference. */
+const ecdsPart: RequestedPart = { kind: 'requested', id: 'ecds', list: extensionConfigs };
+
 export const SIDECAR_PARTS: PartTable = {
   [TypeUrl.Cluster]: [
     { kind: 'named', id: 'cds-outbound', ...sidecarOutboundClusters },
@@ -76,8 +80,8 @@ export const SIDECAR_PARTS: PartTable = {
   ],
   [TypeUrl.Endpoint]: [edsPart],
   [TypeUrl.Listener]: [
-    { kind: 'list', id: 'lds-outbound', list: withListenerPatches('SIDECAR_OUTBOUND', withTelemetry(sidecarOutboundListeners)) },
-    { kind: 'list', id: 'lds-inbound', list: withListenerPatches('SIDECAR_INBOUND', withTelemetry(sidecarInboundListeners)) },
+    { kind: 'list', id: 'lds-outbound', list: withListenerPatches('SIDECAR_OUTBOUND', withTelemetry(withWasmPlugins(sidecarOutboundListeners))) },
+    { kind: 'list', id: 'lds-inbound', list: withListenerPatches('SIDECAR_INBOUND', withTelemetry(withWasmPlugins(sidecarInboundListeners))) },
   ],
   [TypeUrl.Route]: [
     {
@@ -87,6 +91,7 @@ export const SIDECAR_PARTS: PartTable = {
       build: withNamedRoutePatches('SIDECAR_OUTBOUND', sidecarRouteNamed),
     },
   ],
+  [TypeUrl.ExtensionConfig]: [ecdsPart],
 };
 
 export const GRPC_PARTS: PartTable = {
@@ -114,9 +119,10 @@ export const GRPC_PARTS: PartTable = {
 export const GATEWAY_PARTS: PartTable = {
   [TypeUrl.Cluster]: [{ kind: 'list', id: 'cds-gateway', list: withClusterListPatches(() => 'GATEWAY', 'GATEWAY', gatewayClusters) }],
   [TypeUrl.Endpoint]: [{ kind: 'list', id: 'eds-gateway', list: gatewayEndpoints }],
-  [TypeUrl.Listener]: [{ kind: 'list', id: 'lds-gateway', list: withListenerPatches('GATEWAY', withTelemetry(gatewayListeners)) }],
+  [TypeUrl.Listener]: [{ kind: 'list', id: 'lds-gateway', list: withListenerPatches('GATEWAY', withTelemetry(withWasmPlugins(gatewayListeners))) }],
   [TypeUrl.Route]: [{ kind: 'requested', id: 'rds-gateway', list: withRouteListPatches('GATEWAY', gatewayRoutes) }],
   [TypeUrl.Secret]: [{ kind: 'requested', id: 'sds-gateway', list: secretResources }],
+  [TypeUrl.ExtensionConfig]: [ecdsPart],
 };
 
 export function partsFor(proxy: Proxy): PartTable {

@@ -9,6 +9,7 @@ import { buildRequestAuthn } from './build-reqauthn';
 import { buildSecurity } from './build-security';
 import { resolveExtAuthz } from './ext-authz';
 import { buildTelemetries } from './build-telemetry';
+import { buildWasmPlugins } from './build-wasm';
 import { buildEnvoyFilters } from './build-envoyfilter';
 import { buildProxyConfigs } from './proxy-config';
 import { workloadGroupOf } from './workload-group';
@@ -116,6 +117,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   const security = buildSecurity(kind, errors, trustDomains, extAuthz, rootNamespace);
   const reqAuthn = buildRequestAuthn(kind, input.jwks, errors);
   const telemetries = buildTelemetries(kind);
+  const wasmPlugins = buildWasmPlugins(kind);
   const envoyFilters = buildEnvoyFilters(kind, errors, input.envoyFilterAllowedTypes);
   const proxyConfigs = buildProxyConfigs(kind('ProxyConfig'));
   const workloadGroups = new Map(kind('WorkloadGroup').map((o) => [`${o.metadata.namespace}/${o.metadata.name}`, workloadGroupOf(o)] as const));
@@ -197,6 +199,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     security,
     requestAuthentications: reqAuthn.requestAuthentications,
     telemetries,
+    wasmPlugins,
     envoyFilters,
     proxyConfigs,
     workloadGroups,

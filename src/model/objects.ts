@@ -50,6 +50,7 @@ export const KNOWN_KINDS = {
   BackendTLSPolicy: { group: 'gateway.networking.k8s.io', kind: 'BackendTLSPolicy', namespaced: true },
   ProxyConfig: { group: 'networking.istio.io', kind: 'ProxyConfig', namespaced: true },
   WorkloadGroup: { group: 'networking.istio.io', kind: 'WorkloadGroup', namespaced: true },
+  WasmPlugin: { group: 'extensions.istio.io', kind: 'WasmPlugin', namespaced: true },
 } as const;
 export type Kind = keyof typeof KNOWN_KINDS;
 
@@ -61,13 +62,20 @@ export const ISTIO_NETWORKING_VERSIONS: readonly string[] = ['v1', 'v1beta1', 'v
 export * from './objects-security';
 // The Telemetry API (telemetry.istio.io).
 export * from './objects-telemetry';
+// WasmPlugin (extensions.istio.io/v1alpha1).
+export * from './objects-wasm';
 // EnvoyFilter (networking.istio.io/v1alpha3).
 export * from './objects-envoyfilter';
 // The Kubernetes Gateway API (gateway.networking.k8s.io).
 export * from './objects-gatewayapi';
 
 /** Kinds served at fewer versions than their group: EnvoyFilter exists only as v1alpha3, ProxyConfig only as v1beta1; each Gateway API kind at its own. */
-export const KIND_VERSIONS: Readonly<Partial<Record<string, readonly string[]>>> = { EnvoyFilter: ['v1alpha3'], ProxyConfig: ['v1beta1'], ...GATEWAY_API_VERSIONS };
+export const KIND_VERSIONS: Readonly<Partial<Record<string, readonly string[]>>> = {
+  EnvoyFilter: ['v1alpha3'],
+  ProxyConfig: ['v1beta1'],
+  WasmPlugin: ['v1alpha1'],
+  ...GATEWAY_API_VERSIONS,
+};
 
 /** One object as read from a source, before validation: spec is still untrusted JSON. */
 export interface ConfigObject {

@@ -13,6 +13,7 @@ import type { LocalityLbSetting } from './objects';
 import type { MeshAccessLog, MeshConfigStatus } from './build-mesh';
 import type { MeshConfig, OutboundTrafficMode, ProtoDuration } from './mesh-config';
 import type { TelemetryConfig } from './build-telemetry';
+import type { WasmPluginConfig } from './build-wasm';
 import type { EnvoyFilterConfig } from './build-envoyfilter';
 import type { ProxyConfigEntry } from './proxy-config';
 import type { WorkloadGroupConfig } from './workload-group';
@@ -157,6 +158,8 @@ export interface MeshSnapshot {
   readonly telemetryMesh: TelemetryMesh;
   /** Telemetry objects by namespace, in name order. */
   readonly telemetries: ReadonlyMap<string, readonly TelemetryConfig[]>;
+  /** WasmPlugins by namespace, in name order. */
+  readonly wasmPlugins: ReadonlyMap<string, readonly WasmPluginConfig[]>;
   /** EnvoyFilter objects by namespace, in name order, with the patches the allowlist lets through. */
   readonly envoyFilters: ReadonlyMap<string, readonly EnvoyFilterConfig[]>;
   /** ProxyConfig objects by namespace, oldest first then by name (first match wins; model/proxy-config.ts). */

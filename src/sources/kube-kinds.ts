@@ -11,6 +11,7 @@ import {
   ISTIO_NETWORKING_VERSIONS,
   ISTIO_SECURITY_VERSIONS,
   ISTIO_TELEMETRY_VERSIONS,
+  ISTIO_EXTENSIONS_VERSIONS,
   KNOWN_KINDS,
   type ConfigError,
   type ConfigObject,
@@ -97,6 +98,7 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   security('AuthorizationPolicy', 'authorizationpolicies'),
   security('RequestAuthentication', 'requestauthentications'),
   { kind: 'Telemetry', group: 'telemetry.istio.io', versions: ISTIO_TELEMETRY_VERSIONS, plural: 'telemetries', namespaced: true, keepAnnotations: false },
+  { kind: 'WasmPlugin', group: 'extensions.istio.io', versions: ISTIO_EXTENSIONS_VERSIONS, plural: 'wasmplugins', namespaced: true, keepAnnotations: false },
   // The Gateway API: a Gateway's annotations matter (networking.istio.io/service-type, gateway.istio.io/*).
   gatewayApi('GatewayClass', 'gatewayclasses', false),
   gatewayApi('KubernetesGateway', 'gateways', true, true),

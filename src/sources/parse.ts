@@ -11,6 +11,7 @@ import {
   ISTIO_NETWORKING_VERSIONS,
   ISTIO_SECURITY_VERSIONS,
   ISTIO_TELEMETRY_VERSIONS,
+  ISTIO_EXTENSIONS_VERSIONS,
   KIND_VERSIONS,
   KNOWN_KINDS,
   type ConfigError,
@@ -36,6 +37,7 @@ const GROUP_VERSIONS: Readonly<Record<string, readonly string[]>> = {
   'networking.istio.io': ISTIO_NETWORKING_VERSIONS,
   'security.istio.io': ISTIO_SECURITY_VERSIONS,
   'telemetry.istio.io': ISTIO_TELEMETRY_VERSIONS,
+  'extensions.istio.io': ISTIO_EXTENSIONS_VERSIONS,
 };
 
 function isRecord(v: unknown): v is JsonObject {

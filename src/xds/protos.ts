@@ -7,18 +7,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 
-/** The xDS resource types meshd serves, in push order (CDS, EDS, LDS, RDS), then SDS. */
+/** The xDS resource types meshd serves, in push order (CDS, EDS, LDS, RDS), then SDS and ECDS. */
 export const TypeUrl = {
   Cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
   Endpoint: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
   Listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
   Route: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
   Secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
+  ExtensionConfig: 'type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig',
 } as const;
 export type TypeUrl = (typeof TypeUrl)[keyof typeof TypeUrl];
 
 /** Push order: a cluster exists before its endpoints, a listener's routes arrive last. */
-export const PUSH_ORDER: readonly TypeUrl[] = [TypeUrl.Cluster, TypeUrl.Endpoint, TypeUrl.Listener, TypeUrl.Route, TypeUrl.Secret];
+export const PUSH_ORDER: readonly TypeUrl[] = [TypeUrl.Cluster, TypeUrl.Endpoint, TypeUrl.Listener, TypeUrl.Route, TypeUrl.Secret, TypeUrl.ExtensionConfig];
 
 export const SHORT_TYPE: Readonly<Record<TypeUrl, string>> = {
   [TypeUrl.Cluster]: 'CDS',
@@ -26,6 +27,7 @@ export const SHORT_TYPE: Readonly<Record<TypeUrl, string>> = {
   [TypeUrl.Listener]: 'LDS',
   [TypeUrl.Route]: 'RDS',
   [TypeUrl.Secret]: 'SDS',
+  [TypeUrl.ExtensionConfig]: 'ECDS',
 };
 
 export function isTypeUrl(s: string): s is TypeUrl {
@@ -73,6 +75,8 @@ export const ENTRY_FILES = [
   'envoy/extensions/filters/http/buffer/v3/buffer.proto',
   'envoy/extensions/filters/http/header_mutation/v3/header_mutation.proto',
   'envoy/config/core/v3/extension.proto',
+  'envoy/extensions/filters/http/wasm/v3/wasm.proto',
+  'envoy/extensions/filters/network/wasm/v3/wasm.proto',
   'envoy/extensions/filters/http/fault/v3/fault.proto',
   'envoy/extensions/filters/http/cors/v3/cors.proto',
   'envoy/extensions/filters/http/rbac/v3/rbac.proto',

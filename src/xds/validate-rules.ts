@@ -61,6 +61,14 @@ const join = (path: string, key: string): string => (path === '' ? key : `${path
 
 // ---------------------------------------------------------------- the validator
 
+const EXTENSION_CONFIG_TYPE = 'type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig';
+/**
+ * A WasmPlugin's remote code in ECDS never reaches Envoy as sent: istio-agent fetches the module
+ * (oci/http, checked against sha256 when one is given) and hands Envoy a local file instead. So
+ * the sha256 Envoy requires of remote code is optional there, as in Istio's API.
+ */
+const AGENT_REWRITTEN = /(^|\.)vm_config\.code\.remote\.sha256$/;
+
 export class ResourceValidator {
   private readonly root: protobuf.Root;
   private readonly types = new Map<protobuf.Type, CompiledType>();
@@ -80,7 +88,7 @@ export class ResourceValidator {
     const at = isObj(obj) ? obj['@type'] : undefined;
     if (!ct.isAny && typeof at === 'string' && this.resolveTypeUrl(at) === t) this.visitFields(ct, obj as Obj, '', ctx, '@type');
     else this.visitMessage(ct, obj, '', ctx);
-    return ctx.out;
+    return typeUrl === EXTENSION_CONFIG_TYPE ? ctx.out.filter((v) => !AGENT_REWRITTEN.test(v.path)) : ctx.out;
   }
 
   private resolveTypeUrl(url: string): protobuf.Type | null {

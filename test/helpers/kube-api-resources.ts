@@ -66,6 +66,7 @@ export const DEFAULT_RESOURCES: readonly ApiResource[] = [
   istio('security.istio.io', SECURITY, 'authorizationpolicies', 'AuthorizationPolicy'),
   istio('security.istio.io', SECURITY, 'requestauthentications', 'RequestAuthentication'),
   istio('telemetry.istio.io', ['v1', 'v1alpha1'], 'telemetries', 'Telemetry'),
+  istio('extensions.istio.io', ['v1alpha1'], 'wasmplugins', 'WasmPlugin'),
   // The Gateway API (the kinds meshd reads, and writes status for).
   { ...istio(GATEWAY_API, ['v1', 'v1beta1'], 'gatewayclasses', 'GatewayClass'), namespaced: false },
   istio(GATEWAY_API, ['v1', 'v1beta1'], 'gateways', 'Gateway'),

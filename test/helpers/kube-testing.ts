@@ -198,6 +198,12 @@ export function shopObjects(): Array<Record<string, unknown>> {
       metadata: { name: 'web', namespace: SHOP },
       spec: { selector: { matchLabels: { app: 'web' } }, accessLogging: [{ providers: [{ name: 'envoy' }] }] },
     },
+    {
+      apiVersion: 'extensions.istio.io/v1alpha1',
+      kind: 'WasmPlugin',
+      metadata: { name: 'web-auth', namespace: SHOP },
+      spec: { selector: { matchLabels: { app: 'web' } }, url: 'oci://registry.example/web-auth:1.0', phase: 'AUTHN' },
+    },
     { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name: 'istio' }, spec: { controllerName: 'istio.io/gateway-controller' } },
     {
       apiVersion: 'gateway.networking.k8s.io/v1',

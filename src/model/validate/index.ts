@@ -22,6 +22,7 @@ import { validateTelemetry } from './telemetry';
 import { validateEnvoyFilter } from './envoyfilter';
 import { validateProxyConfig } from './proxyconfig';
 import { validateWorkloadGroup } from './workloadgroup';
+import { validateWasmPlugin } from './wasmplugin';
 import { validateGatewayApi } from './gatewayapi';
 import { validateService } from './service';
 import { validateServiceEntry } from './serviceentry';
@@ -109,6 +110,9 @@ export function checkObject(obj: ConfigObject, maxErrors: number = DEFAULT_INPUT
       break;
     case 'WorkloadGroup':
       validateWorkloadGroup(obj, issues);
+      break;
+    case 'WasmPlugin':
+      validateWasmPlugin(obj, issues);
       break;
     case 'GatewayClass':
     case 'KubernetesGateway':
