@@ -15,7 +15,7 @@ import { outboundClusterNamed, outboundClusters, sidecarLocalClusters } from './
 import { endpointResource, endpointResources } from './endpoints';
 import { gatewayClusters, gatewayEndpoints } from './gateway/clusters';
 import { withTelemetry } from './telemetry/apply';
-import { withClusterListPatches, withListenerPatches, withNamedClusterPatches, withNamedRoutePatches, withRouteListPatches } from './envoyfilter/apply';
+import { withClusterListPatches, withExtensionConfigPatches, withListenerPatches, withNamedClusterPatches, withNamedRoutePatches, withRouteListPatches } from './envoyfilter/apply';
 import { gatewayListeners } from './gateway/listeners';
 import { gatewayRoutes } from './gateway/routes';
 import { grpcApiListenerNamed, grpcServicePortNames } from './grpc';
@@ -71,7 +71,7 @@ const edsPart: NamedPart = {
 };
 
 /** ECDS (WasmPlugins): only ever sent by name, the names the proxy's listeners reference. */
-const ecdsPart: RequestedPart = { kind: 'requested', id: 'ecds', list: extensionConfigs };
+const ecdsPart: RequestedPart = { kind: 'requested', id: 'ecds', list: withExtensionConfigPatches(extensionConfigs) };
 
 export const SIDECAR_PARTS: PartTable = {
   [TypeUrl.Cluster]: [

@@ -170,3 +170,22 @@ export function withNamedRoutePatches(
 export function withRouteListPatches(pctx: EnvoyFilterContext, list: ListFn): ListFn {
   return (ctx) => list(ctx).map((r) => routePatched(ctx, r, pctx));
 }
+
+/**
+ * ECDS: the TypedExtensionConfigs EnvoyFilter EXTENSION_CONFIG patches ADD (the only operation
+ * istiod applies there, with no match beyond the EnvoyFilter's selection of the proxy), served
+ * by name when the proxy asks for them, after the WasmPlugins' (which win a name both give).
+ */
+export function withExtensionConfigPatches(list: ListFn): ListFn {
+  return (ctx) => {
+    const base = list(ctx);
+    if (!ctx.protos) return base;
+    const pp = proxyPatches(ctx);
+    if (!pp) return base;
+    const refs = pp.all.filter((r) => r.patch.applyTo === 'EXTENSION_CONFIG' && r.patch.operation === 'ADD');
+    if (refs.length === 0) return base;
+    const have = new Set(base.map((r) => r.name));
+    const want = (name: string): boolean => !have.has(name) && (ctx.names === undefined || ctx.names.has(name));
+    return [...base, ...addedResources(refs, new PatchValues(ctx.protos, ctx), want)];
+  };
+}

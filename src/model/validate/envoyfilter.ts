@@ -179,6 +179,10 @@ export function validateEnvoyFilter(obj: ConfigObject, issues: Issues): void {
       issues.add(mp, 'Envoy filter: applyTo for cluster class objects cannot have non cluster match');
     }
     if (applyTo === 'BOOTSTRAP') issues.warn(pathKey(p, 'applyTo'), 'BOOTSTRAP patches are applied by the proxy agent to its bootstrap, never to xDS: meshd does not apply them');
-    if (applyTo === 'EXTENSION_CONFIG') issues.warn(pathKey(p, 'applyTo'), 'EXTENSION_CONFIG patches are served over ECDS, which meshd does not serve yet: not applied');
+    if (applyTo === 'EXTENSION_CONFIG' && str(patch?.['operation']) !== 'ADD')
+      issues.warn(
+        pathKey(pathKey(p, 'patch'), 'operation'),
+        `EXTENSION_CONFIG patches are applied with operation ADD only (as istiod): ${str(patch?.['operation']) || 'unset'} is not applied`,
+      );
   });
 }
