@@ -87,6 +87,8 @@ export const SIDECAR_PARTS: PartTable = {
       build: withNamedRoutePatches('SIDECAR_OUTBOUND', sidecarRouteNamed),
     },
   ],
+  // Sidecars ask over ADS only for ConfigMap CA bundles (BackendTLSPolicy); no Secret is ever served to them.
+  [TypeUrl.Secret]: [{ kind: 'requested', id: 'sds-sidecar', list: secretResources }],
 };
 
 export const GRPC_PARTS: PartTable = {

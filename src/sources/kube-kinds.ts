@@ -84,6 +84,8 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   { kind: 'EndpointSlice', group: 'discovery.k8s.io', versions: ['v1'], plural: 'endpointslices', namespaced: true, keepAnnotations: false },
   core('Pod', 'pods'),
   core('Secret', 'secrets', true, true),
+  // Only `ca.crt` is kept (configView): the CA bundles BackendTLSPolicies name.
+  core('ConfigMap', 'configmaps'),
   istio('VirtualService', 'virtualservices'),
   istio('DestinationRule', 'destinationrules'),
   istio('ServiceEntry', 'serviceentries'),
@@ -149,8 +151,16 @@ export function configView(k: KubeKind, version: string, raw: Json): Json {
   if (m['labels'] !== undefined && m['labels'] !== null) meta['labels'] = m['labels'];
   if (k.keepAnnotations && m['annotations'] !== undefined && m['annotations'] !== null) meta['annotations'] = m['annotations'];
   if (k.keepGeneration && typeof m['generation'] === 'number') meta['generation'] = m['generation'];
+  // Gateway API conflicts (and BackendTLSPolicy precedence) go to the older object.
+  if (k.keepGeneration && typeof m['creationTimestamp'] === 'string') meta['creationTimestamp'] = m['creationTimestamp'];
   // The kind as the API spells it (the Gateway API's Gateway is keyed KubernetesGateway here).
   const out: Json = { apiVersion: apiVersionOf(k, version), kind: KNOWN_KINDS[k.kind].kind, metadata: meta, ...rest };
+  if (k.kind === 'ConfigMap') {
+    // meshd reads a ConfigMap only for a BackendTLSPolicy's CA; other data never reaches the config.
+    const data = isRecord(rest['data']) ? rest['data'] : {};
+    delete out['binaryData'];
+    out['data'] = typeof data['ca.crt'] === 'string' ? { 'ca.crt': data['ca.crt'] } : {};
+  }
   if (k.kind === 'Pod' && isRecord(status)) {
     const s: Json = {};
     for (const f of POD_STATUS_FIELDS) if (status[f] !== undefined && status[f] !== null) s[f] = status[f];
