@@ -29,7 +29,11 @@ import type {
   VirtualServiceSpec,
 } from '../model/objects';
 import { GATEWAY_API_GROUP, ISTIO_GATEWAY_CONTROLLER } from '../model/objects-gatewayapi';
+import { GATEWAY_SERVICE_ANNOTATION } from '../model/lookup';
 import { convertBackendTlsPolicies } from './backend-tls';
+import { manualAddresses } from './deployment-render';
+import { deploymentNames } from './names';
+import type { Json } from './kube-rest';
 import type { GatewayApiCondition, GatewayApiStatus } from './status-types';
 import { type BackendResolver, type RankedRoute, type RefProblem, compareRank, convertGrpcRule, convertHttpRule } from './routes';
 
@@ -194,6 +198,8 @@ export function convertGatewayApi(kind: Kinds, input: ConvertInput, errors: Conf
     const ns = g.metadata.namespace;
     const state: GatewayState = { obj: g, spec, listeners: [] };
     gateways.set(`${ns}/${g.metadata.name}`, state);
+    const manual = manualAddresses((spec.addresses ?? []) as unknown as Json[]);
+    const gatewayServices = gatewayServiceHosts(g, spec, manual, input);
     // Protocol conflicts: listeners sharing a port must be of compatible protocols.
     const byPort = new Map<number, Set<string>>();
     for (const l of spec.listeners ?? []) {
@@ -283,8 +289,10 @@ export function convertGatewayApi(kind: Kinds, input: ConvertInput, errors: Conf
       );
       state.listeners.push({ listener: l, key: `${ns}/${name}`, supportedKinds: kinds, conditions, attachedRoutes: 0, programmed });
       if (programmed) {
-        const gwSpec: GatewaySpec = { selector: { [GATEWAY_NAME_LABEL]: g.metadata.name }, servers: [server] };
-        istioGateways.push(synthetic('Gateway', ns, name, { [GATEWAY_SEMANTICS]: 'gateway', [PARENTS_ANNOTATION]: `Gateway/${g.metadata.name}.${ns}` }, gwSpec, g));
+        // A manually deployed gateway is found only through the Services its addresses name (istiod).
+        const gwSpec: GatewaySpec = { ...(manual ? {} : { selector: { [GATEWAY_NAME_LABEL]: g.metadata.name } }), servers: [server] };
+        const annotations = { [GATEWAY_SEMANTICS]: 'gateway', [GATEWAY_SERVICE_ANNOTATION]: gatewayServices.join(','), [PARENTS_ANNOTATION]: `Gateway/${g.metadata.name}.${ns}` };
+        istioGateways.push(synthetic('Gateway', ns, name, annotations, gwSpec, g));
       }
     }
   }
@@ -548,6 +556,24 @@ export function convertGatewayApi(kind: Kinds, input: ConvertInput, errors: Conf
   statuses.push(...backendTls.statuses);
   statuses.sort((a, b) => statusKey(a).localeCompare(statusKey(b)));
   return { virtualServices, gateways: istioGateways, destinationRules: backendTls.destinationRules, statuses, credentialGrants: [...credentialGrants].sort() };
+}
+
+/**
+ * The Services whose pods serve a Gateway (istiod's gateway-service annotation): the automated
+ * deployment's `<name>-istio` (or its name override); for a manual address, the Services its
+ * Hostname addresses name (a short name in the Gateway's namespace) and those of its namespace
+ * whose cluster IP an IPAddress names.
+ */
+function gatewayServiceHosts(g: ConfigObject, spec: KubernetesGatewaySpec, manual: boolean, input: ConvertInput): string[] {
+  const ns = g.metadata.namespace;
+  if (!manual) return [`${deploymentNames(g.metadata.name, g.metadata.annotations).deployment}.${ns}.svc.${input.domain}`];
+  const out = new Set<string>();
+  for (const a of spec.addresses ?? []) {
+    if ((a.type ?? 'IPAddress') === 'IPAddress') {
+      for (const [host, svc] of input.services) if (svc.namespace === ns && svc.clusterIP === a.value) out.add(host);
+    } else if (a.type === 'Hostname') out.add(a.value.includes('.') ? a.value : `${a.value}.${ns}.svc.${input.domain}`);
+  }
+  return [...out].sort();
 }
 
 function statusKey(s: GatewayApiStatus): string {
