@@ -31,6 +31,7 @@ import type {
 import { GATEWAY_API_GROUP, ISTIO_GATEWAY_CONTROLLER } from '../model/objects-gatewayapi';
 import { GATEWAY_SERVICE_ANNOTATION } from '../model/lookup';
 import { convertBackendTlsPolicies } from './backend-tls';
+import { crossGatewayConflicts, protocolFamily } from './conflicts';
 import { manualAddresses } from './deployment-render';
 import { deploymentNames } from './names';
 import type { Json } from './kube-rest';
@@ -192,18 +193,27 @@ export function convertGatewayApi(kind: Kinds, input: ConvertInput, errors: Conf
   const credentialGrants = new Set<string>();
   const gateways = new Map<string, GatewayState>();
   const istioGateways: ConfigObject[] = [];
-  for (const g of kind('KubernetesGateway')) {
+  const ourGateways = kind('KubernetesGateway').filter((g) => ours.has(specOf<KubernetesGatewaySpec>(g).gatewayClassName));
+  const servicesOf = new Map<string, string[]>();
+  const manualOf = new Map<string, boolean>();
+  for (const g of ourGateways) {
     const spec = specOf<KubernetesGatewaySpec>(g);
-    if (!ours.has(spec.gatewayClassName)) continue;
+    const manual = manualAddresses((spec.addresses ?? []) as unknown as Json[]);
+    manualOf.set(`${g.metadata.namespace}/${g.metadata.name}`, manual);
+    servicesOf.set(`${g.metadata.namespace}/${g.metadata.name}`, gatewayServiceHosts(g, spec, manual, input));
+  }
+  const crossConflicts = crossGatewayConflicts(ourGateways, servicesOf);
+  for (const g of ourGateways) {
+    const spec = specOf<KubernetesGatewaySpec>(g);
     const ns = g.metadata.namespace;
     const state: GatewayState = { obj: g, spec, listeners: [] };
     gateways.set(`${ns}/${g.metadata.name}`, state);
-    const manual = manualAddresses((spec.addresses ?? []) as unknown as Json[]);
-    const gatewayServices = gatewayServiceHosts(g, spec, manual, input);
+    const manual = manualOf.get(`${ns}/${g.metadata.name}`) ?? false;
+    const gatewayServices = servicesOf.get(`${ns}/${g.metadata.name}`) ?? [];
     // Protocol conflicts: listeners sharing a port must be of compatible protocols.
     const byPort = new Map<number, Set<string>>();
     for (const l of spec.listeners ?? []) {
-      const family = l.protocol === 'HTTP' ? 'HTTP' : l.protocol === 'HTTPS' || l.protocol === 'TLS' ? 'TLS' : l.protocol;
+      const family = protocolFamily(l.protocol);
       const set = byPort.get(l.port) ?? new Set<string>();
       set.add(family);
       byPort.set(l.port, set);
@@ -277,11 +287,15 @@ export function convertGatewayApi(kind: Kinds, input: ConvertInput, errors: Conf
         }
       }
       conditions.push(cond('ResolvedRefs', resolved, resolvedReason, resolvedMessage));
-      const conflicted = (byPort.get(l.port)?.size ?? 0) > 1;
+      const within = (byPort.get(l.port)?.size ?? 0) > 1;
+      const across = crossConflicts.get(`${ns}/${g.metadata.name}/${l.name}`);
+      const conflicted = within || across !== undefined;
       conditions.push(
-        conflicted
+        within
           ? cond('Conflicted', true, 'ProtocolConflict', `another listener on port ${l.port} uses an incompatible protocol`)
-          : cond('Conflicted', false, 'NoConflicts', 'No errors found'),
+          : across
+            ? cond('Conflicted', true, across.reason, across.message)
+            : cond('Conflicted', false, 'NoConflicts', 'No errors found'),
       );
       const programmed = accepted && resolved && !conflicted;
       conditions.push(
@@ -353,8 +367,9 @@ export function convertGatewayApi(kind: Kinds, input: ConvertInput, errors: Conf
         routeKind === 'HTTPRoute'
           ? (specOf<HTTPRouteSpec>(route).rules ?? []).map((rule, i) => convertHttpRule(rule, ns, route.metadata.name, i, port, resolver))
           : (specOf<GRPCRouteSpec>(route).rules ?? []).map((rule, i) => convertGrpcRule(rule, ns, route.metadata.name, i, port, resolver));
+      const created = route.metadata.creationTimestamp ? Date.parse(route.metadata.creationTimestamp) : undefined;
       for (const r of rules) {
-        out.push(...r.routes);
+        out.push(...(created === undefined ? r.routes : r.routes.map((x) => ({ ...x, rank: { ...x.rank, created } }))));
         all.push(...r.problems);
       }
       problems ??= all;

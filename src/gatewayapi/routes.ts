@@ -46,10 +46,18 @@ export interface MatchRank {
   method: number;
   headers: number;
   queryParams: number;
-  /** namespace/name of the route (istiod orders equal matches by creation time, then this). */
+  /** The route's creationTimestamp in ms (absent for objects from a folder: they sort after those with one). */
+  created?: number;
+  /** namespace/name of the route (equal matches go to the oldest route, then by this). */
   route: string;
   rule: number;
   match: number;
+}
+
+function olderFirst(a: number | undefined, b: number | undefined): number {
+  const x = a ?? Number.POSITIVE_INFINITY;
+  const y = b ?? Number.POSITIVE_INFINITY;
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 /** Higher precedence first. */
@@ -60,6 +68,7 @@ export function compareRank(a: MatchRank, b: MatchRank): number {
     b.method - a.method ||
     b.headers - a.headers ||
     b.queryParams - a.queryParams ||
+    olderFirst(a.created, b.created) ||
     (a.route < b.route ? -1 : a.route > b.route ? 1 : 0) ||
     a.rule - b.rule ||
     a.match - b.match
