@@ -46,6 +46,8 @@ export interface KubeKind extends KubeResource {
   keepAnnotations: boolean;
   /** Keep metadata.generation (Gateway API kinds: their status carries the observedGeneration it was computed from). */
   keepGeneration?: boolean;
+  /** Only objects this accepts are config (ConfigMaps: those with a `ca.crt`); others are as if absent. */
+  keep?: (raw: Readonly<Record<string, unknown>>) => boolean;
 }
 
 const core = (kind: Kind, plural: string, namespaced = true, keepAnnotations = false): KubeKind => ({ kind, group: '', versions: ['v1'], plural, namespaced, keepAnnotations });
@@ -84,8 +86,9 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   { kind: 'EndpointSlice', group: 'discovery.k8s.io', versions: ['v1'], plural: 'endpointslices', namespaced: true, keepAnnotations: false },
   core('Pod', 'pods'),
   core('Secret', 'secrets', true, true),
-  // Only `ca.crt` is kept (configView): the CA bundles BackendTLSPolicies name.
-  core('ConfigMap', 'configmaps'),
+  // Only ConfigMaps with a `ca.crt`, and only that key (configView): the CA bundles BackendTLSPolicies
+  // name. Others (the MeshConfig's, the root cert meshd publishes) never reach the config.
+  { ...core('ConfigMap', 'configmaps'), keep: (raw) => isRecord(raw['data']) && typeof raw['data']['ca.crt'] === 'string' },
   istio('VirtualService', 'virtualservices'),
   istio('DestinationRule', 'destinationrules'),
   istio('ServiceEntry', 'serviceentries'),
