@@ -36,7 +36,7 @@ const ca = makeCa('backend CA');
 const otherCa = makeCa('some other CA');
 const indent = (pem: string): string => pem.trim().split('\n').join('\n    ');
 
-function configYaml(policyValidation: string): string {
+function configYaml(policyValidation: string, caPem: string = ca.cert): string {
   return `
 apiVersion: v1
 kind: Pod
@@ -68,7 +68,7 @@ kind: ConfigMap
 metadata: { name: backend-ca, namespace: apps }
 data:
   ca.crt: |
-    ${indent(ca.cert)}
+    ${indent(caPem)}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: BackendTLSPolicy
@@ -209,6 +209,26 @@ test('subjectAltNames replace the hostname in the SAN matcher; System roots use 
   const combined = (ctx.common_tls_context as J).combined_validation_context as J;
   assert.deepEqual((combined.default_validation_context as J).match_subject_alt_names, [{ exact: 'san.example.com' }, { exact: 'spiffe://td/ns/apps/sa/backend' }]);
   assert.equal((combined.validation_context_sds_secret_config as J).name, 'file-root:system', 'the system roots (istio-agent)');
+  write(configYaml(CA_REF));
+});
+
+test('a new ca.crt in the ConfigMap reaches the subscribed gateway over SDS; the cluster stays as it was', async () => {
+  const c = client(GW_ID, 'gws');
+  // The previous test's last write may still be on its way: wait for the ConfigMap CA form.
+  let before = JSON.stringify(upstreamTls(await c.subscribe(TypeUrl.Cluster)));
+  while (!before.includes(CA_SDS) || before.includes('san.example.com')) before = JSON.stringify(upstreamTls(await c.next(TypeUrl.Cluster)));
+  await c.subscribe(TypeUrl.Secret, [CA_SDS]);
+  write(configYaml(CA_REF, otherCa.cert));
+  const lf = (pem: string): string => pem.replace(/\r\n/g, '\n').trim();
+  let trusted = '';
+  for (;;) {
+    const sds = await c.next(TypeUrl.Secret);
+    const secret = sds.resources.find((r) => (r as J).name === CA_SDS) as J | undefined;
+    trusted = Buffer.from(String(((secret?.validation_context as J | undefined)?.trusted_ca as J | undefined)?.inline_bytes ?? ''), 'base64').toString('utf8');
+    if (lf(trusted) === lf(otherCa.cert)) break;
+  }
+  const now = await c.subscribe(TypeUrl.Cluster);
+  assert.equal(JSON.stringify(upstreamTls(now)), before, 'only the CA bundle changed');
   write(configYaml(CA_REF));
 });
 
