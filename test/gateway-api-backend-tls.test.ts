@@ -220,11 +220,10 @@ test('a new ca.crt in the ConfigMap reaches the subscribed gateway over SDS; the
   await c.subscribe(TypeUrl.Secret, [CA_SDS]);
   write(configYaml(CA_REF, otherCa.cert));
   const lf = (pem: string): string => pem.replace(/\r\n/g, '\n').trim();
-  let trusted = '';
   for (;;) {
     const sds = await c.next(TypeUrl.Secret);
     const secret = sds.resources.find((r) => (r as J).name === CA_SDS) as J | undefined;
-    trusted = Buffer.from(String(((secret?.validation_context as J | undefined)?.trusted_ca as J | undefined)?.inline_bytes ?? ''), 'base64').toString('utf8');
+    const trusted = Buffer.from(String(((secret?.validation_context as J | undefined)?.trusted_ca as J | undefined)?.inline_bytes ?? ''), 'base64').toString('utf8');
     if (lf(trusted) === lf(otherCa.cert)) break;
   }
   const now = await c.subscribe(TypeUrl.Cluster);
