@@ -332,6 +332,7 @@ const RESOURCE: Record<Kind, string> = {
   Pod: 'pods',
   EndpointSlice: 'endpointslices',
   Secret: 'secrets',
+  ConfigMap: 'configmaps',
   VirtualService: 'virtualservices',
   DestinationRule: 'destinationrules',
   ServiceEntry: 'serviceentries',

@@ -4,12 +4,15 @@
  * the Gateway's listener with its attached routes, a route that attaches (Accepted, ResolvedRefs),
  * one whose backend does not exist (ResolvedRefs False, BackendNotFound) and one from a namespace
  * the listener does not allow (Accepted False, NotAllowedByListeners), each with the generation it
- * was computed from; and a spec change is written with the new generation.
+ * was computed from; and a spec change is written with the new generation. A BackendTLSPolicy whose
+ * CA is a ConfigMap read from the API gets its ancestors (the Service, and the Gateway whose route
+ * sends to it) written, Accepted and ResolvedRefs.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
 import { type MeshdHandle, startMeshd } from '../src/meshd';
+import { makeCa } from './helpers/certs';
 import { type KubeApiServer, startKubeApiServer } from './helpers/kube-api-server';
 
 const GW_API = 'gateway.networking.k8s.io/v1';
@@ -61,6 +64,16 @@ before(async () => {
   api.store.create(route(NS, 'good', 'web'));
   api.store.create(route(NS, 'dangling', 'no-such-service'));
   api.store.create(route('elsewhere', 'intruder', 'web'));
+  api.store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'web-ca', namespace: NS }, data: { 'ca.crt': makeCa('web CA').cert } });
+  api.store.create({
+    apiVersion: GW_API,
+    kind: 'BackendTLSPolicy',
+    metadata: { name: 'web-tls', namespace: NS },
+    spec: {
+      targetRefs: [{ group: '', kind: 'Service', name: 'web' }],
+      validation: { hostname: 'web.internal', caCertificateRefs: [{ group: '', kind: 'ConfigMap', name: 'web-ca' }] },
+    },
+  });
   meshd = await startMeshd({
     kubeconfig: api.kubeconfigPath,
     podName: 'meshd-0',
@@ -124,4 +137,21 @@ test("the translation's statuses reach the API: listener attached routes, accept
     return conditions(p)['ResolvedRefs']?.['status'] === 'True' ? p : undefined;
   });
   assert.equal(conditions(fixed)['ResolvedRefs']?.['observedGeneration'], before + 1);
+});
+
+test('a BackendTLSPolicy gets its ancestors written: the Service (mesh controller) and the Gateway routing to it', { timeout: 60_000 }, async () => {
+  const ancestors = await until('the policy ancestors', () => {
+    const a = (statusOf('BackendTLSPolicy', NS, 'web-tls')?.['ancestors'] ?? []) as Json[];
+    return a.length === 2 ? a : undefined;
+  });
+  assert.deepEqual(
+    ancestors.map((a) => [a['controllerName'], a['ancestorRef'], conditions(a)['Accepted']?.['status'], conditions(a)['ResolvedRefs']?.['status']]),
+    [
+      ['istio.io/mesh-controller', { group: '', kind: 'Service', name: 'web' }, 'True', 'True'],
+      ['istio.io/gateway-controller', { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'edge' }, 'True', 'True'],
+    ],
+    'the ConfigMap CA was read from the API (ResolvedRefs True)',
+  );
+  const generation = Number((api.store.get(GW_API, 'BackendTLSPolicy', NS, 'web-tls')?.['metadata'] as Json)['generation']);
+  assert.equal(conditions(ancestors[0])['Accepted']?.['observedGeneration'], generation);
 });

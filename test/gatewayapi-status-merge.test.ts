@@ -68,3 +68,42 @@ test('contains: what the API server adds is ignored; a changed or missing value,
   assert.equal(contains({ spec: { ports: [{ port: 80 }], type: 'ClusterIP' } }, wanted), false);
   assert.equal(contains({ spec: { ports: [{ port: 80 }] } }, wanted), false);
 });
+
+test('BackendTLSPolicy: ancestors merged per ancestorRef and controller; the mesh and gateway entries are ours, other controllers’ kept', () => {
+  const M = 'istio.io/mesh-controller';
+  const svc = { group: '', kind: 'Service', name: 'backend' };
+  const gw = { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'web' };
+  const existing = {
+    ancestors: [
+      { ancestorRef: svc, controllerName: M, conditions: [{ ...ok('Accepted'), observedGeneration: 1, lastTransitionTime: T0 }] },
+      { ancestorRef: gw, controllerName: 'example.com/other', conditions: [{ ...ok('Accepted'), observedGeneration: 1, lastTransitionTime: T0 }] },
+      { ancestorRef: { ...gw, name: 'gone' }, controllerName: C, conditions: [{ ...ok('Accepted'), observedGeneration: 1, lastTransitionTime: T0 }] },
+    ],
+  };
+  const wanted = {
+    ancestors: [
+      { ancestorRef: svc, controllerName: M, conditions: [ok('Accepted'), ok('ResolvedRefs')] },
+      { ancestorRef: gw, controllerName: C, conditions: [ok('Accepted'), ok('ResolvedRefs')] },
+    ],
+  };
+  const out = composeStatus('BackendTLSPolicy', wanted, existing, 2, T1, C);
+  const ancestors = out['ancestors'] as Array<Record<string, unknown>>;
+  assert.deepEqual(
+    ancestors.map((a) => [a['controllerName'], (a['ancestorRef'] as Record<string, unknown>)['name']]),
+    [
+      ['example.com/other', 'web'],
+      [M, 'backend'],
+      [C, 'web'],
+    ],
+    "another controller's entry stays; ours are exactly what was computed (the stale Gateway entry goes)",
+  );
+  const svcConds = ancestors[1]?.['conditions'] as Array<Record<string, unknown>>;
+  assert.deepEqual(
+    svcConds.map((c) => [c['type'], c['lastTransitionTime'], c['observedGeneration']]),
+    [
+      ['Accepted', T0, 2],
+      ['ResolvedRefs', T1, 2],
+    ],
+  );
+  assert.equal(sameStatus(composeStatus('BackendTLSPolicy', wanted, out, 2, '2030-01-01T00:00:00Z', C), out), true);
+});

@@ -17,7 +17,7 @@ import { SHOP, caughtUp, freshModel, kubeSource, modelOf, originOfObject, shopOb
 
 const T = { timeout: 30_000 };
 /** Kinds watched (one watch each), and objects in the fixture. */
-const KINDS = 27;
+const KINDS = 28;
 const OBJECTS = 22;
 
 async function setup(t: TestContext, opts: KubeApiServerOptions = {}, objects = shopObjects()): Promise<{ api: KubeApiServer; s: SourceUnderTest }> {
@@ -67,7 +67,8 @@ test('initial list: every kind becomes the ConfigObject the folder source makes 
     // A Pod keeps only the status fields meshd reads: IPs and phase.
     if (obj['kind'] === 'Pod') delete fileBody['status']?.['conditions'];
     // The Gateway API kinds keep metadata.generation (the API server's): their status carries it.
-    const generation = String(obj['apiVersion']).startsWith('gateway.networking.k8s.io/') ? { generation: 1 } : {};
+    // ... and metadata.creationTimestamp (the older object wins a conflict).
+    const generation = String(obj['apiVersion']).startsWith('gateway.networking.k8s.io/') ? { generation: 1, creationTimestamp: kube.metadata.creationTimestamp } : {};
     if (fileBody['metadata']) fileBody['metadata'] = { ...fileBody['metadata'], ...generation };
     assert.deepEqual(
       { kind: kube.kind, apiVersion: kube.apiVersion, metadata: kube.metadata, body: kube.body },

@@ -34,6 +34,7 @@ export const STATUS_KINDS: Readonly<Record<string, { version: string; plural: st
   TCPRoute: { version: 'v1alpha2', plural: 'tcproutes', namespaced: true },
   TLSRoute: { version: 'v1alpha2', plural: 'tlsroutes', namespaced: true },
   UDPRoute: { version: 'v1alpha2', plural: 'udproutes', namespaced: true },
+  BackendTLSPolicy: { version: 'v1', plural: 'backendtlspolicies', namespaced: true },
 };
 
 /** `/apis/gateway.networking.k8s.io/<version>/[namespaces/<ns>/]<plural>[/<name>]`, or undefined for a kind meshd does not write. */

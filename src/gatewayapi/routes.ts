@@ -7,9 +7,11 @@
  */
 import type {
   BackendRef,
+  CorsPolicy,
   GRPCRouteMatch,
   GRPCRouteRule,
   HTTPMatchRequest,
+  HTTPRetry,
   HTTPRoute,
   HTTPRouteDestination,
   HTTPRouteFilter,
@@ -46,10 +48,18 @@ export interface MatchRank {
   method: number;
   headers: number;
   queryParams: number;
-  /** namespace/name of the route (istiod orders equal matches by creation time, then this). */
+  /** The route's creationTimestamp in ms (absent for objects from a folder: they sort after those with one). */
+  created?: number;
+  /** namespace/name of the route (equal matches go to the oldest route, then by this). */
   route: string;
   rule: number;
   match: number;
+}
+
+function olderFirst(a: number | undefined, b: number | undefined): number {
+  const x = a ?? Number.POSITIVE_INFINITY;
+  const y = b ?? Number.POSITIVE_INFINITY;
+  return x < y ? -1 : x > y ? 1 : 0;
 }
 
 /** Higher precedence first. */
@@ -60,6 +70,7 @@ export function compareRank(a: MatchRank, b: MatchRank): number {
     b.method - a.method ||
     b.headers - a.headers ||
     b.queryParams - a.queryParams ||
+    olderFirst(a.created, b.created) ||
     (a.route < b.route ? -1 : a.route > b.route ? 1 : 0) ||
     a.rule - b.rule ||
     a.match - b.match
@@ -115,6 +126,7 @@ interface RuleInput {
   filters: readonly HTTPRouteFilter[];
   backendRefs: readonly BackendRef[];
   timeouts?: HTTPRouteRule['timeouts'];
+  retry?: HTTPRouteRule['retry'];
   /** Each match as VirtualService matches (several when one Gateway API match needs more), with its rank. */
   matches: Array<Array<{ match: HTTPMatchRequest; prefixBranch: boolean; rank: Omit<MatchRank, 'route' | 'rule' | 'match'> }>>;
   /** The parent's port (mesh parentRef port, or none). */
@@ -180,8 +192,22 @@ function convertRule(input: RuleInput, resolver: BackendResolver): ConvertedRule
         ];
         break;
       }
+      case 'CORS': {
+        // istiod's createCorsFilter: origins exact (wildcards are not translated), maxAge in seconds.
+        const c = f.cors ?? {};
+        const cors: CorsPolicy = {};
+        const origins = (c.allowOrigins ?? []).filter((o) => o !== '');
+        if (origins.length > 0) cors.allowOrigins = origins.map((o) => ({ exact: o }));
+        if (c.allowCredentials) cors.allowCredentials = true;
+        if (c.allowMethods?.length) cors.allowMethods = [...c.allowMethods];
+        if (c.allowHeaders?.length) cors.allowHeaders = [...c.allowHeaders];
+        if (c.exposeHeaders?.length) cors.exposeHeaders = [...c.exposeHeaders];
+        if ((c.maxAge ?? 0) > 0) cors.maxAge = `${c.maxAge}s`;
+        base.corsPolicy = cors;
+        break;
+      }
       default:
-        // ExtensionRef (and CORS, which meshd does not translate): requests this rule would serve get a 500.
+        // ExtensionRef: requests this rule would serve get a 500.
         problems.push({ path: `${fp}.type`, reason: 'UnsupportedValue', message: `filter type ${f.type} is not supported by meshd; the rule answers 500` });
         refused = true;
     }
@@ -211,6 +237,16 @@ function convertRule(input: RuleInput, resolver: BackendResolver): ConvertedRule
 
   if (input.timeouts?.request && input.timeouts.request !== '0s') base.timeout = input.timeouts.request;
   if (input.timeouts?.backendRequest && input.timeouts.backendRequest !== '0s') base.timeout = input.timeouts.backendRequest;
+  if (input.retry) {
+    // istiod: connection errors always, plus the codes given; 2 attempts unless set; no retryOn with 0 attempts.
+    const attempts = input.retry.attempts ?? 2;
+    const retries: HTTPRetry = {
+      attempts,
+      retryOn: attempts === 0 ? '' : ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', ...(input.retry.codes ?? []).map(String)].join(','),
+    };
+    if (input.retry.backoff) retries.backoff = input.retry.backoff;
+    base.retries = retries;
+  }
 
   const routes: RankedRoute[] = [];
   const matchSets = input.matches.length > 0 ? input.matches : [[{ match: {}, prefixBranch: true, rank: { ...input.matchAll, method: 0, headers: 0, queryParams: 0 } }]];
@@ -300,6 +336,7 @@ export function convertHttpRule(rule: HTTPRouteRule, ns: string, name: string, i
       filters: rule.filters ?? [],
       backendRefs: rule.backendRefs ?? [],
       timeouts: rule.timeouts,
+      ...(rule.retry ? { retry: rule.retry } : {}),
       matches,
       port,
       path: `spec.rules[${index}]`,

@@ -54,6 +54,19 @@ export function composeStatus(kind: string, wanted: Json, existing: Json | undef
     const others = oldParents.filter((p) => str(p['controllerName']) !== controllerName);
     out['parents'] = [...others, ...ours];
   }
+  if (Array.isArray(wanted['ancestors'])) {
+    // Policies (BackendTLSPolicy): the same per-controller merge, on `ancestors` keyed by ancestorRef.
+    // meshd reports as istiod: the Service (mesh) ancestors under istio.io/mesh-controller, Gateways
+    // under its gateway controllerName; both are its own.
+    const mine = new Set([controllerName, ...records(wanted['ancestors']).map((a) => str(a['controllerName']) ?? '')]);
+    const oldAncestors = records(existing?.['ancestors']);
+    const ours = records(wanted['ancestors']).map((a) => {
+      const before = oldAncestors.find((o) => o['controllerName'] === a['controllerName'] && jsonEqual(o['ancestorRef'], a['ancestorRef']));
+      return { ...a, conditions: stampConditions(a['conditions'], before?.['conditions'], generation, now) };
+    });
+    const others = oldAncestors.filter((a) => !mine.has(str(a['controllerName']) ?? ''));
+    out['ancestors'] = [...others, ...ours];
+  }
   return out;
 }
 

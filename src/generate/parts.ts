@@ -92,6 +92,8 @@ export const SIDECAR_PARTS: PartTable = {
     },
   ],
   [TypeUrl.ExtensionConfig]: [ecdsPart],
+  // Sidecars ask over ADS only for ConfigMap CA bundles (BackendTLSPolicy); no Secret is ever served to them.
+  [TypeUrl.Secret]: [{ kind: 'requested', id: 'sds-sidecar', list: secretResources }],
 };
 
 export const GRPC_PARTS: PartTable = {

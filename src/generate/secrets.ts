@@ -15,6 +15,9 @@ import type { GenerateContext, ProtoObject, Resource } from './types';
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
+/** istiod's name for a CA bundle in a ConfigMap (credentials.KubernetesConfigMapTypeURI). */
+const CONFIGMAP_PREFIX = 'configmap://';
+
 /** istiod's name for a Secret a Gateway API Gateway references in another namespace. */
 const KUBERNETES_GATEWAY_PREFIX = 'kubernetes-gateway://';
 
@@ -105,6 +108,8 @@ function inline(pem: string): ProtoObject {
  * authorization. Only a verified identity gets credentials, only from its own namespace.
  */
 export function secretDenial(proxy: Pick<Proxy, 'type' | 'namespace' | 'credentialNamespace'>, resource: string, noIdentityReason: string): string | undefined {
+  // A ConfigMap's CA bundle is public: istiod serves it to any proxy (BackendTLSPolicy, mesh and gateways).
+  if (parseConfigMapCa(resource)) return undefined;
   if (proxy.type !== 'router') return 'only gateway (router) proxies are served credentials by the control plane';
   const ref = parseSecretName(resource, proxy.namespace);
   if (!ref) return `not a credential name this control plane serves (want ${KUBERNETES_SECRET_PREFIX}[namespace/]name or ${KUBERNETES_GATEWAY_PREFIX}namespace/name)`;
@@ -114,6 +119,22 @@ export function secretDenial(proxy: Pick<Proxy, 'type' | 'namespace' | 'credenti
   if (ref.gatewayRef) return undefined;
   if (ref.namespace !== proxy.credentialNamespace) return `Secret ${ref.namespace}/${ref.name} is outside the verified identity's namespace ${proxy.credentialNamespace}`;
   return undefined;
+}
+
+/** `configmap://<ns>/<name>-cacert` → the ConfigMap it names; undefined for any other name. */
+function parseConfigMapCa(resource: string): { namespace: string; name: string } | undefined {
+  if (!resource.startsWith(CONFIGMAP_PREFIX) || !resource.endsWith(CA_SUFFIX)) return undefined;
+  const [namespace, name, ...extra] = resource.slice(CONFIGMAP_PREFIX.length, -CA_SUFFIX.length).split('/');
+  if (!namespace || !name || extra.length > 0) return undefined;
+  return { namespace, name };
+}
+
+/** A ConfigMap CA bundle (istiod's `configmap://` credentials): the root only, to any proxy. */
+function configMapResource(snap: MeshSnapshot, resource: string): Resource | undefined {
+  const ref = parseConfigMapCa(resource);
+  const pem = ref ? snap.configMapCAs?.get(`${ref.namespace}/${ref.name}`) : undefined;
+  if (pem === undefined) return undefined;
+  return { name: resource, build: () => ({ name: resource, validation_context: { trusted_ca: inline(pem) } }) };
 }
 
 /** One requested SDS name → its resource, or undefined when it is not served to this proxy. */
@@ -153,16 +174,19 @@ function secretResource(snap: MeshSnapshot, credentialNamespace: string, resourc
  * Secrets); sidecars and proxyless gRPC get none from here.
  */
 export function secretResources(ctx: GenerateContext): Resource[] {
-  if (ctx.proxy.type !== 'router' || !ctx.names) return [];
+  if (!ctx.names) return [];
+  const names = [...ctx.names].sort();
+  // ConfigMap CA bundles go to every proxy (they hold no secret).
+  const out: Resource[] = names.map((n) => configMapResource(ctx.snap, n)).filter((r): r is Resource => r !== undefined);
+  if (ctx.proxy.type !== 'router') return out;
   const credentialNamespace = ctx.proxy.credentialNamespace;
   // No verified identity: no credential at all (the server reports why).
-  if (credentialNamespace === undefined) return [];
-  const out: Resource[] = [];
-  for (const name of [...ctx.names].sort()) {
+  if (credentialNamespace === undefined) return out;
+  for (const name of names) {
     const r = secretResource(ctx.snap, credentialNamespace, name);
     if (r) out.push(r);
   }
-  return out;
+  return out.sort((a, b) => a.name.localeCompare(b.name));
 }
 
 export interface CredentialStatus {

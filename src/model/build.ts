@@ -21,6 +21,7 @@ import { trustDomainBundle } from './trust-domain';
 import { type MeshConfigText, buildMesh } from './build-mesh';
 import { meshConfigView } from './mesh-config';
 import { buildSidecarScoping } from './build-sidecar';
+import { configMapCAs } from '../gatewayapi/backend-tls';
 import { convertGatewayApi } from '../gatewayapi/convert';
 import { DEFAULT_ROOT_NAMESPACE, type MeshService, type MeshSnapshot, exportedTo } from './snapshot';
 
@@ -99,7 +100,13 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   // The Gateway API, as istiod does it: converted into Istio VirtualServices and Gateways (GAMMA routes first).
   const gatewayApi = convertGatewayApi(kind, { domain, namespaceLabels, services: registry.serviceByHost }, errors);
   const routingKind = (k: string): readonly ConfigObject[] =>
-    k === 'VirtualService' ? [...gatewayApi.virtualServices, ...kind(k)] : k === 'Gateway' ? [...kind(k), ...gatewayApi.gateways] : kind(k);
+    k === 'VirtualService'
+      ? [...gatewayApi.virtualServices, ...kind(k)]
+      : k === 'Gateway'
+        ? [...kind(k), ...gatewayApi.gateways]
+        : k === 'DestinationRule'
+          ? [...kind(k), ...gatewayApi.destinationRules]
+          : kind(k);
   const routing = buildRouting(routingKind, domain, namespaces, errors, {
     virtualServiceExportTo: meshConfig.defaultVirtualServiceExportTo,
     destinationRuleExportTo: meshConfig.defaultDestinationRuleExportTo,
@@ -205,6 +212,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     workloadGroups,
     gatewayApiStatuses: gatewayApi.statuses,
     gatewayCredentialGrants: gatewayApi.credentialGrants,
+    configMapCAs: configMapCAs(kind('ConfigMap')),
     jwks: reqAuthn.jwks,
     errors,
     counts,

@@ -130,15 +130,39 @@ export function destinationRuleScope(snap: MeshSnapshot, proxy: Proxy): string {
   return hasSelectorRules(snap, proxy.namespace) ? JSON.stringify(Object.entries(proxyLabels(proxy, snap)).sort()) : '';
 }
 
+/** istiod's annotation on the Gateways it generates from the Gateway API: the Services (FQDNs, comma-separated) whose pods serve them. */
+export const GATEWAY_SERVICE_ANNOTATION = 'internal.istio.io/gateway-service';
+const GATEWAY_API_NAME_LABEL = 'gateway.networking.k8s.io/gateway-name';
+/** The label istiod's gateway pods carried before the Gateway API's own. */
+const ISTIO_GATEWAY_NAME_LABEL = 'istio.io/gateway-name';
+
+/**
+ * A Gateway made from the Gateway API, as istiod matches it (PushContext's gateway-service rule):
+ * only proxies in its own namespace, that the gateway's Service selects (`<name>-istio`, or the
+ * Services a manual `spec.addresses` names), or that carry its name in
+ * `gateway.networking.k8s.io/gateway-name` or the older `istio.io/gateway-name`.
+ */
+function kubeGatewaySelects(snap: MeshSnapshot, g: GatewayConfig, proxy: Proxy, labels: Readonly<Record<string, string>>): boolean {
+  if (g.meta.namespace !== proxy.namespace) return false;
+  const selector = g.spec.selector ?? {};
+  const name = selector[GATEWAY_API_NAME_LABEL];
+  if (name !== undefined && (labels[GATEWAY_API_NAME_LABEL] === name || labels[ISTIO_GATEWAY_NAME_LABEL] === name)) return true;
+  for (const host of (g.meta.annotations[GATEWAY_SERVICE_ANNOTATION] ?? '').split(',')) {
+    const svc = host ? snap.serviceByHost.get(host) : undefined;
+    if (svc && svc.source.kind === 'Service' && svc.namespace === g.meta.namespace && Object.keys(svc.selector).length > 0 && labelsMatch(svc.selector, labels)) return true;
+  }
+  return false;
+}
+
 /**
  * The Gateways whose selector matches a gateway proxy's labels, in any namespace (istiod's
- * default) but the Gateway API's, which select in their own namespace only. As in istiod, an empty selector is a subset of every label set: it selects them all.
+ * default) but the Gateway API's, which select in their own namespace only (kubeGatewaySelects).
+ * As in istiod, an empty selector is a subset of every label set: it selects them all.
  */
 export function gatewaysFor(snap: MeshSnapshot, proxy: Proxy): GatewayConfig[] {
   const labels = proxyLabels(proxy, snap);
-  // Gateways made from the Gateway API select only the proxies in their own namespace (istiod's rule).
-  return snap.gateways.filter(
-    (g) => labelsMatch(g.spec.selector ?? {}, labels) && (g.meta.annotations['internal.istio.io/gateway-semantics'] !== 'gateway' || g.meta.namespace === proxy.namespace),
+  return snap.gateways.filter((g) =>
+    g.meta.annotations['internal.istio.io/gateway-semantics'] === 'gateway' ? kubeGatewaySelects(snap, g, proxy, labels) : labelsMatch(g.spec.selector ?? {}, labels),
   );
 }
 

@@ -121,6 +121,8 @@ export interface HTTPRouteFilter {
   urlRewrite?: { hostname?: string; path?: HTTPPathModifier };
   requestMirror?: { backendRef: BackendObjectReference; percent?: number; fraction?: { numerator: number; denominator?: number } };
   extensionRef?: { group: string; kind: string; name: string };
+  /** Experimental channel (Gateway API v1.3+). */
+  cors?: { allowOrigins?: string[]; allowCredentials?: boolean; allowMethods?: string[]; allowHeaders?: string[]; exposeHeaders?: string[]; maxAge?: number };
 }
 
 export interface BackendObjectReference {
@@ -142,6 +144,8 @@ export interface HTTPRouteRule {
   filters?: HTTPRouteFilter[];
   backendRefs?: BackendRef[];
   timeouts?: { request?: string; backendRequest?: string };
+  /** Experimental channel (Gateway API v1.2+). */
+  retry?: { codes?: number[]; attempts?: number; backoff?: string };
 }
 
 export interface HTTPRouteSpec {

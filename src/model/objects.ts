@@ -10,6 +10,8 @@ export interface ObjectMeta {
   annotations: Readonly<Record<string, string>>;
   resourceVersion?: string;
   generation?: number;
+  /** RFC 3339; kept for the Gateway API kinds, whose conflicts the older object wins. */
+  creationTimestamp?: string;
 }
 
 /** Where an object came from, for error messages: a file (and document index) or an API. */
@@ -34,6 +36,8 @@ export const KNOWN_KINDS = {
   Gateway: { group: 'networking.istio.io', kind: 'Gateway', namespaced: true },
   Sidecar: { group: 'networking.istio.io', kind: 'Sidecar', namespaced: true },
   Secret: { group: '', kind: 'Secret', namespaced: true },
+  // Read for the CA bundles (`ca.crt`) BackendTLSPolicies name.
+  ConfigMap: { group: '', kind: 'ConfigMap', namespaced: true },
   PeerAuthentication: { group: 'security.istio.io', kind: 'PeerAuthentication', namespaced: true },
   AuthorizationPolicy: { group: 'security.istio.io', kind: 'AuthorizationPolicy', namespaced: true },
   RequestAuthentication: { group: 'security.istio.io', kind: 'RequestAuthentication', namespaced: true },

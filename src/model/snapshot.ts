@@ -234,6 +234,8 @@ export interface MeshSnapshot {
   readonly gatewayByKey: ReadonlyMap<string, GatewayConfig>;
   /** `namespace/name` → TLS material of Secrets that carry it. */
   readonly secrets: ReadonlyMap<string, CredentialSecret>;
+  /** `namespace/name` → the PEM `ca.crt` of ConfigMaps that carry a valid one (BackendTLSPolicy CAs, SDS `configmap://`). */
+  readonly configMapCAs?: ReadonlyMap<string, string>;
   /** PeerAuthentications and AuthorizationPolicies (sorted by namespace/name). */
   readonly security: SecurityPolicies;
   /** RequestAuthentications (sorted by namespace/name); apart from `security`, so they change alone. */

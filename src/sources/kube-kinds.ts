@@ -47,6 +47,8 @@ export interface KubeKind extends KubeResource {
   keepAnnotations: boolean;
   /** Keep metadata.generation (Gateway API kinds: their status carries the observedGeneration it was computed from). */
   keepGeneration?: boolean;
+  /** Only objects this accepts are config (ConfigMaps: those with a `ca.crt`); others are as if absent. */
+  keep?: (raw: Readonly<Record<string, unknown>>) => boolean;
 }
 
 const core = (kind: Kind, plural: string, namespaced = true, keepAnnotations = false): KubeKind => ({ kind, group: '', versions: ['v1'], plural, namespaced, keepAnnotations });
@@ -85,6 +87,9 @@ export const KUBE_KINDS: readonly KubeKind[] = [
   { kind: 'EndpointSlice', group: 'discovery.k8s.io', versions: ['v1'], plural: 'endpointslices', namespaced: true, keepAnnotations: false },
   core('Pod', 'pods'),
   core('Secret', 'secrets', true, true),
+  // Only ConfigMaps with a `ca.crt`, and only that key (configView): the CA bundles BackendTLSPolicies
+  // name. Others (the MeshConfig's, the root cert meshd publishes) never reach the config.
+  { ...core('ConfigMap', 'configmaps'), keep: (raw) => isRecord(raw['data']) && typeof raw['data']['ca.crt'] === 'string' },
   istio('VirtualService', 'virtualservices'),
   istio('DestinationRule', 'destinationrules'),
   istio('ServiceEntry', 'serviceentries'),
@@ -151,8 +156,16 @@ export function configView(k: KubeKind, version: string, raw: Json): Json {
   if (m['labels'] !== undefined && m['labels'] !== null) meta['labels'] = m['labels'];
   if (k.keepAnnotations && m['annotations'] !== undefined && m['annotations'] !== null) meta['annotations'] = m['annotations'];
   if (k.keepGeneration && typeof m['generation'] === 'number') meta['generation'] = m['generation'];
+  // Gateway API conflicts (and BackendTLSPolicy precedence) go to the older object.
+  if (k.keepGeneration && typeof m['creationTimestamp'] === 'string') meta['creationTimestamp'] = m['creationTimestamp'];
   // The kind as the API spells it (the Gateway API's Gateway is keyed KubernetesGateway here).
   const out: Json = { apiVersion: apiVersionOf(k, version), kind: KNOWN_KINDS[k.kind].kind, metadata: meta, ...rest };
+  if (k.kind === 'ConfigMap') {
+    // meshd reads a ConfigMap only for a BackendTLSPolicy's CA; other data never reaches the config.
+    const data = isRecord(rest['data']) ? rest['data'] : {};
+    delete out['binaryData'];
+    out['data'] = typeof data['ca.crt'] === 'string' ? { 'ca.crt': data['ca.crt'] } : {};
+  }
   if (k.kind === 'Pod' && isRecord(status)) {
     const s: Json = {};
     for (const f of POD_STATUS_FIELDS) if (status[f] !== undefined && status[f] !== null) s[f] = status[f];

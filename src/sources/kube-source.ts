@@ -211,6 +211,11 @@ export class KubeSource extends EventEmitter implements ConfigSource {
   }
 
   private upsert(k: KubeKind, version: string, raw: RawObject): void {
+    // An object the kind does not keep is as if absent (and leaves if it no longer qualifies).
+    if (k.keep && !k.keep(raw as Readonly<Record<string, unknown>>)) {
+      this.remove(k, raw);
+      return;
+    }
     const byKey = this.entries.get(k.kind) as Map<string, ObjectResult>;
     const key = this.key(k, raw);
     const next = toConfigObject(k, version, raw, this.opts.limits);

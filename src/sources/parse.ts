@@ -336,6 +336,12 @@ function readMetadata(v: unknown, kind: Kind | undefined): MetaResult {
     if (typeof gen === 'number' && Number.isInteger(gen)) meta.generation = gen;
     else errors.push({ path: 'metadata.generation', message: `must be an integer (got ${typeName(gen)})` });
   }
+  const created = v['creationTimestamp'];
+  if (created !== undefined && created !== null) {
+    const iso = created instanceof Date ? created.toISOString() : typeof created === 'string' ? created : undefined;
+    if (iso !== undefined && !Number.isNaN(Date.parse(iso))) meta.creationTimestamp = iso;
+    else errors.push({ path: 'metadata.creationTimestamp', message: `must be an RFC 3339 time (got ${typeName(created)})` });
+  }
   return { meta: Object.freeze(meta), errors };
 }
 

@@ -59,6 +59,8 @@ export function render(protos: EnvoyProtos, snap: MeshSnapshot, id: string, meta
   for (const t of PUSH_ORDER) {
     if (!e.serves(h, t)) continue;
     const wanted = names[SHORT_TYPE[t]];
+    // Sidecars are served SDS only for the ConfigMap CA bundles they name; render it when a case names some.
+    if (SHORT_TYPE[t] === 'SDS' && proxy.type !== 'router' && !wanted) continue;
     const set = wanted ? new Set(wanted) : undefined;
     const all = e.resources(h, t, set).resources;
     const enc = set ? [...all.values()].filter((r) => set.has(r.name)) : [...all.values()];

@@ -11,7 +11,7 @@ import { type Issues, arr, num, pathIdx, rec, recordItems, str } from './common'
 import { parseDuration } from './duration';
 import { labelKeyError, labelValueError } from './names';
 import { re2Error } from './re2';
-import { type Schema, arrayOf, checkSchema, closed, mapOf, oneOf, str as strSchema } from './schema';
+import { type Schema, arrayOf, bool, checkSchema, closed, mapOf, oneOf, str as strSchema } from './schema';
 
 const int = (min: number, max: number): Schema => ({ t: 'int', min, max });
 const port = int(1, 65535);
@@ -40,7 +40,14 @@ const filter = closed({
   urlRewrite: closed({ hostname: strSchema, path: pathModifier }),
   requestMirror: closed({ backendRef: backendObjectRef, percent: int(0, 100), fraction: closed({ numerator: int(0, 2147483647), denominator: int(1, 2147483647) }) }),
   extensionRef: closed({ group: strSchema, kind: strSchema, name: strSchema }),
-  cors: { t: 'any' },
+  cors: closed({
+    allowOrigins: arrayOf(strSchema),
+    allowCredentials: bool,
+    allowMethods: arrayOf(strSchema),
+    allowHeaders: arrayOf(strSchema),
+    exposeHeaders: arrayOf(strSchema),
+    maxAge: int(1, 2147483647),
+  }),
 });
 const backendRef = closed({ group: strSchema, kind: strSchema, name: strSchema, namespace: strSchema, port, weight: int(0, 1000000), filters: arrayOf(filter) });
 const parentRef = closed({ group: strSchema, kind: strSchema, namespace: strSchema, name: strSchema, sectionName: strSchema, port });
@@ -93,7 +100,7 @@ const httpRouteSchema = closed({
       filters: arrayOf(filter),
       backendRefs: arrayOf(backendRef),
       timeouts: closed({ request: strSchema, backendRequest: strSchema }),
-      retry: { t: 'any' },
+      retry: closed({ codes: arrayOf(int(400, 599)), attempts: int(0, 2147483647), backoff: strSchema }),
       sessionPersistence: { t: 'any' },
     }),
   ),
@@ -362,6 +369,8 @@ function checkRoute(obj: ConfigObject, issues: Issues, schema: Schema, kind: 'HT
       checkBackendRef(issues, bp, ref);
       checkFilters(issues, `${bp}.filters`, ref['filters'], kind === 'HTTPRoute' ? prefixOnly : undefined, kind === 'HTTPRoute');
     }
+    const retry = rec(rule['retry']);
+    if (retry) durationField(issues, `${rp}.retry.backoff`, retry['backoff']);
     const t = rec(rule['timeouts']);
     if (t) {
       const request = durationField(issues, `${rp}.timeouts.request`, t['request']);
