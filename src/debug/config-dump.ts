@@ -65,7 +65,9 @@ export function configDumpAnys(watcher: XdsWatcher, protos: EnvoyProtos, conn: C
       })),
     }),
   ];
-  if (watcher.serves(handle, TypeUrl.Secret)) {
+  // Gateways always (their certificates come over ADS); sidecars only when they asked for SDS over
+  // ADS (BackendTLSPolicy CA bundles): their certificates come from the agent, not from meshd.
+  if (watcher.serves(handle, TypeUrl.Secret) && (conn.proxy?.type !== 'sidecar' || conn.watches.has(TypeUrl.Secret))) {
     parts.push(
       part('SecretsConfigDump', {
         dynamic_active_secrets: resources(TypeUrl.Secret).map((r) => ({
