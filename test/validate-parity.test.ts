@@ -296,7 +296,7 @@ test('meshd validate prints warnings and passes; non-Istio kinds are skipped wit
       `${meta('VirtualService', 'networking.istio.io/v1')}spec:\n  hosts: ["secure.example.com"]\n  gateways: [mesh]\n  tls:\n  - match:\n    - sniHosts: ["192.168.1.10"]\n${TLS_ROUTE}`,
       'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec: {template: {spec: {containers: [{name: web, image: nginx}]}}}\n',
       'apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: edge, namespace: shop}\nspec: {gatewayClassName: istio, listeners: [{name: http, port: 80, protocol: HTTP}]}\n',
-      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\ndata: {a: b}\n',
+      'apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: settings, namespace: shop}\n',
     ].join('---\n'),
   );
   const r = validateFiles([f]);
@@ -305,7 +305,7 @@ test('meshd validate prints warnings and passes; non-Istio kinds are skipped wit
   assert.match(r.output, /mixed\.yaml: Deployment shop\/web: skipped: apps\/v1 Deployment is not an Istio kind/);
   // The Gateway API's Gateway is read (and validated) by meshd.
   assert.doesNotMatch(r.output, /Gateway shop\/edge/);
-  assert.match(r.output, /mixed\.yaml: ConfigMap shop\/settings: skipped: v1 ConfigMap is not an Istio kind/);
+  assert.match(r.output, /mixed\.yaml: ServiceAccount shop\/settings: skipped: v1 ServiceAccount is not an Istio kind/);
   assert.match(r.output, /^2 object\(s\) valid; 2 skipped \(not Istio\), 1 warning\(s\)$/m);
 });
 
