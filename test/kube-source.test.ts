@@ -12,12 +12,14 @@ import { test, type TestContext } from 'node:test';
 import { KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node';
 import { loadText } from '../src/sources/file-source';
 import { loadKubeConfig } from '../src/sources/kube-http';
+import { KUBE_KINDS } from '../src/sources/kube-kinds';
 import { DEFAULT_RESOURCES, startKubeApiServer, type ApiResource, type KubeApiServer, type KubeApiServerOptions } from './helpers/kube-api-server';
 import { SHOP, caughtUp, freshModel, kubeSource, modelOf, originOfObject, shopObjects, waitFor, type SourceUnderTest } from './helpers/kube-testing';
 
 const T = { timeout: 30_000 };
-/** Kinds watched (one watch each), and objects in the fixture. */
-const KINDS = 28;
+/** Kinds watched: one watch for each kind the source registers. */
+const KINDS = KUBE_KINDS.length;
+/** Objects of the fixture the model keeps (shopObjects). */
 const OBJECTS = 22;
 
 async function setup(t: TestContext, opts: KubeApiServerOptions = {}, objects = shopObjects()): Promise<{ api: KubeApiServer; s: SourceUnderTest }> {
