@@ -8,6 +8,7 @@ import { buildRouting } from './build-routing';
 import { buildRequestAuthn } from './build-reqauthn';
 import { buildSecurity } from './build-security';
 import { resolveExtAuthz } from './ext-authz';
+import { lookupCluster } from './lookup';
 import { buildTelemetries } from './build-telemetry';
 import { buildWasmPlugins } from './build-wasm';
 import { buildEnvoyFilters } from './build-envoyfilter';
@@ -114,13 +115,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   const trustDomains = trustDomainBundle(meshConfig.trustDomain, meshConfig.trustDomainAliases);
   const meshSetsRoot = input.mesh !== undefined && meshConfig.rootNamespace !== DEFAULT_ROOT_NAMESPACE;
   const rootNamespace = meshSetsRoot ? meshConfig.rootNamespace : (input.rootNamespace ?? meshConfig.rootNamespace);
-  // istiod's LookupCluster: `<host>` or `<namespace>/<host>` of a registry service.
-  const extAuthz = resolveExtAuthz(mesh.telemetryMesh.providers, (service, port) => {
-    const slash = service.indexOf('/');
-    const svc = registry.serviceByHost.get(slash >= 0 ? service.slice(slash + 1) : service);
-    if (!svc || (slash >= 0 && svc.namespace !== service.slice(0, slash))) return undefined;
-    return { hostname: svc.hostname, cluster: `outbound|${port}||${svc.hostname}` };
-  });
+  const extAuthz = resolveExtAuthz(mesh.telemetryMesh.providers, (service, port) => lookupCluster(registry.serviceByHost, service, port));
   const security = buildSecurity(kind, errors, trustDomains, extAuthz, rootNamespace);
   const reqAuthn = buildRequestAuthn(kind, input.jwks, errors);
   const telemetries = buildTelemetries(kind);

@@ -186,3 +186,15 @@ export function parseLocality(s: string | undefined): Locality {
 export function localityString(l: Locality): string {
   return [l.region ?? '', l.zone ?? '', l.subZone ?? ''].join('/').replace(/\/+$/, '');
 }
+
+/**
+ * istiod's LookupCluster: `<namespace>/<hostname>`, or a hostname of the registry, and a port →
+ * the service's hostname and its outbound cluster for that port (no subset).
+ */
+export function lookupCluster(serviceByHost: ReadonlyMap<string, MeshService>, service: string, port: number): { hostname: string; cluster: string } | undefined {
+  if (service === '') return undefined;
+  const slash = service.indexOf('/');
+  const svc = serviceByHost.get(slash >= 0 ? service.slice(slash + 1) : service);
+  if (!svc || (slash >= 0 && svc.namespace !== service.slice(0, slash))) return undefined;
+  return { hostname: svc.hostname, cluster: `outbound|${port}||${svc.hostname}` };
+}

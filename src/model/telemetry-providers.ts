@@ -15,12 +15,18 @@ export interface HttpHeaderValue {
   readonly value: string;
 }
 
+/** A provider's `logFormat`: a text format or JSON labels. */
+export interface LogFormat {
+  readonly text?: string;
+  readonly labels?: Readonly<Record<string, unknown>>;
+}
+
 export type ExtensionProvider =
   | (Named & { readonly kind: 'prometheus' })
   | (Named & {
       readonly kind: 'envoyFileAccessLog';
       readonly path: string;
-      readonly logFormat?: { readonly text?: string; readonly labels?: Readonly<Record<string, unknown>> };
+      readonly logFormat?: LogFormat;
     })
   | (Named & {
       readonly kind: 'zipkin';
@@ -46,7 +52,7 @@ export type ExtensionProvider =
       readonly service: string;
       readonly port: number;
       readonly logName: string;
-      readonly logFormat?: { readonly text?: string; readonly labels?: Readonly<Record<string, unknown>> };
+      readonly logFormat?: LogFormat;
     })
   | (Named & {
       readonly kind: 'envoyHttpAls';
@@ -156,6 +162,11 @@ function stringMap(v: unknown): Record<string, string> {
   return out;
 }
 
+function logFormatOf(v: unknown): LogFormat | undefined {
+  if (!isRecord(v)) return undefined;
+  return { ...(typeof v['text'] === 'string' ? { text: v['text'] } : {}), ...(isRecord(v['labels']) ? { labels: v['labels'] } : {}) };
+}
+
 /** One given provider, typed by the first provider field it sets. */
 export function parseProvider(p: Json): ExtensionProvider | undefined {
   const name = str(p['name']);
@@ -167,8 +178,7 @@ export function parseProvider(p: Json): ExtensionProvider | undefined {
     case 'prometheus':
       return { name, kind: 'prometheus' };
     case 'envoyFileAccessLog': {
-      const lf = isRecord(c['logFormat']) ? c['logFormat'] : undefined;
-      const logFormat = lf ? { ...(typeof lf['text'] === 'string' ? { text: lf['text'] } : {}), ...(isRecord(lf['labels']) ? { labels: lf['labels'] } : {}) } : undefined;
+      const logFormat = logFormatOf(c['logFormat']);
       return { name, kind: 'envoyFileAccessLog', path: str(c['path']), ...(logFormat ? { logFormat } : {}) };
     }
     case 'zipkin':
@@ -199,8 +209,7 @@ export function parseProvider(p: Json): ExtensionProvider | undefined {
       };
     }
     case 'envoyOtelAls': {
-      const lf = isRecord(c['logFormat']) ? c['logFormat'] : undefined;
-      const logFormat = lf ? { ...(typeof lf['text'] === 'string' ? { text: lf['text'] } : {}), ...(isRecord(lf['labels']) ? { labels: lf['labels'] } : {}) } : undefined;
+      const logFormat = logFormatOf(c['logFormat']);
       return { name, kind: 'envoyOtelAls', service: str(c['service']), port: num(c['port']), logName: str(c['logName']), ...(logFormat ? { logFormat } : {}) };
     }
     case 'envoyHttpAls':

@@ -16,11 +16,12 @@ import { ENVOY_JSON_LOG_FORMAT, ENVOY_TEXT_LOG_FORMAT } from '../../model/build-
 import type { CustomTag } from '../../model/objects-telemetry';
 import type { ExtensionProvider } from '../../model/telemetry-providers';
 import { findProvider } from '../../model/telemetry-providers';
+import { lookupCluster } from '../../model/lookup';
 import { FILE_ACCESS_LOG } from '../access-log';
 import type { JsonLike } from '../security/struct';
 import { toStruct } from '../security/struct';
 import type { ProtoObject } from '../types';
-import { duration, outboundClusterName } from '../util';
+import { duration } from '../util';
 import type { ListenerClass, ProviderMetrics, TracingSpec } from './merge';
 import { mergeLogs, workloadMode } from './merge';
 import type { ProxyTelemetry } from './merge';
@@ -164,7 +165,7 @@ function grpcLogCommon(logName: string, cluster: string, filterState: readonly s
  */
 function grpcLogFromProvider(snap: MeshSnapshot, p: ExtensionProvider): ProtoObject | undefined {
   if (p.kind !== 'envoyHttpAls' && p.kind !== 'envoyTcpAls' && p.kind !== 'envoyOtelAls') return undefined;
-  const target = lookupCluster(snap, p.service, p.port);
+  const target = lookupCluster(snap.serviceByHost, p.service, p.port);
   if (!target) return undefined;
   if (p.kind === 'envoyHttpAls') {
     const cfg: ProtoObject = { '@type': HTTP_GRPC_ACCESS_LOG_TYPE, common_config: grpcLogCommon(p.logName || 'http_envoy_accesslog', target.cluster, p.filterStateObjectsToLog) };
@@ -241,16 +242,6 @@ const DATADOG = 'envoy.tracers.datadog';
 const SKYWALKING = 'envoy.tracers.skywalking';
 const OPENTELEMETRY = 'envoy.tracers.opentelemetry';
 
-/** model.LookupCluster: `<namespace>/<hostname>` or a hostname found in one namespace → its outbound cluster. */
-export function lookupCluster(snap: MeshSnapshot, service: string, port: number): { hostname: string; cluster: string } | undefined {
-  if (service === '') return undefined;
-  const slash = service.indexOf('/');
-  const host = slash >= 0 ? service.slice(slash + 1) : service;
-  const svc = snap.serviceByHost.get(host);
-  if (!svc || (slash >= 0 && svc.namespace !== service.slice(0, slash))) return undefined;
-  return { hostname: svc.hostname, cluster: outboundClusterName(port, '', svc.hostname) };
-}
-
 /** The node's service cluster as the agent sets it (`<canonical name or app>.<namespace>`). */
 function serviceCluster(proxy: Proxy): string {
   const name = proxy.labels['service.istio.io/canonical-name'] ?? proxy.labels['app'] ?? 'istio-proxy';
@@ -272,7 +263,7 @@ export function providerTracing(snap: MeshSnapshot, proxy: Proxy, p: ExtensionPr
   let config: ProtoObject;
   switch (p.kind) {
     case 'zipkin': {
-      const c = lookupCluster(snap, p.service, p.port);
+      const c = lookupCluster(snap.serviceByHost, p.service, p.port);
       if (!c) return undefined;
       name = ZIPKIN;
       maxTag = p.maxTagLength;
@@ -288,7 +279,7 @@ export function providerTracing(snap: MeshSnapshot, proxy: Proxy, p: ExtensionPr
       break;
     }
     case 'datadog': {
-      const c = lookupCluster(snap, p.service, p.port);
+      const c = lookupCluster(snap.serviceByHost, p.service, p.port);
       if (!c) return undefined;
       name = DATADOG;
       maxTag = p.maxTagLength;
@@ -301,7 +292,7 @@ export function providerTracing(snap: MeshSnapshot, proxy: Proxy, p: ExtensionPr
       break;
     }
     case 'skywalking': {
-      const c = lookupCluster(snap, p.service, p.port);
+      const c = lookupCluster(snap.serviceByHost, p.service, p.port);
       if (!c) return undefined;
       name = SKYWALKING;
       spawn = true;
@@ -309,7 +300,7 @@ export function providerTracing(snap: MeshSnapshot, proxy: Proxy, p: ExtensionPr
       break;
     }
     case 'opentelemetry': {
-      const c = lookupCluster(snap, p.service, p.port);
+      const c = lookupCluster(snap.serviceByHost, p.service, p.port);
       if (!c) return undefined;
       name = OPENTELEMETRY;
       maxTag = p.maxTagLength;
