@@ -197,7 +197,8 @@ export function withWasmPlugins(list: (ctx: GenerateContext) => Resource[]): (ct
     if (plugins.length === 0) return list(ctx);
     return list(ctx).map((r) => {
       const build = r.build;
-      return { ...r, build: () => addWasmPlugins(ctx, build(), plugins) };
+      // A resource shared by its inputs is shared only with proxies that get the same plugins.
+      return { ...r, build: () => addWasmPlugins(ctx, build(), plugins), ...(r.inputs ? { inputs: [...r.inputs, ...plugins] } : {}) };
     });
   };
 }
