@@ -458,7 +458,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   });
   onJwksChange = () => debouncer.add('jwks');
   meshFile?.on('change', (what: string) => debouncer.add(what));
-  source.on('change', (what: string) => debouncer.add(what));
+  source.on('change', (what: string, at?: number) => debouncer.add(what, at));
   memoryEntries?.on('change', (what: string) => debouncer.add(what));
   source.on('error', (err: unknown) => log.error({ err }, 'config source error'));
   if (source instanceof FileSource) await source.start();

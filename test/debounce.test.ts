@@ -41,3 +41,32 @@ test('a steady stream of changes is still pushed after 10 s', () => {
     mock.timers.reset();
   }
 });
+
+test('the quiet period counts from when a change happened, when its source says so', () => {
+  mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000 });
+  try {
+    const flushed: { ev: string[]; firstAt: number }[] = [];
+    const d = new Debouncer<string>({ quietMs: 100, maxMs: 10_000 }, (ev, firstAt) => flushed.push({ ev, firstAt }));
+    // A file written at 1,000 that its source took 60 ms to confirm: 40 ms of quiet are left.
+    mock.timers.tick(60);
+    d.add('a.yaml', 1_000);
+    mock.timers.tick(39);
+    assert.deepEqual(flushed, []);
+    mock.timers.tick(1);
+    assert.deepEqual(flushed, [{ ev: ['a.yaml'], firstAt: 1_000 }]);
+    // A later change without a time restarts the full quiet period; an earlier time never shortens it.
+    d.add('b.yaml');
+    mock.timers.tick(50);
+    d.add('c.yaml', 900);
+    mock.timers.tick(49);
+    assert.equal(flushed.length, 1, 'b.yaml still holds the quiet period');
+    mock.timers.tick(1);
+    assert.deepEqual(flushed[1], { ev: ['b.yaml', 'c.yaml'], firstAt: 900 });
+    // A time in the future is taken as now.
+    d.add('d.yaml', 1e15);
+    mock.timers.tick(100);
+    assert.equal(flushed.length, 3);
+  } finally {
+    mock.timers.reset();
+  }
+});

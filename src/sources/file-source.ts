@@ -140,9 +140,11 @@ interface Settling {
   done: Promise<void>;
   /** Ends a hold early: the writer is still at it, so look again now. */
   wake?: () => void;
+  /** When the last watch event (or rescan) for the file came: the change's time, for the debounce. */
+  lastAt: number;
 }
 
-/** Emits `change` (with the file that changed) after the initial load. */
+/** Emits `change` (with the file that changed and when its change was seen) after the initial load. */
 export class FileSource extends EventEmitter implements ConfigSource {
   private readonly files = new Map<string, Committed>();
   private readonly settling = new Map<string, Settling>();
@@ -285,10 +287,11 @@ export class FileSource extends EventEmitter implements ConfigSource {
     const running = this.settling.get(file);
     if (running) {
       running.dirty = true;
+      running.lastAt = Date.now();
       running.wake?.();
       return;
     }
-    const entry: Settling = { dirty: false, done: Promise.resolve() };
+    const entry: Settling = { dirty: false, done: Promise.resolve(), lastAt: Date.now() };
     this.settling.set(file, entry);
     entry.done = this.settle(file, entry)
       .catch((err: unknown) => this.fail(err))
@@ -313,7 +316,7 @@ export class FileSource extends EventEmitter implements ConfigSource {
         if (signal.aborted) return;
         const doubt = next ? doubtAbout(this.files.get(file), next) : undefined;
         if (doubt === undefined || held === obs.hash) {
-          this.commit(file, obs, next, doubt);
+          this.commit(file, obs, next, doubt, entry.lastAt);
           return;
         }
         // Looks like a write under way: give it time to finish before serving it.
@@ -328,7 +331,7 @@ export class FileSource extends EventEmitter implements ConfigSource {
         // Written to without pause: serve what is there now (unless it takes objects away), keep watching.
         const next = await this.parse(file, obs);
         if (signal.aborted) return;
-        if (!next || doubtAbout(this.files.get(file), next) === undefined) this.commit(file, obs, next, undefined);
+        if (!next || doubtAbout(this.files.get(file), next) === undefined) this.commit(file, obs, next, undefined, entry.lastAt);
         since = Date.now();
       }
       prev = obs;
@@ -361,12 +364,13 @@ export class FileSource extends EventEmitter implements ConfigSource {
     return loadTextAsync(obs.text, source, this.limits);
   }
 
-  private commit(file: string, obs: Observation, next: Read | undefined, doubt: string | undefined): void {
+  /** `at`: when the change was seen, passed with `change` so the debounce does not wait again for the settle. */
+  private commit(file: string, obs: Observation, next: Read | undefined, doubt: string | undefined, at: number): void {
     const source = path.relative(this.dir, file);
     const prev = this.files.get(file);
     if (!next) {
       if (prev && this.events) recordDiff(prev.objects, [], this.events);
-      if (this.files.delete(file)) this.emit('change', source);
+      if (this.files.delete(file)) this.emit('change', source, at);
       return;
     }
     if (prev?.hash === obs.hash) return; // same content: nothing to push
@@ -375,7 +379,7 @@ export class FileSource extends EventEmitter implements ConfigSource {
     if (doubt !== undefined) {
       this.log?.warn({ file: source, holdMs: this.opts.suspectHoldMs }, `config file ${source} ${doubt} and stayed so; serving it as it is`);
     }
-    this.emit('change', source);
+    this.emit('change', source, at);
   }
 
   private scheduleRescan(): void {

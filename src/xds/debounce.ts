@@ -1,6 +1,8 @@
 /**
  * Push debounce as istiod does it: wait until changes stop for `quietMs`, but never hold a
- * change longer than `maxMs`.
+ * change longer than `maxMs`. A change may say when it happened (the folder source reports a
+ * file's last write, which it then spent time confirming): the quiet period counts from there,
+ * so time a source spent settling a change is not waited for again.
  */
 export interface DebounceOptions {
   quietMs: number;
@@ -10,6 +12,7 @@ export interface DebounceOptions {
 export class Debouncer<T> {
   private pending: T[] = [];
   private firstAt = 0;
+  private quietUntil = 0;
   private timer?: NodeJS.Timeout;
 
   constructor(
@@ -17,12 +20,18 @@ export class Debouncer<T> {
     private readonly flush: (events: T[], firstAt: number) => void,
   ) {}
 
-  add(ev: T): void {
+  /** `at`: when the change happened (epoch ms, not later than now); now when not given. */
+  add(ev: T, at?: number): void {
     const now = Date.now();
-    if (this.pending.length === 0) this.firstAt = now;
+    const when = at === undefined || !Number.isFinite(at) ? now : Math.min(at, now);
+    if (this.pending.length === 0) {
+      this.firstAt = when;
+      this.quietUntil = 0;
+    } else if (when < this.firstAt) this.firstAt = when;
     this.pending.push(ev);
+    this.quietUntil = Math.max(this.quietUntil, when + this.opts.quietMs);
     if (this.timer) clearTimeout(this.timer);
-    const wait = Math.max(0, Math.min(this.opts.quietMs, this.firstAt + this.opts.maxMs - now));
+    const wait = Math.max(0, Math.min(this.quietUntil, this.firstAt + this.opts.maxMs) - now);
     this.timer = setTimeout(() => this.fire(), wait);
   }
 
