@@ -26,6 +26,7 @@ export interface InputRead {
  */
 export class Revision {
   readonly changed: ReadonlySet<string>;
+  private readonly keys = new Map<string, ReadonlySet<unknown> | undefined>();
 
   constructor(
     readonly snap: MeshSnapshot,
@@ -39,13 +40,54 @@ export class Revision {
     }
     this.changed = changed;
   }
+
+  /**
+   * The entries of changed Map field `field` that differ from the previous snapshot (added,
+   * removed, or another object: interned, so an equal entry is the same object); undefined when
+   * the field is not a Map in both (every read of it may differ). Computed once per field.
+   */
+  changedKeys(field: string): ReadonlySet<unknown> | undefined {
+    if (this.keys.has(field)) return this.keys.get(field);
+    const a = (this.prev as unknown as Record<string, unknown> | undefined)?.[field];
+    const b = (this.snap as unknown as Record<string, unknown>)[field];
+    let out: Set<unknown> | undefined;
+    if (a instanceof Map && b instanceof Map) {
+      out = new Set();
+      for (const [k, v] of b as ReadonlyMap<unknown, unknown>) if ((a as ReadonlyMap<unknown, unknown>).get(k) !== v || !a.has(k)) out.add(k);
+      for (const k of (a as ReadonlyMap<unknown, unknown>).keys()) if (!b.has(k)) out.add(k);
+    }
+    this.keys.set(field, out);
+    return out;
+  }
 }
+
+/**
+ * The first-level keys a large set (or its groups) read of one Map field, with the groups that
+ * read each key: a change to other keys of the field leaves the set and those groups holding.
+ */
+interface KeyIndex {
+  /** Read the whole field (or through a non-Map path): any change may matter. */
+  whole: boolean;
+  /** Groups to look at for a changed key. */
+  groups: Map<unknown, DepSet[]>;
+  /** Own inputs by key. */
+  inputs: Map<unknown, InputRead[]>;
+  /** Groups that read the field whole: looked at for any change. */
+  wholeGroups: DepSet[];
+}
+
+/** Sets with more reads than this keep a per-field key index (built on first need). */
+const INDEX_ABOVE = 32;
 
 /** What one computation read: snapshot inputs, nested dependency sets, proxy facets. */
 export class DepSet {
   /** The snapshot this set was last checked against, and the answer. */
   private checkedAgainst?: MeshSnapshot;
   private checkedOk = false;
+  /** The last snapshot this set was found to hold in. */
+  private lastHeld?: MeshSnapshot;
+  /** keysRead's answer for a small set, for the one field asked about (sets are asked about one field: endpoints). */
+  private keysCache?: { readonly field: string; readonly keys: readonly unknown[] | undefined };
   /** Every snapshot field read here or in a nested set. */
   readonly fields: readonly string[];
 
@@ -68,32 +110,162 @@ export class DepSet {
     let ok: boolean;
     if (this.checkedAgainst !== undefined && this.checkedAgainst === rev.prev) {
       // Held or not in the previous snapshot: only reads of changed fields can differ.
-      ok = this.checkedOk && (!this.fields.some((f) => rev.changed.has(f)) || this.recheck(rev, true));
-    } else ok = this.recheck(rev, false);
+      ok = this.checkedOk && (!this.fields.some((f) => rev.changed.has(f)) || this.recheckChanged(rev));
+    } else ok = this.recheck(rev);
     this.checkedAgainst = snap;
     this.checkedOk = ok;
+    if (ok) this.lastHeld = snap;
     return ok;
   }
 
-  private recheck(rev: Revision, changedOnly: boolean): boolean {
-    for (const r of this.inputs) {
-      if (changedOnly && !rev.changed.has(r.field)) continue;
-      if (readInput(rev.snap, r) !== r.value) return false;
+  /**
+   * For a set that held in the previous snapshot: the groups whose reads include a changed entry
+   * (the only ones that may not hold now); undefined when that cannot be told, and every group
+   * must be looked at.
+   */
+  groupsToCheck(rev: Revision): ReadonlySet<DepSet> | undefined {
+    if (rev.prev === undefined || this.lastHeld !== rev.prev) return undefined;
+    const out = new Set<DepSet>();
+    for (const f of this.fields) {
+      if (!rev.changed.has(f)) continue;
+      const keys = rev.changedKeys(f);
+      if (!keys) return undefined;
+      const idx = this.keyIndex(f);
+      if (idx.whole) return undefined;
+      for (const g of idx.wholeGroups) out.add(g);
+      for (const k of keys) {
+        if (idx.inputs.has(k)) return undefined;
+        for (const g of idx.groups.get(k) ?? []) out.add(g);
+      }
     }
+    return out;
+  }
+
+  /** Every read, against the revision's snapshot. */
+  private recheck(rev: Revision): boolean {
+    for (const r of this.inputs) if (readInput(rev.snap, r) !== r.value) return false;
     for (const g of this.groups) if (!g.holdsIn(rev)) return false;
     return true;
   }
 
-  /** Every facet in this set and its groups (for a proxy-facet match). */
-  allFacets(): (readonly [string, string])[] {
-    const out = new Map<string, string>();
-    const walk = (d: DepSet): void => {
-      for (const [f, v] of d.facets) if (!out.has(f)) out.set(f, v);
-      for (const g of d.groups) walk(g);
-    };
-    walk(this);
-    return [...out];
+  /**
+   * Held in the previous snapshot: only reads of changed fields can differ, and of a changed
+   * Map field only reads of its changed entries. A large set looks up the reads of those
+   * entries in its key index instead of passing over every read (a class's endpoint part reads
+   * thousands of clusters; one endpoint change touches one).
+   */
+  private recheckChanged(rev: Revision): boolean {
+    if (this.inputs.length + this.groups.length <= INDEX_ABOVE) {
+      for (const r of this.inputs) {
+        if (!rev.changed.has(r.field)) continue;
+        const keys = r.path.length > 0 ? rev.changedKeys(r.field) : undefined;
+        if (keys && !keys.has(r.path[0])) continue;
+        if (readInput(rev.snap, r) !== r.value) return false;
+      }
+      for (const g of this.groups) if (!g.holdsIn(rev)) return false;
+      return true;
+    }
+    for (const f of this.fields) {
+      if (!rev.changed.has(f)) continue;
+      const keys = rev.changedKeys(f);
+      const idx = this.keyIndex(f);
+      if (!keys || idx.whole) {
+        // The whole field may matter: every read of it is looked at.
+        for (const r of this.inputs) if (r.field === f && readInput(rev.snap, r) !== r.value) return false;
+        for (const g of this.groups) if (g.fields.includes(f) && !g.holdsIn(rev)) return false;
+        continue;
+      }
+      for (const g of idx.wholeGroups) if (!g.holdsIn(rev)) return false;
+      for (const k of keys) {
+        for (const r of idx.inputs.get(k) ?? []) if (readInput(rev.snap, r) !== r.value) return false;
+        for (const g of idx.groups.get(k) ?? []) if (!g.holdsIn(rev)) return false;
+      }
+    }
+    return true;
   }
+
+  private indexes?: Map<string, KeyIndex>;
+
+  /** The key index of field `f` (built once; the set never changes). */
+  private keyIndex(f: string): KeyIndex {
+    this.indexes ??= new Map();
+    let idx = this.indexes.get(f);
+    if (idx) return idx;
+    idx = { whole: false, groups: new Map(), inputs: new Map(), wholeGroups: [] };
+    for (const r of this.inputs) {
+      if (r.field !== f) continue;
+      if (r.path.length === 0) idx.whole = true;
+      else push(idx.inputs, r.path[0], r);
+    }
+    for (const g of this.groups) {
+      if (!g.fields.includes(f)) continue;
+      const keys = g.keysRead(f);
+      if (keys === undefined) idx.wholeGroups.push(g);
+      else for (const k of keys) push(idx.groups, k, g);
+    }
+    this.indexes.set(f, idx);
+    return idx;
+  }
+
+  /** The first-level keys of Map field `f` read here and in the groups; undefined: read whole. */
+  keysRead(f: string): Iterable<unknown> | undefined {
+    if (this.inputs.length + this.groups.length > INDEX_ABOVE) {
+      const idx = this.keyIndex(f);
+      if (idx.whole || idx.wholeGroups.length > 0) return undefined;
+      return new Set([...idx.inputs.keys(), ...idx.groups.keys()]);
+    }
+    if (this.keysCache?.field === f) return this.keysCache.keys;
+    const keys = this.collectKeys(f);
+    const out = keys && [...keys];
+    this.keysCache = { field: f, keys: out };
+    return out;
+  }
+
+  private collectKeys(f: string): Set<unknown> | undefined {
+    const out = new Set<unknown>();
+    for (const r of this.inputs) {
+      if (r.field !== f) continue;
+      if (r.path.length === 0) return undefined;
+      out.add(r.path[0]);
+    }
+    for (const g of this.groups) {
+      if (!g.fields.includes(f)) continue;
+      const keys = g.keysRead(f);
+      if (keys === undefined) return undefined;
+      for (const k of keys) out.add(k);
+    }
+    return out;
+  }
+
+  private deepFacets?: readonly (readonly [string, string])[];
+
+  /** Every facet in this set and its groups (for a proxy-facet match); made once per set. */
+  allFacets(): readonly (readonly [string, string])[] {
+    if (this.deepFacets) return this.deepFacets;
+    let out: Map<string, string> | undefined;
+    for (const g of this.groups) {
+      for (const [f, v] of g.allFacets()) {
+        if (out ? out.has(f) : this.facets.some(([n]) => n === f)) continue;
+        out ??= new Map(this.facets);
+        out.set(f, v);
+      }
+    }
+    this.deepFacets = out ? [...out] : this.facets;
+    return this.deepFacets;
+  }
+
+  /** This set was just made from reads of `snap` (or proven to hold there): it holds in `snap`. */
+  markHeld(snap: MeshSnapshot): void {
+    this.checkedAgainst = snap;
+    this.checkedOk = true;
+    this.lastHeld = snap;
+  }
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
 }
 
 export function readInput(snap: MeshSnapshot, r: InputRead): unknown {
@@ -149,6 +321,8 @@ export class Frame {
 /** The stack of running computations; reads go to the innermost. One per engine, never global. */
 export class Tracker {
   private readonly stack: Frame[] = [];
+  /** The snapshot tracked reads read: a set made by a run holds in it by construction. */
+  snapshot?: MeshSnapshot;
 
   get current(): Frame | undefined {
     return this.stack[this.stack.length - 1];
@@ -160,7 +334,9 @@ export class Tracker {
     this.stack.push(frame);
     try {
       const value = fn();
-      return { value, deps: frame.close() };
+      const deps = frame.close();
+      if (this.snapshot) deps.markHeld(this.snapshot);
+      return { value, deps };
     } finally {
       this.stack.pop();
     }

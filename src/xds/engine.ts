@@ -162,6 +162,7 @@ export class ConfigEngine implements XdsWatcher {
     this.rev = new Revision(snap, this.snap);
     this.snap = snap;
     this.view = trackedSnapshot(snap, this.tracker);
+    this.tracker.snapshot = snap;
     this.seq++;
     // A report of withheld EnvoyFilter patches lasts while those EnvoyFilters do (a changed one
     // rebuilds what it patched, which reports again or clears the report).
@@ -340,9 +341,17 @@ export class ConfigEngine implements XdsWatcher {
         this.tracker.current?.addGroup(namesDeps);
         const out = new Map<string, EncodedResource>();
         const entries = new Map<string, Variant<ResourceValue>>();
+        // Held in the previous snapshot: only entries that read a changed entry of the snapshot
+        // (one service's endpoints, say) can differ; the rest are taken without a look.
+        const suspects = before ? prev?.deps.groupsToCheck(snap) : undefined;
         for (const name of names) {
           const old = before?.entries.get(name);
-          const rv =
+          let rv: Variant<ResourceValue> | undefined;
+          if (old && suspects !== undefined && !suspects.has(old.deps)) {
+            old.deps.markHeld(snap.snap);
+            rv = old;
+          }
+          rv ??=
             old && old.deps.holdsIn(snap)
               ? old
               : this.builds.get(`${part.id}|${name}`, h.facets, snap, this.seq, (prevBuild) => this.tracker.run(() => this.buildOne(h, typeUrl, part.build(ctx, name), prevBuild)));
