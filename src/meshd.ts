@@ -10,6 +10,7 @@ import { debugApp, listenApp } from './debug/server';
 import { XdsDebug } from './debug/xds-debug';
 import { MESHD_VERSION, controlPlaneIdentifier } from './version';
 import { buildSnapshot } from './model/build';
+import { BuildCache } from './model/build-cache';
 import { loadText } from './sources/load';
 import { type PreviewMode, type PreviewReport, applyChange, previewChange } from './debug/preview';
 import { jwksSources } from './model/build-reqauthn';
@@ -375,7 +376,9 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   let logged = new Set<string>();
   let loggedMeshWarnings = '';
   const digests = new WeakMap<ConfigObject, string>();
-  const snapshotOf = (objects: readonly ConfigObject[], errors: readonly ConfigError[], seq: number): MeshSnapshot =>
+  // The builds that become the served snapshot, one from the other, share a cache (a preview does not).
+  const buildCache = new BuildCache();
+  const snapshotOf = (objects: readonly ConfigObject[], errors: readonly ConfigError[], seq: number, cache?: BuildCache): MeshSnapshot =>
     buildSnapshot({
       objects,
       errors,
@@ -389,6 +392,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       previous: current,
       digests,
       jwks: jwksResolver.entries(),
+      ...(cache ? { cache } : {}),
     });
   /** The config objects: the source's, and in folder mode the auto-registered WorkloadEntries. */
   const currentObjects = (): { objects: readonly ConfigObject[]; errors: readonly ConfigError[] } => {
@@ -402,7 +406,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const rebuild = (): MeshSnapshot => {
     const state = currentObjects();
     const started = performance.now();
-    const snap = snapshotOf(state.objects, state.errors, ++sequence);
+    const snap = snapshotOf(state.objects, state.errors, ++sequence, buildCache);
     metrics.snapshotBuildTime.observe((performance.now() - started) / 1000);
     metrics.invalidObjects.set(snap.errors.length);
     const now = new Set<string>();

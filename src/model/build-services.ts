@@ -37,7 +37,7 @@ export function localityFromLabels(labels: Readonly<Record<string, string>>): Lo
   return out;
 }
 
-function buildWorkloads(kind: Kinds): Pick<Registry, 'workloads' | 'workloadByIp'> {
+export function buildWorkloads(kind: Kinds): Pick<Registry, 'workloads' | 'workloadByIp'> {
   const workloads = new Map<string, Workload>();
   const workloadByIp = new Map<string, Workload>();
   for (const o of kind('Pod')) {
@@ -129,9 +129,16 @@ function entryEndpoint(we: WorkloadEntrySpec, port: number, ns: string, name?: s
   };
 }
 
+/** Services and ServiceEntry hosts, by host; a host defined twice is an error on the later ServiceEntry. */
+export interface ServiceSet {
+  services: MeshService[];
+  serviceByHost: Map<string, MeshService>;
+  /** The ServiceEntry each ServiceEntry host came from, by host (not by service: interning replaces services). */
+  entries: Map<string, ConfigObject>;
+}
+
 /** `exportDefault`: MeshConfig defaultServiceExportTo, for Services and ServiceEntries without exportTo. */
-export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[], exportDefault: readonly string[] = ['*']): Registry {
-  const { workloads, workloadByIp } = buildWorkloads(kind);
+export function buildServices(kind: Kinds, domain: string, errors: ConfigError[], exportDefault: readonly string[] = ['*']): ServiceSet {
   const services: MeshService[] = [];
   const serviceByHost = new Map<string, MeshService>();
   const owner = new Map<string, string>();
@@ -142,7 +149,7 @@ export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[]
     serviceByHost.set(svc.hostname, svc);
     owner.set(svc.hostname, `Service ${o.metadata.namespace}/${o.metadata.name}`);
   }
-  const entries = new Map<MeshService, ConfigObject>();
+  const entries = new Map<string, ConfigObject>();
   for (const o of kind('ServiceEntry')) {
     serviceEntryServices(o, exportDefault).forEach((svc, i) => {
       const prev = owner.get(svc.hostname);
@@ -153,16 +160,69 @@ export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[]
       services.push(svc);
       serviceByHost.set(svc.hostname, svc);
       owner.set(svc.hostname, `ServiceEntry ${o.metadata.namespace}/${o.metadata.name}`);
-      entries.set(svc, o);
+      entries.set(svc.hostname, o);
     });
   }
   services.sort((a, b) => (a.hostname < b.hostname ? -1 : a.hostname > b.hostname ? 1 : 0));
+  return { services, serviceByHost, entries };
+}
 
+/** Keeps one host's endpoints while what they are made of is the same (model/build-cache.ts). */
+export type HostMemo = <T>(host: string, given: readonly unknown[], compute: () => T) => T;
+
+const noMemo: HostMemo = (_host, _given, compute) => compute();
+
+type Workloads = Pick<Registry, 'workloads' | 'workloadByIp'>;
+
+/**
+ * Every service's endpoints, host by host: from its EndpointSlices (or legacy Endpoints),
+ * WorkloadEntries, a ServiceEntry's endpoints and the pods its workloadSelector picks. One
+ * host's endpoints are made of its own objects and the workloads, so `memo` keeps them while
+ * those are the same.
+ */
+export function buildEndpoints(kind: Kinds, domain: string, set: ServiceSet, wl: Workloads, memo: HostMemo = noMemo): Map<string, Map<number, ServiceEndpoint[]>> {
+  const slicesOf = new Map<string, ConfigObject[]>();
+  for (const o of kind('EndpointSlice')) {
+    const svcName = o.metadata.labels[SERVICE_NAME_LABEL];
+    if (!svcName) continue;
+    const host = `${svcName}.${o.metadata.namespace}.svc.${domain}`;
+    const list = slicesOf.get(host);
+    if (list) list.push(o);
+    else slicesOf.set(host, [o]);
+  }
+  const legacyOf = new Map<string, ConfigObject>();
+  for (const o of kind('Endpoints')) {
+    const host = `${o.metadata.name}.${o.metadata.namespace}.svc.${domain}`;
+    if (!legacyOf.has(host)) legacyOf.set(host, o);
+  }
+  const workloadEntries = kind('WorkloadEntry');
   const endpoints = new Map<string, Map<number, ServiceEndpoint[]>>();
-  const add = (host: string, port: number, ep: ServiceEndpoint | undefined): void => {
+  for (const svc of set.services) {
+    const kube = svc.source.kind === 'Service';
+    const slices = kube ? slicesOf.get(svc.hostname) : undefined;
+    const legacy = kube && !slices ? legacyOf.get(svc.hostname) : undefined;
+    const entry = set.entries.get(svc.hostname);
+    const usesEntries = Object.keys(svc.selector).length > 0 ? workloadEntries : undefined;
+    const m = memo(svc.hostname, [svc, slices ?? [], legacy, usesEntries, entry, wl.workloads, wl.workloadByIp], () =>
+      hostEndpoints(svc, slices ?? [], legacy, usesEntries ?? [], entry, wl),
+    );
+    if (m) endpoints.set(svc.hostname, m);
+  }
+  return endpoints;
+}
+
+/** One service's endpoints, by service port; undefined when it has none. */
+function hostEndpoints(
+  svc: MeshService,
+  slices: readonly ConfigObject[],
+  legacy: ConfigObject | undefined,
+  workloadEntries: readonly ConfigObject[],
+  entry: ConfigObject | undefined,
+  { workloads, workloadByIp }: Workloads,
+): Map<number, ServiceEndpoint[]> | undefined {
+  const m = new Map<number, ServiceEndpoint[]>();
+  const add = (port: number, ep: ServiceEndpoint | undefined): void => {
     if (!ep) return;
-    let m = endpoints.get(host);
-    if (!m) endpoints.set(host, (m = new Map()));
     const list = m.get(port) ?? [];
     list.push(ep);
     m.set(port, list);
@@ -190,24 +250,16 @@ export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[]
   // The key holds the endpoint's port and pod too: pods sharing an IP (host network, or every
   // test backend on 127.0.0.1) are different endpoints, each in its own subsets; where they are
   // the same address and port, the ClusterLoadAssignment still sends it once (cluster-shape.ts).
-  const kubeEndpoints = new Map<string, Map<number, Map<string, ServiceEndpoint>>>();
-  const addKube = (host: string, port: number, ep: ServiceEndpoint): void => {
-    let byPort = kubeEndpoints.get(host);
-    if (!byPort) kubeEndpoints.set(host, (byPort = new Map()));
-    let byAddress = byPort.get(port);
-    if (!byAddress) byPort.set(port, (byAddress = new Map()));
+  const kubeEndpoints = new Map<number, Map<string, ServiceEndpoint>>();
+  const addKube = (port: number, ep: ServiceEndpoint): void => {
+    let byAddress = kubeEndpoints.get(port);
+    if (!byAddress) kubeEndpoints.set(port, (byAddress = new Map()));
     const key = `${ep.address}|${ep.port}|${ep.pod ?? ''}`;
     const prev = byAddress.get(key);
     if (!prev || (!prev.ready && ep.ready)) byAddress.set(key, ep);
   };
-
   // EndpointSlices first; legacy Endpoints only for services without slices.
-  const withSlices = new Set<string>();
-  for (const o of kind('EndpointSlice')) {
-    const svcName = o.metadata.labels[SERVICE_NAME_LABEL];
-    const svc = svcName ? serviceByHost.get(`${svcName}.${o.metadata.namespace}.svc.${domain}`) : undefined;
-    if (!svc || svc.source.kind !== 'Service') continue; // a slice for a service we do not know (yet)
-    withSlices.add(svc.hostname);
+  for (const o of slices) {
     const spec = o.body as unknown as EndpointSliceSpec;
     if (spec.addressType === 'FQDN') continue;
     for (const sp of svc.ports) {
@@ -215,58 +267,62 @@ export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[]
       if (!slicePort || slicePort.port === undefined) continue;
       for (const e of spec.endpoints ?? []) {
         const ready = e.conditions?.ready !== false;
-        for (const address of e.addresses) addKube(svc.hostname, sp.port, podEndpoint(address, slicePort.port, ready, podOf(o.metadata.namespace, e.targetRef, address), e.zone));
+        for (const address of e.addresses) addKube(sp.port, podEndpoint(address, slicePort.port, ready, podOf(o.metadata.namespace, e.targetRef, address), e.zone));
       }
     }
   }
-  for (const o of kind('Endpoints')) {
-    const svc = serviceByHost.get(`${o.metadata.name}.${o.metadata.namespace}.svc.${domain}`);
-    if (!svc || svc.source.kind !== 'Service' || withSlices.has(svc.hostname)) continue;
-    const spec = o.body as unknown as EndpointsSpec;
+  if (legacy) {
+    const spec = legacy.body as unknown as EndpointsSpec;
+    const ns = legacy.metadata.namespace;
     for (const subset of spec.subsets ?? []) {
       for (const sp of svc.ports) {
         const p = (subset.ports ?? []).find((x) => (x.name ?? '') === sp.name);
         if (!p) continue;
-        for (const a of subset.addresses ?? []) addKube(svc.hostname, sp.port, podEndpoint(a.ip, p.port, true, podOf(o.metadata.namespace, a.targetRef, a.ip)));
-        for (const a of subset.notReadyAddresses ?? []) addKube(svc.hostname, sp.port, podEndpoint(a.ip, p.port, false, podOf(o.metadata.namespace, a.targetRef, a.ip)));
+        for (const a of subset.addresses ?? []) addKube(sp.port, podEndpoint(a.ip, p.port, true, podOf(ns, a.targetRef, a.ip)));
+        for (const a of subset.notReadyAddresses ?? []) addKube(sp.port, podEndpoint(a.ip, p.port, false, podOf(ns, a.targetRef, a.ip)));
       }
     }
   }
-  for (const [host, byPort] of kubeEndpoints) for (const [port, byAddress] of byPort) for (const ep of byAddress.values()) add(host, port, ep);
+  for (const [port, byAddress] of kubeEndpoints) for (const ep of byAddress.values()) add(port, ep);
 
   // WorkloadEntries join Kubernetes Services (by selector) and ServiceEntries (by workloadSelector)
   // in their own namespace.
-  const workloadEntries = kind('WorkloadEntry').map((o) => ({ o, spec: (o.body.spec ?? {}) as WorkloadEntrySpec }));
   const numericTarget = (t: number | string | undefined): number | undefined => (typeof t === 'number' ? t : typeof t === 'string' && /^\d+$/.test(t) ? Number(t) : undefined);
-  for (const svc of services) {
-    if (Object.keys(svc.selector).length === 0) continue;
-    for (const { o, spec } of workloadEntries) {
+  if (Object.keys(svc.selector).length > 0) {
+    for (const o of workloadEntries) {
+      const spec = (o.body.spec ?? {}) as WorkloadEntrySpec;
       if (o.metadata.namespace !== svc.namespace || !labelsMatch(svc.selector, spec.labels ?? {})) continue;
       for (const sp of svc.ports) {
         const port = spec.ports?.[sp.name] ?? numericTarget(sp.targetPort) ?? sp.port;
-        add(svc.hostname, sp.port, entryEndpoint(spec, port, o.metadata.namespace, o.metadata.name));
+        add(sp.port, entryEndpoint(spec, port, o.metadata.namespace, o.metadata.name));
       }
     }
   }
-  for (const [svc, o] of entries) {
-    const spec = (o.body.spec ?? {}) as ServiceEntrySpec;
+  if (entry) {
+    const spec = (entry.body.spec ?? {}) as ServiceEntrySpec;
     for (const sp of svc.ports) {
       const defaultPort = numericTarget(sp.targetPort) ?? sp.port;
-      for (const e of spec.endpoints ?? []) add(svc.hostname, sp.port, entryEndpoint(e, e.ports?.[sp.name] ?? defaultPort, o.metadata.namespace));
+      for (const e of spec.endpoints ?? []) add(sp.port, entryEndpoint(e, e.ports?.[sp.name] ?? defaultPort, entry.metadata.namespace));
       if (Object.keys(svc.selector).length > 0) {
         for (const w of workloads.values()) {
           if (w.namespace !== svc.namespace || !w.ip || !labelsMatch(svc.selector, w.labels)) continue;
-          add(svc.hostname, sp.port, podEndpoint(w.ip, defaultPort, true, w));
+          add(sp.port, podEndpoint(w.ip, defaultPort, true, w));
         }
       }
       // DNS resolution without endpoints resolves the host itself.
       if ((svc.resolution === 'DNS' || svc.resolution === 'DNS_ROUND_ROBIN') && (spec.endpoints ?? []).length === 0 && !svc.hostname.startsWith('*')) {
-        add(svc.hostname, sp.port, { address: svc.hostname, port: defaultPort, ready: true, labels: {}, locality: {} });
+        add(sp.port, { address: svc.hostname, port: defaultPort, ready: true, labels: {}, locality: {} });
       }
     }
   }
-  for (const m of endpoints.values()) {
-    for (const list of m.values()) list.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
-  }
-  return { workloads, workloadByIp, services, serviceByHost, endpoints };
+  if (m.size === 0) return undefined;
+  for (const list of m.values()) list.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
+  return m;
+}
+
+/** `exportDefault`: MeshConfig defaultServiceExportTo, for Services and ServiceEntries without exportTo. */
+export function buildRegistry(kind: Kinds, domain: string, errors: ConfigError[], exportDefault: readonly string[] = ['*']): Registry {
+  const wl = buildWorkloads(kind);
+  const set = buildServices(kind, domain, errors, exportDefault);
+  return { ...wl, services: set.services, serviceByHost: set.serviceByHost, endpoints: buildEndpoints(kind, domain, set, wl) };
 }

@@ -17,14 +17,15 @@ import { workloadGroupOf } from './workload-group';
 import type { JwksEntry } from './jwks';
 import { SnapshotMemo } from './memo';
 import { share } from './intern';
-import { buildRegistry } from './build-services';
+import { type Kinds, buildEndpoints, buildServices, buildWorkloads } from './build-services';
+import { BuildCache } from './build-cache';
 import { trustDomainBundle } from './trust-domain';
 import { type MeshConfigText, buildMesh } from './build-mesh';
 import { meshConfigView } from './mesh-config';
 import { buildSidecarScoping } from './build-sidecar';
 import { configMapCAs } from '../gatewayapi/backend-tls';
 import { convertGatewayApi } from '../gatewayapi/convert';
-import { DEFAULT_ROOT_NAMESPACE, type MeshService, type MeshSnapshot, exportedTo } from './snapshot';
+import { DEFAULT_ROOT_NAMESPACE, type MeshService, type MeshSnapshot, type ServiceEndpoint, exportedTo } from './snapshot';
 
 export interface BuildInput {
   objects: readonly ConfigObject[];
@@ -58,6 +59,11 @@ export interface BuildInput {
   jwks?: ReadonlyMap<string, JwksEntry>;
   /** `--envoy-filter-allowed-types`: the only filter types EnvoyFilter patches may insert (empty: any). */
   envoyFilterAllowedTypes?: readonly string[];
+  /**
+   * What the last build kept for this one (model/build-cache.ts): stages whose inputs are the
+   * same are not run again. One cache serves one line of builds, each from the one before.
+   */
+  cache?: BuildCache;
 }
 
 function byKey(a: ConfigObject, b: ConfigObject): number {
@@ -88,100 +94,133 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     byKind.set(o.kind, list);
   }
   for (const list of byKind.values()) list.sort(byKey);
-  const kind = (k: string): ConfigObject[] => byKind.get(k) ?? [];
+  // Without a cache every stage runs; with one, a stage whose inputs are the same is not run again.
+  const cache = input.cache ?? new BuildCache();
+  const kind = cache.begin(byKind);
+  const stage = <T>(name: string, given: readonly unknown[], compute: (k: Kinds, e: ConfigError[]) => T): T => cache.stage(name, kind, given, errors, compute);
 
-  const namespaces = new Set<string>(['default']);
-  for (const ns of kind('Namespace')) namespaces.add(ns.metadata.name);
-  for (const o of input.objects) if (o.metadata.namespace) namespaces.add(o.metadata.namespace);
+  const namespaces0 = new Set<string>(['default']);
+  for (const ns of kind('Namespace')) namespaces0.add(ns.metadata.name);
+  for (const o of input.objects) if (o.metadata.namespace) namespaces0.add(o.metadata.namespace);
+  const namespaces = share(input.previous?.namespaces, namespaces0);
 
-  const namespaceLabels = new Map(kind('Namespace').map((n) => [n.metadata.name, n.metadata.labels] as const));
-  const mesh = buildMesh(input.mesh, { trustDomain: input.trustDomain, trustDomainAliases: input.trustDomainAliases }, input.previous?.meshConfig, errors);
+  const namespaceLabels = stage('namespaceLabels', [], (k) => new Map(k('Namespace').map((n) => [n.metadata.name, n.metadata.labels] as const)));
+  const mesh = stage('mesh', [input.mesh?.source, input.mesh?.text, input.trustDomain, input.trustDomainAliases ?? [], input.previous?.meshConfig], (_k, e) =>
+    buildMesh(input.mesh, { trustDomain: input.trustDomain, trustDomainAliases: input.trustDomainAliases }, input.previous?.meshConfig, e),
+  );
   const meshConfig = mesh.meshConfig;
-  const registry = buildRegistry(kind, domain, errors, meshConfig.defaultServiceExportTo);
+  const workloads = stage('workloads', [], (k) => buildWorkloads(k));
+  const serviceSet = stage('services', [domain, meshConfig.defaultServiceExportTo], (k, e) => buildServices(k, domain, e, meshConfig.defaultServiceExportTo));
+  // One service's endpoints are rebuilt only when its own objects (or the pods) changed.
+  const endpoints = stage('endpoints', [domain, serviceSet, workloads], (k) =>
+    buildEndpoints(k, domain, serviceSet, workloads, (host, given, compute) => cache.byKey('endpoints', host, given, compute)),
+  );
+  const registry = { ...workloads, services: serviceSet.services, serviceByHost: serviceSet.serviceByHost, endpoints };
   // The Gateway API, as istiod does it: converted into Istio VirtualServices and Gateways (GAMMA routes first).
-  const gatewayApi = convertGatewayApi(kind, { domain, namespaceLabels, services: registry.serviceByHost }, errors);
-  const routingKind = (k: string): readonly ConfigObject[] =>
-    k === 'VirtualService'
-      ? [...gatewayApi.virtualServices, ...kind(k)]
-      : k === 'Gateway'
-        ? [...kind(k), ...gatewayApi.gateways]
-        : k === 'DestinationRule'
-          ? [...kind(k), ...gatewayApi.destinationRules]
-          : kind(k);
-  const routing = buildRouting(routingKind, domain, namespaces, errors, {
-    virtualServiceExportTo: meshConfig.defaultVirtualServiceExportTo,
-    destinationRuleExportTo: meshConfig.defaultDestinationRuleExportTo,
+  const gatewayApi = stage('gatewayApi', [domain, namespaceLabels, registry.serviceByHost], (k, e) =>
+    convertGatewayApi(k, { domain, namespaceLabels, services: registry.serviceByHost }, e),
+  );
+  const routing = stage('routing', [domain, namespaces, meshConfig.defaultVirtualServiceExportTo, meshConfig.defaultDestinationRuleExportTo, gatewayApi], (k, e) => {
+    const routingKind = (name: string): readonly ConfigObject[] =>
+      name === 'VirtualService'
+        ? [...gatewayApi.virtualServices, ...k(name)]
+        : name === 'Gateway'
+          ? [...k(name), ...gatewayApi.gateways]
+          : name === 'DestinationRule'
+            ? [...k(name), ...gatewayApi.destinationRules]
+            : k(name);
+    return buildRouting(routingKind, domain, namespaces, e, {
+      virtualServiceExportTo: meshConfig.defaultVirtualServiceExportTo,
+      destinationRuleExportTo: meshConfig.defaultDestinationRuleExportTo,
+    });
   });
-  const trustDomains = trustDomainBundle(meshConfig.trustDomain, meshConfig.trustDomainAliases);
+  const trustDomains = stage('trustDomains', [meshConfig.trustDomain, meshConfig.trustDomainAliases], () =>
+    trustDomainBundle(meshConfig.trustDomain, meshConfig.trustDomainAliases),
+  );
   const meshSetsRoot = input.mesh !== undefined && meshConfig.rootNamespace !== DEFAULT_ROOT_NAMESPACE;
   const rootNamespace = meshSetsRoot ? meshConfig.rootNamespace : (input.rootNamespace ?? meshConfig.rootNamespace);
-  const extAuthz = resolveExtAuthz(mesh.telemetryMesh.providers, (service, port) => lookupCluster(registry.serviceByHost, service, port));
-  const security = buildSecurity(kind, errors, trustDomains, extAuthz, rootNamespace);
-  const reqAuthn = buildRequestAuthn(kind, input.jwks, errors);
-  const telemetries = buildTelemetries(kind);
-  const wasmPlugins = buildWasmPlugins(kind);
-  const envoyFilters = buildEnvoyFilters(kind, errors, input.envoyFilterAllowedTypes);
-  const proxyConfigs = buildProxyConfigs(kind('ProxyConfig'));
-  const workloadGroups = new Map(kind('WorkloadGroup').map((o) => [`${o.metadata.namespace}/${o.metadata.name}`, workloadGroupOf(o)] as const));
+  const extAuthz = stage('extAuthz', [mesh.telemetryMesh.providers, registry.serviceByHost], () =>
+    resolveExtAuthz(mesh.telemetryMesh.providers, (service, port) => lookupCluster(registry.serviceByHost, service, port)),
+  );
+  const security = stage('security', [trustDomains, extAuthz, rootNamespace], (k, e) => buildSecurity(k, e, trustDomains, extAuthz, rootNamespace));
+  const reqAuthn = stage('requestAuthn', [input.jwks], (k, e) => buildRequestAuthn(k, input.jwks, e));
+  const telemetries = stage('telemetries', [], (k) => buildTelemetries(k));
+  const wasmPlugins = stage('wasmPlugins', [], (k) => buildWasmPlugins(k));
+  const envoyFilters = stage('envoyFilters', [input.envoyFilterAllowedTypes ?? []], (k, e) => buildEnvoyFilters(k, e, input.envoyFilterAllowedTypes));
+  const proxyConfigs = stage('proxyConfigs', [], (k) => buildProxyConfigs(k('ProxyConfig')));
+  const workloadGroups = stage('workloadGroups', [], (k) => new Map(k('WorkloadGroup').map((o) => [`${o.metadata.namespace}/${o.metadata.name}`, workloadGroupOf(o)] as const)));
 
   // exportTo: one list per namespace, shared when nothing restricts visibility.
-  const publicServices = registry.services.filter((s) => s.exportTo.includes('*'));
-  const restricted = registry.services.length !== publicServices.length;
-  const servicesVisibleIn = new Map<string, MeshService[]>();
-  for (const ns of namespaces) {
-    servicesVisibleIn.set(ns, restricted ? registry.services.filter((s) => s.namespace === ns || exportedTo(s.exportTo, ns)) : publicServices);
-  }
+  const { publicServices, servicesVisibleIn } = stage('visibility', [registry.services, namespaces], () => {
+    const publicServices = registry.services.filter((s) => s.exportTo.includes('*'));
+    const restricted = registry.services.length !== publicServices.length;
+    const servicesVisibleIn = new Map<string, MeshService[]>();
+    for (const ns of namespaces) {
+      servicesVisibleIn.set(ns, restricted ? registry.services.filter((s) => s.namespace === ns || exportedTo(s.exportTo, ns)) : publicServices);
+    }
+    return { publicServices, servicesVisibleIn };
+  });
 
-  const sidecarScoping = buildSidecarScoping(
-    kind('Sidecar'),
-    {
-      namespaces,
-      rootNamespace,
-      domain,
-      outboundTrafficPolicy: mesh.outboundTrafficPolicy,
-      servicesVisibleIn,
-      publicServices,
-      serviceByHost: registry.serviceByHost,
-      virtualServices: routing.virtualServices,
-    },
-    errors,
+  const sidecarScoping = stage(
+    'sidecarScoping',
+    [namespaces, rootNamespace, domain, mesh.outboundTrafficPolicy, servicesVisibleIn, publicServices, registry.serviceByHost, routing.virtualServices],
+    (k, e) =>
+      buildSidecarScoping(
+        k('Sidecar'),
+        {
+          namespaces,
+          rootNamespace,
+          domain,
+          outboundTrafficPolicy: mesh.outboundTrafficPolicy,
+          servicesVisibleIn,
+          publicServices,
+          serviceByHost: registry.serviceByHost,
+          virtualServices: routing.virtualServices,
+        },
+        e,
+      ),
   );
 
-  const serviceAccountsByHost = new Map<string, string[]>();
-  for (const [host, byPort] of registry.endpoints) {
-    const ids = new Set<string>();
-    const svcNs = registry.serviceByHost.get(host)?.namespace ?? '';
-    for (const eps of byPort.values()) {
-      for (const e of eps) {
-        if (!e.serviceAccount) continue;
-        const ns = e.pod ? (e.pod.split('/')[0] ?? svcNs) : svcNs;
-        ids.add(`${ns}/sa/${e.serviceAccount}`);
-      }
+  const serviceAccountsByHost = stage('serviceAccounts', [registry.endpoints, registry.serviceByHost], () => {
+    const out = new Map<string, string[]>();
+    for (const [host, byPort] of registry.endpoints) {
+      const svcNs = registry.serviceByHost.get(host)?.namespace ?? '';
+      const ids = cache.byKey('serviceAccounts', host, [byPort, svcNs], () => serviceAccountsOf(byPort, svcNs));
+      if (ids.length > 0) out.set(host, ids);
     }
-    if (ids.size > 0) serviceAccountsByHost.set(host, [...ids].sort());
-  }
+    return out;
+  });
 
   const counts: Record<string, number> = {};
   for (const [k, list] of byKind) counts[k] = list.length;
 
   // The content hash: each object's own digest is kept by identity (sources keep unchanged
-  // objects), so a change costs a hash of the changed objects and a pass over the digests.
+  // objects), and each kind's hash while its objects are the same, so a change costs a hash of
+  // the changed objects and of their kind.
   const digests = input.digests ?? new WeakMap<ConfigObject, string>();
-  const keyed = input.objects.map((o) => {
-    let d = digests.get(o);
-    if (d === undefined) {
-      d = createHash('sha256').update(JSON.stringify(o.body)).digest('base64');
-      digests.set(o, d);
-    }
-    return { key: `${o.kind}\0${byKeyStr(o)}`, d };
-  });
-  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const hash = createHash('sha256');
-  for (const { key, d } of keyed) hash.update(key).update('\0').update(d);
+  for (const k of [...byKind.keys()].sort()) {
+    const list = kind(k);
+    const h = cache.byKey('kindHash', k, [list], () => {
+      const kh = createHash('sha256');
+      for (const o of list) {
+        let d = digests.get(o);
+        if (d === undefined) {
+          d = createHash('sha256').update(JSON.stringify(o.body)).digest('base64');
+          digests.set(o, d);
+        }
+        kh.update(byKeyStr(o)).update('\0').update(d).update('\0');
+      }
+      return kh.digest('base64');
+    });
+    hash.update(k).update('\0').update(h).update('\0');
+  }
   // Fetched key sets are content too: a refreshed JWKS is a new version.
   for (const [key, e] of reqAuthn.jwks) hash.update(`jwks\0${key}\0${e.keys ?? ''}\0${e.error ?? ''}`);
   // So is the MeshConfig in effect.
   hash.update(`mesh\0${JSON.stringify(meshConfigView(meshConfig))}`);
+  const configMapCAsByName = stage('configMapCAs', [], (k) => configMapCAs(k('ConfigMap')));
+  cache.end();
 
   const fields = {
     version: `${input.sequence}-${hash.digest('hex').slice(0, 12)}`,
@@ -207,7 +246,7 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
     workloadGroups,
     gatewayApiStatuses: gatewayApi.statuses,
     gatewayCredentialGrants: gatewayApi.credentialGrants,
-    configMapCAs: configMapCAs(kind('ConfigMap')),
+    configMapCAs: configMapCAsByName,
     jwks: reqAuthn.jwks,
     errors,
     counts,
@@ -215,6 +254,19 @@ export function buildSnapshot(input: BuildInput): MeshSnapshot {
   const snapshot = deepFreeze(input.previous ? shareFields(input.previous, fields) : fields);
   // The memo fills in as proxies are served; it is the one part of a snapshot that is not frozen.
   return Object.freeze({ ...snapshot, memo: new SnapshotMemo() });
+}
+
+/** The SPIFFE-style identities (namespace/sa/name) of one service's endpoints, sorted. */
+function serviceAccountsOf(byPort: ReadonlyMap<number, readonly ServiceEndpoint[]>, svcNs: string): string[] {
+  const ids = new Set<string>();
+  for (const eps of byPort.values()) {
+    for (const e of eps) {
+      if (!e.serviceAccount) continue;
+      const ns = e.pod ? (e.pod.split('/')[0] ?? svcNs) : svcNs;
+      ids.add(`${ns}/sa/${e.serviceAccount}`);
+    }
+  }
+  return [...ids].sort();
 }
 
 /** Map fields first, so the services and objects they hold are shared before the lists that repeat them. */

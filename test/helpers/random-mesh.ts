@@ -10,6 +10,7 @@
  * the folder source does (every object must be valid), and every snapshot is built with
  * `previous` (interned).
  */
+import { BuildCache } from '../../src/model/build-cache';
 import { buildSnapshot } from '../../src/model/build';
 import type { ConfigObject } from '../../src/model/objects';
 import type { JwksEntry } from '../../src/model/jwks';
@@ -379,6 +380,8 @@ function jwksUri(issuer: string): string {
 export class SnapshotMaker {
   private readonly parsed = new Map<string, ConfigObject[]>();
   private seq = 0;
+  /** Builds in line (interned) share a build cache, as meshd's do. */
+  readonly cache = new BuildCache();
   last?: MeshSnapshot;
 
   build(model: MeshModel, interned = true): MeshSnapshot {
@@ -403,6 +406,7 @@ export class SnapshotMaker {
       domain: 'cluster.local',
       jwks: model.jwksEntries(),
       ...(interned && this.last ? { previous: this.last } : {}),
+      ...(interned ? { cache: this.cache } : {}),
     });
     this.last = snap;
     return snap;
