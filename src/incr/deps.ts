@@ -10,16 +10,6 @@
 import type { MeshSnapshot } from '../model/snapshot';
 
 /**
- * A read of snapshot field `field` that saw `value`: the field itself (`path` empty), or the
- * entry at `path` of a Map field, through nested Maps (`endpoints` → host → port).
- */
-export interface InputRead {
-  readonly field: string;
-  readonly path: readonly unknown[];
-  readonly value: unknown;
-}
-
-/**
  * A snapshot as dependencies are checked against it: with the one before it and the top-level
  * fields that differ between the two (interned, so an unchanged field is the same object), a set
  * that held in the previous snapshot and read none of the changed fields holds without a look.
@@ -70,8 +60,8 @@ interface KeyIndex {
   whole: boolean;
   /** Groups to look at for a changed key. */
   groups: Map<unknown, DepSet[]>;
-  /** Own inputs by key. */
-  inputs: Map<unknown, InputRead[]>;
+  /** Own inputs (their indexes) by key. */
+  inputs: Map<unknown, number[]>;
   /** Groups that read the field whole: looked at for any change. */
   wholeGroups: DepSet[];
 }
@@ -79,29 +69,42 @@ interface KeyIndex {
 /** Sets with more reads than this keep a per-field key index (built on first need). */
 const INDEX_ABOVE = 32;
 
-/** What one computation read: snapshot inputs, nested dependency sets, proxy facets. */
+type FacetPair = readonly [string, string];
+
+const NO_LOCATIONS: readonly Location[] = Object.freeze([]);
+const NO_VALUES: readonly unknown[] = Object.freeze([]);
+const NO_GROUPS: readonly DepSet[] = Object.freeze([]);
+const NO_FACETS: readonly FacetPair[] = Object.freeze([]);
+
+/** What only some sets need: key indexes of large sets, the keys a small set read. */
+interface Aux {
+  indexes?: Map<string, KeyIndex>;
+  keys?: { readonly field: string; readonly keys: readonly unknown[] | undefined };
+}
+
+/**
+ * What one computation read: snapshot inputs (where, and the value seen), nested dependency
+ * sets, proxy facets. There are hundreds of thousands of these at the load-test mesh, so they
+ * are lean: reads as two parallel lists, empty lists and equal facet and field lists shared.
+ */
 export class DepSet {
   /** The snapshot this set was last checked against, and the answer. */
   private checkedAgainst?: MeshSnapshot;
   private checkedOk = false;
   /** The last snapshot this set was found to hold in. */
   private lastHeld?: MeshSnapshot;
-  /** keysRead's answer for a small set, for the one field asked about (sets are asked about one field: endpoints). */
-  private keysCache?: { readonly field: string; readonly keys: readonly unknown[] | undefined };
-  /** Every snapshot field read here or in a nested set. */
-  readonly fields: readonly string[];
+  private aux?: Aux;
 
   constructor(
-    readonly inputs: readonly InputRead[],
+    /** Where each input read looked, and (same index) the value it saw. */
+    readonly locs: readonly Location[],
+    readonly values: readonly unknown[],
     readonly groups: readonly DepSet[],
-    /** Proxy facets read, as (facet, canonical value) pairs in the order first read. */
-    readonly facets: readonly (readonly [string, string])[],
-  ) {
-    const fields = new Set<string>();
-    for (const r of inputs) fields.add(r.field);
-    for (const g of groups) for (const f of g.fields) fields.add(f);
-    this.fields = [...fields];
-  }
+    /** Proxy facets read here and in the groups, as (facet, canonical value) pairs in the order first read. */
+    readonly facets: readonly FacetPair[],
+    /** Every snapshot field read here or in a nested set. */
+    readonly fields: readonly string[],
+  ) {}
 
   /** Whether every input read gives the same value in the revision's snapshot (checked once per snapshot). */
   holdsIn(rev: Revision): boolean {
@@ -143,7 +146,7 @@ export class DepSet {
 
   /** Every read, against the revision's snapshot. */
   private recheck(rev: Revision): boolean {
-    for (const r of this.inputs) if (readInput(rev.snap, r) !== r.value) return false;
+    for (let i = 0; i < this.locs.length; i++) if (readInput(rev.snap, this.locs[i] as Location) !== this.values[i]) return false;
     for (const g of this.groups) if (!g.holdsIn(rev)) return false;
     return true;
   }
@@ -155,12 +158,13 @@ export class DepSet {
    * thousands of clusters; one endpoint change touches one).
    */
   private recheckChanged(rev: Revision): boolean {
-    if (this.inputs.length + this.groups.length <= INDEX_ABOVE) {
-      for (const r of this.inputs) {
-        if (!rev.changed.has(r.field)) continue;
-        const keys = r.path.length > 0 ? rev.changedKeys(r.field) : undefined;
-        if (keys && !keys.has(r.path[0])) continue;
-        if (readInput(rev.snap, r) !== r.value) return false;
+    if (this.locs.length + this.groups.length <= INDEX_ABOVE) {
+      for (let i = 0; i < this.locs.length; i++) {
+        const at = this.locs[i] as Location;
+        if (!rev.changed.has(at.field)) continue;
+        const keys = at.path.length > 0 ? rev.changedKeys(at.field) : undefined;
+        if (keys && !keys.has(at.path[0])) continue;
+        if (readInput(rev.snap, at) !== this.values[i]) return false;
       }
       for (const g of this.groups) if (!g.holdsIn(rev)) return false;
       return true;
@@ -171,31 +175,31 @@ export class DepSet {
       const idx = this.keyIndex(f);
       if (!keys || idx.whole) {
         // The whole field may matter: every read of it is looked at.
-        for (const r of this.inputs) if (r.field === f && readInput(rev.snap, r) !== r.value) return false;
+        for (let i = 0; i < this.locs.length; i++) if ((this.locs[i] as Location).field === f && readInput(rev.snap, this.locs[i] as Location) !== this.values[i]) return false;
         for (const g of this.groups) if (g.fields.includes(f) && !g.holdsIn(rev)) return false;
         continue;
       }
       for (const g of idx.wholeGroups) if (!g.holdsIn(rev)) return false;
       for (const k of keys) {
-        for (const r of idx.inputs.get(k) ?? []) if (readInput(rev.snap, r) !== r.value) return false;
+        for (const i of idx.inputs.get(k) ?? []) if (readInput(rev.snap, this.locs[i] as Location) !== this.values[i]) return false;
         for (const g of idx.groups.get(k) ?? []) if (!g.holdsIn(rev)) return false;
       }
     }
     return true;
   }
 
-  private indexes?: Map<string, KeyIndex>;
-
   /** The key index of field `f` (built once; the set never changes). */
   private keyIndex(f: string): KeyIndex {
-    this.indexes ??= new Map();
-    let idx = this.indexes.get(f);
+    this.aux ??= {};
+    const indexes = (this.aux.indexes ??= new Map());
+    let idx = indexes.get(f);
     if (idx) return idx;
     idx = { whole: false, groups: new Map(), inputs: new Map(), wholeGroups: [] };
-    for (const r of this.inputs) {
-      if (r.field !== f) continue;
-      if (r.path.length === 0) idx.whole = true;
-      else push(idx.inputs, r.path[0], r);
+    for (let i = 0; i < this.locs.length; i++) {
+      const at = this.locs[i] as Location;
+      if (at.field !== f) continue;
+      if (at.path.length === 0) idx.whole = true;
+      else push(idx.inputs, at.path[0], i);
     }
     for (const g of this.groups) {
       if (!g.fields.includes(f)) continue;
@@ -203,30 +207,30 @@ export class DepSet {
       if (keys === undefined) idx.wholeGroups.push(g);
       else for (const k of keys) push(idx.groups, k, g);
     }
-    this.indexes.set(f, idx);
+    indexes.set(f, idx);
     return idx;
   }
 
   /** The first-level keys of Map field `f` read here and in the groups; undefined: read whole. */
   keysRead(f: string): Iterable<unknown> | undefined {
-    if (this.inputs.length + this.groups.length > INDEX_ABOVE) {
+    if (this.locs.length + this.groups.length > INDEX_ABOVE) {
       const idx = this.keyIndex(f);
       if (idx.whole || idx.wholeGroups.length > 0) return undefined;
       return new Set([...idx.inputs.keys(), ...idx.groups.keys()]);
     }
-    if (this.keysCache?.field === f) return this.keysCache.keys;
+    if (this.aux?.keys?.field === f) return this.aux.keys.keys;
     const keys = this.collectKeys(f);
     const out = keys && [...keys];
-    this.keysCache = { field: f, keys: out };
+    (this.aux ??= {}).keys = { field: f, keys: out };
     return out;
   }
 
   private collectKeys(f: string): Set<unknown> | undefined {
     const out = new Set<unknown>();
-    for (const r of this.inputs) {
-      if (r.field !== f) continue;
-      if (r.path.length === 0) return undefined;
-      out.add(r.path[0]);
+    for (const at of this.locs) {
+      if (at.field !== f) continue;
+      if (at.path.length === 0) return undefined;
+      out.add(at.path[0]);
     }
     for (const g of this.groups) {
       if (!g.fields.includes(f)) continue;
@@ -237,21 +241,9 @@ export class DepSet {
     return out;
   }
 
-  private deepFacets?: readonly (readonly [string, string])[];
-
-  /** Every facet in this set and its groups (for a proxy-facet match); made once per set. */
-  allFacets(): readonly (readonly [string, string])[] {
-    if (this.deepFacets) return this.deepFacets;
-    let out: Map<string, string> | undefined;
-    for (const g of this.groups) {
-      for (const [f, v] of g.allFacets()) {
-        if (out ? out.has(f) : this.facets.some(([n]) => n === f)) continue;
-        out ??= new Map(this.facets);
-        out.set(f, v);
-      }
-    }
-    this.deepFacets = out ? [...out] : this.facets;
-    return this.deepFacets;
+  /** Every facet in this set and its groups (for a proxy-facet match). */
+  allFacets(): readonly FacetPair[] {
+    return this.facets;
   }
 
   /** This set was just made from reads of `snap` (or proven to hold there): it holds in `snap`. */
@@ -268,9 +260,9 @@ function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   else m.set(k, [v]);
 }
 
-export function readInput(snap: MeshSnapshot, r: InputRead): unknown {
-  let v = (snap as unknown as Record<string, unknown>)[r.field];
-  for (const k of r.path) v = v instanceof Map ? (v as ReadonlyMap<unknown, unknown>).get(k) : undefined;
+export function readInput(snap: MeshSnapshot, at: Location): unknown {
+  let v = (snap as unknown as Record<string, unknown>)[at.field];
+  for (const k of at.path) v = v instanceof Map ? (v as ReadonlyMap<unknown, unknown>).get(k) : undefined;
   return v;
 }
 
@@ -294,18 +286,61 @@ export class Location {
   }
 }
 
+/**
+ * Equal facet pairs, facet lists and field lists of the sets made by one tracker, as one object
+ * each. Forgotten from time to time (`clear`): sharing saves memory, it is never needed for
+ * correctness.
+ */
+class Interner {
+  private pairs = new Map<string, Map<string, FacetPair>>();
+  private facetLists = new Map<string, readonly FacetPair[]>();
+  private fieldLists = new Map<string, readonly string[]>();
+
+  pair(name: string, value: string): FacetPair {
+    let byValue = this.pairs.get(name);
+    if (!byValue) this.pairs.set(name, (byValue = new Map()));
+    let p = byValue.get(value);
+    if (!p) byValue.set(value, (p = Object.freeze([name, value] as const)));
+    return p;
+  }
+
+  facets(list: FacetPair[]): readonly FacetPair[] {
+    if (list.length === 0) return NO_FACETS;
+    let key = '';
+    for (const [n, v] of list) key += `${n}\0${v}\0`;
+    let out = this.facetLists.get(key);
+    if (!out) this.facetLists.set(key, (out = Object.freeze(list)));
+    return out;
+  }
+
+  fields(set: ReadonlySet<string>): readonly string[] {
+    const key = [...set].join('\0');
+    let out = this.fieldLists.get(key);
+    if (!out) this.fieldLists.set(key, (out = Object.freeze([...set])));
+    return out;
+  }
+
+  clear(): void {
+    this.pairs = new Map();
+    this.facetLists = new Map();
+    this.fieldLists = new Map();
+  }
+}
+
 /** The reads of one computation while it runs. */
 export class Frame {
-  private readonly inputs = new Map<Location, InputRead>();
+  private readonly inputs = new Map<Location, unknown>();
   private readonly groups = new Set<DepSet>();
   private readonly facets = new Map<string, string>();
 
+  constructor(private readonly interner: Interner) {}
+
   readInput(at: Location, value: unknown): void {
-    if (!this.inputs.has(at)) this.inputs.set(at, { field: at.field, path: at.path, value });
+    if (!this.inputs.has(at)) this.inputs.set(at, value);
   }
 
   addGroup(g: DepSet): void {
-    if (g.inputs.length === 0 && g.groups.length === 0 && g.facets.length === 0) return;
+    if (g.locs.length === 0 && g.groups.length === 0 && g.facets.length === 0) return;
     this.groups.add(g);
   }
 
@@ -314,15 +349,37 @@ export class Frame {
   }
 
   close(): DepSet {
-    return new DepSet([...this.inputs.values()], [...this.groups], [...this.facets]);
+    const it = this.interner;
+    const groups = this.groups.size > 0 ? [...this.groups] : NO_GROUPS;
+    // Facets here first, then the groups' in order, each facet once.
+    const facets: FacetPair[] = [];
+    for (const [n, v] of this.facets) facets.push(it.pair(n, v));
+    for (const g of groups) {
+      for (const p of g.facets) {
+        if (this.facets.has(p[0])) continue;
+        this.facets.set(p[0], p[1]);
+        facets.push(p);
+      }
+    }
+    const fields = new Set<string>();
+    for (const at of this.inputs.keys()) fields.add(at.field);
+    for (const g of groups) for (const f of g.fields) fields.add(f);
+    const n = this.inputs.size;
+    return new DepSet(n > 0 ? [...this.inputs.keys()] : NO_LOCATIONS, n > 0 ? [...this.inputs.values()] : NO_VALUES, groups, it.facets(facets), it.fields(fields));
   }
 }
 
 /** The stack of running computations; reads go to the innermost. One per engine, never global. */
 export class Tracker {
   private readonly stack: Frame[] = [];
+  private readonly interner = new Interner();
   /** The snapshot tracked reads read: a set made by a run holds in it by construction. */
   snapshot?: MeshSnapshot;
+
+  /** Forgets which equal lists were shared (so values no longer read do not pile up). */
+  forgetShared(): void {
+    this.interner.clear();
+  }
 
   get current(): Frame | undefined {
     return this.stack[this.stack.length - 1];
@@ -330,7 +387,7 @@ export class Tracker {
 
   /** Runs `fn` in a new frame and returns its result with what it read. */
   run<T>(fn: () => T): { value: T; deps: DepSet } {
-    const frame = new Frame();
+    const frame = new Frame(this.interner);
     this.stack.push(frame);
     try {
       const value = fn();

@@ -170,6 +170,7 @@ export class ConfigEngine implements XdsWatcher {
       if (r.envoyFilters?.some((ef) => !hasEnvoyFilter(snap, ef))) this.rejections.delete(key);
     }
     if (this.seq % PRUNE_EVERY === 0) {
+      this.tracker.forgetShared();
       this.parts.prune(this.seq - PRUNE_EVERY);
       this.builds.prune(this.seq - PRUNE_EVERY);
       this.shared.prune(this.seq - PRUNE_EVERY);
