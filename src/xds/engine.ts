@@ -261,11 +261,9 @@ export class ConfigEngine implements XdsWatcher {
       if (!next) node.next.set(v, (next = { next: new WeakMap() }));
       node = next;
     }
-    if (!node.map) {
-      const merged = new Map<string, EncodedResource>();
-      for (const v of values) for (const [n, r] of v) merged.set(n, r);
-      node.map = merged;
-    }
+    // A view, not a copy: a sidecar's clusters are its namespace's outbound ones (shared) and its
+    // own inbound ones, so a copy would hold the shared thousand entries again per workload.
+    if (!node.map) node.map = new MergedParts(values);
     return node.map;
   }
 
@@ -563,6 +561,76 @@ export class ConfigEngine implements XdsWatcher {
 function hasEnvoyFilter(snap: MeshSnapshot, key: string): boolean {
   const slash = key.indexOf('/');
   return (snap.envoyFilters.get(key.slice(0, slash)) ?? []).some((f) => f.key === key);
+}
+
+/**
+ * Part values read as one map without copying them: what a map filled with each part in turn
+ * would hold (a later part's entry wins a name; the order is that of the first part that has it).
+ */
+export class MergedParts implements ReadonlyMap<string, EncodedResource> {
+  private readonly parts: readonly PartValue[];
+  readonly size: number;
+  /** Whether some name is in more than one part (then a later part's entry wins it). */
+  private readonly overlap: boolean;
+
+  constructor(values: readonly PartValue[]) {
+    this.parts = Object.freeze([...values]);
+    let size = 0;
+    for (let i = 0; i < values.length; i++) for (const n of (values[i] as PartValue).keys()) if (!this.inEarlier(n, i)) size++;
+    this.size = size;
+    this.overlap = size !== values.reduce((s, v) => s + v.size, 0);
+  }
+
+  private inEarlier(name: string, i: number): boolean {
+    for (let j = 0; j < i; j++) if ((this.parts[j] as PartValue).has(name)) return true;
+    return false;
+  }
+
+  get(name: string): EncodedResource | undefined {
+    for (let i = this.parts.length - 1; i >= 0; i--) {
+      const r = (this.parts[i] as PartValue).get(name);
+      if (r !== undefined) return r;
+    }
+    return undefined;
+  }
+
+  has(name: string): boolean {
+    return this.parts.some((v) => v.has(name));
+  }
+
+  *entries(): MapIterator<[string, EncodedResource]> {
+    if (!this.overlap) {
+      for (const v of this.parts) yield* v.entries();
+      return;
+    }
+    for (let i = 0; i < this.parts.length; i++) {
+      for (const n of (this.parts[i] as PartValue).keys()) if (!this.inEarlier(n, i)) yield [n, this.get(n) as EncodedResource];
+    }
+  }
+
+  *keys(): MapIterator<string> {
+    if (!this.overlap) {
+      for (const v of this.parts) yield* v.keys();
+      return;
+    }
+    for (const [n] of this.entries()) yield n;
+  }
+
+  *values(): MapIterator<EncodedResource> {
+    if (!this.overlap) {
+      for (const v of this.parts) yield* v.values();
+      return;
+    }
+    for (const [, r] of this.entries()) yield r;
+  }
+
+  [Symbol.iterator](): MapIterator<[string, EncodedResource]> {
+    return this.entries();
+  }
+
+  forEach(fn: (value: EncodedResource, key: string, map: ReadonlyMap<string, EncodedResource>) => void, thisArg?: unknown): void {
+    for (const [n, r] of this.entries()) fn.call(thisArg, r, n, this);
+  }
 }
 
 /** `next`, or `prev` when it holds exactly the same entries (so identity says "unchanged"). */
