@@ -1,11 +1,15 @@
 /**
  * What the push engine keeps, in the shapes chosen to keep it small: a proxy's resource set made
- * of several parts is a view over them, read exactly as a map filled part by part.
+ * of several parts is a view over them, read exactly as a map filled part by part; variants share
+ * what they read; encoded contents are found while in use and kept, beyond that, up to a bound.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import type { EncodedResource } from '../src/xds/cache';
 import { MergedParts } from '../src/xds/engine';
+import { ContentCache } from '../src/xds/content-cache';
 import { DepSet, Revision } from '../src/incr/deps';
 import { Slots } from '../src/incr/slots';
 import { ProxyFacets } from '../src/incr/views';
@@ -131,4 +135,51 @@ test('slots: a variant per set of facet values read, shared by proxies that agre
   slots.prune(4);
   assert.equal(slots.stats().variants, 0);
   assert.equal(slots.stats().slots, 0, 'an empty slot goes too');
+});
+
+/** The garbage collector, for the tests that need collected objects gone. */
+function collector(): () => Promise<void> {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  // Finalisation callbacks run in a later task, after the collection.
+  return async () => {
+    gc();
+    await new Promise((r) => setTimeout(r, 10));
+    gc();
+    await new Promise((r) => setTimeout(r, 10));
+  };
+}
+
+test('content cache: contents in use are found whatever the bound; beyond it, only the most recent unused ones stay', async () => {
+  const gc = collector();
+  const content = (n: number): { bytes: Uint8Array } => ({ bytes: new Uint8Array(n) });
+  const cache = new ContentCache<{ bytes: Uint8Array }>({ maxBytes: 3000, maxEntries: 100, sizeOf: (v) => v.bytes.length });
+  // In use: held here, as a served set holds its resources.
+  const inUse = content(2000);
+  cache.set('used', inUse);
+  for (let i = 0; i < 5; i++) cache.set(`old-${i}`, content(1000));
+  assert.equal(cache.get('used'), inUse, 'found, though more recent contents filled the bound');
+  assert.ok(cache.held().bytes <= 3000);
+  await gc();
+  assert.equal(cache.get('used'), inUse);
+  assert.ok(cache.get('old-4'), 'the most recent unused content is still held');
+  assert.equal(cache.get('old-0'), undefined, 'an older unused one is gone');
+  assert.equal(cache.size, 4, 'the keys of collected contents go too (used, old-2..4)');
+  // A key given to a new content after its old one was dropped keeps the new one.
+  const again = content(10);
+  cache.set('old-0', again);
+  await gc();
+  assert.equal(cache.get('old-0'), again);
+});
+
+test('content cache: a bound of 0 keeps only contents in use', async () => {
+  const gc = collector();
+  const cache = new ContentCache<{ bytes: Uint8Array }>({ maxBytes: 0, maxEntries: 100, sizeOf: (v) => v.bytes.length });
+  const kept = { bytes: new Uint8Array(1) };
+  cache.set('a', kept);
+  cache.set('b', { bytes: new Uint8Array(1) });
+  await gc();
+  assert.equal(cache.get('a'), kept);
+  assert.equal(cache.get('b'), undefined);
+  assert.equal(cache.size, 1);
 });

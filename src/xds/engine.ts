@@ -11,7 +11,6 @@
  * - A resource that fails its checks keeps its last good version being served.
  */
 import { createHash } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { type Part, partsFor } from '../generate/parts';
 import type { Composite, GenerateContext, PatchedBy, ProtoObject, Resource } from '../generate/types';
@@ -24,6 +23,7 @@ import type { EncodedResource, RejectedResource, ResourceChecker } from './cache
 import type { EnvoyProtos, TypeUrl } from './protos';
 import { REFERENCED, gate, hasMissingRefs, referencesOf } from './gate';
 import { concatRepeated } from './composite';
+import { ContentCache } from './content-cache';
 import type { RuleViolation } from './validate-rules';
 
 /** The resources of one type a proxy gets now. The same object while nothing in it changed. */
@@ -84,7 +84,11 @@ export interface EngineOptions {
   protos: EnvoyProtos;
   checker?: ResourceChecker;
   log?: Logger;
-  /** Distinct encoded contents kept for sharing, by count and by bytes (not correctness bounds). */
+  /**
+   * Encoded contents in use are always found again by content; besides those, the most recently
+   * made are held, up to this many and this many bytes per cache (resources, virtual hosts), so
+   * a content a change brings back is not validated again. Not correctness bounds.
+   */
   maxContents?: number;
   maxContentBytes?: number;
   /**
@@ -105,6 +109,9 @@ export interface EngineStats {
 
 const EMPTY: PartValue = new Map();
 
+/** Bytes of recently made contents held per content cache, in use or not (meshd's --content-cache-bytes). */
+export const DEFAULT_CONTENT_BYTES = 16 * 1024 * 1024;
+
 interface MergeNode {
   next: WeakMap<PartValue, MergeNode>;
   map?: PartValue;
@@ -120,7 +127,7 @@ export class ConfigEngine implements XdsWatcher {
   private readonly shared = new Slots<ResourceValue>();
   /** Entries of composite resources (virtual hosts), and their checks by content. */
   private readonly items = new Slots<ItemValue>();
-  private readonly checkedItems: LRUCache<string, ItemValue>;
+  private readonly checkedItems: ContentCache<ItemValue>;
   private readonly ids = new WeakMap<object, number>();
   private readonly nameKeys = new WeakMap<ReadonlySet<string>, string>();
   /** Merged part values, by the values in order (a trie of weak maps). */
@@ -132,7 +139,7 @@ export class ConfigEngine implements XdsWatcher {
   /** How a named part's value was made: its names and the resource variants, for the next round. */
   private readonly named = new WeakMap<PartValue, { names: readonly string[]; namesDeps: DepSet; entries: ReadonlyMap<string, Variant<ResourceValue>> }>();
   private nextId = 0;
-  private readonly contents: LRUCache<string, EncodedResource | RejectedResource>;
+  private readonly contents: ContentCache<EncodedResource | RejectedResource>;
   private readonly rejections = new Map<string, RejectedResource>();
   private snap?: MeshSnapshot;
   private rev?: Revision;
@@ -142,15 +149,15 @@ export class ConfigEngine implements XdsWatcher {
   private reused = 0;
 
   constructor(private readonly opts: EngineOptions) {
-    // Bounded by bytes too: superseded contents (old route tables) must not pile up; an evicted
-    // entry only costs a re-check the next time the same content is built.
+    // Superseded contents (old route tables) must not pile up: beyond the ones in use, only the
+    // most recent are held; a dropped one only costs a re-check the next time it is built.
     const bounds = {
-      max: opts.maxContents ?? 200_000,
-      maxSize: opts.maxContentBytes ?? 128 * 1024 * 1024,
-      sizeCalculation: (v: object) => ('bytes' in v && v.bytes instanceof Uint8Array ? v.bytes.length : 0) + 64,
+      maxEntries: opts.maxContents ?? 200_000,
+      maxBytes: opts.maxContentBytes ?? DEFAULT_CONTENT_BYTES,
+      sizeOf: (v: object) => ('bytes' in v && v.bytes instanceof Uint8Array ? v.bytes.length : 0) + 64,
     };
-    this.contents = new LRUCache<string, EncodedResource | RejectedResource>(bounds);
-    this.checkedItems = new LRUCache<string, ItemValue>(bounds);
+    this.contents = new ContentCache<EncodedResource | RejectedResource>(bounds);
+    this.checkedItems = new ContentCache<ItemValue>(bounds);
   }
 
   /**
@@ -519,7 +526,7 @@ export class ConfigEngine implements XdsWatcher {
   private encodeChecked<V extends object>(
     type: string,
     body: object,
-    cache: LRUCache<string, V>,
+    cache: ContentCache<V>,
     make: (bytes: Uint8Array, hash: string, errors: readonly RuleViolation[]) => V,
     failed: (message: string) => V,
   ): V {
@@ -534,7 +541,7 @@ export class ConfigEngine implements XdsWatcher {
   }
 
   /** One entry per content key: the first computes it, the rest reuse it (and are counted). */
-  private remember<V extends object>(cache: LRUCache<string, V>, key: string, compute: () => V): V {
+  private remember<V extends object>(cache: ContentCache<V>, key: string, compute: () => V): V {
     const known = cache.get(key);
     if (known) {
       this.reused++;
