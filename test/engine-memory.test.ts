@@ -10,6 +10,8 @@ import * as vm from 'node:vm';
 import type { EncodedResource } from '../src/xds/cache';
 import { MergedParts } from '../src/xds/engine';
 import { ContentCache } from '../src/xds/content-cache';
+import { TypeUrl } from '../src/xds/protos';
+import { WireCache } from '../src/xds/wire';
 import { DepSet, Revision } from '../src/incr/deps';
 import { Slots } from '../src/incr/slots';
 import { ProxyFacets } from '../src/incr/views';
@@ -182,4 +184,29 @@ test('content cache: a bound of 0 keeps only contents in use', async () => {
   assert.equal(cache.get('a'), kept);
   assert.equal(cache.get('b'), undefined);
   assert.equal(cache.size, 1);
+});
+
+test("a set read from parts is sent as its parts' kept lists one after another, and keeps no list of its own", () => {
+  const wire = new WireCache();
+  const outbound = new Map([
+    ['a', r('a')],
+    ['b', r('b')],
+  ]);
+  const inbound = new Map([['c', r('c')]]);
+  const view = new MergedParts([outbound, inbound]);
+  const whole = wire.whole(view, TypeUrl.Cluster);
+  const plain = wire.whole(new Map([...outbound, ...inbound]), TypeUrl.Cluster);
+  assert.deepEqual(whole.resources, plain.resources);
+  assert.deepEqual(whole.anys, plain.anys);
+  assert.deepEqual(whole.lists, [wire.whole(outbound, TypeUrl.Cluster).resources, wire.whole(inbound, TypeUrl.Cluster).resources]);
+  assert.equal(whole.lists?.[0], wire.whole(outbound, TypeUrl.Cluster).resources, "the part's list is kept and shared");
+  assert.notEqual(wire.whole(view, TypeUrl.Cluster).resources, whole.resources, 'the set’s own list is made when asked for');
+  // Parts that share a name are merged as a map would be, and then the set has its list kept.
+  const overlapping = new MergedParts([outbound, new Map([['a', r('a', '2')]])]);
+  const w2 = wire.whole(overlapping, TypeUrl.Cluster);
+  assert.equal(w2.lists, undefined);
+  assert.deepEqual(
+    w2.resources.map((x) => x.hash),
+    ['a2', 'b'],
+  );
 });

@@ -19,7 +19,7 @@ import type { MeshSnapshot } from '../model/snapshot';
 import { type DepSet, Revision, Tracker } from '../incr/deps';
 import { type SlotStats, Slots, type Variant } from '../incr/slots';
 import { ProxyFacets, trackedProxy, trackedSnapshot } from '../incr/views';
-import type { EncodedResource, RejectedResource, ResourceChecker } from './cache';
+import { type EncodedResource, PARTS, type RejectedResource, type ResourceChecker } from './cache';
 import type { EnvoyProtos, TypeUrl } from './protos';
 import { REFERENCED, gate, hasMissingRefs, referencesOf } from './gate';
 import { concatRepeated } from './composite';
@@ -586,6 +586,11 @@ export class MergedParts implements ReadonlyMap<string, EncodedResource> {
     for (let i = 0; i < values.length; i++) for (const n of (values[i] as PartValue).keys()) if (!this.inEarlier(n, i)) size++;
     this.size = size;
     this.overlap = size !== values.reduce((s, v) => s + v.size, 0);
+  }
+
+  /** The parts, when no name is in two of them (so the set is each part in turn). */
+  get [PARTS](): readonly PartValue[] | undefined {
+    return this.overlap ? undefined : this.parts;
   }
 
   private inEarlier(name: string, i: number): boolean {

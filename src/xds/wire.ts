@@ -7,7 +7,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import * as protobuf from 'protobufjs';
-import type { EncodedResource } from './cache';
+import { type EncodedResource, PARTS } from './cache';
 
 export const RAW = Symbol('raw protobuf bytes');
 
@@ -45,6 +45,14 @@ export function controlPlaneMsg(identifier: string): ControlPlaneMsg {
   return m;
 }
 
+/** A whole set's resources and wrappers, in order. */
+export interface Whole {
+  readonly resources: readonly EncodedResource[];
+  readonly anys: readonly AnyMsg[];
+  /** When `resources` is these kept lists one after another (a set read from parts). */
+  readonly lists?: readonly (readonly EncodedResource[])[];
+}
+
 /** The wrappers of encoded resources, made once per resource and type. */
 export class WireCache {
   // Per type: equal bytes of two types would otherwise share one wrapper.
@@ -57,12 +65,22 @@ export class WireCache {
     return w;
   }
 
-  private readonly wholes = new Map<string, WeakMap<ReadonlyMap<string, EncodedResource>, { resources: readonly EncodedResource[]; anys: readonly AnyMsg[] }>>();
+  private readonly wholes = new Map<string, WeakMap<ReadonlyMap<string, EncodedResource>, Whole>>();
 
-  /** Every resource of a set, and their wrappers, in the set's order: made once per set and type. */
-  whole(set: ReadonlyMap<string, EncodedResource>, typeUrl: string): { resources: readonly EncodedResource[]; anys: readonly AnyMsg[] } {
+  /**
+   * Every resource of a set, and their wrappers, in the set's order: made once per set and type.
+   * A set read from parts (a sidecar's clusters: its namespace's outbound ones and its own inbound
+   * ones) is made of its parts' lists, which are kept and shared; its own lists are made when
+   * asked for and not kept, so they are not held again per workload.
+   */
+  whole(set: ReadonlyMap<string, EncodedResource>, typeUrl: string): Whole {
     const wholes = this.of(this.wholes, typeUrl);
     let w = wholes.get(set);
+    const parts = w ? undefined : (set as { [PARTS]?: readonly ReadonlyMap<string, EncodedResource>[] })[PARTS];
+    if (parts && parts.length > 1) {
+      const of = parts.map((p) => this.whole(p, typeUrl));
+      return { resources: of.flatMap((x) => x.resources), anys: of.flatMap((x) => x.anys), lists: of.map((x) => x.resources) };
+    }
     if (!w) {
       const resources = Object.freeze([...set.values()]);
       w = { resources, anys: Object.freeze(resources.map((r) => this.any(r, typeUrl))) };
