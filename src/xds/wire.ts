@@ -79,7 +79,8 @@ export class WireCache {
     const parts = w ? undefined : (set as { [PARTS]?: readonly ReadonlyMap<string, EncodedResource>[] })[PARTS];
     if (parts && parts.length > 1) {
       const of = parts.map((p) => this.whole(p, typeUrl));
-      return { resources: of.flatMap((x) => x.resources), anys: of.flatMap((x) => x.anys), lists: of.map((x) => x.resources) };
+      const [first, ...rest] = of as [Whole, ...Whole[]];
+      return { resources: first.resources.concat(...rest.map((x) => x.resources)), anys: first.anys.concat(...rest.map((x) => x.anys)), lists: of.map((x) => x.resources) };
     }
     if (!w) {
       const resources = Object.freeze([...set.values()]);
