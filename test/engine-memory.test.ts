@@ -120,6 +120,9 @@ test('slots: a variant per set of facet values read, shared by proxies that agre
   assert.equal(b.facetNames, a1.facetNames);
   assert.equal(other.facetNames, a1.facetNames);
   assert.deepEqual(a1.facetNames, ['namespace']);
+  // So are the facets read, as the dependency records keep them.
+  assert.equal(other.deps.facets, a1.deps.facets);
+  assert.deepEqual(a1.deps.facets, [['namespace', 'string:a']]);
   assert.equal(slots.stats().variants, 4);
   // Variants not used since seq 2 go; the rest are found again, with their names still shared.
   slots.prune(2);
