@@ -44,6 +44,7 @@ interface CliOptions {
   domain: string;
   logLevel: string;
   validateResources: boolean;
+  contentCacheBytes: number;
   maxFileBytes: number;
   maxDocumentsPerFile: number;
   maxDepth: number;
@@ -225,6 +226,12 @@ export function program(): Command {
     .option('--domain <domain>', 'cluster DNS domain', DEFAULTS.domain)
     .option('--log-level <level>', 'trace, debug, info, warn, error', DEFAULTS.logLevel)
     .option('--no-validate-resources', 'skip the validate.rules check of generated resources')
+    .option(
+      '--content-cache-bytes <size>',
+      'bytes of recently built resources kept for reuse once no proxy uses them, per cache (resources, virtual hosts); 0 keeps only those in use',
+      bytes('--content-cache-bytes'),
+      DEFAULTS.contentCacheBytes,
+    )
     .option(
       '--debug-endpoint-auth <bool>',
       "istiod's ENABLE_DEBUG_ENDPOINT_AUTH: answer xDS debug types (istioctl proxy-status) only to an identity verified over TLS; false also answers them on the plaintext port",

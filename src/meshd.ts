@@ -204,7 +204,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
   const log = input.logger ?? meshdLogger(opts.logLevel);
   const protos = new EnvoyProtos();
   const metrics = new XdsMetrics();
-  const engineOptions = { protos, checker: opts.validateResources ? new ResourceValidator(protos) : undefined, log };
+  const engineOptions = { protos, checker: opts.validateResources ? new ResourceValidator(protos) : undefined, log, maxContentBytes: opts.contentCacheBytes };
   const engine = new ConfigEngine(engineOptions);
   let current: MeshSnapshot | undefined;
   let sequence = 0;

@@ -30,6 +30,11 @@ export interface MeshdOptions {
   debounceMaxMs: number;
   /** Check every generated resource against Envoy's validate.rules before serving it. */
   validateResources: boolean;
+  /**
+   * Bytes of recently built resource contents kept for reuse after no proxy uses them, per
+   * content cache (resources, virtual hosts); contents in use are found again whatever this is.
+   */
+  contentCacheBytes: number;
   /** HTTPS admission webhooks (injection, validation) as istiod serves them on 15017; -1 disables. */
   webhookPort: number;
   /** Extra DNS names of the webhook serving certificate (istiod's ISTIOD_CUSTOM_HOST). */
@@ -116,6 +121,7 @@ export const DEFAULTS: Omit<MeshdOptions, 'configDir' | 'kubeconfig' | 'inCluste
   debounceQuietMs: 100,
   debounceMaxMs: 10_000,
   validateResources: true,
+  contentCacheBytes: 16 * 1024 * 1024,
   // Off for embedders and tests; the command line turns it on at 15017 as istiod.
   webhookPort: -1,
   customHosts: [],
@@ -178,6 +184,9 @@ export function withDefaults(o: MeshdOptionsInput): MeshdOptions {
   const { workloadCertTtlSeconds: ttl, maxWorkloadCertTtlSeconds: maxTtl } = merged;
   if (!Number.isInteger(ttl) || ttl <= 0 || !Number.isInteger(maxTtl) || maxTtl < ttl) {
     throw new Error(`--workload-cert-ttl ${ttl}s and --max-workload-cert-ttl ${maxTtl}s: both must be positive, and the default no longer than the maximum`);
+  }
+  if (!Number.isSafeInteger(merged.contentCacheBytes) || merged.contentCacheBytes < 0) {
+    throw new Error(`--content-cache-bytes: ${merged.contentCacheBytes} is not a size in bytes (0 or more)`);
   }
   if (!Number.isInteger(merged.caSignWorkers) || merged.caSignWorkers < 0 || merged.caSignWorkers > 64) {
     throw new Error(`--ca-sign-workers: ${merged.caSignWorkers} is not a worker count (0-64)`);

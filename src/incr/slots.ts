@@ -4,7 +4,7 @@
  * facet values the computation read. A variant is reused for a proxy whose facets match and while
  * its snapshot reads still hold; otherwise it is computed again.
  */
-import type { DepSet, Revision } from './deps';
+import { DepSet, type Revision } from './deps';
 import type { ProxyFacets } from './views';
 
 export interface Variant<V> {
@@ -17,33 +17,69 @@ export interface Variant<V> {
   lastUsed: number;
 }
 
+/**
+ * The variants of one slot that read the same facet names, by the values they saw. Most hold one
+ * variant (a resource every proxy builds alike), so a map is made only for a second one.
+ */
+interface Index<V> {
+  readonly names: readonly string[];
+  readonly sig: string;
+  one?: Variant<V>;
+  many?: Map<string, Variant<V>>;
+}
+
 /** One slot: variants indexed by the set of facet names read, then by their values. */
 class Slot<V> {
-  readonly byNames = new Map<string, { names: readonly string[]; byValues: Map<string, Variant<V>> }>();
+  /** Few per slot (usually one), so a list rather than a map. */
+  readonly indexes: Index<V>[] = [];
 
   find(facets: ProxyFacets): Variant<V> | undefined {
-    for (const { names, byValues } of this.byNames.values()) {
-      const v = byValues.get(valuesOf(facets, names));
-      if (v) return v;
+    for (const idx of this.indexes) {
+      const values = valuesOf(facets, idx.names);
+      const v = idx.many ? idx.many.get(values) : idx.one;
+      if (v && v.facetValues === values) return v;
     }
     return undefined;
   }
 
-  add(v: Variant<V>): void {
-    const sig = v.facetNames.join('\0');
-    let idx = this.byNames.get(sig);
-    if (!idx) this.byNames.set(sig, (idx = { names: v.facetNames, byValues: new Map() }));
-    idx.byValues.set(v.facetValues, v);
+  index(names: readonly string[], sig: string): Index<V> {
+    let idx = this.indexes.find((i) => i.sig === sig);
+    if (!idx) this.indexes.push((idx = { names, sig }));
+    return idx;
+  }
+
+  add(idx: Index<V>, v: Variant<V>): void {
+    if (idx.many) idx.many.set(v.facetValues, v);
+    else if (!idx.one || idx.one.facetValues === v.facetValues) idx.one = v;
+    else {
+      idx.many = new Map([
+        [idx.one.facetValues, idx.one],
+        [v.facetValues, v],
+      ]);
+      idx.one = undefined;
+    }
   }
 
   remove(v: Variant<V>): void {
-    const idx = this.byNames.get(v.facetNames.join('\0'));
-    if (idx?.byValues.get(v.facetValues) === v) idx.byValues.delete(v.facetValues);
-    if (idx && idx.byValues.size === 0) this.byNames.delete(v.facetNames.join('\0'));
+    const at = this.indexes.findIndex((i) => i.names === v.facetNames || i.sig === v.facetNames.map((n) => n + '\0').join(''));
+    const idx = this.indexes[at];
+    if (!idx) return;
+    if (idx.many) {
+      if (idx.many.get(v.facetValues) === v) idx.many.delete(v.facetValues);
+      if (idx.many.size === 0) idx.many = undefined;
+    } else if (idx.one === v) idx.one = undefined;
+    if (!idx.one && !idx.many) this.indexes.splice(at, 1);
+  }
+
+  *variants(): IterableIterator<Variant<V>> {
+    for (const idx of this.indexes) {
+      if (idx.one) yield idx.one;
+      if (idx.many) yield* idx.many.values();
+    }
   }
 
   get empty(): boolean {
-    return this.byNames.size === 0;
+    return this.indexes.length === 0;
   }
 }
 
@@ -52,6 +88,8 @@ function valuesOf(facets: ProxyFacets, names: readonly string[]): string {
   for (const n of names) s += facets.get(n) + '\0';
   return s;
 }
+
+const NONE: readonly never[] = [];
 
 export interface SlotStats {
   slots: number;
@@ -62,6 +100,11 @@ export interface SlotStats {
 
 export class Slots<V> {
   private readonly slots = new Map<string, Slot<V>>();
+  /** Facet-name lists by their joined names, and facet-value strings: one object per distinct one. */
+  private readonly names = new Map<string, readonly string[]>();
+  private readonly strings = new Map<string, string>();
+  /** Facet lists read (as DepSet keeps them), by their pairs: one list per distinct one. */
+  private readonly facetLists = new Map<string, readonly (readonly [string, string])[]>();
   private hits = 0;
   private computed = 0;
 
@@ -81,24 +124,70 @@ export class Slots<V> {
     }
     if (found) slot.remove(found);
     this.computed++;
-    const { value, deps } = compute(found);
+    const computed = compute(found);
+    const value = computed.value;
+    const deps = this.compact(computed.deps);
     const read = deps.allFacets();
-    const v: Variant<V> = { deps, value, facetNames: read.map(([n]) => n), facetValues: read.map(([, val]) => val + '\0').join(''), lastUsed: seq };
-    slot.add(v);
+    let sig = '';
+    let values = '';
+    for (const [n, val] of read) {
+      sig += n + '\0';
+      values += val + '\0';
+    }
+    // The names read, and the values seen, are shared by every variant that read the same: one
+    // array and one string each, not one per variant.
+    let names = this.names.get(sig);
+    if (!names) this.names.set(sig, (names = Object.freeze(read.map(([n]) => n))));
+    const idx = slot.index(names, sig);
+    const v: Variant<V> = { deps, value, facetNames: idx.names, facetValues: this.intern(values), lastUsed: seq };
+    slot.add(idx, v);
     return v;
+  }
+
+  /**
+   * The same reads, kept in less: the facet list is one shared by every result that read the
+   * same facets (a pair of arrays per read and per result before), and empty lists are one.
+   */
+  private compact(d: DepSet): DepSet {
+    let facets = d.facets;
+    if (facets.length > 0) {
+      let key = '';
+      for (const [n, v] of facets) key += `${n}\0${v}\0`;
+      const known = this.facetLists.get(key);
+      if (known) facets = known;
+      else this.facetLists.set(key, (facets = facets.map(([n, v]) => [n, v] as const)));
+    } else facets = NONE;
+    if (facets === d.facets && d.inputs.length > 0 && d.groups.length > 0) return d;
+    return new DepSet(d.inputs.length > 0 ? d.inputs : NONE, d.groups.length > 0 ? d.groups : NONE, facets);
+  }
+
+  private intern(s: string): string {
+    const known = this.strings.get(s);
+    if (known !== undefined) return known;
+    this.strings.set(s, s);
+    return s;
   }
 
   /** Drops variants not used since snapshot `minSeq`. */
   prune(minSeq: number): void {
+    // The shared names and values are kept while a variant uses them.
+    this.names.clear();
+    this.strings.clear();
+    // Lists of facets are shared again from here on (older results keep theirs until they go).
+    this.facetLists.clear();
     for (const [key, slot] of this.slots) {
-      for (const idx of [...slot.byNames.values()]) for (const v of [...idx.byValues.values()]) if (v.lastUsed < minSeq) slot.remove(v);
+      for (const v of [...slot.variants()]) {
+        if (v.lastUsed < minSeq) slot.remove(v);
+        else this.intern(v.facetValues);
+      }
+      for (const idx of slot.indexes) this.names.set(idx.sig, idx.names);
       if (slot.empty) this.slots.delete(key);
     }
   }
 
   stats(): SlotStats {
     let variants = 0;
-    for (const s of this.slots.values()) for (const idx of s.byNames.values()) variants += idx.byValues.size;
+    for (const s of this.slots.values()) for (const idx of s.indexes) variants += idx.many ? idx.many.size : idx.one ? 1 : 0;
     return { slots: this.slots.size, variants, hits: this.hits, computed: this.computed };
   }
 }

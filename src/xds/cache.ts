@@ -11,6 +11,13 @@ export interface EncodedResource {
   refs?: readonly string[];
 }
 
+/**
+ * On a resource map read from other maps in turn without copying them (no name in two of them):
+ * those maps, so what is made per map (the wire wrappers of a whole set) is shared by every set
+ * made of it.
+ */
+export const PARTS = Symbol('the disjoint maps a resource map reads from');
+
 export interface RejectedResource {
   name: string;
   typeUrl: TypeUrl;

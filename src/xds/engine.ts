@@ -11,7 +11,6 @@
  * - A resource that fails its checks keeps its last good version being served.
  */
 import { createHash } from 'node:crypto';
-import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import { type Part, partsFor } from '../generate/parts';
 import type { Composite, GenerateContext, PatchedBy, ProtoObject, Resource } from '../generate/types';
@@ -20,10 +19,11 @@ import type { MeshSnapshot } from '../model/snapshot';
 import { type DepSet, Revision, Tracker } from '../incr/deps';
 import { type SlotStats, Slots, type Variant } from '../incr/slots';
 import { ProxyFacets, trackedProxy, trackedSnapshot } from '../incr/views';
-import type { EncodedResource, RejectedResource, ResourceChecker } from './cache';
+import { type EncodedResource, PARTS, type RejectedResource, type ResourceChecker } from './cache';
 import type { EnvoyProtos, TypeUrl } from './protos';
 import { REFERENCED, gate, hasMissingRefs, referencesOf } from './gate';
 import { concatRepeated } from './composite';
+import { ContentCache } from './content-cache';
 import type { RuleViolation } from './validate-rules';
 
 /** The resources of one type a proxy gets now. The same object while nothing in it changed. */
@@ -84,7 +84,11 @@ export interface EngineOptions {
   protos: EnvoyProtos;
   checker?: ResourceChecker;
   log?: Logger;
-  /** Distinct encoded contents kept for sharing, by count and by bytes (not correctness bounds). */
+  /**
+   * Encoded contents in use are always found again by content; besides those, the most recently
+   * made are held, up to this many and this many bytes per cache (resources, virtual hosts), so
+   * a content a change brings back is not validated again. Not correctness bounds.
+   */
   maxContents?: number;
   maxContentBytes?: number;
   /**
@@ -105,6 +109,9 @@ export interface EngineStats {
 
 const EMPTY: PartValue = new Map();
 
+/** Bytes of recently made contents held per content cache, in use or not (meshd's --content-cache-bytes). */
+export const DEFAULT_CONTENT_BYTES = 16 * 1024 * 1024;
+
 interface MergeNode {
   next: WeakMap<PartValue, MergeNode>;
   map?: PartValue;
@@ -120,7 +127,7 @@ export class ConfigEngine implements XdsWatcher {
   private readonly shared = new Slots<ResourceValue>();
   /** Entries of composite resources (virtual hosts), and their checks by content. */
   private readonly items = new Slots<ItemValue>();
-  private readonly checkedItems: LRUCache<string, ItemValue>;
+  private readonly checkedItems: ContentCache<ItemValue>;
   private readonly ids = new WeakMap<object, number>();
   private readonly nameKeys = new WeakMap<ReadonlySet<string>, string>();
   /** Merged part values, by the values in order (a trie of weak maps). */
@@ -132,7 +139,7 @@ export class ConfigEngine implements XdsWatcher {
   /** How a named part's value was made: its names and the resource variants, for the next round. */
   private readonly named = new WeakMap<PartValue, { names: readonly string[]; namesDeps: DepSet; entries: ReadonlyMap<string, Variant<ResourceValue>> }>();
   private nextId = 0;
-  private readonly contents: LRUCache<string, EncodedResource | RejectedResource>;
+  private readonly contents: ContentCache<EncodedResource | RejectedResource>;
   private readonly rejections = new Map<string, RejectedResource>();
   private snap?: MeshSnapshot;
   private rev?: Revision;
@@ -142,15 +149,15 @@ export class ConfigEngine implements XdsWatcher {
   private reused = 0;
 
   constructor(private readonly opts: EngineOptions) {
-    // Bounded by bytes too: superseded contents (old route tables) must not pile up; an evicted
-    // entry only costs a re-check the next time the same content is built.
+    // Superseded contents (old route tables) must not pile up: beyond the ones in use, only the
+    // most recent are held; a dropped one only costs a re-check the next time it is built.
     const bounds = {
-      max: opts.maxContents ?? 200_000,
-      maxSize: opts.maxContentBytes ?? 128 * 1024 * 1024,
-      sizeCalculation: (v: object) => ('bytes' in v && v.bytes instanceof Uint8Array ? v.bytes.length : 0) + 64,
+      maxEntries: opts.maxContents ?? 200_000,
+      maxBytes: opts.maxContentBytes ?? DEFAULT_CONTENT_BYTES,
+      sizeOf: (v: object) => ('bytes' in v && v.bytes instanceof Uint8Array ? v.bytes.length : 0) + 64,
     };
-    this.contents = new LRUCache<string, EncodedResource | RejectedResource>(bounds);
-    this.checkedItems = new LRUCache<string, ItemValue>(bounds);
+    this.contents = new ContentCache<EncodedResource | RejectedResource>(bounds);
+    this.checkedItems = new ContentCache<ItemValue>(bounds);
   }
 
   /**
@@ -263,11 +270,9 @@ export class ConfigEngine implements XdsWatcher {
       if (!next) node.next.set(v, (next = { next: new WeakMap() }));
       node = next;
     }
-    if (!node.map) {
-      const merged = new Map<string, EncodedResource>();
-      for (const v of values) for (const [n, r] of v) merged.set(n, r);
-      node.map = merged;
-    }
+    // A view, not a copy: a sidecar's clusters are its namespace's outbound ones (shared) and its
+    // own inbound ones, so a copy would hold the shared thousand entries again per workload.
+    if (!node.map) node.map = new MergedParts(values);
     return node.map;
   }
 
@@ -531,7 +536,7 @@ export class ConfigEngine implements XdsWatcher {
   private encodeChecked<V extends object>(
     type: string,
     body: object,
-    cache: LRUCache<string, V>,
+    cache: ContentCache<V>,
     make: (bytes: Uint8Array, hash: string, errors: readonly RuleViolation[]) => V,
     failed: (message: string) => V,
   ): V {
@@ -546,7 +551,7 @@ export class ConfigEngine implements XdsWatcher {
   }
 
   /** One entry per content key: the first computes it, the rest reuse it (and are counted). */
-  private remember<V extends object>(cache: LRUCache<string, V>, key: string, compute: () => V): V {
+  private remember<V extends object>(cache: ContentCache<V>, key: string, compute: () => V): V {
     const known = cache.get(key);
     if (known) {
       this.reused++;
@@ -573,6 +578,81 @@ export class ConfigEngine implements XdsWatcher {
 function hasEnvoyFilter(snap: MeshSnapshot, key: string): boolean {
   const slash = key.indexOf('/');
   return (snap.envoyFilters.get(key.slice(0, slash)) ?? []).some((f) => f.key === key);
+}
+
+/**
+ * Part values read as one map without copying them: what a map filled with each part in turn
+ * would hold (a later part's entry wins a name; the order is that of the first part that has it).
+ */
+export class MergedParts implements ReadonlyMap<string, EncodedResource> {
+  private readonly parts: readonly PartValue[];
+  readonly size: number;
+  /** Whether some name is in more than one part (then a later part's entry wins it). */
+  private readonly overlap: boolean;
+
+  constructor(values: readonly PartValue[]) {
+    this.parts = Object.freeze([...values]);
+    let size = 0;
+    for (let i = 0; i < values.length; i++) for (const n of (values[i] as PartValue).keys()) if (!this.inEarlier(n, i)) size++;
+    this.size = size;
+    this.overlap = size !== values.reduce((s, v) => s + v.size, 0);
+  }
+
+  /** The parts, when no name is in two of them (so the set is each part in turn). */
+  get [PARTS](): readonly PartValue[] | undefined {
+    return this.overlap ? undefined : this.parts;
+  }
+
+  private inEarlier(name: string, i: number): boolean {
+    for (let j = 0; j < i; j++) if ((this.parts[j] as PartValue).has(name)) return true;
+    return false;
+  }
+
+  get(name: string): EncodedResource | undefined {
+    for (let i = this.parts.length - 1; i >= 0; i--) {
+      const r = (this.parts[i] as PartValue).get(name);
+      if (r !== undefined) return r;
+    }
+    return undefined;
+  }
+
+  has(name: string): boolean {
+    return this.parts.some((v) => v.has(name));
+  }
+
+  *entries(): MapIterator<[string, EncodedResource]> {
+    if (!this.overlap) {
+      for (const v of this.parts) yield* v.entries();
+      return;
+    }
+    for (let i = 0; i < this.parts.length; i++) {
+      for (const n of (this.parts[i] as PartValue).keys()) if (!this.inEarlier(n, i)) yield [n, this.get(n) as EncodedResource];
+    }
+  }
+
+  *keys(): MapIterator<string> {
+    if (!this.overlap) {
+      for (const v of this.parts) yield* v.keys();
+      return;
+    }
+    for (const [n] of this.entries()) yield n;
+  }
+
+  *values(): MapIterator<EncodedResource> {
+    if (!this.overlap) {
+      for (const v of this.parts) yield* v.values();
+      return;
+    }
+    for (const [, r] of this.entries()) yield r;
+  }
+
+  [Symbol.iterator](): MapIterator<[string, EncodedResource]> {
+    return this.entries();
+  }
+
+  forEach(fn: (value: EncodedResource, key: string, map: ReadonlyMap<string, EncodedResource>) => void, thisArg?: unknown): void {
+    for (const [n, r] of this.entries()) fn.call(thisArg, r, n, this);
+  }
 }
 
 /** `next`, or `prev` when it holds exactly the same entries (so identity says "unchanged"). */

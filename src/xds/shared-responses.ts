@@ -32,6 +32,8 @@ export class SharedResponses {
   private readonly ids = new WeakMap<object, number>();
   /** Keys of lists made once per set, by the list (the key names the kind and type it was made for). */
   private readonly keys = new WeakMap<readonly object[], { kind: string; typeUrl: string; key: string }>();
+  /** What a kept list holds, as a short string: made once per list. */
+  private readonly listKeys = new WeakMap<readonly object[], string>();
   private nextId = 0;
   private nonceCounter = 0;
   private version?: string;
@@ -69,6 +71,17 @@ export class SharedResponses {
     return id;
   }
 
+  private listKey(list: readonly object[]): string {
+    let key = this.listKeys.get(list);
+    if (key === undefined) {
+      key = '';
+      for (const r of list) key += `${this.id(r)},`;
+      if (key.length > 64) key = createHash('sha1').update(key).digest('base64');
+      this.listKeys.set(list, key);
+    }
+    return key;
+  }
+
   private entry(version: string, key: string, build: (nonce: string) => Buffer | undefined): SharedResponse | undefined {
     if (!this.frames) return undefined;
     if (version !== this.version) {
@@ -95,6 +108,8 @@ export class SharedResponses {
    * The response of these resources at this version, for every stream sent it: `body` serialises
    * it with a nonce (called at most twice per distinct response). `kind` tells apart responses of
    * other shapes (delta) with the same resources; `extra` is the rest of what the body holds.
+   * `lists`, when given, are kept lists whose concatenation is `resources`: the key is made from
+   * theirs, so a list made afresh for each proxy costs no pass over its resources.
    */
   response(
     version: string,
@@ -103,11 +118,17 @@ export class SharedResponses {
     resources: readonly object[],
     extra: readonly string[],
     body: (nonce: string) => Buffer | undefined,
+    lists?: readonly (readonly object[])[],
   ): SharedResponse | undefined {
     // A list made once per set (a whole CDS or LDS set) keeps its key.
     const frozen = extra.length === 0 && Object.isFrozen(resources);
     const known = frozen ? this.keys.get(resources) : undefined;
     let key = known?.kind === kind && known.typeUrl === typeUrl ? known.key : undefined;
+    if (key === undefined && lists && extra.length === 0) {
+      key = `${kind}\0${typeUrl}\0lists`;
+      for (const l of lists) key += `\0${this.listKey(l)}`;
+      if (key.length > 256) key = createHash('sha1').update(key).digest('base64');
+    }
     if (key === undefined) {
       key = `${kind}\0${typeUrl}\0`;
       for (const r of resources) key += `${this.id(r)},`;

@@ -162,6 +162,8 @@ export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeU
   const { w, version, set, from } = begun;
   let out: readonly EncodedResource[];
   let anys: readonly AnyMsg[] | undefined;
+  /** When `out` is these kept lists one after another: the shared response's key is made from theirs. */
+  let lists: readonly (readonly EncodedResource[])[] | undefined;
   if (FULL_STATE_TYPES.has(typeUrl)) {
     let subscribed: readonly EncodedResource[];
     if (w.names) {
@@ -176,6 +178,7 @@ export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeU
       const whole = deps.wire.whole(set.resources, typeUrl);
       subscribed = whole.resources;
       anys = whole.anys;
+      lists = whole.lists;
     }
     if (!w.mustRespond) {
       if (!w.names && w.sent.isExactly(set.resources)) return false;
@@ -213,7 +216,15 @@ export function sotwRespond(deps: ProtocolDeps, conn: Connection, typeUrl: TypeU
   const resources = anys ?? out.map((r) => deps.wire.any(r, typeUrl));
   const controlPlane = deps.controlPlane ? { control_plane: deps.controlPlane } : {};
   // The response every proxy sent these resources at this version gets.
-  const shared = deps.shared.response(version, 'sotw', typeUrl, out, [], (n) => sotwBytes({ version_info: version, resources, type_url: typeUrl, nonce: n, ...controlPlane }));
+  const shared = deps.shared.response(
+    version,
+    'sotw',
+    typeUrl,
+    out,
+    [],
+    (n) => sotwBytes({ version_info: version, resources, type_url: typeUrl, nonce: n, ...controlPlane }),
+    lists,
+  );
   // A shared nonce only ever newer than the last this watch got: never one it was sent before.
   const useShared = shared !== undefined && shared.seq > (w.sharedSeq ?? 0);
   const nonce = useShared ? shared.nonce : conn.nextNonce();

@@ -7,27 +7,33 @@
  */
 import { LRUCache } from 'lru-cache';
 import * as protobuf from 'protobufjs';
-import type { EncodedResource } from './cache';
+import { type EncodedResource, PARTS } from './cache';
 
 export const RAW = Symbol('raw protobuf bytes');
+
+/**
+ * A message's encoding as pieces to be written one after another: a wrapper holds its own few
+ * bytes and the resource's bytes as they are, never a copy of them.
+ */
+export type Chunks = readonly Uint8Array[];
 
 export interface AnyMsg {
   type_url: string;
   value: Uint8Array;
-  [RAW]?: Buffer;
+  [RAW]?: Chunks;
 }
 
 export interface DeltaResourceMsg {
   name: string;
   version: string;
   resource: AnyMsg;
-  [RAW]?: Buffer;
+  [RAW]?: Chunks;
 }
 
 /** envoy.config.core.v3.ControlPlane, with its bytes made once. */
 export interface ControlPlaneMsg {
   identifier: string;
-  [RAW]?: Buffer;
+  [RAW]?: Chunks;
 }
 
 export function controlPlaneMsg(identifier: string): ControlPlaneMsg {
@@ -35,8 +41,16 @@ export function controlPlaneMsg(identifier: string): ControlPlaneMsg {
   // ControlPlane: identifier = 1.
   const w = new Writer();
   w.addString(1, identifier);
-  Object.defineProperty(m, RAW, { value: w.finish(), enumerable: false });
+  Object.defineProperty(m, RAW, { value: [w.finish()], enumerable: false });
   return m;
+}
+
+/** A whole set's resources and wrappers, in order. */
+export interface Whole {
+  readonly resources: readonly EncodedResource[];
+  readonly anys: readonly AnyMsg[];
+  /** When `resources` is these kept lists one after another (a set read from parts). */
+  readonly lists?: readonly (readonly EncodedResource[])[];
 }
 
 /** The wrappers of encoded resources, made once per resource and type. */
@@ -51,12 +65,23 @@ export class WireCache {
     return w;
   }
 
-  private readonly wholes = new Map<string, WeakMap<ReadonlyMap<string, EncodedResource>, { resources: readonly EncodedResource[]; anys: readonly AnyMsg[] }>>();
+  private readonly wholes = new Map<string, WeakMap<ReadonlyMap<string, EncodedResource>, Whole>>();
 
-  /** Every resource of a set, and their wrappers, in the set's order: made once per set and type. */
-  whole(set: ReadonlyMap<string, EncodedResource>, typeUrl: string): { resources: readonly EncodedResource[]; anys: readonly AnyMsg[] } {
+  /**
+   * Every resource of a set, and their wrappers, in the set's order: made once per set and type.
+   * A set read from parts (a sidecar's clusters: its namespace's outbound ones and its own inbound
+   * ones) is made of its parts' lists, which are kept and shared; its own lists are made when
+   * asked for and not kept, so they are not held again per workload.
+   */
+  whole(set: ReadonlyMap<string, EncodedResource>, typeUrl: string): Whole {
     const wholes = this.of(this.wholes, typeUrl);
     let w = wholes.get(set);
+    const parts = w ? undefined : (set as { [PARTS]?: readonly ReadonlyMap<string, EncodedResource>[] })[PARTS];
+    if (parts && parts.length > 1) {
+      const of = parts.map((p) => this.whole(p, typeUrl));
+      const [first, ...rest] = of as [Whole, ...Whole[]];
+      return { resources: first.resources.concat(...rest.map((x) => x.resources)), anys: first.anys.concat(...rest.map((x) => x.anys)), lists: of.map((x) => x.resources) };
+    }
     if (!w) {
       const resources = Object.freeze([...set.values()]);
       w = { resources, anys: Object.freeze(resources.map((r) => this.any(r, typeUrl))) };
@@ -70,11 +95,11 @@ export class WireCache {
     let a = anys.get(r);
     if (!a) {
       a = { type_url: typeUrl, value: r.bytes };
-      // google.protobuf.Any: type_url = 1, value = 2.
+      // google.protobuf.Any: type_url = 1, value = 2; the value's bytes are the resource's own.
       const w = new Writer();
       w.addString(1, typeUrl);
-      w.add(2, r.bytes);
-      Object.defineProperty(a, RAW, { value: w.finish(), enumerable: false });
+      w.head(2, r.bytes.length);
+      Object.defineProperty(a, RAW, { value: [w.finish(), r.bytes], enumerable: false });
       anys.set(r, a);
     }
     return a;
@@ -87,15 +112,23 @@ export class WireCache {
       const resource = this.any(r, typeUrl);
       d = { name: r.name, version: r.hash, resource };
       // envoy.service.discovery.v3.Resource: version = 1, resource = 2, name = 3.
-      const w = new Writer();
-      w.addString(1, r.hash);
-      w.add(2, resource[RAW]);
-      w.addString(3, r.name);
-      Object.defineProperty(d, RAW, { value: w.finish(), enumerable: false });
+      const anyChunks = resource[RAW] as Chunks;
+      const head = new Writer();
+      head.addString(1, r.hash);
+      head.head(2, chunksLength(anyChunks));
+      const tail = new Writer();
+      tail.addString(3, r.name);
+      Object.defineProperty(d, RAW, { value: [head.finish(), ...anyChunks, tail.finish()], enumerable: false });
       deltas.set(r, d);
     }
     return d;
   }
+}
+
+function chunksLength(chunks: Chunks): number {
+  let n = 0;
+  for (const c of chunks) n += c.length;
+  return n;
 }
 
 function varintSize(n: number): number {
@@ -110,7 +143,7 @@ function varintSize(n: number): number {
  */
 export class Writer {
   /** Field 0: bytes written as they are (an already encoded message head). */
-  private readonly entries: [number, Uint8Array][] = [];
+  private readonly entries: [number, Uint8Array | Chunks | number][] = [];
   private size = 0;
 
   raw(bytes: Uint8Array): void {
@@ -118,10 +151,18 @@ export class Writer {
     this.size += bytes.length;
   }
 
-  add(field: number, bytes: Uint8Array | undefined): void {
+  /** A length-delimited field: its bytes, or a message as chunks. */
+  add(field: number, bytes: Uint8Array | Chunks | undefined): void {
     if (bytes === undefined) return;
+    const length = bytes instanceof Uint8Array ? bytes.length : chunksLength(bytes);
     this.entries.push([field, bytes]);
-    this.size += varintSize((field << 3) | 2) + varintSize(bytes.length) + bytes.length;
+    this.size += varintSize((field << 3) | 2) + varintSize(length) + length;
+  }
+
+  /** Only the tag and length of a length-delimited field whose `length` bytes are written elsewhere, next. */
+  head(field: number, length: number): void {
+    this.entries.push([field, length]);
+    this.size += varintSize((field << 3) | 2) + varintSize(length);
   }
 
   addString(field: number, s: string): void {
@@ -140,12 +181,28 @@ export class Writer {
       out[at++] = v;
     };
     for (const [field, bytes] of this.entries) {
+      if (typeof bytes === 'number') {
+        putVarint((field << 3) | 2);
+        putVarint(bytes);
+        continue;
+      }
+      if (bytes instanceof Uint8Array) {
+        if (field !== 0) {
+          putVarint((field << 3) | 2);
+          putVarint(bytes.length);
+        }
+        out.set(bytes, at);
+        at += bytes.length;
+        continue;
+      }
       if (field !== 0) {
         putVarint((field << 3) | 2);
-        putVarint(bytes.length);
+        putVarint(chunksLength(bytes));
       }
-      out.set(bytes, at);
-      at += bytes.length;
+      for (const c of bytes) {
+        out.set(c, at);
+        at += c.length;
+      }
     }
     return out;
   }
@@ -172,7 +229,7 @@ export class Scratch {
  */
 function responseBytes(
   version: string,
-  resources: readonly { [RAW]?: Buffer }[],
+  resources: readonly { [RAW]?: Chunks }[],
   typeUrl: string,
   nonce: string,
   removed: readonly string[],
