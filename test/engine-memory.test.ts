@@ -12,7 +12,7 @@ import { MergedParts } from '../src/xds/engine';
 import { ContentCache } from '../src/xds/content-cache';
 import { TypeUrl } from '../src/xds/protos';
 import { WireCache } from '../src/xds/wire';
-import { DepSet, Revision } from '../src/incr/deps';
+import { DepSet, Location, Revision, Tracker } from '../src/incr/deps';
 import { Slots } from '../src/incr/slots';
 import { ProxyFacets } from '../src/incr/views';
 import type { MeshSnapshot } from '../src/model/snapshot';
@@ -93,7 +93,9 @@ function readFacets(f: ProxyFacets, names: readonly string[]): DepSet {
   return new DepSet(
     [],
     [],
+    [],
     names.map((n) => [n, f.get(n)] as const),
+    [],
   );
 }
 
@@ -120,9 +122,6 @@ test('slots: a variant per set of facet values read, shared by proxies that agre
   assert.equal(b.facetNames, a1.facetNames);
   assert.equal(other.facetNames, a1.facetNames);
   assert.deepEqual(a1.facetNames, ['namespace']);
-  // So are the facets read, as the dependency records keep them.
-  assert.equal(other.deps.facets, a1.deps.facets);
-  assert.deepEqual(a1.deps.facets, [['namespace', 'string:a']]);
   assert.equal(slots.stats().variants, 4);
   // Variants not used since seq 2 go; the rest are found again, with their names still shared.
   slots.prune(2);
@@ -212,4 +211,34 @@ test("a set read from parts is sent as its parts' kept lists one after another, 
     w2.resources.map((x) => x.hash),
     ['a2', 'b'],
   );
+});
+
+test('dependency sets made by one tracker share equal facet and field lists, and empty lists', () => {
+  const tracker = new Tracker();
+  const at = new Location('endpoints', []);
+  const run = (ns: string, read: boolean): DepSet =>
+    tracker.run(() => {
+      tracker.current?.readFacet('namespace', `string:${ns}`);
+      if (read) tracker.current?.readInput(at, ns);
+    }).deps;
+  const a = run('a', true);
+  const b = run('a', true);
+  assert.notEqual(a, b);
+  assert.equal(a.facets, b.facets, 'one facet list for equal facets read');
+  assert.equal(a.fields, b.fields, 'one field list for equal fields read');
+  assert.deepEqual(a.facets, [['namespace', 'string:a']]);
+  assert.notEqual(run('b', true).facets, a.facets);
+  const empty1 = run('a', false);
+  const empty2 = run('c', false);
+  assert.equal(empty1.locs, empty2.locs, 'one empty list of reads');
+  assert.equal(empty1.groups, empty2.groups);
+  // A nested set's facets are its parent's too, in the order first read.
+  const outer = tracker.run(() => {
+    tracker.current?.readFacet('labels', 'x');
+    tracker.current?.addGroup(a);
+  }).deps;
+  assert.deepEqual(outer.facets, [
+    ['labels', 'x'],
+    ['namespace', 'string:a'],
+  ]);
 });

@@ -89,8 +89,6 @@ function valuesOf(facets: ProxyFacets, names: readonly string[]): string {
   return s;
 }
 
-const NONE: readonly never[] = [];
-
 export interface SlotStats {
   slots: number;
   variants: number;
@@ -103,8 +101,6 @@ export class Slots<V> {
   /** Facet-name lists by their joined names, and facet-value strings: one object per distinct one. */
   private readonly names = new Map<string, readonly string[]>();
   private readonly strings = new Map<string, string>();
-  /** Facet lists read (as DepSet keeps them), by their pairs: one list per distinct one. */
-  private readonly facetLists = new Map<string, readonly (readonly [string, string])[]>();
   private hits = 0;
   private computed = 0;
 
@@ -126,7 +122,8 @@ export class Slots<V> {
     this.computed++;
     const computed = compute(found);
     const value = computed.value;
-    const deps = this.compact(computed.deps);
+    // Sets are made lean where they are made (incr/deps.ts): shared facet lists and empty lists.
+    const deps = computed.deps;
     const read = deps.allFacets();
     let sig = '';
     let values = '';
@@ -144,23 +141,6 @@ export class Slots<V> {
     return v;
   }
 
-  /**
-   * The same reads, kept in less: the facet list is one shared by every result that read the
-   * same facets (a pair of arrays per read and per result before), and empty lists are one.
-   */
-  private compact(d: DepSet): DepSet {
-    let facets = d.facets;
-    if (facets.length > 0) {
-      let key = '';
-      for (const [n, v] of facets) key += `${n}\0${v}\0`;
-      const known = this.facetLists.get(key);
-      if (known) facets = known;
-      else this.facetLists.set(key, (facets = facets.map(([n, v]) => [n, v] as const)));
-    } else facets = NONE;
-    if (facets === d.facets && d.inputs.length > 0 && d.groups.length > 0) return d;
-    return new DepSet(d.inputs.length > 0 ? d.inputs : NONE, d.groups.length > 0 ? d.groups : NONE, facets);
-  }
-
   private intern(s: string): string {
     const known = this.strings.get(s);
     if (known !== undefined) return known;
@@ -173,8 +153,6 @@ export class Slots<V> {
     // The shared names and values are kept while a variant uses them.
     this.names.clear();
     this.strings.clear();
-    // Lists of facets are shared again from here on (older results keep theirs until they go).
-    this.facetLists.clear();
     for (const [key, slot] of this.slots) {
       for (const v of [...slot.variants()]) {
         if (v.lastUsed < minSeq) slot.remove(v);
