@@ -373,3 +373,29 @@ test('meshd --config-rescan-interval reaches the folder source', { timeout: 30_0
     await meshd.close();
   }
 });
+
+test('a rescan reads only files whose stat changed, and every few rescans reads them all', { timeout: 30_000 }, async () => {
+  const dir = tempDir('meshd-folder-stamp-');
+  for (let i = 1; i <= 3; i++) fs.writeFileSync(path.join(dir, `f${i}.yaml`), fileText(i, { edit: 1, count: 1 }));
+  const src = new FileSource(dir, { settleMs: 20, rescanIntervalMs: 0, rescanReadEvery: 3, watch: false });
+  src.load();
+  await src.start();
+  try {
+    const reads = async (): Promise<number> => {
+      const before = src.stats().rescanReads;
+      await src.rescanNow();
+      return src.stats().rescanReads - before;
+    };
+    await src.idle();
+    assert.equal(src.stats().rescanReads, 3, 'the first rescan (at start) reads every file and learns their stats');
+    assert.equal(await reads(), 0, 'nothing changed: no file read');
+    // The same size, another content: the stat (mtime, ctime) still tells.
+    fs.writeFileSync(path.join(dir, 'f2.yaml'), fileText(2, { edit: 2, count: 1 }));
+    assert.equal(await reads(), 1, 'only the changed file is read');
+    assert.deepEqual(edits(src).sort(), ['edit-000001', 'edit-000001', 'edit-000002']);
+    assert.equal(await reads(), 3, 'every third rescan reads every file, whatever the stats say');
+    assert.equal(await reads(), 0);
+  } finally {
+    await src.close();
+  }
+});

@@ -19,6 +19,8 @@ export interface Observation {
   error?: string;
   /** Larger than the size limit: not read (`text` is empty, `hash` stands for size and mtime). */
   oversized?: boolean;
+  /** The stat after the read (for a whole, untorn read): inode, size, mtime, ctime. */
+  stamp?: { readonly ino: number; readonly size: number; readonly mtimeMs: number; readonly ctimeMs: number };
 }
 
 export function contentHash(buf: Buffer | string): string {
@@ -37,7 +39,8 @@ export async function observe(file: string, maxBytes = Infinity): Promise<Observ
     const buf = await fsp.readFile(file);
     const after = await fsp.stat(file);
     const torn = before.size !== after.size || before.mtimeMs !== after.mtimeMs || buf.length !== after.size;
-    return { exists: true, size: after.size, mtimeMs: after.mtimeMs, hash: contentHash(buf), torn, text: buf.toString('utf8') };
+    const stamp = torn ? undefined : { ino: after.ino, size: after.size, mtimeMs: after.mtimeMs, ctimeMs: after.ctimeMs };
+    return { exists: true, size: after.size, mtimeMs: after.mtimeMs, hash: contentHash(buf), torn, text: buf.toString('utf8'), ...(stamp ? { stamp } : {}) };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return absent();

@@ -38,6 +38,24 @@ interface Read extends FileResult {
 /** What is served for one file, and the hash of the content it came from. */
 interface Committed extends Read {
   hash: string;
+  /** The file as last seen with this content: a rescan that finds it so does not read it again. */
+  stat?: FileStamp;
+}
+
+/** What a stat says about a file's content: a write changes ctime (and a rename the inode). */
+interface FileStamp {
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ctimeMs: number;
+}
+
+function stampOf(st: { ino: number; size: number; mtimeMs: number; ctimeMs: number }): FileStamp {
+  return { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
+}
+
+function sameStamp(a: FileStamp, b: FileStamp): boolean {
+  return a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
 }
 
 /**
@@ -60,8 +78,13 @@ export interface FileSourceOptions {
   suspectHoldMs?: number;
   /** A file still changing after this long is served as last read (settling goes on). Default 2 s. */
   maxSettleMs?: number;
-  /** Re-read every file this often and pick up changes the watcher missed; 0 turns it off. Default 5 s. */
+  /**
+   * Look at every file this often and pick up changes the watcher missed; 0 turns it off.
+   * Default 5 s. A file whose stat (inode, size, mtime, ctime) is as last seen is not read.
+   */
   rescanIntervalMs?: number;
+  /** Every this many rescans, every file is read and its content compared, whatever its stat says. Default 12. */
+  rescanReadEvery?: number;
   /** Watch the folder for events (default). Off, only the rescan sees changes (file systems without inotify). */
   watch?: boolean;
   log?: Logger;
@@ -76,6 +99,7 @@ export const FILE_SOURCE_DEFAULTS: Readonly<Required<Omit<FileSourceOptions, 'lo
   suspectHoldMs: 500,
   maxSettleMs: 2000,
   rescanIntervalMs: 5000,
+  rescanReadEvery: 12,
 });
 
 /** What the folder source has done, for tests and operators. */
@@ -86,6 +110,8 @@ export interface FileSourceStats {
   foundByRescan: number;
   /** Reads held because they would have taken objects away. */
   held: number;
+  /** Files a rescan read (the others' stat was as last seen). */
+  rescanReads: number;
 }
 
 function isConfigName(name: string): boolean {
@@ -154,7 +180,7 @@ export class FileSource extends EventEmitter implements ConfigSource {
   private readonly events: RecordEvent | undefined;
   private readonly watchEvents: boolean;
   private readonly stopping = new AbortController();
-  private readonly counters: FileSourceStats = { rescans: 0, foundByRescan: 0, held: 0 };
+  private readonly counters: FileSourceStats = { rescans: 0, foundByRescan: 0, held: 0, rescanReads: 0 };
   private watcher?: DirWatcher;
   private rescanTimer?: NodeJS.Timeout;
   private rescanning?: Promise<void>;
@@ -375,7 +401,7 @@ export class FileSource extends EventEmitter implements ConfigSource {
     }
     if (prev?.hash === obs.hash) return; // same content: nothing to push
     if (this.events) recordDiff(prev?.objects ?? [], next.objects, this.events);
-    this.files.set(file, { ...next, hash: obs.hash });
+    this.files.set(file, { ...next, hash: obs.hash, ...(obs.stamp ? { stat: obs.stamp } : {}) });
     if (doubt !== undefined) {
       this.log?.warn({ file: source, holdMs: this.opts.suspectHoldMs }, `config file ${source} ${doubt} and stayed so; serving it as it is`);
     }
@@ -402,6 +428,8 @@ export class FileSource extends EventEmitter implements ConfigSource {
       this.fail(err);
       return;
     }
+    // Most rescans look at stats only; one in `rescanReadEvery` reads every file.
+    const readAll = this.opts.rescanReadEvery <= 1 || this.counters.rescans % this.opts.rescanReadEvery === 0;
     const found: string[] = [];
     const consider = (f: string): void => {
       if (this.stopping.signal.aborted || this.settling.has(f)) return;
@@ -414,8 +442,16 @@ export class FileSource extends EventEmitter implements ConfigSource {
       if (this.settling.has(f)) continue;
       const served = this.files.get(f);
       if (served) {
+        if (!readAll && served.stat) {
+          const st = await fs.promises.stat(f).catch(() => undefined);
+          if (st && sameStamp(stampOf(st), served.stat)) continue;
+        }
+        this.counters.rescanReads++;
         const obs = await observe(f, this.limits.maxFileBytes);
-        if (!obs.torn && obs.hash === served.hash) continue;
+        if (!obs.torn && obs.hash === served.hash) {
+          served.stat = obs.stamp;
+          continue;
+        }
       }
       consider(f);
     }
