@@ -250,6 +250,13 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       mayReadSecrets: (ns, sa) => (secretAccess ? secretAccess.mayReadSecrets(ns, sa) : Promise.resolve(true)),
     },
   });
+  // The engine's sweep of unused results runs a second after a push is done, off a change's path.
+  let maintainTimer: NodeJS.Timeout | undefined;
+  const maintainLater = (): void => {
+    clearTimeout(maintainTimer);
+    maintainTimer = setTimeout(() => engine.maintain(), 1000);
+    maintainTimer.unref();
+  };
   // The one place a snapshot becomes the served one: the engine learns it before any push.
   const serve = (snap: MeshSnapshot): void => {
     current = snap;
@@ -452,7 +459,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
           { version: next.version, files: files.length > 20 ? [...files.slice(0, 20), `… ${files.length - 20} more`] : files, errors: next.errors.length },
           'config changed; pushing',
         );
-        void server.push({ snap: next, triggeredAt: firstAt, reason: 'config' });
+        void server.push({ snap: next, triggeredAt: firstAt, reason: 'config' }).then(maintainLater);
         gatewayController?.notify();
       })
       // Whatever the input, a failed rebuild must not end the process: what is served stays.
@@ -580,6 +587,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
     }
   } catch (err) {
     debouncer.stop();
+    clearTimeout(maintainTimer);
     jwksResolver.close();
     ca.close();
     webhookCert?.close();
@@ -652,6 +660,7 @@ export async function startMeshd(input: StartOptions): Promise<MeshdHandle> {
       ready = false;
       notReady(new Error('meshd closed before it was ready'));
       debouncer.stop();
+      clearTimeout(maintainTimer);
       jwksResolver.close();
       ca.close();
       webhookCert?.close();

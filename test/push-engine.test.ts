@@ -292,3 +292,29 @@ test("a Secret whose key is not its certificate's pair is withheld, and the last
   assert.ok(next && next.hash !== good.hash, 'the new certificate is served');
   assert.deepEqual(engine.currentRejections(), []);
 });
+
+test("unused results are swept by maintain(), off a change's path, or after a while without it", () => {
+  const model = new MeshModel(CREDENTIALS);
+  const maker = new SnapshotMaker();
+  const rng = new Rng(0x5ee9);
+  const engine = new ConfigEngine({ protos, checker });
+  engine.setSnapshot(maker.build(model));
+  const proxies = attachAll(engine);
+  sets(engine, proxies);
+  const variants = (): number => engine.stats().resources.variants + engine.stats().parts.variants;
+  const kept = variants();
+  // Nobody asks for anything any more: every result goes unused.
+  const step = (): void => {
+    randomChange(model, rng);
+    engine.setSnapshot(maker.build(model));
+  };
+  for (let i = 0; i < 12; i++) step();
+  assert.equal(variants(), kept, 'setSnapshot does not sweep while a sweep is only due');
+  engine.maintain();
+  assert.ok(variants() < kept / 2, `maintain() swept: ${kept} → ${variants()}`);
+  // Again, without maintain(): once due for as many snapshots again, setSnapshot sweeps itself.
+  sets(engine, proxies);
+  const again = variants();
+  for (let i = 0; i < 24; i++) step();
+  assert.ok(variants() < again / 2, `swept without maintain(): ${again} → ${variants()}`);
+});

@@ -145,6 +145,8 @@ export class ConfigEngine implements XdsWatcher {
   private rev?: Revision;
   private view?: MeshSnapshot;
   private seq = 0;
+  /** The snapshot since which a sweep of unused results is due. */
+  private pruneDueSince?: number;
   private encoded = 0;
   private reused = 0;
 
@@ -161,8 +163,9 @@ export class ConfigEngine implements XdsWatcher {
   }
 
   /**
-   * Serves `snap` from now on. Every few snapshots, results no proxy used for a while are
-   * dropped (a sweep costs a pass over all of them, so it does not run on every change).
+   * Serves `snap` from now on. Every few snapshots a sweep of results no proxy used for a while
+   * falls due; it runs in maintain() (a pass over all of them, so not on every change, and not
+   * on a change's path), or here once it has been due for as many snapshots again.
    */
   setSnapshot(snap: MeshSnapshot): void {
     if (snap === this.snap) return;
@@ -176,13 +179,21 @@ export class ConfigEngine implements XdsWatcher {
     for (const [key, r] of this.rejections) {
       if (r.envoyFilters?.some((ef) => !hasEnvoyFilter(snap, ef))) this.rejections.delete(key);
     }
-    if (this.seq % PRUNE_EVERY === 0) {
-      this.tracker.forgetShared();
-      this.parts.prune(this.seq - PRUNE_EVERY);
-      this.builds.prune(this.seq - PRUNE_EVERY);
-      this.shared.prune(this.seq - PRUNE_EVERY);
-      this.items.prune(this.seq - PRUNE_EVERY);
-    }
+    // The sweep costs a pass over every kept result (tens of ms at the load-test mesh): it is left
+    // to maintain(), which the server calls once a push is done, unless nobody has for a while.
+    if (this.seq % PRUNE_EVERY === 0) this.pruneDueSince ??= this.seq;
+    if (this.pruneDueSince !== undefined && this.seq - this.pruneDueSince >= PRUNE_EVERY) this.maintain();
+  }
+
+  /** Drops results no proxy used for a while, if a sweep is due (off the path of a change). */
+  maintain(): void {
+    if (this.pruneDueSince === undefined) return;
+    this.pruneDueSince = undefined;
+    this.tracker.forgetShared();
+    this.parts.prune(this.seq - PRUNE_EVERY);
+    this.builds.prune(this.seq - PRUNE_EVERY);
+    this.shared.prune(this.seq - PRUNE_EVERY);
+    this.items.prune(this.seq - PRUNE_EVERY);
   }
 
   snapshot(): MeshSnapshot | undefined {
