@@ -172,7 +172,9 @@ interface Settling {
 
 /** Emits `change` (with the file that changed and when its change was seen) after the initial load. */
 export class FileSource extends EventEmitter implements ConfigSource {
-  private readonly files = new Map<string, Committed>();
+  private readonly files = new CommittedFiles();
+  /** state()'s answer while no file changed (it is asked for on every change, and by the JWKS fetch). */
+  private stateCache?: { generation: number; state: ConfigState };
   private readonly settling = new Map<string, Settling>();
   private readonly opts: Required<Omit<FileSourceOptions, 'log' | 'watch' | 'limits' | 'events'>>;
   private readonly limits: InputLimits;
@@ -469,6 +471,13 @@ export class FileSource extends EventEmitter implements ConfigSource {
 
   /** All valid objects across files; an object defined twice keeps its first definition. */
   state(): ConfigState {
+    if (this.stateCache?.generation === this.files.generation) return this.stateCache.state;
+    const state = this.computeState();
+    this.stateCache = { generation: this.files.generation, state };
+    return state;
+  }
+
+  private computeState(): ConfigState {
     const seen = new Map<string, ConfigObject>();
     const objects: ConfigObject[] = [];
     const errors: ConfigError[] = [];
@@ -488,6 +497,26 @@ export class FileSource extends EventEmitter implements ConfigSource {
     }
     const mesh = this.files.get(path.join(this.dir, MESH_CONFIG_FILE))?.meshText;
     return { objects, errors, ...(mesh !== undefined ? { mesh: { source: MESH_CONFIG_FILE, text: mesh } } : {}) };
+  }
+}
+
+/** The files served, with a generation that moves on every change to them. */
+class CommittedFiles extends Map<string, Committed> {
+  generation = 0;
+
+  override set(file: string, c: Committed): this {
+    this.generation++;
+    return super.set(file, c);
+  }
+
+  override delete(file: string): boolean {
+    this.generation++;
+    return super.delete(file);
+  }
+
+  override clear(): void {
+    this.generation++;
+    super.clear();
   }
 }
 
